@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 
-class OutputError(RuntimeError):
+class OutputError(OSError):
     """An output path cannot be written (e.g. the folder is not writable)."""
 
 
