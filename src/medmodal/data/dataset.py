@@ -89,20 +89,19 @@ class CropDataset(torch.utils.data.Dataset):
         self.cache, self.cases, self.missing = cache, list(cases), missing
         self.transforms = training_transforms(crop_size, augment, foreground_ratio)
         self.samples_per_epoch = samples_per_epoch or len(self.cases)
-        self.seed, self.epoch = seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.samples_per_epoch
 
     def __getitem__(self, index: int) -> dict:
+        """``index`` may run past ``len(self)``: ``epoch, i = divmod(index, len(self))`` (see EpochSampler)."""
+        epoch, index = divmod(int(index), self.samples_per_epoch)
         case = self.cases[index % len(self.cases)]
         pre = self.cache.get(case)
         if pre.label is None:
             raise ValueError(f"case {case.case_id}: training needs a label file")
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         mask = self.missing.mask(case.case_id, pre.present, rng)
         self.transforms.set_random_state(seed=int(rng.integers(2**31 - 1)))
         sample = {"image": np.array(pre.image), "label": np.array(pre.label)[None]}

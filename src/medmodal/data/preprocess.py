@@ -174,3 +174,15 @@ class PreprocessedCache:
             iterator = track(todo, description="preprocessing")
         for case in iterator:
             self.build(case)
+
+
+def default_cache_dir(data_root: str | Path) -> Path:
+    """``<root>/.medmodal_cache`` when the dataset folder is writable, else a per-dataset folder
+    under ``$MEDMODAL_CACHE`` (default ``~/.cache/medmodal``)."""
+    import os
+
+    root = Path(data_root).resolve()
+    if os.access(root, os.W_OK):
+        return root / ".medmodal_cache"
+    base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
+    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"

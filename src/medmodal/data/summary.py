@@ -42,11 +42,11 @@ def summary_table(summaries: Sequence[CaseSummary], spec: DatasetSpec):
     from rich.table import Table
 
     table = Table(title=f"{len(summaries)} cases ({spec.name})")
-    table.add_column("case")
+    table.add_column("case", no_wrap=True, min_width=max((len(s.case_id) for s in summaries), default=4))
     for m in spec.modalities:
         table.add_column(m, justify="center")
-    table.add_column("shape")
-    table.add_column("spacing (mm)")
+    table.add_column("shape", no_wrap=True)
+    table.add_column("spacing (mm)", no_wrap=True)
     for name in spec.class_names[1:]:
         table.add_column(name, justify="right")
     for s in summaries:

@@ -1,0 +1,178 @@
+"""Experiment configuration: plain dataclasses with paper defaults, read from / written to YAML.
+
+The defaults reproduce the DMAF-Net / PASSION BraTS2020 protocol (AdamW 2e-4, weight decay
+1e-4, poly(0.9), 300 epochs, batch 1, 80^3 crops, sliding window 80^3 with 50 % overlap, ET
+post-processing < 500 voxels). ``configs/demo_cpu.yaml`` shrinks everything for 2 CPU cores.
+
+Unknown keys in a YAML file are an error naming the key (typos must not be silently ignored).
+Every run folder gets the fully resolved config as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medmodal.io import atomic_write_text
+
+#: PASSION-style imbalanced missing rates (issue protocol: FLAIR 20 / T1 40 / T1ce 60 / T2 80 %).
+DEFAULT_MISSING_RATES = {"flair": 0.2, "t1": 0.4, "t1ce": 0.6, "t2": 0.8}
+
+
+@dataclass
+class DataConfig:
+    root: str = "runs/demo/data"
+    layout: str = "auto"
+    mapping: str | None = None
+    labels: str | None = None
+    dataset: str = "brats2020"
+    cache_dir: str | None = None  # default: <root>/.medmodal_cache
+    split_seed: int = 0
+    split_fractions: tuple[float, float, float] = (219 / 369, 50 / 369, 100 / 369)
+    crop_size: tuple[int, ...] = (80, 80, 80)
+    batch_size: int = 1
+    num_workers: int = 2
+    samples_per_epoch: int | None = None
+    missing: str = "balanced"  # full | balanced | imbalanced
+    missing_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MISSING_RATES))
+    missing_csv: str | None = None  # default: written into the run folder
+    missing_seed: int = 0
+    foreground_ratio: float = 0.5
+    affine_atol: float = 1e-4
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dmafnet"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    optimizer: str = "adamw"  # adamw | adam
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly | cosine | constant
+    poly_power: float = 0.9
+    grad_clip: float | None = None
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 300
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"  # bf16-mixed on GPUs
+    val_every_n_epochs: int = 10
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class EvalConfig:
+    roi_size: tuple[int, ...] = (80, 80, 80)
+    overlap: float = 0.5
+    sw_batch_size: int = 2
+    et_min_voxels: int = 500
+    hd95: bool = True
+    val_subsets: str = "full"  # full | all: subsets scored during validation
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: dict[str, Any] = field(default_factory=dict)  # DMAFNetLossConfig fields
+    dtm: dict[str, Any] = field(default_factory=dict)  # DTMConfig fields
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    out_dir: str = "runs/dmafnet"
+
+
+def _from_dict(cls, data: dict | None, where: str):
+    data = dict(data or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: unknown config keys {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        f = names[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple) and isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict | None, where: str = "config") -> ExperimentConfig:
+    return _from_dict(ExperimentConfig, data, where)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config must be a mapping at the top level")
+    for item in overrides or []:
+        apply_override(data, item)
+    return config_from_dict(data, where=str(path or "config"))
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Set ``data["a"]["b"] = value`` from ``"a.b=value"`` (value parsed as YAML)."""
+    if "=" not in item:
+        raise ValueError(f"bad override {item!r}: expected key.path=value")
+    key, raw = item.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"bad override {item!r}: {part} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict:
+    def plain(value):
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+    return atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped with medmodal (``src/medmodal/configs/<name>.yaml``)."""
+    path = Path(__file__).parent / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"no packaged config {name!r}; available: {', '.join(available)}")
+    return path
