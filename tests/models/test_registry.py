@@ -1,0 +1,134 @@
+"""Registry-driven tests: every registered model x every subset of sequences.
+
+Each model is built tiny (``TINY_KWARGS[name]``, else ``DEFAULT_TINY``: every registered model
+accepts ``widths``) so that the whole folder runs in well under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from medmodal.data.missing import all_subsets
+from medmodal.models import create_model, list_models, register_model
+from medmodal.models.registry import get_model_factory
+
+MODALITIES = ("flair", "t1", "t1ce", "t2")
+NUM_CLASSES = 4
+SIZE = (16, 16, 16)
+DEFAULT_TINY = {"widths": (4, 8, 16)}
+TINY_KWARGS = {
+    "dmafnet": {"widths": (4, 8, 16), "token_grid": 2, "num_heads": 2, "depth": 2},
+}
+SUBSETS = torch.tensor(all_subsets(len(MODALITIES)))  # [15, 4] bool
+
+
+def tiny_model(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model(name, modalities=MODALITIES, num_classes=NUM_CLASSES, **TINY_KWARGS.get(name, DEFAULT_TINY))
+
+
+def images(batch: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, len(MODALITIES), *SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module", params=list_models())
+def model_name(request) -> str:
+    return request.param
+
+
+# ------------------------------------------------------------------ registry itself
+def test_dmafnet_is_registered():
+    assert "dmafnet" in list_models()
+    assert list_models() == sorted(list_models())
+
+
+def test_unknown_name_raises_keyerror_listing_known():
+    with pytest.raises(KeyError, match="dmafnet"):
+        create_model("no-such-net", modalities=MODALITIES, num_classes=NUM_CLASSES)
+
+
+def test_register_same_name_twice_is_rejected():
+    @register_model("_test_dummy_net")
+    class Dummy(nn.Module):
+        def __init__(self, modalities, num_classes):
+            super().__init__()
+            self.modalities, self.num_classes = tuple(modalities), num_classes
+
+    assert get_model_factory("_TEST_DUMMY_NET") is Dummy
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("_test_dummy_net")(lambda **kw: None)
+    from medmodal.models import registry
+
+    registry._REGISTRY.pop("_test_dummy_net")  # keep the registry-driven tests to real models
+
+
+def test_create_model_validates_arguments():
+    with pytest.raises(ValueError):
+        create_model("dmafnet", modalities=(), num_classes=NUM_CLASSES)
+    with pytest.raises(ValueError):
+        create_model("dmafnet", modalities=("t1", "t1"), num_classes=NUM_CLASSES)
+
+
+# ------------------------------------------------------------------ every model
+def test_attributes(model_name):
+    model = tiny_model(model_name)
+    assert isinstance(model, nn.Module)
+    assert model.modalities == MODALITIES
+    assert model.num_classes == NUM_CLASSES
+
+
+def test_every_subset_shape_finite_and_mixed_batch(model_name):
+    """All 15 subsets, one per sample of a mixed batch, equal the same subsets run one by one."""
+    model = tiny_model(model_name).eval()
+    x = images(len(SUBSETS))
+    with torch.no_grad():
+        mixed = model(x, SUBSETS)
+        assert mixed.shape == (len(SUBSETS), NUM_CLASSES, *SIZE)
+        assert torch.isfinite(mixed).all()
+        for i, subset in enumerate(SUBSETS):
+            single = model(x[i:i + 1], subset[None])
+            assert single.shape == (1, NUM_CLASSES, *SIZE)
+            torch.testing.assert_close(single, mixed[i:i + 1], rtol=1e-4, atol=1e-5)
+
+
+def test_masked_input_invariance(model_name):
+    """Changing the voxels of absent sequences leaves the prediction bit-identical (every subset)."""
+    model = tiny_model(model_name).eval()
+    x = images(len(SUBSETS))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)) * 1000
+    view = SUBSETS[:, :, None, None, None]
+    x_corrupt = torch.where(view, x, noise)
+    with torch.no_grad():
+        clean, corrupt = model(x, SUBSETS), model(x_corrupt, SUBSETS)
+    for i in range(len(SUBSETS)):
+        assert torch.equal(clean[i], corrupt[i]), f"subset {SUBSETS[i].tolist()} leaks absent inputs"
+
+
+@pytest.mark.parametrize("subset", [tuple(s) for s in all_subsets(len(MODALITIES))],
+                         ids=lambda s: "".join("1" if p else "0" for p in s))
+def test_gradients_reach_present_sequences_only(model_name, subset):
+    model = tiny_model(model_name).train()
+    mask = torch.tensor([subset])
+    x = images(1).requires_grad_(True)
+    model(x, mask).square().mean().backward()
+    for i, present in enumerate(subset):
+        g = x.grad[:, i]
+        assert (g.abs().sum() > 0) == present, f"input grad of sequence {i} (present={present})"
+    encoders = getattr(model, "encoders", None)
+    if encoders is not None and len(encoders) == len(MODALITIES):
+        for i, present in enumerate(subset):
+            grads = [p.grad for p in encoders[i].parameters()]
+            total = sum(float(g.abs().sum()) for g in grads if g is not None)
+            if present:
+                assert total > 0, f"encoder {i} of a present sequence got no gradient"
+            else:
+                assert total == 0, f"encoder {i} of an absent sequence got gradient {total}"
+
+
+def test_all_missing_sample_raises(model_name):
+    model = tiny_model(model_name)
+    mask = torch.tensor([[True, False, False, False], [False, False, False, False]])
+    with pytest.raises(ValueError, match="no sequence"):
+        model(images(2), mask)
