@@ -236,6 +236,30 @@ def predict_cmd(
     console.print(f"predictions in {output}")
 
 
+@app.command("bench-speed")
+@user_errors
+def bench_speed_cmd(
+    crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
+    case_size: str = typer.Option("160,192,144", "--case-size", help="evaluation volume X,Y,Z"),
+    steps: int = typer.Option(10, "--steps"),
+    widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the fast path"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
+    out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
+):
+    """Training / evaluation speed: reference-style fp32 loop vs medmodal's fast path."""
+    from medmodal.engine.speed import SpeedSettings, format_report, run_speed_benchmark
+
+    kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
+    settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
+                             steps=steps, compile=compile, peak_tflops=peak_tflops,
+                             **({"device": device} if device else {}))
+    report = run_speed_benchmark(settings, out)
+    console.print(format_report(report))
+    console.print(f"JSON: {out}")
+
+
 @app.command("demo")
 @user_errors
 def demo_cmd(

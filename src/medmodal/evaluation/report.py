@@ -1,0 +1,100 @@
+"""``medmodal evaluate``: score a trained model on every case x every subset and write the report.
+
+Outputs in ``<run>/eval_<split>/`` (or ``out``): ``subset_metrics.csv`` (one row per case and
+subset: Dice and HD95 per region), ``table.md`` (the papers' layout: Dice and HD95 tables, rows =
+subsets marked by present sequences, plus the average), ``dice_heatmap.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from medmodal.config import ExperimentConfig, load_config
+from medmodal.data.dataset import CaseDataset
+from medmodal.data.layouts import discover_cases
+from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
+from medmodal.data.spec import get_spec
+from medmodal.data.splits import load_or_make_splits, read_splits
+from medmodal.engine.checkpoint import check_modalities, load_model
+from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
+from medmodal.evaluation.plots import subset_heatmap
+from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv
+from medmodal.io import atomic_write_text, ensure_writable_dir
+
+
+@dataclass
+class EvaluationResult:
+    rows: list[dict]
+    markdown: str
+    csv: Path
+    table: Path
+    heatmap: Path
+
+
+def _run_config(run: Path) -> ExperimentConfig | None:
+    path = run / "config.yaml" if run.is_dir() else None
+    return load_config(path) if path is not None and path.is_file() else None
+
+
+def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, split: str, layout: str,
+                  mapping: str | None, labels: str | None, modalities):
+    root = data or (Path(cfg.data.root) if cfg else None)
+    if root is None:
+        raise ValueError(f"{run}: no config.yaml in the run; pass --data")
+    if cfg is not None and data is None and layout == "auto" and mapping is None:
+        layout, mapping, labels = cfg.data.layout, cfg.data.mapping, labels or cfg.data.labels
+    cases = {c.case_id: c for c in discover_cases(root, layout, mapping, modalities, labels)}
+    if split == "all":
+        return root, list(cases.values())
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
+    split_file = run / "splits.json"
+    if split_file.is_file() and data is None:
+        ids = read_splits(split_file)[split]
+    else:
+        ids = load_or_make_splits(root, list(cases), cfg.data.split_seed if cfg else 0)[split]
+    chosen = [cases[i] for i in ids if i in cases]
+    if not chosen:
+        raise ValueError(f"{root}: no case of the {split!r} split found (use --split all for another dataset)")
+    return root, chosen
+
+
+def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
+                   device: str = "cpu", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
+                   hd95: bool = True, progress: bool = True) -> EvaluationResult:
+    """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report."""
+    run = Path(run)
+    data = Path(data) if data is not None else None
+    cfg = _run_config(run)
+    model, meta = load_model(run, map_location=device)
+    spec = get_spec(meta["spec"])
+    root, cases = _select_cases(run, cfg, data, split, layout, mapping, labels, spec.modalities)
+    for case in cases:
+        check_modalities(meta, list(case.images), f"case {case.case_id}")
+    cache_dir = cfg.data.cache_dir if (cfg and cfg.data.cache_dir and data is None) else default_cache_dir(root)
+    dataset = CaseDataset(PreprocessedCache(cache_dir, spec), cases)
+    ev = meta.get("eval", {})
+    settings = SubsetEvaluation(tuple(ev.get("roi_size", (80, 80, 80))), ev.get("overlap", 0.5),
+                                ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95)
+    with torch.inference_mode():
+        rows = evaluate_subsets(model, dataset, spec, settings, device=torch.device(device), progress=progress)
+    return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
+                        title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95)
+
+
+def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True) -> EvaluationResult:
+    out_dir = ensure_writable_dir(out_dir)
+    regions = spec.region_names
+    csv = write_rows_csv(rows, out_dir / "subset_metrics.csv")
+    parts = [f"# {title}", "", "## Dice (%)", "",
+             markdown_subset_table(rows, spec.modalities, regions, metric="Dice", scale=100, digits=2)]
+    if hd95:
+        parts += ["", "## HD95 (mm)", "", markdown_subset_table(rows, spec.modalities, regions, metric="HD95",
+                                                                   scale=1, digits=2)]
+    markdown = "\n".join(parts) + "\n"
+    table = atomic_write_text(out_dir / "table.md", markdown)
+    heatmap = subset_heatmap(rows, spec.modalities, regions, out_dir / "dice_heatmap.png", metric="Dice", title=title)
+    return EvaluationResult(rows, markdown, csv, table, Path(heatmap))

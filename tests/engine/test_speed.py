@@ -1,0 +1,16 @@
+"""The speed benchmark runs on CPU (tiny) and writes its JSON; speeds themselves are not asserted."""
+
+import json
+
+from medmodal.engine.speed import SpeedSettings, format_report, run_speed_benchmark
+
+
+def test_speed_benchmark_runs_on_cpu(tmp_path):
+    settings = SpeedSettings(model_kwargs={"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1},
+                             crop=16, case_size=(24, 24, 16), steps=1, warmup=0, device="cpu")
+    report = run_speed_benchmark(settings, tmp_path / "speed.json")
+    saved = json.loads((tmp_path / "speed.json").read_text())
+    assert saved["train_fast"]["steps_per_s"] > 0 and saved["evaluation"]["subsets_shared_seconds"] > 0
+    assert saved["train_fast"]["tflops_per_step"] > 0
+    table = format_report(report)
+    assert "15-subset evaluation" in table and "train steps/s" in table
