@@ -1,0 +1,127 @@
+"""Saving and safely loading trained models.
+
+A checkpoint is input: it is never unpickled with code execution. Two formats load:
+
+* a **model bundle** (what ``medmodal predict -m`` wants): a folder with ``model.safetensors``
+  (weights, safetensors format) and ``model.json`` (architecture name, sequences, classes,
+  model kwargs, dataset spec, inference settings). ``train`` writes one into ``<run>/model``.
+* a Lightning ``.ckpt`` written by ``train``, loaded with ``torch.load(weights_only=True)``;
+  its ``hyper_parameters`` hold the same description as ``model.json``.
+
+Anything else (a random file, a pickle with code in it, weights for other sequences) raises
+:class:`CheckpointError` with the file named.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
+
+BUNDLE_WEIGHTS = "model.safetensors"
+BUNDLE_META = "model.json"
+MODEL_PREFIX = "model."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the file and the problem."""
+
+
+def save_bundle(folder: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write ``model.safetensors`` + ``model.json`` into ``folder`` (each atomically)."""
+    from safetensors.torch import save_file
+
+    folder = ensure_writable_dir(folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(folder / BUNDLE_WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+    atomic_write_json(folder / BUNDLE_META, meta)
+    return folder
+
+
+def _read_bundle(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta_path, weights = folder / BUNDLE_META, folder / BUNDLE_WEIGHTS
+    if not meta_path.is_file() or not weights.is_file():
+        raise CheckpointError(f"{folder}: not a model bundle (needs {BUNDLE_META} and {BUNDLE_WEIGHTS})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({err})") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{weights}: not a safetensors file ({err})") from None
+    return state, meta
+
+
+def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError for code-carrying pickles, others for garbage
+        raise CheckpointError(
+            f"{path}: not a loadable checkpoint ({type(err).__name__}; only weights are accepted, "
+            f"pickled code is refused)"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a medmodal checkpoint (no state_dict)")
+    meta = (ckpt.get("hyper_parameters") or {}).get("bundle")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: checkpoint lacks the model description (hyper_parameters.bundle)")
+    state = {k[len(MODEL_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    return state, meta
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its ``model`` bundle (or ``checkpoints/last.ckpt``)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        for candidate in (path, path / "model"):
+            if (candidate / BUNDLE_META).is_file():
+                return candidate
+        last = path / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return last
+        raise CheckpointError(f"{path}: no model bundle ({BUNDLE_META}) or checkpoints/last.ckpt inside")
+    return path
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Build the network described by a bundle / checkpoint and load its weights (safely).
+
+    Returns ``(model in eval mode, meta)``; ``meta`` has ``model_name``, ``modalities``,
+    ``num_classes``, ``model_kwargs``, ``spec`` and ``eval`` settings.
+    """
+    path = resolve_checkpoint(path)
+    state, meta = _read_bundle(path) if path.is_dir() else _read_lightning_ckpt(path)
+    from medmodal.models import create_model
+
+    try:
+        model = create_model(meta["model_name"], modalities=meta["modalities"], num_classes=meta["num_classes"],
+                             **meta.get("model_kwargs", {}))
+    except KeyError as err:
+        raise CheckpointError(f"{path}: model description incomplete or unknown ({err})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the described model ({first})") from None
+    return model.to(map_location).eval(), meta
+
+
+def check_modalities(meta: dict, available: list[str], source: str) -> None:
+    """Refuse inputs whose sequences the model does not know (a checkpoint for other sequences)."""
+    unknown = [m for m in available if m not in meta["modalities"]]
+    if unknown or not available:
+        raise CheckpointError(
+            f"{source}: sequences {unknown or available} do not match the model's sequences {meta['modalities']}"
+        )

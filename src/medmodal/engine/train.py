@@ -1,0 +1,104 @@
+"""Run a training job: run folder, loggers, checkpoints, resume, and the exported model bundle.
+
+Run folder ``<out_dir>/``:
+``config.yaml`` (resolved config), ``splits.json``, ``missing_sequences.csv`` (imbalanced
+protocol), ``checkpoints/{last.ckpt,best.ckpt}`` (written atomically: temp file + rename),
+``logs/`` (CSV + TensorBoard), ``model/`` (safetensors bundle for ``evaluate`` / ``predict``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from medmodal.config import ExperimentConfig, save_config
+from medmodal.engine.checkpoint import save_bundle
+from medmodal.engine.datamodule import SegmentationDataModule
+from medmodal.engine.module import SegmentationModule, bundle_meta
+from medmodal.io import atomic_path, ensure_writable_dir
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file and rename: a crash never leaves a torn ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=True):
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
+    """``resume``: None/"never" -> start fresh; "auto" -> ``last.ckpt`` if present; else a path."""
+    if resume in (None, "", "never", "none"):
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint to resume from not found")
+    return str(path)
+
+
+def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L.Trainer:
+    t = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/dice_mean", mode="max", save_top_k=1,
+                        save_last=True, enable_version_counter=False),
+        LearningRateMonitor(logging_interval="epoch"),
+        *extra_callbacks,
+    ]
+    if t.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    loggers = [CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="logs", version="")]
+    return L.Trainer(
+        default_root_dir=run_dir, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, precision=t.precision, callbacks=callbacks, logger=loggers,
+        check_val_every_n_epoch=t.val_every_n_epochs, log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar, deterministic=t.deterministic, gradient_clip_val=cfg.optim.grad_clip,
+        plugins=[AtomicCheckpointIO()], use_distributed_sampler=False, num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's tips that are noise for this workflow (not errors or real warnings)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+
+
+def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callbacks=()) -> Path:
+    """Train with ``cfg``; returns the run folder (which then holds ``model/``)."""
+    quiet_lightning()
+    run_dir = ensure_writable_dir(cfg.out_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    datamodule = SegmentationDataModule(cfg.data, run_dir, seed=cfg.trainer.seed)
+    module = SegmentationModule.from_experiment(cfg)
+    trainer = build_trainer(cfg, run_dir, extra_callbacks)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=find_resume_checkpoint(run_dir, resume), weights_only=True)
+    if trainer.is_global_zero:
+        export_bundle(run_dir, module, cfg)
+    return run_dir
+
+
+def export_bundle(run_dir: Path, module: SegmentationModule, cfg: ExperimentConfig) -> Path:
+    """Write ``<run>/model`` from the best checkpoint (or the final weights when none was scored)."""
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if best.is_file():
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    return save_bundle(run_dir / "model", module.model, bundle_meta(cfg))

@@ -1,0 +1,180 @@
+"""Segmentation losses: Dice + cross-entropy (MONAI), masked per-sequence auxiliary loss, deep supervision.
+
+* :class:`SegmentationLoss` wraps :class:`monai.losses.DiceCELoss` (softmax over the class
+  channel, one-hot encoded integer labels). ``forward`` returns the batch loss;
+  :meth:`SegmentationLoss.per_sample` returns one value per sample with the *same* definition
+  (MONAI :class:`~monai.losses.DiceLoss` with ``reduction="none"`` + per-voxel cross-entropy
+  averaged per sample), so ``per_sample(x, y).mean() == forward(x, y)`` for equally sized samples.
+* :func:`masked_aux_loss` evaluates the loss of each sequence's own prediction only for the
+  (sample, sequence) pairs whose sequence is present. Absent pairs are never passed to the loss:
+  their entry is exactly 0 and their logits receive exactly zero gradient.
+* :func:`deep_supervision_loss` adds ``sum_i w_i * L(z_i, y)`` for coarser predictions (label
+  down-sampled by nearest neighbour when a prediction is smaller than the label).
+
+Labels are ``[B, *S]`` integer class indices (0 = background), logits ``[B, C, *S]``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceLoss
+from torch import nn
+
+__all__ = [
+    "SegmentationLoss",
+    "masked_aux_loss",
+    "masked_mean",
+    "deep_supervision_loss",
+    "resize_labels",
+]
+
+
+class SegmentationLoss(nn.Module):
+    """Dice + cross-entropy on softmax probabilities (MONAI ``DiceCELoss``).
+
+    Args:
+        include_background: include class 0 in the Dice term (cross-entropy always uses every
+            class). Default ``False`` (foreground-only Dice, as nnU-Net / RFNet).
+        lambda_dice: weight of the Dice term (default 1.0).
+        lambda_ce: weight of the cross-entropy term (default 1.0).
+        smooth_nr, smooth_dr: Dice smoothing constants (MONAI defaults, 1e-5).
+        squared_pred: squared probabilities in the Dice denominator (default ``False``).
+        batch: pool Dice statistics over the batch before dividing (default ``False``: Dice per
+            sample, which :meth:`per_sample` and :func:`masked_aux_loss` require; with
+            ``batch=True`` :meth:`per_sample` raises).
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        lambda_dice: float = 1.0,
+        lambda_ce: float = 1.0,
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+        squared_pred: bool = False,
+        batch: bool = False,
+    ) -> None:
+        super().__init__()
+        common = dict(
+            include_background=include_background, to_onehot_y=True, softmax=True,
+            squared_pred=squared_pred, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
+        )
+        self.batch = batch
+        self.lambda_dice = float(lambda_dice)
+        self.lambda_ce = float(lambda_ce)
+        self.dice_ce = DiceCELoss(**common, reduction="mean", lambda_dice=lambda_dice, lambda_ce=lambda_ce)
+        self._dice_none = DiceLoss(**common, reduction="none")
+
+    @staticmethod
+    def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.dim() != target.dim() + 1 or logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
+            raise ValueError(f"logits [B, C, *S] and target [B, *S] disagree: {tuple(logits.shape)} vs {tuple(target.shape)}")
+        if logits.shape[1] < 2:
+            raise ValueError("SegmentationLoss needs >= 2 classes (softmax over the class channel)")
+        return target.long().unsqueeze(1)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Scalar loss. ``logits`` ``[B, C, *S]``, ``target`` ``[B, *S]`` class indices."""
+        y = self._check(logits, target)
+        return self.dice_ce(logits.float(), y)
+
+    def per_sample(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of each sample separately, ``[B]`` (mean over samples == :meth:`forward`)."""
+        if self.batch:
+            raise ValueError("per_sample needs batch=False (Dice computed per sample)")
+        y = self._check(logits, target)
+        x = logits.float()
+        dice = self._dice_none(x, y).flatten(1).mean(1)
+        ce = F.cross_entropy(x, y[:, 0], reduction="none").flatten(1).mean(1)
+        return self.lambda_dice * dice + self.lambda_ce * ce
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``values`` ``[B, M]`` over the present pairs (``mask`` ``[B, M]`` bool).
+
+    With ``weights`` ``[M]`` (per-sequence, e.g. DTM loss weights) the result is
+    ``sum_{(b,m) present} w_m * v_bm / #present``: the weights scale the contribution of each
+    sequence without being renormalised (DTM keeps their L2 norm at ``sqrt(M)``, i.e. mean
+    close to 1). Absent pairs are selected away (no gradient, NaN-safe); 0 when none is present.
+    """
+    mask = mask.to(torch.bool)
+    v = values[mask]
+    if weights is not None:
+        w = weights.to(device=values.device, dtype=values.dtype)
+        v = v * w.expand_as(values)[mask]
+    if v.numel() == 0:
+        return values.new_zeros(())
+    return v.sum() / v.numel()
+
+
+def masked_aux_loss(
+    aux_logits: torch.Tensor,
+    target: torch.Tensor,
+    modality_mask: torch.Tensor,
+    loss_fn: SegmentationLoss | None = None,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """Per-sequence auxiliary segmentation loss over present (sample, sequence) pairs.
+
+    Args:
+        aux_logits: ``[B, M, C, *S]`` per-sequence predictions (entries of absent sequences are
+            ignored: never read by the loss).
+        target: ``[B, *S]`` class indices.
+        modality_mask: ``[B, M]`` bool, True = present.
+        loss_fn: a :class:`SegmentationLoss` (default: a fresh one with default settings).
+        reduction: ``"none"`` -> ``[B, M]`` with the loss of each present pair and exactly 0 for
+            absent pairs; ``"mean"`` -> scalar mean over present pairs.
+
+    Absent pairs are excluded by indexing before the loss, so changing their logits changes
+    nothing and they receive exactly zero gradient.
+    """
+    if aux_logits.dim() != target.dim() + 2:
+        raise ValueError(f"aux_logits must be [B, M, C, *S] for target [B, *S]; got {tuple(aux_logits.shape)}")
+    b, m = aux_logits.shape[:2]
+    mask = modality_mask.to(device=aux_logits.device, dtype=torch.bool)
+    if mask.shape != (b, m):
+        raise ValueError(f"modality_mask must be [B, M] = {(b, m)}, got {tuple(mask.shape)}")
+    loss_fn = loss_fn if loss_fn is not None else SegmentationLoss()
+    bi, mi = mask.nonzero(as_tuple=True)
+    out = aux_logits.new_zeros((b, m), dtype=torch.float32)
+    if bi.numel():
+        pair_loss = loss_fn.per_sample(aux_logits[bi, mi], target[bi])
+        out = out.index_put((bi, mi), pair_loss)
+    if reduction == "none":
+        return out
+    if reduction == "mean":
+        return masked_mean(out, mask)
+    raise ValueError(f"reduction must be 'none' or 'mean', got {reduction!r}")
+
+
+def resize_labels(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Nearest-neighbour resize of integer labels ``[B, *S]`` to ``size`` (no-op if equal)."""
+    size = tuple(int(s) for s in size)
+    if tuple(target.shape[1:]) == size:
+        return target
+    return F.interpolate(target[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+def deep_supervision_loss(
+    loss_fn: nn.Module,
+    deep_logits: Sequence[torch.Tensor],
+    target: torch.Tensor,
+    weights: Sequence[float] = (0.5, 0.25),
+) -> torch.Tensor:
+    """``sum_i w_i * loss_fn(z_i, y_i)`` over the coarser predictions ``z_i`` (finest first).
+
+    ``y_i`` is ``target`` resized (nearest) to ``z_i``'s spatial size when they differ. If there
+    are more predictions than weights, each further weight is half the previous one. Returns a
+    zero scalar for an empty list. The weights are not normalised (the total weight of deep
+    supervision is the caller's choice; defaults 0.5, 0.25 as nnU-Net's halving scheme).
+    """
+    total = target.new_zeros((), dtype=torch.float32)
+    w = list(weights)
+    for i, z in enumerate(deep_logits):
+        if i >= len(w):
+            w.append((w[-1] if w else 1.0) * 0.5)
+        total = total + float(w[i]) * loss_fn(z, resize_labels(target, z.shape[2:]))
+    return total

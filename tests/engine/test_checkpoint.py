@@ -1,0 +1,68 @@
+"""Checkpoints are input: loading never runs pickled code, and bad files give clear errors."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from medmodal.engine.checkpoint import CheckpointError, check_modalities, load_model
+
+MARKER_ENV = "MEDMODAL_PWNED_MARKER"
+
+
+class _Exploit:
+    """Unpickling this would create a marker file (stand-in for arbitrary code execution)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": _Exploit(marker)}, evil)
+    with pytest.raises(CheckpointError, match=r"evil.ckpt: not a loadable checkpoint .*pickled code is refused"):
+        load_model(evil)
+    assert not marker.exists()
+    # plain pickle too
+    evil2 = tmp_path / "evil2.ckpt"
+    evil2.write_bytes(pickle.dumps(_Exploit(marker)))
+    with pytest.raises(CheckpointError):
+        load_model(evil2)
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt: not a loadable checkpoint"):
+        load_model(junk)
+    weights_only = tmp_path / "plain.ckpt"
+    torch.save({"weights": torch.zeros(2)}, weights_only)
+    with pytest.raises(CheckpointError, match="plain.ckpt: not a medmodal checkpoint"):
+        load_model(weights_only)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_model(tmp_path / "missing.ckpt")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CheckpointError, match="no model bundle"):
+        load_model(tmp_path / "folder")
+
+
+def test_bundle_with_corrupt_weights(tmp_path):
+    bundle = tmp_path / "model"
+    bundle.mkdir()
+    (bundle / "model.json").write_text('{"model_name": "dmafnet", "modalities": ["flair"], "num_classes": 4}')
+    (bundle / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="model.safetensors: not a safetensors file"):
+        load_model(bundle)
+
+
+def test_sequences_must_match_the_model():
+    meta = {"modalities": ["bssfp", "lge", "t2"]}
+    with pytest.raises(CheckpointError, match=r"sequences \['flair', 't1ce'\] do not match"):
+        check_modalities(meta, ["flair", "t1ce"], "case X")
+    check_modalities(meta, ["lge"], "case Y")
