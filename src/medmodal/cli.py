@@ -187,7 +187,7 @@ def evaluate_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the run's data.root)"),
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>)"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -207,7 +207,7 @@ def predict_cmd(
     input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout)"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder, or .ckpt"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="also write <case>.npz"),
     resume: bool = typer.Option(False, "--continue", help="skip cases already predicted"),
     disable_progress_bar: bool = typer.Option(False, "--disable-progress-bar"),
@@ -219,8 +219,10 @@ def predict_cmd(
     import torch
 
     from medmodal.engine.checkpoint import load_model
+    from medmodal.engine.inference import resolve_device
     from medmodal.engine.predict import PredictOptions, predict_cases
 
+    device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
     cases = discover(input, layout, mapping, None)
     options = PredictOptions(save_probabilities=save_probabilities, skip_existing=resume,
@@ -240,7 +242,9 @@ def predict_cmd(
 @user_errors
 def bench_speed_cmd(
     crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
-    case_size: str = typer.Option("160,192,144", "--case-size", help="evaluation volume X,Y,Z"),
+    case_size: str = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)"),
+    overlap: float = typer.Option(0.5, "--overlap", help="sliding-window overlap"),
+    sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
     steps: int = typer.Option(10, "--steps"),
     widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the fast path"),
@@ -253,7 +257,8 @@ def bench_speed_cmd(
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
-                             steps=steps, compile=compile, peak_tflops=peak_tflops,
+                             steps=steps, compile=compile, peak_tflops=peak_tflops, overlap=overlap,
+                             sw_batch_size=sw_batch_size,
                              **({"device": device} if device else {}))
     report = run_speed_benchmark(settings, out)
     console.print(format_report(report))

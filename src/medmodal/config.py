@@ -73,6 +73,8 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     progress_bar: bool = True
     deterministic: bool = False
+    channels_last: bool = False  # channels_last_3d memory format (faster convs with bf16 on GPUs)
+    compile: bool = False  # torch.compile each sub-network (encoders, fusion, decoders)
 
 
 @dataclass

@@ -12,5 +12,8 @@ def test_speed_benchmark_runs_on_cpu(tmp_path):
     saved = json.loads((tmp_path / "speed.json").read_text())
     assert saved["train_fast"]["steps_per_s"] > 0 and saved["evaluation"]["subsets_shared_seconds"] > 0
     assert saved["train_fast"]["tflops_per_step"] > 0
+    evaluation = saved["evaluation"]
+    assert evaluation["shared_vs_naive_max_abs_prob_diff"] < 1e-5  # shared encoding changes nothing
+    assert evaluation["shared_vs_reference_label_disagreement"] == 0.0  # CPU fast path is fp32 too
     table = format_report(report)
     assert "15-subset evaluation" in table and "train steps/s" in table

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the GPU when there is one, else the CPU; otherwise ``torch.device(name)``."""
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available (use --device cpu)")
+    return device
+
+
+def inference_precision(device: torch.device, precision: str = "auto"):
+    """Autocast context for inference: ``"auto"`` = bf16 on CUDA, fp32 on CPU; or ``"bf16"`` / ``"fp32"``."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()

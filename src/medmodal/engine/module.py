@@ -78,9 +78,34 @@ class SegmentationModule(L.LightningModule):
     def use_dtm(self) -> bool:
         return bool(self.loss_cfg.use_dtm)
 
+    @property
+    def sequence_encoders(self):
+        """The per-sequence encoders DTM scales (``None`` for single-encoder models)."""
+        encoders = getattr(self.model, "encoders", None)
+        return encoders if encoders is not None and len(encoders) == self.spec.num_modalities else None
+
+    def setup(self, stage: str) -> None:
+        """Apply the speed options of ``trainer:`` (channels_last_3d, torch.compile) once."""
+        t = self.cfg.trainer
+        if t.channels_last and self._is_volumetric():
+            self.model.to(memory_format=torch.channels_last_3d)
+        if t.compile and not getattr(self, "_compiled", False):
+            for child in self.model.children():  # compile in place: state_dict keys are unchanged
+                child.compile()
+            self._compiled = True
+
+    def _is_volumetric(self) -> bool:
+        return any(p.dim() == 5 for p in self.model.parameters())
+
+    def _images(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        if self.cfg.trainer.channels_last and images.dim() == 5:
+            images = images.contiguous(memory_format=torch.channels_last_3d)
+        return images
+
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        outputs = self.model.forward_train(batch["image"], batch["modality_mask"])
+        outputs = self.model.forward_train(self._images(batch), batch["modality_mask"])
         weights = self.dtm.loss_weights.to(self.device) if self.use_dtm else None
         total, terms, gaps = self.criterion(outputs, batch["label"], sequence_weights=weights)
         if self.use_dtm:
@@ -99,8 +124,8 @@ class SegmentationModule(L.LightningModule):
         return torch.nanmean(stacked, dim=0).cpu()
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self.use_dtm:
-            self.dtm.scale_encoder_gradients(self.model.encoders)
+        if self.use_dtm and self.sequence_encoders is not None:
+            self.dtm.scale_encoder_gradients(self.sequence_encoders)
 
     def on_train_epoch_end(self) -> None:
         if self.use_dtm:

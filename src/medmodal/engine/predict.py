@@ -24,7 +24,7 @@ from medmodal.data.loading import label_spec_for, load_case
 from medmodal.data.preprocess import preprocess, uncrop
 from medmodal.data.spec import get_spec
 from medmodal.engine.checkpoint import check_modalities
-from medmodal.engine.inference import predict_probabilities
+from medmodal.engine.inference import inference_precision, predict_probabilities
 from medmodal.evaluation.metrics import postprocess_et
 from medmodal.io import atomic_path, ensure_writable_dir
 
@@ -38,6 +38,7 @@ class PredictOptions:
     save_probabilities: bool = False
     skip_existing: bool = False  # nnU-Net's --continue
     label_convention: str | None = None  # default: the case's own
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
 
 
 def output_path(out_dir: Path, case: Case) -> Path:
@@ -56,7 +57,8 @@ def predict_case(model: torch.nn.Module, meta: dict, case: Case, out_dir: Path, 
     overlap = options.overlap if options.overlap is not None else ev.get("overlap", 0.5)
     min_et = options.et_min_voxels if options.et_min_voxels is not None else ev.get("et_min_voxels", 500)
     image = torch.from_numpy(pre.image).unsqueeze(0).to(device)
-    probs = predict_probabilities(model, image, torch.from_numpy(pre.present), roi, overlap, options.sw_batch_size)
+    with inference_precision(image.device, options.precision):
+        probs = predict_probabilities(model, image, torch.from_numpy(pre.present), roi, overlap, options.sw_batch_size)
     probs = probs[0].cpu().numpy()
     classes = postprocess_et(probs.argmax(0).astype(np.uint8), spec, min_voxels=min_et)
     classes = uncrop(classes, pre.bbox, pre.original_shape)

@@ -18,7 +18,7 @@ from torch import nn
 
 from medmodal.data.missing import all_subsets, subset_name
 from medmodal.data.spec import DatasetSpec
-from medmodal.engine.inference import predict_probabilities, predict_probabilities_all_subsets
+from medmodal.engine.inference import inference_precision, predict_probabilities, predict_probabilities_all_subsets
 from medmodal.evaluation.metrics import postprocess_et, region_metrics
 
 
@@ -33,6 +33,7 @@ class SubsetEvaluation:
     hd95: bool = True
     shared_encoder: bool = True  # encode each sequence once per window, decode all subsets as a batch
     subset_chunk: int = 15  # subsets decoded together (bounds memory: chunk x classes x volume floats)
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
 
 
 def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iterable[Sequence[bool]],
@@ -46,7 +47,9 @@ def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iter
     present = item["present"].numpy().astype(bool)
     masks = [np.asarray(s, bool) for s in subsets if not (np.asarray(s, bool) & ~present).any()]
     rows = []
-    for mask, pred in zip(masks, _predicted_classes(model, image, masks, settings)):
+    with inference_precision(image.device, settings.precision):
+        predictions = list(_predicted_classes(model, image, masks, settings))
+    for mask, pred in zip(masks, predictions):
         pred = postprocess_et(pred, spec, min_voxels=settings.et_min_voxels)
         scores = region_metrics(pred, reference, spec, spacing=item["spacing"], hd95=settings.hd95)
         rows.append({"case_id": item["case_id"], "subset": subset_name(mask, spec.modalities), **scores})

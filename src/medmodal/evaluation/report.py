@@ -19,6 +19,7 @@ from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
 from medmodal.data.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
 from medmodal.engine.checkpoint import check_modalities, load_model
+from medmodal.engine.inference import resolve_device
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
 from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv
@@ -63,11 +64,12 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 
 
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
-                   device: str = "cpu", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
+                   device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
                    hd95: bool = True, progress: bool = True) -> EvaluationResult:
     """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report."""
     run = Path(run)
     data = Path(data) if data is not None else None
+    device = resolve_device(device)
     cfg = _run_config(run)
     model, meta = load_model(run, map_location=device)
     spec = get_spec(meta["spec"])
@@ -80,7 +82,7 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     settings = SubsetEvaluation(tuple(ev.get("roi_size", (80, 80, 80))), ev.get("overlap", 0.5),
                                 ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95)
     with torch.inference_mode():
-        rows = evaluate_subsets(model, dataset, spec, settings, device=torch.device(device), progress=progress)
+        rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
     return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
                         title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95)
 

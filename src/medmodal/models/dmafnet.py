@@ -331,8 +331,7 @@ class DMAFNet(nn.Module):
                 raise ValueError(f"features have batch {b} but modality_mask has {k} rows (need equal, or features B=1)")
             features = [f.expand(k, *f.shape[1:]) for f in features]
         fused, _ = self.fuse(features, mask)
-        size = tuple(features[0].shape[3:])
-        return self._fusion_head(fused, size)[0]
+        return self.fusion_decoder(fused)[0]  # deep-supervision heads are training-only
 
     def auxiliary_logits(self, features: Sequence[torch.Tensor], modality_mask: torch.Tensor) -> torch.Tensor:
         """Shared decoder on every present (sample, sequence) pair.
