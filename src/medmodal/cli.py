@@ -248,6 +248,7 @@ def bench_speed_cmd(
     steps: int = typer.Option(10, "--steps"),
     widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the fast path"),
+    channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
     device: Optional[str] = typer.Option(None, "--device"),
     peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
     out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
@@ -258,7 +259,7 @@ def bench_speed_cmd(
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
                              steps=steps, compile=compile, peak_tflops=peak_tflops, overlap=overlap,
-                             sw_batch_size=sw_batch_size,
+                             sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))
     report = run_speed_benchmark(settings, out)
     console.print(format_report(report))

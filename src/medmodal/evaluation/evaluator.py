@@ -43,8 +43,8 @@ def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iter
     Subsets asking for a sequence the case lacks are skipped.
     """
     image = item["image"].unsqueeze(0).to(device)
-    reference = item["label"].numpy()
-    present = item["present"].numpy().astype(bool)
+    reference = item["label"].cpu().numpy()  # Lightning may have moved the item to the GPU
+    present = item["present"].cpu().numpy().astype(bool)
     masks = [np.asarray(s, bool) for s in subsets if not (np.asarray(s, bool) & ~present).any()]
     rows = []
     with inference_precision(image.device, settings.precision):

@@ -382,3 +382,16 @@ class MaskedMeanFusion(nn.Module):
         fused = masked_mean(features, modality_mask)
         spatial = features.shape[3:]
         return fused, weights.reshape(*weights.shape, *[1] * len(spatial)).expand(*weights.shape, *spatial)
+
+
+def to_channels_last_3d(model: nn.Module) -> nn.Module:
+    """Store every 5-D parameter (3D conv kernel) in ``channels_last_3d`` format, in place.
+
+    ``model.to(memory_format=...)`` refuses models that also hold non-5-D parameters (norms,
+    attention, linear layers) in recent PyTorch versions, so only the conv kernels are converted.
+    """
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 5:
+                param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
