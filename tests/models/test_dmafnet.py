@@ -165,7 +165,7 @@ def test_2d_variant():
 
 
 def test_config_validation():
-    with pytest.raises(TypeError, match="unknown DMAFNet option"):
+    with pytest.raises(TypeError, match="unknown DMAFNetConfig option"):
         tiny(widthz=(4, 8))
     with pytest.raises(ValueError, match="fusion"):
         tiny(fusion="sum")

@@ -54,18 +54,28 @@ class MissingProtocol:
         return mask if mask.any() else present.copy()
 
 
-def training_transforms(crop_size: Sequence[int], augment: bool = True, foreground_ratio: float = 0.5) -> T.Compose:
+def training_transforms(crop_size: Sequence[int], augment: bool = True, foreground_ratio: float = 0.5,
+                        num_classes: int | None = None) -> T.Compose:
     """Pad to at least ``crop_size``, crop (foreground-centred with prob. ``foreground_ratio``), augment.
+
+    With ``num_classes`` (> 2) the foreground share is split equally over the foreground
+    classes (MONAI ``RandCropByLabelClassesd``, nnU-Net-style oversampling): a crop is centred
+    on necrosis / edema / enhancing tumour equally often, so the small sub-regions are seen.
+    Classes a case lacks are skipped. Without it, crops are centred on any label > 0.
 
     Works on dicts with ``image`` ``[M, x, y, z]`` and ``label`` ``[1, x, y, z]``.
     Augmentations (RFNet/mmFormer style): random flips on every axis, intensity scale/shift.
     """
     keys = ["image", "label"]
-    ops: list = [
-        T.SpatialPadd(keys, spatial_size=crop_size, mode="constant"),
-        T.RandCropByPosNegLabeld(keys, label_key="label", spatial_size=crop_size, pos=foreground_ratio,
-                                 neg=1 - foreground_ratio, num_samples=1, allow_smaller=False),
-    ]
+    if num_classes and num_classes > 2:
+        share = foreground_ratio / (num_classes - 1)
+        crop = T.RandCropByLabelClassesd(keys, label_key="label", spatial_size=crop_size, num_classes=num_classes,
+                                         ratios=[1 - foreground_ratio] + [share] * (num_classes - 1), num_samples=1,
+                                         allow_smaller=False, warn=False)
+    else:
+        crop = T.RandCropByPosNegLabeld(keys, label_key="label", spatial_size=crop_size, pos=foreground_ratio,
+                                        neg=1 - foreground_ratio, num_samples=1, allow_smaller=False)
+    ops: list = [T.SpatialPadd(keys, spatial_size=crop_size, mode="constant"), crop]
     if augment:
         ops += [T.RandFlipd(keys, prob=0.5, spatial_axis=axis) for axis in range(len(crop_size))]
         ops += [T.RandScaleIntensityd("image", factors=0.1, prob=0.5, channel_wise=True),
@@ -87,7 +97,9 @@ class CropDataset(torch.utils.data.Dataset):
         if not cases:
             raise ValueError("no training cases")
         self.cache, self.cases, self.missing = cache, list(cases), missing
-        self.transforms = training_transforms(crop_size, augment, foreground_ratio)
+        spec = getattr(cache, "spec", None)
+        self.transforms = training_transforms(crop_size, augment, foreground_ratio,
+                                              num_classes=spec.num_classes if spec is not None else None)
         self.samples_per_epoch = samples_per_epoch or len(self.cases)
         self.seed = seed
 

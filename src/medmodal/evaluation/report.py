@@ -65,7 +65,7 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
                    device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
-                   hd95: bool = True, progress: bool = True) -> EvaluationResult:
+                   hd95: bool = True, progress: bool = True, precision: str = "auto") -> EvaluationResult:
     """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report."""
     run = Path(run)
     data = Path(data) if data is not None else None
@@ -80,7 +80,8 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     dataset = CaseDataset(PreprocessedCache(cache_dir, spec), cases)
     ev = meta.get("eval", {})
     settings = SubsetEvaluation(tuple(ev.get("roi_size", (80, 80, 80))), ev.get("overlap", 0.5),
-                                ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95)
+                                ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95,
+                                precision=precision)
     with torch.inference_mode():
         rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
     return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",

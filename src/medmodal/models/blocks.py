@@ -20,11 +20,14 @@ The convolutional blocks are MONAI's (``UnetResBlock``, ``UnetUpBlock``, ``UnetO
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, fields
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import UnetOutBlock, UnetResBlock, UnetUpBlock
+from monai.networks.blocks.dynunet_block import get_conv_layer
+from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
 __all__ = [
@@ -42,6 +45,9 @@ __all__ = [
     "MaskedTransformer",
     "ModalityTokenizer",
     "MaskedMeanFusion",
+    "ConvNormAct",
+    "MaskedConcatFusion",
+    "BackboneConfig",
 ]
 
 #: MONAI activation spec used by default (nnU-Net / RFNet style LeakyReLU).
@@ -382,6 +388,132 @@ class MaskedMeanFusion(nn.Module):
         fused = masked_mean(features, modality_mask)
         spatial = features.shape[3:]
         return fused, weights.reshape(*weights.shape, *[1] * len(spatial)).expand(*weights.shape, *spatial)
+
+
+class ConvNormAct(nn.Sequential):
+    """Convolution (no bias) -> MONAI norm -> MONAI activation, "same" padding.
+
+    Shapes: ``[N, in_channels, *S] -> [N, out_channels, *S]``.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 1,
+                 norm_name: str | tuple = "instance", act_name: str | tuple = DEFAULT_ACT):
+        super().__init__(
+            get_conv_layer(spatial_dims, in_channels, out_channels, kernel_size=kernel_size, stride=1, conv_only=True),
+            get_norm_layer(name=norm_name, spatial_dims=spatial_dims, channels=out_channels),
+            get_act_layer(name=act_name))
+
+
+class MaskedConcatFusion(nn.Module):
+    """Fusion by a convolution over the concatenated features of all sequences, absent ones zeroed.
+
+    The ``M`` feature maps are masked (absent sequences -> exact zeros), concatenated along the
+    channels (``M * C``, fixed sequence order) and reduced by conv-norm-act blocks: 1x1
+    (``M * C -> C``), 3x3 (``C -> C``), 1x1 (``C -> C``). This is the skip-level fusion of mmFormer
+    and the shortcut / region-map embedding of RFNet's region-aware fusion. Because absent
+    sequences enter as exact zeros, the output depends on which sequences are present but never
+    on the voxels (or encoder outputs) of an absent one.
+
+    Shapes:
+        :meth:`embed`: ``(features [B, M, C, *S], modality_mask [B, M]) -> [B, C, *S]``;
+        ``forward``: ``-> (fused [B, C, *S], None)`` (the fusion interface of
+        :class:`MaskedMeanFusion`; a concatenation has no per-sequence weights to report).
+    """
+
+    def __init__(self, channels: int, num_modalities: int, spatial_dims: int = 3,
+                 norm_name: str | tuple = "instance", act_name: str | tuple = DEFAULT_ACT):
+        super().__init__()
+        kw = dict(norm_name=norm_name, act_name=act_name)
+        self.layers = nn.Sequential(
+            ConvNormAct(spatial_dims, num_modalities * channels, channels, 1, **kw),
+            ConvNormAct(spatial_dims, channels, channels, 3, **kw),
+            ConvNormAct(spatial_dims, channels, channels, 1, **kw))
+
+    def embed(self, features: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
+        return self.layers(mask_modalities(features, modality_mask).flatten(1, 2))
+
+    def forward(self, features: torch.Tensor, modality_mask: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.embed(features, modality_mask), None
+
+
+# ----------------------------------------------------------------------- model settings
+@dataclass
+class BackboneConfig:
+    """Settings shared by the U-Net-style baselines (``zero_unet``, ``rfnet``, ``mmformer``).
+
+    Model configs subclass it and add their own fields; the names match
+    :class:`medmodal.models.dmafnet.DMAFNetConfig` where they mean the same thing.
+
+    Attributes:
+        widths: channels per encoder level (input sizes must be divisible by
+            ``2 ** (len(widths) - 1)``).
+        blocks_per_level: MONAI ``UnetResBlock`` s per encoder level.
+        spatial_dims: 3 (volumes) or 2 (slices).
+        norm: MONAI norm name (``"instance"``: samples of a batch never interact).
+        norm_affine: learnable per-channel scale and shift in the norm layers (nnU-Net's
+            instance norm has them; MONAI's ``"instance"`` default does not). Default ``True``:
+            without them a model fits small structures (necrosis, enhancing tumour) far slower.
+        act: MONAI activation name (``"leakyrelu"``: slope 0.01).
+        deep_supervision: extra supervised coarse predictions in ``forward_train`` (what they
+            are is model-specific).
+        deep_supervision_scales: how many coarser decoder scales (1/2, 1/4, ...) get a
+            deep-supervision head; clipped to ``len(widths) - 2`` (:meth:`num_deep_scales`).
+    """
+
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks_per_level: int = 1
+    spatial_dims: int = 3
+    norm: str = "instance"
+    norm_affine: bool = True
+    act: str = "leakyrelu"
+    deep_supervision: bool = True
+    deep_supervision_scales: int = 2
+
+    def __post_init__(self):
+        self.widths = tuple(int(w) for w in self.widths)
+        self.validate()
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.widths)
+
+    def num_deep_scales(self) -> int:
+        """Deep-supervision heads actually built (0 when ``deep_supervision`` is off)."""
+        return min(self.deep_supervision_scales, self.num_levels - 2) if self.deep_supervision else 0
+
+    @property
+    def size_divisor(self) -> int:
+        return 2 ** (self.num_levels - 1)
+
+    def validate(self) -> None:
+        """Raise :class:`ValueError` for inconsistent settings (subclasses extend it)."""
+        if self.num_levels < 2 or any(w < 1 for w in self.widths):
+            raise ValueError(f"widths needs >= 2 positive entries, got {self.widths}")
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if self.blocks_per_level < 1:
+            raise ValueError(f"blocks_per_level must be >= 1, got {self.blocks_per_level}")
+
+    def conv_kwargs(self) -> dict:
+        """``spatial_dims`` / ``norm_name`` / ``act_name`` for the MONAI-based blocks."""
+        act = DEFAULT_ACT if self.act == "leakyrelu" else self.act
+        norm = (self.norm, {"affine": bool(self.norm_affine)}) if self.norm in ("instance", "batch") else self.norm
+        return dict(spatial_dims=self.spatial_dims, norm_name=norm, act_name=act)
+
+    def backbone_kwargs(self) -> dict:
+        """The fields of this base class (to build a DMAF-Net skeleton with the same backbone)."""
+        return {f.name: getattr(self, f.name) for f in fields(BackboneConfig)}
+
+    @classmethod
+    def from_kwargs(cls, config=None, **overrides):
+        """Build from a config / dict plus keyword overrides; unknown keys raise :class:`TypeError`."""
+        base = asdict(config) if isinstance(config, BackboneConfig) else dict(config or {})
+        base.update(overrides)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(base) - known)
+        if unknown:
+            raise TypeError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
+        return cls(**base)
 
 
 def to_channels_last_3d(model: nn.Module) -> nn.Module:

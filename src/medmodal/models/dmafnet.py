@@ -25,7 +25,7 @@ handling; absent encoders receive exactly zero gradient.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -33,7 +33,7 @@ from monai.networks.layers import Conv
 from torch import nn
 
 from medmodal.models.blocks import (
-    DEFAULT_ACT,
+    BackboneConfig,
     MaskedMeanFusion,
     MaskedTransformer,
     ModalityTokenizer,
@@ -51,16 +51,14 @@ FUSIONS = ("dmaf", "mean")
 
 
 @dataclass
-class DMAFNetConfig:
+class DMAFNetConfig(BackboneConfig):
     """Hyper-parameters of :class:`DMAFNet` (all YAML-friendly; lists become tuples).
 
+    The backbone fields (``widths`` (16, 32, 64, 128): RFNet-like, input sizes divisible by 8;
+    ``blocks_per_level``, ``spatial_dims``, ``norm``, ``norm_affine``, ``act``,
+    ``deep_supervision``) are those of :class:`~medmodal.models.blocks.BackboneConfig`.
+
     Attributes:
-        widths: channels per encoder level (RFNet-like ``(16, 32, 64, 128)``: 4 levels, input
-            sizes must be divisible by ``2 ** (len(widths) - 1)`` = 8).
-        blocks_per_level: MONAI ``UnetResBlock`` s per encoder level (each = 2 convs + residual).
-        spatial_dims: 3 for volumes, 2 for slices (e.g. MyoPS).
-        norm: MONAI norm name, ``"instance"`` (per-sample, so samples in a batch never interact).
-        act: MONAI activation name (LeakyReLU, slope 0.01).
         fusion: ``"dmaf"`` (the DMAF module) or ``"mean"`` (masked averaging of the present
             sequences: the "without DMAF" ablation; no transformer parameters).
         fusion_levels: encoder levels fused with DMAF (``None``: all). Other levels use masked
@@ -72,17 +70,11 @@ class DMAFNetConfig:
         depth: masked multi-head attention layers per DMAF module (4 in the paper's figure).
         mlp_ratio: hidden size of the transformer MLP relative to the token dim.
         dropout: dropout inside the DMAF transformer (attention probabilities and MLP).
-        deep_supervision: add deep-supervision logits from coarser fusion-decoder levels.
-        deep_supervision_scales: how many coarser scales (1/2, 1/4, ...); clipped to
-            ``len(widths) - 2``. Their logits are **up-sampled (linearly) to the input size**, so a
-            loss can use the full-resolution label.
+
+    Deep-supervision logits (``deep_supervision_scales`` coarser fusion-decoder levels) are
+    **up-sampled (linearly) to the input size**, so a loss can use the full-resolution label.
     """
 
-    widths: tuple[int, ...] = (16, 32, 64, 128)
-    blocks_per_level: int = 1
-    spatial_dims: int = 3
-    norm: str = "instance"
-    act: str = "leakyrelu"
     fusion: str = "dmaf"
     fusion_levels: tuple[int, ...] | None = None
     token_grid: int | tuple[int, ...] = 4
@@ -90,32 +82,22 @@ class DMAFNetConfig:
     depth: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    deep_supervision: bool = True
-    deep_supervision_scales: int = 2
 
     def __post_init__(self):
-        self.widths = tuple(int(w) for w in self.widths)
         if self.fusion_levels is not None:
             self.fusion_levels = tuple(int(level) for level in self.fusion_levels)
         if not isinstance(self.token_grid, int):
             self.token_grid = tuple(int(g) for g in self.token_grid)
-        self.validate()
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.widths)
+        super().__post_init__()
 
     def validate(self) -> None:
         """Raise :class:`ValueError` with a clear message for inconsistent settings."""
+        super().validate()
         n = self.num_levels
-        if n < 2 or any(w < 1 for w in self.widths):
-            raise ValueError(f"widths needs >= 2 positive entries, got {self.widths}")
-        if self.spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
-        if self.blocks_per_level < 1 or self.depth < 1 or self.num_heads < 1:
-            raise ValueError("blocks_per_level, depth and num_heads must be >= 1")
+        if self.depth < 1 or self.num_heads < 1:
+            raise ValueError("depth and num_heads must be >= 1")
         bad = [lv for lv in (self.fusion_levels or ()) if not 0 <= lv < n]
         if bad:
             raise ValueError(f"fusion_levels {bad} out of range for {n} levels (0..{n - 1})")
@@ -138,20 +120,6 @@ class DMAFNetConfig:
         if self.fusion == "mean":
             return ()
         return tuple(range(self.num_levels)) if self.fusion_levels is None else tuple(sorted(set(self.fusion_levels)))
-
-    def num_deep_scales(self) -> int:
-        return min(self.deep_supervision_scales, self.num_levels - 2) if self.deep_supervision else 0
-
-    @classmethod
-    def from_kwargs(cls, config: "DMAFNetConfig | dict | None" = None, **overrides) -> "DMAFNetConfig":
-        """Build from a config / dict plus keyword overrides; unknown keys raise :class:`TypeError`."""
-        base = asdict(config) if isinstance(config, DMAFNetConfig) else dict(config or {})
-        base.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(base) - known)
-        if unknown:
-            raise TypeError(f"unknown DMAFNet option(s) {unknown}; known: {sorted(known)}")
-        return cls(**base)
 
 
 class DMAFFusion(nn.Module):
@@ -182,18 +150,19 @@ class DMAFFusion(nn.Module):
         super().__init__()
         self.tokenizer = ModalityTokenizer(channels, num_modalities, (grid,) * spatial_dims)
         self.transformer = MaskedTransformer(channels, depth, num_heads, mlp_ratio, dropout)
-        self.map_from_features = Conv[Conv.CONV, spatial_dims](channels, 1, kernel_size=1)
-        self.map_from_tokens = nn.Linear(channels, 1, bias=False)
+        self.map_from_features = Conv[Conv.CONV, spatial_dims](channels, channels, kernel_size=1)
+        self.map_from_tokens = nn.Linear(channels, channels, bias=False)
 
     def attention_logits(self, features: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
-        """Per-sequence map logits ``[B, M, *S]`` (``-inf`` for absent sequences)."""
+        """Per-sequence, per-channel map logits ``[B, M, C, *S]`` (``-inf`` for absent sequences)."""
         b, m, c, *spatial = features.shape
         tokens = self.tokenizer(features)                                             # [B, M*T, C]
         tokens = self.transformer(tokens, self.tokenizer.token_mask(modality_mask))  # absent tokens = 0
-        restored = self.map_from_tokens(tokens).reshape(b * m, 1, *self.tokenizer.grid)
+        grid = self.tokenizer.grid
+        restored = self.map_from_tokens(tokens).reshape(b * m, *grid, c).movedim(-1, 1)  # [B*M, C, *grid]
         logits = self.map_from_features(features.flatten(0, 1)) + resize_to(restored, spatial)
-        logits = logits.reshape(b, m, *spatial)
-        absent = ~modality_mask.reshape(b, m, *[1] * len(spatial))
+        logits = logits.reshape(b, m, c, *spatial)
+        absent = ~modality_mask.reshape(b, m, *[1] * (len(spatial) + 1))
         return logits.masked_fill(absent, float("-inf"))
 
     def forward(self, features: torch.Tensor, modality_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,8 +170,8 @@ class DMAFFusion(nn.Module):
         # softmax in float32 (stable under bf16 autocast), weights back in the features' dtype
         maps = torch.softmax(self.attention_logits(features, modality_mask), dim=1, dtype=torch.float32)
         maps = maps.to(features.dtype)
-        fused = (maps.unsqueeze(2) * features).sum(dim=1)
-        return fused, maps
+        fused = (maps * features).sum(dim=1)
+        return fused, maps.mean(dim=2)
 
 
 @register_model("dmafnet")
@@ -236,8 +205,7 @@ class DMAFNet(nn.Module):
         self.num_modalities = len(self.modalities)
         self.spatial_dims = cfg.spatial_dims
         self.feature_channels = cfg.widths[-1]
-        act = DEFAULT_ACT if cfg.act == "leakyrelu" else cfg.act
-        conv_kw = dict(spatial_dims=cfg.spatial_dims, norm_name=cfg.norm, act_name=act)
+        conv_kw = cfg.conv_kwargs()
         self.encoders = nn.ModuleList(
             SequenceEncoder(1, cfg.widths, blocks_per_level=cfg.blocks_per_level, **conv_kw)
             for _ in self.modalities)
