@@ -10,7 +10,8 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("cmd", [[], ["data"], ["train"], ["evaluate"], ["predict"], ["demo"],
-                                 ["data", "summary"], ["data", "synth-brats"], ["data", "split"],
+                                 ["data", "summary"], ["data", "synth-brats"], ["data", "synth-myops"],
+                                 ["data", "split"],
                                  ["data", "missing-rates"], ["data", "preprocess"]])
 def test_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])

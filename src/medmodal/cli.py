@@ -22,9 +22,12 @@ app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
-LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | nnunet | mapping")
+LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | mapping")
 MapOpt = typer.Option(None, "--map", help="glob per sequence, e.g. 'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*'")
-LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023); default: the layout's")
+LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023 | "
+                                                  "myops2020); default: the layout's")
+DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
+                                                    "brats2020 | brats2023 | myops2020")
 
 
 def user_errors(func):
@@ -45,10 +48,22 @@ def user_errors(func):
     return wrapper
 
 
-def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str]):
+def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
     from medmodal.data.layouts import discover_cases
 
-    return discover_cases(root, layout=layout, mapping=mapping, source_labels=labels)
+    extra = {"modalities": tuple(modalities)} if modalities else {}
+    return discover_cases(root, layout=layout, mapping=mapping, source_labels=labels, **extra)
+
+
+def discover_dataset(root: Path, dataset: str, layout: str, mapping: Optional[str], labels: Optional[str]):
+    """``(cases, spec)``; ``dataset="auto"``: MyoPS 2020 when the files are in the MyoPS layout, else BraTS 2020."""
+    from medmodal.data.spec import BRATS2020, MYOPS2020, get_spec
+
+    spec = None if dataset == "auto" else get_spec(dataset)
+    found = discover(root, layout, mapping, labels, spec.modalities if spec else None)
+    if spec is None:
+        spec = MYOPS2020 if found[0].layout == "myops2020" else BRATS2020
+    return found, spec
 
 
 @data_app.command("synth-brats")
@@ -67,21 +82,37 @@ def synth_brats_cmd(
     console.print(f"wrote {len(folders)} cases to {out}")
 
 
+@data_app.command("synth-myops")
+@user_errors
+def synth_myops_cmd(
+    out: Path = typer.Argument(..., help="output folder (official MyoPS 2020 layout: train25/, train25_myops_gd/)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases"),
+    size: int = typer.Option(96, "--size", "-s", help="in-plane edge length in pixels"),
+    slices: int = typer.Option(6, "--slices", help="short-axis slices per stack"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write a synthetic cardiac MR dataset (C0 / DE / T2 + labels) in the MyoPS 2020 layout."""
+    from medmodal.data.synthetic_myops import synth_myops
+
+    ids = synth_myops(out, num_cases=cases, size=size, slices=slices, seed=seed)
+    console.print(f"wrote {len(ids)} cases to {out}")
+
+
 @data_app.command("summary")
 @user_errors
 def summary_cmd(
     root: Path = typer.Argument(..., help="dataset folder or case folder"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    dataset: str = DatasetOpt,
     validate: bool = typer.Option(True, help="read and validate every file (slower)"),
 ):
     """List the cases found, their sequences, grid and label voxel counts."""
-    from medmodal.data.spec import BRATS2020
     from medmodal.data.summary import availability, summarize_case, summary_table
 
-    found = discover(root, layout, mapping, labels)
-    summaries = [summarize_case(c, BRATS2020, validate=validate) for c in found]
-    console.print(summary_table(summaries, BRATS2020))
-    avail = ", ".join(f"{m} {n}/{len(found)}" for m, n in availability(summaries, BRATS2020).items())
+    found, spec = discover_dataset(root, dataset, layout, mapping, labels)
+    summaries = [summarize_case(c, spec, validate=validate) for c in found]
+    console.print(summary_table(summaries, spec))
+    avail = ", ".join(f"{m} {n}/{len(found)}" for m, n in availability(summaries, spec).items())
     console.print(f"layout: {found[0].layout}; sequences available: {avail}")
 
 
@@ -108,28 +139,30 @@ def split_cmd(
 @user_errors
 def missing_rates_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),
-    rates: str = typer.Option("flair=0.2,t1=0.4,t1ce=0.6,t2=0.8", "--rates", help="per-sequence missing rates"),
+    rates: Optional[str] = typer.Option(None, "--rates", help="per-sequence missing rates (default BraTS "
+                                        "flair=0.2,t1=0.4,t1ce=0.6,t2=0.8; MyoPS c0=0.2,de=0.425,t2=0.675)"),
     seed: int = typer.Option(0, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out", help="CSV path (default <root>/missing_<rates>_seed<seed>.csv)"),
     split_seed: Optional[int] = typer.Option(None, "--split-seed", help="assign only the training cases of this split"),
-    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt,
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, dataset: str = DatasetOpt,
 ):
     """Assign each (training) case a fixed set of available sequences under imbalanced missing rates."""
+    from medmodal.config import default_missing_rates
     from medmodal.data.missing import assign_imbalanced, parse_rates, realised_missing_rates, write_missing_csv
-    from medmodal.data.spec import BRATS_MODALITIES
     from medmodal.data.splits import load_or_make_splits
 
-    found = discover(root, layout, mapping, None)
+    found, spec = discover_dataset(root, dataset, layout, mapping, None)
+    modalities = spec.modalities
     ids = [c.case_id for c in found]
     if split_seed is not None:
         ids = load_or_make_splits(root, ids, split_seed)["train"]
-    parsed = parse_rates(rates)
-    assignment = assign_imbalanced(ids, parsed, BRATS_MODALITIES, seed=seed)
-    tag = "".join(f"{int(round(parsed.get(m, 0) * 10))}" for m in BRATS_MODALITIES)
-    path = write_missing_csv(out or Path(root) / f"missing_mr{tag}_seed{seed}.csv", assignment, BRATS_MODALITIES)
-    real = realised_missing_rates(assignment, BRATS_MODALITIES)
+    parsed = parse_rates(rates) if rates else default_missing_rates(spec.name)
+    assignment = assign_imbalanced(ids, parsed, modalities, seed=seed)
+    tag = "".join(f"{int(round(parsed.get(m, 0) * 10))}" for m in modalities)
+    path = write_missing_csv(out or Path(root) / f"missing_mr{tag}_seed{seed}.csv", assignment, modalities)
+    real = realised_missing_rates(assignment, modalities)
     console.print(f"{path}: {len(assignment)} cases; realised missing rates "
-                  + ", ".join(f"{m} {real[m]:.2f}" for m in BRATS_MODALITIES))
+                  + ", ".join(f"{m} {real[m]:.2f}" for m in modalities))
 
 
 @data_app.command("preprocess")
@@ -138,13 +171,13 @@ def preprocess_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="cache folder (default <root>/.medmodal_cache, or ~/.cache/medmodal if read-only)"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    dataset: str = DatasetOpt,
 ):
     """Validate, crop and normalise every case once, caching the result as .npy."""
     from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
-    from medmodal.data.spec import BRATS2020
 
-    found = discover(root, layout, mapping, labels)
-    store = PreprocessedCache(cache or default_cache_dir(root), BRATS2020)
+    found, spec = discover_dataset(root, dataset, layout, mapping, labels)
+    store = PreprocessedCache(cache or default_cache_dir(root), spec)
     store.build_all(found, progress=True)
     console.print(f"{len(found)} cases cached in {store.cache_dir}")
 
@@ -153,7 +186,8 @@ def preprocess_cmd(
 @user_errors
 def train_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: paper defaults)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config name, e.g. demo_cpu, dmafnet_brats2020"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config name, e.g. demo_cpu, "
+                                                                "dmafnet_brats2020, dmafnet_myops2020, tiny_myops2020"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (overrides out_dir)"),
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (overrides data.root)"),
     resume: str = typer.Option("auto", "--resume", help="auto (continue from last.ckpt if any) | never | PATH"),
@@ -190,13 +224,14 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
     from medmodal.evaluation.report import run_evaluation
 
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
-                            labels=labels, hd95=hd95, progress=progress)
+                            labels=labels, hd95=hd95, progress=progress, precision=precision)
     console.print(result.markdown)
     console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")
 
@@ -208,12 +243,14 @@ def predict_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder, or .ckpt"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="also write <case>.npz"),
     resume: bool = typer.Option(False, "--continue", help="skip cases already predicted"),
     disable_progress_bar: bool = typer.Option(False, "--disable-progress-bar"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt,
     label_convention: Optional[str] = typer.Option(None, "--output-labels",
-                                                   help="brats2020 (ET=4) | brats2023 (ET=3); default: the input's"),
+                                                   help="brats2020 (ET=4) | brats2023 (ET=3) for BraTS models; "
+                                                        "default: the input's"),
 ):
     """Segment new cases; any non-empty subset of the model's sequences may be present."""
     import torch
@@ -224,9 +261,9 @@ def predict_cmd(
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
-    cases = discover(input, layout, mapping, None)
+    cases = discover(input, layout, mapping, None, meta["modalities"])
     options = PredictOptions(save_probabilities=save_probabilities, skip_existing=resume,
-                             label_convention=label_convention)
+                             label_convention=label_convention, precision=precision)
 
     def report(case, status):
         if not disable_progress_bar:
@@ -271,7 +308,7 @@ def bench_speed_cmd(
 def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="folder for the demo's data and outputs"),
     cases: int = typer.Option(16, "--cases", help="synthetic cases to generate"),
-    size: int = typer.Option(48, "--size", help="volume edge length in voxels"),
+    size: int = typer.Option(64, "--size", help="volume edge length in voxels"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="training epochs (default: the demo preset's)"),
 ):
     """The main job on built-in synthetic data: synthesise, train DMAF-Net briefly, evaluate all subsets."""

@@ -21,6 +21,13 @@ from medmodal.io import atomic_write_text
 
 #: PASSION-style imbalanced missing rates (issue protocol: FLAIR 20 / T1 40 / T1ce 60 / T2 80 %).
 DEFAULT_MISSING_RATES = {"flair": 0.2, "t1": 0.4, "t1ce": 0.6, "t2": 0.8}
+#: MyoPS 2020 imbalanced missing rates (bSSFP 20 / LGE 42.5 / T2 67.5 %).
+MYOPS_MISSING_RATES = {"c0": 0.2, "de": 0.425, "t2": 0.675}
+
+
+def default_missing_rates(dataset: str) -> dict[str, float]:
+    """The imbalanced-protocol missing rates of a dataset spec name (BraTS or MyoPS)."""
+    return dict(MYOPS_MISSING_RATES if dataset.startswith("myops") else DEFAULT_MISSING_RATES)
 
 
 @dataclass

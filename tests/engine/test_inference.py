@@ -36,3 +36,22 @@ def test_probabilities_ignore_absent_sequence_voxels():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="at least one sequence"):
         predict_probabilities(model, image, torch.zeros(4, dtype=torch.bool), (16, 16, 16))
+
+
+def test_2d_model_on_a_volume_is_slice_wise():
+    torch.manual_seed(2)
+    model = create_model("dmafnet", modalities=["c0", "de", "t2"], num_classes=6, spatial_dims=2, **TINY).eval()
+    image = torch.randn(1, 3, 26, 22, 3)  # [1, M, X, Y, Z]: 3 short-axis slices
+    mask = torch.tensor([True, False, True])
+    probs = predict_probabilities(model, image, mask, (16, 16), 0.5, 3)
+    assert probs.shape == (1, 6, 26, 22, 3)
+    for z in range(3):  # each slice alone, as a 2-D image, gives the same probabilities
+        alone = predict_probabilities(model, image[..., z], mask, (16, 16), 0.5, 3)
+        torch.testing.assert_close(probs[..., z], alone, rtol=0, atol=1e-6)
+    subsets = torch.tensor(all_subsets(3))
+    shared = predict_probabilities_all_subsets(model, image, subsets, (16, 16), 0.5, 3)
+    naive = torch.cat([predict_probabilities(model, image, s, (16, 16), 0.5, 3) for s in subsets])
+    assert shared.shape == (7, 6, 26, 22, 3)
+    torch.testing.assert_close(shared, naive, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="does not fit an image"):
+        predict_probabilities(model, image, mask, (16,))

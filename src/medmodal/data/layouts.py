@@ -9,6 +9,14 @@ Supported layouts (``layout=`` argument, or ``"auto"``):
 * ``nnunet`` - nnU-Net raw: ``dataset.json`` + ``imagesTr/<case>_000X.nii.gz`` (+ ``imagesTs``)
   + ``labelsTr/<case>.nii.gz``. Channels are matched to sequences by the *names* in
   ``channel_names``; an absent ``_000X`` file is a missing sequence (nnU-Net itself refuses this).
+* ``myops2020`` - MyoPS 2020 cardiac MR: ``<case>_{C0,DE,T2}.nii.gz`` (bSSFP, LGE, T2 -> sequences
+  ``c0, de, t2``) and the label ``<case>_gd.nii.gz``. Both the official flat layout
+  (``<root>/train25/myops_training_101_C0.nii.gz ...`` with the labels in
+  ``<root>/train25_myops_gd/myops_training_101_gd.nii.gz``; ``test20/`` without labels) and one
+  folder per case are read: files are grouped by the case prefix found in ``root`` and in its
+  sub-folders up to two levels down (hidden folders skipped). When ``root`` is the image folder
+  itself (``train25``), labels are also looked up in the sibling ``<root>_myops_gd`` folder.
+  The same case file found twice is a :class:`LayoutError` naming both files.
 * ``mapping`` - any layout, given glob patterns per sequence, e.g.
   ``{"flair": "*_fla*.nii.gz", "t1": "*_t1_*.nii.gz", "seg": "*_seg*.nii.gz"}``.
 
@@ -40,9 +48,16 @@ CHANNEL_ALIASES = {
     "t1": "t1", "t1w": "t1", "t1n": "t1", "t1native": "t1",
     "t1ce": "t1ce", "t1c": "t1ce", "t1gd": "t1ce", "t1contrast": "t1ce", "t1post": "t1ce",
     "t2": "t2", "t2w": "t2",
+    # MyoPS / cardiac MR
+    "c0": "c0", "bssfp": "c0", "cine": "c0", "ssfp": "c0",
+    "de": "de", "lge": "de", "psir": "de",
 }
 
-LAYOUTS = ("auto", "brats2020", "brats2023", "nnunet", "mapping")
+#: MyoPS 2020 file suffix (upper-cased) -> canonical sequence name, ``seg`` for the label.
+MYOPS_SUFFIXES = {"C0": "c0", "DE": "de", "T2": "t2", "GD": LABEL_KEY}
+_MYOPS_FILE = re.compile(r"^(?P<case>.+)_(?P<key>C0|DE|T2|gd)$", re.I)
+
+LAYOUTS = ("auto", "brats2020", "brats2023", "myops2020", "nnunet", "mapping")
 
 
 class LayoutError(ValueError):
@@ -129,6 +144,42 @@ def _discover_suffix_layout(root: Path, layout: str) -> list[Case]:
     folders = [root] if _nifti_files(root) else _case_folders(root)
     cases = [c for f in folders if (c := _suffix_layout_case(f, separator, suffixes, layout, labels))]
     return cases
+
+
+def _myops_folders(root: Path, depth: int = 2) -> list[Path]:
+    """``root`` and its non-hidden sub-folders down to ``depth`` levels (the MyoPS search space)."""
+    folders, frontier = [root], [root]
+    for _ in range(depth):
+        frontier = [d for f in frontier for d in _case_folders(f)]
+        folders += frontier
+    if _nifti_files(root):  # root is an image folder such as train25: its label folder is a sibling
+        sibling = root.parent / f"{root.name}_myops_gd"
+        if sibling.is_dir():
+            folders.append(sibling)
+    return folders
+
+
+def _discover_myops(root: Path, source_labels: str) -> list[Case]:
+    """MyoPS 2020: group ``<case>_{C0,DE,T2,gd}.nii[.gz]`` files by case id (flat or per-case folders)."""
+    cases: dict[str, Case] = {}
+    for folder in _myops_folders(root):
+        for path in _nifti_files(folder):
+            m = _MYOPS_FILE.match(strip_nifti_suffix(path.name) or "")
+            if not m:
+                continue
+            key = MYOPS_SUFFIXES[m["key"].upper()]
+            case = cases.setdefault(m["case"], Case(m["case"], {}, None, "myops2020", source_labels,
+                                                    extra={"folder": folder.name}))
+            previous = case.label if key == LABEL_KEY else case.images.get(key)
+            if previous is not None and previous != path:
+                raise LayoutError(f"case {m['case']}: two files for {key!r}: {previous} and {path}; "
+                                  f"point the root at one copy of the dataset")
+            if key == LABEL_KEY:
+                case.label = path
+            else:
+                case.images[key] = path
+                case.extra["folder"] = folder.name  # the image folder (train25 / test20 / case folder)
+    return list(cases.values())
 
 
 def parse_mapping(text: str | Sequence[str] | Mapping[str, str]) -> dict[str, str]:
@@ -235,9 +286,12 @@ def detect_layout(root: Path) -> str:
             return "brats2020"
         if any(s.endswith(("-t2f", "-t1n", "-t1c", "-t2w")) for s in stems):
             return "brats2023"
+        if any(s.lower().endswith(("_c0", "_de")) for s in stems):
+            return "myops2020"
     raise LayoutError(
         f"{root}: cannot recognise the layout (no BraTS 2020 '<case>_flair.nii.gz', no BraTS 2023 "
-        f"'<case>-t2f.nii.gz', no nnU-Net dataset.json). Pass --layout, or a --map such as "
+        f"'<case>-t2f.nii.gz', no MyoPS '<case>_C0.nii.gz', no nnU-Net dataset.json). "
+        f"Pass --layout, or a --map such as "
         f"'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,t1ce=*_t1c*.nii.gz,t2=*_t2*.nii.gz,seg=*seg*.nii.gz'"
     )
 
@@ -247,11 +301,13 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
     """Find the cases under ``root``.
 
     Args:
-        root: dataset folder (one sub-folder per case, or nnU-Net raw) or a single case folder.
+        root: dataset folder (one sub-folder per case, nnU-Net raw, MyoPS flat folders) or a single
+            case folder.
         layout: one of :data:`LAYOUTS`; ``"auto"`` detects it (``"mapping"`` when ``mapping`` is given).
         mapping: glob patterns per sequence (+ ``seg``), for ``layout="mapping"``.
         modalities: canonical sequence names of the dataset.
-        source_labels: label convention name; default: the layout's own (BraTS 2023 -> ``brats2023``).
+        source_labels: label convention name; default: the layout's own (BraTS 2023 -> ``brats2023``,
+            MyoPS -> ``myops2020``, otherwise ``brats2020``).
 
     Returns:
         Cases sorted by id. Raises :class:`LayoutError` / ``FileNotFoundError`` with the folder named.
@@ -267,7 +323,7 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
         layout = "mapping"
     if layout == "auto":
         layout = detect_layout(root)
-    default_labels = "brats2023" if layout == "brats2023" else "brats2020"
+    default_labels = layout if layout in ("brats2023", "myops2020") else "brats2020"
     labels = source_labels or default_labels
     if layout == "mapping":
         if mapping is None:
@@ -275,6 +331,8 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
         cases = _discover_mapping(root, parse_mapping(mapping), modalities, labels)
     elif layout == "nnunet":
         cases = _discover_nnunet(root, modalities, labels)
+    elif layout == "myops2020":
+        cases = _discover_myops(root, labels)
     else:
         cases = _discover_suffix_layout(root, layout)
         for case in cases:

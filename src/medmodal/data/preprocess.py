@@ -4,6 +4,9 @@
 2. Z-score each present sequence over the brain mask (that union), zero outside the brain.
    Missing sequences stay all-zero.
 
+Datasets whose spec has ``normalization="volume"`` (MyoPS cardiac MR: a body around the heart,
+no brain mask) are cropped the same way but z-scored over *every* voxel of the cropped stack.
+
 The cache stores each case as ``.npy`` files (read with ``mmap_mode="r"``), so a second epoch
 does not re-read NIfTI and DDP processes share the page cache instead of holding one copy each.
 Cache entries are keyed by the source files' paths, sizes and modification times, the
@@ -95,10 +98,29 @@ def zscore_in_brain(image: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
-def preprocess(loaded: LoadedCase) -> PreprocessedCase:
-    """Crop to the brain box and z-score (see module docstring)."""
+def zscore_volume(image: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Z-score each present sequence over all its voxels (no mask); missing sequences stay 0.
+
+    Args:
+        image: ``[M, *spatial]`` float. Returns a new float32 array of the same shape.
+    """
+    out = np.zeros(image.shape, np.float32)
+    for m in np.flatnonzero(present):
+        values = image[m].astype(np.float64)
+        std = values.std()
+        out[m] = (values - values.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+NORMALIZATIONS = {"brain": zscore_in_brain, "volume": zscore_volume}
+
+
+def preprocess(loaded: LoadedCase, normalization: str = "brain") -> PreprocessedCase:
+    """Crop to the non-zero box and z-score (see module docstring; ``normalization``: brain | volume)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     bbox = brain_bbox(loaded.image, loaded.present)
-    image = zscore_in_brain(crop(loaded.image, bbox), loaded.present)
+    image = NORMALIZATIONS[normalization](crop(loaded.image, bbox), loaded.present)
     label = crop(loaded.label, bbox).copy() if loaded.label is not None else None
     return PreprocessedCase(loaded.case_id, image, label, loaded.present.copy(), bbox,
                             tuple(loaded.image.shape[1:]), loaded.spacing)
@@ -139,7 +161,8 @@ class PreprocessedCache:
 
     def build(self, case: Case) -> PreprocessedCase:
         """Read, validate, preprocess and store one case (atomic per file; meta written last)."""
-        pre = preprocess(load_case(case, self.spec, affine_atol=self.affine_atol))
+        normalization = getattr(self.spec, "normalization", "brain")
+        pre = preprocess(load_case(case, self.spec, affine_atol=self.affine_atol), normalization)
         folder = self._folder(case)
         atomic_save_npy(folder / "image.npy", pre.image)
         if pre.label is not None:

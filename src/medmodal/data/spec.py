@@ -10,11 +10,22 @@ Label conventions live here, per dataset, never in model or metric code:
 
 Example (BraTS 2020): file labels ``{0, 1, 2, 4}`` become classes ``{0, 1, 2, 3}``;
 WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
+
+MyoPS 2020 (cardiac MR, myocardial pathology): sequences ``c0`` (bSSFP cine), ``de`` (LGE,
+late gadolinium enhancement) and ``t2`` (T2-weighted), named after the files'
+``_C0`` / ``_DE`` / ``_T2`` suffixes. File labels 0 background, 200 LV blood pool,
+500 LV myocardium (normal), 600 RV blood pool, 1220 myocardial edema, 2221 myocardial scar
+become classes 0..5. Regions: the challenge targets ``Scar`` = {scar} and
+``Edema+Scar`` = {edema, scar}; also reported: ``LV`` = LV blood pool, ``Myo`` = the whole LV
+myocardium {normal myocardium, edema, scar} (pathology lies inside the myocardium), ``RV`` =
+RV blood pool. The volumes are short-axis stacks of a few thick slices, so models work on
+2-D slices (``spatial_dims=2``), and each sequence is z-scored over its whole stack
+(``normalization="volume"``: there is no brain mask).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,6 +43,12 @@ class DatasetSpec:
         et_class: internal class of the region that gets small-component post-processing
             (BraTS enhancing tumour), or ``None``.
         et_replacement: internal class that replaces a too-small ET prediction.
+        spatial_dims: 3 (models see volumes / 3-D crops) or 2 (models see slices along the
+            last axis, e.g. MyoPS short-axis stacks).
+        normalization: ``"brain"`` (crop to the non-zero box, z-score inside the union of
+            non-zero voxels: skull-stripped BraTS) or ``"volume"`` (z-score over every voxel of
+            the cropped stack: images with a body/background, e.g. cardiac MR).
+        extra: free-form metadata (e.g. long sequence names).
     """
 
     name: str
@@ -43,6 +60,7 @@ class DatasetSpec:
     et_replacement: int = 1
     spatial_dims: int = 3
     extra: dict = field(default_factory=dict)
+    normalization: str = "brain"
 
     @property
     def num_modalities(self) -> int:
@@ -82,11 +100,7 @@ class DatasetSpec:
 
     def with_source_labels(self, source_labels: dict[int, int], name: str | None = None) -> "DatasetSpec":
         """Same dataset with another file-label convention (e.g. BraTS 2023 ET = 3)."""
-        return DatasetSpec(
-            name=name or self.name, modalities=self.modalities, source_labels=dict(source_labels),
-            class_names=self.class_names, regions=self.regions, et_class=self.et_class,
-            et_replacement=self.et_replacement, spatial_dims=self.spatial_dims, extra=self.extra,
-        )
+        return replace(self, name=name or self.name, source_labels=dict(source_labels))
 
 
 BRATS_MODALITIES = ("flair", "t1", "t1ce", "t2")
@@ -104,7 +118,22 @@ BRATS2020 = DatasetSpec(
 #: BraTS 2023 glioma: enhancing tumour is label 3 in the files.
 BRATS2023 = BRATS2020.with_source_labels({0: 0, 1: 1, 2: 2, 3: 3}, name="brats2023")
 
-SPECS: dict[str, DatasetSpec] = {s.name: s for s in (BRATS2020, BRATS2023)}
+#: MyoPS 2020 sequences, canonical order: bSSFP (``_C0``), LGE (``_DE``), T2 (``_T2``).
+MYOPS_MODALITIES = ("c0", "de", "t2")
+
+MYOPS2020 = DatasetSpec(
+    name="myops2020",
+    modalities=MYOPS_MODALITIES,
+    source_labels={0: 0, 200: 1, 500: 2, 600: 3, 1220: 4, 2221: 5},
+    class_names=("background", "lv_blood_pool", "lv_myocardium", "rv_blood_pool", "edema", "scar"),
+    regions={"Scar": (5,), "Edema+Scar": (4, 5), "LV": (1,), "Myo": (2, 4, 5), "RV": (3,)},
+    et_class=None,
+    spatial_dims=2,
+    normalization="volume",
+    extra={"sequence_names": {"c0": "bSSFP", "de": "LGE", "t2": "T2"}},
+)
+
+SPECS: dict[str, DatasetSpec] = {s.name: s for s in (BRATS2020, BRATS2023, MYOPS2020)}
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -1,4 +1,4 @@
-"""Lightning data module for BraTS-family segmentation with missing sequences.
+"""Lightning data module for segmentation with missing sequences (3-D crops, or 2-D slices for MyoPS).
 
 On rank 0, ``prepare_data`` validates and caches every case (``.npy`` files, memory-mapped
 later, so DDP processes share one copy through the page cache: RAM per process is about one
@@ -19,6 +19,7 @@ from medmodal.data.dataset import CaseDataset, CropDataset, MissingProtocol
 from medmodal.data.layouts import discover_cases
 from medmodal.data.missing import assign_imbalanced, read_missing_csv, write_missing_csv
 from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
+from medmodal.data.slices import SliceDataset
 from medmodal.data.sampler import EpochSampler
 from medmodal.data.spec import get_spec
 from medmodal.data.splits import default_split_path, load_or_make_splits, write_splits
@@ -31,6 +32,7 @@ class SegmentationDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg, self.run_dir, self.seed = cfg, Path(run_dir), seed
         self.spec = get_spec(cfg.dataset)
+        self.crop_size = self._check_crop_size()  # fail before caching the dataset
         self.cases = None
         self.splits: dict[str, list[str]] | None = None
 
@@ -83,9 +85,22 @@ class SegmentationDataModule(L.LightningDataModule):
             return MissingProtocol("imbalanced", self._missing_assignment())
         return MissingProtocol(self.cfg.missing)
 
+    def _check_crop_size(self) -> tuple[int, ...]:
+        """``data.crop_size`` must have one value per spatial axis the model sees (``spec.spatial_dims``)."""
+        crop = tuple(int(c) for c in self.cfg.crop_size)
+        dims = self.spec.spatial_dims
+        if len(crop) != dims:
+            kind = "2-D slices (H, W)" if dims == 2 else "3-D crops (X, Y, Z)"
+            raise ValueError(f"data.crop_size {list(crop)} has {len(crop)} values, but {self.spec.name} trains on "
+                             f"{kind}: give {dims} values, e.g. data.crop_size=[{','.join(['128'] * dims)}]")
+        return crop
+
     def setup(self, stage: str | None = None) -> None:
-        self.train_set = CropDataset(
-            self.cache, self.split_cases("train"), self.cfg.crop_size, self.missing_protocol(),
+        """Training: random 3-D crops (``CropDataset``) or, for 2-D specs, random slices
+        (``SliceDataset``, along the last axis). Validation / test: whole cases (``CaseDataset``)."""
+        dataset = SliceDataset if self.spec.spatial_dims == 2 else CropDataset
+        self.train_set = dataset(
+            self.cache, self.split_cases("train"), self.crop_size, self.missing_protocol(),
             augment=True, samples_per_epoch=self.cfg.samples_per_epoch, seed=self.seed,
             foreground_ratio=self.cfg.foreground_ratio,
         )

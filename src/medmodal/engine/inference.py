@@ -1,9 +1,14 @@
-"""Sliding-window inference for any subset of sequences (MONAI's sliding_window_inference)."""
+"""Sliding-window inference for any subset of sequences (MONAI's sliding_window_inference).
+
+A 2-D model (``spatial_dims=2``, e.g. MyoPS) predicts a 3-D volume slice by slice: when the
+window has one axis fewer than the volume, the slices along the last axis are windowed as a
+batch of 2-D images (:func:`sliding_window`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from monai.inferers import sliding_window_inference
@@ -29,6 +34,35 @@ def inference_precision(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def sliding_window(image: torch.Tensor, roi_size: Sequence[int], predictor: Callable[[torch.Tensor], torch.Tensor],
+                   overlap: float = 0.5, sw_batch_size: int = 2, mode: str = "gaussian") -> torch.Tensor:
+    """MONAI sliding-window inference, slice-wise when the window is 2-D and the volume 3-D.
+
+    Args:
+        image: ``[1, M, *spatial]``.
+        roi_size: window size; either ``len(spatial)`` values, or ``len(spatial) - 1`` for a 2-D
+            model on a volume: the last spatial axis is then moved into the batch
+            (``[Z, M, X, Y]``), each slice is windowed in 2-D and the result is moved back.
+        predictor: ``[b, M, *roi] -> [b, C', *roi]`` logits.
+
+    Returns:
+        ``[1, C', *spatial]`` (in the predictor's dtype, as MONAI returns it). Images smaller than
+        the window are padded by MONAI, so the network always sees ``roi_size``.
+    """
+    roi_size = tuple(int(r) for r in roi_size)
+    spatial = image.ndim - 2
+    if len(roi_size) == spatial:
+        return sliding_window_inference(image, roi_size=roi_size, sw_batch_size=sw_batch_size, predictor=predictor,
+                                        overlap=overlap, mode=mode)
+    if len(roi_size) != spatial - 1 or spatial < 3 or image.shape[0] != 1:
+        raise ValueError(f"window {roi_size} does not fit an image of shape {tuple(image.shape)}: give one size "
+                         f"per spatial axis, or one fewer for a 2-D model on a [1, M, X, Y, Z] volume")
+    slices = image[0].movedim(-1, 0)  # [Z, M, X, Y]
+    logits = sliding_window_inference(slices, roi_size=roi_size, sw_batch_size=sw_batch_size, predictor=predictor,
+                                      overlap=overlap, mode=mode)  # [Z, C', X, Y]
+    return logits.movedim(0, -1).unsqueeze(0)  # [1, C', X, Y, Z]
+
+
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, image: torch.Tensor, modality_mask: torch.Tensor,
                           roi_size: Sequence[int], overlap: float = 0.5, sw_batch_size: int = 2,
@@ -39,7 +73,9 @@ def predict_probabilities(model: nn.Module, image: torch.Tensor, modality_mask: 
         model: ``forward(images [B,M,*roi], modality_mask [B,M]) -> logits [B,C,*roi]``, in eval mode.
         image: ``[1, M, *spatial]`` on the model's device; missing sequences are zeroed here.
         modality_mask: ``[M]`` or ``[1, M]`` bool.
-        roi_size: window size; ``overlap``: fraction shared by neighbouring windows.
+        roi_size: window size; one value fewer than the spatial axes for a 2-D model on a
+            volume (slice-wise along the last axis, see :func:`sliding_window`).
+        overlap: fraction shared by neighbouring windows.
 
     Returns:
         ``[1, C, *spatial]`` float32 probabilities.
@@ -52,9 +88,7 @@ def predict_probabilities(model: nn.Module, image: torch.Tensor, modality_mask: 
     def predictor(window: torch.Tensor) -> torch.Tensor:
         return model(window, mask.expand(window.shape[0], -1))
 
-    # volumes smaller than the window are padded by MONAI, so the network always sees roi_size
-    logits = sliding_window_inference(image, roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, predictor=predictor,
-                                      overlap=overlap, mode=mode)
+    logits = sliding_window(image, roi_size, predictor, overlap, sw_batch_size, mode)
     return torch.softmax(logits.float(), dim=1)
 
 
@@ -75,6 +109,7 @@ def predict_probabilities_all_subsets(model: nn.Module, image: torch.Tensor, sub
 
     Args:
         image: ``[1, M, *spatial]``; subsets: ``[K, M]`` bool (each row non-empty).
+        roi_size: as for :func:`predict_probabilities` (2-D window on a volume: slice-wise).
     Returns:
         ``[K, C, *spatial]`` float32 probabilities.
     """
@@ -92,7 +127,6 @@ def predict_probabilities_all_subsets(model: nn.Module, image: torch.Tensor, sub
         logits = model.decode(features, masks.repeat(b, 1))  # [b*K, C, ...]
         return logits.reshape(b, k * logits.shape[1], *logits.shape[2:])
 
-    logits = sliding_window_inference(image, roi_size=tuple(roi_size), sw_batch_size=sw_batch_size,
-                                      predictor=predictor, overlap=overlap, mode=mode)
+    logits = sliding_window(image, roi_size, predictor, overlap, sw_batch_size, mode)  # [1, K*C, *spatial]
     logits = logits.reshape(k, -1, *logits.shape[2:])
     return torch.softmax(logits.float(), dim=1)

@@ -31,6 +31,12 @@ from medmodal.models import create_model
 from medmodal.models.blocks import to_channels_last_3d
 
 
+def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments of the model: ``spatial_dims`` from the dataset spec (3 for BraTS, 2 for
+    MyoPS slices), then ``cfg.model.kwargs`` (which may override it)."""
+    return {"spatial_dims": get_spec(cfg.data.dataset).spatial_dims, **cfg.model.kwargs}
+
+
 def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
     """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.bundle``)."""
     spec = get_spec(cfg.data.dataset)
@@ -39,7 +45,7 @@ def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "model_name": cfg.model.name,
         "modalities": list(spec.modalities),
         "num_classes": spec.num_classes,
-        "model_kwargs": dict(cfg.model.kwargs),
+        "model_kwargs": model_kwargs(cfg),
         "spec": spec.name,
         "eval": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg.eval).items()},
     }
@@ -55,10 +61,13 @@ class SegmentationModule(L.LightningModule):
         self.spec = get_spec(self.cfg.data.dataset)
         m = self.spec.num_modalities
         self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
-                                  num_classes=self.spec.num_classes, **self.cfg.model.kwargs)
+                                  num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
         self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
         self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
         self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
+        if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
+            raise ValueError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
+                             f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
         self.eval_settings = SubsetEvaluation(self.cfg.eval.roi_size, self.cfg.eval.overlap,
                                               self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)
 

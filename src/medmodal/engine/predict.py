@@ -2,7 +2,8 @@
 
 For each case: read + validate the files present (any non-empty subset of the model's
 sequences), preprocess exactly as in training, sliding-window inference with the present
-sequences as the mask, ET post-processing, put the prediction back on the original grid,
+sequences as the mask (slice by slice for a 2-D model, e.g. MyoPS), ET post-processing (BraTS
+only), put the prediction back on the original grid,
 convert classes to the case's label convention (BraTS 2020: 0/1/2/4, BraTS 2023: ET = 3, or
 the one forced by ``label_convention``), and write ``<out>/<case_id>.nii.gz`` with the
 reference image's affine and header (atomic write). ``save_probabilities`` also writes
@@ -22,7 +23,7 @@ import torch
 from medmodal.data.layouts import Case
 from medmodal.data.loading import label_spec_for, load_case
 from medmodal.data.preprocess import preprocess, uncrop
-from medmodal.data.spec import get_spec
+from medmodal.data.spec import DatasetSpec, get_spec
 from medmodal.engine.checkpoint import check_modalities
 from medmodal.engine.inference import inference_precision, predict_probabilities
 from medmodal.evaluation.metrics import postprocess_et
@@ -50,8 +51,9 @@ def predict_case(model: torch.nn.Module, meta: dict, case: Case, out_dir: Path, 
     """Predict one case and write its NIfTI (and optional probabilities). Returns the output path."""
     spec = get_spec(meta["spec"])
     check_modalities(meta, list(case.images), f"case {case.case_id}")
+    convention = output_convention(case, spec, options.label_convention)
     loaded = load_case(case, spec, with_label=False)
-    pre = preprocess(loaded)
+    pre = preprocess(loaded, spec.normalization)
     ev = meta.get("eval", {})
     roi = options.roi_size or ev.get("roi_size", (80, 80, 80))
     overlap = options.overlap if options.overlap is not None else ev.get("overlap", 0.5)
@@ -62,7 +64,6 @@ def predict_case(model: torch.nn.Module, meta: dict, case: Case, out_dir: Path, 
     probs = probs[0].cpu().numpy()
     classes = postprocess_et(probs.argmax(0).astype(np.uint8), spec, min_voxels=min_et)
     classes = uncrop(classes, pre.bbox, pre.original_shape)
-    convention = get_spec(options.label_convention) if options.label_convention else label_spec_for(case, spec)
     labels = spec.with_source_labels(convention.source_labels).decode_labels(classes)
     target = output_path(out_dir, case)
     write_label_nifti(target, labels, loaded.affine, loaded.header)
@@ -73,6 +74,15 @@ def predict_case(model: torch.nn.Module, meta: dict, case: Case, out_dir: Path, 
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, probabilities=full, classes=np.array(spec.class_names))
     return target
+
+
+def output_convention(case: Case, spec: DatasetSpec, forced: str | None = None) -> DatasetSpec:
+    """The label convention of the output file: ``forced`` (``--output-labels``) or the case's own."""
+    convention = get_spec(forced) if forced else label_spec_for(case, spec)
+    if convention.class_names != spec.class_names:
+        raise ValueError(f"output labels {convention.name!r} do not fit the model's classes "
+                         f"({spec.name}: {', '.join(spec.class_names)})")
+    return convention
 
 
 def write_label_nifti(path: Path, labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header) -> Path:

@@ -33,6 +33,7 @@ PRESENT, ABSENT = "●", "○"
 _DISPLAY_NAMES = {
     "flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t1c": "T1c", "t1gd": "T1Gd", "t2": "T2",
     "t1n": "T1n", "t2w": "T2w", "t2f": "T2-FLAIR", "adc": "ADC", "dwi": "DWI", "ct": "CT", "pet": "PET",
+    "c0": "C0", "de": "DE",  # MyoPS: bSSFP cine, LGE (delayed enhancement); "t2" as above
 }
 
 
