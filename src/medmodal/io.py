@@ -22,6 +22,8 @@ class OutputError(OSError):
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create ``path`` if needed and check it is a writable folder; raise :class:`OutputError` if not."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: output path exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -53,11 +53,11 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
-        # best.ckpt: best validation Dice; last.ckpt: end of every epoch (a separate callback:
-        # Lightning's save_last on a monitored callback only refreshes last.ckpt when best improves)
+        # best.ckpt: best validation Dice; last.ckpt: every epoch, overwritten (a separate unmonitored
+        # callback: Lightning's save_last only refreshes last.ckpt when another checkpoint is saved)
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/dice_mean", mode="max", save_top_k=1,
                         enable_version_counter=False),
-        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True, enable_version_counter=False),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
         *extra_callbacks,
     ]
