@@ -132,3 +132,19 @@ def test_all_missing_sample_raises(model_name):
     mask = torch.tensor([[True, False, False, False], [False, False, False, False]])
     with pytest.raises(ValueError, match="no sequence"):
         model(images(2), mask)
+
+
+def test_2d_three_sequences_every_subset(model_name):
+    """MyoPS-like: 2-D slices, 3 sequences (the count is a dataset property), 7 subsets; absent
+    sequences never leak."""
+    torch.manual_seed(0)
+    kwargs = {**TINY_KWARGS.get(model_name, DEFAULT_TINY), "spatial_dims": 2}
+    model = create_model(model_name, modalities=("c0", "de", "t2"), num_classes=6, **kwargs).eval()
+    subsets = torch.tensor(all_subsets(3))
+    x = torch.randn(len(subsets), 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(2)) * 1000
+    with torch.no_grad():
+        clean = model(x, subsets)
+        corrupt = model(torch.where(subsets[:, :, None, None], x, noise), subsets)
+    assert clean.shape == (len(subsets), 6, 16, 16) and torch.isfinite(clean).all()
+    assert torch.equal(clean, corrupt)
