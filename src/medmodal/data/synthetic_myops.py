@@ -314,13 +314,7 @@ def synth_myops_case(size: int | Sequence[int] = (96, 96), slices: int = 6, seed
         ``[X, Y, slices]`` uint8 label in *internal* classes (0 background, 1 LV blood pool,
         2 LV myocardium, 3 RV blood pool, 4 edema, 5 scar).
     """
-    shape = _as_size(size)
-    if int(slices) < 1:
-        raise ValueError(f"slices must be >= 1, got {slices}")
-    spacing = default_myops_spacing(shape) if spacing is None else float(spacing)
-    if not (spacing > 0 and slice_spacing > 0):
-        raise ValueError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
-    slices = int(slices)
+    shape, slices, spacing = _geometry(size, slices, spacing, slice_spacing)
     anatomy_seed, noise_seed = np.random.SeedSequence([int(seed), int(index)]).spawn(2)
     rng, noise_rng = np.random.default_rng(anatomy_seed), np.random.default_rng(noise_seed)
 
@@ -335,6 +329,17 @@ def synth_myops_case(size: int | Sequence[int] = (96, 96), slices: int = 6, seed
     params = _sequence_params(rng, axes, y_mm / half)
     images = {name: _render(tissue, texture, params[name], noise_rng, SUB_SLICES) for name in MYOPS_MODALITIES}
     return images, label
+
+
+def _geometry(size, slices, spacing, slice_spacing) -> tuple[tuple[int, int], int, float]:
+    """Validated ``(in-plane shape, slices, in-plane spacing)``; clear ``ValueError`` otherwise."""
+    shape = _as_size(size)
+    if int(slices) < 1:
+        raise ValueError(f"slices must be >= 1, got {slices}")
+    spacing = default_myops_spacing(shape) if spacing is None else float(spacing)
+    if not (spacing > 0 and slice_spacing > 0):
+        raise ValueError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
+    return shape, int(slices), spacing
 
 
 def _affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
@@ -371,13 +376,8 @@ def synth_myops(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
     """
     if num_cases < 0:
         raise ValueError(f"num_cases must be >= 0, got {num_cases}")
-    shape = _as_size(size)
-    if int(slices) < 1:
-        raise ValueError(f"slices must be >= 1, got {slices}")
-    spacing = default_myops_spacing(shape) if spacing is None else float(spacing)
-    if not (spacing > 0 and slice_spacing > 0):
-        raise ValueError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
-    affine = _affine((*shape, int(slices)), (spacing, spacing, float(slice_spacing)))
+    shape, slices, spacing = _geometry(size, slices, spacing, slice_spacing)
+    affine = _affine((*shape, slices), (spacing, spacing, float(slice_spacing)))
     root = ensure_writable_dir(out_dir)
     case_ids = []
     for index in range(num_cases):
