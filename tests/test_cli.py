@@ -10,7 +10,7 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("cmd", [[], ["data"], ["train"], ["evaluate"], ["predict"], ["demo"],
-                                 ["data", "summary"], ["data", "synth-brats"], ["data", "synth-myops"],
+                                 ["benchmark"], ["data", "summary"], ["data", "synth-brats"], ["data", "synth-myops"],
                                  ["data", "split"],
                                  ["data", "missing-rates"], ["data", "preprocess"]])
 def test_help(cmd):

@@ -23,6 +23,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | mapping")
+REAL_CASE_MAPPING = "flair=*_fla_bet*,t1=*_t1_bet*,t1ce=*_t1c_bet*,t2=*_t2_bet*,seg=*_seg_fusion*"
 MapOpt = typer.Option(None, "--map", help="glob per sequence, e.g. 'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*'")
 LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023 | "
                                                   "myops2020); default: the layout's")
@@ -273,6 +274,36 @@ def predict_cmd(
     with torch.inference_mode():
         predict_cases(net, meta, cases, output, options, device=torch.device(device), on_case=report)
     console.print(f"predictions in {output}")
+
+
+@app.command("benchmark")
+@user_errors
+def benchmark_cmd(
+    out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
+    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20 min) | gpu-full"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
+    protocols: str = typer.Option("balanced,imbalanced", "--protocols", help="balanced,imbalanced"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma list (default: the profile's)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
+    real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
+                                        "(default: gpu-full yes, cpu-quick no)"),
+    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
+                                             "../shared/data/brats-real/TCGA-DU-7294)"),
+    real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
+):
+    """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
+    from medmodal.evaluation.benchmark import METHODS, run_benchmark
+
+    names = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
+    real_root = real_data or Path("../shared/data/brats-real/TCGA-DU-7294")
+    real_cases = [(real_root, real_map)] if real_root.is_dir() else []
+    report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")],
+                           [int(s) for s in seeds.split(",")] if seeds else None, epochs, real, real_cases,
+                           on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
+                                                          f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
+                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"))
+    console.print((report / "report.md").read_text(), markup=False, highlight=False)
+    console.print(f"report: {report}")
 
 
 @app.command("bench-speed")

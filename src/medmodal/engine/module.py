@@ -63,6 +63,9 @@ class SegmentationModule(L.LightningModule):
         self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
                                   num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
         self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
+        if (self.loss_cfg.use_rd or self.loss_cfg.use_pd) and not hasattr(self.model, "feature_channels"):
+            raise ValueError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
+                             f"loss.use_rd=false and loss.use_pd=false")
         self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
         self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:

@@ -9,6 +9,7 @@ from medmodal.losses.distillation import (
     reduce_pair_loss,
 )
 from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
+from medmodal.losses.passion import preference_weights, self_distillation_loss
 from medmodal.losses.segmentation import (
     SegmentationLoss,
     deep_supervision_loss,
@@ -30,4 +31,6 @@ __all__ = [
     "reduce_pair_loss",
     "DMAFNetLoss",
     "DMAFNetLossConfig",
+    "self_distillation_loss",
+    "preference_weights",
 ]

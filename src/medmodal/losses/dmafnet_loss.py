@@ -40,6 +40,7 @@ from medmodal.losses.distillation import (
     MaskedAttentionAlignmentLoss,
     PrototypeDistillationLoss,
 )
+from medmodal.losses.passion import preference_weights, self_distillation_loss
 from medmodal.losses.segmentation import SegmentationLoss, deep_supervision_loss, masked_aux_loss, masked_mean
 
 __all__ = ["DMAFNetLossConfig", "DMAFNetLoss"]
@@ -80,6 +81,16 @@ class DMAFNetLossConfig:
         detach_teacher: no gradient from distillation into f_L. Default True.
         gap_source: what DTM tracks: "distill" (default; RD+PD, aux if both off) | "aux" |
             "distill+aux".
+        self_distill_weight: PASSION self-distillation from the fused prediction (teacher,
+            detached) into each present sequence's auxiliary prediction
+            (:func:`medmodal.losses.passion.self_distillation_loss`). Default 0.0 (off).
+        self_distill_temperature: softmax temperature of that KL term. Default 1.0.
+        preference_weighting: PASSION preference-aware weights on each sequence's auxiliary and
+            self-distillation terms (:func:`medmodal.losses.passion.preference_weights`).
+            Default False.
+
+    Models without per-sequence branches (``aux_logits`` is ``None``, e.g. ``zero_unet``) get
+    only the segmentation and deep-supervision terms.
     """
 
     use_rd: bool = True
@@ -105,12 +116,18 @@ class DMAFNetLossConfig:
     proto_include_background: bool = True
     detach_teacher: bool = True
     gap_source: str = "distill"
+    self_distill_weight: float = 0.0
+    self_distill_temperature: float = 1.0
+    preference_weighting: bool = False
 
     def __post_init__(self):
         self.deep_supervision_weights = tuple(float(w) for w in self.deep_supervision_weights)
         if self.gap_source not in GAP_SOURCES:
             raise ValueError(f"gap_source must be one of {GAP_SOURCES}, got {self.gap_source!r}")
-        for name in ("seg_weight", "deep_supervision_weight", "aux_weight", "cca_weight", "maa_weight", "proto_weight"):
+        if self.self_distill_temperature <= 0:
+            raise ValueError(f"self_distill_temperature must be > 0, got {self.self_distill_temperature}")
+        for name in ("seg_weight", "deep_supervision_weight", "aux_weight", "cca_weight", "maa_weight", "proto_weight",
+                     "self_distill_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -187,11 +204,13 @@ class DMAFNetLoss(nn.Module):
             terms["deep"] = ds
             total = total + cfg.deep_supervision_weight * ds
 
-        # per-pair terms [B, M] (0 for absent pairs)
+        # per-pair terms [B, M] (0 for absent pairs); single-encoder models have no aux branch
         pair = logits.new_zeros((b, m), dtype=torch.float32)
-        aux = masked_aux_loss(outputs["aux_logits"], target, mask, self.seg)
-        terms["aux"] = masked_mean(aux, mask)
-        pair = pair + cfg.aux_weight * aux
+        aux = pair
+        if outputs.get("aux_logits") is not None:
+            aux = masked_aux_loss(outputs["aux_logits"], target, mask, self.seg)
+            terms["aux"] = masked_mean(aux, mask)
+            pair = pair + self._passion_terms(outputs["aux_logits"], logits, aux, mask, terms)
         distill = logits.new_zeros((b, m), dtype=torch.float32)
         if self.cca is not None or self.proto is not None:
             e, f = outputs["modality_features"], outputs["fused_features"]
@@ -221,6 +240,18 @@ class DMAFNetLoss(nn.Module):
         gaps = self.per_sequence_mean(gap_pairs.detach(), mask)
         terms = {k: v.detach() for k, v in terms.items()}
         return total, terms, gaps
+
+    def _passion_terms(self, aux_logits, logits, aux, mask, terms) -> torch.Tensor:
+        """``aux_weight * aux`` (+ self-distillation), times the preference weights when enabled."""
+        cfg = self.config
+        pair = cfg.aux_weight * aux
+        if cfg.self_distill_weight > 0:
+            sd = self_distillation_loss(aux_logits, logits, mask, cfg.self_distill_temperature)
+            terms["self_distill"] = masked_mean(sd, mask)
+            pair = pair + cfg.self_distill_weight * sd
+        if cfg.preference_weighting:
+            pair = pair * preference_weights(aux, mask)
+        return pair
 
     @staticmethod
     def per_sequence_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

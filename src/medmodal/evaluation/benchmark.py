@@ -1,0 +1,280 @@
+"""``medmodal benchmark``: every method and DMAF-Net ablation on the same data, split, seed and budget.
+
+For each profile (:data:`PROFILES`), protocol (balanced random subsets / imbalanced missing
+rates) and seed, every method (:data:`METHODS`) is trained into its own run folder
+``<out>/runs/<protocol>/<method>/seed<k>`` and evaluated on the test split over all 15 subsets
+(``eval_test/``: per-subset CSV, table, heatmap). A finished run (its ``benchmark.json``
+exists) is skipped, so an interrupted benchmark continues where it stopped.
+
+Report (``<out>/report/``): ``report.md`` (comparison table and ablation table per protocol:
+average Dice over the 15 subsets and all test cases per region, mean HD95, parameters, training
+time; mean ± std over seeds), ``results.csv`` (one row per run), ``dice_bars.png`` and links to
+each run's per-subset table and heatmap. With ``real=True`` the models are also evaluated on
+the real labelled case(s) (``eval_real/``), reported in a separate section.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from medmodal.config import load_config, packaged_config
+from medmodal.data.spec import BRATS2020
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+
+PROTOCOLS = ("balanced", "imbalanced")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A benchmark entry: a model name plus model / loss overrides."""
+
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)
+    ablation: bool = False
+
+
+_NO_DISTILL = {"use_rd": False, "use_pd": False}
+METHODS: dict[str, Method] = {
+    "dmafnet": Method("dmafnet"),
+    "zero_unet": Method("zero_unet", loss={**_NO_DISTILL, "use_dtm": False}),
+    "rfnet": Method("rfnet", loss={**_NO_DISTILL, "use_dtm": False}),
+    "mmformer": Method("mmformer", loss={**_NO_DISTILL, "use_dtm": False}),
+    "passion": Method("passion", loss={**_NO_DISTILL, "use_dtm": False, "self_distill_weight": 1.0,
+                                       "preference_weighting": True}),
+    "dmafnet w/o DMAF": Method("dmafnet", {"fusion": "mean"}, ablation=True),
+    "dmafnet w/o RD": Method("dmafnet", loss={"use_rd": False}, ablation=True),
+    "dmafnet w/o PD": Method("dmafnet", loss={"use_pd": False}, ablation=True),
+    "dmafnet w/o DTM": Method("dmafnet", loss={"use_dtm": False}, ablation=True),
+}
+
+
+@dataclass
+class Profile:
+    """Dataset, budget and model size of a benchmark profile."""
+
+    cases: int
+    size: int
+    crop: int
+    widths: tuple[int, ...]
+    epochs: int
+    samples_per_epoch: int
+    batch_size: int
+    seeds: tuple[int, ...]
+    precision: str = "32-true"
+    accelerator: str = "cpu"
+    num_workers: int = 1
+    token_grid: int = 2
+    num_heads: int = 2
+    lr: float = 1e-2
+    val_every: int = 5
+    real: bool = False
+
+
+PROFILES = {
+    # 2 CPU cores, about 20 minutes for the 9 methods x 2 protocols (see the issue note for figures)
+    "cpu-quick": Profile(cases=12, size=48, crop=32, widths=(8, 16, 32, 64), epochs=6, samples_per_epoch=24,
+                         batch_size=2, seeds=(0,)),
+    # one GPU: default widths, 80^3 crops, bf16, 3 seeds, real-case evaluation
+    "gpu-full": Profile(cases=60, size=128, crop=80, widths=(16, 32, 64, 128), epochs=100, samples_per_epoch=200,
+                        batch_size=2, seeds=(0, 1, 2), precision="bf16-mixed", accelerator="gpu", num_workers=8,
+                        token_grid=4, num_heads=4, lr=2e-3, val_every=10, real=True),
+}
+
+
+def model_kwargs(method: Method, profile: Profile) -> dict:
+    """Profile-sized model settings (mmFormer needs one more level: its bottleneck is 1/16)."""
+    widths = list(profile.widths)
+    if method.model == "mmformer":
+        widths = [*widths, widths[-1] * 2]
+    kwargs = {"widths": widths}
+    if method.model in ("dmafnet", "passion"):
+        kwargs |= {"token_grid": profile.token_grid, "num_heads": profile.num_heads}
+    return kwargs | method.model_kwargs
+
+
+def run_config(method: Method, profile: Profile, protocol: str, seed: int, data: Path, out: Path):
+    """The ExperimentConfig of one benchmark run (the demo preset, resized by the profile)."""
+    crop = [profile.crop] * 3
+    overrides = [
+        f"data.root={data}", f"out_dir={out}", f"data.crop_size={crop}", f"data.batch_size={profile.batch_size}",
+        f"data.samples_per_epoch={profile.samples_per_epoch}", f"data.num_workers={profile.num_workers}",
+        f"data.missing={protocol}", "data.split_fractions=[0.6,0.1,0.3]", f"model.name={method.model}",
+        f"model.kwargs={model_kwargs(method, profile)}", f"loss={method.loss}", f"optim.lr={profile.lr}",
+        f"trainer.max_epochs={profile.epochs}", f"trainer.seed={seed}", f"trainer.precision={profile.precision}",
+        f"trainer.accelerator={profile.accelerator}", f"trainer.val_every_n_epochs={profile.val_every}",
+        "trainer.progress_bar=false", f"eval.roi_size={crop}",
+    ]
+    return load_config(packaged_config("demo_cpu"), overrides)
+
+
+def _slug(name: str) -> str:
+    return name.replace(" w/o ", "-no-").replace(" ", "_")
+
+
+def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: int, data: Path, runs: Path,
+                       real_cases: Sequence[tuple[Path, str | None]] = ()) -> dict:
+    """Train + evaluate one (method, protocol, seed) unless already done; returns its summary row."""
+    from medmodal.engine.train import run_training
+    from medmodal.evaluation.report import run_evaluation
+
+    run_dir = runs / protocol / _slug(method_name) / f"seed{seed}"
+    done = run_dir / "benchmark.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    method = METHODS[method_name]
+    start = time.perf_counter()
+    run_training(run_config(method, profile, protocol, seed, data, run_dir), resume="auto")
+    train_s = time.perf_counter() - start
+    rows = run_evaluation(run_dir, split="test", progress=False).rows
+    row = {"method": method_name, "protocol": protocol, "seed": seed, "ablation": method.ablation,
+           "parameters": _parameters(run_dir), "train_s": round(train_s, 1), **_averages(rows)}
+    for root, mapping in real_cases:
+        real = run_evaluation(run_dir, data=root, split="all", out=run_dir / "eval_real", progress=False,
+                              layout="mapping" if mapping else "auto", mapping=mapping).rows
+        row |= {f"real_{k}": v for k, v in _averages(real).items()}
+    atomic_write_json(done, row)
+    return row
+
+
+def _parameters(run_dir: Path) -> int:
+    from medmodal.engine.checkpoint import load_model
+
+    model, _ = load_model(run_dir / "model")
+    return sum(p.numel() for p in model.parameters())
+
+
+def _averages(rows: Sequence[dict]) -> dict:
+    """Mean Dice (%) and HD95 per region over every (case, subset) row."""
+    out = {}
+    for region in BRATS2020.region_names:
+        out[f"Dice_{region}"] = 100 * float(np.nanmean([r[f"Dice_{region}"] for r in rows]))
+        out[f"HD95_{region}"] = float(np.nanmean([r.get(f"HD95_{region}", math.nan) for r in rows]))
+    return out
+
+
+def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods: Sequence[str] | None = None,
+                  protocols: Sequence[str] = PROTOCOLS, seeds: Sequence[int] | None = None, epochs: int | None = None,
+                  real: bool | None = None, real_cases: Sequence[tuple[Path, str | None]] = (),
+                  on_run: Callable[[dict], None] | None = None) -> Path:
+    """Run the benchmark; returns the report folder. See the module docstring."""
+    from medmodal.data.synthetic import synth_brats
+
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    if epochs is not None:
+        prof = Profile(**{**prof.__dict__, "epochs": int(epochs)})
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS] + [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
+                         f"protocols: {', '.join(PROTOCOLS)}")
+    out = ensure_writable_dir(out)
+    data = out / "data"
+    if not (data / ".complete").is_file():
+        synth_brats(data, num_cases=prof.cases, size=prof.size, seed=0)
+        atomic_write_text(data / ".complete", "")
+    use_real = prof.real if real is None else real
+    rows = []
+    for protocol in protocols:
+        for seed in seeds or prof.seeds:
+            for name in methods:
+                rows.append(train_and_evaluate(name, prof, protocol, seed, data, out / "runs",
+                                               real_cases if use_real else ()))
+                on_run and on_run(rows[-1])
+    return write_benchmark_report(rows, out / "report", out / "runs")
+
+
+# ----------------------------------------------------------------------------- report
+def _mean_std(values: Sequence[float], digits: int = 1) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "-"
+    mean = float(np.mean(values))
+    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
+
+
+def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
+    """Markdown: one row per method (mean ± std over seeds)."""
+    regions = BRATS2020.region_names
+    head = ["method", *[f"Dice {r}" for r in regions], "Dice mean", "HD95 mean", "parameters", "train (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":--"] + ["--:"] * (len(head) - 1)) + "|"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        dice = [[r[f"{prefix}Dice_{g}"] for r in mine] for g in regions]
+        mean_dice = [float(np.mean([r[f"{prefix}Dice_{g}"] for g in regions])) for r in mine]
+        hd = [float(np.mean([r[f"{prefix}HD95_{g}"] for g in regions])) for r in mine]
+        cells = [method, *[_mean_std(d) for d in dice], _mean_std(mean_dice), _mean_std(hd),
+                 f"{mine[0]['parameters'] / 1e6:.2f} M", _mean_std([r["train_s"] for r in mine], 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -> Path:
+    """``report.md``, ``results.csv`` and ``dice_bars.png`` in ``report_dir``."""
+    report_dir = ensure_writable_dir(report_dir)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(report_dir / "results.csv", buffer.getvalue())
+    parts = ["# Benchmark", "", "Average over the 15 subsets and all test cases (Dice in %, HD95 in mm). "
+             "Per-run subset tables and heatmaps: `runs/<protocol>/<method>/seed<k>/eval_test/`.", ""]
+    for protocol in dict.fromkeys(r["protocol"] for r in rows):
+        mine = [r for r in rows if r["protocol"] == protocol]
+        for title, group in (("methods", [r for r in mine if not r["ablation"] or r["method"] == "dmafnet"]),
+                             ("DMAF-Net ablations", [r for r in mine if r["ablation"] or r["method"] == "dmafnet"])):
+            if len(group) > 1 or title == "methods":
+                parts += [f"## {protocol} protocol: {title}", "", comparison_table(group), ""]
+        if "real_Dice_WT" in mine[0]:
+            parts += [f"## {protocol} protocol: real labelled case(s)", "", comparison_table(mine, "real_"), ""]
+    parts += ["## Runs", ""] + [f"- `{r['protocol']}/{_slug(r['method'])}/seed{r['seed']}`: "
+                                f"[table]({_rel(runs, r, 'table.md')}), [heatmap]({_rel(runs, r, 'dice_heatmap.png')})"
+                                for r in rows]
+    atomic_write_text(report_dir / "report.md", "\n".join(parts) + "\n")
+    dice_bars(rows, report_dir / "dice_bars.png")
+    return report_dir
+
+
+def _rel(runs: Path, row: dict, name: str) -> str:
+    return f"../runs/{row['protocol']}/{_slug(row['method'])}/seed{row['seed']}/eval_test/{name}"
+
+
+def dice_bars(rows: Sequence[dict], path: Path) -> Path:
+    """Grouped bar chart: average Dice per method (bars) and region (groups), one panel per protocol."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medmodal.io import atomic_path
+
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    regions = BRATS2020.region_names
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5 + 1.2 * len(methods), 4), squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, protocol in zip(axes[0], protocols):
+        for i, method in enumerate(methods):
+            mine = [r for r in rows if r["protocol"] == protocol and r["method"] == method]
+            means = [np.mean([r[f"Dice_{g}"] for r in mine]) if mine else 0 for g in regions]
+            ax.bar(np.arange(len(regions)) + i * width, means, width, label=method)
+        ax.set_xticks(np.arange(len(regions)) + 0.4 - width / 2, regions)
+        ax.set_title(f"{protocol} protocol")
+        ax.set_ylabel("Dice (%) over 15 subsets")
+        ax.set_ylim(0, 100)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,43 @@
+"""The benchmark runner end to end on a tiny profile (2 methods, 1 protocol, 1 epoch)."""
+
+import csv
+
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.evaluation.benchmark import METHODS, PROFILES, Profile, run_benchmark, run_config
+
+TINY = Profile(cases=4, size=24, crop=16, widths=(4, 8, 16), epochs=1, samples_per_epoch=4, batch_size=2,
+               seeds=(0,), num_workers=0, val_every=1)
+
+
+def test_tiny_benchmark_writes_the_report(tmp_path):
+    seen = []
+    report = run_benchmark(tmp_path, TINY, ["dmafnet", "zero_unet", "dmafnet w/o RD"], ["imbalanced"],
+                           on_run=seen.append)
+    text = (report / "report.md").read_text()
+    assert "## imbalanced protocol: methods" in text and "## imbalanced protocol: DMAF-Net ablations" in text
+    assert "| zero_unet |" in text and "| dmafnet w/o RD |" in text
+    with open(report / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == ["dmafnet", "zero_unet", "dmafnet w/o RD"]
+    assert all(0 <= float(r["Dice_WT"]) <= 100 and float(r["parameters"]) > 0 for r in rows)
+    assert (report / "dice_bars.png").stat().st_size > 1000
+    run = tmp_path / "runs" / "imbalanced" / "zero_unet" / "seed0"
+    assert (run / "eval_test" / "dice_heatmap.png").is_file() and (run / "missing_sequences.csv").is_file()
+    # a second call skips finished runs (resume of an interrupted benchmark)
+    again = []
+    run_benchmark(tmp_path, TINY, ["zero_unet"], ["imbalanced"], on_run=again.append)
+    assert again[0] == seen[1]
+
+
+def test_every_method_config_is_valid(tmp_path):
+    for name, method in METHODS.items():
+        cfg = run_config(method, PROFILES["cpu-quick"], "balanced", 0, tmp_path, tmp_path / name)
+        assert cfg.model.name == method.model and cfg.data.crop_size == (32, 32, 32)
+    assert PROFILES["gpu-full"].seeds == (0, 1, 2) and PROFILES["gpu-full"].real
+
+
+def test_cli_rejects_unknown_method(tmp_path):
+    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--methods", "unet9000"])
+    assert result.exit_code == 1 and "unknown method" in result.output
