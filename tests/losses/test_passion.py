@@ -53,3 +53,14 @@ def test_dmafnet_loss_passion_options_change_the_objective():
     assert torch.isfinite(total) and terms["self_distill"] > 0 and not torch.isclose(total, plain)
     no_aux, terms, _ = DMAFNetLoss(passion, num_modalities=m)({**out, "aux_logits": None}, target)
     assert "aux" not in terms and torch.isfinite(no_aux)  # single-encoder models: seg terms only
+
+
+def test_passion_preset_matches_the_benchmark_method():
+    from medmodal.config import load_config, packaged_config
+    from medmodal.evaluation.benchmark import METHODS
+
+    cfg = load_config(packaged_config("passion_brats2020"))
+    loss = DMAFNetLossConfig(**cfg.loss)
+    assert cfg.model.name == "passion" and not loss.use_rd and not loss.use_pd
+    assert loss.self_distill_weight > 0 and loss.preference_weighting
+    assert loss == DMAFNetLossConfig(**METHODS["passion"].loss)  # the benchmark trains what the preset describes
