@@ -35,12 +35,19 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``, else delete it.
 
     The temporary name keeps the full suffix (``.nii.gz``) so writers that infer the format
-    from the extension behave.
+    from the extension behave. The result gets the permissions of a normally created file
+    (``0o666`` minus the umask), not ``mkstemp``'s owner-only ``0o600``.
     """
     path = Path(path)
     ensure_writable_dir(path.parent)
@@ -49,6 +56,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

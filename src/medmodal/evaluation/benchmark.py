@@ -94,8 +94,11 @@ PROFILES = {
 
 
 def model_kwargs(method: Method, profile: Profile) -> dict:
-    """Profile-sized model settings (mmFormer needs one more level: its bottleneck is 1/16)."""
+    """Profile-sized model settings (mmFormer needs one more level: its bottleneck is 1/16;
+    the zero-filling U-Net gets doubled widths, as its default, for comparable capacity)."""
     widths = list(profile.widths)
+    if method.model == "zero_unet":  # one encoder for all sequences: doubled widths (its own default's ratio)
+        widths = [2 * w for w in widths]
     if method.model == "mmformer":
         widths = [*widths, widths[-1] * 2]
     kwargs = {"widths": widths}
