@@ -255,20 +255,23 @@ def _rel(runs: Path, row: dict, name: str) -> str:
 
 
 def dice_bars(rows: Sequence[dict], path: Path) -> Path:
-    """Grouped bar chart: average Dice per method (bars) and region (groups), one panel per protocol."""
-    import matplotlib
+    """Grouped bar chart: average Dice per method (bars) and region (groups), one panel per protocol.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Rendered like :mod:`medmodal.evaluation.plots` (Agg canvas, no pyplot), written atomically.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from medmodal.io import atomic_path
 
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     regions = BRATS2020.region_names
-    fig, axes = plt.subplots(1, len(protocols), figsize=(5 + 1.2 * len(methods), 4), squeeze=False)
+    fig = Figure(figsize=(2 + 4.5 * len(protocols), 4), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(protocols), squeeze=False)[0]
     width = 0.8 / len(methods)
-    for ax, protocol in zip(axes[0], protocols):
+    for ax, protocol in zip(axes, protocols):
         for i, method in enumerate(methods):
             mine = [r for r in rows if r["protocol"] == protocol and r["method"] == method]
             means = [np.mean([r[f"Dice_{g}"] for r in mine]) if mine else 0 for g in regions]
@@ -277,9 +280,7 @@ def dice_bars(rows: Sequence[dict], path: Path) -> Path:
         ax.set_title(f"{protocol} protocol")
         ax.set_ylabel("Dice (%) over 15 subsets")
         ax.set_ylim(0, 100)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+        fig.savefig(tmp, format="png")
     return path

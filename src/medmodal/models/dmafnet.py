@@ -10,9 +10,11 @@ DMAF module at level ``l`` (:class:`DMAFFusion`): each present sequence's ``e^m 
 is pooled to a ``g^3`` grid and projected to tokens (+ positional and modality embeddings); the
 ``M * g^3`` tokens go through ``depth`` pre-norm masked multi-head attention layers in which
 tokens of missing sequences are excluded as keys and zeroed as outputs; the tokens are restored
-to ``[B, C, g, g, g]``, up-sampled to ``S_l`` and, together with ``e^m``, give per-sequence
-attention-map logits (a 1x1 conv on ``concat(e^m, restored^m)``). A softmax over the *present*
-sequences gives ``Att_map_m`` (exactly 0 for absent ones); ``f = sum_m Att_map_m * e^m``.
+to ``[B, C, g, g, g]``, up-sampled to ``S_l`` and, together with ``e^m``, give per-sequence,
+per-channel attention-map logits ``[B, C, *S_l]`` (a 1x1 conv ``2C -> C`` on
+``concat(e^m, restored^m)``). A softmax over the *present* sequences gives ``Att_map_m``
+(exactly 0 for absent ones); ``f = sum_m Att_map_m ⊙ e^m`` (element-wise, as in the paper's
+fusion figure: each channel chooses its own mix of sequences).
 
 Missing sequences (documented choice: **zeroed inputs and masked features**). ``forward`` sets
 absent input channels to exact zeros *and* every later stage masks them: fusion weights are
@@ -132,17 +134,19 @@ class DMAFFusion(nn.Module):
         spatial_dims: 3 or 2.
         depth, num_heads, mlp_ratio, dropout: masked transformer settings.
 
-    The attention-map logit of sequence ``m`` is a 1x1 convolution on
-    ``concat(e^m, Upsample(restore(t^m)))``. Because the 1x1 convolution and (tri)linear
-    up-sampling are both linear they commute, so it is computed as
-    ``conv_e(e^m) + Upsample(linear_t(t^m))``: identical, but without materialising the
-    ``C``-channel restored tensor at full resolution. The two 1x1 maps are shared by the
-    sequences (the modality embedding tells them apart).
+    The attention-map logits of sequence ``m`` (``C`` channels) are a 1x1 convolution
+    ``2C -> C`` on ``concat(e^m, Upsample(restore(t^m)))``. Because the 1x1 convolution and
+    (tri)linear up-sampling are both linear they commute, so it is computed as
+    ``conv_e(e^m) + Upsample(linear_t(t^m))`` (identical; the linear map runs on the ``g^d``
+    tokens instead of the full-resolution grid). The two maps are shared by the sequences (the
+    modality embedding tells them apart). The per-channel maps are softmaxed over the present
+    sequences and multiply ``e^m`` element-wise.
 
     Shapes:
         ``forward(features [B, M, C, *S], modality_mask [B, M] bool)``
-        -> ``(fused [B, C, *S], attention_maps [B, M, *S])``; maps sum to 1 over present sequences
-        and are exactly 0 for absent ones.
+        -> ``(fused [B, C, *S], attention_maps [B, M, *S])``; the reported maps are the
+        per-channel maps averaged over channels (for plots): they sum to 1 over present
+        sequences and are exactly 0 for absent ones.
     """
 
     def __init__(self, channels: int, num_modalities: int, grid: int, spatial_dims: int = 3, depth: int = 4,
