@@ -1,4 +1,4 @@
-"""SegmentationLoss (MONAI Dice+CE), masked per-sequence auxiliary loss, deep supervision."""
+"""SegmentationLoss (= MONAI Dice+CE), masked per-sequence auxiliary loss, deep supervision."""
 
 from __future__ import annotations
 
@@ -25,6 +25,33 @@ def _labels(b=2, size=(4, 4, 4), seed=0):
 
 def _perfect_logits(y, scale=30.0):
     return torch.nn.functional.one_hot(y, K).movedim(-1, 1).float() * scale
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+@pytest.mark.parametrize("squared_pred", [False, True])
+@pytest.mark.parametrize("batch", [False, True])
+def test_segmentation_loss_equals_monai_dice_ce(include_background, squared_pred, batch):
+    """Our compile-friendly Dice+CE is MONAI's DiceCELoss / DiceLoss, value and gradient."""
+    from monai.losses import DiceCELoss, DiceLoss
+
+    y = _labels(b=3, size=(5, 4, 6))
+    y[2] = 0  # a sample without foreground (smoothing terms matter)
+    kw = dict(include_background=include_background, squared_pred=squared_pred, batch=batch, to_onehot_y=True,
+              softmax=True, lambda_dice=0.7, lambda_ce=1.3)
+    ours = SegmentationLoss(include_background=include_background, squared_pred=squared_pred, batch=batch,
+                            lambda_dice=0.7, lambda_ce=1.3)
+    x = torch.randn(3, K, 5, 4, 6, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    got, want = ours(x, y), DiceCELoss(**kw)(x_ref, y[:, None])
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-7)
+    if not batch:
+        dice_kw = {k: v for k, v in kw.items() if not k.startswith("lambda")}
+        dice = DiceLoss(**dice_kw, reduction="none")(x.detach(), y[:, None]).flatten(1).mean(1)
+        ce = torch.nn.functional.cross_entropy(x.detach(), y, reduction="none").flatten(1).mean(1)
+        torch.testing.assert_close(ours.per_sample(x.detach(), y), 0.7 * dice + 1.3 * ce, rtol=1e-6, atol=1e-6)
 
 
 def test_segmentation_loss_near_zero_for_perfect_and_positive_for_random():

@@ -9,8 +9,10 @@ deepest encoder feature ``e^m_L`` (student). Inputs, with ``S_L`` the deepest sp
 * ``modality_mask`` ``[B, M]`` bool (True = present).
 
 Each ``forward`` returns a per-sample-per-sequence loss ``[B, M]``: the loss of every present
-``(b, m)`` pair and exactly 0 for absent pairs. Absent pairs are removed by indexing *before*
-any computation, so they neither receive gradient nor can produce NaN. :func:`reduce_pair_loss`
+``(b, m)`` pair and exactly 0 for absent pairs. Eagerly, absent pairs are removed by indexing
+*before* any computation; under ``torch.compile`` (static shapes, :mod:`medmodal.models.pairs`)
+they are computed on their zeroed features and masked with ``torch.where``. Either way they
+contribute exactly 0, receive exactly zero gradient and cannot produce NaN. :func:`reduce_pair_loss`
 (= :func:`medmodal.losses.segmentation.masked_mean`) averages over present pairs, optionally
 weighted per sequence (Dynamic Training Monitoring).
 
@@ -57,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medmodal.losses.segmentation import masked_mean, resize_labels
+from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
 
 __all__ = [
     "CovarianceConsistencyLoss",
@@ -82,21 +85,19 @@ def _check_inputs(e: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> torch
     return mask
 
 
-def _scatter_pairs(values: torch.Tensor, bi: torch.Tensor, mi: torch.Tensor, b: int, m: int) -> torch.Tensor:
-    out = values.new_zeros((b, m))
-    return out.index_put((bi, mi), values) if bi.numel() else out
-
-
 class _PairLoss(nn.Module):
-    """Shared plumbing: select present pairs, float32 without autocast, scatter back to [B, M]."""
+    """Shared plumbing: select present pairs, float32 without autocast, scatter back to [B, M].
+
+    The pairs come from :func:`medmodal.models.pairs.pair_indices` (the present ones eagerly,
+    all of them with static shapes under ``torch.compile``; absent ones are then zeroed)."""
 
     detach_teacher: bool
 
     def _select(self, e, f, mask):
         mask = _check_inputs(e, f, mask)
-        bi, mi = mask.nonzero(as_tuple=True)
+        bi, mi = pair_indices(mask)
         teacher = f.detach() if self.detach_teacher else f
-        return bi, mi, e[bi, mi].float(), teacher.float()
+        return mask, bi, mi, gather_pairs(e, bi, mi, mask).float(), teacher.float()
 
 
 class CovarianceConsistencyLoss(_PairLoss):
@@ -146,7 +147,7 @@ class CovarianceConsistencyLoss(_PairLoss):
                 modality_mask: torch.Tensor) -> torch.Tensor:
         b, m = modality_features.shape[:2]
         with torch.autocast(device_type=modality_features.device.type, enabled=False):
-            bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
+            mask, bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
             if bi.numel() == 0:
                 return modality_features.new_zeros((b, m), dtype=torch.float32)
             w = self.weight[mi] if self.per_modality else self.weight[0].expand(len(bi), -1, -1)
@@ -161,7 +162,7 @@ class CovarianceConsistencyLoss(_PairLoss):
                 loss = (cov_s - cov_t).pow(2).flatten(1).mean(1)
             if self.per_modality:  # keep every sequence's projection in the graph (DDP), value unchanged
                 loss = loss + 0.0 * self.weight.sum()
-            return _scatter_pairs(loss, bi, mi, b, m)
+            return scatter_pairs(loss, bi, mi, mask)
 
 
 class MaskedAttentionAlignmentLoss(_PairLoss):
@@ -203,7 +204,7 @@ class MaskedAttentionAlignmentLoss(_PairLoss):
         position is treated as unmasked."""
         b, m = modality_features.shape[:2]
         with torch.autocast(device_type=modality_features.device.type, enabled=False):
-            bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
+            mask, bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
             if bi.numel() == 0:
                 return modality_features.new_zeros((b, m), dtype=torch.float32)
             q = self._tokens(x)                      # [P, N, C]
@@ -225,7 +226,7 @@ class MaskedAttentionAlignmentLoss(_PairLoss):
             else:
                 valid = (~kpm).float()
                 loss = (per_token * valid).sum(1) / valid.sum(1).clamp_min(1.0)
-            return _scatter_pairs(loss, bi, mi, b, m)
+            return scatter_pairs(loss, bi, mi, mask)
 
 
 def class_weights_at(target: torch.Tensor, size, num_classes: int, downsample: str = "area") -> torch.Tensor:
@@ -287,7 +288,7 @@ class PrototypeDistillationLoss(_PairLoss):
         if target.shape[0] != b:
             raise ValueError(f"target batch {target.shape[0]} != features batch {b}")
         with torch.autocast(device_type=modality_features.device.type, enabled=False):
-            bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
+            mask, bi, mi, x, t = self._select(modality_features, fused_features, modality_mask)
             if bi.numel() == 0:
                 return modality_features.new_zeros((b, m), dtype=torch.float32)
             w = class_weights_at(target.to(x.device), x.shape[2:], k, self.downsample).flatten(2)  # [B, K, N]
@@ -307,4 +308,4 @@ class PrototypeDistillationLoss(_PairLoss):
                 per_class = (p_s - p_t).pow(2).mean(-1)
             per_class = torch.where(pres, per_class, torch.zeros_like(per_class))
             loss = per_class.sum(1) / pres.sum(1).clamp_min(1).to(per_class.dtype)
-            return _scatter_pairs(loss, bi, mi, b, m)
+            return scatter_pairs(loss, bi, mi, mask)

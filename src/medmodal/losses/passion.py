@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
+
 __all__ = ["self_distillation_loss", "preference_weights"]
 
 
@@ -32,15 +34,14 @@ def self_distillation_loss(aux_logits: torch.Tensor, fused_logits: torch.Tensor,
     if aux_logits.shape[:2] != (b, m) or aux_logits.shape[2:] != fused_logits.shape[1:]:
         raise ValueError(f"aux_logits {tuple(aux_logits.shape)} must be [B, M, *fused {tuple(fused_logits.shape[1:])}]")
     mask = modality_mask.to(device=aux_logits.device, dtype=torch.bool)
-    bi, mi = mask.nonzero(as_tuple=True)
-    out = aux_logits.new_zeros((b, m), dtype=torch.float32)
+    bi, mi = pair_indices(mask)
     if bi.numel() == 0:
-        return out
+        return aux_logits.new_zeros((b, m), dtype=torch.float32)
     t = float(temperature)
-    student = F.log_softmax(aux_logits[bi, mi].float() / t, dim=1)          # [P, K, *S]
+    student = F.log_softmax(gather_pairs(aux_logits, bi, mi, mask).float() / t, dim=1)          # [P, K, *S]
     teacher = F.log_softmax(fused_logits.detach()[bi].float() / t, dim=1)
     kl = F.kl_div(student, teacher, reduction="none", log_target=True).sum(1)  # [P, *S]
-    return out.index_put((bi, mi), kl.flatten(1).mean(1) * t * t)
+    return scatter_pairs(kl.flatten(1).mean(1) * t * t, bi, mi, mask)
 
 
 def preference_weights(pair_loss: torch.Tensor, modality_mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -49,6 +50,6 @@ def preference_weights(pair_loss: torch.Tensor, modality_mask: torch.Tensor, eps
     values = pair_loss.detach().float()
     count = mask.sum(0)
     per_sequence = torch.where(mask, values, torch.zeros_like(values)).sum(0) / count.clamp_min(1)
-    overall = values[mask].mean() if mask.any() else values.new_ones(())
+    overall = torch.where(mask, values, torch.zeros_like(values)).sum() / count.sum().clamp_min(1)
     weights = per_sequence / overall.clamp_min(eps)
     return torch.where(count > 0, weights, torch.ones_like(weights))

@@ -1,13 +1,16 @@
-"""Segmentation losses: Dice + cross-entropy (MONAI), masked per-sequence auxiliary loss, deep supervision.
+"""Segmentation losses: Dice + cross-entropy, masked per-sequence auxiliary loss, deep supervision.
 
-* :class:`SegmentationLoss` wraps :class:`monai.losses.DiceCELoss` (softmax over the class
-  channel, one-hot encoded integer labels). ``forward`` returns the batch loss;
-  :meth:`SegmentationLoss.per_sample` returns one value per sample with the *same* definition
-  (MONAI :class:`~monai.losses.DiceLoss` with ``reduction="none"`` + per-voxel cross-entropy
-  averaged per sample), so ``per_sample(x, y).mean() == forward(x, y)`` for equally sized samples.
+* :class:`SegmentationLoss` is Dice + cross-entropy with the definitions of MONAI's
+  :class:`~monai.losses.DiceCELoss` (softmax over the class channel, one-hot labels, smoothing
+  ``1e-5``): the tests check it equals MONAI's value for every option combination. It is written
+  out here (:func:`soft_dice_loss`, ten lines) because MONAI 1.6's ``DiceLoss.forward`` calls
+  ``.tolist()``, which breaks a ``torch.compile`` graph at every loss call, so a training step
+  could not compile into one graph (``fullgraph=True``) nor be replayed as a CUDA graph.
+  ``forward`` returns the batch loss; :meth:`SegmentationLoss.per_sample` returns one value per
+  sample with the same definition, so ``per_sample(x, y).mean() == forward(x, y)``.
 * :func:`masked_aux_loss` evaluates the loss of each sequence's own prediction only for the
-  (sample, sequence) pairs whose sequence is present. Absent pairs are never passed to the loss:
-  their entry is exactly 0 and their logits receive exactly zero gradient.
+  (sample, sequence) pairs whose sequence is present; absent pairs get exactly 0 and their
+  logits exactly zero gradient (pairs selected by :mod:`medmodal.models.pairs`).
 * :func:`deep_supervision_loss` adds ``sum_i w_i * L(z_i, y)`` for coarser predictions (label
   down-sampled by nearest neighbour when a prediction is smaller than the label).
 
@@ -20,11 +23,13 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss, DiceLoss
 from torch import nn
+
+from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
 
 __all__ = [
     "SegmentationLoss",
+    "soft_dice_loss",
     "masked_aux_loss",
     "masked_mean",
     "deep_supervision_loss",
@@ -32,8 +37,29 @@ __all__ = [
 ]
 
 
+def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, squared_pred: bool = False, smooth_nr: float = 1e-5,
+                   smooth_dr: float = 1e-5, batch: bool = False) -> torch.Tensor:
+    """``1 - (2 sum(p y) + nr) / (sum(p^q) + sum(y^q) + dr)`` per sample and class (MONAI's Dice loss).
+
+    Args:
+        probs: ``[B, K, *S]`` probabilities; onehot: ``[B, K, *S]`` one-hot target.
+        squared_pred: ``q = 2`` (else 1) in the denominator.
+        batch: sum over the batch as well (one value per class).
+
+    Returns:
+        ``[B, K]`` (or ``[K]`` with ``batch=True``).
+    """
+    dims = tuple(range(2, probs.dim()))
+    if batch:
+        dims = (0, *dims)
+    q = 2 if squared_pred else 1
+    intersection = (probs * onehot).sum(dims)
+    denominator = probs.pow(q).sum(dims) + onehot.pow(q).sum(dims)
+    return 1.0 - (2.0 * intersection + smooth_nr) / (denominator + smooth_dr)
+
+
 class SegmentationLoss(nn.Module):
-    """Dice + cross-entropy on softmax probabilities (MONAI ``DiceCELoss``).
+    """Dice + cross-entropy on softmax probabilities (the definitions of MONAI ``DiceCELoss``).
 
     Args:
         include_background: include class 0 in the Dice term (cross-entropy always uses every
@@ -58,15 +84,11 @@ class SegmentationLoss(nn.Module):
         batch: bool = False,
     ) -> None:
         super().__init__()
-        common = dict(
-            include_background=include_background, to_onehot_y=True, softmax=True,
-            squared_pred=squared_pred, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch,
-        )
+        self.include_background = bool(include_background)
         self.batch = batch
         self.lambda_dice = float(lambda_dice)
         self.lambda_ce = float(lambda_ce)
-        self.dice_ce = DiceCELoss(**common, reduction="mean", lambda_dice=lambda_dice, lambda_ce=lambda_ce)
-        self._dice_none = DiceLoss(**common, reduction="none")
+        self.dice_kwargs = dict(squared_pred=squared_pred, smooth_nr=smooth_nr, smooth_dr=smooth_dr)
 
     @staticmethod
     def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -74,12 +96,23 @@ class SegmentationLoss(nn.Module):
             raise ValueError(f"logits [B, C, *S] and target [B, *S] disagree: {tuple(logits.shape)} vs {tuple(target.shape)}")
         if logits.shape[1] < 2:
             raise ValueError("SegmentationLoss needs >= 2 classes (softmax over the class channel)")
-        return target.long().unsqueeze(1)
+        return target.long()
+
+    def _dice(self, x: torch.Tensor, y: torch.Tensor, batch: bool) -> torch.Tensor:
+        """Dice loss ``[B, K']`` (``[K']`` with ``batch``) of float32 logits ``x`` and labels ``y``."""
+        classes = torch.arange(x.shape[1], device=x.device).reshape(1, -1, *[1] * (x.dim() - 2))
+        onehot = (y.unsqueeze(1) == classes).to(x.dtype)  # static shapes (F.one_hot checks the values)
+        probs = torch.softmax(x, dim=1)
+        if not self.include_background:
+            probs, onehot = probs[:, 1:], onehot[:, 1:]
+        return soft_dice_loss(probs, onehot, batch=batch, **self.dice_kwargs)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss. ``logits`` ``[B, C, *S]``, ``target`` ``[B, *S]`` class indices."""
         y = self._check(logits, target)
-        return self.dice_ce(logits.float(), y)
+        x = logits.float()
+        dice = self._dice(x, y, self.batch).mean()
+        return self.lambda_dice * dice + self.lambda_ce * F.cross_entropy(x, y)
 
     def per_sample(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of each sample separately, ``[B]`` (mean over samples == :meth:`forward`)."""
@@ -87,8 +120,8 @@ class SegmentationLoss(nn.Module):
             raise ValueError("per_sample needs batch=False (Dice computed per sample)")
         y = self._check(logits, target)
         x = logits.float()
-        dice = self._dice_none(x, y).flatten(1).mean(1)
-        ce = F.cross_entropy(x, y[:, 0], reduction="none").flatten(1).mean(1)
+        dice = self._dice(x, y, batch=False).mean(1)
+        ce = F.cross_entropy(x, y, reduction="none").flatten(1).mean(1)
         return self.lambda_dice * dice + self.lambda_ce * ce
 
 
@@ -98,16 +131,14 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor 
     With ``weights`` ``[M]`` (per-sequence, e.g. DTM loss weights) the result is
     ``sum_{(b,m) present} w_m * v_bm / #present``: the weights scale the contribution of each
     sequence without being renormalised (DTM keeps their L2 norm at ``sqrt(M)``, i.e. mean
-    close to 1). Absent pairs are selected away (no gradient, NaN-safe); 0 when none is present.
+    close to 1). Absent pairs are masked out with ``torch.where`` (no gradient, NaN-safe); 0 when none is present.
     """
     mask = mask.to(torch.bool)
-    v = values[mask]
+    v = values
     if weights is not None:
-        w = weights.to(device=values.device, dtype=values.dtype)
-        v = v * w.expand_as(values)[mask]
-    if v.numel() == 0:
-        return values.new_zeros(())
-    return v.sum() / v.numel()
+        v = v * weights.to(device=values.device, dtype=values.dtype).expand_as(values)
+    v = torch.where(mask, v, torch.zeros((), dtype=v.dtype, device=v.device))  # static shapes (torch.compile)
+    return v.sum() / mask.sum().clamp_min(1).to(v.dtype)
 
 
 def masked_aux_loss(
@@ -128,8 +159,8 @@ def masked_aux_loss(
         reduction: ``"none"`` -> ``[B, M]`` with the loss of each present pair and exactly 0 for
             absent pairs; ``"mean"`` -> scalar mean over present pairs.
 
-    Absent pairs are excluded by indexing before the loss, so changing their logits changes
-    nothing and they receive exactly zero gradient.
+    Absent pairs are excluded (indexed away eagerly, masked under ``torch.compile``), so changing
+    their logits changes nothing and they receive exactly zero gradient.
     """
     if aux_logits.dim() != target.dim() + 2:
         raise ValueError(f"aux_logits must be [B, M, C, *S] for target [B, *S]; got {tuple(aux_logits.shape)}")
@@ -138,11 +169,10 @@ def masked_aux_loss(
     if mask.shape != (b, m):
         raise ValueError(f"modality_mask must be [B, M] = {(b, m)}, got {tuple(mask.shape)}")
     loss_fn = loss_fn if loss_fn is not None else SegmentationLoss()
-    bi, mi = mask.nonzero(as_tuple=True)
+    bi, mi = pair_indices(mask)
     out = aux_logits.new_zeros((b, m), dtype=torch.float32)
     if bi.numel():
-        pair_loss = loss_fn.per_sample(aux_logits[bi, mi], target[bi])
-        out = out.index_put((bi, mi), pair_loss)
+        out = scatter_pairs(loss_fn.per_sample(gather_pairs(aux_logits, bi, mi, mask), target[bi]), bi, mi, mask)
     if reduction == "none":
         return out
     if reduction == "mean":

@@ -79,6 +79,9 @@ def check_modality_mask(modality_mask: torch.Tensor, batch_size: int | None, num
     mask = modality_mask.to(device=device) if device is not None else modality_mask
     mask = mask if mask.dtype == torch.bool else mask != 0
     empty = ~mask.any(dim=1)
+    if torch.compiler.is_compiling():  # no host sync inside a compiled graph: checked on the device
+        torch._assert_async(~empty.any(), "a sample of the batch has no sequence present")
+        return mask
     if bool(empty.any()):
         rows = torch.nonzero(empty).flatten().tolist()
         raise ValueError(f"sample(s) {rows} of the batch have no sequence present; "

@@ -45,6 +45,7 @@ from medmodal.models.blocks import (
     mask_modalities,
     resize_to,
 )
+from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
 from medmodal.models.registry import register_model
 
 __all__ = ["DMAFNetConfig", "DMAFFusion", "DMAFNet"]
@@ -313,14 +314,13 @@ class DMAFNet(nn.Module):
             modality_mask: ``[B, M]`` bool.
 
         Returns:
-            ``[B, M, num_classes, *S]``; entries of absent sequences are exact zeros (the decoder
-            is not run on them).
+            ``[B, M, num_classes, *S]``; entries of absent sequences are exact zeros (eager: the
+            decoder is not run on them; under ``torch.compile`` it runs on every pair and absent
+            results are masked - static shapes, see :mod:`medmodal.models.pairs`).
         """
-        b_idx, m_idx = torch.nonzero(modality_mask, as_tuple=True)
-        logits, _ = self.shared_decoder([f[b_idx, m_idx] for f in features])          # [P, K, *S]
-        b, m = modality_mask.shape
-        out = logits.new_zeros(b, m, *logits.shape[1:])
-        return out.index_put((b_idx, m_idx), logits)
+        bi, mi = pair_indices(modality_mask)
+        logits, _ = self.shared_decoder([gather_pairs(f, bi, mi, modality_mask) for f in features])  # [P, K, *S]
+        return scatter_pairs(logits, bi, mi, modality_mask)
 
     # ------------------------------------------------------------------ forward
     def _prepare(self, images: torch.Tensor, modality_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
