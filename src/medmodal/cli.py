@@ -315,7 +315,11 @@ def bench_speed_cmd(
     sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
     steps: int = typer.Option(10, "--steps"),
     widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the fast path"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)"),
+    compile_mode: str = typer.Option("default", "--compile-mode",
+                                     help="default | reduce-overhead (CUDA graphs) | max-autotune | "
+                                          "max-autotune-no-cudagraphs"),
+    batch_size: int = typer.Option(1, "--batch-size", help="training crops per step (both loops)"),
     channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
     device: Optional[str] = typer.Option(None, "--device"),
     peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
@@ -326,7 +330,8 @@ def bench_speed_cmd(
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
-                             steps=steps, compile=compile, peak_tflops=peak_tflops, overlap=overlap,
+                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size,
+                             peak_tflops=peak_tflops, overlap=overlap,
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))
     report = run_speed_benchmark(settings, out)

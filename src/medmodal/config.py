@@ -81,7 +81,8 @@ class TrainerConfig:
     progress_bar: bool = True
     deterministic: bool = False
     channels_last: bool = False  # channels_last_3d memory format (faster convs with bf16 on GPUs)
-    compile: bool = False  # torch.compile each sub-network (encoders, fusion, decoders)
+    compile: bool = False  # torch.compile the training step (forward_train + loss) as one graph
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
 
 
 @dataclass

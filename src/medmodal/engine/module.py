@@ -31,6 +31,28 @@ from medmodal.models import create_model
 from medmodal.models.blocks import to_channels_last_3d
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_training_step(fn, mode: str = "default"):
+    """``torch.compile(fn, fullgraph=True, mode=mode)`` whose outputs survive the next call.
+
+    With CUDA graphs (``reduce-overhead`` / ``max-autotune``) every call overwrites the previous
+    outputs; the logged terms and DTM gaps are small, so they are cloned. ``fn`` returns
+    ``(total, terms dict, gaps)``.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"trainer.compile_mode must be one of {COMPILE_MODES}, got {mode!r}")
+    compiled = torch.compile(fn, fullgraph=True, mode=mode)
+
+    def step(*args):
+        torch.compiler.cudagraph_mark_step_begin()
+        total, terms, gaps = compiled(*args)
+        return total, {k: v.clone() for k, v in terms.items()}, gaps.clone()
+
+    return step
+
+
 def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     """Keyword arguments of the model: ``spatial_dims`` from the dataset spec (3 for BraTS, 2 for
     MyoPS slices), then ``cfg.model.kwargs`` (which may override it)."""
@@ -68,6 +90,7 @@ class SegmentationModule(L.LightningModule):
                              f"loss.use_rd=false and loss.use_pd=false")
         self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
         self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
+        self._train_forward = None  # the compiled forward_loss when trainer.compile is on
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
             raise ValueError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
                              f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
@@ -98,14 +121,23 @@ class SegmentationModule(L.LightningModule):
         return encoders if encoders is not None and len(encoders) == self.spec.num_modalities else None
 
     def setup(self, stage: str) -> None:
-        """Apply the speed options of ``trainer:`` (channels_last_3d, torch.compile) once."""
+        """Apply the speed options of ``trainer:`` (channels_last_3d, torch.compile) once.
+
+        ``trainer.compile`` compiles :meth:`forward_loss` (network forward + the whole loss) as one
+        graph (``fullgraph=True``: :mod:`medmodal.models.pairs` keeps every shape static), in the
+        ``trainer.compile_mode`` (``reduce-overhead`` replays it as a CUDA graph). The modules are
+        not wrapped, so checkpoints keep their keys; validation and inference stay eager.
+        """
         t = self.cfg.trainer
         if t.channels_last and self._is_volumetric():
             to_channels_last_3d(self.model)
-        if t.compile and not getattr(self, "_compiled", False):
-            for child in self.model.children():  # compile in place: state_dict keys are unchanged
-                child.compile()
-            self._compiled = True
+        if t.compile and self._train_forward is None:
+            self._train_forward = compile_training_step(self.forward_loss, t.compile_mode)
+
+    def forward_loss(self, images: torch.Tensor, modality_mask: torch.Tensor, label: torch.Tensor,
+                     sequence_weights: torch.Tensor | None):
+        """``model.forward_train`` + the loss: ``(total, terms, gaps)`` (see :class:`DMAFNetLoss`)."""
+        return self.criterion(self.model.forward_train(images, modality_mask), label, sequence_weights=sequence_weights)
 
     def _is_volumetric(self) -> bool:
         return any(p.dim() == 5 for p in self.model.parameters())
@@ -118,9 +150,9 @@ class SegmentationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        outputs = self.model.forward_train(self._images(batch), batch["modality_mask"])
         weights = self.dtm.loss_weights.to(self.device) if self.use_dtm else None
-        total, terms, gaps = self.criterion(outputs, batch["label"], sequence_weights=weights)
+        step = self._train_forward or self.forward_loss
+        total, terms, gaps = step(self._images(batch), batch["modality_mask"], batch["label"], weights)
         if self.use_dtm:
             self.dtm.update(self._gather_gaps(gaps))
         bs = batch["image"].shape[0]

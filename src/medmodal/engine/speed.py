@@ -3,8 +3,10 @@
 Measured in one run on one machine, same network and crop:
 
 * training steps/s and peak memory: (a) fp32 eager, contiguous tensors (what RFNet / mmFormer /
-  PASSION do) vs (b) bf16 autocast + ``channels_last_3d`` (+ ``torch.compile`` if asked) on CUDA;
-  on CPU (b) is fp32 eager again, so the ratio is ~1 and only the evaluation speed-up shows;
+  PASSION do) vs (b) bf16 autocast + ``channels_last_3d`` on CUDA, plus, if asked,
+  ``torch.compile`` of forward + loss as one graph (``compile_mode``; ``reduce-overhead`` replays
+  it as a CUDA graph); on CPU (b) is fp32 (compiled or eager), so without ``compile`` the ratio
+  is ~1 and only the evaluation speed-up shows;
 * 15-subset evaluation of one case: 15 separate sliding-window passes vs shared encoding;
 * full-case inference time (all sequences) on a ``case_size`` volume;
 * achieved TFLOP/s of the fast training step (FLOPs counted by ``torch.utils.flop_counter``).
@@ -26,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from medmodal.data.missing import all_subsets
 from medmodal.engine.inference import predict_probabilities, predict_probabilities_all_subsets
+from medmodal.engine.module import compile_training_step
 from medmodal.models import create_model
 from medmodal.models.blocks import to_channels_last_3d
 
@@ -39,7 +42,8 @@ class SpeedSettings:
     case_size: tuple[int, int, int] = (240, 240, 155)  # a full BraTS volume
     steps: int = 10
     warmup: int = 3
-    compile: bool = False
+    compile: bool = False  # fast path: torch.compile(forward_train + loss, fullgraph=True)
+    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
     channels_last: bool = True  # fast path: channels_last_3d memory format (CUDA only)
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     num_modalities: int = 4
@@ -94,9 +98,6 @@ def _build_model(s: SpeedSettings, device: torch.device, fast: bool, train: bool
                          **s.model_kwargs).to(device).train(train)
     if fast and device.type == "cuda" and s.channels_last:
         to_channels_last_3d(model)
-    if fast and s.compile:
-        for child in model.children():  # in place, as the training engine does (trainer.compile)
-            child.compile()
     return model
 
 
@@ -108,17 +109,29 @@ def _criterion(model, s: SpeedSettings, device: torch.device):
                        num_classes=s.num_classes).to(device)
 
 
-def _train_step_fn(model, criterion, batch, fast: bool, device: torch.device, channels_last: bool = True):
+def _train_step_fn(model, criterion, batch, fast: bool, device: torch.device, s: SpeedSettings,
+                   count_flops: bool = False):
+    """One optimiser step; the fast path compiles forward + loss as the engine does (trainer.compile).
+
+    ``count_flops=True`` gives the eager step (FLOPs are counted on it: the useful work, without
+    the absent-sequence pairs a compiled static-shape step also computes).
+    """
     images, mask, target = batch
-    images = _channels_last(fast, device, images, channels_last)
+    images = _channels_last(fast, device, images, s.channels_last)
     params = list(model.parameters()) + list(criterion.parameters())
     # the reference codes use the default (for-each) AdamW; the fast path the fused CUDA kernel
     opt = torch.optim.AdamW(params, lr=1e-4, fused=fast and device.type == "cuda")
 
+    def forward_loss(images, mask, target):
+        return criterion(model.forward_train(images, mask), target)
+
+    forward = compile_training_step(forward_loss, s.compile_mode) if fast and s.compile and not count_flops \
+        else forward_loss
+
     def step():
         opt.zero_grad(set_to_none=True)
         with _fast_context(fast, device):
-            loss, _, _ = criterion(model.forward_train(images, mask), target)
+            loss, _, _ = forward(images, mask, target)
         loss.backward()
         opt.step()
 
@@ -141,11 +154,12 @@ def benchmark_training(s: SpeedSettings, fast: bool) -> dict:
     mask = torch.ones(s.batch_size, s.num_modalities, dtype=torch.bool, device=device)
     mask[:, 0] = False  # a realistic incomplete sample
     target = torch.randint(0, s.num_classes, (s.batch_size, s.crop, s.crop, s.crop), device=device)
-    step = _train_step_fn(model, criterion, (images, mask, target), fast, device, s.channels_last)
+    batch = (images, mask, target)
+    step = _train_step_fn(model, criterion, batch, fast, device, s)
     _reset_peak(device)
     seconds = _timed(step, device, s.steps, s.warmup)
     peak = _peak_memory_gb(device)
-    flops = _count_flops(step)
+    flops = _count_flops(_train_step_fn(model, criterion, batch, fast, device, s, count_flops=True))
     return {"seconds_per_step": seconds, "steps_per_s": 1 / seconds, "peak_memory_gb": peak,
             "tflops_per_step": flops / 1e12, "achieved_tflops": flops / seconds / 1e12}
 
@@ -228,12 +242,21 @@ def run_speed_benchmark(s: SpeedSettings, out_json: str | Path | None = None) ->
     return report
 
 
+def _fast_path_name(settings: dict, device: str) -> str:
+    parts = ["bf16 autocast"] + (["channels_last_3d"] if settings["channels_last"] else []) \
+        if not device.startswith("cpu") else ["fp32"]
+    if settings["compile"]:
+        parts.append(f"torch.compile fullgraph ({settings['compile_mode']})")
+    return " + ".join(parts)
+
+
 def format_report(report: dict) -> str:
     ref, fast, ev, r = (report["train_reference_fp32"], report["train_fast"], report["evaluation"], report["ratios"])
     mem = lambda v: "-" if v is None else f"{v:.2f} GB"  # noqa: E731
     lines = [
-        f"device: {report['device']}, torch {report['torch']}, crop {report['settings']['crop']}^3, "
-        f"case {'x'.join(map(str, report['settings']['case_size']))}",
+        f"device: {report['device']}, torch {report['torch']}, crop {report['settings']['crop']}^3 x "
+        f"batch {report['settings']['batch_size']}, case {'x'.join(map(str, report['settings']['case_size']))}, "
+        f"fast path: {_fast_path_name(report['settings'], report['device'])}",
         "| measurement | reference (fp32 eager) | medmodal fast path | ratio |",
         "|---|---|---|---|",
         f"| train steps/s | {ref['steps_per_s']:.2f} | {fast['steps_per_s']:.2f} | {r['train_speedup']:.2f}x |",
