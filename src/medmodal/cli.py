@@ -320,6 +320,7 @@ def bench_speed_cmd(
                                      help="default | reduce-overhead (CUDA graphs) | max-autotune | "
                                           "max-autotune-no-cudagraphs"),
     batch_size: int = typer.Option(1, "--batch-size", help="training crops per step (both loops)"),
+    evaluate: bool = typer.Option(True, help="also time the 15-subset evaluation and full-case inference"),
     channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
     device: Optional[str] = typer.Option(None, "--device"),
     peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
@@ -330,7 +331,7 @@ def bench_speed_cmd(
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
-                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size,
+                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size, evaluate=evaluate,
                              peak_tflops=peak_tflops, overlap=overlap,
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))

@@ -34,8 +34,9 @@ def test_speed_benchmark_compiled_fast_path_on_cpu(tmp_path, monkeypatch):
     torch._dynamo.reset()
     settings = SpeedSettings(model_kwargs={"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1},
                              crop=16, case_size=(16, 16, 16), steps=1, warmup=1, device="cpu", compile=True,
-                             compile_mode="max-autotune-no-cudagraphs", batch_size=2)
+                             compile_mode="max-autotune-no-cudagraphs", batch_size=2, evaluate=False)
     report = run_speed_benchmark(settings)
+    assert "evaluation" not in report and set(report["ratios"]) == {"train_speedup"}
     assert calls == [{"fullgraph": True, "mode": "max-autotune-no-cudagraphs"}]
     assert report["train_fast"]["steps_per_s"] > 0
     # FLOPs are counted on the eager step: the same useful work for both loops
