@@ -23,6 +23,18 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
     assert [r["method"] for r in rows] == ["dmafnet", "zero_unet", "dmafnet w/o RD"]
     assert all(0 <= float(r["Dice_WT"]) <= 100 and float(r["parameters"]) > 0 for r in rows)
     assert (report / "dice_bars.png").stat().st_size > 1000
+    # the papers' main table: every method on each of the 15 subsets, per region
+    with open(report / "subset_results.csv") as fh:
+        per_subset = list(csv.DictReader(fh))
+    assert len(per_subset) == 3 * 16 and per_subset[0]["subset"] == "flair" and per_subset[15]["subset"] == "Average"
+    assert "## imbalanced protocol: Dice ET (%) per subset" in text
+    table = text.split("## imbalanced protocol: Dice WT (%) per subset")[1].split("##")[0].strip().splitlines()
+    assert table[0] == "| FLAIR | T1 | T1ce | T2 | dmafnet | zero_unet | dmafnet w/o RD |" and len(table) == 2 + 16
+    assert table[2].startswith("| ● | ○ | ○ | ○ | ") and table[-1].startswith("| Average |")
+    zero_flair = [r for r in per_subset if r["method"] == "zero_unet" and r["subset"] == "flair"][0]
+    assert table[2].split("|")[6].strip().strip("*") == f"{float(zero_flair['Dice_WT']):.1f}"
+    best = [c.strip() for c in table[2].split("|")[5:8]]
+    assert sum(c.startswith("**") for c in best) >= 1  # the row's best method is bold
     run = tmp_path / "runs" / "imbalanced" / "zero_unet" / "seed0"
     assert (run / "eval_test" / "dice_heatmap.png").is_file() and (run / "missing_sequences.csv").is_file()
     # a second call skips finished runs (resume of an interrupted benchmark)

@@ -8,8 +8,10 @@ exists) is skipped, so an interrupted benchmark continues where it stopped.
 
 Report (``<out>/report/``): ``report.md`` (comparison table and ablation table per protocol:
 average Dice over the 15 subsets and all test cases per region, mean HD95, parameters, training
-time; mean ± std over seeds), ``results.csv`` (one row per run), ``dice_bars.png`` and links to
-each run's per-subset table and heatmap. With ``real=True`` the models are also evaluated on
+time; mean ± std over seeds; then, per protocol and region, the papers' main table: Dice of
+every method on each of the 15 subsets, mean over seeds), ``results.csv`` (one row per run),
+``subset_results.csv`` (one row per run and subset: Dice / HD95 per region, mean over test
+cases), ``dice_bars.png`` and links to each run's per-subset table and heatmap. With ``real=True`` the models are also evaluated on
 the real labelled case(s) (``eval_real/``), reported in a separate section.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from medmodal.config import load_config, packaged_config
 from medmodal.data.spec import BRATS2020
+from medmodal.evaluation.tables import ABSENT, AVERAGE, PRESENT, display_name, read_rows_csv, subset_table
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 PROTOCOLS = ("balanced", "imbalanced")
@@ -199,12 +202,12 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
 
 
 # ----------------------------------------------------------------------------- report
-def _mean_std(values: Sequence[float], digits: int = 1) -> str:
+def _mean_std(values: Sequence[float], digits: int = 1, std: bool = True) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return "-"
     mean = float(np.mean(values))
-    return f"{mean:.{digits}f}" if len(values) == 1 else f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
+    return f"{mean:.{digits}f}" if len(values) == 1 or not std else f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
 
 
 def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
@@ -223,35 +226,84 @@ def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -> Path:
-    """``report.md``, ``results.csv`` and ``dice_bars.png`` in ``report_dir``."""
-    report_dir = ensure_writable_dir(report_dir)
+def _csv_text(rows: Sequence[dict]) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(report_dir / "results.csv", buffer.getvalue())
+    return buffer.getvalue()
+
+
+def subset_results(rows: Sequence[dict], runs: Path) -> list[dict]:
+    """One row per (run, subset, incl. ``Average``): Dice (%) and HD95 per region, mean over test
+    cases, read from each run's ``eval_test/subset_metrics.csv``."""
+    out = []
+    modalities, regions = BRATS2020.modalities, BRATS2020.region_names
+    for row in rows:
+        cases = read_rows_csv(runs / _rel(row, "subset_metrics.csv"))
+        dice = subset_table(cases, modalities, regions, "Dice")
+        hd95 = subset_table(cases, modalities, regions, "HD95")
+        for d, h in zip(dice, hd95):
+            out.append({"method": row["method"], "protocol": row["protocol"], "seed": row["seed"],
+                        "subset": d["subset"], **{f"Dice_{g}": 100 * d[g] for g in regions},
+                        **{f"HD95_{g}": h[g] for g in regions}})
+    return out
+
+
+def methods_by_subset_table(subset_rows: Sequence[dict], region: str) -> str:
+    """Markdown, the papers' main-table layout: ●/○ per sequence, then Dice (%) of each method on
+    each subset (mean over seeds; the best of a row in bold), last row the average over subsets."""
+    methods = list(dict.fromkeys(r["method"] for r in subset_rows))
+    subsets = list(dict.fromkeys(r["subset"] for r in subset_rows))
+    modalities = BRATS2020.modalities
+    lines = ["| " + " | ".join([display_name(m) for m in modalities] + methods) + " |",
+             "|" + ":-:|" * len(modalities) + "--:|" * len(methods)]
+    for subset in subsets:
+        names = subset.split("+")
+        markers = [AVERAGE] + [""] * (len(modalities) - 1) if subset == AVERAGE else \
+            [PRESENT if m in names else ABSENT for m in modalities]
+        cells = [_mean_std([r[f"Dice_{region}"] for r in subset_rows if r["method"] == method
+                            and r["subset"] == subset], 1, std=False) for method in methods]
+        numbers = [float(c) for c in cells if c != "-"]
+        if len(methods) > 1 and numbers:
+            cells = [f"**{c}**" if c != "-" and float(c) == max(numbers) else c for c in cells]
+        lines.append("| " + " | ".join(markers + cells) + " |")
+    return "\n".join(lines)
+
+
+def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -> Path:
+    """``report.md``, ``results.csv``, ``subset_results.csv`` and ``dice_bars.png`` in ``report_dir``."""
+    report_dir = ensure_writable_dir(report_dir)
+    atomic_write_text(report_dir / "results.csv", _csv_text(rows))
+    per_subset = subset_results(rows, runs)
+    atomic_write_text(report_dir / "subset_results.csv", _csv_text(per_subset))
     parts = ["# Benchmark", "", "Average over the 15 subsets and all test cases (Dice in %, HD95 in mm). "
              "Per-run subset tables and heatmaps: `runs/<protocol>/<method>/seed<k>/eval_test/`.", ""]
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         mine = [r for r in rows if r["protocol"] == protocol]
         for title, group in (("methods", [r for r in mine if not r["ablation"] or r["method"] == "dmafnet"]),
                              ("DMAF-Net ablations", [r for r in mine if r["ablation"] or r["method"] == "dmafnet"])):
-            if len(group) > 1 or title == "methods":
+            if len({r["method"] for r in group}) > 1 or title == "methods":
                 parts += [f"## {protocol} protocol: {title}", "", comparison_table(group), ""]
         if "real_Dice_WT" in mine[0]:
             parts += [f"## {protocol} protocol: real labelled case(s)", "", comparison_table(mine, "real_"), ""]
+    for protocol in dict.fromkeys(r["protocol"] for r in rows):
+        mine = [r for r in per_subset if r["protocol"] == protocol]
+        for region in BRATS2020.region_names:
+            parts += [f"## {protocol} protocol: Dice {region} (%) per subset", "",
+                      methods_by_subset_table(mine, region), ""]
     parts += ["## Runs", ""] + [f"- `{r['protocol']}/{_slug(r['method'])}/seed{r['seed']}`: "
-                                f"[table]({_rel(runs, r, 'table.md')}), [heatmap]({_rel(runs, r, 'dice_heatmap.png')})"
-                                for r in rows]
+                                f"[table](../runs/{_rel(r, 'table.md')}), "
+                                f"[heatmap](../runs/{_rel(r, 'dice_heatmap.png')})" for r in rows]
     atomic_write_text(report_dir / "report.md", "\n".join(parts) + "\n")
     dice_bars(rows, report_dir / "dice_bars.png")
     return report_dir
 
 
-def _rel(runs: Path, row: dict, name: str) -> str:
-    return f"../runs/{row['protocol']}/{_slug(row['method'])}/seed{row['seed']}/eval_test/{name}"
+def _rel(row: dict, name: str) -> str:
+    """Path of a run's evaluation file relative to the runs folder."""
+    return f"{row['protocol']}/{_slug(row['method'])}/seed{row['seed']}/eval_test/{name}"
 
 
 def dice_bars(rows: Sequence[dict], path: Path) -> Path:
