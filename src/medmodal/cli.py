@@ -287,16 +287,24 @@ def benchmark_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
     real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
                                         "(default: gpu-full yes, cpu-quick no)"),
-    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
-                                             "../shared/data/brats-real/TCGA-DU-7294)"),
+    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: $MEDMODAL_REAL_CASE, "
+                                             "else shared/data/brats-real/TCGA-DU-7294 beside the working "
+                                             "folder or the checkout)"),
     real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
 ):
     """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
-    from medmodal.evaluation.benchmark import METHODS, run_benchmark
+    from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
 
     names = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
-    real_root = real_data or Path("../shared/data/brats-real/TCGA-DU-7294")
-    real_cases = [(real_root, real_map)] if real_root.is_dir() else []
+    if real_data is not None and not real_data.is_dir():
+        raise FileNotFoundError(f"{real_data}: no such folder (--real-data)")
+    real_root = real_data or default_real_case()
+    wanted = real if real is not None else getattr(PROFILES.get(profile), "real", False)
+    if wanted and real_root is None:
+        if real:
+            raise FileNotFoundError("--real: no real labelled case found; pass --real-data FOLDER (or set MEDMODAL_REAL_CASE)")
+        console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)")
+    real_cases = [(real_root, real_map)] if real_root is not None else []
     report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")],
                            [int(s) for s in seeds.split(",")] if seeds else None, epochs, real, real_cases,
                            on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "

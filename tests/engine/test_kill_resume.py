@@ -2,13 +2,15 @@
 uninterrupted run with the same seed ends (weights, DTM state and validation metrics)."""
 
 import csv
+import json
 
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Timer
 
 from medmodal.data.synthetic import synth_brats
-from medmodal.engine.train import run_training
+from medmodal.engine.train import TRAIN_TIME_FILE, run_training
 from tests.engine.test_roundtrip import tiny_config
 
 
@@ -41,7 +43,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         run_training(tiny_config(data, killed_dir, **extra), resume="never", extra_callbacks=[KillMidEpoch(1, 1)])
     before = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert before["global_step"] == 3  # the last checkpoint is the end of epoch 0
-    resumed = run_training(tiny_config(data, killed_dir, **extra), resume="auto")
+    clock_at_resume = ClockAtTrainStart()
+    resumed = run_training(tiny_config(data, killed_dir, **extra), resume="auto", extra_callbacks=[clock_at_resume])
 
     (a, metrics_a), (b, metrics_b) = final_state(straight), final_state(resumed)
     assert a["global_step"] == b["global_step"] == 9
@@ -51,3 +54,20 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["dtm"][key])), key
     assert metrics_a["epoch"] == metrics_b["epoch"] == "2"
     assert metrics_a["val/dice_mean"] == metrics_b["val/dice_mean"]
+
+    # the recorded training time covers both sessions: the resumed run's clock starts at the first
+    # session's time (from the checkpoint) and train_time.json holds the total
+    first_session = before["callbacks"]["Timer"]["time_elapsed"]["train"]
+    assert first_session > 0 and clock_at_resume.seconds >= first_session
+    total = json.loads((resumed / TRAIN_TIME_FILE).read_text())["train_seconds"]
+    assert total >= round(clock_at_resume.seconds, 1)
+
+
+class ClockAtTrainStart(L.Callback):
+    """Reads the Timer callback's elapsed training time when (resumed) training starts."""
+
+    seconds = None
+
+    def on_train_start(self, trainer, pl_module):
+        timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+        self.seconds = timer.time_elapsed("train")

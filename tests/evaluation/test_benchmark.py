@@ -53,3 +53,23 @@ def test_every_method_config_is_valid(tmp_path):
 def test_cli_rejects_unknown_method(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--methods", "unet9000"])
     assert result.exit_code == 1 and "unknown method" in result.output
+
+
+def test_cli_real_case_errors(tmp_path, monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), "--real-data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "nowhere: no such folder (--real-data)" in result.output
+    monkeypatch.setenv("MEDMODAL_REAL_CASE", str(tmp_path / "absent"))
+    result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), "--real"])
+    assert result.exit_code == 1 and "no real labelled case found" in result.output
+
+
+def test_default_real_case(tmp_path, monkeypatch):
+    from medmodal.evaluation.benchmark import default_real_case
+
+    monkeypatch.setenv("MEDMODAL_REAL_CASE", str(tmp_path))
+    assert default_real_case() == tmp_path
+    monkeypatch.delenv("MEDMODAL_REAL_CASE")
+    monkeypatch.chdir(tmp_path)  # not beside the working folder: found beside the checkout, if CI has it
+    found = default_real_case()
+    assert found is None or (found.is_dir() and found.name == "TCGA-DU-7294")

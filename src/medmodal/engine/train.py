@@ -15,14 +15,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medmodal.config import ExperimentConfig, save_config
 from medmodal.engine.checkpoint import save_bundle
 from medmodal.engine.datamodule import SegmentationDataModule
 from medmodal.engine.module import SegmentationModule, bundle_meta
-from medmodal.io import atomic_path, ensure_writable_dir
+from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,6 +34,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=True):
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+#: ``{"train_seconds": ...}`` written next to the run's model: fit wall time (training and its
+#: validations), summed over interrupted and resumed sessions (Lightning ``Timer`` state).
+TRAIN_TIME_FILE = "train_time.json"
 
 
 def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
@@ -59,6 +64,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L
                         enable_version_counter=False),
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
+        Timer(),  # training wall time, kept in the checkpoints: the total over resumed sessions
         *extra_callbacks,
     ]
     if t.progress_bar:
@@ -95,6 +101,8 @@ def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callb
     trainer.fit(module, datamodule=datamodule, ckpt_path=find_resume_checkpoint(run_dir, resume), weights_only=True)
     if trainer.is_global_zero:
         export_bundle(run_dir, module, cfg)
+        timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+        atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": round(timer.time_elapsed("train"), 1)})
     return run_dir
 
 

@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import math
-import time
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -125,6 +125,19 @@ def run_config(method: Method, profile: Profile, protocol: str, seed: int, data:
     return load_config(packaged_config("demo_cpu"), overrides)
 
 
+#: The labelled real case of the shared test data (TCGA-DU-7294, read with ``REAL_CASE_MAPPING``).
+REAL_CASE = Path("shared/data/brats-real/TCGA-DU-7294")
+
+
+def default_real_case() -> Path | None:
+    """``$MEDMODAL_REAL_CASE``, else :data:`REAL_CASE` beside the working folder or beside this
+    checkout (``<checkout>/../shared/...``); ``None`` when none is a folder."""
+    env = os.environ.get("MEDMODAL_REAL_CASE")
+    checkout = Path(__file__).resolve().parents[3]
+    candidates = [Path(env)] if env else [Path("..") / REAL_CASE, checkout.parent / REAL_CASE]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
 def _slug(name: str) -> str:
     return name.replace(" w/o ", "-no-").replace(" ", "_")
 
@@ -132,7 +145,7 @@ def _slug(name: str) -> str:
 def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: int, data: Path, runs: Path,
                        real_cases: Sequence[tuple[Path, str | None]] = ()) -> dict:
     """Train + evaluate one (method, protocol, seed) unless already done; returns its summary row."""
-    from medmodal.engine.train import run_training
+    from medmodal.engine.train import TRAIN_TIME_FILE, run_training
     from medmodal.evaluation.report import run_evaluation
 
     run_dir = runs / protocol / _slug(method_name) / f"seed{seed}"
@@ -140,9 +153,8 @@ def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: 
     if done.is_file():
         return json.loads(done.read_text())
     method = METHODS[method_name]
-    start = time.perf_counter()
     run_training(run_config(method, profile, protocol, seed, data, run_dir), resume="auto")
-    train_s = time.perf_counter() - start
+    train_s = json.loads((run_dir / TRAIN_TIME_FILE).read_text())["train_seconds"]  # summed over resumes
     rows = run_evaluation(run_dir, split="test", progress=False).rows
     row = {"method": method_name, "protocol": protocol, "seed": seed, "ablation": method.ablation,
            "parameters": _parameters(run_dir), "train_s": round(train_s, 1), **_averages(rows)}
