@@ -49,13 +49,23 @@ def soft_dice_loss(probs: torch.Tensor, onehot: torch.Tensor, squared_pred: bool
     Returns:
         ``[B, K]`` (or ``[K]`` with ``batch=True``).
     """
-    dims = tuple(range(2, probs.dim()))
+    dims = list(range(2, probs.dim()))
     if batch:
-        dims = (0, *dims)
-    q = 2 if squared_pred else 1
-    intersection = (probs * onehot).sum(dims)
-    denominator = probs.pow(q).sum(dims) + onehot.pow(q).sum(dims)
-    return 1.0 - (2.0 * intersection + smooth_nr) / (denominator + smooth_dr)
+        dims = [0, *dims]
+    # MONAI's operation order (monai.losses.utils.compute_tp_fp_fn), so values and gradients are
+    # bit-identical to monai.losses.DiceLoss and a training run does not drift from one using it
+    if squared_pred:
+        pred_o = torch.linalg.vector_norm(probs, ord=2, dim=dims).pow(2)
+        ground_o = torch.linalg.vector_norm(onehot, ord=2, dim=dims).pow(2)
+        tp = (pred_o + ground_o - torch.linalg.vector_norm(probs - onehot, ord=2, dim=dims).pow(2)) / 2
+        fp, fn = pred_o - tp, ground_o - tp
+    else:
+        tp = torch.sum(probs * onehot, dim=dims)
+        fp = torch.sum(probs, dim=dims) - tp
+        fn = torch.sum(onehot, dim=dims) - tp
+    numerator = 2 * tp + smooth_nr
+    denominator = 2 * (tp + 0.5 * fp + 0.5 * fn) + smooth_dr
+    return 1.0 - numerator / denominator
 
 
 class SegmentationLoss(nn.Module):
