@@ -287,9 +287,9 @@ def benchmark_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
     real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
                                         "(default: gpu-full yes, cpu-quick no)"),
-    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: $MEDMODAL_REAL_CASE, "
-                                             "else shared/data/brats-real/TCGA-DU-7294 beside the working "
-                                             "folder or the checkout)"),
+    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
+                                             "$MEDMODAL_REAL_CASE, else shared/data/brats-real/"
+                                             "TCGA-DU-7294 beside the working folder or the checkout)"),
     real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
 ):
     """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
@@ -302,7 +302,8 @@ def benchmark_cmd(
     wanted = real if real is not None else getattr(PROFILES.get(profile), "real", False)
     if wanted and real_root is None:
         if real:
-            raise FileNotFoundError("--real: no real labelled case found; pass --real-data FOLDER (or set MEDMODAL_REAL_CASE)")
+            raise FileNotFoundError("--real: no real labelled case found; pass --real-data FOLDER "
+                                    "(or set MEDMODAL_REAL_CASE)")
         console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)")
     real_cases = [(real_root, real_map)] if real_root is not None else []
     report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")],
@@ -339,8 +340,8 @@ def bench_speed_cmd(
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
-                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size, evaluate=evaluate,
-                             peak_tflops=peak_tflops, overlap=overlap,
+                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size,
+                             evaluate=evaluate, peak_tflops=peak_tflops, overlap=overlap,
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))
     report = run_speed_benchmark(settings, out)

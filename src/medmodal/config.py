@@ -82,7 +82,8 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: bool = False  # channels_last_3d memory format (faster convs with bf16 on GPUs)
     compile: bool = False  # torch.compile the training step (forward_train + loss) as one graph
-    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
+    # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
+    compile_mode: str = "default"
 
 
 @dataclass

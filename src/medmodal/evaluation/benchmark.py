@@ -11,8 +11,9 @@ average Dice over the 15 subsets and all test cases per region, mean HD95, param
 time; mean ± std over seeds; then, per protocol and region, the papers' main table: Dice of
 every method on each of the 15 subsets, mean over seeds), ``results.csv`` (one row per run),
 ``subset_results.csv`` (one row per run and subset: Dice / HD95 per region, mean over test
-cases), ``dice_bars.png`` and links to each run's per-subset table and heatmap. With ``real=True`` the models are also evaluated on
-the real labelled case(s) (``eval_real/``), reported in a separate section.
+cases), ``dice_bars.png`` and links to each run's per-subset table and heatmap. With
+``real=True`` the models are also evaluated on the real labelled case(s) (``eval_real/``),
+reported in a separate section.
 """
 
 from __future__ import annotations
@@ -219,7 +220,9 @@ def _mean_std(values: Sequence[float], digits: int = 1, std: bool = True) -> str
     if not values:
         return "-"
     mean = float(np.mean(values))
-    return f"{mean:.{digits}f}" if len(values) == 1 or not std else f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
+    if len(values) == 1 or not std:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
 
 
 def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:

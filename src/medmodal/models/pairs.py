@@ -13,8 +13,9 @@ make sense for the pairs ``(b, m)`` whose sequence ``m`` is present in sample ``
 * **static**: :func:`pair_indices` returns all ``B * M`` pairs in row-major order,
   :func:`gather_pairs` gives every row with absent ones replaced by exact zeros (so even NaN in
   an absent entry cannot reach the computation), ``fn`` runs on every pair and
-  :func:`scatter_pairs` zeroes the absent results (``torch.where``: exactly zero gradient). Shapes never depend on the data, so a whole training step compiles into one
-  graph (``fullgraph=True``) and can be replayed as a CUDA graph; the price is the work on absent
+  :func:`scatter_pairs` zeroes the absent results (``torch.where``: exactly zero gradient).
+  Shapes never depend on the data, so a whole training step compiles into one graph
+  (``fullgraph=True``) and can be replayed as a CUDA graph; the price is the work on absent
   pairs (on average ``M / E[#present]`` times more for those branches: 1.9x for BraTS'
   15 equiprobable subsets).
 
