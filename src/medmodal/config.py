@@ -77,7 +77,7 @@ class TrainerConfig:
     num_nodes: int = 1
     precision: str = "32-true"  # bf16-mixed on GPUs
     val_every_n_epochs: int = 10
-    log_every_n_steps: int = 10
+    log_every_n_steps: int = 10  # also how often the progress bar reads the loss back
     progress_bar: bool = True
     deterministic: bool = False
     channels_last: bool = False  # channels_last_3d memory format (faster convs with bf16 on GPUs)

@@ -138,3 +138,32 @@ def test_state_round_trip_weights_only(tmp_path):
     assert torch.equal(new.loss_weights, dtm.loss_weights) and torch.equal(new.grad_scales, dtm.grad_scales)
     with pytest.raises(ValueError):
         DynamicTrainingMonitor(3).load_state_dict(state)
+
+
+def test_per_step_methods_read_no_tensor_value():
+    """update() and scale_encoder_gradients() never read a value on the host, so on a GPU they
+    never wait for the step: on the meta device (no data) any such read would raise."""
+    encoders = nn.ModuleList([nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(3, 2)])
+    dtm = DynamicTrainingMonitor(3)
+    _epoch(dtm, [0.2, 1.0, 1.0])
+    assert dtm.grad_scales[0] < 1.0
+    dtm.to("meta")
+    assert dtm.device.type == "meta" and dtm.loss_weights.device.type == "meta"
+    dtm.update(torch.tensor([0.3, NAN, 1.0], device="meta"))
+    encoders.to("meta")
+    for p in encoders.parameters():
+        p.grad = torch.ones_like(p)
+    dtm.scale_encoder_gradients(encoders)
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        bool(dtm.gap_ema[0] > 0)  # what would have been a host read is refused here
+
+
+def test_to_device_keeps_values_and_update_matches():
+    a, b = DynamicTrainingMonitor(3), DynamicTrainingMonitor(3)
+    _epoch(a, [0.5, NAN, 2.0])
+    b.load_state_dict(a.state_dict())
+    b.to("cpu")
+    for mon in (a, b):
+        mon.update(torch.tensor([0.4, 1.0, float("inf")]))
+    assert torch.equal(a.gap_ema, b.gap_ema) and torch.equal(a.counts, b.counts)
+    assert all(t.device.type == "cpu" for t in a.state_dict().values() if isinstance(t, torch.Tensor))

@@ -44,6 +44,10 @@ RD + PD distillation loss of the samples where ``m`` is present, see
 :meth:`DynamicTrainingMonitor.scale_encoder_gradients` multiplies every ``.grad`` of
 ``encoders[m]`` by ``k_m`` (call after ``backward``, before ``optimizer.step``).
 
+Neither per-step method reads a tensor value on the host: after :meth:`~DynamicTrainingMonitor.to`
+moves the state to the training GPU, a step never waits for the GPU on DTM's account (the
+state is read, once, in :meth:`~DynamicTrainingMonitor.step_epoch`).
+
 Caveat: adaptive optimisers (Adam/AdamW) divide by a running gradient RMS, so a scale that
 stays constant for many steps is largely normalised away (Adam's update is invariant to a
 constant gradient scale, up to ``eps``); the modulation acts mainly when scales change. With
@@ -116,8 +120,9 @@ class DynamicTrainingMonitor:
         num_modalities: ``M``.
         config: :class:`DTMConfig` (default: all defaults).
 
-    All state lives in CPU float tensors; :meth:`state_dict` holds only tensors, ints and
-    floats, so a checkpoint containing it loads with ``torch.load(weights_only=True)``.
+    State: float64 tensors on :attr:`device` (CPU until :meth:`to`); :meth:`state_dict` holds
+    only CPU tensors, ints and floats, so a checkpoint containing it loads with
+    ``torch.load(weights_only=True)`` on any machine.
     """
 
     def __init__(self, num_modalities: int, config: DTMConfig | None = None) -> None:
@@ -132,8 +137,28 @@ class DynamicTrainingMonitor:
         self.beta = torch.ones(m, dtype=torch.float64)
         self._grad_scales = torch.ones(m, dtype=torch.float64)
         self.counts = torch.zeros(m, dtype=torch.int64)       # steps in which each sequence was seen
+        self._host_grad_scales = [1.0] * m  # k_m as Python floats: scaling reads no tensor value
         self.epoch = 0
         self.steps = 0
+
+    _STATE_TENSORS = ("gap_ema", "prev_gap", "gap_rate", "beta", "_grad_scales", "counts")
+
+    @property
+    def device(self) -> torch.device:
+        return self.gap_ema.device
+
+    def to(self, device: torch.device | str) -> "DynamicTrainingMonitor":
+        """Move the state to ``device`` (the training device), in place; returns ``self``.
+
+        Devices without float64 (Apple MPS) keep the state on the CPU.
+        """
+        device = torch.device(device)
+        if device.type == "mps":
+            device = torch.device("cpu")
+        if device != self.device:
+            for name in self._STATE_TENSORS:
+                setattr(self, name, getattr(self, name).to(device))
+        return self
 
     # ------------------------------------------------------------------ properties
     @property
@@ -151,15 +176,15 @@ class DynamicTrainingMonitor:
     def loss_weights(self) -> torch.Tensor:
         """``[M]`` float32 per-sequence loss weights ``beta`` (ones if weighting is switched off)."""
         if not self.config.update_loss_weights:
-            return torch.ones(self.num_modalities)
-        return self.beta.float().clone()
+            return torch.ones(self.num_modalities, device=self.device)
+        return self.beta.float()
 
     @property
     def grad_scales(self) -> torch.Tensor:
         """``[M]`` float32 encoder gradient scales ``k`` (ones if scaling is switched off)."""
         if not self.config.scale_gradients:
-            return torch.ones(self.num_modalities)
-        return self._grad_scales.float().clone()
+            return torch.ones(self.num_modalities, device=self.device)
+        return self._grad_scales.float()
 
     def effective_gaps(self) -> torch.Tensor:
         """``Dt_m = D_m * exp(-rate_weight * r_m)`` (NaN for untracked sequences)."""
@@ -167,16 +192,18 @@ class DynamicTrainingMonitor:
 
     # ---------------------------------------------------------------------- update
     def update(self, gaps: torch.Tensor) -> None:
-        """Feed one step's per-sequence gaps ``[M]`` (NaN / inf entries are ignored)."""
-        g = torch.as_tensor(gaps).detach().to("cpu", torch.float64).reshape(-1)
+        """Feed one step's per-sequence gaps ``[M]`` (NaN / inf entries are ignored).
+
+        Element-wise tensor operations only (no boolean indexing, no host read), so on a GPU
+        the step is queued, not waited for.
+        """
+        g = torch.as_tensor(gaps).detach().to(self.device, torch.float64).reshape(-1)
         if g.numel() != self.num_modalities:
             raise ValueError(f"expected {self.num_modalities} gaps, got {g.numel()}")
         ok = torch.isfinite(g)
-        first = ok & torch.isnan(self.gap_ema)
-        rest = ok & ~first
         mu = self.config.ema_momentum
-        self.gap_ema[first] = g[first]
-        self.gap_ema[rest] = mu * self.gap_ema[rest] + (1.0 - mu) * g[rest]
+        blended = mu * self.gap_ema + (1.0 - mu) * g
+        self.gap_ema = torch.where(ok, torch.where(torch.isnan(self.gap_ema), g, blended), self.gap_ema)
         self.counts += ok.to(torch.int64)
         self.steps += 1
 
@@ -206,6 +233,7 @@ class DynamicTrainingMonitor:
             ratio = mean / eff[tracked].clamp_min(c.eps)
             k[tracked] = (1.0 - torch.tanh(c.grad_alpha * torch.relu(ratio - 1.0))).clamp_min(c.grad_min_scale)
             self._grad_scales = k
+            self._host_grad_scales = k.tolist()
 
     def _clamp_and_normalise(self, beta: torch.Tensor) -> torch.Tensor:
         c = self.config
@@ -222,29 +250,30 @@ class DynamicTrainingMonitor:
         """Multiply each ``encoders[m]`` parameter's ``.grad`` by ``k_m`` in place.
 
         Call after ``backward`` and before ``optimizer.step``. Parameters without a gradient
-        are skipped; a scale of exactly 1 is a no-op.
+        are skipped; a scale of exactly 1 is a no-op. The scales are host floats kept since the
+        last :meth:`step_epoch`, so this reads nothing back from the GPU.
         """
         if len(encoders) != self.num_modalities:
             raise ValueError(f"expected {self.num_modalities} encoders, got {len(encoders)}")
-        scales = self.grad_scales
-        for enc, k in zip(encoders, scales.tolist()):
-            if k == 1.0:
-                continue
-            for p in enc.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(k)
+        if not self.config.scale_gradients:
+            return
+        for enc, k in zip(encoders, self._host_grad_scales):
+            grads = [p.grad for p in enc.parameters() if p.grad is not None]
+            if k != 1.0 and grads:
+                torch._foreach_mul_(grads, k)
 
     # ---------------------------------------------------------------- persistence
     def state_dict(self) -> dict:
-        """Plain tensors / ints / floats only (``torch.load(weights_only=True)`` compatible)."""
+        """CPU tensors / ints / floats only (``torch.load(weights_only=True)`` compatible)."""
+        cpu = lambda t: t.to("cpu", copy=True)  # noqa: E731
         return {
             "num_modalities": self.num_modalities,
-            "gap_ema": self.gap_ema.clone(),
-            "prev_gap": self.prev_gap.clone(),
-            "gap_rate": self.gap_rate.clone(),
-            "beta": self.beta.clone(),
-            "grad_scales": self._grad_scales.clone(),
-            "counts": self.counts.clone(),
+            "gap_ema": cpu(self.gap_ema),
+            "prev_gap": cpu(self.prev_gap),
+            "gap_rate": cpu(self.gap_rate),
+            "beta": cpu(self.beta),
+            "grad_scales": cpu(self._grad_scales),
+            "counts": cpu(self.counts),
             "epoch": int(self.epoch),
             "steps": int(self.steps),
         }
@@ -253,10 +282,12 @@ class DynamicTrainingMonitor:
         m = int(state.get("num_modalities", self.num_modalities))
         if m != self.num_modalities:
             raise ValueError(f"DTM state is for {m} sequences, this monitor has {self.num_modalities}")
-        as64 = lambda key: torch.as_tensor(state[key], dtype=torch.float64).clone().reshape(m)  # noqa: E731
-        self.gap_ema, self.prev_gap, self.gap_rate = as64("gap_ema"), as64("prev_gap"), as64("gap_rate")
-        self.beta, self._grad_scales = as64("beta"), as64("grad_scales")
-        self.counts = torch.as_tensor(state["counts"], dtype=torch.int64).clone().reshape(m)
+        here = lambda key, dtype=torch.float64: torch.as_tensor(state[key]).to(  # noqa: E731
+            self.device, dtype, copy=True).reshape(m)
+        self.gap_ema, self.prev_gap, self.gap_rate = here("gap_ema"), here("prev_gap"), here("gap_rate")
+        self.beta, self._grad_scales = here("beta"), here("grad_scales")
+        self._host_grad_scales = self._grad_scales.tolist()
+        self.counts = here("counts", torch.int64)
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
 
     def summary(self) -> dict[str, list[float]]:

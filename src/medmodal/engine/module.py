@@ -162,11 +162,17 @@ class SegmentationModule(L.LightningModule):
         return total
 
     def _gather_gaps(self, gaps: torch.Tensor) -> torch.Tensor:
-        """Average per-sequence gaps over DDP processes (NaN = sequence absent on that process)."""
+        """Average per-sequence gaps over DDP processes (NaN = sequence absent on that process).
+
+        Stays on the device: the DTM update is queued like the step itself, not waited for.
+        """
         if self.trainer is None or self.trainer.world_size == 1:
-            return gaps.detach().cpu()
+            return gaps.detach()
         stacked = self.all_gather(gaps.detach())  # [world, M]
-        return torch.nanmean(stacked, dim=0).cpu()
+        return torch.nanmean(stacked, dim=0)
+
+    def on_fit_start(self) -> None:
+        self.dtm.to(self.device)  # after any checkpoint restore: DTM state beside the step's tensors
 
     def on_before_optimizer_step(self, optimizer) -> None:
         if self.use_dtm and self.sequence_encoders is not None:

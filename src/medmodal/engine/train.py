@@ -15,10 +15,11 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, Timer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medmodal.config import ExperimentConfig, save_config
+from medmodal.engine.callbacks import RichProgressBarEveryN
 from medmodal.engine.checkpoint import save_bundle
 from medmodal.engine.datamodule import SegmentationDataModule
 from medmodal.engine.module import SegmentationModule, bundle_meta
@@ -68,7 +69,8 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L
         *extra_callbacks,
     ]
     if t.progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+        # the loss shown is read back from the GPU as often as the loggers read it, not every step
+        callbacks.append(RichProgressBarEveryN(metrics_every_n_steps=t.log_every_n_steps, leave=True))
     loggers = [CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="logs", version="")]
     return L.Trainer(
         default_root_dir=run_dir, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
