@@ -1,11 +1,14 @@
-"""The engine's progress bar reads the logged loss back every n batches, not every batch."""
+"""Engine callbacks: the progress bar reads the loss back every n batches; speed is logged per epoch."""
+
+import csv
 
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
 
-from medmodal.engine.callbacks import RichProgressBarEveryN
+from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 
 
 class _TinyModule(L.LightningModule):
@@ -46,3 +49,16 @@ def test_progress_bar_reads_metrics_every_n_batches_and_at_epoch_end(monkeypatch
 def test_progress_bar_refuses_zero():
     with pytest.raises(ValueError, match="metrics_every_n_steps"):
         RichProgressBarEveryN(metrics_every_n_steps=0)
+
+
+def test_training_speed_monitor_logs_steps_per_second_each_epoch(tmp_path):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(5, 2)), batch_size=1)
+    trainer = L.Trainer(max_epochs=2, callbacks=[TrainingSpeedMonitor()], logger=CSVLogger(tmp_path, name="", version=""),
+                        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+                        default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(_TinyModule(), data)
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("train/steps_per_s")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    for r in rows:
+        seconds, rate = float(r["train/epoch_seconds"]), float(r["train/steps_per_s"])
+        assert seconds > 0 and rate == pytest.approx(5 / seconds, rel=1e-4)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from lightning.pytorch.callbacks import RichProgressBar
+import time
 
-__all__ = ["RichProgressBarEveryN"]
+import torch
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+
+__all__ = ["RichProgressBarEveryN", "TrainingSpeedMonitor"]
 
 
 class RichProgressBarEveryN(RichProgressBar):
@@ -39,3 +42,29 @@ class RichProgressBarEveryN(RichProgressBar):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:
             self._reuse_shown = False
+
+
+class TrainingSpeedMonitor(Callback):
+    """Logs ``train/epoch_seconds`` and ``train/steps_per_s`` at the end of every training epoch.
+
+    The clock runs from the epoch's first batch to its end (validation excluded); on CUDA the
+    device is synchronised once at the end so queued work is counted. The first epoch of a
+    ``trainer.compile`` run includes the compilation.
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._first_step = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start, self._first_step = time.perf_counter(), trainer.global_step
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._start is None:
+            return
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        seconds = time.perf_counter() - self._start
+        steps = trainer.global_step - self._first_step
+        pl_module.log("train/epoch_seconds", seconds, rank_zero_only=True)
+        pl_module.log("train/steps_per_s", steps / max(seconds, 1e-9), rank_zero_only=True)

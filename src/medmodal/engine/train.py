@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Ti
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from medmodal.config import ExperimentConfig, save_config
-from medmodal.engine.callbacks import RichProgressBarEveryN
+from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 from medmodal.engine.checkpoint import save_bundle
 from medmodal.engine.datamodule import SegmentationDataModule
 from medmodal.engine.module import SegmentationModule, bundle_meta
@@ -66,6 +66,7 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False),
         LearningRateMonitor(logging_interval="epoch"),
         Timer(),  # training wall time, kept in the checkpoints: the total over resumed sessions
+        TrainingSpeedMonitor(),  # train/steps_per_s and train/epoch_seconds per epoch
         *extra_callbacks,
     ]
     if t.progress_bar:
