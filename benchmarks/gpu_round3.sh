@@ -13,6 +13,9 @@ variant() {  # name, then bench-speed options
   timeout 420 python3 -m medmodal.cli bench-speed --peak-tflops 989 --out "$out/$name.json" "$@" 2>&1 \
     | grep -E "^\||^device|Error|error" | tee "$out/$name.tmp" && mv "$out/$name.tmp" "$out/$name.txt"
 }
+# the compiled step + DTM make no host-device synchronisation (pytest: carry its wheels in .whl/)
+[ -s "$out/no_sync.txt" ] || timeout 300 python3 -m pytest -q -p no:cacheprovider tests/engine/test_module.py \
+  -k never_wait 2>&1 | tail -3 | tee "$out/no_sync.txt"
 variant compiled_cudagraphs --compile --compile-mode reduce-overhead --no-evaluate
 variant compiled --compile --no-evaluate
 variant eager_with_evaluation

@@ -76,3 +76,31 @@ def test_unknown_compile_mode_is_refused():
     module = SegmentationModule.from_experiment(cfg)
     with pytest.raises(ValueError, match="compile_mode must be one of"):
         module.setup("fit")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_step_and_dtm_never_wait_for_the_gpu():
+    """With trainer.compile, forward + loss + backward + the DTM update and gradient scaling make
+    no host-device synchronisation (CUDA's sync debug mode raises on any)."""
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "loss.use_dtm=true", "trainer.compile=true"])
+    module = SegmentationModule.from_experiment(cfg).cuda()
+    module.setup("fit")
+    module.dtm.to("cuda")
+    module.dtm._host_grad_scales = [0.5, 1.0, 0.8, 1.0]  # exercise the scaling, as after an epoch
+    batch = {k: v.cuda() for k, v in _batch().items()}
+
+    def step():
+        total, _, gaps = module._train_forward(batch["image"], batch["modality_mask"], batch["label"],
+                                               module.dtm.loss_weights)
+        total.backward()
+        module.dtm.update(gaps)
+        module.dtm.scale_encoder_gradients(module.model.encoders)
+
+    step()  # compiles (which may synchronise)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert module.dtm.steps == 2 and torch.isfinite(module.dtm.gap_ema).any()
