@@ -1,5 +1,8 @@
 """The CLI: sub-commands exist, data commands work, input errors are one clear line (no traceback)."""
 
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -46,3 +49,15 @@ def test_summary_of_real_case_with_mapping():
     result = runner.invoke(app, ["data", "summary", str(BRATS_REAL / "TCGA-DU-7294"), "--map", TCGA_MAPPING])
     assert result.exit_code == 0, result.output
     assert "TCGA-DU-7294" in result.output and "240x240x155" in result.output
+
+
+def test_preprocess_refusing_a_case_leaves_no_progress_bar_behind(brats2020_root):
+    """A refused case gives the one-line error and clears the progress bar (a real process: the
+    half-drawn bar used to be printed at interpreter exit, after the error)."""
+    bad = brats2020_root / "BraTS20_Training_001" / "BraTS20_Training_001_t2.nii.gz"
+    bad.write_bytes(b"not a nifti")
+    done = subprocess.run([sys.executable, "-m", "medmodal.cli", "data", "preprocess", str(brats2020_root)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: ") and "BraTS20_Training_001_t2.nii.gz: cannot read NIfTI" in done.stderr
+    assert "preprocessing" not in done.stdout  # the bar is cleared, not left half-drawn

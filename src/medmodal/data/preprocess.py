@@ -190,13 +190,15 @@ class PreprocessedCache:
     def build_all(self, cases: Sequence[Case], progress: bool = False) -> None:
         """Make sure every case is cached (validating each; the first bad case raises)."""
         todo = [c for c in cases if not self.is_cached(c)]
-        iterator = todo
-        if progress and todo:
-            from rich.progress import track
+        if not (progress and todo):
+            for case in todo:
+                self.build(case)
+            return
+        from rich.progress import Progress
 
-            iterator = track(todo, description="preprocessing")
-        for case in iterator:
-            self.build(case)
+        with Progress(transient=True) as bar:  # closed (and cleared) even when a case is refused
+            for case in bar.track(todo, description="preprocessing"):
+                self.build(case)
 
 
 def default_cache_dir(data_root: str | Path) -> Path:
