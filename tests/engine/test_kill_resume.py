@@ -27,9 +27,19 @@ class KillMidEpoch(L.Callback):
 
 def final_state(run):
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
-    with open(run / "logs" / "metrics.csv") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("val/dice_mean")]
+    rows = [r for r in logged_rows(run) if r.get("val/dice_mean")]
     return ckpt, rows[-1]
+
+
+def logged_rows(run):
+    with open(run / "logs" / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def history(run):
+    """metrics.csv without the wall-clock columns: (epoch, step, losses, LR, DTM, validation Dice)."""
+    clock = {"train/epoch_seconds", "train/steps_per_s"}
+    return [{k: v for k, v in row.items() if k not in clock and v} for row in logged_rows(run)]
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
@@ -54,6 +64,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         assert torch.equal(torch.as_tensor(value), torch.as_tensor(b["dtm"][key])), key
     assert metrics_a["epoch"] == metrics_b["epoch"] == "2"
     assert metrics_a["val/dice_mean"] == metrics_b["val/dice_mean"]
+    # the log keeps the first session's epoch and logs the re-run epoch once (Lightning's CSV
+    # logger deleted metrics.csv on resume): the whole history equals the uninterrupted run's
+    assert history(resumed) == history(straight)
+    assert sorted({r["epoch"] for r in logged_rows(resumed) if r.get("val/dice_mean")}) == ["0", "1", "2"]
 
     # the recorded training time covers both sessions: the resumed run's clock starts at the first
     # session's time (from the checkpoint) and train_time.json holds the total

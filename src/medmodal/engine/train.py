@@ -16,12 +16,13 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from medmodal.config import ExperimentConfig, save_config
 from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 from medmodal.engine.checkpoint import save_bundle
 from medmodal.engine.datamodule import SegmentationDataModule
+from medmodal.engine.loggers import KeepLogHistoryUntilResumePoint, ResumableCSVLogger
 from medmodal.engine.module import SegmentationModule, bundle_meta
 from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
 
@@ -67,12 +68,13 @@ def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L
         LearningRateMonitor(logging_interval="epoch"),
         Timer(),  # training wall time, kept in the checkpoints: the total over resumed sessions
         TrainingSpeedMonitor(),  # train/steps_per_s and train/epoch_seconds per epoch
+        KeepLogHistoryUntilResumePoint(),  # a resumed run's metrics.csv keeps the epochs before it
         *extra_callbacks,
     ]
     if t.progress_bar:
         # the loss shown is read back from the GPU as often as the loggers read it, not every step
         callbacks.append(RichProgressBarEveryN(metrics_every_n_steps=t.log_every_n_steps, leave=True))
-    loggers = [CSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="logs", version="")]
+    loggers = [ResumableCSVLogger(run_dir, name="logs", version=""), TensorBoardLogger(run_dir, name="logs", version="")]
     return L.Trainer(
         default_root_dir=run_dir, max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices,
         num_nodes=t.num_nodes, precision=t.precision, callbacks=callbacks, logger=loggers,
