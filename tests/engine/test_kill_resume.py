@@ -1,11 +1,12 @@
 """Kill-and-resume: a run killed mid-epoch, resumed from ``last.ckpt``, ends exactly where an
-uninterrupted run with the same seed ends (weights, DTM state and validation metrics)."""
+uninterrupted run with the same seed ends (weights, DTM state, validation metrics and the log)."""
 
 import csv
 import json
+import multiprocessing
+import os
 
 import lightning as L
-import pytest
 import torch
 from lightning.pytorch.callbacks import Timer
 
@@ -15,14 +16,24 @@ from tests.engine.test_roundtrip import tiny_config
 
 
 class KillMidEpoch(L.Callback):
-    """Simulates a crash (no graceful save) at ``batch`` of ``epoch``."""
+    """Simulates a crash at ``batch`` of ``epoch``: an exception (Lightning's teardown still runs)
+    or, with ``hard=True``, the process ends at once as under SIGKILL (nothing is flushed)."""
 
-    def __init__(self, epoch: int, batch: int):
-        self.epoch, self.batch = epoch, batch
+    def __init__(self, epoch: int, batch: int, hard: bool = False):
+        self.epoch, self.batch, self.hard = epoch, batch, hard
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            if self.hard:
+                os._exit(KILLED)
             raise RuntimeError("simulated kill")
+
+
+KILLED = 137
+
+
+def train_until_killed(cfg):
+    run_training(cfg, resume="never", extra_callbacks=[KillMidEpoch(1, 1, hard=True)])
 
 
 def final_state(run):
@@ -49,8 +60,12 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     straight = run_training(tiny_config(data, tmp_path / "straight", **extra), resume="never")
 
     killed_dir = tmp_path / "killed"
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        run_training(tiny_config(data, killed_dir, **extra), resume="never", extra_callbacks=[KillMidEpoch(1, 1)])
+    # killed as by SIGKILL, in its own process: no exception handler or teardown runs
+    process = multiprocessing.get_context("spawn").Process(
+        target=train_until_killed, args=(tiny_config(data, killed_dir, **extra),))
+    process.start()
+    process.join()
+    assert process.exitcode == KILLED
     before = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert before["global_step"] == 3  # the last checkpoint is the end of epoch 0
     clock_at_resume = ClockAtTrainStart()
