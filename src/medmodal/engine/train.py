@@ -92,6 +92,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    # Lightning's own use of a torch API that torch 2.13 deprecates: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callbacks=()) -> Path:
@@ -103,7 +105,11 @@ def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callb
     datamodule = SegmentationDataModule(cfg.data, run_dir, seed=cfg.trainer.seed)
     module = SegmentationModule.from_experiment(cfg)
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=find_resume_checkpoint(run_dir, resume), weights_only=True)
+    ckpt_path = find_resume_checkpoint(run_dir, resume)
+    with warnings.catch_warnings():
+        if ckpt_path is not None:  # resuming: checkpoints/ is expected to hold the run's checkpoints
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.is_global_zero:
         export_bundle(run_dir, module, cfg)
         timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
