@@ -1,0 +1,5 @@
+"""``python -m medmodal.cli``."""
+
+from medmodal.cli import main
+
+main()

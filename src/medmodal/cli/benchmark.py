@@ -1,0 +1,82 @@
+"""``medmodal benchmark`` (method comparison) and ``medmodal bench-speed`` (speed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medmodal.cli.common import REAL_CASE_MAPPING, app, console, user_errors
+
+@app.command("benchmark")
+@user_errors
+def benchmark_cmd(
+    out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
+    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20 min) | gpu-full"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
+    protocols: str = typer.Option("balanced,imbalanced", "--protocols", help="balanced,imbalanced"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma list (default: the profile's)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
+    real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
+                                        "(default: gpu-full yes, cpu-quick no)"),
+    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
+                                             "$MEDMODAL_REAL_CASE, else shared/data/brats-real/"
+                                             "TCGA-DU-7294 beside the working folder or the checkout)"),
+    real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
+):
+    """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
+    from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
+
+    names = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
+    if real_data is not None and not real_data.is_dir():
+        raise FileNotFoundError(f"{real_data}: no such folder (--real-data)")
+    real_root = real_data or default_real_case()
+    wanted = real if real is not None else getattr(PROFILES.get(profile), "real", False)
+    if wanted and real_root is None:
+        if real:
+            raise FileNotFoundError("--real: no real labelled case found; pass --real-data FOLDER "
+                                    "(or set MEDMODAL_REAL_CASE)")
+        console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)")
+    real_cases = [(real_root, real_map)] if real_root is not None else []
+    report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")],
+                           [int(s) for s in seeds.split(",")] if seeds else None, epochs, real, real_cases,
+                           on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
+                                                          f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
+                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"))
+    console.print((report / "report.md").read_text(), markup=False, highlight=False)
+    console.print(f"report: {report}")
+
+
+@app.command("bench-speed")
+@user_errors
+def bench_speed_cmd(
+    crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
+    case_size: str = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)"),
+    overlap: float = typer.Option(0.5, "--overlap", help="sliding-window overlap"),
+    sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
+    steps: int = typer.Option(10, "--steps"),
+    widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)"),
+    compile_mode: str = typer.Option("default", "--compile-mode",
+                                     help="default | reduce-overhead (CUDA graphs) | max-autotune | "
+                                          "max-autotune-no-cudagraphs"),
+    batch_size: int = typer.Option(1, "--batch-size", help="training crops per step (both loops)"),
+    evaluate: bool = typer.Option(True, help="also time the 15-subset evaluation and full-case inference"),
+    channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
+    out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
+):
+    """Training / evaluation speed: reference-style fp32 loop vs medmodal's fast path."""
+    from medmodal.engine.speed import SpeedSettings, format_report, run_speed_benchmark
+
+    kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
+    settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
+                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size,
+                             evaluate=evaluate, peak_tflops=peak_tflops, overlap=overlap,
+                             sw_batch_size=sw_batch_size, channels_last=channels_last,
+                             **({"device": device} if device else {}))
+    report = run_speed_benchmark(settings, out)
+    console.print(format_report(report))
+    console.print(f"JSON: {out}")

@@ -1,0 +1,79 @@
+"""Shared pieces of the command line: the Typer apps, consoles, common options and the error guard.
+
+Errors caused by the user's input (bad files, bad layout, unwritable folders) are printed as
+one clear line naming the file and the problem, with exit code 1: never a torch traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="medmodal: multi-modal medical image learning with missing modalities.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Datasets: synthesise, inspect, split, assign missing sequences.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | mapping")
+REAL_CASE_MAPPING = "flair=*_fla_bet*,t1=*_t1_bet*,t1ce=*_t1c_bet*,t2=*_t2_bet*,seg=*_seg_fusion*"
+MapOpt = typer.Option(None, "--map", help="glob per sequence, e.g. 'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*'")
+LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023 | "
+                                                  "myops2020); default: the layout's")
+DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
+                                                    "brats2020 | brats2023 | myops2020")
+
+
+def user_errors(func):
+    """Turn input errors into one red line on stderr and exit code 1."""
+    from medmodal.data.layouts import LayoutError
+    from medmodal.data.loading import CaseError
+    from medmodal.io import OutputError
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (CaseError, LayoutError, OutputError, FileNotFoundError, PermissionError, KeyError, ValueError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
+    from medmodal.data.layouts import discover_cases
+
+    extra = {"modalities": tuple(modalities)} if modalities else {}
+    return discover_cases(root, layout=layout, mapping=mapping, source_labels=labels, **extra)
+
+
+def discover_dataset(root: Path, dataset: str, layout: str, mapping: Optional[str], labels: Optional[str]):
+    """``(cases, spec)``; ``dataset="auto"``: MyoPS 2020 when the files are in the MyoPS layout, else BraTS 2020."""
+    from medmodal.data.spec import BRATS2020, MYOPS2020, get_spec
+
+    spec = None if dataset == "auto" else get_spec(dataset)
+    found = discover(root, layout, mapping, labels, spec.modalities if spec else None)
+    if spec is None:
+        spec = MYOPS2020 if found[0].layout == "myops2020" else BRATS2020
+    return found, spec
+
+
+def experiment_config(config, preset, out, data, override):
+    from medmodal.config import load_config, packaged_config
+
+    if config and preset:
+        raise ValueError("give --config or --preset, not both")
+    cfg = load_config(config or (packaged_config(preset) if preset else None), override)
+    if out:
+        cfg.out_dir = str(out)
+    if data:
+        cfg.data.root = str(data)
+    return cfg

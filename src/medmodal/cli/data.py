@@ -1,0 +1,126 @@
+"""``medmodal data ...``: synthesise, inspect, split, assign missing sequences, preprocess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medmodal.cli.common import (DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, data_app, discover,
+                                  discover_dataset, user_errors)
+
+@data_app.command("synth-brats")
+@user_errors
+def synth_brats_cmd(
+    out: Path = typer.Argument(..., help="output folder (BraTS 2020 layout is written inside)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases"),
+    size: int = typer.Option(64, "--size", "-s", help="volume edge length in voxels"),
+    seed: int = typer.Option(0, "--seed"),
+    naming: str = typer.Option("brats2020", "--naming", help="brats2020 | brats2023 file naming"),
+):
+    """Write a synthetic dataset in the official BraTS layout (real NIfTI files)."""
+    from medmodal.data.synthetic import synth_brats
+
+    folders = synth_brats(out, num_cases=cases, size=size, seed=seed, naming=naming)
+    console.print(f"wrote {len(folders)} cases to {out}")
+
+
+@data_app.command("synth-myops")
+@user_errors
+def synth_myops_cmd(
+    out: Path = typer.Argument(..., help="output folder (official MyoPS 2020 layout: train25/, train25_myops_gd/)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases"),
+    size: int = typer.Option(96, "--size", "-s", help="in-plane edge length in pixels"),
+    slices: int = typer.Option(6, "--slices", help="short-axis slices per stack"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write a synthetic cardiac MR dataset (C0 / DE / T2 + labels) in the MyoPS 2020 layout."""
+    from medmodal.data.synthetic_myops import synth_myops
+
+    ids = synth_myops(out, num_cases=cases, size=size, slices=slices, seed=seed)
+    console.print(f"wrote {len(ids)} cases to {out}")
+
+
+@data_app.command("summary")
+@user_errors
+def summary_cmd(
+    root: Path = typer.Argument(..., help="dataset folder or case folder"),
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    dataset: str = DatasetOpt,
+    validate: bool = typer.Option(True, help="read and validate every file (slower)"),
+):
+    """List the cases found, their sequences, grid and label voxel counts."""
+    from medmodal.data.summary import availability, summarize_case, summary_table
+
+    found, spec = discover_dataset(root, dataset, layout, mapping, labels)
+    summaries = [summarize_case(c, spec, validate=validate) for c in found]
+    console.print(summary_table(summaries, spec))
+    avail = ", ".join(f"{m} {n}/{len(found)}" for m, n in availability(summaries, spec).items())
+    console.print(f"layout: {found[0].layout}; sequences available: {avail}")
+
+
+@data_app.command("split")
+@user_errors
+def split_cmd(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    seed: int = typer.Option(0, "--seed"),
+    fractions: str = typer.Option("", "--fractions", help="train,val,test fractions (default PASSION's 219/50/100)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="split file (default <root>/splits_seed<seed>.json)"),
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt,
+):
+    """Write a deterministic train/val/test split file."""
+    from medmodal.data.splits import DEFAULT_FRACTIONS, default_split_path, make_splits, write_splits
+
+    found = discover(root, layout, mapping, None)
+    frac = tuple(float(x) for x in fractions.split(",")) if fractions else DEFAULT_FRACTIONS
+    splits = make_splits([c.case_id for c in found], frac, seed)
+    path = write_splits(out or default_split_path(root, seed), splits, seed)
+    console.print(f"{path}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
+
+
+@data_app.command("missing-rates")
+@user_errors
+def missing_rates_cmd(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    rates: Optional[str] = typer.Option(None, "--rates", help="per-sequence missing rates (default BraTS "
+                                        "flair=0.2,t1=0.4,t1ce=0.6,t2=0.8; MyoPS c0=0.2,de=0.425,t2=0.675)"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="CSV path (default <root>/missing_<rates>_seed<seed>.csv)"),
+    split_seed: Optional[int] = typer.Option(None, "--split-seed", help="assign only the training cases of this split"),
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, dataset: str = DatasetOpt,
+):
+    """Assign each (training) case a fixed set of available sequences under imbalanced missing rates."""
+    from medmodal.config import default_missing_rates
+    from medmodal.data.missing import assign_imbalanced, parse_rates, realised_missing_rates, write_missing_csv
+    from medmodal.data.splits import load_or_make_splits
+
+    found, spec = discover_dataset(root, dataset, layout, mapping, None)
+    modalities = spec.modalities
+    ids = [c.case_id for c in found]
+    if split_seed is not None:
+        ids = load_or_make_splits(root, ids, split_seed)["train"]
+    parsed = parse_rates(rates) if rates else default_missing_rates(spec.name)
+    assignment = assign_imbalanced(ids, parsed, modalities, seed=seed)
+    tag = "".join(f"{int(round(parsed.get(m, 0) * 10))}" for m in modalities)
+    path = write_missing_csv(out or Path(root) / f"missing_mr{tag}_seed{seed}.csv", assignment, modalities)
+    real = realised_missing_rates(assignment, modalities)
+    console.print(f"{path}: {len(assignment)} cases; realised missing rates "
+                  + ", ".join(f"{m} {real[m]:.2f}" for m in modalities))
+
+
+@data_app.command("preprocess")
+@user_errors
+def preprocess_cmd(
+    root: Path = typer.Argument(..., help="dataset folder"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="cache folder (default <root>/.medmodal_cache, or ~/.cache/medmodal if read-only)"),
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    dataset: str = DatasetOpt,
+):
+    """Validate, crop and normalise every case once, caching the result as .npy."""
+    from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
+
+    found, spec = discover_dataset(root, dataset, layout, mapping, labels)
+    store = PreprocessedCache(cache or default_cache_dir(root), spec)
+    store.build_all(found, progress=True)
+    console.print(f"{len(found)} cases cached in {store.cache_dir}")

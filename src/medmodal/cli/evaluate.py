@@ -1,0 +1,31 @@
+"""``medmodal evaluate``: score a trained model on every case under every subset of sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medmodal.cli.common import LabelsOpt, LayoutOpt, MapOpt, app, console, user_errors
+
+@app.command("evaluate")
+@user_errors
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="run folder (or model bundle / .ckpt with --data)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the run's data.root)"),
+    split: str = typer.Option("test", "--split", help="train | val | test | all"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>)"),
+    device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
+    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
+    from medmodal.evaluation.report import run_evaluation
+
+    result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
+                            labels=labels, hd95=hd95, progress=progress, precision=precision)
+    console.print(result.markdown)
+    console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")
