@@ -8,7 +8,7 @@ import tempfile
 import time
 
 from medmodal.config import load_config, packaged_config
-from medmodal.engine.datamodule import SegmentationDataModule
+from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 
 
 def main():

@@ -9,7 +9,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from medmodal.engine.speed import SpeedSettings, _build_model, _criterion, _train_step_fn
+from medmodal.engine.segmentation.speed import SpeedSettings, _build_model, _criterion, _train_step_fn
 
 
 def main():

@@ -2,7 +2,7 @@
 naming the file and the problem (no traceback), and never leaves a (partial) output file.
 
 Covers the BraTS (3-D) and MyoPS (2-D) paths of ``medmodal predict`` and ``medmodal data
-preprocess``; the loader-level messages are tested in ``tests/data/test_loading.py``, checkpoint
+preprocess``; the loader-level messages are tested in ``tests/data/volumes/test_loading.py``, checkpoint
 safety (crafted malicious pickle) in ``tests/engine/test_checkpoint.py``.
 """
 
@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from medmodal.cli import app
 from medmodal.config import load_config, packaged_config
-from medmodal.data.synthetic_myops import synth_myops
+from medmodal.data.volumes.synthetic_myops import synth_myops
 from medmodal.engine.checkpoint import save_bundle
-from medmodal.engine.module import SegmentationModule, bundle_meta
+from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
 from tests.conftest import save_nifti, tiny_volumes, write_brats2020_case
 
 runner = CliRunner()

@@ -3,7 +3,7 @@ import pytest
 
 from medmodal.data.missing import (all_subsets, assign_imbalanced, parse_rates, parse_subset, random_subset_mask,
                                    read_missing_csv, realised_missing_rates, subset_name, write_missing_csv)
-from medmodal.data.spec import BRATS_MODALITIES
+from medmodal.data.volumes.spec import BRATS_MODALITIES
 
 
 def test_all_subsets_count_order_and_uniqueness():

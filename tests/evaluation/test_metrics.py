@@ -7,7 +7,7 @@ import pytest
 import torch
 from monai.metrics import compute_hausdorff_distance
 
-from medmodal.data.spec import BRATS2020
+from medmodal.data.volumes.spec import BRATS2020
 from medmodal.evaluation.metrics import HD95_PENALTY, classes_to_regions, postprocess_et, region_metrics
 
 SHAPE = (20, 20, 20)

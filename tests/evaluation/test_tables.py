@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medmodal.data.missing import all_subsets, subset_name
-from medmodal.data.spec import BRATS_MODALITIES
+from medmodal.data.volumes.spec import BRATS_MODALITIES
 from medmodal.evaluation.plots import subset_heatmap
 from medmodal.evaluation.tables import (display_subset, markdown_subset_table, read_rows_csv, subset_table,
                                         write_rows_csv)

@@ -69,7 +69,7 @@ def bench_speed_cmd(
     out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
 ):
     """Training / evaluation speed: reference-style fp32 loop vs medmodal's fast path."""
-    from medmodal.engine.speed import SpeedSettings, format_report, run_speed_benchmark
+    from medmodal.engine.segmentation.speed import SpeedSettings, format_report, run_speed_benchmark
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),

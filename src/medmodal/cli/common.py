@@ -32,8 +32,8 @@ DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-l
 
 def user_errors(func):
     """Turn input errors into one red line on stderr and exit code 1."""
-    from medmodal.data.layouts import LayoutError
-    from medmodal.data.loading import CaseError
+    from medmodal.data.volumes.layouts import LayoutError
+    from medmodal.data.volumes.loading import CaseError
     from medmodal.io import OutputError
 
     @functools.wraps(func)
@@ -49,7 +49,7 @@ def user_errors(func):
 
 
 def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
-    from medmodal.data.layouts import discover_cases
+    from medmodal.data.volumes.layouts import discover_cases
 
     extra = {"modalities": tuple(modalities)} if modalities else {}
     return discover_cases(root, layout=layout, mapping=mapping, source_labels=labels, **extra)
@@ -57,7 +57,7 @@ def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[s
 
 def discover_dataset(root: Path, dataset: str, layout: str, mapping: Optional[str], labels: Optional[str]):
     """``(cases, spec)``; ``dataset="auto"``: MyoPS 2020 when the files are in the MyoPS layout, else BraTS 2020."""
-    from medmodal.data.spec import BRATS2020, MYOPS2020, get_spec
+    from medmodal.data.volumes.spec import BRATS2020, MYOPS2020, get_spec
 
     spec = None if dataset == "auto" else get_spec(dataset)
     found = discover(root, layout, mapping, labels, spec.modalities if spec else None)

@@ -20,7 +20,7 @@ def synth_brats_cmd(
     naming: str = typer.Option("brats2020", "--naming", help="brats2020 | brats2023 file naming"),
 ):
     """Write a synthetic dataset in the official BraTS layout (real NIfTI files)."""
-    from medmodal.data.synthetic import synth_brats
+    from medmodal.data.volumes.synthetic_brats import synth_brats
 
     folders = synth_brats(out, num_cases=cases, size=size, seed=seed, naming=naming)
     console.print(f"wrote {len(folders)} cases to {out}")
@@ -36,7 +36,7 @@ def synth_myops_cmd(
     seed: int = typer.Option(0, "--seed"),
 ):
     """Write a synthetic cardiac MR dataset (C0 / DE / T2 + labels) in the MyoPS 2020 layout."""
-    from medmodal.data.synthetic_myops import synth_myops
+    from medmodal.data.volumes.synthetic_myops import synth_myops
 
     ids = synth_myops(out, num_cases=cases, size=size, slices=slices, seed=seed)
     console.print(f"wrote {len(ids)} cases to {out}")
@@ -51,7 +51,7 @@ def summary_cmd(
     validate: bool = typer.Option(True, help="read and validate every file (slower)"),
 ):
     """List the cases found, their sequences, grid and label voxel counts."""
-    from medmodal.data.summary import availability, summarize_case, summary_table
+    from medmodal.data.volumes.summary import availability, summarize_case, summary_table
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
     summaries = [summarize_case(c, spec, validate=validate) for c in found]
@@ -118,7 +118,7 @@ def preprocess_cmd(
     dataset: str = DatasetOpt,
 ):
     """Validate, crop and normalise every case once, caching the result as .npy."""
-    from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
+    from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
     store = PreprocessedCache(cache or default_cache_dir(root), spec)

@@ -20,8 +20,8 @@ def demo_cmd(
     """The main job on built-in synthetic data: synthesise, train DMAF-Net briefly, evaluate all subsets."""
     import time
 
-    from medmodal.data.synthetic import synth_brats
-    from medmodal.engine.train import run_training
+    from medmodal.data.volumes.synthetic_brats import synth_brats
+    from medmodal.engine.segmentation.train import run_training
     from medmodal.evaluation.report import run_evaluation
 
     start = time.perf_counter()

@@ -29,8 +29,8 @@ def predict_cmd(
     import torch
 
     from medmodal.engine.checkpoint import load_model
-    from medmodal.engine.inference import resolve_device
-    from medmodal.engine.predict import PredictOptions, predict_cases
+    from medmodal.engine.segmentation.inference import resolve_device
+    from medmodal.engine.segmentation.predict import PredictOptions, predict_cases
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)

@@ -21,7 +21,7 @@ def train_cmd(
     override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
 ):
     """Train a model (DMAF-Net by default); writes checkpoints, logs and a model bundle into the run folder."""
-    from medmodal.engine.train import run_training
+    from medmodal.engine.segmentation.train import run_training
 
     cfg = experiment_config(config, preset, out, data, override)
     run_dir = run_training(cfg, resume=resume)

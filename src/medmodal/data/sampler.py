@@ -2,7 +2,7 @@
 
 Each epoch is a permutation drawn from ``(seed, epoch)``; index ``i`` of epoch ``e`` is yielded
 as ``e * num_samples + i`` so the dataset knows the epoch without any state being copied into
-worker processes (see :class:`medmodal.data.dataset.CropDataset`). Under DDP every rank takes
+worker processes (see :class:`medmodal.data.volumes.dataset.CropDataset`). Under DDP every rank takes
 every ``world_size``-th index of the same permutation. Lightning calls ``set_epoch`` each epoch;
 a resumed run therefore replays exactly the crops an uninterrupted run would draw.
 """

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from medmodal.config import load_config, packaged_config
-from medmodal.data.spec import BRATS2020
+from medmodal.data.volumes.spec import BRATS2020
 from medmodal.evaluation.tables import ABSENT, AVERAGE, PRESENT, display_name, read_rows_csv, subset_table
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
@@ -146,7 +146,7 @@ def _slug(name: str) -> str:
 def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: int, data: Path, runs: Path,
                        real_cases: Sequence[tuple[Path, str | None]] = ()) -> dict:
     """Train + evaluate one (method, protocol, seed) unless already done; returns its summary row."""
-    from medmodal.engine.train import TRAIN_TIME_FILE, run_training
+    from medmodal.engine.segmentation.train import TRAIN_TIME_FILE, run_training
     from medmodal.evaluation.report import run_evaluation
 
     run_dir = runs / protocol / _slug(method_name) / f"seed{seed}"
@@ -188,7 +188,7 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
                   real: bool | None = None, real_cases: Sequence[tuple[Path, str | None]] = (),
                   on_run: Callable[[dict], None] | None = None) -> Path:
     """Run the benchmark; returns the report folder. See the module docstring."""
-    from medmodal.data.synthetic import synth_brats
+    from medmodal.data.volumes.synthetic_brats import synth_brats
 
     prof = PROFILES[profile] if isinstance(profile, str) else profile
     if epochs is not None:

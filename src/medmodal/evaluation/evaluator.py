@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from medmodal.data.missing import all_subsets, subset_name
-from medmodal.data.spec import DatasetSpec
-from medmodal.engine.inference import inference_precision, predict_probabilities, predict_probabilities_all_subsets
+from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.engine.segmentation.inference import inference_precision, predict_probabilities, predict_probabilities_all_subsets
 from medmodal.evaluation.metrics import postprocess_et, region_metrics
 
 
@@ -38,7 +38,7 @@ class SubsetEvaluation:
 
 def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iterable[Sequence[bool]],
                   settings: SubsetEvaluation, device: torch.device | str = "cpu") -> list[dict]:
-    """Rows for one case (``item`` from :class:`medmodal.data.dataset.CaseDataset`).
+    """Rows for one case (``item`` from :class:`medmodal.data.volumes.dataset.CaseDataset`).
 
     Subsets asking for a sequence the case lacks are skipped.
     """

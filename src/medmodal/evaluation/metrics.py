@@ -1,7 +1,7 @@
 """Region-wise segmentation metrics with the BraTS conventions.
 
 Predictions and references are *internal class maps* (integer arrays ``[*spatial]`` of class
-indices ``0..C-1``, see :class:`medmodal.data.spec.DatasetSpec`). They are scored per evaluated
+indices ``0..C-1``, see :class:`medmodal.data.volumes.spec.DatasetSpec`). They are scored per evaluated
 region (BraTS: WT, TC, ET), each region being the union of some classes.
 
 * :func:`classes_to_regions` - class map ``[*spatial]`` -> boolean region masks ``[R, *spatial]``.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_hausdorff_distance
 
-from medmodal.data.spec import DatasetSpec
+from medmodal.data.volumes.spec import DatasetSpec
 
 #: HD95 given when exactly one of prediction / reference is empty: the diagonal of a BraTS
 #: volume of 240 x 240 x 155 voxels of 1 mm (``sqrt(240**2 + 240**2 + 155**2)``).

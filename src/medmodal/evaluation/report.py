@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 
 from medmodal.config import ExperimentConfig, load_config
-from medmodal.data.dataset import CaseDataset
-from medmodal.data.layouts import discover_cases
-from medmodal.data.preprocess import PreprocessedCache, default_cache_dir
-from medmodal.data.spec import get_spec
+from medmodal.data.volumes.dataset import CaseDataset
+from medmodal.data.volumes.layouts import discover_cases
+from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
+from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
 from medmodal.engine.checkpoint import check_modalities, load_model
-from medmodal.engine.inference import resolve_device
+from medmodal.engine.segmentation.inference import resolve_device
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
 from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv

@@ -10,7 +10,7 @@ deepest encoder feature ``e^m_L`` (student). Inputs, with ``S_L`` the deepest sp
 
 Each ``forward`` returns a per-sample-per-sequence loss ``[B, M]``: the loss of every present
 ``(b, m)`` pair and exactly 0 for absent pairs. Eagerly, absent pairs are removed by indexing
-*before* any computation; under ``torch.compile`` (static shapes, :mod:`medmodal.models.pairs`)
+*before* any computation; under ``torch.compile`` (static shapes, :mod:`medmodal.models.segmentation.pairs`)
 they are computed on their zeroed features and masked with ``torch.where``. Either way they
 contribute exactly 0, receive exactly zero gradient and cannot produce NaN. :func:`reduce_pair_loss`
 (= :func:`medmodal.losses.segmentation.masked_mean`) averages over present pairs, optionally
@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medmodal.losses.segmentation import masked_mean, resize_labels
-from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
+from medmodal.models.segmentation.pairs import gather_pairs, pair_indices, scatter_pairs
 
 __all__ = [
     "CovarianceConsistencyLoss",
@@ -88,7 +88,7 @@ def _check_inputs(e: torch.Tensor, f: torch.Tensor, mask: torch.Tensor) -> torch
 class _PairLoss(nn.Module):
     """Shared plumbing: select present pairs, float32 without autocast, scatter back to [B, M].
 
-    The pairs come from :func:`medmodal.models.pairs.pair_indices` (the present ones eagerly,
+    The pairs come from :func:`medmodal.models.segmentation.pairs.pair_indices` (the present ones eagerly,
     all of them with static shapes under ``torch.compile``; absent ones are then zeroed)."""
 
     detach_teacher: bool

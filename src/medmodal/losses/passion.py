@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
+from medmodal.models.segmentation.pairs import gather_pairs, pair_indices, scatter_pairs
 
 __all__ = ["self_distillation_loss", "preference_weights"]
 

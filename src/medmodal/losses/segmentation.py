@@ -10,7 +10,7 @@
   sample with the same definition, so ``per_sample(x, y).mean() == forward(x, y)``.
 * :func:`masked_aux_loss` evaluates the loss of each sequence's own prediction only for the
   (sample, sequence) pairs whose sequence is present; absent pairs get exactly 0 and their
-  logits exactly zero gradient (pairs selected by :mod:`medmodal.models.pairs`).
+  logits exactly zero gradient (pairs selected by :mod:`medmodal.models.segmentation.pairs`).
 * :func:`deep_supervision_loss` adds ``sum_i w_i * L(z_i, y)`` for coarser predictions (label
   down-sampled by nearest neighbour when a prediction is smaller than the label).
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medmodal.models.pairs import gather_pairs, pair_indices, scatter_pairs
+from medmodal.models.segmentation.pairs import gather_pairs, pair_indices, scatter_pairs
 
 __all__ = [
     "SegmentationLoss",

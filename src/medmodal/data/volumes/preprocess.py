@@ -1,0 +1,213 @@
+"""Preprocessing as in RFNet / mmFormer / PASSION, plus an on-disk cache of the result.
+
+1. Crop to the brain box: the bounding box of voxels that are non-zero in any present sequence.
+2. Z-score each present sequence over the brain mask (that union), zero outside the brain.
+   Missing sequences stay all-zero.
+
+Datasets whose spec has ``normalization="volume"`` (MyoPS cardiac MR: a body around the heart,
+no brain mask) are cropped the same way but z-scored over *every* voxel of the cropped stack.
+
+The cache stores each case as ``.npy`` files (read with ``mmap_mode="r"``), so a second epoch
+does not re-read NIfTI and DDP processes share the page cache instead of holding one copy each.
+Cache entries are keyed by the source files' paths, sizes and modification times, the
+dataset spec and the preprocessing version: editing a source file invalidates its entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from medmodal.data.volumes.layouts import Case
+from medmodal.data.volumes.loading import DEFAULT_AFFINE_ATOL, LoadedCase, load_case
+from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.io import atomic_save_npy, atomic_write_json
+
+PREPROCESS_VERSION = 1
+
+
+@dataclass
+class PreprocessedCase:
+    """A case ready for training / inference.
+
+    Attributes:
+        image: ``[M, x, y, z]`` float32, cropped and z-scored (zeros for missing sequences).
+        label: ``[x, y, z]`` uint8 internal classes, or ``None``.
+        present: ``[M]`` bool.
+        bbox: ``((x0, x1), (y0, y1), (z0, z1))`` crop box in the original grid.
+        original_shape: ``(X, Y, Z)`` of the source images.
+        spacing: voxel size in mm.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray | None
+    present: np.ndarray
+    bbox: tuple[tuple[int, int], ...]
+    original_shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+
+
+def brain_bbox(image: np.ndarray, present: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Bounding box ``((lo, hi), ...)`` (hi exclusive) of voxels non-zero in any present sequence.
+
+    Args:
+        image: ``[M, *spatial]``; present: ``[M]`` bool.
+    """
+    brain = np.any(image[present] != 0, axis=0)
+    if not brain.any():
+        return tuple((0, s) for s in brain.shape)
+    box = []
+    for axis in range(brain.ndim):
+        other = tuple(a for a in range(brain.ndim) if a != axis)
+        idx = np.flatnonzero(brain.any(axis=other))
+        box.append((int(idx[0]), int(idx[-1]) + 1))
+    return tuple(box)
+
+
+def crop(array: np.ndarray, bbox: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Crop the trailing ``len(bbox)`` axes of ``array`` to ``bbox``."""
+    lead = (slice(None),) * (array.ndim - len(bbox))
+    return array[lead + tuple(slice(lo, hi) for lo, hi in bbox)]
+
+
+def uncrop(array: np.ndarray, bbox: Sequence[tuple[int, int]], shape: Sequence[int], fill=0) -> np.ndarray:
+    """Place ``array`` (trailing axes = the crop) back into a volume of trailing shape ``shape``."""
+    out = np.full((*array.shape[: array.ndim - len(bbox)], *shape), fill, dtype=array.dtype)
+    out[(Ellipsis, *(slice(lo, hi) for lo, hi in bbox))] = array
+    return out
+
+
+def zscore_in_brain(image: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Z-score each present sequence over the brain mask (union of non-zero voxels); 0 outside.
+
+    Args:
+        image: ``[M, *spatial]`` float. Returns a new float32 array of the same shape.
+    """
+    out = np.zeros(image.shape, np.float32)
+    brain = np.any(image[present] != 0, axis=0)
+    for m in np.flatnonzero(present):
+        values = image[m][brain].astype(np.float64)
+        std = values.std()
+        out[m][brain] = (values - values.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+def zscore_volume(image: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Z-score each present sequence over all its voxels (no mask); missing sequences stay 0.
+
+    Args:
+        image: ``[M, *spatial]`` float. Returns a new float32 array of the same shape.
+    """
+    out = np.zeros(image.shape, np.float32)
+    for m in np.flatnonzero(present):
+        values = image[m].astype(np.float64)
+        std = values.std()
+        out[m] = (values - values.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
+NORMALIZATIONS = {"brain": zscore_in_brain, "volume": zscore_volume}
+
+
+def preprocess(loaded: LoadedCase, normalization: str = "brain") -> PreprocessedCase:
+    """Crop to the non-zero box and z-score (see module docstring; ``normalization``: brain | volume)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    bbox = brain_bbox(loaded.image, loaded.present)
+    image = NORMALIZATIONS[normalization](crop(loaded.image, bbox), loaded.present)
+    label = crop(loaded.label, bbox).copy() if loaded.label is not None else None
+    return PreprocessedCase(loaded.case_id, image, label, loaded.present.copy(), bbox,
+                            tuple(loaded.image.shape[1:]), loaded.spacing)
+
+
+def _cache_key(case: Case, spec: DatasetSpec) -> str:
+    h = hashlib.sha1()
+    h.update(f"v{PREPROCESS_VERSION}|{spec.name}|{spec.modalities}|{case.source_labels}".encode())
+    for name, path in sorted({**case.images, **({"seg": case.label} if case.label else {})}.items()):
+        st = Path(path).stat()
+        h.update(f"|{name}={Path(path).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+class PreprocessedCache:
+    """Preprocess cases once and keep the result as memory-mappable ``.npy`` files.
+
+    Layout: ``<cache_dir>/<case_id>/{image.npy, label.npy, meta.json}``; ``meta.json`` holds the
+    key, bbox, presence and spacing. ``get`` returns arrays memory-mapped read-only.
+    """
+
+    def __init__(self, cache_dir: str | Path, spec: DatasetSpec, affine_atol: float = DEFAULT_AFFINE_ATOL):
+        self.cache_dir = Path(cache_dir)
+        self.spec = spec
+        self.affine_atol = affine_atol
+
+    def _folder(self, case: Case) -> Path:
+        return self.cache_dir / case.case_id
+
+    def is_cached(self, case: Case) -> bool:
+        meta = self._folder(case) / "meta.json"
+        if not meta.is_file():
+            return False
+        try:
+            return json.loads(meta.read_text()).get("key") == _cache_key(case, self.spec)
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def build(self, case: Case) -> PreprocessedCase:
+        """Read, validate, preprocess and store one case (atomic per file; meta written last)."""
+        normalization = getattr(self.spec, "normalization", "brain")
+        pre = preprocess(load_case(case, self.spec, affine_atol=self.affine_atol), normalization)
+        folder = self._folder(case)
+        atomic_save_npy(folder / "image.npy", pre.image)
+        if pre.label is not None:
+            atomic_save_npy(folder / "label.npy", pre.label)
+        meta = {
+            "key": _cache_key(case, self.spec), "case_id": pre.case_id, "present": pre.present.tolist(),
+            "bbox": pre.bbox, "original_shape": pre.original_shape, "spacing": pre.spacing,
+            "has_label": pre.label is not None,
+        }
+        atomic_write_json(folder / "meta.json", meta)
+        return pre
+
+    def get(self, case: Case) -> PreprocessedCase:
+        if not self.is_cached(case):
+            self.build(case)
+        folder = self._folder(case)
+        meta = json.loads((folder / "meta.json").read_text())
+        image = np.load(folder / "image.npy", mmap_mode="r")
+        label = np.load(folder / "label.npy", mmap_mode="r") if meta["has_label"] else None
+        return PreprocessedCase(
+            meta["case_id"], image, label, np.array(meta["present"], bool),
+            tuple(tuple(b) for b in meta["bbox"]), tuple(meta["original_shape"]), tuple(meta["spacing"]),
+        )
+
+    def build_all(self, cases: Sequence[Case], progress: bool = False) -> None:
+        """Make sure every case is cached (validating each; the first bad case raises)."""
+        todo = [c for c in cases if not self.is_cached(c)]
+        if not (progress and todo):
+            for case in todo:
+                self.build(case)
+            return
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:  # closed (and cleared) even when a case is refused
+            for case in bar.track(todo, description="preprocessing"):
+                self.build(case)
+
+
+def default_cache_dir(data_root: str | Path) -> Path:
+    """``<root>/.medmodal_cache`` when the dataset folder is writable, else a per-dataset folder
+    under ``$MEDMODAL_CACHE`` (default ``~/.cache/medmodal``)."""
+    import os
+
+    root = Path(data_root).resolve()
+    if os.access(root, os.W_OK):
+        return root / ".medmodal_cache"
+    base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
+    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"

@@ -1,0 +1,1 @@
+"""Training, inference and prediction for incomplete multi-sequence segmentation (Lightning)."""

@@ -1,0 +1,241 @@
+"""Lightning module training a missing-modality segmentation network.
+
+Training step: ``model.forward_train(image, mask)`` -> the method's loss (for DMAF-Net:
+segmentation + deep supervision + per-sequence auxiliary + relation / prototype distillation,
+weighted per sequence by Dynamic Training Monitoring). After backward, DTM scales each
+sequence encoder's gradients. Validation: sliding-window Dice on whole validation cases with
+all sequences (or all subsets), gathered across DDP processes.
+
+DDP note: every encoder runs on every sample (missing sequences are zero inputs whose
+features are masked), so no parameter is unused and ``find_unused_parameters`` is not needed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from medmodal.config import ExperimentConfig, config_to_dict
+from medmodal.data.missing import all_subsets
+from medmodal.data.volumes.spec import get_spec
+from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
+from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
+from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
+from medmodal.models import create_model
+from medmodal.models.segmentation.blocks import to_channels_last_3d
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_training_step(fn, mode: str = "default"):
+    """``torch.compile(fn, fullgraph=True, mode=mode)`` whose outputs survive the next call.
+
+    With CUDA graphs (``reduce-overhead`` / ``max-autotune``) every call overwrites the previous
+    outputs; the logged terms and DTM gaps are small, so they are cloned. ``fn`` returns
+    ``(total, terms dict, gaps)``.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"trainer.compile_mode must be one of {COMPILE_MODES}, got {mode!r}")
+    compiled = torch.compile(fn, fullgraph=True, mode=mode)
+
+    def step(*args):
+        torch.compiler.cudagraph_mark_step_begin()
+        total, terms, gaps = compiled(*args)
+        return total, {k: v.clone() for k, v in terms.items()}, gaps.clone()
+
+    return step
+
+
+def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments of the model: ``spatial_dims`` from the dataset spec (3 for BraTS, 2 for
+    MyoPS slices), then ``cfg.model.kwargs`` (which may override it)."""
+    return {"spatial_dims": get_spec(cfg.data.dataset).spatial_dims, **cfg.model.kwargs}
+
+
+def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.bundle``)."""
+    spec = get_spec(cfg.data.dataset)
+    return {
+        "format": "medmodal-bundle/1",
+        "model_name": cfg.model.name,
+        "modalities": list(spec.modalities),
+        "num_classes": spec.num_classes,
+        "model_kwargs": model_kwargs(cfg),
+        "spec": spec.name,
+        "eval": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg.eval).items()},
+    }
+
+
+class SegmentationModule(L.LightningModule):
+    def __init__(self, config: dict):
+        super().__init__()
+        self.save_hyperparameters()  # plain dicts only: the checkpoint loads with weights_only=True
+        from medmodal.config import config_from_dict
+
+        self.cfg = config_from_dict(config["experiment"])
+        self.spec = get_spec(self.cfg.data.dataset)
+        m = self.spec.num_modalities
+        self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
+                                  num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
+        self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
+        if (self.loss_cfg.use_rd or self.loss_cfg.use_pd) and not hasattr(self.model, "feature_channels"):
+            raise ValueError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
+                             f"loss.use_rd=false and loss.use_pd=false")
+        self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
+        self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
+        self._train_forward = None  # the compiled forward_loss when trainer.compile is on
+        if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
+            raise ValueError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
+                             f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
+        self.eval_settings = SubsetEvaluation(self.cfg.eval.roi_size, self.cfg.eval.overlap,
+                                              self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)
+
+    @classmethod
+    def from_experiment(cls, cfg: ExperimentConfig) -> "SegmentationModule":
+        return cls({"experiment": config_to_dict(cfg), "bundle": bundle_meta(cfg)})
+
+    def _loss_dims(self) -> dict:
+        """Feature sizes the distillation heads need (deepest encoder width), if the model exposes them."""
+        dims = {}
+        if hasattr(self.model, "feature_channels"):
+            dims["feature_channels"] = self.model.feature_channels
+        dims["num_modalities"] = self.spec.num_modalities
+        dims["num_classes"] = self.spec.num_classes
+        return dims
+
+    @property
+    def use_dtm(self) -> bool:
+        return bool(self.loss_cfg.use_dtm)
+
+    @property
+    def sequence_encoders(self):
+        """The per-sequence encoders DTM scales (``None`` for single-encoder models)."""
+        encoders = getattr(self.model, "encoders", None)
+        return encoders if encoders is not None and len(encoders) == self.spec.num_modalities else None
+
+    def setup(self, stage: str) -> None:
+        """Apply the speed options of ``trainer:`` (channels_last_3d, torch.compile) once.
+
+        ``trainer.compile`` compiles :meth:`forward_loss` (network forward + the whole loss) as one
+        graph (``fullgraph=True``: :mod:`medmodal.models.segmentation.pairs` keeps every shape static), in the
+        ``trainer.compile_mode`` (``reduce-overhead`` replays it as a CUDA graph). The modules are
+        not wrapped, so checkpoints keep their keys; validation and inference stay eager.
+        """
+        t = self.cfg.trainer
+        if t.channels_last and self._is_volumetric():
+            to_channels_last_3d(self.model)
+        if t.compile and self._train_forward is None:
+            self._train_forward = compile_training_step(self.forward_loss, t.compile_mode)
+
+    def forward_loss(self, images: torch.Tensor, modality_mask: torch.Tensor, label: torch.Tensor,
+                     sequence_weights: torch.Tensor | None):
+        """``model.forward_train`` + the loss: ``(total, terms, gaps)`` (see :class:`DMAFNetLoss`)."""
+        return self.criterion(self.model.forward_train(images, modality_mask), label, sequence_weights=sequence_weights)
+
+    def _is_volumetric(self) -> bool:
+        return any(p.dim() == 5 for p in self.model.parameters())
+
+    def _images(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        if self.cfg.trainer.channels_last and images.dim() == 5:
+            images = images.contiguous(memory_format=torch.channels_last_3d)
+        return images
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        weights = self.dtm.loss_weights.to(self.device) if self.use_dtm else None
+        step = self._train_forward or self.forward_loss
+        total, terms, gaps = step(self._images(batch), batch["modality_mask"], batch["label"], weights)
+        if self.use_dtm:
+            self.dtm.update(self._gather_gaps(gaps))
+        bs = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, batch_size=bs)
+        return total
+
+    def _gather_gaps(self, gaps: torch.Tensor) -> torch.Tensor:
+        """Average per-sequence gaps over DDP processes (NaN = sequence absent on that process).
+
+        Stays on the device: the DTM update is queued like the step itself, not waited for.
+        """
+        if self.trainer is None or self.trainer.world_size == 1:
+            return gaps.detach()
+        stacked = self.all_gather(gaps.detach())  # [world, M]
+        return torch.nanmean(stacked, dim=0)
+
+    def on_fit_start(self) -> None:
+        self.dtm.to(self.device)  # after any checkpoint restore: DTM state beside the step's tensors
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self.use_dtm and self.sequence_encoders is not None:
+            self.dtm.scale_encoder_gradients(self.sequence_encoders)
+
+    def on_train_epoch_end(self) -> None:
+        if self.use_dtm:
+            self.dtm.step_epoch()
+            for i, name in enumerate(self.spec.modalities):
+                self.log(f"dtm/weight_{name}", float(self.dtm.loss_weights[i]))
+                self.log(f"dtm/grad_scale_{name}", float(self.dtm.grad_scales[i]))
+
+    # ---------------------------------------------------------------- validation
+    def validation_step(self, item: dict, batch_idx: int) -> None:
+        m = self.spec.num_modalities
+        subsets = all_subsets(m) if self.cfg.eval.val_subsets == "all" else [(True,) * m]
+        rows = evaluate_case(self.model, item, self.spec, subsets, self.eval_settings, self.device)
+        for region in self.spec.region_names:
+            self.log(f"val/dice_{region}", float(np.mean([r[f"Dice_{region}"] for r in rows])),
+                     batch_size=1, sync_dist=True)
+        mean = float(np.mean([r[f"Dice_{g}"] for r in rows for g in self.spec.region_names]))
+        self.log("val/dice_mean", mean, prog_bar=True, batch_size=1, sync_dist=True)
+
+    # ----------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        o = self.cfg.optim
+        params = [p for p in self.parameters() if p.requires_grad]
+        fused = all(p.is_cuda for p in params)  # one fused CUDA kernel instead of per-tensor launches
+        if o.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
+        elif o.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
+        else:
+            raise ValueError(f"unknown optimizer {o.optimizer!r}; choose adamw or adam")
+        total = max(1, self.cfg.trainer.max_epochs)
+        if o.schedule == "poly":
+            fn = lambda e: (1 - min(e, total - 1) / total) ** o.poly_power  # noqa: E731
+        elif o.schedule == "cosine":
+            fn = lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))  # noqa: E731
+        elif o.schedule == "constant":
+            fn = lambda e: 1.0  # noqa: E731
+        else:
+            raise ValueError(f"unknown schedule {o.schedule!r}; choose poly, cosine or constant")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    # --------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Add DTM state and RNG states (plain tensors / lists: loadable with weights_only=True)."""
+        checkpoint["dtm"] = self.dtm.state_dict()
+        checkpoint["rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": list(random.getstate()[1]),
+            "python_pos": random.getstate()[2],
+            **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "dtm" in checkpoint:
+            self.dtm.load_state_dict(checkpoint["dtm"])
+        rng = checkpoint.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            random.setstate((3, tuple(rng["python"]), rng["python_pos"]))
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])

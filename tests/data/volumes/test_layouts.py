@@ -1,0 +1,119 @@
+import json
+
+import numpy as np
+import pytest
+
+from medmodal.data.volumes.layouts import LayoutError, detect_layout, discover_cases, parse_mapping
+from tests.conftest import (BRATS_REAL, TCGA_MAPPING, requires_real_data, save_nifti, tiny_volumes,
+                            write_brats2020_case)
+
+BRATS2023_NAMES = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
+
+
+def test_brats2020_layout(brats2020_root):
+    cases = discover_cases(brats2020_root)
+    assert [c.case_id for c in cases] == [f"BraTS20_Training_{i:03d}" for i in range(3)]
+    assert all(c.layout == "brats2020" and set(c.images) == {"flair", "t1", "t1ce", "t2"} for c in cases)
+    assert all(c.label.name.endswith("_seg.nii.gz") for c in cases)
+
+
+def test_brats2020_missing_sequence_and_odd_label_name(tmp_path):
+    folder = write_brats2020_case(tmp_path, "BraTS20_Training_355", skip=("t1",), label=False)
+    _, seg = tiny_volumes()
+    save_nifti(folder / "W39_1998.09.19_Segm.nii", seg)  # the known BraTS2020 trap
+    (case,) = discover_cases(tmp_path)
+    assert set(case.images) == {"flair", "t1ce", "t2"}
+    assert case.present(("flair", "t1", "t1ce", "t2")) == (True, False, True, True)
+    assert case.label.name == "W39_1998.09.19_Segm.nii"
+
+
+def test_single_case_folder(brats2020_root):
+    (case,) = discover_cases(brats2020_root / "BraTS20_Training_001")
+    assert case.case_id == "BraTS20_Training_001"
+
+
+def test_brats2023_layout(tmp_path):
+    images, seg = tiny_volumes()
+    folder = tmp_path / "BraTS-GLI-00002-000"
+    for name, suffix in BRATS2023_NAMES.items():
+        save_nifti(folder / f"BraTS-GLI-00002-000-{suffix}.nii.gz", images[name])
+    save_nifti(folder / "BraTS-GLI-00002-000-seg.nii.gz", np.where(seg == 4, 3, seg).astype(np.uint8))
+    (case,) = discover_cases(tmp_path)
+    assert case.layout == "brats2023" and case.source_labels == "brats2023"
+    assert case.images["flair"].name.endswith("-t2f.nii.gz") and case.images["t1ce"].name.endswith("-t1c.nii.gz")
+
+
+def _nnunet_root(tmp_path, channel_names):
+    root = tmp_path / "Dataset500_Brats"
+    images, seg = tiny_volumes()
+    order = list(channel_names.values())
+    for case in ("BRATS_001", "BRATS_002"):
+        for ch, name in enumerate(order):
+            if case == "BRATS_002" and ch == 2:
+                continue  # an absent _0002 file is a missing sequence
+            key = {"FLAIR": "flair", "T1": "t1", "T1ce": "t1ce", "T2": "t2"}[name]
+            save_nifti(root / "imagesTr" / f"{case}_{ch:04d}.nii.gz", images[key])
+        save_nifti(root / "labelsTr" / f"{case}.nii.gz", seg)
+    (root / "dataset.json").write_text(json.dumps({"channel_names": channel_names, "file_ending": ".nii.gz",
+                                                   "labels": {"background": 0}}))
+    return root
+
+
+def test_nnunet_layout_matches_channels_by_name(tmp_path):
+    # nnU-Net's BraTS order is T1, T1ce, T2, FLAIR: channel order must not matter.
+    root = _nnunet_root(tmp_path, {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"})
+    assert detect_layout(root) == "nnunet"
+    cases = discover_cases(root)
+    assert [c.case_id for c in cases] == ["BRATS_001", "BRATS_002"]
+    assert cases[0].images["flair"].name == "BRATS_001_0003.nii.gz"
+    assert cases[0].images["t1"].name == "BRATS_001_0000.nii.gz"
+    assert "t2" not in cases[1].images and cases[1].label.name == "BRATS_002.nii.gz"
+
+
+def test_nnunet_unknown_channel_name(tmp_path):
+    root = _nnunet_root(tmp_path, {"0": "T1", "1": "T1ce", "2": "T2", "3": "FLAIR"})
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "PET"}, "file_ending": ".nii.gz"}))
+    with pytest.raises(LayoutError, match="PET"):
+        discover_cases(root)
+
+
+def test_mapping_layout(tmp_path):
+    images, seg = tiny_volumes()
+    folder = tmp_path / "patientA"
+    for name, tag in {"flair": "fla", "t1": "t1", "t1ce": "t1c", "t2": "t2"}.items():
+        save_nifti(folder / f"patientA_{tag}_bet.nii.gz", images[name])
+    save_nifti(folder / "patientA_seg_fusion.nii.gz", seg)
+    (case,) = discover_cases(tmp_path, mapping=TCGA_MAPPING)
+    assert case.images["t1"].name == "patientA_t1_bet.nii.gz" and case.images["t1ce"].name == "patientA_t1c_bet.nii.gz"
+
+
+def test_mapping_ambiguous_pattern_names_files(tmp_path):
+    images, _ = tiny_volumes()
+    folder = tmp_path / "p"
+    save_nifti(folder / "p_t1_bet.nii.gz", images["t1"])
+    save_nifti(folder / "p_t1c_bet.nii.gz", images["t1ce"])
+    with pytest.raises(LayoutError, match=r"p_t1_bet.nii.gz.*p_t1c_bet.nii.gz|p_t1c_bet.nii.gz.*p_t1_bet.nii.gz"):
+        discover_cases(tmp_path, mapping="t1=*_t1*")
+
+
+def test_parse_mapping_errors():
+    assert parse_mapping("flair=*_fla*, seg=*seg*") == {"flair": "*_fla*", "seg": "*seg*"}
+    with pytest.raises(LayoutError, match="name=glob"):
+        parse_mapping("flair")
+
+
+def test_unrecognised_folder(tmp_path):
+    (tmp_path / "x").mkdir()
+    save_nifti(tmp_path / "x" / "scan.nii.gz", np.zeros((4, 4, 4), np.int16))
+    with pytest.raises(LayoutError, match="cannot recognise the layout"):
+        discover_cases(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        discover_cases(tmp_path / "nope")
+
+
+@requires_real_data
+def test_real_cases_discovered():
+    (gli,) = discover_cases(BRATS_REAL / "BraTS-GLI-00001-000")
+    assert gli.layout == "brats2023" and set(gli.images) == {"flair", "t1", "t1ce", "t2"} and gli.label is None
+    (tcga,) = discover_cases(BRATS_REAL / "TCGA-DU-7294", mapping=TCGA_MAPPING)
+    assert set(tcga.images) == {"flair", "t1", "t1ce", "t2"} and tcga.label.name == "TCGA-DU-7294_seg_fusion.nii.gz"

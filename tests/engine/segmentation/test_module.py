@@ -1,0 +1,106 @@
+"""Training-module speed options (channels_last_3d, torch.compile) keep the maths unchanged."""
+
+import pytest
+import torch
+
+from medmodal.config import load_config, packaged_config
+from medmodal.engine.segmentation.module import SegmentationModule
+from medmodal.models import create_model
+from medmodal.models.segmentation.blocks import to_channels_last_3d
+
+TINY = {"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1}
+
+
+def test_to_channels_last_3d_converts_conv_kernels_only():
+    torch.manual_seed(0)
+    model = create_model("dmafnet", modalities=("a", "b"), num_classes=3, **TINY).eval()
+    x, mask = torch.randn(1, 2, 16, 16, 16), torch.tensor([[True, False]])
+    before = model(x, mask)
+    to_channels_last_3d(model)
+    kernels = [p for p in model.parameters() if p.dim() == 5]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in kernels)
+    assert torch.allclose(model(x.contiguous(memory_format=torch.channels_last_3d), mask), before, atol=1e-5)
+
+
+def test_module_setup_applies_channels_last_and_trains():
+    cfg = load_config(packaged_config("demo_cpu"), ["trainer.channels_last=true", f"model.kwargs={TINY}"])
+    module = SegmentationModule.from_experiment(cfg)
+    module.setup("fit")
+    assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in module.model.parameters() if p.dim() == 5)
+    batch = {"image": torch.randn(2, 4, 16, 16, 16), "modality_mask": torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]]).bool(),
+             "label": torch.randint(0, 4, (2, 1, 16, 16, 16))}
+    loss, _, _ = module.forward_loss(module._images(batch), batch["modality_mask"], batch["label"], None)
+    loss.backward()
+    assert torch.isfinite(loss) and module.model.encoders[0].parameters().__next__().grad is not None
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    return {"image": torch.randn(2, 4, 16, 16, 16, generator=g),
+            "modality_mask": torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]]).bool(),
+            "label": torch.randint(0, 4, (2, 1, 16, 16, 16), generator=g)}
+
+
+def test_compiled_training_step_is_one_graph_and_matches_eager(monkeypatch):
+    """trainer.compile: forward_loss compiles with fullgraph=True (dynamo's eager backend here, so
+    the test is fast; inductor itself is covered by the slow test in tests/models/segmentation/test_pairs.py)."""
+    compile_calls, real_compile = [], torch.compile
+
+    def eager_backend_compile(fn, **kwargs):
+        compile_calls.append(kwargs)
+        return real_compile(fn, backend="eager", fullgraph=kwargs["fullgraph"])
+
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "loss.use_dtm=true"])
+    eager = SegmentationModule.from_experiment(cfg)
+    torch.manual_seed(0)
+    compiled = SegmentationModule.from_experiment(
+        load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "loss.use_dtm=true", "trainer.compile=true",
+                                                  "trainer.compile_mode=reduce-overhead"]))
+    compiled.load_state_dict(eager.state_dict())
+    monkeypatch.setattr("medmodal.engine.segmentation.module.torch.compile", eager_backend_compile)
+    torch._dynamo.reset()
+    compiled.setup("fit")
+    assert compile_calls == [{"fullgraph": True, "mode": "reduce-overhead"}]
+    batch, weights = _batch(), torch.tensor([1.2, 0.8, 1.0, 1.0])
+    want = eager.forward_loss(batch["image"], batch["modality_mask"], batch["label"], weights)
+    got = compiled._train_forward(batch["image"], batch["modality_mask"], batch["label"], weights)
+    torch.testing.assert_close(got[0], want[0])
+    assert got[1].keys() == want[1].keys()
+    torch.testing.assert_close(got[2], want[2], equal_nan=True)
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their keys
+
+
+def test_unknown_compile_mode_is_refused():
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "trainer.compile=true",
+                                                    "trainer.compile_mode=fastest"])
+    module = SegmentationModule.from_experiment(cfg)
+    with pytest.raises(ValueError, match="compile_mode must be one of"):
+        module.setup("fit")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_step_and_dtm_never_wait_for_the_gpu():
+    """With trainer.compile, forward + loss + backward + the DTM update and gradient scaling make
+    no host-device synchronisation (CUDA's sync debug mode raises on any)."""
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "loss.use_dtm=true", "trainer.compile=true"])
+    module = SegmentationModule.from_experiment(cfg).cuda()
+    module.setup("fit")
+    module.dtm.to("cuda")
+    module.dtm._host_grad_scales = [0.5, 1.0, 0.8, 1.0]  # exercise the scaling, as after an epoch
+    batch = {k: v.cuda() for k, v in _batch().items()}
+
+    def step():
+        total, _, gaps = module._train_forward(batch["image"], batch["modality_mask"], batch["label"],
+                                               module.dtm.loss_weights)
+        total.backward()
+        module.dtm.update(gaps)
+        module.dtm.scale_encoder_gradients(module.model.encoders)
+
+    step()  # compiles (which may synchronise)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert module.dtm.steps == 2 and torch.isfinite(module.dtm.gap_ema).any()

@@ -1,0 +1,127 @@
+"""Tiny train -> evaluate -> predict round trip on synthetic data (CPU, seconds)."""
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.config import load_config, packaged_config
+from medmodal.data.volumes.synthetic_brats import synth_brats
+from medmodal.engine.segmentation.train import run_training
+from medmodal.evaluation.report import run_evaluation
+from tests.conftest import BRATS_REAL, TCGA_MAPPING, requires_real_data
+
+TINY_MODEL = {"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1}
+
+
+def tiny_config(data, out, **extra):
+    overrides = [
+        f"data.root={data}", f"out_dir={out}", "data.crop_size=[16,16,16]", "data.batch_size=2",
+        "data.samples_per_epoch=4", "data.num_workers=0", "data.split_fractions=[0.5,0.25,0.25]",
+        "trainer.max_epochs=2", "trainer.val_every_n_epochs=1", "trainer.progress_bar=false",
+        f"model.kwargs={TINY_MODEL}", "eval.roi_size=[16,16,16]", "eval.sw_batch_size=4", "eval.et_min_voxels=0",
+        *[f"{k}={v}" for k, v in extra.items()],
+    ]
+    return load_config(packaged_config("demo_cpu"), overrides)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("roundtrip")
+    data = base / "data"
+    synth_brats(data, num_cases=4, size=24, seed=0)
+    run_dir = run_training(tiny_config(data, base / "run"), resume="never")
+    return data, run_dir
+
+
+def test_training_writes_the_run_folder(trained_run):
+    _, run = trained_run
+    for name in ("config.yaml", "splits.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+                 "model/model.safetensors", "model/model.json", "logs/metrics.csv"):
+        assert (run / name).is_file(), name
+
+
+def test_evaluate_all_subsets(trained_run):
+    _, run = trained_run
+    result = run_evaluation(run, split="test", progress=False)
+    assert len(result.rows) == 15 * 1  # one test case x 15 subsets
+    assert all(0.0 <= r["Dice_WT"] <= 1.0 and np.isfinite(r["HD95_WT"]) for r in result.rows)
+    table = result.table.read_text()
+    assert table.count("\n|") >= 17 and "Average" in table
+    assert result.heatmap.stat().st_size > 1000
+
+
+def test_resume_auto_continues_from_last(trained_run, tmp_path):
+    data, run = trained_run
+    cfg = tiny_config(data, run, **{"trainer.max_epochs": 3})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_training(cfg, resume="auto")
+    # a resume reuses the run folder on purpose: no "exists and is not empty" warnings about it
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
+    import torch
+
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    # 3 epochs x 2 steps in all: the resumed run added exactly the third epoch (last.ckpt is the
+    # end of epoch 2 even when its validation Dice was not the best)
+    assert ckpt["global_step"] == 6 and "dtm" in ckpt and "rng" in ckpt
+
+
+def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
+    data, run = trained_run
+    case = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))[0]
+    (case / f"{case.name}_t1ce.nii.gz").unlink()  # the new patient lacks T1ce
+    (case / f"{case.name}_seg.nii.gz").unlink()
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run),
+                                      "--save-probabilities"])
+    assert result.exit_code == 0, result.output
+    written = nib.load(str(out / f"{case.name}.nii.gz"))
+    ref = nib.load(str(case / f"{case.name}_flair.nii.gz"))
+    assert written.shape == ref.shape and np.allclose(written.affine, ref.affine)
+    assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
+    probs = np.load(out / f"{case.name}.npz")["probabilities"]
+    assert probs.shape == (4, *ref.shape)
+    # --continue skips what exists
+    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run), "--continue"])
+    assert "skipped" in result.output
+
+
+@requires_real_data
+def test_predict_real_brats2023_case_with_sequences_removed(trained_run, tmp_path):
+    _, run = trained_run
+    src = BRATS_REAL / "BraTS-GLI-00001-000"
+    case = tmp_path / src.name
+    case.mkdir()
+    for f in src.iterdir():
+        if "-t1n" not in f.name and "-t2w" not in f.name:  # only FLAIR (t2f) and T1ce (t1c)
+            (case / f.name).symlink_to(f)
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run)])
+    assert result.exit_code == 0, result.output
+    written = nib.load(str(out / f"{src.name}.nii.gz"))
+    ref = nib.load(str(src / f"{src.name}-t2f.nii.gz"))
+    assert written.shape == (240, 240, 155) and np.allclose(written.affine, ref.affine)
+    assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 3}  # BraTS 2023 convention: ET = 3
+
+
+@requires_real_data
+def test_predict_real_case_via_mapping_without_t1(trained_run, tmp_path):
+    _, run = trained_run
+    src = BRATS_REAL / "TCGA-DU-7294"
+    case = tmp_path / src.name
+    case.mkdir()
+    for f in src.glob("*.nii.gz"):
+        if "_t1_bet" not in f.name and "_seg" not in f.name:
+            (case / f.name).symlink_to(f)
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run),
+                                      "--map", TCGA_MAPPING, "--output-labels", "brats2020"])
+    assert result.exit_code == 0, result.output
+    written = nib.load(str(out / f"{src.name}.nii.gz"))
+    ref = nib.load(str(src / f"{src.name}_fla_bet.nii.gz"))
+    assert written.shape == ref.shape and np.allclose(written.affine, ref.affine)
+    assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
