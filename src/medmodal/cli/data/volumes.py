@@ -1,4 +1,4 @@
-"""``medmodal data ...``: synthesise, inspect, split, assign missing sequences, preprocess."""
+"""``medmodal data ...`` for multi-sequence volumes: synthesise, inspect, split, assign missing sequences, preprocess."""
 
 from __future__ import annotations
 
