@@ -1,0 +1,54 @@
+"""The endoscopy data commands: help, real pairs through every command, one-line errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from tests.data.endoscopy.conftest import REAL_PAIRS, requires_endoscopy_data, write_image
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("cmd", ["summary-endoscopy", "split-endoscopy"])
+def test_help(cmd):
+    result = runner.invoke(app, ["data", cmd, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_summary_reports_unpaired_and_writes_the_list(authors_root, tmp_path):
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root), "--out", str(tmp_path / "l.csv")])
+    assert result.exit_code == 0, result.output
+    assert "lonely_wli.png: no NBI partner" in result.output and "2 of 8 samples lack a partner" in result.output
+    assert "layout: authors; 8 samples, 2 classes; 14 images decoded" in result.output
+    again = runner.invoke(app, ["data", "summary-endoscopy", str(tmp_path / "l.csv")])
+    assert again.exit_code == 0 and "layout: csv; 8 samples, 2 classes" in again.output
+
+
+def test_bad_image_is_one_line_or_skipped(authors_root):
+    bad = write_image(authors_root / "polyps_WLI" / "002.png", size=(64, 64))
+    bad.write_bytes(bad.read_bytes()[:100])
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "polyps_WLI/002.png: cannot read image" in result.output
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root), "--skip-bad"])
+    assert result.exit_code == 0, result.output
+    assert "1 unreadable skipped" in result.output and "7 samples" in result.output
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root / "absent")])
+    assert result.exit_code == 1 and "no such folder" in result.output
+
+
+@requires_endoscopy_data
+def test_real_pairs_summary_and_split(tmp_path):
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(REAL_PAIRS)])
+    assert result.exit_code == 0, result.output
+    assert "layout: wl-nbi; 12 samples, 3 classes; 24 images decoded" in result.output
+    assert "warning" not in result.output
+    out = tmp_path / "split.json"
+    result = runner.invoke(app, ["data", "split-endoscopy", str(REAL_PAIRS), "--out", str(out),
+                                 "--label-fraction", "0.05"])
+    assert result.exit_code == 0, result.output
+    split = json.loads(out.read_text())
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 12
+    assert len(split["labelled"]) == 3 and set(split["labelled"]) <= set(split["train"])
