@@ -11,7 +11,7 @@ from tests.data.endoscopy.conftest import REAL_PAIRS, requires_endoscopy_data, w
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", ["summary-endoscopy", "split-endoscopy"])
+@pytest.mark.parametrize("cmd", ["summary-endoscopy", "split-endoscopy", "simulate-nbi", "calibrate-nbi"])
 def test_help(cmd):
     result = runner.invoke(app, ["data", cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -52,3 +52,34 @@ def test_real_pairs_summary_and_split(tmp_path):
     split = json.loads(out.read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 12
     assert len(split["labelled"]) == 3 and set(split["labelled"]) <= set(split["train"])
+
+
+@requires_endoscopy_data
+def test_real_pairs_through_simulate_and_calibrate(tmp_path):
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["data", "simulate-nbi", str(REAL_PAIRS), str(out), "--size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 12 WLI / simulated-NBI pairs (3 classes)" in result.output
+    assert "12 sample(s) have a real NBI image" in result.output
+    again = runner.invoke(app, ["data", "summary-endoscopy", str(out)])
+    assert again.exit_code == 0 and "layout: authors; 12 samples, 3 classes" in again.output
+    result = runner.invoke(app, ["data", "calibrate-nbi", str(REAL_PAIRS), "--size", "16", "--max-evals", "30",
+                                 "--cross-validate", "--folds", "2", "--out", str(tmp_path / "p.json"),
+                                 "--report", str(tmp_path / "r.md")])
+    assert result.exit_code == 0, result.output
+    assert "fitted on 12 pairs" in result.output and "simulated NBI, calibrated (held out)" in result.output
+    assert json.loads((tmp_path / "p.json").read_text())["params"]["blue_weight"] == 0.5
+    assert "2 folds, 12 pairs" in (tmp_path / "r.md").read_text()
+    bad = runner.invoke(app, ["data", "simulate-nbi", str(REAL_PAIRS), str(out), "--params", str(tmp_path / "r.md")])
+    assert bad.exit_code == 1 and "r.md: not a JSON parameter file" in bad.output
+
+
+def test_simulate_nbi_from_class_folders(tmp_path):
+    for i, cls in enumerate(("polyps", "cecum", "bbps-0-1")):
+        write_image(tmp_path / "kvasir" / cls / f"img{i}.jpg", seed=i)
+    result = runner.invoke(app, ["data", "simulate-nbi", str(tmp_path / "kvasir"), str(tmp_path / "out"),
+                                 "--authors-classes"])
+    assert result.exit_code == 0, result.output
+    assert "bbps-0-1 1" in result.output and "wrote 2 WLI / simulated-NBI pairs" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "nbi_simulation.json", "normal-cecum_NBI", "normal-cecum_WLI", "polyps_NBI", "polyps_WLI"]

@@ -125,3 +125,71 @@ def split_endoscopy_cmd(
     atomic_write_json(target, payload)
     extra = f", labelled {len(payload['labelled'])}" if "labelled" in payload else ""
     console.print(f"{target}: " + ", ".join(f"{k} {len(splits[k])}" for k in ("train", "val", "test")) + extra)
+
+
+@data_app.command("simulate-nbi")
+@user_errors
+def simulate_nbi_cmd(
+    src: Path = typer.Argument(..., help="white-light dataset (Kvasir class folders, image folder, any layout)"),
+    out: Path = typer.Argument(..., help="output folder: the authors' layout <class>_WLI/ + <class>_NBI/ (PNG)"),
+    layout: str = EndoLayoutOpt, split_file: Optional[Path] = SplitFileOpt,
+    params: Optional[Path] = typer.Option(None, "--params", help="NBI parameters JSON (from calibrate-nbi); "
+                                                                 "default: the packaged calibration"),
+    size: Optional[int] = typer.Option(None, "--size", help="resize to SIZE x SIZE (default: keep the size)"),
+    authors_classes: bool = typer.Option(False, "--authors-classes", help="map Kvasir / HyperKvasir class names "
+                                         "to the authors' six classes and leave the others out (counted)"),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable images (named) instead of stopping"),
+):
+    """Pair white-light images with simulated NBI images, written in the MICS authors' layout."""
+    from medmodal.data.endoscopy.export import simulate_nbi_dataset
+    from medmodal.data.endoscopy.nbi import NBIParams
+    from medmodal.data.endoscopy.samples import harmonise_labels
+
+    nbi_params = NBIParams.from_json(params) if params else NBIParams()
+    with warnings_on_console():
+        samples, found_layout = _read(src, layout, split_file)
+        if authors_classes:
+            samples = harmonise_labels(samples)
+        written = simulate_nbi_dataset(samples, out, nbi_params, size=size, skip_bad=skip_bad, progress=True,
+                                       source=f"{src} ({found_layout})")
+    classes = sorted({s.label for s in written})
+    console.print(f"wrote {len(written)} WLI / simulated-NBI pairs ({len(classes)} classes) to {out}")
+
+
+@data_app.command("calibrate-nbi")
+@user_errors
+def calibrate_nbi_cmd(
+    pairs: Path = typer.Argument(..., help="real WLI / NBI pairs (WL/<class>/ + NBI/<class>/, authors' layout, CSV)"),
+    layout: str = EndoLayoutOpt,
+    out: Optional[Path] = typer.Option(None, "--out", help="write the fitted parameters (JSON, for simulate-nbi "
+                                                           "--params)"),
+    size: int = typer.Option(96, "--size", help="images resized to SIZE x SIZE for the fit"),
+    max_evals: int = typer.Option(2000, "--max-evals", help="Nelder-Mead evaluations per fit"),
+    cross_validate: bool = typer.Option(False, "--cross-validate", help="also report held-out distances to the "
+                                        "real NBI images (one fit per fold; minutes)"),
+    folds: Optional[int] = typer.Option(None, "--folds", help="cross-validation folds (default: leave one pair out)"),
+    report: Optional[Path] = typer.Option(None, "--report", help="write the cross-validation table (Markdown)"),
+):
+    """Fit the WLI -> NBI simulation to real pairs (colour-distribution matching); report held-out distances."""
+    from medmodal.data.endoscopy.layouts import read_samples
+    from medmodal.data.endoscopy.nbi_calibration import calibrate, cross_validate as run_cv, load_pairs
+    from medmodal.io import atomic_write_json, atomic_write_text
+
+    with warnings_on_console():
+        ids, images = load_pairs(read_samples(pairs, layout))
+    fitted = calibrate(images, size, max_evals=max_evals)
+    console.print(f"fitted on {len(images)} pairs: " + ", ".join(
+        f"{k} {getattr(fitted, k):.3f}" for k in fitted.CALIBRATED), soft_wrap=True)
+    if out is not None:
+        atomic_write_json(out, {"params": fitted.to_dict(), "pairs": ids, "size": size, "source": str(pairs)})
+        console.print(f"parameters: {out}")
+    if cross_validate:
+        with console.status("cross-validating") as status:
+            result = run_cv(ids, images, size, max_evals, folds,
+                            progress=lambda d, n: status.update(f"cross-validating: fold {d}/{n} done"))
+        protocol = ("leave one pair out" if result.folds == len(ids) else f"{result.folds} folds") + \
+            f", {len(ids)} pairs; W1 in 8-bit units, images at their own resolution"
+        table = f"{result.table()}\n\n({protocol})\n"
+        console.print(table, highlight=False, soft_wrap=True)
+        if report is not None:
+            atomic_write_text(report, table)
