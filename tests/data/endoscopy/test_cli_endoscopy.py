@@ -11,7 +11,8 @@ from tests.data.endoscopy.conftest import REAL_PAIRS, requires_endoscopy_data, w
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", ["summary-endoscopy", "split-endoscopy", "simulate-nbi", "calibrate-nbi"])
+@pytest.mark.parametrize("cmd", ["summary-endoscopy", "split-endoscopy", "simulate-nbi", "calibrate-nbi",
+                                 "synth-endoscopy"])
 def test_help(cmd):
     result = runner.invoke(app, ["data", cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -83,3 +84,16 @@ def test_simulate_nbi_from_class_folders(tmp_path):
     assert "bbps-0-1 1" in result.output and "wrote 2 WLI / simulated-NBI pairs" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "nbi_simulation.json", "normal-cecum_NBI", "normal-cecum_WLI", "polyps_NBI", "polyps_WLI"]
+
+
+def test_synth_endoscopy_then_every_command(tmp_path):
+    out = tmp_path / "syn"
+    result = runner.invoke(app, ["data", "synth-endoscopy", str(out), "-n", "12", "--size", "40"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 12 WLI / NBI pairs (6 classes, 40 px)" in result.output
+    result = runner.invoke(app, ["data", "summary-endoscopy", str(out)])
+    assert result.exit_code == 0 and "layout: authors; 12 samples, 6 classes; 24 images decoded" in result.output
+    result = runner.invoke(app, ["data", "split-endoscopy", str(out), "--label-fraction", "0.05"])
+    assert result.exit_code == 0 and (out / "splits_seed0.json").is_file()
+    bad = runner.invoke(app, ["data", "synth-endoscopy", str(tmp_path / "x"), "-n", "0"])
+    assert bad.exit_code == 1 and "must be positive" in bad.output

@@ -27,11 +27,12 @@ def authors_paths(out: str | Path, label: str, name: str) -> tuple[Path, Path]:
     return out / f"{label}_WLI" / f"{name}.png", out / f"{label}_NBI" / f"{name}.png"
 
 
-def write_authors_pair(out: str | Path, label: str, name: str, wli: np.ndarray, nbi: np.ndarray) -> PairedSample:
-    """Write one pair (``uint8 [H, W, 3]`` each) atomically; returns its :class:`PairedSample`."""
+def write_authors_pair(out: str | Path, label: str, name: str, wli: np.ndarray, nbi: np.ndarray,
+                       compress_level: int = 6) -> PairedSample:
+    """Write one pair (``uint8 [H, W, 3]`` each, PNG) atomically; returns its :class:`PairedSample`."""
     w, n = authors_paths(out, label, name)
-    save_png(w, wli)
-    save_png(n, nbi)
+    save_png(w, wli, compress_level)
+    save_png(n, nbi, compress_level)
     return PairedSample(f"{label}/{name}", w, n, label, None, "authors")
 
 
