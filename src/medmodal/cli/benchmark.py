@@ -110,7 +110,7 @@ def bench_speed_cmd(
                                        reports_csv=str(reports) if reports else None,
                                        **({"device": device} if device else {}))
         report = run_cmcgns_speed_benchmark(settings, out)
-        console.print(format_cmcgns_report(report), markup=False, highlight=False)
+        console.print(format_cmcgns_report(report), markup=False, highlight=False, soft_wrap=True)
         console.print(f"JSON: {out}")
         return
     if suite != "segmentation":

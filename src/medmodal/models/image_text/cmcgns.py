@@ -201,6 +201,8 @@ class CMCGNSConfig:
         checks = [
             (self.embed_dim > 0 and self.embed_dim % 2 == 0, "embed_dim must be a positive even number"),
             (self.embed_dim % self.text_pool_heads == 0, "embed_dim must be divisible by text_pool_heads"),
+            (self.embed_dim % self.decoder_heads == 0, "embed_dim must be divisible by decoder_heads"),
+            (self.image_size >= 32, "image_size must be >= 32 pixels"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.local_report_temperature > 0, "local_report_temperature must be > 0"),
             (self.num_clusters >= 2, "num_clusters must be >= 2"),
