@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from medmodal.config import ExperimentConfig, save_config
 from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 from medmodal.engine.checkpoint import save_bundle
+from medmodal.distributed import is_global_zero
 from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 from medmodal.engine.loggers import KeepLogHistoryUntilResumePoint, ResumableCSVLogger
 from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
@@ -100,7 +101,8 @@ def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callb
     """Train with ``cfg``; returns the run folder (which then holds ``model/``)."""
     quiet_lightning()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    save_config(cfg, run_dir / "config.yaml")
+    if is_global_zero():  # every DDP process runs this function; one writes the run's files
+        save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = SegmentationDataModule(cfg.data, run_dir, seed=cfg.trainer.seed)
     module = SegmentationModule.from_experiment(cfg)
