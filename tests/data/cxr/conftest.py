@@ -98,3 +98,73 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric="MONOCHROME2", windo
         ds.is_little_endian, ds.is_implicit_VR = True, False
         ds.save_as(path, write_like_original=False)
     return path
+
+
+MIMIC_REPORTS = {
+    # (subject, study): report text, in the MIMIC-CXR .txt style
+    ("10000001", "50000001"): """                                 FINAL REPORT
+ EXAMINATION:  CHEST (PA AND LAT)
+
+ INDICATION:  ___F with cough  // eval for pneumonia
+
+ COMPARISON:  None.
+
+ FINDINGS:
+
+ There is no focal consolidation, pleural effusion or pneumothorax.  The
+ cardiomediastinal silhouette is normal.
+
+ IMPRESSION:
+
+ No acute cardiopulmonary process.
+""",
+    ("10000001", "50000002"): """                                 FINAL REPORT
+ INDICATION:  Follow-up.
+
+ IMPRESSON:  Interval increase in small left pleural effusion.
+""",
+    ("10000002", "50000003"): """                                 FINAL REPORT
+ Portable chest radiograph was obtained and is unchanged from before, see prior.
+""",
+    ("10000003", "50000004"): """                                 FINAL REPORT
+ HISTORY:  Shortness of breath.
+
+ FINDINGS AND IMPRESSION:  Moderate cardiomegaly with mild pulmonary edema.
+""",
+    ("10000004", "50000005"): """                                 FINAL REPORT
+ CHEST, PA AND LATERAL:
+
+ The lungs are clear. Heart size is normal.
+""",
+}
+
+
+def write_mimic(root: Path, reports=MIMIC_REPORTS, extra_rows=()) -> Path:
+    """A tiny MIMIC-CXR-JPG folder (gzipped tables, files/pXX/...) with the report .txt files beside."""
+    import gzip
+
+    views = {"50000001": ["PA", "LATERAL"], "50000002": ["AP"], "50000003": ["PA"], "50000004": ["PA"],
+             "50000005": ["AP", "PA"]}
+    splits = {"50000001": "train", "50000002": "train", "50000003": "train", "50000004": "test",
+              "50000005": "validate"}
+    meta = ["dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns"]
+    split = ["dicom_id,study_id,subject_id,split"]
+    chexpert = ["subject_id,study_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Enlarged Cardiomediastinum,"
+                "Fracture,Lung Lesion,Lung Opacity,No Finding,Pleural Effusion,Pleural Other,Pneumonia,Pneumothorax,"
+                "Support Devices"]
+    for (subject, study), text in reports.items():
+        folder = root / "files" / f"p{subject[:2]}" / f"p{subject}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"s{study}.txt").write_text(text)
+        for k, view in enumerate(views.get(study, ["PA"])):
+            dicom = f"d{study}-{k}"
+            write_png(folder / f"s{study}" / f"{dicom}.jpg", (48, 40), seed=k)
+            meta.append(f"{dicom},{subject},{study},CHEST (PA AND LAT),{view},48,40")
+            split.append(f"{dicom},{study},{subject},{splits.get(study, 'train')}")
+        chexpert.append(f"{subject},{study},,1.0,,-1.0,,,,,,0.0,,,," if study == "50000004" else
+                        f"{subject},{study}" + ",," * 7)
+    meta += list(extra_rows)
+    (root / "mimic-cxr-2.0.0-metadata.csv.gz").write_bytes(gzip.compress(("\n".join(meta) + "\n").encode()))
+    (root / "mimic-cxr-2.0.0-split.csv.gz").write_bytes(gzip.compress(("\n".join(split) + "\n").encode()))
+    (root / "mimic-cxr-2.0.0-chexpert.csv").write_text("\n".join(chexpert) + "\n")
+    return root

@@ -110,3 +110,58 @@ def test_real_pairs_load_end_to_end(tmp_path):
     batch = ImageReportCollator()([ds[i] for i in range(len(ds))])
     assert batch["image"].shape == (5, 3, 224, 224) and batch["image"].std() > 0.2
     assert batch["num_sentences"].tolist() == [len(s.sentences) for s in every.studies]
+
+
+def write_openi(root, rows, projections):
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "indiana_reports.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"])
+        for row in rows:
+            writer.writerow(row)
+    with open(root / "indiana_projections.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["uid", "filename", "projection"])
+        for uid, name, view in projections:
+            writer.writerow([uid, name, view])
+            write_png(root / "images" / "images_normalized" / name)
+    return root
+
+
+def test_openi_csv_pair(tmp_path):
+    from medmodal.data.cxr.iu import read_openi_csv
+
+    rows = [("1", "normal", "", "", "", "", "The heart is normal. The lungs are clear.", "Normal chest."),
+            ("2", "Cardiomegaly/mild;Pleural Effusion/left", "", "", "", "", "Mild cardiomegaly.",
+             "Left effusion seen."),
+            ("3", "No Indexing", "", "", "", "", "", ""),
+            ("4", "normal", "", "", "", "", "XXXX XXXX.", "XXXX.")]
+    projections = [("1", "1_IM-0001-4001.dcm.png", "Frontal"), ("1", "1_IM-0001-3001.dcm.png", "Lateral"),
+                   ("2", "2_IM-0652-1001.dcm.png", "Frontal"), ("4", "4_IM-2050-1001.dcm.png", "Frontal")]
+    root = write_openi(tmp_path / "openi", rows, projections)
+    with pytest.raises(CXRDataError, match=r"line 5 \(uid 4\): report is only de-identification"):
+        read_openi_csv(root)
+    result = read_openi_csv(root / "indiana_reports.csv", skip_bad=True)
+    assert [s.study_id for s in result.studies] == ["1", "2"] and len(result.skipped) == 1
+    assert result.dropped == {"no FINDINGS or IMPRESSION": 1, "image not frontal": 1}
+    second = result.studies[1]
+    assert second.impression == "Left effusion seen." and second.sentences[0] == "left effusion seen"
+    assert second.labels["Cardiomegaly"] == 1 and second.labels["Pleural Effusion"] == 1
+    assert second.labels["Edema"] == 0 and second.split is None
+    (root / "images" / "images_normalized" / "2_IM-0652-1001.dcm.png").unlink()
+    with pytest.raises(CXRDataError, match=r"uid 2\): image .*2_IM-0652-1001.dcm.png not found"):
+        read_openi_csv(root)
+    assert [s.study_id for s in read_openi_csv(root, check_images=False, skip_bad=True).studies] == ["1", "2"]
+
+
+@requires_iu_real
+def test_real_openi_pair_loads():
+    from medmodal.data.cxr.iu import read_openi_csv
+
+    result = read_openi_csv(REPORTS_REAL / "indiana_reports.csv", check_images=False)
+    assert result.summary()["studies"] == 3666 and result.summary()["rows"] == 3794
+    assert result.dropped == {"no FINDINGS or IMPRESSION": 25, "image not frontal": 3632}
+    positives = sum(s.labels["Cardiomegaly"] == 1 for s in result.studies)
+    assert 300 < positives < 400
