@@ -9,7 +9,7 @@ from tests.data.cxr.test_synthetic import write_reports
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", [["data", "synth-cxr"]])
+@pytest.mark.parametrize("cmd", [["data", "synth-cxr"], ["data", "cxr-reports"]])
 def test_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output

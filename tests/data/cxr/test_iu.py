@@ -103,6 +103,7 @@ def test_real_pairs_load_end_to_end(tmp_path):
     assert sorted(s.image_path.name for s in result.studies) == [
         "CXR1900_IM-0584-1001.png", "CXR3_IM-1384-1001.png", "CXR7_IM-2263-1001.png"]
     assert {s.split for s in result.studies} == {"train", "val", "test"}  # from 'split_in_MRG_RL'
+    assert any("'split_in_MRG_RL'" in n for n in result.notes)
     every = read_iu_annotation(IU_REAL / "pairs_annotation.json", views="all",
                                projections=REPORTS_REAL / "indiana_projections.csv")
     assert len(every.studies) == 5

@@ -7,7 +7,8 @@ from medmodal.cli import app
 from medmodal.data.cxr.readers import detect_layout, read_studies
 from medmodal.data.cxr.records import CXRDataError
 from medmodal.data.cxr.table import read_csv_table, write_study_table
-from tests.data.cxr.conftest import IU_REAL, REPORTS, requires_iu_real, write_mimic, write_png, write_r2gen
+from tests.data.cxr.conftest import (IU_REAL, REPORTS, SIIM_DICOM, TXRV_TESTS, requires_images_real, requires_iu_real,
+                                     write_mimic, write_png, write_r2gen)
 
 pytestmark = pytest.mark.filterwarnings("ignore::medmodal.data.cxr.records.CXRDataWarning")
 runner = CliRunner()
@@ -93,3 +94,22 @@ def test_cxr_reports_on_the_real_files(tmp_path):
                                 "--report-col", "report_findings_plus_impression", "--views", "frontal"])
     assert pairs.exit_code == 0, pairs.output
     assert "3 rows, 3 studies" in pairs.output and "image not frontal: 2" in pairs.output
+    split = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
+                                "--report-col", "report_findings_plus_impression", "--split-seed", "0"])
+    assert split.exit_code == 0 and "(none" not in split.output and "patient-level split" in split.output
+
+
+@requires_images_real
+def test_real_png_jpeg_and_dicom_through_the_dataset(tmp_path):
+    from medmodal.data.cxr.dataset import ImageReportCollator, ImageReportDataset
+
+    images = [SIIM_DICOM, TXRV_TESTS / "00000001_000.png", TXRV_TESTS / "16747_3_1.jpg"]
+    lines = ["image,report,patient_id"] + [f'{p},"{REPORTS[k]}",P{k}' for k, p in enumerate(images)]
+    (tmp_path / "real.csv").write_text("\n".join(lines) + "\n")
+    studies = read_csv_table(tmp_path / "real.csv").studies
+    dataset = ImageReportDataset(studies, tmp_path / "cache", train=False)
+    assert dataset.image_cache.prefill() == 3
+    batch = ImageReportCollator()([dataset[i] for i in range(3)])
+    assert batch["image"].shape == (3, 3, 224, 224)
+    for image in batch["image"]:
+        assert image.std() > 0.1 and -1 <= image.min() < image.max() <= 1

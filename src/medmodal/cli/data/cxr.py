@@ -52,6 +52,8 @@ def cxr_reports_cmd(
     image_col: Optional[str] = typer.Option(None, "--image-col", help="csv: image column"),
     patient_col: Optional[str] = typer.Option(None, "--patient-col", help="csv: patient column"),
     label_cols: Optional[str] = typer.Option(None, "--label-cols", help="csv: comma-separated label columns"),
+    split_seed: Optional[int] = typer.Option(None, "--split-seed", help="give rows without an official split a "
+                                             "patient-level train/val/test split (70/10/20) drawn with this seed"),
     check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="check every image exists"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip bad reports / images, count and name them"),
 ):
@@ -69,6 +71,11 @@ def cxr_reports_cmd(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CXRDataWarning)  # printed below from result.notes
         result = read_studies(root, layout, **options)
+    if split_seed is not None and any(s.split is None for s in result.studies):
+        from medmodal.data.cxr.splits import assign_patient_splits
+
+        result.studies = assign_patient_splits(result.studies, seed=split_seed)
+        result.notes.append(f"rows without split got a patient-level split (70/10/20, seed {split_seed})")
     if not result.studies:
         raise ValueError(f"{root}: no image-report pair kept (dropped: {dict(result.dropped) or 'none'}; "
                          f"bad: {len(result.skipped)})")

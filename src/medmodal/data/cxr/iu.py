@@ -101,9 +101,11 @@ def _split_of_key(key: str, entries: list, path: Path, result: ReadResult) -> li
     return found
 
 
-def _entry_split(entry: dict) -> Optional[str]:
+def _entry_split(entry: dict, path: Path, result: ReadResult) -> Optional[str]:
     for key, value in entry.items():
         if key == "split" or key.startswith("split_"):
+            if key != "split":
+                result.note(f"{path}: a list of entries: split read from their {key!r} field")
             return SPLIT_ALIASES.get(str(value).strip().lower())
     return None
 
@@ -164,7 +166,7 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
         if not groups:
             raise CXRDataError(f"{path}: no train/val/test lists of entries")
     elif isinstance(data, list):
-        groups = [(data, [_entry_split(e) if isinstance(e, dict) else None for e in data])]
+        groups = [(data, [_entry_split(e, path, result) if isinstance(e, dict) else None for e in data])]
     else:
         raise CXRDataError(f"{path}: expected a JSON object of split lists or a list of entries")
 
