@@ -8,7 +8,7 @@ import torch
 from medmodal.data.cxr.text import (check_report, count_tokens, is_blank_report, load_tokenizer, report_text,
                                     split_report_into_sentences, tokenize_sentences, too_short)
 from medmodal.data.cxr.records import CXRDataError
-from tests.data.cxr.conftest import IU_REAL, REPORTS, requires_iu_real
+from tests.data.cxr.conftest import IU_REAL, REPORTS
 
 
 def test_sentence_rules():

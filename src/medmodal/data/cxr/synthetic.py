@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -342,7 +341,6 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
     lung = np.clip(right + left, 0, 1)
 
     # lung markings: vessels from each hilum + a soft texture
-    markings = np.zeros((size, size), np.float32)
     for side, g in geo.items():
         hx, hy = a["cx"] + g["sign"] * (a["mediastinum_half"] + 0.045), 0.45
         for _ in range(int(rng.integers(9, 14))):
