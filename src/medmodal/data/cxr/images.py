@@ -260,6 +260,9 @@ class ImageCache:
                 os.link(tmp, self.file)  # create-if-absent: a concurrent creator's file wins
             except FileExistsError:
                 pass
+            except OSError:  # a file system without hard links: plain rename (last creator wins)
+                if not self.file.exists():
+                    os.replace(tmp, self.file)
         finally:
             Path(tmp).unlink(missing_ok=True)
 
