@@ -226,7 +226,7 @@ def read_csv_rows(path: str | Path, required: Sequence[str] = (), result: ReadAc
     except StopIteration:
         raise CXRDataError(f"{path}: empty file (expected a header with {', '.join(required)})") from None
     except csv.Error as err:
-        raise CXRDataError(f"{path}: line 1: malformed CSV ({err})") from None
+        raise CXRDataError(f"{path}:1: malformed CSV ({err})") from None
     header = [h.strip() for h in header]
     missing = [c for c in required if c not in header]
     if missing:
@@ -239,17 +239,17 @@ def read_csv_rows(path: str | Path, required: Sequence[str] = (), result: ReadAc
         except StopIteration:
             break
         except csv.Error as err:
-            _bad_row(result, CXRDataError(f"{path}: line {reader.line_num}: malformed CSV ({err})"), skip_bad, path)
+            _bad_row(result, CXRDataError(f"{path}:{reader.line_num}: malformed CSV ({err})"), skip_bad, path)
             continue
         line = reader.line_num
         if not values or all(not v.strip() for v in values):
             continue
         if len(values) != len(header):
-            _bad_row(result, CXRDataError(f"{path}: line {line}: {len(values)} fields, the header has "
+            _bad_row(result, CXRDataError(f"{path}:{line}: {len(values)} fields, the header has "
                                           f"{len(header)}"), skip_bad, path)
             continue
         if has_undecodable(*values):
-            _bad_row(result, CXRDataError(f"{path}: line {line}: not UTF-8 text"), skip_bad, path)
+            _bad_row(result, CXRDataError(f"{path}:{line}: not UTF-8 text"), skip_bad, path)
             continue
         rows.append((line, {h: v.strip() for h, v in zip(header, values)}))
     return rows

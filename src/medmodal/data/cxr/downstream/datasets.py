@@ -194,7 +194,8 @@ class DetectionDataset(_DownstreamImages):
                  train: bool = True, image_size: int = DEFAULT_SIZE, geometry: str = "pad", augment: str = "none"):
         super().__init__(samples, image_cache, image_size)
         if geometry not in DETECTION_GEOMETRIES:
-            raise ValueError(f"unknown detection geometry {geometry!r}; choose one of {', '.join(DETECTION_GEOMETRIES)}")
+            raise ValueError(f"unknown detection geometry {geometry!r}; "
+                             f"choose one of {', '.join(DETECTION_GEOMETRIES)}")
         missing = next((s for s in self.samples if s.boxes is None), None)
         if missing is not None:
             raise ValueError(f"{missing.sample_id} ({missing.source}): no boxes (not a detection dataset)")

@@ -66,13 +66,13 @@ def parse_annotation(text: str, where: str) -> list[tuple[str, np.ndarray]]:
             coords = np.array([float(t) for t in tokens[1:]], np.float64)
         except ValueError:
             bad = next(t for t in tokens[1:] if not _is_number(t))
-            raise CXRDataError(f"{where}: coordinate {bad!r} of a {shape} is not a number") from None
+            raise CXRDataError(f"{where}: {shape} with coordinate {bad!r}, not a number") from None
         if coords.size % 2:
-            raise CXRDataError(f"{where}: a {shape} has an odd number of coordinates ({coords.size})")
+            raise CXRDataError(f"{where}: {shape} with an odd number of coordinates ({coords.size})")
         points = coords.reshape(-1, 2)
         needed = 3 if shape == "polygon" else 2
         if len(points) < needed:
-            raise CXRDataError(f"{where}: a {shape} needs at least {needed} points, got {len(points)}")
+            raise CXRDataError(f"{where}: {shape} with {len(points)} point(s), needs at least {needed}")
         objects.append((shape, np.array([*points.min(0), *points.max(0)])))
     return objects
 
