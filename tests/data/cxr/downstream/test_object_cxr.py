@@ -81,3 +81,14 @@ def test_boxes_are_checked_against_the_image(tmp_path):
     (root / "dev.csv").write_text("name,boxes\nd.jpg,\n")
     with pytest.raises(CXRDataError, match="expected columns image_name, annotation"):
         read_object_cxr(root, box_tolerance=100, skip_bad=True)
+
+
+def test_unreadable_image_and_images_without_objects(tmp_path):
+    root = write_object_cxr(tmp_path / "ocxr", [("a.jpg", "1 5 5 20 20"), ("b.jpg", ""), ("c.jpg", "")])
+    (root / "train" / "a.jpg").write_text("not an image")
+    with pytest.raises(CXRDataError, match=r"train/a\.jpg: not an image Pillow can read"):
+        read_object_cxr(root)
+    result = read_object_cxr(root, skip_bad=True)
+    assert [s.sample_id for s in result.samples if s.split != "test"] == ["b.jpg", "c.jpg"]
+    item = DetectionDataset(result.samples, train=False, image_size=64)[0]
+    assert item["boxes"].shape == (0, 4) and item["labels"].shape == (0,) and item["labels"].dtype.is_signed

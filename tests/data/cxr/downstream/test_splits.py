@@ -80,6 +80,7 @@ def test_fraction_is_deterministic_training_only_and_the_reference_draw():
     dense = sample_training_fraction(result_of(rows, task="detection"), 0.013, ensure_positives=False)
     assert len(dense.select("train")) == 1  # int(0.013 * 150) = 1, the reference's np.random.choice size
     assert a.dropped["training images outside the 0.1 label fraction"] == 135
+    assert a.split_ids()["train"] == ids(a) and len(a.split_ids()["test"]) == 50 and a.split_ids()["val"] == []
     with pytest.raises(ValueError, match=r"label fraction must be in \(0, 1\]"):
         sample_training_fraction(result, 0)
 

@@ -30,7 +30,7 @@ selects the split protocol (RSNA's differ per task); options are the reader's (`
 ``test_file``, SIIM ``balance_train`` / ``patients``). ``DownstreamReadResult``: ``dataset``,
 ``task``, ``samples`` (each with its ``split``), ``dropped`` (reason -> count), ``skipped``
 (bad input skipped under ``skip_bad``: ``(file, one-line problem)``), ``notes``, ``extra``;
-``select(split)``, ``summary()``.
+``select(split)``, ``split_ids()``, ``summary()``.
 
 ``DownstreamSample`` (:mod:`.base`): ``sample_id``, ``patient_id``, ``image_path``, ``split``,
 ``labels`` (float tuple per ``dataset.label_names``: 1 / 0 / NaN = ignore; binary datasets have

@@ -180,6 +180,11 @@ class DownstreamReadResult(ReadAccount):
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return [s for s in self.samples if s.split == split]
 
+    def split_ids(self) -> dict[str, list[str]]:
+        """``{"train" | "val" | "test": [sample_id, ...]}`` in reading order, e.g. for
+        :func:`medmodal.data.splits.write_splits` into a run folder."""
+        return {split: [s.sample_id for s in self.select(split)] for split in SPLITS}
+
     def summary(self) -> dict:
         """Counts per split: images, patients, positives per label (or per class), boxes, masks."""
         names = self.dataset.label_names if self.dataset else ()
