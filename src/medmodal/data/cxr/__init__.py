@@ -9,6 +9,8 @@
   (MIMIC-CXR-JPG + reports), :mod:`~medmodal.data.cxr.table` (generic CSV); :func:`read_studies` dispatches.
 * :mod:`~medmodal.data.cxr.findings` (MeSH / keyword findings), :mod:`~medmodal.data.cxr.synthetic`
   (``medmodal data synth-cxr``).
+* :mod:`~medmodal.data.cxr.downstream`: the downstream datasets (CheXpert, RSNA Pneumonia, COVIDx,
+  SIIM-ACR, Object-CXR): readers, MGCA's splits and label fractions, torch datasets, synthetic twins.
 """
 
 from medmodal.data.cxr.dataset import ImageReportCollator, ImageReportDataset

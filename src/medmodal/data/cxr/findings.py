@@ -51,7 +51,9 @@ class Finding:
         severity: ``mild`` | ``moderate`` | ``severe`` | ``""``.
         multiple: several lesions (nodules, opacities).
         kind: a sub-type that changes the drawing: ``calcified`` (granuloma), ``sternotomy``,
-            ``catheter``, ``pacemaker``, ``clips``, ``tube``, ``interstitial``, ``borderline``.
+            ``catheter``, ``pacemaker``, ``clips``, ``tube``, ``interstitial``, ``borderline``;
+            ``peripheral`` (Lung Opacity) and ``lobar`` (Consolidation) are set only by the
+            downstream twins (COVID-19 / lobar pneumonia patterns), never by the parsers here.
     """
 
     name: str

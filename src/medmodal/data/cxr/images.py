@@ -15,7 +15,10 @@ Reading (:func:`load_image`), per format:
 
 Resizing (:func:`resize_and_pad`, MGCA / CM-CGNS ``get_imgs`` with ``imsize=256``): the longer
 side becomes 256 (area averaging when shrinking, bilinear when enlarging), the shorter side
-keeps the aspect ratio, and the image is zero-padded to 256 x 256, centred.
+keeps the aspect ratio, and the image is zero-padded to 256 x 256, centred. The same geometry
+(:func:`resize_pad_geometry`) moves boxes (:func:`boxes_to_resized_frame`) and masks
+(:func:`resize_and_pad_mask`) into that frame, so images, boxes and masks stay aligned.
+:func:`read_image_size` gives a file's ``(height, width)`` from its header only.
 
 Caching (:class:`ImageCache`): the resized images of a fixed list of files live in ONE
 memory-mapped ``.npy`` per (file list, size): ``images<size>_<key>.npy`` of shape
@@ -163,6 +166,18 @@ def load_image(path: str | Path) -> np.ndarray:
     return image
 
 
+def resize_pad_geometry(height: int, width: int, size: int = DEFAULT_RESIZE) -> tuple[int, int, int, int]:
+    """Where :func:`resize_and_pad` puts an ``height x width`` image in its ``size x size`` frame.
+
+    Returns:
+        ``(new_h, new_w, top, left)``: the resized image's extent and its offset in the frame
+        (pixel ``(y, x)`` of the original lands at ``(y * new_h / height + top, x * new_w / width + left)``).
+    """
+    scale = size / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+
+
 def resize_and_pad(image: np.ndarray, size: int = DEFAULT_RESIZE) -> np.ndarray:
     """Longer side to ``size`` keeping the aspect ratio, then zero-pad (centred) to ``size x size``.
 
@@ -174,15 +189,65 @@ def resize_and_pad(image: np.ndarray, size: int = DEFAULT_RESIZE) -> np.ndarray:
     from PIL import Image
 
     h, w = image.shape
-    scale = size / max(h, w)
-    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    new_h, new_w, top, left = resize_pad_geometry(h, w, size)
     if (new_h, new_w) != (h, w):
-        resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+        resample = Image.Resampling.BOX if max(h, w) > size else Image.Resampling.BILINEAR
         image = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample))
     out = np.zeros((size, size), np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
     out[top:top + new_h, left:left + new_w] = image
     return out
+
+
+def resize_and_pad_mask(mask: np.ndarray, size: int = DEFAULT_RESIZE) -> np.ndarray:
+    """A binary mask through the geometry of :func:`resize_and_pad` (area average, then >= 0.5).
+
+    Args:
+        mask: ``[H, W]``, non-zero = foreground.
+    Returns:
+        uint8 ``[size, size]`` of 0 / 1, aligned with ``resize_and_pad`` of the ``H x W`` image.
+    """
+    grey = (np.asarray(mask) != 0).astype(np.uint8) * 255
+    return (resize_and_pad(grey, size) >= 128).astype(np.uint8)
+
+
+def boxes_to_resized_frame(boxes: np.ndarray, height: int, width: int, size: int = DEFAULT_RESIZE) -> np.ndarray:
+    """``[N, 4]`` xyxy boxes in original pixels -> the ``size x size`` frame of :func:`resize_and_pad`.
+
+    Coordinates are continuous (a pixel ``i`` spans ``[i, i + 1)``), so the image's full extent
+    ``[0, width] x [0, height]`` maps onto the resized image's extent inside the padding.
+    """
+    new_h, new_w, top, left = resize_pad_geometry(height, width, size)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    boxes[:, 0::2] = boxes[:, 0::2] * (new_w / width) + left
+    boxes[:, 1::2] = boxes[:, 1::2] * (new_h / height) + top
+    return boxes
+
+
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file from its header (DICOM ``Rows`` / ``Columns``, Pillow ``size``).
+
+    Raises:
+        CXRDataError: the file is missing or its header cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CXRDataError(f"{path}: image file not found")
+    if is_dicom(path):
+        import pydicom
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Rows", "Columns"], force=True)
+            return int(ds.Rows), int(ds.Columns)
+        except Exception as err:
+            raise CXRDataError(f"{path}: no readable DICOM Rows / Columns ({type(err).__name__}: {err})") from None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return int(height), int(width)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise CXRDataError(f"{path}: not an image Pillow can read ({err})") from None
 
 
 def _cache_key(paths: Sequence[Path], size: int) -> str:

@@ -76,17 +76,15 @@ class Study:
 
 
 @dataclass
-class ReadResult:
-    """What a reader returns.
+class ReadAccount:
+    """What a reader left out and assumed (shared by :class:`ReadResult` and the downstream readers).
 
     Attributes:
-        studies: the rows kept.
         dropped: reason -> number of studies (or images) left out by the documented rules.
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
     """
 
-    studies: list[Study] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -102,6 +100,13 @@ class ReadResult:
         if message not in self.notes:
             self.notes.append(message)
             warnings.warn(message, CXRDataWarning, stacklevel=3)
+
+
+@dataclass
+class ReadResult(ReadAccount):
+    """What an image-report reader returns: the rows kept (``studies``) and the :class:`ReadAccount`."""
+
+    studies: list[Study] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Counts for printing: kept rows, studies, patients, dropped by reason, skipped."""

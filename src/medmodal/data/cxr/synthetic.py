@@ -18,7 +18,11 @@ What is drawn (normalised image coordinates; the patient's right is on the image
   named side, height by severity, the hemidiaphragm silhouette lost); Pneumothorax (an
   apico-lateral rim without lung markings, bounded by a thin visceral pleural line, depth by
   severity); Lung Opacity and Consolidation (soft blobs in the named lung and zone; consolidation
-  denser with air bronchograms; interstitial/diffuse as a reticular pattern); Nodule (round
+  denser with air bronchograms; interstitial/diffuse as a reticular pattern; two kinds used only by
+  the downstream twins (:mod:`medmodal.data.cxr.downstream`), never produced by the report parser:
+  ``peripheral`` = faint ground-glass patches along the lateral (subpleural) lung border, the
+  COVID-19 pattern, and ``lobar`` = a dense consolidation filling the named zone of one lung with
+  air bronchograms, the lobar-pneumonia pattern); Nodule (round
   dense spots, small and very dense when calcified, several when multiple); Atelectasis
   (plate-like linear density at the base); Edema (bilateral perihilar haze and Kerley B lines);
   Support Devices (sternotomy wires, a central venous catheter, a pacemaker with its lead, an
@@ -301,6 +305,32 @@ def _zone_point(cv: _Canvas, lung: np.ndarray, g: dict, zone: str, rng: np.rando
     return (k % cv.size + 0.5) / cv.size, (k // cv.size + 0.5) / cv.size
 
 
+def _peripheral_point(cv: _Canvas, lung: np.ndarray, g: dict, zone: str, rng: np.random.Generator, depth=0.06):
+    """A random point of ``lung`` in the zone, within ``depth`` of its lateral (chest-wall) border."""
+    inside = lung > 0.5
+    near_wall = inside & (ndimage.distance_transform_edt(inside) / cv.size < depth)
+    lateral = g["sign"] * (cv.x - g["cx"]) > 0.0
+    ranges = {"upper": (0.1, 0.4), "middle": (0.35, 0.65), "lower": (0.55, 0.92), "": (0.15, 0.9)}
+    lo, hi = ranges.get(zone, ranges[""])
+    band = (cv.y > g["apex"] + lo * g["height"]) & (cv.y < g["apex"] + hi * g["height"])
+    candidates = np.flatnonzero(near_wall & lateral & band)
+    if candidates.size == 0:
+        candidates = np.flatnonzero(inside)
+    k = int(rng.choice(candidates))
+    return (k % cv.size + 0.5) / cv.size, (k // cv.size + 0.5) / cv.size
+
+
+def _lobar_region(cv: _Canvas, lung: np.ndarray, g: dict, zone: str, rng: np.random.Generator) -> np.ndarray:
+    """A consolidation filling one zone of one lung: sharp fissure-like upper / lower edge, patchy inside."""
+    lo, hi = {"upper": (0.0, 0.42), "middle": (0.38, 0.66), "lower": (0.55, 1.05)}.get(zone, (0.55, 1.05))
+    lo, hi = lo + rng.normal(0, 0.03), hi + rng.normal(0, 0.03)
+    top, bottom = g["apex"] + lo * g["height"], g["apex"] + hi * g["height"]
+    band = _sigmoid_edge(cv.y - top, 0.006) * _sigmoid_edge(bottom - cv.y, 0.006)
+    patch = ndimage.gaussian_filter(rng.normal(0, 1, lung.shape).astype(np.float32), cv.size / 40)
+    patch = 0.75 + 0.25 * np.tanh(patch / (patch.std() + 1e-6))
+    return (band * lung * patch).astype(np.float32)
+
+
 def _box(mask: np.ndarray, threshold: float = 0.5):
     ys, xs = np.nonzero(mask > threshold)
     if ys.size == 0:
@@ -441,8 +471,20 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
                     extra += 0.10 * region * (0.5 + net)
                     lesions.append((f.name, region))
                     continue
+                if f.kind == "lobar":
+                    region = _lobar_region(cv, lungs[side], g, f.zone, rng)
+                    for _ in range(4):  # air bronchograms from the hilum into the consolidated zone
+                        ang = rng.uniform(0, 2 * np.pi)
+                        px, py = _zone_point(cv, lungs[side], g, f.zone, rng)
+                        region = region - 0.3 * _gauss(x, y, px, py, 0.06, 0.004, ang) * region
+                    extra += 0.38 * region
+                    lesions.append((f.name, region))
+                    continue
                 for _ in range(count):
-                    px, py = _zone_point(cv, lungs[side], g, f.zone, rng)
+                    if f.kind == "peripheral":
+                        px, py = _peripheral_point(cv, lungs[side], g, f.zone, rng)
+                    else:
+                        px, py = _zone_point(cv, lungs[side], g, f.zone, rng)
                     r = rng.uniform(0.05, 0.085) if dense else rng.uniform(0.035, 0.065)
                     blob = np.zeros((size, size), np.float32)
                     for _ in range(int(rng.integers(3, 6))):
@@ -454,7 +496,7 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
                             ang = rng.uniform(0, 2 * np.pi)
                             br = _gauss(x, y, px, py, r * 0.9, 0.004, ang)
                             blob -= 0.35 * br * blob
-                    extra += (0.4 if dense else 0.28) * blob
+                    extra += (0.4 if dense else 0.2 if f.kind == "peripheral" else 0.28) * blob
                     lesions.append((f.name, blob))
         elif f.name == "Nodule":
             calcified = f.kind == "calcified"
