@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from medmodal.cli import app
 from medmodal.engine.finetune.config import load_finetune_config
-from medmodal.models.encoder_export import load_image_encoder, save_image_encoder
+from medmodal.engine.finetune.train import run_finetune
+from medmodal.models.encoder_export import load_image_encoder, save_image_encoder, state_fingerprint
 
 runner = CliRunner()
 
@@ -112,9 +113,31 @@ def test_segmentation_from_an_exported_encoder_keeps_it_frozen(twins, tmp_path):
     assert metrics["encoder"]["kind"] == "export" and metrics["encoder"]["source"] == "test"
     assert metrics["metric"] == "dice" and set(metrics["test"]) >= {"dice", "dice_dataset", "focal", "dice_log"}
     assert 0 <= metrics["value"] <= 1
-    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert torch.equal(state["model.unet.encoder.layer1.0.conv1.weight"], encoder.layer1[0].conv1.weight)
-    assert torch.equal(state["model.unet.encoder.bn1.running_mean"], encoder.bn1.running_mean)  # BN kept in eval
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not any(k.startswith("model.unet.encoder.") for k in checkpoint["state_dict"])  # frozen: not stored
+    assert checkpoint["frozen_encoder"]["fingerprint"] == state_fingerprint(encoder.state_dict())
+    assert any(k.startswith("model.unet.decoder.") for k in checkpoint["state_dict"])
+
+
+def test_a_frozen_encoder_stays_identical_batchnorm_included(twins, tmp_path):
+    """RSNA segmentation (masks from boxes) through the Python API: the encoder at the end of
+    training equals the loaded one, running statistics included (kept in eval mode)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class Snapshot(Callback):
+        def on_fit_end(self, trainer, module):
+            self.state = {k: v.clone() for k, v in module.model.encoder.state_dict().items()}
+            self.encoder_training = module.model.encoder.training
+
+    cfg = load_finetune_config(preset="finetune_tiny_segmentation", dataset="rsna")
+    cfg.data.root, cfg.out_dir, cfg.trainer.max_epochs = str(twins["rsna"]), str(tmp_path / "rsna-seg"), 1
+    snapshot = Snapshot()
+    result = run_finetune(cfg, resume="never", extra_callbacks=[snapshot])
+    start, _ = load_image_encoder("random", arch="resnet18", seed=42)
+    assert snapshot.encoder_training is False
+    assert snapshot.state.keys() == start.state_dict().keys()
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in snapshot.state.items())
+    assert result["dataset"] == "rsna" and result["metric"] == "dice" and result["counts"]["test"] > 0
 
 
 def test_detection_on_object_cxr(twins, tmp_path):

@@ -17,7 +17,8 @@ the cached-feature path, :class:`~medmodal.engine.finetune.features.FeatureDatas
 
 Training batches: shuffled with a ``torch.Generator`` seeded by ``trainer.seed``, the last
 incomplete batch dropped when the split holds at least one batch (the references' ``drop_last``);
-under DDP Lightning shards them (``use_distributed_sampler``). Validation / test keep every image.
+under DDP Lightning shards them (``use_distributed_sampler``). Validation / test keep every image,
+each scored once under DDP too (Lightning's ``UnrepeatedDistributedSampler``, no padding repeats).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from medmodal.data.cxr.downstream import (ClassificationDataset, DetectionDatase
                                           sample_training_fraction)
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.records import CXRDataWarning
+from medmodal.distributed import is_distributed
 from medmodal.engine.finetune.config import FinetuneConfig, resolved_resize
 from medmodal.engine.finetune.features import FeatureCache, FeatureDataset, extract_missing, feature_cache_key
 from medmodal.io import atomic_write_json
@@ -178,9 +180,15 @@ class FinetuneDataModule(L.LightningDataModule):
         batch = d.batch_size if shuffle else (d.eval_batch_size or d.batch_size)
         workers = 0 if self.cached_features else d.num_workers
         generator = torch.Generator().manual_seed(int(self.cfg.trainer.seed)) if shuffle else None
-        return DataLoader(dataset, batch_size=batch, shuffle=shuffle, generator=generator, num_workers=workers,
-                          pin_memory=torch.cuda.is_available(), drop_last=shuffle and len(dataset) >= batch,
-                          persistent_workers=workers > 0,
+        sampler = None
+        if not shuffle and is_distributed() and torch.distributed.get_world_size() > 1:
+            # every image scored exactly once (Lightning's default sampler would pad with repeats)
+            from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=batch, shuffle=shuffle if sampler is None else None, sampler=sampler,
+                          generator=generator, num_workers=workers, pin_memory=torch.cuda.is_available(),
+                          drop_last=shuffle and len(dataset) >= batch, persistent_workers=workers > 0,
                           collate_fn=collate_detection if self.cfg.task == "detection" else None)
 
     def train_dataloader(self) -> DataLoader:
