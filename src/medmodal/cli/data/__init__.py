@@ -1,3 +1,4 @@
-"""``medmodal data ...``: one module per kind of data (volumes: BraTS / MyoPS / nnU-Net layouts)."""
+"""``medmodal data ...``: one module per kind of data (volumes: BraTS / MyoPS / nnU-Net layouts; cxr: chest
+X-ray image-report datasets)."""
 
-from medmodal.cli.data import volumes  # noqa: F401  (registers the commands)
+from medmodal.cli.data import cxr, volumes  # noqa: F401  (registers the commands)
