@@ -11,6 +11,8 @@ Every run folder gets the fully resolved config as ``config.yaml``.
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,15 @@ class ExperimentConfig:
     out_dir: str = "runs/dmafnet"
 
 
-def _from_dict(cls, data: dict | None, where: str):
+def _from_dict(cls, data: dict | None, where: str, base=None):
+    """Build dataclass ``cls`` from a mapping; unknown keys are refused (naming them).
+
+    A nested dataclass field starts from the field's *default instance* (so a section whose defaults
+    differ from its class's, e.g. ``field(default_factory=lambda: OptimSettings(lr=5e-4))``, keeps
+    them for the keys the mapping does not set); ``base`` is that instance for ``cls`` itself.
+    """
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
     data = dict(data or {})
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
@@ -117,22 +127,58 @@ def _from_dict(cls, data: dict | None, where: str):
     kwargs = {}
     for name, value in data.items():
         f = names[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if base is not None:
+            default = getattr(base, name)
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
-            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}")
+            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}", base=default)
         elif isinstance(default, tuple) and isinstance(value, list):
             kwargs[name] = tuple(value)
+        elif isinstance(value, str) and _is_float_field(cls, name):
+            kwargs[name] = _float(value, f"{where}.{name}")
         else:
             kwargs[name] = value
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def _is_float_field(cls, name: str) -> bool:
+    """Whether field ``name`` of ``cls`` is annotated ``float`` or ``float | None``."""
+    try:
+        hint = typing.get_type_hints(cls)[name]
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: no coercion
+        return False
+    return hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType)
+                             and set(typing.get_args(hint)) == {float, type(None)})
+
+
+def _float(text: str, where: str) -> float:
+    """YAML 1.1 reads ``1e-3`` (no dot) as text: a float field takes it as the number it means."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+
+
+def dataclass_from_dict(cls, data: dict | None, where: str = "config"):
+    """Any config dataclass ``cls`` from a plain mapping (nested sections, tuples from lists).
+
+    Raises:
+        ValueError: an unknown key (named with its section), a section that is not a mapping.
+    """
+    return _from_dict(cls, data, where)
 
 
 def config_from_dict(data: dict | None, where: str = "config") -> ExperimentConfig:
     return _from_dict(ExperimentConfig, data, where)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
+def read_yaml_mapping(path: str | Path | None, overrides: list[str] | None = None) -> dict:
+    """The mapping in a YAML file (``{}`` for ``None``) with ``a.b=value`` overrides applied.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not YAML, not a mapping, a bad override.
+    """
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -146,7 +192,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ValueError(f"{path}: a config must be a mapping at the top level")
     for item in overrides or []:
         apply_override(data, item)
-    return config_from_dict(data, where=str(path or "config"))
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``a.b=value`` overrides."""
+    return config_from_dict(read_yaml_mapping(path, overrides), where=str(path or "config"))
 
 
 def apply_override(data: dict, item: str) -> None:
@@ -163,7 +214,8 @@ def apply_override(data: dict, item: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def config_to_dict(cfg: ExperimentConfig) -> dict:
+def config_to_dict(cfg) -> dict:
+    """Any config dataclass as plain YAML-able data (tuples become lists)."""
     def plain(value):
         if isinstance(value, tuple):
             return [plain(v) for v in value]
@@ -176,7 +228,8 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
     return plain(dataclasses.asdict(cfg))
 
 
-def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:
+def save_config(cfg, path: str | Path) -> Path:
+    """Write any config dataclass as YAML (atomically)."""
     return atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 

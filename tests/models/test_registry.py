@@ -1,4 +1,6 @@
-"""Registry-driven tests: every registered model x every subset of sequences.
+"""Registry-driven tests: every registered segmentation model x every subset of sequences.
+
+(Image-text models have their own contract and tests in ``tests/models/image_text``.)
 
 Each model is built tiny (``TINY_KWARGS[name]``, else ``DEFAULT_TINY``: every registered model
 accepts ``widths``) so that the whole folder runs in well under a minute on 2 CPU cores.
@@ -33,7 +35,7 @@ def images(batch: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, len(MODALITIES), *SIZE, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(scope="module", params=list_models())
+@pytest.fixture(scope="module", params=list_models(task="segmentation"))
 def model_name(request) -> str:
     return request.param
 
@@ -42,6 +44,17 @@ def model_name(request) -> str:
 def test_dmafnet_is_registered():
     assert "dmafnet" in list_models()
     assert list_models() == sorted(list_models())
+    assert set(list_models(task="segmentation")) | set(list_models(task="image_text")) == set(list_models())
+
+
+def test_task_tags():
+    from medmodal.models import get_model_task
+
+    assert get_model_task("dmafnet") == "segmentation"
+    with pytest.raises(ValueError, match="unknown task"):
+        register_model("_test_bad_task", task="no-such-task")
+    with pytest.raises(ValueError, match="needs modalities"):
+        create_model("dmafnet", num_classes=NUM_CLASSES)
 
 
 def test_unknown_name_raises_keyerror_listing_known():
@@ -62,6 +75,7 @@ def test_register_same_name_twice_is_rejected():
     from medmodal.models import registry
 
     registry._REGISTRY.pop("_test_dummy_net")  # keep the registry-driven tests to real models
+    registry._TASKS.pop("_test_dummy_net")
 
 
 def test_create_model_validates_arguments():

@@ -9,6 +9,7 @@ import typer
 
 from medmodal.cli.common import REAL_CASE_MAPPING, app, console, user_errors
 
+
 @app.command("benchmark")
 @user_errors
 def benchmark_cmd(
@@ -51,29 +52,75 @@ def benchmark_cmd(
 @app.command("bench-speed")
 @user_errors
 def bench_speed_cmd(
+    suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net: reference loop vs fast "
+                              "path) | cmcgns (CM-CGNS: per-sample vs batched train step)"),
     crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
     case_size: str = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)"),
     overlap: float = typer.Option(0.5, "--overlap", help="sliding-window overlap"),
     sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
-    steps: int = typer.Option(10, "--steps"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="timed steps (default: segmentation 10, cmcgns 3)"),
     widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
     compile: bool = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)"),
     compile_mode: str = typer.Option("default", "--compile-mode",
                                      help="default | reduce-overhead (CUDA graphs) | max-autotune | "
                                           "max-autotune-no-cudagraphs"),
-    batch_size: int = typer.Option(1, "--batch-size", help="training crops per step (both loops)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="samples per step, both variants "
+                                             "(default: segmentation 1, cmcgns 32)"),
     evaluate: bool = typer.Option(True, help="also time the 15-subset evaluation and full-case inference"),
     channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
+    image_encoder: str = typer.Option("resnet18", "--image-encoder", help="cmcgns: timm backbone"),
+    image_size: int = typer.Option(128, "--image-size", help="cmcgns: image edge in pixels"),
+    text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="cmcgns: Hugging Face folder "
+                                                "(default: the shipped MiniLM-L6)"),
+    reports: Optional[Path] = typer.Option(None, "--reports", help="cmcgns: indiana_reports.csv for the batch's "
+                                           "text (default: shared/data/cxr-reports-real if found)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     device: Optional[str] = typer.Option(None, "--device"),
     peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
-    out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON report (default runs/bench_speed.json, "
+                                       "cmcgns: runs/bench_speed_cmcgns.json)"),
 ):
-    """Training / evaluation speed: reference-style fp32 loop vs medmodal's fast path."""
+    """Training / evaluation speed: reference-style loop vs medmodal's fast path."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    ignored = ([name for name, given in (("--widths", widths), ("--compile", compile), ("--peak-tflops", peak_tflops))
+                if given] if suite == "cmcgns" else
+               [name for name, given in (("--text-encoder", text_encoder), ("--reports", reports),
+                                         ("--image-encoder", image_encoder != "resnet18"),
+                                         ("--image-size", image_size != 128)) if given])
+    if ignored:
+        console.print(f"note: {', '.join(ignored)} ignored for --suite {suite}")
+    if suite == "cmcgns":
+        from medmodal.engine.image_text.speed import (
+            CMCGNSSpeedSettings,
+            format_cmcgns_report,
+            run_cmcgns_speed_benchmark,
+        )
+
+        if text_encoder is not None and not text_encoder.is_dir():
+            raise FileNotFoundError(f"{text_encoder}: no such folder (--text-encoder)")
+        if reports is not None and not reports.is_file():
+            raise FileNotFoundError(f"{reports}: no such file (--reports)")
+        out = out or Path("runs/bench_speed_cmcgns.json")
+        settings = CMCGNSSpeedSettings(image_encoder=image_encoder, image_size=image_size,
+                                       batch_size=batch_size or 32, steps=steps or 3, threads=threads,
+                                       text_encoder_path=str(text_encoder) if text_encoder else None,
+                                       reports_csv=str(reports) if reports else None,
+                                       **({"device": device} if device else {}))
+        report = run_cmcgns_speed_benchmark(settings, out)
+        console.print(format_cmcgns_report(report), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"JSON: {out}")
+        return
+    if suite != "segmentation":
+        raise ValueError(f"--suite must be segmentation or cmcgns, got {suite!r}")
     from medmodal.engine.segmentation.speed import SpeedSettings, format_report, run_speed_benchmark
 
+    out = out or Path("runs/bench_speed.json")
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
-                             steps=steps, compile=compile, compile_mode=compile_mode, batch_size=batch_size,
+                             steps=steps or 10, compile=compile, compile_mode=compile_mode, batch_size=batch_size or 1,
                              evaluate=evaluate, peak_tflops=peak_tflops, overlap=overlap,
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))

@@ -9,6 +9,7 @@ import typer
 
 from medmodal.cli.common import app, console, experiment_config, user_errors
 
+
 @app.command("train")
 @user_errors
 def train_cmd(
@@ -21,8 +22,10 @@ def train_cmd(
     override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
 ):
     """Train a model (DMAF-Net by default); writes checkpoints, logs and a model bundle into the run folder."""
+    from medmodal.distributed import is_global_zero
     from medmodal.engine.segmentation.train import run_training
 
     cfg = experiment_config(config, preset, out, data, override)
     run_dir = run_training(cfg, resume=resume)
-    console.print(f"run folder: {run_dir}  (model bundle: {run_dir / 'model'})")
+    if is_global_zero():  # under DDP every process runs this command; one reports
+        console.print(f"run folder: {run_dir}  (model bundle: {run_dir / 'model'})")

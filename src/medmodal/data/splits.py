@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -84,3 +84,23 @@ def load_or_make_splits(data_root: str | Path, case_ids: Sequence[str], seed: in
     except OSError:  # read-only dataset folder: the run folder copy is still written by the caller
         pass
     return splits
+
+
+def check_disjoint_groups(assignments: Iterable[tuple[str, str]], what: str = "patient") -> None:
+    """Refuse a group (e.g. a patient) that appears in more than one split.
+
+    Args:
+        assignments: ``(group, split)`` pairs, e.g. one per image row.
+        what: the group's name in the message.
+
+    Raises:
+        ValueError: naming the first offending group(s) and their splits.
+    """
+    seen: dict[str, set[str]] = {}
+    for group, split in assignments:
+        seen.setdefault(str(group), set()).add(str(split))
+    bad = {g: s for g, s in seen.items() if len(s) > 1}
+    if bad:
+        shown = "; ".join(f"{what} {g} in {', '.join(sorted(s))}" for g, s in sorted(bad.items())[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ValueError(f"{len(bad)} {what}(s) in more than one split: {shown}{more}")

@@ -66,5 +66,6 @@ class TrainingSpeedMonitor(Callback):
             torch.cuda.synchronize(pl_module.device)
         seconds = time.perf_counter() - self._start
         steps = trainer.global_step - self._first_step
-        pl_module.log("train/epoch_seconds", seconds, rank_zero_only=True)
-        pl_module.log("train/steps_per_s", steps / max(seconds, 1e-9), rank_zero_only=True)
+        # under DDP the epoch lasts as long as its slowest process: max time, min speed
+        pl_module.log("train/epoch_seconds", seconds, sync_dist=True, reduce_fx="max")
+        pl_module.log("train/steps_per_s", steps / max(seconds, 1e-9), sync_dist=True, reduce_fx="min")

@@ -1,12 +1,16 @@
-"""Segmentation networks for incomplete multi-sequence inputs, built through a registry.
+"""Networks built through one registry, tagged by task.
 
 >>> from medmodal.models import create_model, list_models
 >>> model = create_model("dmafnet", modalities=("flair", "t1", "t1ce", "t2"), num_classes=4)
+>>> list_models(task="segmentation"), list_models(task="image_text")
 
-Every model: ``forward(images [B, M, *S], modality_mask [B, M] bool) -> logits [B, K, *S]``.
+Segmentation models (:mod:`medmodal.models.segmentation`):
+``forward(images [B, M, *S], modality_mask [B, M] bool) -> logits [B, K, *S]``.
+Image-report models (:mod:`medmodal.models.image_text`): ``compute_losses(batch, stage=..., update_clusters=...)``,
+``encode_image``, ``encode_text``. timm and transformers are imported when such a model is built.
 """
 
-from medmodal.models.registry import create_model, get_model_factory, list_models, register_model
+from medmodal.models.registry import create_model, get_model_factory, get_model_task, list_models, register_model
 
 # importing a model module registers it
 from medmodal.models.segmentation.dmafnet import DMAFNet, DMAFNetConfig  # noqa: E402
@@ -14,6 +18,8 @@ from medmodal.models.segmentation.mmformer import MMFormer, MMFormerConfig  # no
 from medmodal.models.segmentation.passion import PASSIONNet  # noqa: E402
 from medmodal.models.segmentation.rfnet import RFNet, RFNetConfig  # noqa: E402
 from medmodal.models.segmentation.zero_unet import ZeroUNet, ZeroUNetConfig  # noqa: E402
+from medmodal.models.image_text.cmcgns import CMCGNS, CMCGNSConfig  # noqa: E402
 
-__all__ = ["create_model", "list_models", "register_model", "get_model_factory", "DMAFNet", "DMAFNetConfig",
-           "MMFormer", "MMFormerConfig", "PASSIONNet", "RFNet", "RFNetConfig", "ZeroUNet", "ZeroUNetConfig"]
+__all__ = ["create_model", "list_models", "register_model", "get_model_factory", "get_model_task", "DMAFNet",
+           "DMAFNetConfig", "MMFormer", "MMFormerConfig", "PASSIONNet", "RFNet", "RFNetConfig", "ZeroUNet",
+           "ZeroUNetConfig", "CMCGNS", "CMCGNSConfig"]

@@ -24,6 +24,7 @@ import torch
 from medmodal.config import ExperimentConfig, config_to_dict
 from medmodal.data.missing import all_subsets
 from medmodal.data.volumes.spec import get_spec
+from medmodal.distributed import all_gather_no_grad
 from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
 from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
@@ -168,8 +169,7 @@ class SegmentationModule(L.LightningModule):
         """
         if self.trainer is None or self.trainer.world_size == 1:
             return gaps.detach()
-        stacked = self.all_gather(gaps.detach())  # [world, M]
-        return torch.nanmean(stacked, dim=0)
+        return torch.nanmean(all_gather_no_grad(gaps), dim=0)  # [world, M] -> [M]
 
     def on_fit_start(self) -> None:
         self.dtm.to(self.device)  # after any checkpoint restore: DTM state beside the step's tensors
@@ -181,9 +181,9 @@ class SegmentationModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         if self.use_dtm:
             self.dtm.step_epoch()
-            for i, name in enumerate(self.spec.modalities):
-                self.log(f"dtm/weight_{name}", float(self.dtm.loss_weights[i]))
-                self.log(f"dtm/grad_scale_{name}", float(self.dtm.grad_scales[i]))
+            for i, name in enumerate(self.spec.modalities):  # equal on every process (gaps are gathered)
+                self.log(f"dtm/weight_{name}", float(self.dtm.loss_weights[i]), sync_dist=True)
+                self.log(f"dtm/grad_scale_{name}", float(self.dtm.grad_scales[i]), sync_dist=True)
 
     # ---------------------------------------------------------------- validation
     def validation_step(self, item: dict, batch_idx: int) -> None:

@@ -1,0 +1,112 @@
+"""``medmodal finetune`` (chest X-ray downstream tasks) and ``medmodal finetune-speed`` (linear-probe speed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medmodal.cli.common import app, console, user_errors
+
+
+@app.command("finetune")
+@user_errors
+def finetune_cmd(
+    task: Optional[str] = typer.Option(None, "--task", help="classification | segmentation | detection "
+                                       "(default: the preset's)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="chexpert | rsna | covidx | siim | object-cxr"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the dataset's folder, as distributed (data.root)"),
+    fraction: Optional[float] = typer.Option(None, "--fraction", help="label fraction of the training split: "
+                                             "0.01 | 0.1 | 1 (default 1)"),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="pre-training run folder | export folder | "
+                                          "image_encoder folder | weights .safetensors/.pth/.pt | imagenet:PATH | "
+                                          "random (default random)"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="timm architecture of a weight file or random init "
+                                       "(default resnet50; an export names its own)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config, e.g. finetune_chexpert_linear, "
+                                         "finetune_siim_segmentation, finetune_rsna_detection, "
+                                         "finetune_tiny_classification"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
+    override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/finetune/"
+                                       "<dataset>-<task>-<fraction>-seed<seed>)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default: the task's reference seed)"),
+    unfreeze: bool = typer.Option(False, "--unfreeze", help="fine-tune the encoder too (optim.encoder_lr, "
+                                  "default lr / 10)"),
+    exact_protocol: bool = typer.Option(False, "--exact-protocol", help="classification: re-encode the augmented "
+                                        "images every epoch as the references (default: cached features, no "
+                                        "training augmentation)"),
+    resume: str = typer.Option("auto", "--resume", help="auto (skip a finished run, continue from last.ckpt) | "
+                               "never | PATH"),
+):
+    """Fine-tune a pre-trained image encoder on a chest X-ray downstream task (MGCA / CM-CGNS protocol);
+    writes checkpoints, logs, splits, metrics.json and results.csv into the run folder."""
+    from medmodal.distributed import is_global_zero
+    from medmodal.engine.finetune.config import check_config, load_finetune_config
+    from medmodal.engine.finetune.train import format_result, run_finetune
+
+    cfg = load_finetune_config(config, preset, list(override), task=task, dataset=dataset)
+    if data is not None:
+        cfg.data.root = str(data)
+    if fraction is not None:
+        cfg.data.fraction = float(fraction)
+    if encoder is not None:
+        cfg.encoder.source = encoder
+    if arch is not None:
+        cfg.encoder.arch = arch
+    if seed is not None:
+        cfg.trainer.seed = int(seed)
+    if out is not None:
+        cfg.out_dir = str(out)
+    if unfreeze:
+        cfg.encoder.freeze = False
+    check_config(cfg)
+    if exact_protocol:
+        if cfg.task != "classification":
+            raise ValueError("--exact-protocol applies to classification (segmentation and detection always "
+                             "run the encoder on every batch)")
+        cfg.classification.features, cfg.classification.train_transform = "augmented", "reference"
+    if not cfg.data.root or not Path(cfg.data.root).exists():
+        raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")
+    result = run_finetune(cfg, resume=resume)
+    if not is_global_zero():  # under DDP every process runs this command; one reports
+        return
+    for note in result.get("notes", []):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if result.get("skipped"):
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+    console.print(format_result(result), highlight=False, soft_wrap=True)
+    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+
+
+@app.command("finetune-speed")
+@user_errors
+def finetune_speed_cmd(
+    out: Path = typer.Option(Path("runs/bench_finetune"), "--out", help="working folder (data, runs, speed.json)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="a dataset folder (default: write a synthetic twin "
+                                        "into OUT/data)"),
+    dataset: str = typer.Option("rsna", "--dataset", "-d", help="classification dataset (rsna | covidx | chexpert)"),
+    images: int = typer.Option(240, "--images", help="images of the synthetic twin"),
+    encoder: str = typer.Option("random", "--encoder", help="as medmodal finetune --encoder"),
+    arch: str = typer.Option("resnet18", "--arch"),
+    image_size: int = typer.Option(224, "--image-size"),
+    epochs: int = typer.Option(15, "--epochs"),
+    batch_size: int = typer.Option(48, "--batch-size"),
+    accelerator: str = typer.Option("cpu", "--accelerator", help="cpu | gpu"),
+):
+    """Linear probe on cached features vs re-encoding every epoch: wall time and test metric, side by side."""
+    from medmodal.data.cxr.downstream import synth_downstream
+    from medmodal.engine.finetune.speed import LinearProbeSpeedSettings, format_speed_report, run_linear_probe_speed
+
+    if data is None:
+        data = out / "data" / dataset
+        if not data.is_dir():
+            with console.status("drawing the synthetic twin"):
+                synth_downstream(out / "data", dataset, images=images, size=256, seed=0)
+    settings = LinearProbeSpeedSettings(data=str(data), dataset=dataset, encoder=encoder, arch=arch,
+                                        image_size=image_size, epochs=epochs, batch_size=batch_size,
+                                        accelerator=accelerator)
+    report = run_linear_probe_speed(settings, out)
+    console.print(format_speed_report(report), highlight=False, markup=False)
+    console.print(f"JSON: {out / 'speed.json'}", highlight=False)

@@ -1,0 +1,249 @@
+"""COVIDx (COVID-Net, Wang et al. 2020) as distributed: space-separated label files + image folders.
+
+Layout (COVID-Net ``labels/`` or the Kaggle "COVIDx CXR" release)::
+
+    train_COVIDx9A.txt      patient_id filename label source      (no header)
+    test_COVIDx9A.txt
+    train/<filename>        images of the train file
+    test/<filename>         images of the test file
+
+Label files are searched in the folder, then in its ``labels/`` subfolder (``train*.txt`` /
+``test*.txt``; give ``train_file`` / ``test_file`` when there are several).
+
+Labels: ``normal`` / ``pneumonia`` / ``COVID-19`` -> class 0 / 1 / 2 (MGCA / CM-CGNS
+``preprocess/covidx.py``; 3-way softmax CE, top-1 accuracy); files of the binary releases
+(``negative`` / ``positive``, e.g. ``test_COVIDx9B.txt``) read as classes 0 / 1. The reference
+maps every label it does not know to COVID-19; here an unknown label is bad input, and other
+spellings of the three names (case, ``COVID19``) are accepted with a note.
+
+Irregular rows of the real files, tolerated and reported (notes):
+
+* 3-column rows without ``source`` (``test_COVIDx5.txt``: its 197 RSNA rows): source ``""``;
+* the source typo ``rnsa`` (199 rows of ``train_COVIDx9A.txt``): read as ``rsna``.
+
+Any other number of fields is bad input (named by file and line).
+
+Splits (MGCA): the official train file is cut 80 / 20 into train / val (seed 0), BY PATIENT (the
+reference cuts rows, so a patient's images can land in both), the official test file is the
+test split. Patient ids are taken as given (in ``train_COVIDx9A.txt`` no id is shared by two
+sources).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from medmodal.data.cxr.downstream.base import DownstreamDataset, DownstreamReadResult, DownstreamSample
+from medmodal.data.cxr.downstream.splits import check_no_leakage, split_by_group
+from medmodal.data.cxr.downstream.synthetic import check_twin_args, draw, fake_uuid, rng_for, save_picture, side
+from medmodal.data.cxr.findings import Finding
+from medmodal.data.cxr.records import CXRDataError, decode_lenient, has_undecodable
+from medmodal.io import atomic_write_text
+
+THREE_CLASS = ("normal", "pneumonia", "COVID-19")
+BINARY = ("negative", "positive")
+SPELLINGS = {"normal": "normal", "pneumonia": "pneumonia", "covid-19": "COVID-19", "covid19": "COVID-19",
+             "covid_19": "COVID-19", "negative": "negative", "positive": "positive"}
+SOURCE_TYPOS = {"rnsa": "rsna"}
+VAL_FRACTION = 0.2
+
+DESCRIPTOR = DownstreamDataset(
+    name="covidx", title="COVIDx (COVID-Net label files)", tasks=("classification",), label_names=THREE_CLASS,
+    label_kind="multiclass", metrics={"classification": "accuracy"}, classification_augment="crop",
+    splits={"train": "80 % of the official train file's patients", "val": "20 % of them",
+            "test": "official test file"})
+
+
+def find_label_file(root: Path, kind: str) -> Path:
+    """The one ``<kind>*.txt`` in ``root`` (else in ``root/labels``). Raises CXRDataError otherwise."""
+    for folder in (root, root / "labels"):
+        found = sorted(folder.glob(f"{kind}*.txt")) if folder.is_dir() else []
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise CXRDataError(f"{folder}: several COVIDx {kind} files ({', '.join(p.name for p in found)}); "
+                               f"give the one to read")
+    raise CXRDataError(f"{root}: no COVIDx {kind}*.txt label file (here or in labels/)")
+
+
+def read_covidx(root: str | Path, task: str = "classification", train_file: str | Path | None = None,
+                test_file: str | Path | None = None, seed: int = 0, val_fraction: float = VAL_FRACTION,
+                image_root: str | Path | None = None, check_images: bool = True,
+                skip_bad: bool = False) -> DownstreamReadResult:
+    """Read COVIDx (module docstring).
+
+    Args:
+        root: the folder with the label files (or ``labels/``) and the ``train/`` / ``test/`` images.
+        train_file / test_file: label files (default: found in ``root``).
+        val_fraction: share of the official train file's patients that form val.
+        image_root: the folder holding ``train/`` and ``test/`` (default ``root``).
+        check_images: every listed image must exist (a missing one is bad input).
+
+    Raises:
+        CXRDataError: no / several label files, a row with other than 3 or 4 fields, an unknown
+            label, a file listed twice, a train and test file of different label sets, a missing
+            image (rows skipped and counted under ``skip_bad``).
+        ValueError: a patient in two splits (e.g. in the official train and test files).
+    """
+    DESCRIPTOR.check_task(task)
+    root = Path(root)
+    if not root.is_dir():
+        raise CXRDataError(f"{root}: not a folder (expected the COVIDx folder with train*.txt / test*.txt)")
+    image_root = Path(image_root) if image_root is not None else root
+    files = {"train": Path(train_file) if train_file else find_label_file(root, "train"),
+             "test": Path(test_file) if test_file else find_label_file(root, "test")}
+    result = DownstreamReadResult(task=task)
+    label_sets = {}
+    for split, path in files.items():
+        rows, label_sets[split] = _read_label_file(path, result, skip_bad)
+        for line, (patient, filename, label, source) in rows:
+            image = image_root / split / filename
+            if check_images and not image.is_file():
+                result.bad(CXRDataError(f"{path}:{line}: image {image} not found"), skip_bad, path)
+                continue
+            result.samples.append(DownstreamSample(
+                sample_id=f"{split}/{filename}", patient_id=patient, image_path=image, split=split,
+                source=f"{path}:{line}", extra={"label": label, "source": source}))
+    if label_sets["train"] and label_sets["test"] and label_sets["train"] != label_sets["test"]:
+        raise CXRDataError(f"{files['test']}: labels {'/'.join(label_sets['test'])} but {files['train'].name} has "
+                           f"{'/'.join(label_sets['train'])}")
+    classes = label_sets["train"] or label_sets["test"] or THREE_CLASS
+    for s in result.samples:
+        s.class_index = classes.index(s.extra["label"])
+    result.dataset = dataclasses.replace(DESCRIPTOR, label_names=classes)
+    split_by_group([s for s in result.samples if s.split == "train"], (1 - val_fraction, val_fraction), seed,
+                   names=("train", "val"))
+    check_no_leakage(result.samples)
+    return result
+
+
+def _read_label_file(path: Path, result: DownstreamReadResult, skip_bad: bool):
+    """``[(line, (patient, filename, label, source))]`` and the file's label set (3-class or binary)."""
+    text = decode_lenient(path)
+    rows, seen = [], {}
+    three, typos, respelled = 0, Counter(), Counter()
+    for line, raw in enumerate(text.splitlines(), start=1):
+        fields = raw.split()
+        if not fields:
+            continue
+        where = f"{path}:{line}"
+        if has_undecodable(raw):
+            result.bad(CXRDataError(f"{where}: not UTF-8 text"), skip_bad, path)
+            continue
+        if len(fields) not in (3, 4):
+            result.bad(CXRDataError(f"{where}: {len(fields)} fields, expected 'patient_id filename label source' "
+                                    f"(4, or 3 without source)"), skip_bad, path)
+            continue
+        patient, filename, label = fields[:3]
+        source = fields[3] if len(fields) == 4 else ""
+        three += len(fields) == 3
+        canonical = SPELLINGS.get(label.lower())
+        if canonical is None:
+            result.bad(CXRDataError(f"{where}: unknown label {label!r} (expected normal, pneumonia, COVID-19 or "
+                                    f"negative, positive)"), skip_bad, path)
+            continue
+        if canonical != label:
+            respelled[f"{label} -> {canonical}"] += 1
+        if source.lower() in SOURCE_TYPOS:
+            typos[source] += 1
+            source = SOURCE_TYPOS[source.lower()]
+        if filename in seen:
+            result.bad(CXRDataError(f"{where}: {filename} is already listed on line {seen[filename]}"), skip_bad, path)
+            continue
+        seen[filename] = line
+        rows.append((line, (patient, filename, canonical, source)))
+    if three:
+        result.note(f"{path}: {three} row(s) have 3 columns (no source), read with source unknown")
+    for typo, n in typos.items():
+        result.note(f"{path}: {n} row(s) have source {typo!r}, read as {SOURCE_TYPOS[typo.lower()]!r} (a typo in the "
+                    f"COVIDx files)")
+    for change, n in respelled.items():
+        result.note(f"{path}: {n} label(s) spelt {change}")
+    labels = {r[1][2] for r in rows}
+    if labels and labels <= set(THREE_CLASS):
+        return rows, THREE_CLASS
+    if labels and labels <= set(BINARY):
+        return rows, BINARY
+    if labels:
+        raise CXRDataError(f"{path}: mixes 3-class (normal / pneumonia / COVID-19) and binary (negative / positive) "
+                           f"labels")
+    return rows, ()
+
+
+# ------------------------------------------------------------------------------------------- twin
+
+#: COVID-19 sources of the real files and how they name patients / files.
+_COVID_SOURCES = ("cohen", "sirm", "ricord", "bimcv", "stonybrook")
+
+
+def synth_covidx(out: str | Path, images: int = 120, size: int = 128, seed: int = 0) -> dict:
+    """Write a COVIDx twin: ``out/train_COVIDx9A.txt``, ``test_COVIDx9A.txt``, ``train/``, ``test/``.
+
+    Classes -> drawn findings (the generator's documented kinds): ``COVID-19`` = bilateral
+    peripheral ground-glass opacities, lower (or middle) zones, several patches (``peripheral``);
+    ``pneumonia`` = a lobar consolidation of one lung, upper or lower zone (``lobar``);
+    ``normal`` = nothing. About 40 / 30 / 30 %; 15 % of the images form the test file (new
+    patients). Sources as in the real files (normal / pneumonia from ``rsna``, 1 in 10 of them
+    written ``rnsa``; COVID-19 from cohen, sirm, ricord, bimcv, stonybrook), some patients with
+    2-3 images, PNG and JPEG, a few RGB, non-square shapes; the test file's rsna rows have 3
+    columns (no source), as ``test_COVIDx5.txt``.
+    """
+    check_twin_args(images, size)
+    root = Path(out)
+    n_test = max(3, round(0.15 * images))
+    lines = {"train": [], "test": []}
+    counts = Counter()
+    k = patient_no = 0
+    for split, count in (("train", images - n_test), ("test", n_test)):
+        done = 0
+        while done < count:
+            patient_no += 1
+            meta = rng_for("covidx", seed, 10**6 + patient_no)
+            label = str(meta.choice(THREE_CLASS, p=[0.3, 0.3, 0.4]))
+            source = "rsna" if label != "COVID-19" else str(meta.choice(_COVID_SOURCES))
+            patient = fake_uuid(meta) if source == "rsna" else _patient_id(source, patient_no)
+            series = int(meta.integers(2, 4)) if source in ("cohen", "stonybrook") and meta.random() < 0.4 else 1
+            for j in range(min(series, count - done)):
+                rng = rng_for("covidx", seed, k)
+                filename = _filename(source, patient, j, rng)
+                shape = [(size, size), (size, round(0.85 * size)), (round(0.85 * size), size)][int(rng.integers(3))]
+                picture = draw(_findings(label, rng), size, rng, shape)
+                save_picture(root / split / filename, picture.image, rgb=source == "cohen" and j == 0)
+                written = "rnsa" if source == "rsna" and split == "train" and rng.random() < 0.1 else source
+                fields = [patient, filename, label] + ([] if split == "test" and source == "rsna" else [written])
+                lines[split].append(" ".join(fields))
+                counts[(split, label)] += 1
+                k += 1
+                done += 1
+    atomic_write_text(root / "test_COVIDx9A.txt", "\n".join(lines["test"]) + "\n")
+    atomic_write_text(root / "train_COVIDx9A.txt", "\n".join(lines["train"]) + "\n")
+    return {"dataset": "covidx", "root": str(root), "images": images, "patients": patient_no,
+            "classes": {f"{s} {c}": n for (s, c), n in sorted(counts.items())}}
+
+
+def _findings(label: str, rng: np.random.Generator) -> list[Finding]:
+    if label == "COVID-19":
+        return [Finding("Lung Opacity", "bilateral", str(rng.choice(["lower", "middle"], p=[0.7, 0.3])), "",
+                        True, "peripheral")]
+    if label == "pneumonia":
+        return [Finding("Consolidation", side(rng), str(rng.choice(["upper", "lower"], p=[0.3, 0.7])), kind="lobar")]
+    return []
+
+
+def _patient_id(source: str, number: int) -> str:
+    return {"cohen": str(number), "sirm": f"sirm-{number}", "ricord": f"419639-{number:06d}",
+            "bimcv": f"sub-S{number:05d}", "stonybrook": f"A{800000 + number}"}[source]
+
+
+def _filename(source: str, patient: str, j: int, rng: np.random.Generator) -> str:
+    if source == "rsna":
+        return f"{patient}.png"
+    if source == "ricord":
+        return f"MIDRC-RICORD-1C-{patient}-{int(rng.integers(10000, 99999))}-{j}.png"
+    suffix = ".jpeg" if source == "cohen" else ".jpg" if source == "sirm" else ".png"
+    return f"{re.sub(r'[^A-Za-z0-9-]', '', patient)}-{j}{suffix}"

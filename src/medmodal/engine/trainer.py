@@ -1,0 +1,125 @@
+"""Pieces every training engine shares: atomic checkpoints, resume, quiet Lightning, the Trainer.
+
+Used by the segmentation engine (:mod:`medmodal.engine.segmentation.train`) and the chest X-ray
+fine-tuning engine (:mod:`medmodal.engine.finetune.train`); each engine says what it monitors.
+
+Run-folder conventions the trainer builds: ``checkpoints/best.ckpt`` (best value of the monitored
+metric) and ``checkpoints/last.ckpt`` (every epoch, overwritten), both written atomically
+(temporary file + rename); ``logs/metrics.csv`` (kept across resumed sessions) and
+``logs/events.*`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
+from medmodal.engine.loggers import KeepLogHistoryUntilResumePoint, ResumableCSVLogger
+from medmodal.io import atomic_path
+
+__all__ = ["AtomicCheckpointIO", "TRAIN_TIME_FILE", "find_resume_checkpoint", "quiet_lightning", "make_trainer",
+           "fit_time_seconds"]
+
+#: ``{"train_seconds": ...}`` written into a run folder: fit wall time (training and its
+#: validations), summed over interrupted and resumed sessions (Lightning ``Timer`` state).
+TRAIN_TIME_FILE = "train_time.json"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints to a temporary file and rename: a crash never leaves a torn ``last.ckpt``.
+    Loads with ``weights_only=True`` (no pickled code)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=True):
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
+    """``resume``: None/"never" -> start fresh; "auto" -> ``last.ckpt`` if present; else a path.
+
+    Raises:
+        FileNotFoundError: ``resume`` is a path that does not exist.
+    """
+    if resume in (None, "", "never", "none"):
+        return None
+    if resume == "auto":
+        last = Path(run_dir) / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint to resume from not found")
+    return str(path)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's tips that are noise for this workflow (not errors or real warnings)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    # Lightning's own use of a torch API that torch 2.13 deprecates: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
+def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, accelerator: str = "auto",
+                 devices: Any = "auto", num_nodes: int = 1, precision: str = "32-true", val_every_n_epochs: int = 1,
+                 log_every_n_steps: int = 10, progress_bar: bool = True, deterministic: bool = False,
+                 gradient_clip_val: float | None = None, early_stopping_patience: int | None = None,
+                 use_distributed_sampler: bool = False, extra_callbacks: Sequence[Callback] = ()) -> L.Trainer:
+    """A Lightning ``Trainer`` writing into ``run_dir`` with the shared callbacks and loggers.
+
+    Args:
+        monitor / mode: the validation metric of ``best.ckpt`` (and of early stopping), ``min`` / ``max``.
+        early_stopping_patience: validations without improvement of ``monitor`` before training
+            stops (``None``: no early stopping).
+        use_distributed_sampler: let Lightning shard plain samplers under DDP (an engine with its
+            own DDP-aware sampler passes ``False``).
+        extra_callbacks: appended after the shared ones.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    callbacks = [
+        # best.ckpt: best monitored value; last.ckpt: every epoch, overwritten (a separate unmonitored
+        # callback: Lightning's save_last only refreshes last.ckpt when another checkpoint is saved)
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                        enable_version_counter=False),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False),
+        LearningRateMonitor(logging_interval="epoch"),
+        Timer(),  # training wall time, kept in the checkpoints: the total over resumed sessions
+        TrainingSpeedMonitor(),  # train/steps_per_s and train/epoch_seconds per epoch
+        KeepLogHistoryUntilResumePoint(),  # a resumed run's metrics.csv keeps the epochs before it
+    ]
+    if early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(early_stopping_patience),
+                                       min_delta=0.0, check_finite=False))
+    callbacks.extend(extra_callbacks)
+    if progress_bar:
+        # the loss shown is read back from the GPU as often as the loggers read it, not every step
+        callbacks.append(RichProgressBarEveryN(metrics_every_n_steps=log_every_n_steps, leave=True))
+    loggers = [ResumableCSVLogger(run_dir, name="logs", version=""),
+               TensorBoardLogger(run_dir, name="logs", version="")]
+    return L.Trainer(
+        default_root_dir=run_dir, max_epochs=max_epochs, accelerator=accelerator, devices=devices,
+        num_nodes=num_nodes, precision=precision, callbacks=callbacks, logger=loggers,
+        check_val_every_n_epoch=val_every_n_epochs, log_every_n_steps=log_every_n_steps,
+        enable_progress_bar=progress_bar, deterministic=deterministic, gradient_clip_val=gradient_clip_val,
+        plugins=[AtomicCheckpointIO()], use_distributed_sampler=use_distributed_sampler, num_sanity_val_steps=0,
+        enable_model_summary=False,
+    )
+
+
+def fit_time_seconds(trainer: L.Trainer) -> float:
+    """Training wall time of ``trainer`` so far (its ``Timer``; summed over resumed sessions)."""
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+    return float(timer.time_elapsed("train"))

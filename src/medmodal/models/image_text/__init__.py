@@ -1,0 +1,48 @@
+"""Image-report pre-training networks (chest X-rays + radiology reports).
+
+>>> from medmodal.models import create_model
+>>> model = create_model("cmcgns", image_encoder="resnet18", image_size=128)   # task "image_text"
+>>> losses = model.compute_losses(batch, stage=1, update_clusters=True)        # dict, "loss" = total
+
+Modules: :mod:`.encoders` (timm image / Hugging Face text encoders), :mod:`.layers` (sentence
+pooling, sigmoid cross-attention, CM-MIR decoder), :mod:`.clustering` (online k-means),
+:mod:`.objectives` (the loss functions, re-exported by :mod:`medmodal.losses.image_text`),
+:mod:`.cmcgns` (the method) and :mod:`.reference_loop` (per-sample comparison implementation).
+"""
+
+from medmodal.models.image_text.clustering import OnlineKMeans
+from medmodal.models.image_text.cmcgns import BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures
+from medmodal.models.image_text.encoders import (
+    ImageEncoder,
+    ImageFeatures,
+    TextEncoder,
+    default_text_encoder_path,
+    load_weight_file,
+)
+from medmodal.models.image_text.layers import (
+    LocalCrossAttention,
+    ReconstructionDecoder,
+    SentenceAttentionPool,
+    pool_sentences,
+    prediction_mlp,
+    spatial_token_mask,
+)
+
+__all__ = [
+    "CMCGNS",
+    "CMCGNSConfig",
+    "CMCGNSFeatures",
+    "BATCH_KEYS",
+    "ImageEncoder",
+    "ImageFeatures",
+    "TextEncoder",
+    "default_text_encoder_path",
+    "load_weight_file",
+    "OnlineKMeans",
+    "LocalCrossAttention",
+    "ReconstructionDecoder",
+    "SentenceAttentionPool",
+    "pool_sentences",
+    "prediction_mlp",
+    "spatial_token_mask",
+]

@@ -1,0 +1,47 @@
+"""The CM-CGNS speed benchmark runs both formulations on one batch and writes its table / JSON
+(timings are measured, never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.engine.image_text.speed import (
+    CMCGNSSpeedSettings,
+    format_cmcgns_report,
+    load_report_sentences,
+    run_cmcgns_speed_benchmark,
+)
+
+TINY = dict(embed_dim=32, num_clusters=4, decoder_channels=(8,), decoder_layers=1, text_pool_heads=4)
+
+
+@pytest.mark.slow
+def test_benchmark_tiny_run_with_the_real_minilm_tokenizer(tmp_path):
+    settings = CMCGNSSpeedSettings(image_encoder="test_resnet", image_size=64, batch_size=3, steps=1, warmup=1,
+                                   max_text_length=32, model_kwargs=TINY)
+    report = run_cmcgns_speed_benchmark(settings, tmp_path / "speed.json")
+    saved = json.loads((tmp_path / "speed.json").read_text())
+    assert set(saved["results"]) == {"train_stage1", "train_stage2", "heads_only_stage2"}
+    for row in report["results"].values():
+        assert row["per_sample"]["clusters_active"] and row["batched"]["clusters_active"]
+        assert row["speedup"] > 0 and row["batched"]["seconds_per_step"] > 0
+    table = format_cmcgns_report(report)
+    assert "heads only" in table and report["batch"]["sentences"] >= 4
+
+
+def test_report_sentences_fallback_and_file(tmp_path):
+    reports, source = load_report_sentences(tmp_path / "absent.csv", 5)
+    assert len(reports) == 5 and all(reports) and "fallback" in source
+    csv_file = tmp_path / "indiana_reports.csv"
+    csv_file.write_text("uid,findings,impression\n1,Heart normal. Lungs clear.,No acute disease.\n2,,\n")
+    reports, _ = load_report_sentences(csv_file, 1)
+    assert reports == [["No acute disease", "Heart normal", "Lungs clear"]]
+
+
+def test_cli_rejects_unknown_suite():
+    result = CliRunner().invoke(app, ["bench-speed", "--suite", "nope"])
+    assert result.exit_code == 1 and "--suite" in result.output
