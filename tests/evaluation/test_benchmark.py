@@ -28,6 +28,7 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
     with open(report / "subset_results.csv") as fh:
         per_subset = list(csv.DictReader(fh))
     assert len(per_subset) == 3 * 16 and per_subset[0]["subset"] == "flair" and per_subset[15]["subset"] == "Average"
+    assert {r["eval_protocol"] for r in per_subset} == {"passion"}
     assert "## imbalanced protocol: Dice ET (%) per subset" in text
     assert text.startswith("# Benchmark - scored under `passion`")
     assert "## imbalanced protocol: methods (scored under `passion`)" in text

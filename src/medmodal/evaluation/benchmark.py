@@ -293,6 +293,7 @@ def subset_results(rows: Sequence[dict], runs: Path) -> list[dict]:
         hd95 = subset_table(cases, modalities, regions, "HD95")
         for d, h in zip(dice, hd95):
             out.append({"method": row["method"], "protocol": row["protocol"], "seed": row["seed"],
+                        "eval_protocol": row.get("eval_protocol", LEGACY_PROTOCOL),
                         "subset": d["subset"], **{f"Dice_{g}": 100 * d[g] for g in regions},
                         **{f"HD95_{g}": h[g] for g in regions}})
     return out

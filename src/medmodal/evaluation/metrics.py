@@ -141,8 +141,7 @@ def surface_distances(pred: np.ndarray | torch.Tensor, ref: np.ndarray | torch.T
         raise ValueError("surface distances need two non-empty masks (empty regions follow the protocol's values)")
     with warnings.catch_warnings():  # MONAI warns about its own use of a deprecated argument
         warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
-        _, distances, _ = get_edge_surface_distance(pred_t, ref_t, spacing=spacing, symmetric=True,
-                                                    warn_empty=False)
+        _, distances, _ = get_edge_surface_distance(pred_t, ref_t, spacing=spacing, symmetric=True)
     forward, backward = (np.asarray(d.cpu().numpy() if isinstance(d, torch.Tensor) else d, np.float64)
                          for d in distances)
     return forward, backward
