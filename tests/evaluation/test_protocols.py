@@ -18,8 +18,9 @@ from tests.conftest import BRATS_REAL, requires_real_data
 CASE = BRATS_REAL / "TCGA-DU-7294"
 ALGORITHMS = ("hnfnetv1-20", "isen-20", "sanet0-20", "scan-20", "yixinmpl-20")
 
-# Expected values computed ONCE with medpy 0.5.2 (loli/medpy, run with numpy 2.4.6, outside the
-# project: medpy is not a dependency) on the region masks of each algorithm segmentation vs
+# Expected values computed ONCE with medpy 0.5.2 (loli/medpy, run with numpy 2.4.6; medpy is a test extra
+# only, and test_stored_values_are_medpys re-checks them when it is installed) on the region masks of each
+# algorithm segmentation vs
 # TCGA-DU-7294_seg_fusion (WT = labels {1, 2, 4}, TC = {1, 4}; 1 mm isotropic grid):
 #   Dice = medpy.metric.binary.dc(pred, ref)
 #   pooled HD95 = medpy.metric.binary.hd95(pred, ref, (1, 1, 1))        (what PASSION calls)
@@ -75,6 +76,62 @@ def test_real_case_matches_medpy(real_case, protocol):
             assert scores["Dice_ETPro"] == 1.0 and scores["HD95_ETPro"] == 0.0, name
         else:
             assert "Dice_ETPro" not in scores
+
+
+def _medpy():
+    """medpy's binary metrics, or a skip (a test dependency: ``pip install medpy``)."""
+    return pytest.importorskip("medpy.metric.binary", reason="medpy not installed (test extra)")
+
+
+def _crop(*masks, margin=2):
+    """The masks cut to their joint foreground box plus ``margin``: medpy's edges and distances are
+    unchanged (every edge voxel stays inside, none appears at the cut), and its distance
+    transforms run on a small array."""
+    box = np.argwhere(np.logical_or.reduce(masks))
+    lo, hi = np.maximum(box.min(0) - margin, 0), box.max(0) + margin + 1
+    return tuple(m[tuple(slice(a, b) for a, b in zip(lo, hi))] for m in masks)
+
+
+@requires_real_data
+def test_stored_values_are_medpys(real_case):
+    """The stored MEDPY values are what medpy itself computes now (skipped without medpy)."""
+    binary = _medpy()
+    preds, ref = real_case
+    directed = getattr(binary, "__surface_distances")
+    for name, pred in preds.items():
+        for region, (dice, pooled, max_directed) in MEDPY[name].items():
+            classes = BRATS2020.regions[region]
+            p, r = _crop(np.isin(pred, classes), np.isin(ref, classes))
+            assert binary.dc(p, r) == pytest.approx(dice, abs=1e-12), (name, region)
+            assert binary.hd95(p, r, (1, 1, 1)) == pytest.approx(pooled, abs=1e-9), (name, region)
+            worst = max(np.percentile(directed(a, b, (1, 1, 1), 1), 95) for a, b in ((p, r), (r, p)))
+            assert worst == pytest.approx(max_directed, abs=1e-9), (name, region)
+        assert int((pred == BRATS2020.et_class).sum()) == PREDICTED_ET[name]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_shapes_match_medpy_live(seed):
+    """Random blobs on an anisotropic grid: Dice, pooled / max-directed HD95 and HD against medpy."""
+    binary = _medpy()
+    rng = np.random.default_rng(seed)
+    from scipy.ndimage import binary_dilation, gaussian_filter
+
+    noise = gaussian_filter(rng.normal(size=(2, 28, 26, 14)), sigma=(0, 2.5, 2.5, 1.5))
+    pred, ref = noise[0] > 0.05, noise[1] > 0.05
+    pred[rng.integers(0, 28, 3), rng.integers(0, 26, 3), rng.integers(0, 14, 3)] = True  # isolated voxels
+    ref = binary_dilation(ref & pred, iterations=1) | ref  # overlapping, not identical
+    spacing = tuple(rng.uniform(0.5, 3.0, 3))
+    directed = getattr(binary, "__surface_distances")
+    worst = max(np.percentile(directed(a, b, spacing, 1), 95) for a, b in ((pred, ref), (ref, pred)))
+    wt_pred, wt_ref = pred.astype(np.uint8) * 2, ref.astype(np.uint8) * 2  # edema: WT only
+    passion = region_metrics(wt_pred, wt_ref, BRATS2020, spacing, protocol="passion")
+    legacy = region_metrics(wt_pred, wt_ref, BRATS2020, spacing, protocol=LEGACY_PROTOCOL)
+    assert passion["Dice_WT"] == pytest.approx(binary.dc(pred, ref), abs=1e-6)
+    assert passion["HD95_WT"] == pytest.approx(binary.hd95(pred, ref, spacing), abs=1e-3)
+    assert legacy["HD95_WT"] == pytest.approx(worst, abs=1e-3)
+    # myops: medpy's hd without a voxel spacing (voxels), as MyoPS-Net's test_metrics.py calls it
+    myops = region_metrics(pred.astype(np.uint8) * 4, ref.astype(np.uint8) * 4, MYOPS2020, spacing, protocol="myops")
+    assert myops["HD_Edema+Scar"] == pytest.approx(binary.hd(pred, ref), abs=1e-3)
 
 
 def _ellipsoids():

@@ -56,7 +56,6 @@ def test_evaluate_all_subsets(trained_run):
     assert result.heatmap.stat().st_size > 1000
 
 
-
 @pytest.mark.parametrize("protocol", ["passion", "brats-challenge", "monai-max-directed"])
 def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
     _, run = trained_run
