@@ -8,7 +8,12 @@ def test_defaults_are_the_paper_protocol():
     assert cfg.optim.optimizer == "adamw" and cfg.optim.lr == 2e-4 and cfg.optim.weight_decay == 1e-4
     assert cfg.optim.schedule == "poly" and cfg.optim.poly_power == 0.9
     assert cfg.trainer.max_epochs == 300 and cfg.data.batch_size == 1 and cfg.data.crop_size == (80, 80, 80)
-    assert cfg.eval.overlap == 0.5 and cfg.eval.et_min_voxels == 500
+    assert cfg.eval.overlap == 0.5 and cfg.eval.protocol == "auto" and cfg.eval.et_min_voxels is None
+    from medmodal.data.volumes.spec import BRATS2020
+    from medmodal.evaluation.protocols import et_threshold, get_protocol
+
+    protocol = get_protocol(cfg.eval.protocol, BRATS2020)  # PASSION's evaluation, ET threshold 500 voxels
+    assert protocol.name == "passion" and et_threshold(protocol, cfg.eval.et_min_voxels) == 500
 
 
 def test_yaml_roundtrip_and_overrides(tmp_path):

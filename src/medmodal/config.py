@@ -1,8 +1,10 @@
 """Experiment configuration: plain dataclasses with paper defaults, read from / written to YAML.
 
 The defaults reproduce the DMAF-Net / PASSION BraTS2020 protocol (AdamW 2e-4, weight decay
-1e-4, poly(0.9), 300 epochs, batch 1, 80^3 crops, sliding window 80^3 with 50 % overlap, ET
-post-processing < 500 voxels). ``configs/demo_cpu.yaml`` shrinks everything for 2 CPU cores.
+1e-4, poly(0.9), 300 epochs, batch 1, 80^3 crops, sliding window 80^3 with 50 % overlap, scored
+with PASSION's evaluation protocol: ``eval.protocol: auto`` picks each dataset's reference
+protocol, see :mod:`medmodal.evaluation.protocols`). ``configs/demo_cpu.yaml`` shrinks
+everything for 2 CPU cores.
 
 Unknown keys in a YAML file are an error naming the key (typos must not be silently ignored).
 Every run folder gets the fully resolved config as ``config.yaml``.
@@ -93,7 +95,10 @@ class EvalConfig:
     roi_size: tuple[int, ...] = (80, 80, 80)
     overlap: float = 0.5
     sw_batch_size: int = 2
-    et_min_voxels: int = 500
+    # how predictions are scored: auto (passion for BraTS, myops for MyoPS) | passion | brats-challenge |
+    # monai-max-directed | myops (medmodal.evaluation.protocols); runs without the field: monai-max-directed
+    protocol: str = "auto"
+    et_min_voxels: int | None = None  # ET post-processing threshold; None: the protocol's (500)
     hd95: bool = True
     val_subsets: str = "full"  # full | all: subsets scored during validation
 

@@ -22,13 +22,19 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["method"] for r in rows] == ["dmafnet", "zero_unet", "dmafnet w/o RD"]
     assert all(0 <= float(r["Dice_WT"]) <= 100 and float(r["parameters"]) > 0 for r in rows)
+    assert all(r["eval_protocol"] == "passion" and r["Dice_ETPro"] for r in rows)
     assert (report / "dice_bars.png").stat().st_size > 1000
     # the papers' main table: every method on each of the 15 subsets, per region
     with open(report / "subset_results.csv") as fh:
         per_subset = list(csv.DictReader(fh))
     assert len(per_subset) == 3 * 16 and per_subset[0]["subset"] == "flair" and per_subset[15]["subset"] == "Average"
+    assert {r["eval_protocol"] for r in per_subset} == {"passion"}
     assert "## imbalanced protocol: Dice ET (%) per subset" in text
-    table = text.split("## imbalanced protocol: Dice WT (%) per subset")[1].split("##")[0].strip().splitlines()
+    assert text.startswith("# Benchmark - scored under `passion`")
+    assert "## imbalanced protocol: methods (scored under `passion`)" in text
+    assert "## imbalanced protocol: Dice ETPro (%) per subset" in text and "| Dice ETPro |" in text
+    table = text.split("## imbalanced protocol: Dice WT (%) per subset (scored under `passion`)")[1]
+    table = table.split("##")[0].strip().splitlines()
     assert table[0] == "| FLAIR | T1 | T1ce | T2 | dmafnet | zero_unet | dmafnet w/o RD |" and len(table) == 2 + 16
     assert table[2].startswith("| ● | ○ | ○ | ○ | ") and table[-1].startswith("| Average |")
     zero_flair = [r for r in per_subset if r["method"] == "zero_unet" and r["subset"] == "flair"][0]
@@ -41,6 +47,13 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
     again = []
     run_benchmark(tmp_path, TINY, ["zero_unet"], ["imbalanced"], on_run=again.append)
     assert again[0] == seen[1]
+    # another evaluation protocol re-scores the finished run (no re-training) and says so
+    trained = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    report = run_benchmark(tmp_path, TINY, ["zero_unet"], ["imbalanced"], on_run=again.append,
+                           eval_protocol="brats-challenge")
+    assert again[1]["eval_protocol"] == "brats-challenge" and again[1]["train_s"] == seen[1]["train_s"]
+    assert "Dice_ETPro" not in again[1] and (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == trained
+    assert (report / "report.md").read_text().startswith("# Benchmark - scored under `brats-challenge`")
 
 
 def test_every_method_config_is_valid(tmp_path):
@@ -53,6 +66,10 @@ def test_every_method_config_is_valid(tmp_path):
 def test_cli_rejects_unknown_method(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--methods", "unet9000"])
     assert result.exit_code == 1 and "unknown method" in result.output
+    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--protocol", "myops"])
+    assert result.exit_code == 1 and "choose another --protocol" in result.output
+    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--protocol", "hd99"])
+    assert result.exit_code == 1 and "unknown evaluation protocol 'hd99'" in result.output
 
 
 def test_cli_real_case_errors(tmp_path, monkeypatch):

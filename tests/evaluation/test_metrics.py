@@ -69,7 +69,7 @@ def test_identical_masks():
     ref = cube((3, 4, 5), size=10, cls=2)
     ref[6:10, 7:11, 8:12] = 1
     ref[7:9, 8:10, 9:11] = 3
-    scores = region_metrics(ref.copy(), ref, BRATS2020, spacing=(1.0, 1.2, 3.0))
+    scores = region_metrics(ref.copy(), ref, BRATS2020, spacing=(1.0, 1.2, 3.0), et_min_voxels=0)
     for region in (WT, TC, ET):
         assert scores[f"Dice_{region}"] == pytest.approx(1.0)
         assert scores[f"HD95_{region}"] == 0.0
@@ -114,7 +114,7 @@ def test_matches_monai_on_the_whole_volume():
     flip = rng.random(SHAPE) < 0.05
     pred[flip] = rng.integers(0, 4, flip.sum())
     spacing = (1.0, 0.8, 2.0)
-    scores = region_metrics(pred, ref, BRATS2020, spacing=spacing)
+    scores = region_metrics(pred, ref, BRATS2020, spacing=spacing, et_min_voxels=0)
     one_hot = [torch.from_numpy(classes_to_regions(x, BRATS2020))[None].float() for x in (pred, ref)]
     full = compute_hausdorff_distance(*one_hot, include_background=True, percentile=95, spacing=spacing)[0]
     for i, region in enumerate((WT, TC, ET)):

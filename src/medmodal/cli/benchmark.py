@@ -16,7 +16,8 @@ def benchmark_cmd(
     out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
     profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20 min) | gpu-full"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
-    protocols: str = typer.Option("balanced,imbalanced", "--protocols", help="balanced,imbalanced"),
+    protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
+                                  help="missing-sequence protocols trained under: balanced,imbalanced"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="comma list (default: the profile's)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
     real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
@@ -25,6 +26,9 @@ def benchmark_cmd(
                                              "$MEDMODAL_REAL_CASE, else shared/data/brats-real/"
                                              "TCGA-DU-7294 beside the working folder or the checkout)"),
     real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
+    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol every run is scored "
+                                                "under (default: the runs' config, passion): passion | "
+                                                "brats-challenge | monai-max-directed"),
 ):
     """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
     from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
@@ -44,7 +48,8 @@ def benchmark_cmd(
                            [int(s) for s in seeds.split(",")] if seeds else None, epochs, real, real_cases,
                            on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
                                                           f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
-                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"))
+                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"),
+                           eval_protocol=eval_protocol)
     console.print((report / "report.md").read_text(), markup=False, highlight=False)
     console.print(f"report: {report}")
 

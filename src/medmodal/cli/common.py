@@ -26,6 +26,9 @@ REAL_CASE_MAPPING = "flair=*_fla_bet*,t1=*_t1_bet*,t1ce=*_t1c_bet*,t2=*_t2_bet*,
 MapOpt = typer.Option(None, "--map", help="glob per sequence, e.g. 'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*'")
 LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023 | "
                                                   "myops2020); default: the layout's")
+ProtocolOpt = typer.Option("auto", "--protocol", help="evaluation protocol: auto (passion for BraTS, myops for "
+                                                       "MyoPS) | passion | brats-challenge | monai-max-directed "
+                                                       "| myops")
 DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
                                                     "brats2020 | brats2023 | myops2020")
 

@@ -21,11 +21,14 @@ def evaluate_cmd(
     hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol: passion | brats-challenge | "
+                                           "monai-max-directed | myops | auto; default: the run's eval.protocol "
+                                           "(monai-max-directed for runs that predate protocols)"),
 ):
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
     from medmodal.evaluation.report import run_evaluation
 
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
-                            labels=labels, hd95=hd95, progress=progress, precision=precision)
+                            labels=labels, hd95=hd95, progress=progress, precision=precision, protocol=protocol)
     console.print(result.markdown)
     console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")

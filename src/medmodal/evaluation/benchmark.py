@@ -4,7 +4,14 @@ For each profile (:data:`PROFILES`), protocol (balanced random subsets / imbalan
 rates) and seed, every method (:data:`METHODS`) is trained into its own run folder
 ``<out>/runs/<protocol>/<method>/seed<k>`` and evaluated on the test split over all 15 subsets
 (``eval_test/``: per-subset CSV, table, heatmap). A finished run (its ``benchmark.json``
-exists) is skipped, so an interrupted benchmark continues where it stopped.
+exists) is skipped, so an interrupted benchmark continues where it stopped; a finished run scored
+under another evaluation protocol is re-scored (not re-trained), so one report never mixes
+protocols.
+
+Every run is scored under one evaluation protocol (:mod:`medmodal.evaluation.protocols`):
+``eval_protocol`` when given, else the runs' configured one (the demo preset's ``passion``, the
+protocol of the papers' code). It is named in the report's title lines and in ``results.csv``
+(``eval_protocol``); its columns (e.g. ``ETPro`` under ``passion``) are reported.
 
 Report (``<out>/report/``): ``report.md`` (comparison table and ablation table per protocol:
 average Dice over the 15 subsets and all test cases per region, mean HD95, parameters, training
@@ -31,6 +38,7 @@ import numpy as np
 
 from medmodal.config import load_config, packaged_config
 from medmodal.data.volumes.spec import BRATS2020
+from medmodal.evaluation.protocols import LEGACY_PROTOCOL, get_protocol
 from medmodal.evaluation.tables import ABSENT, AVERAGE, PRESENT, display_name, read_rows_csv, subset_table
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
@@ -144,25 +152,35 @@ def _slug(name: str) -> str:
 
 
 def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: int, data: Path, runs: Path,
-                       real_cases: Sequence[tuple[Path, str | None]] = ()) -> dict:
-    """Train + evaluate one (method, protocol, seed) unless already done; returns its summary row."""
+                       real_cases: Sequence[tuple[Path, str | None]] = (), eval_protocol: str | None = None) -> dict:
+    """Train + evaluate one (method, protocol, seed) unless already done; returns its summary row.
+
+    ``protocol`` is the missing-sequence protocol; ``eval_protocol`` the evaluation protocol
+    (``None``: the run config's). A finished run scored under another evaluation protocol (runs
+    from before protocols existed count as ``monai-max-directed``) is re-scored, not re-trained.
+    """
     from medmodal.engine.segmentation.train import TRAIN_TIME_FILE, run_training
     from medmodal.evaluation.report import run_evaluation
 
     run_dir = runs / protocol / _slug(method_name) / f"seed{seed}"
     done = run_dir / "benchmark.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     method = METHODS[method_name]
-    run_training(run_config(method, profile, protocol, seed, data, run_dir), resume="auto")
+    cfg = run_config(method, profile, protocol, seed, data, run_dir)
+    scoring = get_protocol(eval_protocol or cfg.eval.protocol, BRATS2020).name
+    previous = json.loads(done.read_text()) if done.is_file() else None
+    if previous is not None and previous.get("eval_protocol", LEGACY_PROTOCOL) == scoring:
+        return previous
+    if previous is None:
+        run_training(cfg, resume="auto")
     train_s = json.loads((run_dir / TRAIN_TIME_FILE).read_text())["train_seconds"]  # summed over resumes
-    rows = run_evaluation(run_dir, split="test", progress=False).rows
+    rows = run_evaluation(run_dir, split="test", progress=False, protocol=scoring).rows
     row = {"method": method_name, "protocol": protocol, "seed": seed, "ablation": method.ablation,
-           "parameters": _parameters(run_dir), "train_s": round(train_s, 1), **_averages(rows)}
+           "eval_protocol": scoring, "parameters": _parameters(run_dir), "train_s": round(train_s, 1),
+           **_averages(rows, scoring)}
     for root, mapping in real_cases:
         real = run_evaluation(run_dir, data=root, split="all", out=run_dir / "eval_real", progress=False,
-                              layout="mapping" if mapping else "auto", mapping=mapping).rows
-        row |= {f"real_{k}": v for k, v in _averages(real).items()}
+                              layout="mapping" if mapping else "auto", mapping=mapping, protocol=scoring).rows
+        row |= {f"real_{k}": v for k, v in _averages(real, scoring).items()}
     atomic_write_json(done, row)
     return row
 
@@ -174,10 +192,15 @@ def _parameters(run_dir: Path) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _averages(rows: Sequence[dict]) -> dict:
-    """Mean Dice (%) and HD95 per region over every (case, subset) row."""
+def _columns(eval_protocol: str | None) -> tuple[str, ...]:
+    """The reported columns (BraTS regions, ``ETPro`` under ``passion``) of an evaluation protocol."""
+    return get_protocol(eval_protocol or LEGACY_PROTOCOL, BRATS2020).columns(BRATS2020)
+
+
+def _averages(rows: Sequence[dict], eval_protocol: str) -> dict:
+    """Mean Dice (%) and HD95 per column over every (case, subset) row."""
     out = {}
-    for region in BRATS2020.region_names:
+    for region in _columns(eval_protocol):
         out[f"Dice_{region}"] = 100 * float(np.nanmean([r[f"Dice_{region}"] for r in rows]))
         out[f"HD95_{region}"] = float(np.nanmean([r.get(f"HD95_{region}", math.nan) for r in rows]))
     return out
@@ -186,14 +209,20 @@ def _averages(rows: Sequence[dict]) -> dict:
 def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods: Sequence[str] | None = None,
                   protocols: Sequence[str] = PROTOCOLS, seeds: Sequence[int] | None = None, epochs: int | None = None,
                   real: bool | None = None, real_cases: Sequence[tuple[Path, str | None]] = (),
-                  on_run: Callable[[dict], None] | None = None) -> Path:
-    """Run the benchmark; returns the report folder. See the module docstring."""
+                  on_run: Callable[[dict], None] | None = None, eval_protocol: str | None = None) -> Path:
+    """Run the benchmark; returns the report folder. See the module docstring.
+
+    ``protocols``: missing-sequence protocols (balanced / imbalanced); ``eval_protocol``: the
+    evaluation protocol every run is scored under (``None``: the runs' configured one, ``passion``).
+    """
     from medmodal.data.volumes.synthetic_brats import synth_brats
 
     prof = PROFILES[profile] if isinstance(profile, str) else profile
     if epochs is not None:
         prof = Profile(**{**prof.__dict__, "epochs": int(epochs)})
     methods = list(methods or METHODS)
+    if eval_protocol is not None:
+        get_protocol(eval_protocol, BRATS2020).columns(BRATS2020)  # unknown or non-BraTS protocol: fail now
     unknown = [m for m in methods if m not in METHODS] + [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
@@ -209,7 +238,7 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
         for seed in seeds or prof.seeds:
             for name in methods:
                 rows.append(train_and_evaluate(name, prof, protocol, seed, data, out / "runs",
-                                               real_cases if use_real else ()))
+                                               real_cases if use_real else (), eval_protocol))
                 on_run and on_run(rows[-1])
     return write_benchmark_report(rows, out / "report", out / "runs")
 
@@ -226,13 +255,15 @@ def _mean_std(values: Sequence[float], digits: int = 1, std: bool = True) -> str
 
 
 def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
-    """Markdown: one row per method (mean ± std over seeds)."""
+    """Markdown: one row per method (mean ± std over seeds); Dice per column of the evaluation
+    protocol (``ETPro`` too under ``passion``), Dice mean and HD95 mean over the regions WT/TC/ET."""
     regions = BRATS2020.region_names
-    head = ["method", *[f"Dice {r}" for r in regions], "Dice mean", "HD95 mean", "parameters", "train (s)"]
+    columns = _columns(rows[0].get("eval_protocol"))
+    head = ["method", *[f"Dice {r}" for r in columns], "Dice mean", "HD95 mean", "parameters", "train (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":--"] + ["--:"] * (len(head) - 1)) + "|"]
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        dice = [[r[f"{prefix}Dice_{g}"] for r in mine] for g in regions]
+        dice = [[r[f"{prefix}Dice_{g}"] for r in mine] for g in columns]
         mean_dice = [float(np.mean([r[f"{prefix}Dice_{g}"] for g in regions])) for r in mine]
         hd = [float(np.mean([r[f"{prefix}HD95_{g}"] for g in regions])) for r in mine]
         cells = [method, *[_mean_std(d) for d in dice], _mean_std(mean_dice), _mean_std(hd),
@@ -254,13 +285,15 @@ def subset_results(rows: Sequence[dict], runs: Path) -> list[dict]:
     """One row per (run, subset, incl. ``Average``): Dice (%) and HD95 per region, mean over test
     cases, read from each run's ``eval_test/subset_metrics.csv``."""
     out = []
-    modalities, regions = BRATS2020.modalities, BRATS2020.region_names
+    modalities = BRATS2020.modalities
     for row in rows:
+        regions = _columns(row.get("eval_protocol"))
         cases = read_rows_csv(runs / _rel(row, "subset_metrics.csv"))
         dice = subset_table(cases, modalities, regions, "Dice")
         hd95 = subset_table(cases, modalities, regions, "HD95")
         for d, h in zip(dice, hd95):
             out.append({"method": row["method"], "protocol": row["protocol"], "seed": row["seed"],
+                        "eval_protocol": row.get("eval_protocol", LEGACY_PROTOCOL),
                         "subset": d["subset"], **{f"Dice_{g}": 100 * d[g] for g in regions},
                         **{f"HD95_{g}": h[g] for g in regions}})
     return out
@@ -288,25 +321,40 @@ def methods_by_subset_table(subset_rows: Sequence[dict], region: str) -> str:
 
 
 def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -> Path:
-    """``report.md``, ``results.csv``, ``subset_results.csv`` and ``dice_bars.png`` in ``report_dir``."""
+    """``report.md``, ``results.csv``, ``subset_results.csv`` and ``dice_bars.png`` in ``report_dir``.
+
+    Raises:
+        ValueError: the rows were scored under different evaluation protocols.
+    """
+    scored = sorted({r.get("eval_protocol", LEGACY_PROTOCOL) for r in rows})
+    if len(scored) != 1:
+        raise ValueError(f"benchmark runs were scored under different evaluation protocols {scored}; re-run with "
+                         f"--protocol to score them all alike")
+    scoring = get_protocol(scored[0], BRATS2020)
+    rows = [{**r, "eval_protocol": scoring.name} for r in rows]
     report_dir = ensure_writable_dir(report_dir)
     atomic_write_text(report_dir / "results.csv", _csv_text(rows))
     per_subset = subset_results(rows, runs)
     atomic_write_text(report_dir / "subset_results.csv", _csv_text(per_subset))
-    parts = ["# Benchmark", "", "Average over the 15 subsets and all test cases (Dice in %, HD95 in mm). "
+    parts = [f"# Benchmark - scored under `{scoring.name}`", "",
+             f"Evaluation protocol {scoring.describe()} Training under the balanced / imbalanced "
+             f"missing-sequence protocols.", "",
+             "Average over the 15 subsets and all test cases (Dice in %, HD95 in mm). "
              "Per-run subset tables and heatmaps: `runs/<protocol>/<method>/seed<k>/eval_test/`.", ""]
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         mine = [r for r in rows if r["protocol"] == protocol]
         for title, group in (("methods", [r for r in mine if not r["ablation"] or r["method"] == "dmafnet"]),
                              ("DMAF-Net ablations", [r for r in mine if r["ablation"] or r["method"] == "dmafnet"])):
             if len({r["method"] for r in group}) > 1 or title == "methods":
-                parts += [f"## {protocol} protocol: {title}", "", comparison_table(group), ""]
+                parts += [f"## {protocol} protocol: {title} (scored under `{scoring.name}`)", "",
+                          comparison_table(group), ""]
         if "real_Dice_WT" in mine[0]:
-            parts += [f"## {protocol} protocol: real labelled case(s)", "", comparison_table(mine, "real_"), ""]
+            parts += [f"## {protocol} protocol: real labelled case(s) (scored under `{scoring.name}`)", "",
+                      comparison_table(mine, "real_"), ""]
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         mine = [r for r in per_subset if r["protocol"] == protocol]
-        for region in BRATS2020.region_names:
-            parts += [f"## {protocol} protocol: Dice {region} (%) per subset", "",
+        for region in scoring.columns(BRATS2020):
+            parts += [f"## {protocol} protocol: Dice {region} (%) per subset (scored under `{scoring.name}`)", "",
                       methods_by_subset_table(mine, region), ""]
     parts += ["## Runs", ""] + [f"- `{r['protocol']}/{_slug(r['method'])}/seed{r['seed']}`: "
                                 f"[table](../runs/{_rel(r, 'table.md')}), "
@@ -348,6 +396,7 @@ def dice_bars(rows: Sequence[dict], path: Path) -> Path:
         ax.set_ylabel("Dice (%) over 15 subsets")
         ax.set_ylim(0, 100)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
+    fig.suptitle(f"scored under {rows[0].get('eval_protocol', LEGACY_PROTOCOL)}", fontsize=9)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path

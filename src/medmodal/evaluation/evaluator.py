@@ -1,9 +1,9 @@
 """Evaluate a model on every case under every subset of sequences.
 
 For each case and each non-empty subset of the sequences the case has, the missing sequences
-are masked, the whole volume is predicted by sliding windows, ET post-processing is applied,
-and Dice / HD95 are computed per region (BraTS conventions, see
-:mod:`medmodal.evaluation.metrics`). The result is a list of rows
+are masked, the whole volume is predicted by sliding windows, and Dice / HD95 are computed per
+region under an evaluation protocol (its empty-region rules and ET post-processing, see
+:mod:`medmodal.evaluation.protocols`). The result is a list of rows
 ``{case_id, subset, Dice_WT, ..., HD95_ET}``, one per (case, subset).
 """
 
@@ -19,21 +19,28 @@ from torch import nn
 from medmodal.data.missing import all_subsets, subset_name
 from medmodal.data.volumes.spec import DatasetSpec
 from medmodal.engine.segmentation.inference import inference_precision, predict_probabilities, predict_probabilities_all_subsets
-from medmodal.evaluation.metrics import postprocess_et, region_metrics
+from medmodal.evaluation.metrics import region_metrics
+from medmodal.evaluation.protocols import LEGACY_PROTOCOL, EvaluationProtocol
 
 
 @dataclass
 class SubsetEvaluation:
-    """Settings of a subset evaluation (defaults: the PASSION/RFNet protocol)."""
+    """Settings of a subset evaluation (window defaults: the PASSION/RFNet sliding window).
+
+    ``protocol`` (a name of :data:`medmodal.evaluation.protocols.PROTOCOLS` or an object) scores
+    the predictions; the default keeps the earlier convention for callers that do not choose one
+    (training-time validation). ``et_min_voxels``: ``None`` = the protocol's threshold.
+    """
 
     roi_size: Sequence[int] = (80, 80, 80)
     overlap: float = 0.5
     sw_batch_size: int = 2
-    et_min_voxels: int = 500
+    et_min_voxels: int | None = None
     hd95: bool = True
     shared_encoder: bool = True  # encode each sequence once per window, decode all subsets as a batch
     subset_chunk: int = 15  # subsets decoded together (bounds memory: chunk x classes x volume floats)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    protocol: str | EvaluationProtocol = LEGACY_PROTOCOL
 
 
 def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iterable[Sequence[bool]],
@@ -50,8 +57,8 @@ def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iter
     with inference_precision(image.device, settings.precision):
         predictions = list(_predicted_classes(model, image, masks, settings))
     for mask, pred in zip(masks, predictions):
-        pred = postprocess_et(pred, spec, min_voxels=settings.et_min_voxels)
-        scores = region_metrics(pred, reference, spec, spacing=item["spacing"], hd95=settings.hd95)
+        scores = region_metrics(pred, reference, spec, spacing=item["spacing"], hd95=settings.hd95,
+                                protocol=settings.protocol, et_min_voxels=settings.et_min_voxels)
         rows.append({"case_id": item["case_id"], "subset": subset_name(mask, spec.modalities), **scores})
     return rows
 

@@ -1,8 +1,13 @@
 """``medmodal evaluate``: score a trained model on every case x every subset and write the report.
 
 Outputs in ``<run>/eval_<split>/`` (or ``out``): ``subset_metrics.csv`` (one row per case and
-subset: Dice and HD95 per region), ``table.md`` (the papers' layout: Dice and HD95 tables, rows =
-subsets marked by present sequences, plus the average), ``dice_heatmap.png``.
+subset: Dice and HD95 per region, and the ``protocol`` column), ``table.md`` (the papers' layout:
+Dice and HD95 tables, rows = subsets marked by present sequences, plus the average; the
+evaluation protocol is named in the title and above the tables), ``dice_heatmap.png``.
+
+The protocol (:mod:`medmodal.evaluation.protocols`) is ``protocol`` when given, else the one
+the model bundle records (``eval.protocol`` of its training config); bundles written before
+protocols existed are scored with ``monai-max-directed``, so their numbers do not change.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from medmodal.engine.checkpoint import check_modalities, load_model
 from medmodal.engine.segmentation.inference import resolve_device
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
+from medmodal.evaluation.protocols import EvaluationProtocol, get_protocol, protocol_of_run
 from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv
 from medmodal.io import atomic_write_text, ensure_writable_dir
 
@@ -33,6 +39,7 @@ class EvaluationResult:
     csv: Path
     table: Path
     heatmap: Path
+    protocol: str = ""
 
 
 def _run_config(run: Path) -> ExperimentConfig | None:
@@ -65,8 +72,12 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
                    device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
-                   hd95: bool = True, progress: bool = True, precision: str = "auto") -> EvaluationResult:
-    """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report."""
+                   hd95: bool = True, progress: bool = True, precision: str = "auto",
+                   protocol: str | None = None) -> EvaluationResult:
+    """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report.
+
+    ``protocol``: an evaluation protocol name (or ``auto``); ``None`` = the one the bundle records.
+    """
     run = Path(run)
     data = Path(data) if data is not None else None
     device = resolve_device(device)
@@ -79,25 +90,39 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     cache_dir = cfg.data.cache_dir if (cfg and cfg.data.cache_dir and data is None) else default_cache_dir(root)
     dataset = CaseDataset(PreprocessedCache(cache_dir, spec), cases)
     ev = meta.get("eval", {})
+    chosen = get_protocol(protocol, spec) if protocol is not None else protocol_of_run(ev, spec)
+    note = "" if protocol is not None or "protocol" in ev else \
+        "(the model bundle records no protocol: it predates them and keeps its scoring; choose one with --protocol)"
+    chosen.columns(spec)  # a protocol for other regions: fail before predicting anything
     settings = SubsetEvaluation(tuple(ev.get("roi_size", (80, 80, 80))), ev.get("overlap", 0.5),
-                                ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95,
-                                precision=precision)
+                                ev.get("sw_batch_size", 2), ev.get("et_min_voxels"), hd95=hd95,
+                                precision=precision, protocol=chosen)
     with torch.inference_mode():
         rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
     return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
-                        title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95)
+                        title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95,
+                        protocol=chosen, et_min_voxels=settings.et_min_voxels, note=note)
 
 
-def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True) -> EvaluationResult:
+def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True,
+                 protocol: str | EvaluationProtocol | None = None, et_min_voxels: int | None = None,
+                 note: str = "") -> EvaluationResult:
+    """Write ``subset_metrics.csv``, ``table.md`` and ``dice_heatmap.png`` for ``rows`` scored under
+    ``protocol`` (``None``: ``monai-max-directed``); each row gets a ``protocol`` column; ``note``
+    is appended to the protocol line of ``table.md``."""
+    protocol = get_protocol(protocol, spec)
     out_dir = ensure_writable_dir(out_dir)
-    regions = spec.region_names
+    columns = protocol.columns(spec)
+    rows = [{**row, "protocol": protocol.name} for row in rows]
     csv = write_rows_csv(rows, out_dir / "subset_metrics.csv")
-    parts = [f"# {title}", "", "## Dice (%)", "",
-             markdown_subset_table(rows, spec.modalities, regions, metric="Dice", scale=100, digits=2)]
+    line = f"Evaluation protocol {protocol.describe(et_min_voxels)}" + (f" {note}" if note else "")
+    parts = [f"# {title} - scored under `{protocol.name}`", "", line, "", "## Dice (%)", "",
+             markdown_subset_table(rows, spec.modalities, columns, metric="Dice", scale=100, digits=2)]
     if hd95:
-        parts += ["", "## HD95 (mm)", "", markdown_subset_table(rows, spec.modalities, regions, metric="HD95",
-                                                                   scale=1, digits=2)]
+        parts += ["", f"## {protocol.distance} ({protocol.distance_unit})", "",
+                  markdown_subset_table(rows, spec.modalities, columns, metric=protocol.distance, scale=1, digits=2)]
     markdown = "\n".join(parts) + "\n"
     table = atomic_write_text(out_dir / "table.md", markdown)
-    heatmap = subset_heatmap(rows, spec.modalities, regions, out_dir / "dice_heatmap.png", metric="Dice", title=title)
-    return EvaluationResult(rows, markdown, csv, table, Path(heatmap))
+    heatmap = subset_heatmap(rows, spec.modalities, columns, out_dir / "dice_heatmap.png", metric="Dice",
+                             title=f"{title} ({protocol.name})")
+    return EvaluationResult(rows, markdown, csv, table, Path(heatmap), protocol.name)

@@ -47,9 +47,10 @@ def display_subset(mask: Sequence[bool], modalities: Sequence[str]) -> str:
     return "+".join(display_name(m) for m, present in zip(modalities, mask) if present)
 
 
-def write_rows_csv(rows: Sequence[dict], path: str | Path) -> Path:
-    """Write rows to ``path`` (atomic). Columns: ``case_id, subset``, then metrics in first-seen order."""
-    columns = list(KEY_COLUMNS)
+def write_rows_csv(rows: Sequence[dict], path: str | Path, key_columns: Sequence[str] = KEY_COLUMNS) -> Path:
+    """Write rows to ``path`` (atomic). Columns: ``key_columns`` (default ``case_id, subset``), then
+    every other key in first-seen order; floats at full precision."""
+    columns = list(key_columns)
     for row in rows:
         columns += [key for key in row if key not in columns]
     buffer = io.StringIO()

@@ -49,9 +49,12 @@ def test_spec_registered():
     assert spec.num_classes == 6 and spec.spatial_dims == 2 and spec.normalization == "volume"
     assert spec.regions["Scar"] == (5,) and spec.regions["Edema+Scar"] == (4, 5)
     assert set(spec.regions) == {"Scar", "Edema+Scar", "LV", "Myo", "RV"} and spec.et_class is None
-    values = np.array([0, 200, 500, 600, 1220, 2221])
+    # MyoPS 2020: 500 = LV blood pool, 200 = LV (normal) myocardium, 600 = RV blood pool
+    values = np.array([0, 500, 200, 600, 1220, 2221])
     np.testing.assert_array_equal(spec.encode_labels(values), [0, 1, 2, 3, 4, 5])
     np.testing.assert_array_equal(spec.decode_labels(np.arange(6)), values)
+    assert spec.class_names[spec.source_labels[500]] == "lv_blood_pool"
+    assert spec.class_names[spec.source_labels[200]] == "lv_myocardium"
     assert spec.decode_labels(np.arange(6)).dtype == np.uint16
 
 

@@ -1,5 +1,7 @@
 """Tiny train -> evaluate -> predict round trip on synthetic data (CPU, seconds)."""
 
+import json
+import shutil
 import warnings
 
 import nibabel as nib
@@ -52,6 +54,48 @@ def test_evaluate_all_subsets(trained_run):
     table = result.table.read_text()
     assert table.count("\n|") >= 17 and "Average" in table
     assert result.heatmap.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("protocol", ["passion", "brats-challenge", "monai-max-directed"])
+def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
+    _, run = trained_run
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--protocol", protocol, "-o", str(tmp_path / "ev"),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "ev" / "table.md").read_text()
+    assert f"scored under `{protocol}`" in table.splitlines()[0]
+    header = "| FLAIR | T1 | T1ce | T2 | WT | TC | ET | ETPro |" if protocol == "passion" else \
+        "| FLAIR | T1 | T1ce | T2 | WT | TC | ET |"
+    assert table.count(header) == 2  # Dice and HD95 tables
+    csv_lines = (tmp_path / "ev" / "subset_metrics.csv").read_text().splitlines()
+    assert "protocol" in csv_lines[0].split(",") and all(protocol in line for line in csv_lines[1:])
+
+
+def test_evaluate_protocol_errors_and_old_bundles(trained_run, tmp_path):
+    _, run = trained_run
+    result = CliRunner().invoke(app, ["evaluate", str(run), "--protocol", "myops", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "choose another --protocol" in result.output
+    assert run_evaluation(run, split="test", progress=False, out=tmp_path / "new").protocol == "passion"
+    # a run folder written before protocols existed: its bundle has no eval.protocol -> the old scoring
+    old = tmp_path / "old_run"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("eval_*", "checkpoints"))
+    meta = json.loads((old / "model" / "model.json").read_text())
+    del meta["eval"]["protocol"]
+    (old / "model" / "model.json").write_text(json.dumps(meta))
+    result = run_evaluation(old, split="test", progress=False)
+    assert result.protocol == "monai-max-directed" and "records no protocol" in result.markdown
+
+
+def test_score_reads_what_predict_writes(trained_run, tmp_path):
+    data, run = trained_run
+    result = CliRunner().invoke(app, ["predict", "-i", str(data), "-o", str(tmp_path / "pred"), "-m", str(run),
+                                      "--disable-progress-bar"])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "pred" / sorted((tmp_path / "pred").glob("*.nii.gz"))[0].name).unlink()  # one case not predicted
+    result = CliRunner().invoke(app, ["score", "-p", str(tmp_path / "pred"), "-r", str(data), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "pred" / "score_passion" / "summary.json").read_text())
+    assert summary["cases"] == 3 and len(summary["missing_predictions"]) == 1 and not summary["missing_references"]
 
 
 def test_resume_auto_continues_from_last(trained_run, tmp_path):

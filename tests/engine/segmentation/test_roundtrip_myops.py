@@ -61,14 +61,21 @@ def test_training_writes_a_2d_bundle(trained_myops):
 
 def test_evaluate_all_subsets(trained_myops):
     _, run = trained_myops
-    result = run_evaluation(run, split="test", progress=False)
-    assert len(result.rows) == 7  # one test case x 7 subsets of 3 sequences
+    result = run_evaluation(run, split="test", progress=False)  # the preset's protocol: MyoPS-Net's
+    assert result.protocol == "myops" and len(result.rows) == 7  # one test case x 7 subsets of 3 sequences
     assert len({r["subset"] for r in result.rows}) == 7
+    for row in result.rows:
+        for region in ("Scar", "Edema+Scar"):  # NaN Dice: the reference region is empty (left out of means)
+            assert np.isnan(row[f"Dice_{region}"]) or 0.0 <= row[f"Dice_{region}"] <= 1.0
+            assert np.isfinite(row[f"HD_{region}"])
+    table = result.table.read_text()
+    assert "| C0 | DE | T2 | Scar | Edema+Scar |" in table and "Average" in table and "## HD (voxels)" in table
+    # every region under a BraTS-style protocol
+    result = run_evaluation(run, split="test", progress=False, protocol="brats-challenge", out=run / "eval_all")
     for row in result.rows:
         for region in REGIONS:
             assert 0.0 <= row[f"Dice_{region}"] <= 1.0 and np.isfinite(row[f"HD95_{region}"])
-    table = result.table.read_text()
-    assert "| C0 | DE | T2 | Scar | Edema+Scar | LV | Myo | RV |" in table and "Average" in table
+    assert "| C0 | DE | T2 | Scar | Edema+Scar | LV | Myo | RV |" in result.table.read_text()
 
 
 def test_predict_cli_without_lge(trained_myops, tmp_path):

@@ -13,9 +13,11 @@ WT = {1, 2, 3}, TC = {1, 3}, ET = {3}.
 
 MyoPS 2020 (cardiac MR, myocardial pathology): sequences ``c0`` (bSSFP cine), ``de`` (LGE,
 late gadolinium enhancement) and ``t2`` (T2-weighted), named after the files'
-``_C0`` / ``_DE`` / ``_T2`` suffixes. File labels 0 background, 200 LV blood pool,
-500 LV myocardium (normal), 600 RV blood pool, 1220 myocardial edema, 2221 myocardial scar
-become classes 0..5. Regions: the challenge targets ``Scar`` = {scar} and
+``_C0`` / ``_DE`` / ``_T2`` suffixes. File labels 0 background, 500 LV blood pool,
+200 LV myocardium (normal), 600 RV blood pool, 1220 myocardial edema, 2221 myocardial scar
+become classes 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV, 4 edema, 5 scar (the
+MyoPS 2020 label description, as in the organisers' MyoPS-Net code: ``1-200-myo, 2-500-lv`` in
+``QJYBall/MyoPS-Net`` ``criterion/metrics.py``). Regions: the challenge targets ``Scar`` = {scar} and
 ``Edema+Scar`` = {edema, scar}; also reported: ``LV`` = LV blood pool, ``Myo`` = the whole LV
 myocardium {normal myocardium, edema, scar} (pathology lies inside the myocardium), ``RV`` =
 RV blood pool. The volumes are short-axis stacks of a few thick slices, so models work on
@@ -124,7 +126,7 @@ MYOPS_MODALITIES = ("c0", "de", "t2")
 MYOPS2020 = DatasetSpec(
     name="myops2020",
     modalities=MYOPS_MODALITIES,
-    source_labels={0: 0, 200: 1, 500: 2, 600: 3, 1220: 4, 2221: 5},
+    source_labels={0: 0, 500: 1, 200: 2, 600: 3, 1220: 4, 2221: 5},
     class_names=("background", "lv_blood_pool", "lv_myocardium", "rv_blood_pool", "edema", "scar"),
     regions={"Scar": (5,), "Edema+Scar": (4, 5), "LV": (1,), "Myo": (2, 4, 5), "RV": (3,)},
     et_class=None,

@@ -46,7 +46,7 @@ i.e. bSSFP: bright blood, dark myocardium (pathology barely visible); LGE: nulle
 myocardium, bright scar, intermediate blood; T2 (black-blood, fat-suppressed STIR): dark blood,
 bright edema (and oedematous scar).
 
-Labels follow MyoPS: 0 background, 200 LV blood pool, 500 LV myocardium, 600 RV blood pool,
+Labels follow MyoPS: 0 background, 500 LV blood pool, 200 LV myocardium, 600 RV blood pool,
 1220 edema, 2221 scar, stored as uint16 in ``<case>_gd.nii.gz``.
 
 Layout written by :func:`synth_myops` (the official flat one)::

@@ -27,6 +27,7 @@ from medmodal.data.volumes.spec import get_spec
 from medmodal.distributed import all_gather_no_grad
 from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
+from medmodal.evaluation.protocols import get_protocol
 from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
 from medmodal.models import create_model
 from medmodal.models.segmentation.blocks import to_channels_last_3d
@@ -63,6 +64,8 @@ def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
     """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.bundle``)."""
     spec = get_spec(cfg.data.dataset)
+    evaluation = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg.eval).items()}
+    evaluation["protocol"] = get_protocol(cfg.eval.protocol, spec).name  # "auto" resolved: the bundle says which
     return {
         "format": "medmodal-bundle/1",
         "model_name": cfg.model.name,
@@ -70,7 +73,7 @@ def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "num_classes": spec.num_classes,
         "model_kwargs": model_kwargs(cfg),
         "spec": spec.name,
-        "eval": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg.eval).items()},
+        "eval": evaluation,
     }
 
 
@@ -95,6 +98,7 @@ class SegmentationModule(L.LightningModule):
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
             raise ValueError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
                              f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
+        get_protocol(self.cfg.eval.protocol, self.spec).columns(self.spec)  # unknown protocol / regions: fail now
         self.eval_settings = SubsetEvaluation(self.cfg.eval.roi_size, self.cfg.eval.overlap,
                                               self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)
 

@@ -27,6 +27,7 @@ from medmodal.data.volumes.spec import DatasetSpec, get_spec
 from medmodal.engine.checkpoint import check_modalities
 from medmodal.engine.segmentation.inference import inference_precision, predict_probabilities
 from medmodal.evaluation.metrics import postprocess_et
+from medmodal.evaluation.protocols import et_threshold, protocol_of_run
 from medmodal.io import atomic_path, ensure_writable_dir
 
 
@@ -57,7 +58,8 @@ def predict_case(model: torch.nn.Module, meta: dict, case: Case, out_dir: Path, 
     ev = meta.get("eval", {})
     roi = options.roi_size or ev.get("roi_size", (80, 80, 80))
     overlap = options.overlap if options.overlap is not None else ev.get("overlap", 0.5)
-    min_et = options.et_min_voxels if options.et_min_voxels is not None else ev.get("et_min_voxels", 500)
+    min_et = options.et_min_voxels if options.et_min_voxels is not None else \
+        et_threshold(protocol_of_run(ev, spec), ev.get("et_min_voxels"))
     image = torch.from_numpy(pre.image).unsqueeze(0).to(device)
     with inference_precision(image.device, options.precision):
         probs = predict_probabilities(model, image, torch.from_numpy(pre.present), roi, overlap, options.sw_batch_size)
