@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import LabelsOpt, LayoutOpt, MapOpt, app, console, user_errors
+from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, SkipInvalidOpt, app, console,
+                                  user_errors)
 
 @app.command("evaluate")
 @user_errors
@@ -21,11 +22,13 @@ def evaluate_cmd(
     hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
     from medmodal.evaluation.report import run_evaluation
 
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
-                            labels=labels, hd95=hd95, progress=progress, precision=precision)
+                            labels=labels, hd95=hd95, progress=progress, precision=precision,
+                            affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
     console.print(result.markdown)
     console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")

@@ -1,5 +1,8 @@
 """``medmodal evaluate``: score a trained model on every case x every subset and write the report.
 
+Cases are brought to the model's training geometry (recorded in its bundle) and scored on their
+native grid against the label as stored (:mod:`medmodal.evaluation.evaluator`).
+
 Outputs in ``<run>/eval_<split>/`` (or ``out``): ``subset_metrics.csv`` (one row per case and
 subset: Dice and HD95 per region), ``table.md`` (the papers' layout: Dice and HD95 tables, rows =
 subsets marked by present sequences, plus the average), ``dice_heatmap.png``.
@@ -18,7 +21,8 @@ from medmodal.data.volumes.layouts import discover_cases
 from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
-from medmodal.engine.checkpoint import check_modalities, load_model
+from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE
+from medmodal.engine.checkpoint import check_modalities, load_model, model_geometry
 from medmodal.engine.segmentation.inference import resolve_device
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
@@ -65,8 +69,13 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
                    device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
-                   hd95: bool = True, progress: bool = True, precision: str = "auto") -> EvaluationResult:
-    """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report."""
+                   hd95: bool = True, progress: bool = True, precision: str = "auto",
+                   affine_tolerance: float = DEFAULT_AFFINE_TOLERANCE, skip_invalid: bool = False) -> EvaluationResult:
+    """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report.
+
+    ``affine_tolerance``: allowed affine difference between a case's files (fraction of a voxel);
+    ``skip_invalid``: constant / all-zero sequences are treated as missing (the report lists them).
+    """
     run = Path(run)
     data = Path(data) if data is not None else None
     device = resolve_device(device)
@@ -76,8 +85,10 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     root, cases = _select_cases(run, cfg, data, split, layout, mapping, labels, spec.modalities)
     for case in cases:
         check_modalities(meta, list(case.images), f"case {case.case_id}")
+    geometry = model_geometry(meta)
     cache_dir = cfg.data.cache_dir if (cfg and cfg.data.cache_dir and data is None) else default_cache_dir(root)
-    dataset = CaseDataset(PreprocessedCache(cache_dir, spec), cases)
+    cache = PreprocessedCache(cache_dir, spec, affine_tolerance, geometry=geometry, skip_invalid=skip_invalid)
+    dataset = CaseDataset(cache, cases, native=True)
     ev = meta.get("eval", {})
     settings = SubsetEvaluation(tuple(ev.get("roi_size", (80, 80, 80))), ev.get("overlap", 0.5),
                                 ev.get("sw_batch_size", 2), ev.get("et_min_voxels", 500), hd95=hd95,
@@ -85,14 +96,29 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     with torch.inference_mode():
         rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
     return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
-                        title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95)
+                        title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95,
+                        notes=_input_notes(cache, cases, geometry))
 
 
-def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True) -> EvaluationResult:
+def _input_notes(cache: PreprocessedCache, cases, geometry) -> list[str]:
+    """Report lines on the inputs: geometry applied, sequences treated as missing."""
+    entries = [cache.get(c) for c in cases]
+    changed = [e.case_id for e in entries if e.grid is not None and not e.grid.identity]
+    lines = [f"Training geometry: {geometry.describe() if geometry else 'not recorded (cases used as stored)'}; "
+             f"{len(changed)} of {len(entries)} cases reoriented / resampled to it, every case scored on its "
+             f"native grid."]
+    for e in entries:
+        for name, reason in (e.skipped or {}).items():
+            lines.append(f"case {e.case_id}: {name} treated as missing ({reason})")
+    return lines
+
+
+def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True,
+                 notes: list[str] | None = None) -> EvaluationResult:
     out_dir = ensure_writable_dir(out_dir)
     regions = spec.region_names
     csv = write_rows_csv(rows, out_dir / "subset_metrics.csv")
-    parts = [f"# {title}", "", "## Dice (%)", "",
+    parts = [f"# {title}", "", *[f"{line}  " for line in notes or []], *([""] if notes else []), "## Dice (%)", "",
              markdown_subset_table(rows, spec.modalities, regions, metric="Dice", scale=100, digits=2)]
     if hd95:
         parts += ["", "## HD95 (mm)", "", markdown_subset_table(rows, spec.modalities, regions, metric="HD95",
