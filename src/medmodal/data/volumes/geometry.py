@@ -13,8 +13,9 @@ before the network runs:
   :data:`RESAMPLE_RTOL` on an axis is resampled on that axis (``scipy.ndimage.zoom`` over the full
   voxel extent, ``grid_mode=True``: the field of view is kept, the new size is
   ``round(size * spacing / target)`` as in nnU-Net). Images: linear interpolation (keeps the
-  zero background of skull-stripped images exactly zero, so the brain mask stays tight; cubic
-  splines would ring into it). Labels: nearest neighbour.
+  zero background of skull-stripped images zero, and the non-zero region of each sequence is
+  resampled nearest-neighbour so the brain mask stays as tight as at the training spacing;
+  cubic splines would ring into the background). Labels: nearest neighbour.
 * **2-D datasets** (``spatial_dims=2``, MyoPS short-axis stacks: slices along the last array
   axis): the slice axis stays last, whatever its direction. Orientation permutes / flips the
   two in-plane axes only, and only when the stack's in-plane axes point along the training
@@ -198,10 +199,16 @@ class GridTransform:
 
     # ------------------------------------------------------------------ arrays
     def image_to_working(self, image: np.ndarray) -> np.ndarray:
-        """``[M, *native]`` float -> ``[M, *working]`` (reorient, then linear resampling per sequence)."""
+        """``[M, *native]`` float -> ``[M, *working]`` (reorient, then linear resampling per sequence).
+
+        Each sequence's zero background stays where nearest-neighbour resampling puts it: linear
+        interpolation would otherwise spread non-zero values one voxel into it (a looser brain box
+        and brain mask than at the training spacing).
+        """
         out = _apply(image, self.transform, lead=1)
         if self.resampled:
-            out = np.stack([_zoom(ch, self.working_shape, IMAGE_ORDER) for ch in out])
+            out = np.stack([_zoom(ch, self.working_shape, IMAGE_ORDER) * _zoom(ch != 0, self.working_shape, LABEL_ORDER)
+                            for ch in out])
         return out
 
     def label_to_working(self, label: np.ndarray) -> np.ndarray:
