@@ -56,7 +56,7 @@ def predict_cmd(
         used = "+".join(record["sequences_used"])
         skipped = "".join(f"; {m} skipped ({why})" for m, why in record["sequences_skipped"].items())
         grid = record["geometry"]["applied"] or {}
-        moved = [w for w, flag in (("reoriented", grid.get("reoriented")), ("resampled", grid.get("resampled"))) if flag]
+        moved = [w for w in ("reoriented", "resampled") if grid.get(w)]
         geometry = f"; {' + '.join(moved)} to the model's geometry" if moved else ""
         console.print(f"{case.case_id}: {status} ({used}{skipped}{geometry})", highlight=False)
 

@@ -76,7 +76,8 @@ def test_nii_and_nii_gz_for_one_sequence_is_an_error_naming_both(tmp_path):
     save_nifti(folder / "BraTS20_Training_002_flair.nii", images["flair"] * 2)  # a different volume
     with pytest.raises(LayoutError, match="two files for flair of case BraTS20_Training_002") as err:
         discover_cases(tmp_path)
-    assert f"{folder / 'BraTS20_Training_002_flair.nii'} and {folder / 'BraTS20_Training_002_flair.nii.gz'}" in str(err.value)
+    both = f"{folder / 'BraTS20_Training_002_flair.nii'} and {folder / 'BraTS20_Training_002_flair.nii.gz'}"
+    assert both in str(err.value)
 
 
 def test_nii_and_nii_gz_in_myops_layout(tmp_path):

@@ -153,7 +153,8 @@ def test_training_geometry_majority_orientation_and_median_spacing():
     affines = [lps, lps @ np.diag([1.0, 1.0, 1.5, 1.0]), np.diag([0.5, 0.5, 0.5, 1.0])]
     geometry = training_geometry(affines)
     assert geometry.axcodes == ("L", "P", "S") and geometry.spacing == (1.0, 1.0, 1.0)
-    assert training_geometry(affines, orientation="RAS", spacing=[2, 2, 2]) == Geometry(("R", "A", "S"), (2.0, 2.0, 2.0))
+    chosen = training_geometry(affines, orientation="RAS", spacing=[2, 2, 2])
+    assert chosen == Geometry(("R", "A", "S"), (2.0, 2.0, 2.0))
     assert Geometry.from_dict(geometry.to_dict()) == geometry
 
 

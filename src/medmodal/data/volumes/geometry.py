@@ -95,8 +95,8 @@ class Geometry:
     spatial_dims: int = 3
 
     def to_dict(self) -> dict[str, Any]:
-        return {"orientation": "".join(self.axcodes), "spacing": [None if s is None else float(s) for s in self.spacing],
-                "spatial_dims": self.spatial_dims}
+        spacing = [None if s is None else float(s) for s in self.spacing]
+        return {"orientation": "".join(self.axcodes), "spacing": spacing, "spatial_dims": self.spatial_dims}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Geometry":
@@ -110,7 +110,8 @@ class Geometry:
         return f"{''.join(self.axcodes)}, {mm} mm"
 
 
-def _orientation_transform(affine: np.ndarray, axcodes: Sequence[str], spatial_dims: int) -> tuple[np.ndarray, str | None]:
+def _orientation_transform(affine: np.ndarray, axcodes: Sequence[str], spatial_dims: int
+                           ) -> tuple[np.ndarray, str | None]:
     """nibabel orientation transform from the stored axes to ``axcodes`` (``[3, 2]``: new axis, flip).
 
     For 2-D data the slice axis must stay last: if it would move, the identity is returned with

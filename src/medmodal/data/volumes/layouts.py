@@ -54,7 +54,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from medmodal.data.volumes.spec import (BRATS_MODALITIES, SPECS, describe_source_labels, get_spec,
                                         resolve_declared_labels)
@@ -326,7 +326,8 @@ def _discover_mapping(root: Path, mapping: Mapping[str, str], modalities: Sequen
                       source_labels: str) -> tuple[list[Case], list[Path]]:
     unknown = set(mapping) - set(modalities) - {LABEL_KEY}
     if unknown:
-        raise LayoutError(f"mapping names unknown sequences {sorted(unknown)}; known: {', '.join(modalities)}, {LABEL_KEY}")
+        raise LayoutError(f"mapping names unknown sequences {sorted(unknown)}; "
+                          f"known: {', '.join(modalities)}, {LABEL_KEY}")
     cases, unmatched = [], []
     for folder in _case_folder_list(root):
         case = _mapping_case(folder, mapping, source_labels)
@@ -361,7 +362,8 @@ def _channel_to_sequence(channel_names: Mapping[str, str], dataset_json: Path,
         key = re.sub(r"[^a-z0-9]", "", str(name).lower())
         seq = CHANNEL_ALIASES.get(key, key)
         if seq not in modalities:
-            raise LayoutError(f"{dataset_json}: channel {idx} {name!r} is not a known sequence ({', '.join(modalities)})")
+            raise LayoutError(f"{dataset_json}: channel {idx} {name!r} is not a known sequence "
+                              f"({', '.join(modalities)})")
         if seq in out.values():
             raise LayoutError(f"{dataset_json}: two channels are {seq!r} ({dict(channel_names)})")
         out[int(idx)] = seq

@@ -127,7 +127,8 @@ def check_not_constant(path: Path, data: np.ndarray) -> None:
 def _check_geometry(path: Path, img: nib.Nifti1Image, ref_path: Path, ref: nib.Nifti1Image, tolerance: float) -> None:
     """Same shape; affines equal within ``tolerance`` x the smallest voxel size of the reference."""
     if img.shape != ref.shape:
-        raise CaseError(f"{path}: shape {tuple(map(int, img.shape))} differs from {ref_path.name} {tuple(map(int, ref.shape))}")
+        shape, ref_shape = tuple(map(int, img.shape)), tuple(map(int, ref.shape))
+        raise CaseError(f"{path}: shape {shape} differs from {ref_path.name} {ref_shape}")
     spacing = np.sqrt((img.affine[:3, :3] ** 2).sum(0))
     ref_spacing = np.sqrt((ref.affine[:3, :3] ** 2).sum(0))
     allowed = tolerance * float(ref_spacing.min())
@@ -194,7 +195,8 @@ def load_case(case: Case, spec: DatasetSpec, affine_tolerance: float = DEFAULT_A
         image[spec.modality_index(name)] = data
         present[spec.modality_index(name)] = True
     if not present.any():
-        raise CaseError(f"case {case.case_id}: no usable sequence ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+        reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise CaseError(f"case {case.case_id}: no usable sequence ({reasons})")
     label = None
     if with_label and case.label is not None:
         label = _read_label(case, spec, ref_path, ref, affine_tolerance)
@@ -225,7 +227,7 @@ def label_spec_for(case: Case, spec: DatasetSpec) -> DatasetSpec:
             mapping = resolve_declared_labels(case.declared_labels, spec, where=where)
         except ValueError as err:
             raise CaseError(str(err)) from None
-        return spec.with_source_labels(mapping, name=f"{spec.name} (as declared in {Path(where).name})")
+        return spec.with_source_labels(mapping, name=Path(where).name)  # "dataset.json"
     if case.source_labels == spec.name:
         return spec
     try:

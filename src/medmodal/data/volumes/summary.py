@@ -60,7 +60,8 @@ def summary_table(summaries: Sequence[CaseSummary], spec: DatasetSpec):
     """A :class:`rich.table.Table` with one row per case and a footer of sequence availability."""
     from rich.table import Table
 
-    table = Table(title=summary_title(summaries, spec))
+    title = summary_title(summaries, spec)
+    table = Table(title=title, min_width=len(title) + 4)  # the title on one line when there is room
     table.add_column("case", no_wrap=True, min_width=max((len(s.case_id) for s in summaries), default=4))
     for m in spec.modalities:
         table.add_column(m, justify="center")
