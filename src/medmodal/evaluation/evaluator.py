@@ -52,18 +52,19 @@ def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iter
     native = grid is not None and not grid.identity and "native_label" in item
     reference = item["native_label" if native else "label"].cpu().numpy()  # Lightning may have moved it to the GPU
     spacing = grid.native_spacing if native else item["spacing"]
+    # the ET threshold is a model setting in working-grid voxels: native voxels by the voxel-volume ratio
+    min_et = int(round(settings.et_min_voxels * grid.voxel_volume_ratio)) if native else settings.et_min_voxels
     present = item["present"].cpu().numpy().astype(bool)
     masks = [np.asarray(s, bool) for s in subsets if not (np.asarray(s, bool) & ~present).any()]
     to_classes = None
     if native:
-        def to_classes(probs: np.ndarray) -> np.ndarray:  # post-processed on the native grid
-            return native_classes(probs, item["bbox"], item["original_shape"], grid, spec, settings.et_min_voxels)[0]
+        def to_classes(probs: np.ndarray) -> np.ndarray:  # argmax on the native grid, no post-processing yet
+            return native_classes(probs, item["bbox"], item["original_shape"], grid, spec)[0]
     rows = []
     with inference_precision(image.device, settings.precision):
         predictions = list(_predicted_classes(model, image, masks, settings, to_classes))
     for mask, pred in zip(masks, predictions):
-        if not native:
-            pred = postprocess_et(pred, spec, min_voxels=settings.et_min_voxels)
+        pred = postprocess_et(pred, spec, min_voxels=min_et)
         scores = region_metrics(pred, reference, spec, spacing=spacing, hd95=settings.hd95)
         rows.append({"case_id": item["case_id"], "subset": subset_name(mask, spec.modalities), **scores})
     return rows

@@ -16,7 +16,7 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from medmodal.data.volumes.geometry import GridTransform
+from medmodal.data.volumes.geometry import GridTransform, channel_argmax
 from medmodal.data.volumes.preprocess import uncrop
 from medmodal.data.volumes.spec import DatasetSpec
 from medmodal.evaluation.metrics import postprocess_et
@@ -172,7 +172,7 @@ def native_classes(probs: np.ndarray, bbox, working_shape, grid: GridTransform |
     full = np.zeros((probs.shape[0], *working_shape), np.float32)
     full[0] = 1.0  # outside the crop: background
     full[(slice(None), *(slice(lo, hi) for lo, hi in bbox))] = probs
-    native = grid.probabilities_to_native(full)
-    min_native = int(round(et_min_voxels * grid.voxel_volume_ratio))
-    classes = postprocess_et(native.argmax(0).astype(np.uint8), spec, min_voxels=min_native)
+    native = grid.probabilities_to_native(full) if keep_probabilities else None
+    classes = channel_argmax(native) if keep_probabilities else grid.classes_to_native(full)
+    classes = postprocess_et(classes, spec, min_voxels=int(round(et_min_voxels * grid.voxel_volume_ratio)))
     return classes, (native.astype(np.float16) if keep_probabilities else None)
