@@ -6,7 +6,7 @@ A checkpoint is input: it is never unpickled with code execution. Two formats lo
   (weights, safetensors format) and ``model.json`` (architecture name, sequences, classes,
   model kwargs, dataset spec, inference settings). ``train`` writes one into ``<run>/model``.
 * a Lightning ``.ckpt`` written by ``train``, loaded with ``torch.load(weights_only=True)``;
-  its ``hyper_parameters`` hold the same description as ``model.json``.
+  its ``hyper_parameters.config.bundle`` holds the same description as ``model.json``.
 
 ``-m`` / ``load_model`` accept a run folder (its ``model/`` bundle, else
 ``checkpoints/last.ckpt``), a bundle folder, a bundle's ``model.safetensors`` or ``model.json``,
@@ -76,9 +76,11 @@ def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a medmodal checkpoint (no state_dict)")
-    meta = (ckpt.get("hyper_parameters") or {}).get("bundle")
+    hparams = ckpt.get("hyper_parameters") or {}
+    # SegmentationModule(config) saves its one argument: hyper_parameters = {"config": {"experiment", "bundle"}}
+    meta = hparams.get("bundle") or (hparams.get("config") or {}).get("bundle")
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: checkpoint lacks the model description (hyper_parameters.bundle)")
+        raise CheckpointError(f"{path}: checkpoint lacks the model description (hyper_parameters.config.bundle)")
     state = {k[len(MODEL_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(MODEL_PREFIX)}
     return state, meta
 

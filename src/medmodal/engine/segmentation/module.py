@@ -61,7 +61,7 @@ def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def bundle_meta(cfg: ExperimentConfig, geometry: Geometry | None = None) -> dict[str, Any]:
-    """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.bundle``).
+    """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.config.bundle``).
 
     ``geometry``: the training geometry (axis codes, target spacing) evaluate / predict bring
     every case to; ``None`` leaves it out (cases are then used as stored, with a warning).
@@ -85,6 +85,7 @@ class SegmentationModule(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters()  # plain dicts only: the checkpoint loads with weights_only=True
+        self.bundle = dict(config.get("bundle") or {})  # hyper_parameters.config.bundle in the .ckpt
         from medmodal.config import config_from_dict
 
         self.cfg = config_from_dict(config["experiment"])

@@ -124,5 +124,5 @@ def export_bundle(run_dir: Path, module: SegmentationModule, cfg: ExperimentConf
     if best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    meta = dict(module.hparams.get("bundle") or bundle_meta(cfg))
+    meta = module.bundle or bundle_meta(cfg)
     return save_bundle(run_dir / "model", module.model, meta)
