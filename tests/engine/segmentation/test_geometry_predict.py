@@ -126,6 +126,54 @@ def test_skip_invalid_sequences_on_predict_says_what_was_used(tmp_path, bundles)
     assert record["sequences_used"] == ["flair", "t1ce", "t2"] and "t1" in record["sequences_skipped"]
 
 
+def _shifted_t2_case(root, case_id, shift_mm):
+    """A case whose T2 header origin differs by ``shift_mm`` on a 2.5 mm grid (the issue's report)."""
+    case = write_brats2020_case(root, case_id)
+    grid = np.diag([2.5, 2.5, 2.5, 1.0])
+    for path in sorted(case.glob("*.nii.gz")):
+        img = nib.load(str(path))
+        affine = grid.copy()
+        if path.name.endswith("_t2.nii.gz"):
+            affine[0, 3] = shift_mm
+        save_nifti(path, np.asarray(img.dataobj), affine)
+    return case
+
+
+def test_affine_tolerance_from_the_cli(tmp_path, bundles):
+    """The tolerance is a fraction of the voxel size and settable on predict and evaluate; the message
+    prints plain numbers (it used to print ``np.float32(1.0)``)."""
+    with_geometry, _ = bundles
+    noise = _shifted_t2_case(tmp_path / "noise", "BraTS20_Training_020", 1.65e-4)
+    assert predict(noise, tmp_path / "out_noise", with_geometry).exit_code == 0  # header noise is accepted
+    case = _shifted_t2_case(tmp_path / "data", "BraTS20_Training_021", 0.05)  # 2 % of a voxel
+    result = predict(case, tmp_path / "out", with_geometry)
+    assert result.exit_code == 1 and "differs from BraTS20_Training_021_flair.nii.gz by up to 0.05 mm" in result.output
+    assert "np.float" not in result.output and "Traceback" not in result.output
+    result = predict(case, tmp_path / "out", with_geometry, "--affine-tolerance", "0.05")
+    assert result.exit_code == 0, result.output
+    evaluate = ["evaluate", str(with_geometry), "--data", str(tmp_path / "data"), "--split", "all", "--no-hd95",
+                "--no-progress", "--device", "cpu", "-o", str(tmp_path / "ev")]
+    assert runner.invoke(app, evaluate).exit_code == 1
+    result = runner.invoke(app, [*evaluate, "--affine-tolerance", "0.05"])
+    assert result.exit_code == 0, result.output
+
+
+def test_skip_invalid_sequences_on_evaluate_reports_the_sequence(tmp_path, bundles):
+    """An all-ones T1 used to be scored as an image (WT 0.41); now it is refused, or treated as missing."""
+    with_geometry, _ = bundles
+    root = tmp_path / "data"
+    case = write_brats2020_case(root, "BraTS20_Training_022")
+    save_nifti(case / "BraTS20_Training_022_t1.nii.gz", np.ones((16, 16, 16), np.int16))
+    evaluate = ["evaluate", str(with_geometry), "--data", str(root), "--split", "all", "--no-hd95", "--no-progress",
+                "--device", "cpu", "-o", str(tmp_path / "ev")]
+    result = runner.invoke(app, evaluate)
+    assert result.exit_code == 1 and "sequence is constant (every voxel is 1)" in result.output
+    result = runner.invoke(app, [*evaluate, "--skip-invalid-sequences"])
+    assert result.exit_code == 0, result.output
+    table = (tmp_path / "ev" / "table.md").read_text()
+    assert "case BraTS20_Training_022: t1 treated as missing (sequence is constant (every voxel is 1)" in table
+
+
 # ------------------------------------------------------------------------------ output and model paths
 def test_output_equal_to_input_or_inside_a_case_folder_is_refused(tmp_path, bundles):
     with_geometry, _ = bundles
@@ -152,12 +200,17 @@ def test_relative_input_dot(tmp_path, bundles, monkeypatch):
                                                                     "BraTS20_Training_013.nii.gz"]
 
 
-@pytest.mark.parametrize("pick", ["folder", "model.safetensors", "model.json"])
+@pytest.mark.parametrize("pick", ["folder", "model.safetensors", "model.json", "run folder"])
 def test_model_option_accepts_bundle_files(tmp_path, bundles, pick):
-    """``-m .../model/model.safetensors`` used to fail with "not a medmodal checkpoint (no state_dict)"."""
+    """``-m .../model/model.safetensors`` used to fail with "not a medmodal checkpoint (no state_dict)".
+    (``-m run/checkpoints/best.ckpt``: ``test_roundtrip.test_predict_from_a_ckpt_equals_the_bundle``.)"""
     with_geometry, _ = bundles
     case = write_brats2020_case(tmp_path / "in", "BraTS20_Training_014", label=False)
-    model = with_geometry if pick == "folder" else with_geometry / pick
+    if pick == "run folder":  # a run folder: its bundle lives in model/
+        shutil.copytree(with_geometry, tmp_path / "run" / "model")
+        model = tmp_path / "run"
+    else:
+        model = with_geometry if pick == "folder" else with_geometry / pick
     result = predict(case, tmp_path / "out", model)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "BraTS20_Training_014.nii.gz").is_file()
