@@ -53,7 +53,7 @@ def evaluate_case(model: nn.Module, item: dict, spec: DatasetSpec, subsets: Iter
     reference = item["native_label" if native else "label"].cpu().numpy()  # Lightning may have moved it to the GPU
     spacing = grid.native_spacing if native else item["spacing"]
     # the ET threshold is a model setting in working-grid voxels: native voxels by the voxel-volume ratio
-    min_et = int(round(settings.et_min_voxels * grid.voxel_volume_ratio)) if native else settings.et_min_voxels
+    min_et = round(settings.et_min_voxels * grid.voxel_volume_ratio) if native else settings.et_min_voxels
     present = item["present"].cpu().numpy().astype(bool)
     masks = [np.asarray(s, bool) for s in subsets if not (np.asarray(s, bool) & ~present).any()]
     to_classes = None

@@ -104,9 +104,9 @@ def _input_notes(cache: PreprocessedCache, cases, geometry) -> list[str]:
     """Report lines on the inputs: geometry applied, sequences treated as missing."""
     entries = [cache.get(c) for c in cases]
     changed = [e.case_id for e in entries if e.grid is not None and not e.grid.identity]
-    lines = [f"Training geometry: {geometry.describe() if geometry else 'not recorded (cases used as stored)'}; "
-             f"{len(changed)} of {len(entries)} cases reoriented / resampled to it, every case scored on its "
-             f"native grid."]
+    lines = [(f"Training geometry: {geometry.describe() if geometry else 'not recorded (cases used as stored)'}; "
+              f"{len(changed)} of {len(entries)} cases reoriented / resampled to it, every case scored on its "
+              f"native grid.")]
     for e in entries:
         for name, reason in (e.skipped or {}).items():
             lines.append(f"case {e.case_id}: {name} treated as missing ({reason})")

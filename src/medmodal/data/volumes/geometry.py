@@ -123,8 +123,8 @@ def _orientation_transform(affine: np.ndarray, axcodes: Sequence[str], spatial_d
         if int(transform[2, 0]) != 2:
             codes = "".join(axis_codes(affine))
             return (np.array([[0, 1], [1, 1], [2, 1]], float),
-                    f"in-plane axes {codes[:2]} do not lie along the training in-plane axes {''.join(axcodes[:2])}; "
-                    f"kept as stored (the slice axis is never moved)")
+                    (f"in-plane axes {codes[:2]} do not lie along the training in-plane axes "
+                     f"{''.join(axcodes[:2])}; kept as stored (the slice axis is never moved)"))
         transform[2, 1] = 1
     return transform, None
 
@@ -303,7 +303,7 @@ def plan_grid(affine: np.ndarray, shape: Sequence[int], geometry: Geometry | Non
     for axis, target in enumerate(geometry.spacing):
         if target is None or abs(oriented_spacing[axis] / target - 1) <= rtol:
             continue
-        working_shape[axis] = max(1, int(round(oriented_shape[axis] * oriented_spacing[axis] / target)))
+        working_shape[axis] = max(1, round(oriented_shape[axis] * oriented_spacing[axis] / target))
         working_spacing[axis] = oriented_shape[axis] * oriented_spacing[axis] / working_shape[axis]
     working_codes = ["", "", ""]
     for axis, (new_axis, flip) in enumerate(transform):

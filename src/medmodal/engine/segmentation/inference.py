@@ -174,5 +174,5 @@ def native_classes(probs: np.ndarray, bbox, working_shape, grid: GridTransform |
     full[(slice(None), *(slice(lo, hi) for lo, hi in bbox))] = probs
     native = grid.probabilities_to_native(full) if keep_probabilities else None
     classes = channel_argmax(native) if keep_probabilities else grid.classes_to_native(full)
-    classes = postprocess_et(classes, spec, min_voxels=int(round(et_min_voxels * grid.voxel_volume_ratio)))
+    classes = postprocess_et(classes, spec, min_voxels=round(et_min_voxels * grid.voxel_volume_ratio))
     return classes, (native.astype(np.float16) if keep_probabilities else None)
