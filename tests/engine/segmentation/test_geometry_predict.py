@@ -335,3 +335,36 @@ def test_half_and_double_spacing_score_like_the_native_case(tmp_path, box_atlas)
         assert (native - scores).max() < (0.05 if spacing == 0.5 else 0.12), (spacing, scores)
         before = _full_set_dice(old, data, tmp_path / f"ev_old_{spacing}")  # cases used as stored
         assert (native - before).max() > 0.2, (spacing, before)  # measured: 0.13/0.03/0.04 and 0/0/0
+
+
+# ------------------------------------------------------------------------------ training
+def test_training_brings_every_case_to_the_training_geometry(tmp_path):
+    """Training data stored as RAS 1 mm, LPS 1 mm and PIR 2 mm: the data module derives RAS 1 mm
+    (codes most cases share, median spacing) and hands the network every case on that grid."""
+    from scipy import ndimage
+
+    from medmodal.engine.segmentation.datamodule import SegmentationDataModule
+
+    root = tmp_path / "data"
+    images, seg = tiny_volumes((24, 24, 24), seed=2)
+    ras = np.eye(4)
+    for case_id, codes, mm in (("a", "RAS", 1.0), ("b", "RAS", 1.0), ("c", "LPS", 1.0), ("d", "PIR", 2.0)):
+        folder = root / case_id
+        for name, array in {**images, "seg": seg}.items():
+            data, affine = array, ras
+            if mm != 1.0:
+                data = ndimage.zoom(array, 1 / mm, order=0, grid_mode=True, mode="nearest")
+                affine = np.diag([mm, mm, mm, 1.0])
+            img = stored_as(nib.Nifti1Image(data, affine), codes)
+            save_nifti(folder / f"{case_id}_{name}.nii.gz", np.asarray(img.dataobj), img.affine)
+    cfg = load_config(packaged_config("demo_cpu"), [f"data.root={root}", "data.split_fractions=[1,0,0]",
+                                                    "data.crop_size=[16,16,16]"]).data
+    dm = SegmentationDataModule(cfg, tmp_path / "run")
+    assert dm.geometry == RAS_1MM
+    dm.prepare_data()
+    entries = {c.case_id: dm.cache.get(c) for c in dm.split_cases("train")}
+    assert not entries["a"].grid.reoriented and entries["c"].grid.reoriented and not entries["c"].grid.resampled
+    assert entries["d"].grid.reoriented and entries["d"].grid.resampled
+    assert entries["d"].spacing == pytest.approx((1.0, 1.0, 1.0)) and entries["d"].original_shape == (24, 24, 24)
+    np.testing.assert_array_equal(entries["c"].image, entries["a"].image)  # same voxels after reorientation
+    np.testing.assert_array_equal(entries["c"].label, entries["a"].label)
