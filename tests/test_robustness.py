@@ -114,7 +114,8 @@ def test_bad_case_after_good_one_keeps_only_complete_outputs(tmp_path, brats_bun
     _nan(write_brats2020_case(root, "BraTS20_Training_002", label=False))
     out = tmp_path / "out"
     assert_clear_failure(predict(root, out, brats_bundle), "BraTS20_Training_002_flair.nii.gz")
-    assert outputs(out) == ["BraTS20_Training_001.nii.gz"]  # no temporary or partial file
+    # no temporary or partial file: the finished case's prediction and its record only
+    assert outputs(out) == ["BraTS20_Training_001.json", "BraTS20_Training_001.nii.gz"]
     nib.load(str(out / "BraTS20_Training_001.nii.gz")).get_fdata()  # complete and readable
 
 

@@ -53,7 +53,13 @@ class DataConfig:
     missing_csv: str | None = None  # default: written into the run folder
     missing_seed: int = 0
     foreground_ratio: float = 0.5
-    affine_atol: float = 1e-4
+    # allowed affine difference between a case's files, as a fraction of the voxel size
+    affine_tolerance: float = 1e-3
+    # training geometry (medmodal.data.volumes.geometry): axis codes such as "RAS" (default: those
+    # most training cases share) and voxel size in mm (default: median of the training cases;
+    # 2 values for 2-D datasets, whose slice spacing is kept)
+    orientation: str | None = None
+    target_spacing: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -115,6 +121,11 @@ class ExperimentConfig:
     out_dir: str = "runs/dmafnet"
 
 
+#: keys of earlier versions, still found in run folders' config.yaml: dropped when read.
+#: ``data.affine_atol`` (absolute, mm) became ``data.affine_tolerance`` (fraction of a voxel).
+LEGACY_KEYS = {"DataConfig": ("affine_atol",)}
+
+
 def _from_dict(cls, data: dict | None, where: str, base=None):
     """Build dataclass ``cls`` from a mapping; unknown keys are refused (naming them).
 
@@ -125,6 +136,8 @@ def _from_dict(cls, data: dict | None, where: str, base=None):
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
     data = dict(data or {})
+    for key in LEGACY_KEYS.get(cls.__name__, ()):
+        data.pop(key, None)
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:

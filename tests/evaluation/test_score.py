@@ -67,7 +67,7 @@ def test_default_protocol_is_the_datasets_and_writes_etpro(folder_pair, tmp_path
 
 def _label_only_layouts(ref, root, label):
     """The same references as a flat folder (labelsTr-like), BraTS 2023 label-only case folders and
-    nnU-Net raw; BraTS 2023 labels use ET = 3."""
+    nnU-Net raw (its dataset.json declares the BraTS 2020 values); BraTS 2023 labels use ET = 3."""
     flat = root / "flat"
     brats2023 = root / "brats2023"
     nnunet = root / "nnunet"
@@ -78,7 +78,8 @@ def _label_only_layouts(ref, root, label):
         save_nifti(nnunet / "labelsTr" / f"{case_id}.nii.gz", seg)
         save_nifti(nnunet / "imagesTr" / f"{case_id}_0000.nii.gz", seg.astype(np.float32))
     (nnunet / "dataset.json").write_text(json.dumps({"channel_names": {"0": "FLAIR"}, "file_ending": ".nii.gz",
-                                                      "labels": {"background": 0}}))
+                                                      "labels": {"background": 0, "necrosis": 1, "edema": 2,
+                                                                 "enhancing tumor": 4}}))
     return {"flat": flat, "brats2023": brats2023, "nnunet": nnunet, "labelsTr": nnunet / "labelsTr"}
 
 

@@ -3,7 +3,8 @@ over the library (see :mod:`medmodal.cli.common` for the error guard shared by a
 
 from __future__ import annotations
 
-from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, score, train  # noqa: F401  (register commands)
+# importing the command modules registers their commands on ``app``
+from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, score, train  # noqa: F401
 from medmodal.cli.common import app
 
 __all__ = ["app", "main"]

@@ -2,11 +2,15 @@
 
 Errors caused by the user's input (bad files, bad layout, unwritable folders) are printed as
 one clear line naming the file and the problem, with exit code 1: never a torch traceback.
+Input warnings (:class:`medmodal.notices.InputWarning`: a file ignored, a sequence treated as
+missing, a model without a training geometry) are printed as one ``warning:`` line each.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +25,7 @@ app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
-LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | mapping")
+LayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | msd | mapping")
 REAL_CASE_MAPPING = "flair=*_fla_bet*,t1=*_t1_bet*,t1ce=*_t1c_bet*,t2=*_t2_bet*,seg=*_seg_fusion*"
 MapOpt = typer.Option(None, "--map", help="glob per sequence, e.g. 'flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*'")
 LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (brats2020 | brats2023 | "
@@ -29,12 +33,52 @@ LabelsOpt = typer.Option(None, "--labels", help="label convention of the files (
 ProtocolOpt = typer.Option("auto", "--protocol", help="evaluation protocol: auto (passion for BraTS, myops for "
                                                        "MyoPS) | passion | brats-challenge | monai-max-directed "
                                                        "| myops")
+AffineTolOpt = typer.Option(1e-3, "--affine-tolerance", help="allowed affine difference between files of one case "
+                                                             "(or prediction and reference), as a fraction of the "
+                                                             "voxel size (default 0.001)")
+SkipInvalidOpt = typer.Option(False, "--skip-invalid-sequences", help="treat a constant / all-zero sequence as "
+                                                                     "missing instead of refusing the case")
 DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
                                                     "brats2020 | brats2023 | myops2020")
 
 
+def print_wide(renderable) -> None:
+    """Print a table whole: on a terminal at its width, when piped / redirected at its natural width
+    (rich would otherwise squeeze it into 80 columns and cut cells to ``3…``)."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    from rich.measure import Measurement
+
+    wide = Console(width=10_000, file=console.file, no_color=True)
+    width = Measurement.get(wide, wide.options, renderable).maximum
+    Console(width=max(width, 80), file=console.file, no_color=True).print(renderable)
+
+
+@contextlib.contextmanager
+def print_input_warnings():
+    """Show each :class:`~medmodal.notices.InputWarning` as one ``warning:`` line on stderr, as it happens."""
+    from medmodal.notices import InputWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        warnings.showwarning = show
+        try:
+            yield
+        finally:
+            warnings.showwarning = original
+
+
 def user_errors(func):
-    """Turn input errors into one red line on stderr and exit code 1."""
+    """Turn input errors into one red line on stderr and exit code 1; print input warnings as lines."""
     from medmodal.data.volumes.layouts import LayoutError
     from medmodal.data.volumes.loading import CaseError
     from medmodal.io import OutputError
@@ -42,7 +86,8 @@ def user_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with print_input_warnings():
+                return func(*args, **kwargs)
         except (CaseError, LayoutError, OutputError, FileNotFoundError, PermissionError, KeyError, ValueError) as err:
             message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

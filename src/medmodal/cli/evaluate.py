@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import LabelsOpt, LayoutOpt, MapOpt, app, console, user_errors
+from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, SkipInvalidOpt, app, console,
+                                  user_errors)
 
 @app.command("evaluate")
 @user_errors
@@ -24,11 +25,13 @@ def evaluate_cmd(
     protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol: passion | brats-challenge | "
                                            "monai-max-directed | myops | auto; default: the run's eval.protocol "
                                            "(monai-max-directed for runs that predate protocols)"),
+    affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
     from medmodal.evaluation.report import run_evaluation
 
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
-                            labels=labels, hd95=hd95, progress=progress, precision=precision, protocol=protocol)
+                            labels=labels, hd95=hd95, progress=progress, precision=precision, protocol=protocol,
+                            affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
     console.print(result.markdown)
     console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")

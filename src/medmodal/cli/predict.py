@@ -7,14 +7,16 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import LayoutOpt, MapOpt, app, console, discover, user_errors
+from medmodal.cli.common import AffineTolOpt, LayoutOpt, MapOpt, SkipInvalidOpt, app, console, discover, user_errors
 
 @app.command("predict")
 @user_errors
 def predict_cmd(
     input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout)"),
-    output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz"),
-    model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder, or .ckpt"),
+    output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz and <case>.json "
+                                                           "(not the input folder, not inside a case folder)"),
+    model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder (or its model.safetensors "
+                                                         "/ model.json), or .ckpt"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="also write <case>.npz"),
@@ -24,25 +26,40 @@ def predict_cmd(
     label_convention: Optional[str] = typer.Option(None, "--output-labels",
                                                    help="brats2020 (ET=4) | brats2023 (ET=3) for BraTS models; "
                                                         "default: the input's"),
+    affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
-    """Segment new cases; any non-empty subset of the model's sequences may be present."""
+    """Segment new cases; any non-empty subset of the model's sequences may be present.
+
+    Each case is brought to the model's training geometry (orientation, voxel size) and the
+    prediction is mapped back to the input's grid; <case>.json records what was used.
+    """
     import torch
 
     from medmodal.engine.checkpoint import load_model
     from medmodal.engine.segmentation.inference import resolve_device
-    from medmodal.engine.segmentation.predict import PredictOptions, predict_cases
+    from medmodal.engine.segmentation.predict import PredictOptions, check_output_location, predict_cases
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
     cases = discover(input, layout, mapping, None, meta["modalities"])
+    check_output_location(output, cases, input)
     options = PredictOptions(save_probabilities=save_probabilities, skip_existing=resume,
-                             label_convention=label_convention, precision=precision)
+                             label_convention=label_convention, precision=precision,
+                             affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
 
-    def report(case, status):
-        if not disable_progress_bar:
-            have = "+".join(m for m in meta["modalities"] if m in case.images)
-            console.print(f"{case.case_id}: {status} ({have})")
+    def report(case, status, record):
+        if disable_progress_bar:
+            return
+        if record is None:
+            console.print(f"{case.case_id}: {status}", highlight=False)
+            return
+        used = "+".join(record["sequences_used"])
+        skipped = "".join(f"; {m} skipped ({why})" for m, why in record["sequences_skipped"].items())
+        grid = record["geometry"]["applied"] or {}
+        moved = [w for w in ("reoriented", "resampled") if grid.get(w)]
+        geometry = f"; {' + '.join(moved)} to the model's geometry" if moved else ""
+        console.print(f"{case.case_id}: {status} ({used}{skipped}{geometry})", highlight=False)
 
     with torch.inference_mode():
-        predict_cases(net, meta, cases, output, options, device=torch.device(device), on_case=report)
+        predict_cases(net, meta, cases, output, options, device=torch.device(device), on_case=report, input_root=input)
     console.print(f"predictions in {output}")

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import LabelsOpt, LayoutOpt, MapOpt, ProtocolOpt, app, console, err_console, user_errors
+from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, ProtocolOpt, app, console, err_console,
+                                  user_errors)
 
 
 @app.command("score")
@@ -24,7 +25,7 @@ def score_cmd(
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt,
     et_min_voxels: Optional[int] = typer.Option(None, "--et-min-voxels", help="ET post-processing threshold "
                                                                                "(default: the protocol's)"),
-    affine_atol: float = typer.Option(1e-4, "--affine-atol", help="tolerance of the prediction/reference grid check"),
+    affine_tolerance: float = AffineTolOpt,
     quiet: bool = typer.Option(False, "--quiet", help="no line per case"),
 ):
     """Score predicted label maps against references, matched by case id; writes per_case.csv, summary.json/.md."""
@@ -36,7 +37,7 @@ def score_cmd(
             console.print(f"{case_id}: Dice {dice}", highlight=False)
 
     result = score_folders(pred, ref, protocol, out, labels, pred_labels, layout, mapping, et_min_voxels,
-                           affine_atol, on_case=report)
+                           affine_tolerance, on_case=report)
     console.print(result.markdown, markup=False, highlight=False)
     for ids, what in ((result.missing_predictions, "reference cases have no prediction"),
                       (result.missing_references, "predictions have no reference")):

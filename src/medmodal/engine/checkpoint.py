@@ -6,7 +6,11 @@ A checkpoint is input: it is never unpickled with code execution. Two formats lo
   (weights, safetensors format) and ``model.json`` (architecture name, sequences, classes,
   model kwargs, dataset spec, inference settings). ``train`` writes one into ``<run>/model``.
 * a Lightning ``.ckpt`` written by ``train``, loaded with ``torch.load(weights_only=True)``;
-  its ``hyper_parameters`` hold the same description as ``model.json``.
+  its ``hyper_parameters.config.bundle`` holds the same description as ``model.json``.
+
+``-m`` / ``load_model`` accept a run folder (its ``model/`` bundle, else
+``checkpoints/last.ckpt``), a bundle folder, a bundle's ``model.safetensors`` or ``model.json``,
+or a ``.ckpt`` file.
 
 Anything else (a random file, a pickle with code in it, weights for other sequences) raises
 :class:`CheckpointError` with the file named.
@@ -72,18 +76,26 @@ def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a medmodal checkpoint (no state_dict)")
-    meta = (ckpt.get("hyper_parameters") or {}).get("bundle")
+    hparams = ckpt.get("hyper_parameters") or {}
+    # SegmentationModule(config) saves its one argument: hyper_parameters = {"config": {"experiment", "bundle"}}
+    meta = hparams.get("bundle") or (hparams.get("config") or {}).get("bundle")
     if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: checkpoint lacks the model description (hyper_parameters.bundle)")
+        raise CheckpointError(f"{path}: checkpoint lacks the model description (hyper_parameters.config.bundle)")
     state = {k[len(MODEL_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(MODEL_PREFIX)}
     return state, meta
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder means its ``model`` bundle (or ``checkpoints/last.ckpt``)."""
+    """A run folder means its ``model`` bundle (or ``checkpoints/last.ckpt``); a bundle's
+    ``model.safetensors`` / ``model.json`` means the bundle folder."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_file() and (path.name == BUNDLE_META or path.suffix == ".safetensors"):
+        if not (path.parent / BUNDLE_META).is_file() or not (path.parent / BUNDLE_WEIGHTS).is_file():
+            raise CheckpointError(f"{path}: a model bundle needs {BUNDLE_META} and {BUNDLE_WEIGHTS} side by side "
+                                  f"in {path.parent}")
+        return path.parent
     if path.is_dir():
         for candidate in (path, path / "model"):
             if (candidate / BUNDLE_META).is_file():
@@ -99,10 +111,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     """Build the network described by a bundle / checkpoint and load its weights (safely).
 
     Returns ``(model in eval mode, meta)``; ``meta`` has ``model_name``, ``modalities``,
-    ``num_classes``, ``model_kwargs``, ``spec`` and ``eval`` settings.
+    ``num_classes``, ``model_kwargs``, ``spec``, ``eval`` settings, ``geometry`` (bundles written
+    since medmodal 0.2) and ``source`` (the resolved bundle folder or ``.ckpt`` path).
     """
     path = resolve_checkpoint(path)
     state, meta = _read_bundle(path) if path.is_dir() else _read_lightning_ckpt(path)
+    meta = {**meta, "source": str(path.resolve())}
     from medmodal.models import create_model
 
     try:
@@ -125,3 +139,23 @@ def check_modalities(meta: dict, available: list[str], source: str) -> None:
         raise CheckpointError(
             f"{source}: sequences {unknown or available} do not match the model's sequences {meta['modalities']}"
         )
+
+
+def model_geometry(meta: dict):
+    """The training geometry recorded in a bundle (:class:`medmodal.data.volumes.geometry.Geometry`).
+
+    Bundles written before it was recorded have none: ``None`` is returned and one
+    :class:`~medmodal.notices.InputWarning` says that cases are used as stored.
+    """
+    from medmodal.data.volumes.geometry import Geometry
+    from medmodal.notices import warn
+
+    data = meta.get("geometry")
+    if not data:
+        warn(f"{meta.get('source', 'the model')}: records no training geometry (written by an earlier medmodal); "
+             f"cases are used as stored, without reorientation or resampling")
+        return None
+    try:
+        return Geometry.from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{meta.get('source', 'model')}: unreadable training geometry {data} ({err})") from None

@@ -1,5 +1,8 @@
 """``medmodal evaluate``: score a trained model on every case x every subset and write the report.
 
+Cases are brought to the model's training geometry (recorded in its bundle) and scored on their
+native grid against the label as stored (:mod:`medmodal.evaluation.evaluator`).
+
 Outputs in ``<run>/eval_<split>/`` (or ``out``): ``subset_metrics.csv`` (one row per case and
 subset: Dice and HD95 per region, and the ``protocol`` column), ``table.md`` (the papers' layout:
 Dice and HD95 tables, rows = subsets marked by present sequences, plus the average; the
@@ -23,7 +26,8 @@ from medmodal.data.volumes.layouts import discover_cases
 from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
-from medmodal.engine.checkpoint import check_modalities, load_model
+from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE
+from medmodal.engine.checkpoint import check_modalities, load_model, model_geometry
 from medmodal.engine.segmentation.inference import resolve_device
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
@@ -73,10 +77,13 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
                    device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
                    hd95: bool = True, progress: bool = True, precision: str = "auto",
-                   protocol: str | None = None) -> EvaluationResult:
+                   protocol: str | None = None, affine_tolerance: float = DEFAULT_AFFINE_TOLERANCE,
+                   skip_invalid: bool = False) -> EvaluationResult:
     """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report.
 
     ``protocol``: an evaluation protocol name (or ``auto``); ``None`` = the one the bundle records.
+    ``affine_tolerance``: allowed affine difference between a case's files (fraction of a voxel);
+    ``skip_invalid``: constant / all-zero sequences are treated as missing (the report lists them).
     """
     run = Path(run)
     data = Path(data) if data is not None else None
@@ -87,8 +94,10 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     root, cases = _select_cases(run, cfg, data, split, layout, mapping, labels, spec.modalities)
     for case in cases:
         check_modalities(meta, list(case.images), f"case {case.case_id}")
+    geometry = model_geometry(meta)
     cache_dir = cfg.data.cache_dir if (cfg and cfg.data.cache_dir and data is None) else default_cache_dir(root)
-    dataset = CaseDataset(PreprocessedCache(cache_dir, spec), cases)
+    cache = PreprocessedCache(cache_dir, spec, affine_tolerance, geometry=geometry, skip_invalid=skip_invalid)
+    dataset = CaseDataset(cache, cases, native=True)
     ev = meta.get("eval", {})
     chosen = get_protocol(protocol, spec) if protocol is not None else protocol_of_run(ev, spec)
     note = "" if protocol is not None or "protocol" in ev else \
@@ -101,22 +110,38 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
         rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
     return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
                         title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95,
-                        protocol=chosen, et_min_voxels=settings.et_min_voxels, note=note)
+                        protocol=chosen, et_min_voxels=settings.et_min_voxels, note=note,
+                        notes=_input_notes(cache, cases, geometry))
+
+
+def _input_notes(cache: PreprocessedCache, cases, geometry) -> list[str]:
+    """Report lines on the inputs: geometry applied, sequences treated as missing."""
+    entries = [cache.get(c) for c in cases]
+    changed = [e.case_id for e in entries if e.grid is not None and not e.grid.identity]
+    lines = [(f"Training geometry: {geometry.describe() if geometry else 'not recorded (cases used as stored)'}; "
+              f"{len(changed)} of {len(entries)} cases reoriented / resampled to it, every case scored on its "
+              f"native grid.")]
+    for e in entries:
+        for name, reason in (e.skipped or {}).items():
+            lines.append(f"case {e.case_id}: {name} treated as missing ({reason})")
+    return lines
 
 
 def write_report(rows: list[dict], spec, out_dir: Path, title: str, hd95: bool = True,
                  protocol: str | EvaluationProtocol | None = None, et_min_voxels: int | None = None,
-                 note: str = "") -> EvaluationResult:
+                 note: str = "", notes: list[str] | None = None) -> EvaluationResult:
     """Write ``subset_metrics.csv``, ``table.md`` and ``dice_heatmap.png`` for ``rows`` scored under
     ``protocol`` (``None``: ``monai-max-directed``); each row gets a ``protocol`` column; ``note``
-    is appended to the protocol line of ``table.md``."""
+    is appended to the protocol line of ``table.md``; ``notes`` (lines on the inputs: geometry,
+    sequences treated as missing) follow it."""
     protocol = get_protocol(protocol, spec)
     out_dir = ensure_writable_dir(out_dir)
     columns = protocol.columns(spec)
     rows = [{**row, "protocol": protocol.name} for row in rows]
     csv = write_rows_csv(rows, out_dir / "subset_metrics.csv")
     line = f"Evaluation protocol {protocol.describe(et_min_voxels)}" + (f" {note}" if note else "")
-    parts = [f"# {title} - scored under `{protocol.name}`", "", line, "", "## Dice (%)", "",
+    parts = [f"# {title} - scored under `{protocol.name}`", "", f"{line}  ", *[f"{n}  " for n in notes or []], "",
+             "## Dice (%)", "",
              markdown_subset_table(rows, spec.modalities, columns, metric="Dice", scale=100, digits=2)]
     if hd95:
         parts += ["", f"## {protocol.distance} ({protocol.distance_unit})", "",

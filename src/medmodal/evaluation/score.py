@@ -15,8 +15,8 @@ The folder evaluation nnU-Net users know (``nnUNetv2_evaluate_folder``: per-case
 * Cases are matched by id. A case on one side only is listed in the result, the printed output,
   ``summary.json`` and ``summary.md``, never silently dropped.
 * A prediction whose grid differs from its reference's (shape, or affine beyond
-  ``affine_atol``) is an error naming both files: scoring on different grids gives wrong
-  numbers, and resampling is the caller's decision.
+  ``affine_tolerance``, a fraction of the smallest voxel size) is an error naming both files:
+  scoring on different grids gives wrong numbers, and resampling is the caller's decision.
 
 Outputs (atomic writes) in ``out_dir``: ``per_case.csv`` (one row per scored case: Dice and
 HD95/HD per region, the protocol, both file paths), ``summary.json`` (protocol, mean / std /
@@ -33,9 +33,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from medmodal.data.volumes.layouts import Case, LayoutError, discover_cases, strip_nifti_suffix
-from medmodal.data.volumes.loading import (DEFAULT_AFFINE_ATOL, CaseError, check_label_values, label_spec_for,
+from medmodal.data.volumes.loading import (DEFAULT_AFFINE_TOLERANCE, CaseError, check_label_values, label_spec_for,
                                            read_nifti)
-from medmodal.data.volumes.spec import SPECS, DatasetSpec, get_spec
+from medmodal.data.volumes.spec import SPECS, DatasetSpec, get_spec, resolve_declared_labels
 from medmodal.evaluation.metrics import region_metrics
 from medmodal.evaluation.protocols import EvaluationProtocol, et_threshold, get_protocol
 from medmodal.evaluation.tables import write_rows_csv
@@ -164,23 +164,26 @@ def _json_value(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _check_grid(pred_path: Path, pred, ref_path: Path, ref, atol: float) -> None:
+def _check_grid(pred_path: Path, pred, ref_path: Path, ref, tolerance: float) -> None:
+    """Same shape; affines equal within ``tolerance`` x the reference's smallest voxel size (as the
+    case check of :mod:`medmodal.data.volumes.loading`)."""
     if pred.shape != ref.shape:
         raise ValueError(f"{pred_path}: shape {pred.shape} differs from its reference {ref_path} {ref.shape}")
     diff = float(np.abs(pred.affine - ref.affine).max())
-    if diff > atol:
-        zooms = [tuple(round(float(z), 4) for z in img.header.get_zooms()[:3]) for img in (pred, ref)]
-        raise ValueError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} "
-                         f"(tolerance {atol:g}; voxel sizes {zooms[0]} vs {zooms[1]}); resample the prediction "
-                         f"onto the reference grid first")
+    zooms = [tuple(round(float(z), 4) for z in img.header.get_zooms()[:3]) for img in (pred, ref)]
+    allowed = tolerance * min(zooms[1])
+    if diff > allowed:
+        raise ValueError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
+                         f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
+                         f"the prediction onto the reference grid first")
 
 
 def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: DatasetSpec,
                protocol: EvaluationProtocol, et_min_voxels: int | None = None,
-               affine_atol: float = DEFAULT_AFFINE_ATOL) -> dict:
+               affine_tolerance: float = DEFAULT_AFFINE_TOLERANCE) -> dict:
     """Scores of one prediction file against its reference case (see :func:`score_folders`)."""
     ref_img, pred_img = read_nifti(reference.label), read_nifti(pred_path)
-    _check_grid(pred_path, pred_img, reference.label, ref_img, affine_atol)
+    _check_grid(pred_path, pred_img, reference.label, ref_img, affine_tolerance)
     ref_spec = label_spec_for(reference, spec)
     ref_data, pred_data = np.asanyarray(ref_img.dataobj), np.asanyarray(pred_img.dataobj)
     check_label_values(reference.label, ref_data, ref_spec)
@@ -195,11 +198,26 @@ def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: D
             "prediction": str(pred_path), "reference": str(reference.label)}
 
 
+def _reference_convention(case: Case) -> str:
+    """The dataset whose classes a reference's labels describe: its layout's convention, or for a
+    ``dataset.json`` declaration the first known dataset whose classes the declaration fits."""
+    if not case.declared_labels:
+        return case.source_labels
+    for name, candidate in SPECS.items():
+        try:
+            resolve_declared_labels(case.declared_labels, candidate)
+        except ValueError:
+            continue
+        return name
+    raise ValueError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
+                     f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
+
+
 def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: str | None
                  ) -> tuple[DatasetSpec, DatasetSpec]:
     """``(spec, prediction spec)``: the dataset of the references' label convention, and the
     convention the predictions are read in."""
-    conventions = sorted({c.source_labels for c in references})
+    conventions = sorted({_reference_convention(c) for c in references})
     spec = get_spec(labels or conventions[0])
     for name in conventions:
         if get_spec(name).class_names != spec.class_names:
@@ -214,7 +232,7 @@ def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: st
 def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | EvaluationProtocol = "auto",
                   out_dir: str | Path | None = None, labels: str | None = None, pred_labels: str | None = None,
                   layout: str = "auto", mapping: str | None = None, et_min_voxels: int | None = None,
-                  affine_atol: float = DEFAULT_AFFINE_ATOL,
+                  affine_tolerance: float = DEFAULT_AFFINE_TOLERANCE,
                   on_case: Callable[[str, dict], None] | None = None) -> ScoreResult:
     """Score every prediction of ``pred_dir`` against its reference in ``ref_dir``; write the report.
 
@@ -227,7 +245,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
             flat folder); ``pred_labels``: of the predictions (default: ``labels``).
         layout, mapping: reference layout / globs, as for every other command.
         et_min_voxels: ET post-processing threshold (default: the protocol's).
-        affine_atol: tolerance of the grid check.
+        affine_tolerance: tolerance of the grid check, as a fraction of the reference's smallest voxel size.
         on_case: called with ``(case_id, row)`` after each case.
 
     Raises:
@@ -248,7 +266,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     rows = []
     for case_id in common:
         rows.append(score_case(predictions[case_id], references[case_id], spec, pred_spec, protocol,
-                               et_min_voxels, affine_atol))
+                               et_min_voxels, affine_tolerance))
         on_case and on_case(case_id, rows[-1])
     metrics = ["Dice"] + [protocol.distance]
     summary = {

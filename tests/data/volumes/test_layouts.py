@@ -43,7 +43,19 @@ def test_brats2023_layout(tmp_path):
     assert case.images["flair"].name.endswith("-t2f.nii.gz") and case.images["t1ce"].name.endswith("-t1c.nii.gz")
 
 
-def _nnunet_root(tmp_path, channel_names):
+#: nnU-Net's own BraTS conversion (nnunetv2/dataset_conversion/Dataset137_BraTS21.py): label files hold
+#: 1 = edema, 2 = necrosis / non-enhancing core, 3 = enhancing, declared as regions.
+NNUNET_BRATS_LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+
+
+def to_nnunet_labels(seg):
+    """BraTS 2020 file labels {0, 1, 2, 4} -> nnU-Net's BraTS convention {0, 2, 1, 3}."""
+    out = np.zeros_like(seg)
+    out[seg == 2], out[seg == 1], out[seg == 4] = 1, 2, 3
+    return out
+
+
+def _nnunet_root(tmp_path, channel_names, labels=NNUNET_BRATS_LABELS):
     root = tmp_path / "Dataset500_Brats"
     images, seg = tiny_volumes()
     order = list(channel_names.values())
@@ -53,9 +65,10 @@ def _nnunet_root(tmp_path, channel_names):
                 continue  # an absent _0002 file is a missing sequence
             key = {"FLAIR": "flair", "T1": "t1", "T1ce": "t1ce", "T2": "t2"}[name]
             save_nifti(root / "imagesTr" / f"{case}_{ch:04d}.nii.gz", images[key])
-        save_nifti(root / "labelsTr" / f"{case}.nii.gz", seg)
+        save_nifti(root / "labelsTr" / f"{case}.nii.gz", to_nnunet_labels(seg))
     (root / "dataset.json").write_text(json.dumps({"channel_names": channel_names, "file_ending": ".nii.gz",
-                                                   "labels": {"background": 0}}))
+                                                   "labels": labels, "regions_class_order": [1, 2, 3],
+                                                   "numTraining": 2}))
     return root
 
 

@@ -76,7 +76,7 @@ def test_affine_tolerance(tmp_path):
     save_nifti(case.images["t1"], images["t1"], spacing)
     with pytest.raises(CaseError, match=r"c0_t1.nii.gz: voxel spacing differs"):
         load_case(case, BRATS2020)
-    load_case(case, BRATS2020, affine_atol=0.5)  # configurable
+    load_case(case, BRATS2020, affine_tolerance=0.5)  # configurable (fraction of a voxel)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -122,3 +122,58 @@ def test_real_cases_load():
     loaded = load_case(gli, BRATS2020)
     assert loaded.label is None and loaded.image.shape == (4, 240, 240, 155)
     assert np.isfinite(loaded.image).all() and all(loaded.image[i].any() for i in range(4))
+
+
+# ------------------------------------------------------------------ issue 14: validation
+def test_constant_sequence_is_refused_like_an_empty_one(tmp_path):
+    """An all-ones T1 used to be accepted: its mask swallowed the background (WT 0.41, 3.4x the volume)."""
+    case = _case(tmp_path)
+    save_nifti(case.images["t1"], np.ones((16, 16, 16), np.int16))
+    with pytest.raises(CaseError, match=r"c0_t1.nii.gz: sequence is constant \(every voxel is 1\): not an image"):
+        load_case(case, BRATS2020)
+
+
+def test_skip_invalid_treats_a_constant_sequence_as_missing(tmp_path):
+    import warnings
+
+    from medmodal.notices import InputWarning
+
+    case = _case(tmp_path)
+    save_nifti(case.images["t1"], np.full((16, 16, 16), 7, np.int16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_case(case, BRATS2020, skip_invalid=True)
+    assert loaded.present.tolist() == [True, False, True, True] and not loaded.image[1].any()
+    assert loaded.skipped == {"t1": "sequence is constant (every voxel is 7): not an image"}
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, InputWarning)]
+    assert "c0_t1.nii.gz" in message and "t1 treated as missing" in message
+    for name in ("flair", "t1ce", "t2"):
+        save_nifti(case.images[name], np.zeros((16, 16, 16), np.int16))
+    with pytest.raises(CaseError, match="case c0: no usable sequence"):
+        load_case(case, BRATS2020, skip_invalid=True)
+
+
+def test_affine_tolerance_is_relative_to_the_voxel_size(tmp_path):
+    """A 1.65e-4 mm header difference on a 2.5 mm axis is noise (it used to be refused)."""
+    images, seg = tiny_volumes()
+    folder = tmp_path / "c1"
+    grid = np.diag([2.5, 2.5, 2.5, 1.0])
+    for name, img in images.items():
+        save_nifti(folder / f"c1_{name}.nii.gz", img, grid)
+    save_nifti(folder / "c1_seg.nii.gz", seg, grid)
+    noisy = grid.copy()
+    noisy[2, 2] += 1.65e-4
+    noisy[0, 3] = 1.65e-4
+    save_nifti(folder / "c1_t2.nii.gz", images["t2"], noisy)
+    (case,) = discover_cases(folder)
+    assert load_case(case, BRATS2020).present.all()
+    shifted = grid.copy()
+    shifted[0, 3] = 0.05  # 2 % of a voxel: a real difference at the default 0.1 %
+    save_nifti(folder / "c1_t2.nii.gz", images["t2"], shifted)
+    with pytest.raises(CaseError) as err:
+        load_case(case, BRATS2020)
+    message = str(err.value)
+    assert "c1_t2.nii.gz: affine (orientation/origin) differs from c1_flair.nii.gz by up to 0.05 mm" in message
+    assert "tolerance 0.0025 mm = 0.001 of a voxel; spacing 2.5 x 2.5 x 2.5 vs 2.5 x 2.5 x 2.5 mm" in message
+    assert "np.float" not in message and "--affine-tolerance" in message
+    assert load_case(case, BRATS2020, affine_tolerance=0.05).present.all()

@@ -169,3 +169,33 @@ def test_predict_real_case_via_mapping_without_t1(trained_run, tmp_path):
     ref = nib.load(str(src / f"{src.name}_fla_bet.nii.gz"))
     assert written.shape == ref.shape and np.allclose(written.affine, ref.affine)
     assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
+
+
+def test_bundle_and_checkpoints_record_the_training_geometry(trained_run):
+    """Issue 14: the bundle records orientation and median spacing of the training cases (synthetic:
+    RAS, 240 mm / 24 voxels = 10 mm), in model.json and in the checkpoints."""
+    import json
+
+    import torch
+
+    from medmodal.engine.checkpoint import load_model
+
+    _, run = trained_run
+    expected = {"orientation": "RAS", "spacing": [10.0, 10.0, 10.0], "spatial_dims": 3}
+    assert json.loads((run / "model" / "model.json").read_text())["geometry"] == expected
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["hyper_parameters"]["config"]["bundle"]["geometry"] == expected
+    _, meta = load_model(run / "checkpoints" / "best.ckpt")
+    assert meta["geometry"] == expected
+
+
+def test_predict_from_a_ckpt_equals_the_bundle(trained_run, tmp_path):
+    """``-m run/checkpoints/best.ckpt`` is read (hyper_parameters.config.bundle) and predicts as the bundle."""
+    data, run = trained_run
+    case = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))[1]
+    outputs = {}
+    for name, model in (("bundle", run / "model" / "model.safetensors"), ("ckpt", run / "checkpoints" / "best.ckpt")):
+        result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(tmp_path / name), "-m", str(model)])
+        assert result.exit_code == 0, result.output
+        outputs[name] = np.asarray(nib.load(str(tmp_path / name / f"{case.name}.nii.gz")).dataobj)
+    np.testing.assert_array_equal(outputs["ckpt"], outputs["bundle"])

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import (DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, data_app, discover,
-                                  discover_dataset, user_errors)
+from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, data_app, discover,
+                                  discover_dataset, print_wide, user_errors)
 
 @data_app.command("synth-brats")
 @user_errors
@@ -49,15 +49,21 @@ def summary_cmd(
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     dataset: str = DatasetOpt,
     validate: bool = typer.Option(True, help="read and validate every file (slower)"),
+    affine_tolerance: float = AffineTolOpt,
 ):
-    """List the cases found, their sequences, grid and label voxel counts."""
+    """List the cases found, their sequences, grid and label voxel counts, and any file not used."""
     from medmodal.data.volumes.summary import availability, summarize_case, summary_table
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
-    summaries = [summarize_case(c, spec, validate=validate) for c in found]
-    console.print(summary_table(summaries, spec))
+    summaries = [summarize_case(c, spec, validate=validate, affine_tolerance=affine_tolerance) for c in found]
+    print_wide(summary_table(summaries, spec))
     avail = ", ".join(f"{m} {n}/{len(found)}" for m, n in availability(summaries, spec).items())
-    console.print(f"layout: {found[0].layout}; sequences available: {avail}")
+    console.print(f"layout: {found[0].layout}; sequences available: {avail}", highlight=False)
+    unmatched = getattr(found, "unmatched", [])
+    if unmatched:
+        console.print(f"{len(unmatched)} NIfTI files matched no sequence or label (not used):", highlight=False)
+        for path in unmatched:
+            console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("split")
@@ -115,12 +121,12 @@ def preprocess_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="cache folder (default <root>/.medmodal_cache, or ~/.cache/medmodal if read-only)"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
-    dataset: str = DatasetOpt,
+    dataset: str = DatasetOpt, affine_tolerance: float = AffineTolOpt,
 ):
-    """Validate, crop and normalise every case once, caching the result as .npy."""
+    """Validate, crop and normalise every case once (as stored: no training geometry), caching the result as .npy."""
     from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
-    store = PreprocessedCache(cache or default_cache_dir(root), spec)
+    store = PreprocessedCache(cache or default_cache_dir(root), spec, affine_tolerance)
     store.build_all(found, progress=True)
     console.print(f"{len(found)} cases cached in {store.cache_dir}")

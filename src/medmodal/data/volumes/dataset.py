@@ -130,10 +130,16 @@ class CropDataset(torch.utils.data.Dataset):
 
 class CaseDataset(torch.utils.data.Dataset):
     """Whole preprocessed cases: ``image`` ``[M, x, y, z]``, ``label`` ``[x, y, z]`` (or absent),
-    ``present`` ``[M]`` bool, plus ``case_id``, ``bbox``, ``original_shape``, ``spacing``."""
+    ``present`` ``[M]`` bool, plus ``case_id``, ``bbox``, ``original_shape``, ``spacing`` (all on the
+    working grid of the training geometry).
 
-    def __init__(self, cache: PreprocessedCache, cases: Sequence[Case]):
-        self.cache, self.cases = cache, list(cases)
+    ``native=True`` (evaluation) adds ``grid`` (:class:`medmodal.data.volumes.geometry.GridTransform`)
+    and, when the working grid differs from the files' grid, ``native_label`` ``[X, Y, Z]``: scores
+    are then computed on the native grid. Validation during training scores on the working grid.
+    """
+
+    def __init__(self, cache: PreprocessedCache, cases: Sequence[Case], native: bool = False):
+        self.cache, self.cases, self.native = cache, list(cases), native
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -147,4 +153,9 @@ class CaseDataset(torch.utils.data.Dataset):
         }
         if pre.label is not None:
             item["label"] = torch.from_numpy(np.array(pre.label)).long()
+        if self.native:
+            item["grid"] = pre.grid
+            item["skipped"] = dict(pre.skipped or {})
+            if pre.native_label is not None:
+                item["native_label"] = torch.from_numpy(np.array(pre.native_label)).long()
         return item

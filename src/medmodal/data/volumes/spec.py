@@ -28,6 +28,7 @@ RV blood pool. The volumes are short-axis stacks of a few thick slices, so model
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -149,3 +150,108 @@ def get_spec(name: str) -> DatasetSpec:
 def register_spec(spec: DatasetSpec) -> DatasetSpec:
     SPECS[spec.name] = spec
     return spec
+
+
+# ------------------------------------------------------------------ declared label conventions
+# nnU-Net / Medical Segmentation Decathlon ``dataset.json`` files name their label values. nnU-Net's
+# own BraTS conversion (nnunetv2/dataset_conversion/Dataset137_BraTS21.py) writes 1 = edema,
+# 2 = necrosis / non-enhancing core, 3 = enhancing, declared region-based as whole tumour (1, 2, 3),
+# tumour core (2, 3), enhancing tumour (3,); the Decathlon's Task01 declares "1": "edema",
+# "2": "non-enhancing tumor", "3": "enhancing tumour". Names are matched to the spec's classes.
+
+def _norm(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+#: normalised declared class name -> canonical class name (a ``class_names`` entry of a spec).
+CLASS_NAME_ALIASES = {
+    "background": "background", "bg": "background", "clear": "background",
+    # BraTS glioma sub-regions
+    "necrosis": "necrosis", "necrotic": "necrosis", "ncr": "necrosis", "net": "necrosis", "ncrnet": "necrosis",
+    "necroticcore": "necrosis", "necrotictumorcore": "necrosis", "necrotictumourcore": "necrosis",
+    "nonenhancing": "necrosis", "nonenhancingtumor": "necrosis", "nonenhancingtumour": "necrosis",
+    "nonenhancingtumorcore": "necrosis", "nonenhancingtumourcore": "necrosis", "necrosisnonenhancing": "necrosis",
+    "edema": "edema", "oedema": "edema", "ed": "edema", "peritumoraledema": "edema", "peritumouraloedema": "edema",
+    "enhancing": "enhancing", "enhancingtumor": "enhancing", "enhancingtumour": "enhancing", "et": "enhancing",
+    "gdenhancingtumor": "enhancing", "gdenhancingtumour": "enhancing",
+    # MyoPS cardiac structures
+    "lvbloodpool": "lv_blood_pool", "lv": "lv_blood_pool", "leftventricle": "lv_blood_pool",
+    "lvmyocardium": "lv_myocardium", "myocardium": "lv_myocardium", "myo": "lv_myocardium",
+    "normalmyocardium": "lv_myocardium",
+    "rvbloodpool": "rv_blood_pool", "rv": "rv_blood_pool", "rightventricle": "rv_blood_pool",
+    "scar": "scar", "myocardialscar": "scar", "infarct": "scar", "myocardialedema": "edema",
+}
+
+#: normalised declared region name -> region name of a spec (region-based nnU-Net labels).
+REGION_NAME_ALIASES = {
+    "wholetumor": "WT", "wholetumour": "WT", "wt": "WT",
+    "tumorcore": "TC", "tumourcore": "TC", "tc": "TC",
+    "enhancingtumor": "ET", "enhancingtumour": "ET", "et": "ET",
+    "scar": "Scar", "edemascar": "Edema+Scar", "lv": "LV", "myo": "Myo", "rv": "RV",
+}
+
+
+def _declared_entries(declared: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """``(name, value)`` pairs of a ``labels`` entry in either format.
+
+    nnU-Net v2: ``{"background": 0, "edema": 1}`` or region-based ``{"whole tumor": [1, 2, 3]}``;
+    Decathlon / nnU-Net v1: ``{"0": "background", "1": "edema"}``.
+    """
+    items = list(declared.items())
+    if items and all(str(k).strip().isdigit() and isinstance(v, str) for k, v in items):
+        return [(v, int(k)) for k, v in items]
+    return [(str(k), v) for k, v in items]
+
+
+def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, where: str = "dataset.json"
+                            ) -> dict[int, int]:
+    """File label value -> internal class index of ``spec``, from a ``dataset.json`` ``labels`` entry.
+
+    Plain labels are matched by name (:data:`CLASS_NAME_ALIASES`). Region-based labels (lists of
+    values, nnU-Net v2) are matched to ``spec``'s regions by name (:data:`REGION_NAME_ALIASES`);
+    a file value then belongs to the class whose region memberships are the same (BraTS: a value
+    in WT and TC but not ET is necrosis).
+
+    Raises:
+        ValueError: a declared name fits no class or region of ``spec``, two values claim one
+            class, or no foreground label is declared (the message names ``where``).
+    """
+    entries = _declared_entries(declared)
+    plain = [(n, v) for n, v in entries if not isinstance(v, (list, tuple))]
+    regions = [(n, v) for n, v in entries if isinstance(v, (list, tuple))]
+    out: dict[int, int] = {}
+    for name, value in plain:
+        canonical = CLASS_NAME_ALIASES.get(_norm(name))
+        if canonical not in spec.class_names:
+            raise ValueError(f"{where}: declared label {name!r} (value {value}) matches no class of the {spec.name} "
+                             f"convention ({', '.join(spec.class_names)})")
+        out[int(value)] = spec.class_names.index(canonical)
+    if regions:
+        membership: dict[int, set[str]] = {}
+        for name, values in regions:
+            region = REGION_NAME_ALIASES.get(_norm(name))
+            if region not in spec.regions:
+                raise ValueError(f"{where}: declared region {name!r} {list(values)} matches no region of "
+                                 f"{spec.name} ({', '.join(spec.regions)})")
+            for v in values:
+                membership.setdefault(int(v), set()).add(region)
+        by_regions = {frozenset(r for r, members in spec.regions.items() if c in members): c
+                      for c in range(1, spec.num_classes)}
+        for value, regs in sorted(membership.items()):
+            cls = by_regions.get(frozenset(regs))
+            if cls is None:
+                raise ValueError(f"{where}: label value {value} lies in regions {sorted(regs)}, which is no class "
+                                 f"of {spec.name}")
+            out[value] = cls
+    if len(set(out.values())) != len(out):
+        raise ValueError(f"{where}: two declared label values map to one {spec.name} class ({declared})")
+    if not any(cls > 0 for cls in out.values()):
+        raise ValueError(f"{where}: declares no foreground label ({dict(declared)}); cannot tell what the "
+                         f"label values mean")
+    out.setdefault(0, 0)
+    return out
+
+
+def describe_source_labels(source_labels: Mapping[int, int], spec: DatasetSpec) -> str:
+    """``"1 = necrosis, 2 = edema, 4 = enhancing"``: the foreground values of a file convention."""
+    return ", ".join(f"{v} = {spec.class_names[c]}" for v, c in sorted(source_labels.items()) if c > 0)

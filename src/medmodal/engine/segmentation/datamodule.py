@@ -1,5 +1,9 @@
 """Lightning data module for segmentation with missing sequences (3-D crops, or 2-D slices for MyoPS).
 
+The training geometry (axis codes + median voxel size of the *training* cases, read from the
+files' headers; :mod:`medmodal.data.volumes.geometry`) is derived first: every case, validation
+and test included, is brought to it, and the model bundle records it for evaluate / predict.
+
 On rank 0, ``prepare_data`` validates and caches every case (``.npy`` files, memory-mapped
 later, so DDP processes share one copy through the page cache: RAM per process is about one
 batch of crops plus the worker prefetch). Splits are read from / written next to the data and
@@ -16,6 +20,7 @@ import torch
 
 from medmodal.config import DataConfig
 from medmodal.data.volumes.dataset import CaseDataset, CropDataset, MissingProtocol
+from medmodal.data.volumes.geometry import Geometry, reference_affine, training_geometry
 from medmodal.data.volumes.layouts import discover_cases
 from medmodal.data.missing import assign_imbalanced, read_missing_csv, write_missing_csv
 from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
@@ -35,18 +40,34 @@ class SegmentationDataModule(L.LightningDataModule):
         self.crop_size = self._check_crop_size()  # fail before caching the dataset
         self.cases = None
         self.splits: dict[str, list[str]] | None = None
+        self._geometry: Geometry | None = None
 
     # ------------------------------------------------------------------ set-up
     def _discover(self):
         if self.cases is None:
-            found = discover_cases(self.cfg.root, self.cfg.layout, self.cfg.mapping, self.spec.modalities, self.cfg.labels)
+            found = discover_cases(self.cfg.root, self.cfg.layout, self.cfg.mapping, self.spec.modalities,
+                                   self.cfg.labels)
             self.cases = {c.case_id: c for c in found}
         return self.cases
 
     @property
+    def geometry(self) -> Geometry:
+        """Training geometry: ``data.orientation`` / ``data.target_spacing``, else derived from the
+        training split's headers (codes most cases share, median voxel size)."""
+        if self._geometry is None:
+            affines = []
+            for case in self.split_cases("train"):
+                first = next(m for m in self.spec.modalities if m in case.images) if case.images else None
+                if first is not None:
+                    affines.append(reference_affine(case.images[first])[0])
+            self._geometry = training_geometry(affines, self.spec.spatial_dims, self.cfg.orientation,
+                                               self.cfg.target_spacing)
+        return self._geometry
+
+    @property
     def cache(self) -> PreprocessedCache:
         cache_dir = self.cfg.cache_dir or default_cache_dir(self.cfg.root)
-        return PreprocessedCache(cache_dir, self.spec, self.cfg.affine_atol)
+        return PreprocessedCache(cache_dir, self.spec, self.cfg.affine_tolerance, geometry=self.geometry)
 
     def split_cases(self, name: str):
         cases = self._discover()

@@ -2,7 +2,8 @@
 
 A 2-D model (``spatial_dims=2``, e.g. MyoPS) predicts a 3-D volume slice by slice: when the
 window has one axis fewer than the volume, the slices along the last axis are windowed as a
-batch of 2-D images (:func:`sliding_window`).
+batch of 2-D images (:func:`sliding_window`). :func:`native_classes` maps probabilities on the
+working grid back to a case's native grid (nnU-Net style: resample probabilities, then argmax).
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
+
+from medmodal.data.volumes.geometry import GridTransform, channel_argmax
+from medmodal.data.volumes.preprocess import uncrop
+from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.evaluation.metrics import postprocess_et
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -130,3 +137,42 @@ def predict_probabilities_all_subsets(model: nn.Module, image: torch.Tensor, sub
     logits = sliding_window(image, roi_size, predictor, overlap, sw_batch_size, mode)  # [1, K*C, *spatial]
     logits = logits.reshape(k, -1, *logits.shape[2:])
     return torch.softmax(logits.float(), dim=1)
+
+
+def native_classes(probs: np.ndarray, bbox, working_shape, grid: GridTransform | None, spec: DatasetSpec,
+                   et_min_voxels: int = 0, keep_probabilities: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class map (and probabilities) on the case's native grid from probabilities on the cropped working grid.
+
+    nnU-Net's export: when the working grid differs from the files' grid (reoriented and / or
+    resampled, see :mod:`medmodal.data.volumes.geometry`), the *probabilities* are placed back into
+    the uncropped working grid (background 1 outside the crop), resampled (linear) to the native
+    grid and reoriented back; the argmax is taken there. A grid that is the identity keeps the
+    direct path (argmax on the crop, then uncrop), bit-identical to a pipeline without geometry.
+
+    Args:
+        probs: ``[C, *crop]`` float probabilities on the cropped working grid.
+        bbox: crop box in the working grid; working_shape: its uncropped shape.
+        grid: the case's :class:`GridTransform` (``None`` = identity).
+        et_min_voxels: ET post-processing threshold in *working-grid* voxels (the model's setting);
+            on a resampled grid it is converted to native voxels by the voxel-volume ratio.
+        keep_probabilities: also return the ``[C, *native]`` probabilities (float16 on the identity
+            path, as written by ``--save-probabilities``).
+
+    Returns:
+        ``(classes [*native] uint8, probabilities or None)``.
+    """
+    if grid is None or grid.identity:
+        classes = postprocess_et(probs.argmax(0).astype(np.uint8), spec, min_voxels=et_min_voxels)
+        classes = uncrop(classes, bbox, working_shape)
+        full = None
+        if keep_probabilities:
+            full = uncrop(probs.astype(np.float16), bbox, working_shape)
+            full[0][full.sum(0) == 0] = 1  # outside the brain box: background
+        return classes, full
+    full = np.zeros((probs.shape[0], *working_shape), np.float32)
+    full[0] = 1.0  # outside the crop: background
+    full[(slice(None), *(slice(lo, hi) for lo, hi in bbox))] = probs
+    native = grid.probabilities_to_native(full) if keep_probabilities else None
+    classes = channel_argmax(native) if keep_probabilities else grid.classes_to_native(full)
+    classes = postprocess_et(classes, spec, min_voxels=round(et_min_voxels * grid.voxel_volume_ratio))
+    return classes, (native.astype(np.float16) if keep_probabilities else None)

@@ -23,6 +23,7 @@ import torch
 
 from medmodal.config import ExperimentConfig, config_to_dict
 from medmodal.data.missing import all_subsets
+from medmodal.data.volumes.geometry import Geometry
 from medmodal.data.volumes.spec import get_spec
 from medmodal.distributed import all_gather_no_grad
 from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
@@ -61,12 +62,16 @@ def model_kwargs(cfg: ExperimentConfig) -> dict[str, Any]:
     return {"spatial_dims": get_spec(cfg.data.dataset).spatial_dims, **cfg.model.kwargs}
 
 
-def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.bundle``)."""
+def bundle_meta(cfg: ExperimentConfig, geometry: Geometry | None = None) -> dict[str, Any]:
+    """The description stored with the weights (``model.json`` / ckpt ``hyper_parameters.config.bundle``).
+
+    ``geometry``: the training geometry (axis codes, target spacing) evaluate / predict bring
+    every case to; ``None`` leaves it out (cases are then used as stored, with a warning).
+    """
     spec = get_spec(cfg.data.dataset)
     evaluation = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg.eval).items()}
     evaluation["protocol"] = get_protocol(cfg.eval.protocol, spec).name  # "auto" resolved: the bundle says which
-    return {
+    meta = {
         "format": "medmodal-bundle/1",
         "model_name": cfg.model.name,
         "modalities": list(spec.modalities),
@@ -75,12 +80,16 @@ def bundle_meta(cfg: ExperimentConfig) -> dict[str, Any]:
         "spec": spec.name,
         "eval": evaluation,
     }
+    if geometry is not None:
+        meta["geometry"] = geometry.to_dict()
+    return meta
 
 
 class SegmentationModule(L.LightningModule):
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters()  # plain dicts only: the checkpoint loads with weights_only=True
+        self.bundle = dict(config.get("bundle") or {})  # hyper_parameters.config.bundle in the .ckpt
         from medmodal.config import config_from_dict
 
         self.cfg = config_from_dict(config["experiment"])
@@ -103,8 +112,8 @@ class SegmentationModule(L.LightningModule):
                                               self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)
 
     @classmethod
-    def from_experiment(cls, cfg: ExperimentConfig) -> "SegmentationModule":
-        return cls({"experiment": config_to_dict(cfg), "bundle": bundle_meta(cfg)})
+    def from_experiment(cls, cfg: ExperimentConfig, geometry: Geometry | None = None) -> "SegmentationModule":
+        return cls({"experiment": config_to_dict(cfg), "bundle": bundle_meta(cfg, geometry)})
 
     def _loss_dims(self) -> dict:
         """Feature sizes the distillation heads need (deepest encoder width), if the model exposes them."""

@@ -44,7 +44,7 @@ def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callb
         save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = SegmentationDataModule(cfg.data, run_dir, seed=cfg.trainer.seed)
-    module = SegmentationModule.from_experiment(cfg)
+    module = SegmentationModule.from_experiment(cfg, datamodule.geometry)  # the bundle records it
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
     ckpt_path = find_resume_checkpoint(run_dir, resume)
     with warnings.catch_warnings():
@@ -58,9 +58,11 @@ def run_training(cfg: ExperimentConfig, resume: str | None = "auto", extra_callb
 
 
 def export_bundle(run_dir: Path, module: SegmentationModule, cfg: ExperimentConfig) -> Path:
-    """Write ``<run>/model`` from the best checkpoint (or the final weights when none was scored)."""
+    """Write ``<run>/model`` from the best checkpoint (or the final weights when none was scored);
+    ``model.json`` is the module's bundle description (training geometry included)."""
     best = run_dir / "checkpoints" / "best.ckpt"
     if best.is_file():
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    return save_bundle(run_dir / "model", module.model, bundle_meta(cfg))
+    meta = module.bundle or bundle_meta(cfg)
+    return save_bundle(run_dir / "model", module.model, meta)
