@@ -141,3 +141,26 @@ def test_resume_is_bit_identical_including_kmeans(tiny_config, tmp_path):
     assert not different, different[:5]
     opt_a, opt_b = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
     assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[k]["exp_avg"], opt_b[k]["exp_avg"]) for k in opt_a)
+
+
+def test_resnet50_export_loads_strictly_in_timm_and_torchvision(tmp_path):
+    import timm
+    import torchvision
+    from safetensors.torch import load_file
+
+    from medmodal.engine.image_text.export import export_model
+    from medmodal.models import create_model
+    from tests.engine.image_text.conftest import TINY_MODEL
+
+    model = create_model("cmcgns", **{**TINY_MODEL, "image_encoder": "resnet50", "image_size": 64})
+    out = export_model(model, tmp_path / "export", source="test", image_size=64)
+    assert out["architecture"] == "resnet50"
+    weights = load_file(str(tmp_path / "export/image_encoder/model.safetensors"))
+    timm.create_model("resnet50", num_classes=0).load_state_dict(weights, strict=True)
+    tv = torchvision.models.resnet50()
+    missing = tv.load_state_dict(weights, strict=False)
+    assert sorted(missing.missing_keys) == ["fc.bias", "fc.weight"] and not missing.unexpected_keys
+    tv.fc = torch.nn.Identity()
+    tv.load_state_dict(weights, strict=True)
+    # a text model built from a config has no tokenizer of its own: the folder says so
+    assert out["notes"] and (tmp_path / "export/text_encoder/config.json").is_file()
