@@ -164,3 +164,27 @@ def test_resnet50_export_loads_strictly_in_timm_and_torchvision(tmp_path):
     tv.load_state_dict(weights, strict=True)
     # a text model built from a config has no tokenizer of its own: the folder says so
     assert out["notes"] and (tmp_path / "export/text_encoder/config.json").is_file()
+
+
+def test_ddp_strategy_tolerates_unused_parameters_only_with_several_processes():
+    from medmodal.engine.image_text.module import ddp_strategy
+
+    cfg = load_pretrain_config(preset="pretrain_demo_cpu")
+    assert ddp_strategy(cfg) == "auto"  # one CPU process
+    cfg.trainer.devices = 2
+    assert ddp_strategy(cfg) == "ddp_find_unused_parameters_true"
+    cfg.trainer.devices, cfg.trainer.num_nodes = 1, 2
+    assert ddp_strategy(cfg) == "ddp_find_unused_parameters_true"
+
+
+def test_data_module_reads_splits_and_keeps_the_field_of_view(tiny_config):
+    from medmodal.engine.image_text.config import resolved_resize
+    from medmodal.engine.image_text.data import PretrainDataModule
+
+    cfg = tiny_config()
+    data = PretrainDataModule(cfg)
+    assert set(data.counts()) == {"train", "val", "test"} and sum(data.counts().values()) == 30
+    assert resolved_resize(cfg) == 73 and data.image_cache.size == 73  # 64 px crops of a 73 frame (224 / 256)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].shape == (8, 3, 64, 64) and batch["input_ids"].shape[1] <= 48
+    assert batch["labels"].shape == (8, len(data.label_names)) and "Cardiomegaly" in data.label_names
