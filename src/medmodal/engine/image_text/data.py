@@ -59,7 +59,8 @@ def read_pretraining_studies(cfg: PretrainConfig) -> tuple[list[Study], list[str
         result = read_studies(d.root, d.layout, **options)
     notes = list(result.notes)
     if result.dropped:
-        notes.append("dropped by the reader's rules: " + ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())))
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items()))
+        notes.append(f"dropped by the reader's rules: {dropped}")
     notes += [f"skipped bad input: {problem}" for _, problem in result.skipped[:20]]
     if len(result.skipped) > 20:
         notes.append(f"skipped bad input: ... and {len(result.skipped) - 20} more")

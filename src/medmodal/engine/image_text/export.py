@@ -28,7 +28,8 @@ import torch
 from medmodal.io import atomic_write_json, ensure_writable_dir
 from medmodal.models.encoder_export import EXPORT_DIR, IMAGE_ENCODER_DIR, save_image_encoder
 
-__all__ = ["TEXT_ENCODER_DIR", "export_model", "export_run", "training_tokenizer", "image_architecture", "checkpoint_of_run"]
+__all__ = ["TEXT_ENCODER_DIR", "export_model", "export_run", "training_tokenizer", "image_architecture",
+           "checkpoint_of_run"]
 
 TEXT_ENCODER_DIR = "text_encoder"
 
