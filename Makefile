@@ -1,5 +1,6 @@
 # Two commands for a fresh machine:
-#   make demo   - create .venv, install medmodal, run the main job on built-in synthetic data
+#   make demo   - create .venv, install medmodal, run the main jobs on built-in synthetic data
+#                 (DMAF-Net segmentation; CM-CGNS image-report pre-training + retrieval / zero-shot)
 #   make test   - create .venv, install medmodal + test tools, run the default test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,6 +19,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medmodal demo --out runs/demo
+	$(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 400
+	$(BIN)/medmodal pretrain --preset pretrain_demo_cpu
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,7 +4,8 @@ over the library (see :mod:`medmodal.cli.common` for the error guard shared by a
 from __future__ import annotations
 
 # importing the command modules registers their commands on ``app``
-from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, score, train  # noqa: F401
+from medmodal.cli import (benchmark, data, demo, evaluate, finetune, predict, pretrain, score,  # noqa: F401
+                          train)
 from medmodal.cli.common import app
 
 __all__ = ["app", "main"]
