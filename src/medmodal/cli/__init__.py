@@ -3,7 +3,16 @@ over the library (see :mod:`medmodal.cli.common` for the error guard shared by a
 
 from __future__ import annotations
 
-from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, train  # noqa: F401  (register commands)
+from medmodal.cli import (  # noqa: F401  (register commands)
+    benchmark,
+    data,
+    demo,
+    endoscopy,
+    evaluate,
+    finetune,
+    predict,
+    train,
+)
 from medmodal.cli.common import app
 
 __all__ = ["app", "main"]
