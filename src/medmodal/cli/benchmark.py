@@ -35,7 +35,7 @@ def benchmark_cmd(
         report = run_endoscopy_benchmark(
             out, profile, [m.strip() for m in methods.split(",")] if methods else None,
             [int(s) for s in seeds.split(",")] if seeds else None, finetune_epochs=epochs,
-            on_run=lambda r: console.print(f"{r['method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
+            on_run=lambda r: console.print(f"{r['bench_method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
                                            f"accuracy {r['test']['accuracy']:.3f}", highlight=False))
         for name in ("comparison.md", "ablation.md"):
             console.print((report / name).read_text(), markup=False, highlight=False)

@@ -163,7 +163,7 @@ def demo_endoscopy_cmd(
     report = run_endoscopy_benchmark(out, "cpu-quick", ["wli-only", "fusion-no-pretrain", "mics"],
                                      [int(s) for s in seeds.split(",")], [0.05], data=data,
                                      on_run=lambda r: console.print(
-                                         f"{r['method']:<20} seed {r['seed']}: accuracy "
+                                         f"{r['bench_method']:<20} seed {r['seed']}: accuracy "
                                          f"{r['test']['accuracy']:.3f}", highlight=False))
     console.print((report / "comparison.md").read_text(), markup=False, highlight=False)
     console.print(f"done in {(time.perf_counter() - start) / 60:.1f} min. report: {report}", highlight=False)

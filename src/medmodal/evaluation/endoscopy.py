@@ -217,7 +217,7 @@ def run_endoscopy_benchmark(out: str | Path, profile: str = "cpu-quick", methods
                 for row in results_rows(result):
                     rows.append({"bench_method": method, **row})
                 if on_run is not None:
-                    on_run({"method": method, **result})
+                    on_run({**result, "bench_method": method})
     report = ensure_writable_dir(out / "report")
     with atomic_path(report / "results.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
