@@ -1,5 +1,5 @@
 # Two commands for a fresh machine:
-#   make demo   - create .venv, install medmodal, run the main job on built-in synthetic data
+#   make demo   - create .venv, install medmodal, run the main jobs on built-in synthetic data (DMAF-Net, MICS)
 #   make test   - create .venv, install medmodal + test tools, run the default test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,6 +18,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medmodal demo --out runs/demo
+	$(BIN)/medmodal demo-endoscopy --out runs/demo-endoscopy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -43,6 +43,10 @@ class EndoscopyDataSettings:
             test image of another seed's split).
         label_fraction: labelled fraction of the training split (1 / 5 / 10 / 100 %); the label
             subset is drawn with the training seed (nested across fractions).
+        labelled_draws: labelled samples drawn (with replacement) per fine-tuning epoch; ``None``: the
+            training split's size (labelled + unlabelled), so an epoch has the same number of steps
+            at every label fraction (at 5 % a plain pass over the labelled subset is one or two
+            steps); ``0``: one pass over the labelled subset without replacement.
         batch_size / eval_batch_size / num_workers: DataLoader settings (per process).
         cache_dir: decoded-image cache (``None``: in memory).
         joint_geometry: one crop / flip draw per pair (simulated, registered pairs) or per image.
@@ -55,6 +59,7 @@ class EndoscopyDataSettings:
     fractions: tuple = (0.7, 0.1, 0.2)
     split_seed: int = 0
     label_fraction: float = 1.0
+    labelled_draws: Optional[int] = None
     batch_size: int = 32
     eval_batch_size: Optional[int] = None
     num_workers: int = 2

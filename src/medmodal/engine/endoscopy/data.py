@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision.transforms import v2
 
 from medmodal.data.endoscopy.dataset import PairedImageDataset, default_image_transform
@@ -130,15 +130,24 @@ class EndoscopyDataModule(L.LightningDataModule):
                                   image_transform=image_transform, joint_geometry=self.data.joint_geometry,
                                   seed=self.seed * 1009 + seed_offset)
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, shuffle: bool, draws: int | None = None) -> DataLoader:
         workers = int(self.data.num_workers)
         g = torch.Generator().manual_seed(self.seed + int(hashlib.sha1(str(len(dataset)).encode()).hexdigest()[:6], 16))
-        return DataLoader(dataset, batch_size=min(batch_size, max(1, len(dataset))), shuffle=shuffle,
-                          num_workers=workers, persistent_workers=False, generator=g if shuffle else None,
+        sampler = RandomSampler(dataset, replacement=True, num_samples=draws, generator=g) if draws else None
+        return DataLoader(dataset, batch_size=min(batch_size, max(1, draws or len(dataset))),
+                          shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+                          persistent_workers=False, generator=g if shuffle and sampler is None else None,
                           drop_last=False)
 
+    def labelled_draws(self) -> int | None:
+        """Labelled samples per fine-tuning epoch (see ``EndoscopyDataSettings.labelled_draws``)."""
+        if self.mode != "finetune" or self.data.labelled_draws == 0:
+            return None
+        return int(self.data.labelled_draws or len(self.splits["train"]))
+
     def train_dataloader(self):
-        labelled = self._loader(self.dataset(self.train_ids, True), self.data.batch_size, True)
+        labelled = self._loader(self.dataset(self.train_ids, True), self.data.batch_size, True,
+                                self.labelled_draws())
         if not (self.unlabelled and self.mode == "finetune"):
             return labelled
         if not self.unlabelled_ids:
