@@ -122,3 +122,16 @@ def test_finetune_cli_bad_data_is_one_line(tmp_path):
     res = runner.invoke(app, ["finetune-endoscopy", "--preset", "mics_finetune_demo_cpu", "--data",
                               str(tmp_path / "missing")])
     assert res.exit_code == 1 and "not found" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("cmd", ["pretrain-endoscopy", "finetune-endoscopy", "predict-endoscopy", "demo-endoscopy"])
+def test_help(cmd):
+    res = runner.invoke(app, [cmd, "--help"])
+    assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_benchmark_unknown_suite_and_method(tmp_path):
+    res = runner.invoke(app, ["benchmark", "--suite", "nope", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "--suite" in res.output
+    res = runner.invoke(app, ["benchmark", "--suite", "endoscopy", "--methods", "magic", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "unknown methods" in res.output

@@ -73,6 +73,10 @@ class EndoscopyOptimSettings:
 
     Attributes:
         lr / weight_decay: AdamW (authors 1e-4 / 0.02). warmup_epochs: linear warm-up.
+        encoder_lr: fine-tuning learning rate of *pre-trained* encoders (``None``: ``lr / 10``, as the
+            chest X-ray engine's unfrozen encoders); randomly initialised encoders always use ``lr``.
+            With 5 % labels, fine-tuning everything at ``lr`` erased the pre-training's advantage
+            (README, "Endoscopy: MICS").
         discriminator_lr / discriminator_betas: the discriminator's parameter group (authors'
             separate Adam, 2e-3, (0.5, 0.999)); pre-training only.
         grad_clip: gradient-norm clipping (``None``: off).
@@ -81,6 +85,7 @@ class EndoscopyOptimSettings:
     lr: float = 1e-4
     weight_decay: float = 0.02
     warmup_epochs: int = 1
+    encoder_lr: Optional[float] = None
     discriminator_lr: float = 2e-3
     discriminator_betas: tuple = (0.5, 0.999)
     grad_clip: Optional[float] = None

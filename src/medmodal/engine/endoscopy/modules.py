@@ -132,6 +132,17 @@ class MICSClassificationTask(_EndoscopyTask):
         self.test_subsets = [tuple(s) for s in test_subsets]
         self._outputs: dict[str, list] = {}
         self.results: dict[str, dict] = {}
+        self.pretrained_encoders = bool(hparams.get("pretrained_encoders", False))
+
+    def parameter_groups(self) -> list[dict]:
+        """Pre-trained encoders at ``optim.encoder_lr`` (default ``lr / 10``), the rest at ``lr``."""
+        if not self.pretrained_encoders:
+            return super().parameter_groups()
+        o = self.cfg.optim
+        enc = [p for p in self.model.encoders.parameters() if p.requires_grad]
+        ids = {id(p) for p in enc}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
+        return [{"params": rest}, {"params": enc, "lr": o.encoder_lr if o.encoder_lr is not None else o.lr / 10}]
 
     def inputs(self, batch: dict, subset: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch -> ``(images [B, M, 3, S, S], mask [B, M])`` for the model's modalities (``subset``: only these)."""

@@ -171,7 +171,8 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
-    task = MICSClassificationTask(cfg, model, {"config": config_to_dict(cfg), "classes": data.classes},
+    hparams = {"config": config_to_dict(cfg), "classes": data.classes, "pretrained_encoders": state is not None}
+    task = MICSClassificationTask(cfg, model, hparams,
                                   data.classes, cfg.test_modalities)
     trainer = _trainer(cfg, run_dir, "val/accuracy", "max")
     _fit(trainer, task, data, run_dir, resume)
