@@ -135,14 +135,14 @@ class MICSClassificationTask(_EndoscopyTask):
         self.pretrained_encoders = bool(hparams.get("pretrained_encoders", False))
 
     def parameter_groups(self) -> list[dict]:
-        """Pre-trained encoders at ``optim.encoder_lr`` (default ``lr / 10``), the rest at ``lr``."""
-        if not self.pretrained_encoders:
-            return super().parameter_groups()
+        """Pre-trained encoders at ``optim.encoder_lr`` (when set), the rest at ``lr``."""
         o = self.cfg.optim
+        if not self.pretrained_encoders or o.encoder_lr is None:
+            return super().parameter_groups()
         enc = [p for p in self.model.encoders.parameters() if p.requires_grad]
         ids = {id(p) for p in enc}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": rest}, {"params": enc, "lr": o.encoder_lr if o.encoder_lr is not None else o.lr / 10}]
+        return [{"params": rest}, {"params": enc, "lr": o.encoder_lr}]
 
     def inputs(self, batch: dict, subset: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch -> ``(images [B, M, 3, S, S], mask [B, M])`` for the model's modalities (``subset``: only these)."""
