@@ -1,6 +1,7 @@
 # Two commands for a fresh machine:
 #   make demo   - create .venv, install medmodal, run the main jobs on built-in synthetic data
-#                 (DMAF-Net segmentation; CM-CGNS image-report pre-training + retrieval / zero-shot)
+#                 (DMAF-Net segmentation; CM-CGNS image-report pre-training + retrieval / zero-shot;
+#                 MICS paired WLI/NBI pre-training + fine-tuning)
 #   make test   - create .venv, install medmodal + test tools, run the default test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -21,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/medmodal demo --out runs/demo
 	$(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 400
 	$(BIN)/medmodal pretrain --preset pretrain_demo_cpu
+	$(BIN)/medmodal demo-endoscopy --out runs/demo-endoscopy
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -4,8 +4,8 @@ over the library (see :mod:`medmodal.cli.common` for the error guard shared by a
 from __future__ import annotations
 
 # importing the command modules registers their commands on ``app``
-from medmodal.cli import (benchmark, data, demo, evaluate, finetune, predict, pretrain, score,  # noqa: F401
-                          train)
+from medmodal.cli import (benchmark, data, demo, endoscopy, evaluate, finetune, predict, pretrain,  # noqa: F401
+                          score, train)
 from medmodal.cli.common import app
 
 __all__ = ["app", "main"]

@@ -14,6 +14,8 @@ from medmodal.cli.common import REAL_CASE_MAPPING, app, console, user_errors
 @user_errors
 def benchmark_cmd(
     out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
+    suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net, BraTS-like) | endoscopy "
+                              "(MICS, paired WLI / NBI)"),
     profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20 min) | gpu-full"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
     protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
@@ -30,7 +32,21 @@ def benchmark_cmd(
                                                 "under (default: the runs' config, passion): passion | "
                                                 "brats-challenge | monai-max-directed"),
 ):
-    """Train every method and DMAF-Net ablation on one synthetic dataset; write a comparison report."""
+    """Train every method and ablation of a suite on one synthetic dataset; write a comparison report."""
+    if suite == "endoscopy":
+        from medmodal.evaluation.endoscopy import run_endoscopy_benchmark
+
+        report = run_endoscopy_benchmark(
+            out, profile, [m.strip() for m in methods.split(",")] if methods else None,
+            [int(s) for s in seeds.split(",")] if seeds else None, finetune_epochs=epochs,
+            on_run=lambda r: console.print(f"{r['bench_method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
+                                           f"accuracy {r['test']['accuracy']:.3f}", highlight=False))
+        for name in ("comparison.md", "ablation.md"):
+            console.print((report / name).read_text(), markup=False, highlight=False)
+        console.print(f"report: {report}")
+        return
+    if suite != "segmentation":
+        raise ValueError(f"--suite must be segmentation or endoscopy, got {suite!r}")
     from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
 
     names = [m.strip() for m in methods.split(",")] if methods else list(METHODS)

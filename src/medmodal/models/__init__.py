@@ -19,7 +19,14 @@ from medmodal.models.segmentation.passion import PASSIONNet  # noqa: E402
 from medmodal.models.segmentation.rfnet import RFNet, RFNetConfig  # noqa: E402
 from medmodal.models.segmentation.zero_unet import ZeroUNet, ZeroUNetConfig  # noqa: E402
 from medmodal.models.image_text.cmcgns import CMCGNS, CMCGNSConfig  # noqa: E402
+from medmodal.models.endoscopy import (  # noqa: E402
+    MICSClassifier,
+    MICSClassifierConfig,
+    MICSPretrainConfig,
+    MICSPretrainer,
+)
 
 __all__ = ["create_model", "list_models", "register_model", "get_model_factory", "get_model_task", "DMAFNet",
            "DMAFNetConfig", "MMFormer", "MMFormerConfig", "PASSIONNet", "RFNet", "RFNetConfig", "ZeroUNet",
-           "ZeroUNetConfig", "CMCGNS", "CMCGNSConfig"]
+           "ZeroUNetConfig", "CMCGNS", "CMCGNSConfig",
+           "MICSClassifier", "MICSClassifierConfig", "MICSPretrainConfig", "MICSPretrainer"]

@@ -22,6 +22,11 @@ Tasks and their contracts:
 ``factory(**kwargs)`` (the fields of the model's config dataclass); the model offers
 ``compute_losses(batch, stage=..., update_clusters=...) -> dict`` of named losses with ``"loss"`` the
 total, ``encode_image(images) -> [B, E]`` and ``encode_text(...) -> [B, E]`` (L2-normalised).
+
+``"endoscopy"`` (MICS, :mod:`medmodal.models.endoscopy`): built as ``factory(**kwargs)``, with
+``modalities`` / ``num_classes`` passed on when given; classifiers take
+``forward(images [B, M, 3, S, S], modality_mask [B, M] bool) -> logits [B, K]``, pre-training models
+offer ``compute_losses(wli, nbi) -> dict``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from torch import nn
 __all__ = ["register_model", "create_model", "list_models", "get_model_factory", "get_model_task", "TASKS"]
 
 #: the known tasks; each has its own construction contract (module docstring)
-TASKS = ("segmentation", "image_text")
+TASKS = ("segmentation", "image_text", "endoscopy")
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
@@ -120,6 +125,9 @@ def create_model(name: str, modalities: Sequence[str] | None = None, num_classes
     """
     factory = get_model_factory(name)
     task = get_model_task(name)
+    if task == "endoscopy":
+        extra = {k: v for k, v in (("modalities", modalities), ("num_classes", num_classes)) if v is not None}
+        return factory(**extra, **kwargs)
     if task != "segmentation":
         if modalities is not None or num_classes is not None:
             raise ValueError(f"model {name!r} (task {task!r}) takes no modalities / num_classes; "

@@ -1,0 +1,224 @@
+"""MICS configs: pre-training and fine-tuning, defaults = the authors' released settings.
+
+Sources: the MICS abstract and the authors' pre-training code (LQH89757/MICS, summarised in
+``shared/notes/mics.md``): ViT-B/16 at 384 px, AdamW lr 1e-4, weight decay 0.02, cosine, 30
+epochs, loss weights 10 / 1 / 0.1, discriminator Adam lr 2e-3 betas (0.5, 0.999). The fine-tuning
+code is not released: its optimiser follows the pre-training one (lr 1e-4, AdamW), FixMatch
+follows Sohn et al., NeurIPS 2020 (threshold 0.95, lambda_u 1, mu 7).
+
+Packaged presets (``src/medmodal/configs/``): ``mics_pretrain_kvasir`` / ``mics_finetune_kvasir``
+(paper defaults), ``mics_pretrain_demo_cpu`` / ``mics_finetune_demo_cpu`` (tiny ViT at 64 px,
+minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.models.endoscopy.classifier import FUSIONS, SHIFTS, MICSClassifierConfig
+from medmodal.models.endoscopy.pretrain import MICSPretrainConfig
+
+__all__ = ["EndoscopyDataSettings", "EndoscopyOptimSettings", "EndoscopyTrainerSettings", "FixMatchSettings",
+           "MICSPretrainRunConfig", "MICSFinetuneRunConfig", "load_pretrain_config", "load_finetune_config",
+           "METHODS"]
+
+#: fine-tuning methods: plain supervised training on the labelled pairs, or FixMatch (+ unlabelled pairs)
+METHODS = ("supervised", "fixmatch")
+
+
+@dataclass
+class EndoscopyDataSettings:
+    """Which data and how it is split.
+
+    Attributes:
+        root: dataset folder (any layout of :func:`medmodal.data.endoscopy.read_samples`) or CSV file.
+        layout: ``auto`` | ``authors`` | ``wl-nbi`` | ``kvasir`` | ``kvasir-seg`` | ``csv``.
+        split_file: official split file of a class-folder dataset (Kvasir / HyperKvasir).
+        image_size: network input edge ``S`` (authors 384).
+        fractions: train / val / test fractions per class (stratified, ``split_seed``).
+        split_seed: seed of the split (fixed across training seeds, so pre-training never sees a
+            test image of another seed's split).
+        label_fraction: labelled fraction of the training split (1 / 5 / 10 / 100 %); the label
+            subset is drawn with the training seed (nested across fractions).
+        labelled_draws: labelled samples drawn (with replacement) per fine-tuning epoch; ``None``: the
+            training split's size (labelled + unlabelled), so an epoch has the same number of steps
+            at every label fraction (at 5 % a plain pass over the labelled subset is one or two
+            steps); ``0``: one pass over the labelled subset without replacement.
+        batch_size / eval_batch_size / num_workers: DataLoader settings (per process).
+        cache_dir: decoded-image cache (``None``: in memory).
+        joint_geometry: one crop / flip draw per pair (simulated, registered pairs) or per image.
+    """
+
+    root: str = "data/endoscopy"
+    layout: str = "auto"
+    split_file: Optional[str] = None
+    image_size: int = 384
+    fractions: tuple = (0.7, 0.1, 0.2)
+    split_seed: int = 0
+    label_fraction: float = 1.0
+    labelled_draws: Optional[int] = None
+    batch_size: int = 32
+    eval_batch_size: Optional[int] = None
+    num_workers: int = 2
+    cache_dir: Optional[str] = None
+    joint_geometry: bool = True
+
+
+@dataclass
+class EndoscopyOptimSettings:
+    """AdamW + cosine decay per step after a linear warm-up.
+
+    Attributes:
+        lr / weight_decay: AdamW (authors 1e-4 / 0.02). warmup_epochs: linear warm-up.
+        encoder_lr: fine-tuning learning rate of *pre-trained* encoders (``None``: ``lr``); randomly
+            initialised encoders always use ``lr``. On the built-in data at 5 % labels ``lr / 10`` was
+            measured worse than ``lr`` (README, "Endoscopy: MICS").
+        discriminator_lr / discriminator_betas: the discriminator's parameter group (authors'
+            separate Adam, 2e-3, (0.5, 0.999)); pre-training only.
+        grad_clip: gradient-norm clipping (``None``: off).
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.02
+    warmup_epochs: int = 1
+    encoder_lr: Optional[float] = None
+    discriminator_lr: float = 2e-3
+    discriminator_betas: tuple = (0.5, 0.999)
+    grad_clip: Optional[float] = None
+
+
+@dataclass
+class EndoscopyTrainerSettings:
+    """Lightning settings (see :func:`medmodal.engine.trainer.make_trainer`)."""
+
+    max_epochs: int = 30
+    patience: Optional[int] = None
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    val_every_n_epochs: int = 1
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+
+
+@dataclass
+class FixMatchSettings:
+    """FixMatch (Sohn et al., NeurIPS 2020): pseudo-labels from a weak view of an unlabelled pair,
+    kept when ``max p >= threshold``, train the strong view (RandAugment + Cutout).
+
+    Attributes:
+        threshold: confidence threshold (0.95). lambda_u: unlabelled-loss weight (1). mu: unlabelled
+        batch / labelled batch (7). randaugment_ops / randaugment_magnitude: strong view (2, 10).
+        cutout: erased fraction of the image area (FixMatch: up to 0.5 of the edge, i.e. 0.25 of the area).
+    """
+
+    threshold: float = 0.95
+    lambda_u: float = 1.0
+    mu: int = 7
+    randaugment_ops: int = 2
+    randaugment_magnitude: int = 10
+    cutout: float = 0.25
+
+
+@dataclass
+class MICSPretrainRunConfig:
+    """``medmodal pretrain-endoscopy``: data, model (:class:`MICSPretrainConfig`), optimiser, trainer."""
+
+    out_dir: str = "runs/mics/pretrain"
+    data: EndoscopyDataSettings = field(default_factory=EndoscopyDataSettings)
+    model: MICSPretrainConfig = field(default_factory=MICSPretrainConfig)
+    optim: EndoscopyOptimSettings = field(default_factory=EndoscopyOptimSettings)
+    trainer: EndoscopyTrainerSettings = field(default_factory=EndoscopyTrainerSettings)
+
+
+@dataclass
+class MICSFinetuneRunConfig:
+    """``medmodal finetune-endoscopy``.
+
+    Attributes:
+        init: pre-training run folder or its ``encoders.safetensors`` (``none``: random init, the
+            "without pre-training" baseline). Architecture and image size then come from the run.
+        method: ``supervised`` | ``fixmatch``.
+        modality_dropout: probability that a training pair loses one of its images (WLI or NBI, even
+            odds), so the fusion model also learns to predict from one modality (the MRI-sequence
+            dropout of the segmentation engine); 0 for single-modality models.
+        test_modalities: extra test passes with only these modalities present (default: WLI only,
+            the usual clinical case); ignored by single-modality models.
+    """
+
+    out_dir: str = "runs/mics/finetune"
+    init: str = "none"
+    method: str = "supervised"
+    modality_dropout: float = 0.3
+    test_modalities: tuple = (("wli",),)
+    data: EndoscopyDataSettings = field(default_factory=EndoscopyDataSettings)
+    model: MICSClassifierConfig = field(default_factory=MICSClassifierConfig)
+    fixmatch: FixMatchSettings = field(default_factory=FixMatchSettings)
+    optim: EndoscopyOptimSettings = field(default_factory=EndoscopyOptimSettings)
+    trainer: EndoscopyTrainerSettings = field(default_factory=EndoscopyTrainerSettings)
+
+
+def _load(cls, path: str | Path | None, preset: str | None, overrides: list[str] | None):
+    if path is not None and preset is not None:
+        raise ValueError("give --config or --preset, not both")
+    source = packaged_config(preset) if preset else path
+    return dataclass_from_dict(cls, read_yaml_mapping(source, overrides), str(source or "config"))
+
+
+def _check_common(cfg) -> None:
+    if cfg.data.image_size < 16:
+        raise ValueError(f"data.image_size must be at least 16, got {cfg.data.image_size}")
+    if not 0 < cfg.data.label_fraction <= 1:
+        raise ValueError(f"data.label_fraction must be in (0, 1], got {cfg.data.label_fraction}")
+    if cfg.data.batch_size < 2:
+        raise ValueError(f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
+    if cfg.trainer.max_epochs < 1:
+        raise ValueError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
+
+
+def load_pretrain_config(path: str | Path | None = None, preset: str | None = None,
+                         overrides: list[str] | None = None) -> MICSPretrainRunConfig:
+    """YAML file or packaged preset (else defaults) with ``a.b=value`` overrides, checked.
+
+    Raises:
+        ValueError: unknown key, bad value (one line). FileNotFoundError: no such file / preset.
+    """
+    cfg = _load(MICSPretrainRunConfig, path, preset, overrides)
+    _check_common(cfg)
+    cfg.model.image_size = cfg.data.image_size
+    return cfg
+
+
+def load_finetune_config(path: str | Path | None = None, preset: str | None = None,
+                         overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
+    """As :func:`load_pretrain_config`, for fine-tuning."""
+    cfg = _load(MICSFinetuneRunConfig, path, preset, overrides)
+    check_finetune_config(cfg)
+    return cfg
+
+
+def check_finetune_config(cfg: MICSFinetuneRunConfig) -> None:
+    """Refuse a fine-tuning config that cannot run (one line). Raises ``ValueError``."""
+    _check_common(cfg)
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    if cfg.model.fusion not in FUSIONS:
+        raise ValueError(f"unknown model.fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
+    if cfg.model.shift not in SHIFTS:
+        raise ValueError(f"unknown model.shift {cfg.model.shift!r}; choose one of {', '.join(SHIFTS)}")
+    if not 0 <= cfg.modality_dropout < 1:
+        raise ValueError(f"modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
+    cfg.model.modalities = tuple(cfg.model.modalities)
+    cfg.test_modalities = tuple(tuple(m) for m in cfg.test_modalities)
+    if len(cfg.model.modalities) == 1:  # a single-modality model: its full test is the only one
+        cfg.test_modalities = ()
+    for subset in cfg.test_modalities:
+        if not subset or any(m not in cfg.model.modalities for m in subset):
+            raise ValueError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
+                             f"{list(cfg.model.modalities)}")
+    cfg.model.image_size = cfg.data.image_size

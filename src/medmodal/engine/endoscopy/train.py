@@ -1,0 +1,296 @@
+"""Run a MICS pre-training or fine-tuning into a run folder.
+
+Pre-training folder: ``config.yaml``, ``splits.json``, ``checkpoints/{best,last}.ckpt``, ``logs/``,
+``encoders.safetensors`` + ``encoders.json`` (the WLI / NBI encoders and their architecture, what
+``finetune-endoscopy --init`` loads), ``metrics.json`` (written last: marks a finished run).
+
+Fine-tuning folder: the same plus ``model.safetensors`` + ``model.json`` (the classifier of the
+best validation checkpoint and its classes, what ``predict-endoscopy`` loads), ``results.csv`` (one
+row per test modality subset), ``per_class.csv``, ``confusion.png`` (all modalities) and
+``confusion_<subset>.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from medmodal.config import config_to_dict, save_config
+from medmodal.distributed import is_global_zero
+from medmodal.engine.endoscopy.config import MICSFinetuneRunConfig, MICSPretrainRunConfig, check_finetune_config
+from medmodal.engine.endoscopy.data import EndoscopyDataModule
+from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
+from medmodal.engine.trainer import (
+    TRAIN_TIME_FILE,
+    find_resume_checkpoint,
+    fit_time_seconds,
+    make_trainer,
+    quiet_lightning,
+)
+from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
+
+__all__ = ["run_pretrain", "run_finetune", "load_classifier", "load_pretrained_encoders", "format_result",
+           "METRICS_FILE", "ENCODERS_FILE", "MODEL_FILE"]
+
+METRICS_FILE = "metrics.json"
+ENCODERS_FILE = "encoders.safetensors"
+MODEL_FILE = "model.safetensors"
+
+
+def _save_safetensors(state: dict, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    return path
+
+
+def _trainer(cfg, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
+    t = cfg.trainer
+    return make_trainer(run_dir, monitor=monitor, mode=mode, max_epochs=t.max_epochs, accelerator=t.accelerator,
+                        devices=t.devices, num_nodes=t.num_nodes, precision=t.precision,
+                        val_every_n_epochs=t.val_every_n_epochs, log_every_n_steps=t.log_every_n_steps,
+                        progress_bar=t.progress_bar, gradient_clip_val=cfg.optim.grad_clip,
+                        early_stopping_patience=t.patience, use_distributed_sampler=True)
+
+
+def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> None:
+    ckpt = find_resume_checkpoint(run_dir, resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+
+
+def _finished(run_dir: Path, resume: str | None) -> dict | None:
+    done = run_dir / METRICS_FILE
+    if resume == "auto" and done.is_file():
+        result = json.loads(done.read_text())
+        result["skipped"] = True
+        return result
+    return None
+
+
+def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dict:
+    """Pre-train the MICS encoders on the training split's pairs (labels unused).
+
+    Returns the content of ``metrics.json`` (``run_dir``, last validation losses, ``train_seconds``).
+    Raises ValueError / FileNotFoundError / LayoutError for bad input (one line).
+    """
+    from medmodal.models import create_model
+
+    quiet_lightning()
+    run_dir = ensure_writable_dir(cfg.out_dir)
+    done = _finished(run_dir, resume)
+    if done is not None:
+        return done
+    started = time.perf_counter()
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    cfg.model.image_size = cfg.data.image_size
+    data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
+    model = create_model("mics_pretrain", **config_to_dict(cfg.model))
+    if is_global_zero():
+        save_config(cfg, run_dir / "config.yaml")
+        data.write_splits(run_dir / "splits.json")
+    task = MICSPretrainTask(cfg, model, {"config": config_to_dict(cfg)})
+    monitor = "val/loss" if data.val_ids else "train/loss"
+    trainer = _trainer(cfg, run_dir, monitor, "min")
+    _fit(trainer, task, data, run_dir, resume)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    result = {"run_dir": str(run_dir), "kind": "mics-pretrain", "epochs": int(trainer.current_epoch),
+              "pairs": len(data.train_ids), "losses": logged, "notes": data.notes,
+              "train_seconds": round(fit_time_seconds(trainer), 2),
+              "wall_seconds": round(time.perf_counter() - started, 2)}
+    if trainer.is_global_zero:
+        _save_safetensors(model.encoder_state_dict(), run_dir / ENCODERS_FILE)
+        atomic_write_json(run_dir / "encoders.json", {"arch": cfg.model.arch, "image_size": cfg.model.image_size,
+                                                      "encoder_kwargs": cfg.model.encoder_kwargs,
+                                                      "modalities": ["wli", "nbi"]})
+        atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
+        atomic_write_json(run_dir / METRICS_FILE, result)
+    return result
+
+
+def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
+    """``(state, spec)`` from a pre-training run folder or its ``encoders.safetensors``.
+
+    Raises:
+        FileNotFoundError: no encoders file (an unfinished run names itself).
+    """
+    from safetensors.torch import load_file
+
+    path = Path(init)
+    file = path / ENCODERS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no {ENCODERS_FILE} (is it a finished `medmodal pretrain-endoscopy` run?)")
+    spec_file = file.with_name("encoders.json")
+    if not spec_file.is_file():
+        raise FileNotFoundError(f"{spec_file}: missing (the architecture of {file.name})")
+    return load_file(str(file)), json.loads(spec_file.read_text())
+
+
+def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dict:
+    """Fine-tune the MICS classifier (or a baseline), test the best checkpoint, write the run folder.
+
+    Returns the content of ``metrics.json``: ``test`` (all modalities) and ``test_<subset>`` dicts of
+    accuracy / precision / recall / f1 (macro), ``per_class``, ``counts``, ``notes`` ...
+    """
+    from medmodal.models import create_model
+
+    quiet_lightning()
+    check_finetune_config(cfg)
+    run_dir = ensure_writable_dir(cfg.out_dir)
+    done = _finished(run_dir, resume)
+    if done is not None:
+        return done
+    started = time.perf_counter()
+    notes: list[str] = []
+    state = None
+    if cfg.init not in ("", "none", None):
+        state, spec = load_pretrained_encoders(cfg.init)
+        cfg.model.arch, cfg.model.encoder_kwargs = spec["arch"], dict(spec["encoder_kwargs"])
+        if int(spec["image_size"]) != cfg.data.image_size:
+            notes.append(f"image size {spec['image_size']} of the pre-training used (data.image_size was "
+                         f"{cfg.data.image_size})")
+            cfg.data.image_size = cfg.model.image_size = int(spec["image_size"])
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    data = EndoscopyDataModule(cfg.data, mode="finetune", seed=cfg.trainer.seed,
+                               unlabelled=cfg.method == "fixmatch", fixmatch=cfg.fixmatch)
+    cfg.model.num_classes = len(data.classes)
+    model = create_model("mics", **config_to_dict(cfg.model))
+    if state is not None:
+        loaded = model.load_encoders(state)
+        notes.append(f"encoders {', '.join(m.upper() for m in loaded)} initialised from {cfg.init}")
+    if is_global_zero():
+        save_config(cfg, run_dir / "config.yaml")
+        data.write_splits(run_dir / "splits.json")
+    hparams = {"config": config_to_dict(cfg), "classes": data.classes, "pretrained_encoders": state is not None}
+    task = MICSClassificationTask(cfg, model, hparams,
+                                  data.classes, cfg.test_modalities)
+    trainer = _trainer(cfg, run_dir, "val/accuracy", "max")
+    _fit(trainer, task, data, run_dir, resume)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+        trainer.test(task, datamodule=data, ckpt_path=str(best) if best.is_file() else None, verbose=False,
+                     weights_only=True)
+    scores = {key: {k: float(v) for k, v in m.items() if v.dim() == 0} for key, m in task.results.items()
+              if key.startswith("test")}
+    full = task.results["test"]
+    per_class = [{"class": c, "precision": float(full["per_class_precision"][i]),
+                  "recall": float(full["per_class_recall"][i]), "f1": float(full["per_class_f1"][i]),
+                  "support": int(full["support"][i])} for i, c in enumerate(data.classes)]
+    result = {"run_dir": str(run_dir), "kind": "mics-finetune", "method": cfg.method, "init": str(cfg.init),
+              "fusion": cfg.model.fusion, "shift": cfg.model.shift, "modalities": list(cfg.model.modalities),
+              "label_fraction": cfg.data.label_fraction, "seed": cfg.trainer.seed, "classes": data.classes,
+              **scores, "per_class": per_class, "counts": data.counts(), "epochs": int(trainer.current_epoch),
+              "train_seconds": round(fit_time_seconds(trainer), 2),
+              "wall_seconds": round(time.perf_counter() - started, 2), "notes": notes}
+    if trainer.is_global_zero:
+        _save_safetensors(task.model.state_dict(), run_dir / MODEL_FILE)
+        atomic_write_json(run_dir / "model.json", {"model": "mics", "config": config_to_dict(cfg.model),
+                                                   "classes": data.classes})
+        from medmodal.evaluation.endoscopy import confusion_png
+
+        for key, metrics in task.results.items():
+            if key.startswith("test"):
+                name = "confusion.png" if key == "test" else f"confusion_{key[5:]}.png"
+                confusion_png(metrics["confusion"].numpy(), data.classes, run_dir / name,
+                              title=f"{key.replace('_', ' ')}: accuracy {float(metrics['accuracy']):.3f}")
+        atomic_write_text(run_dir / "per_class.csv", _csv(per_class))
+        atomic_write_text(run_dir / "results.csv", _csv(results_rows(result)))
+        atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
+        atomic_write_json(run_dir / METRICS_FILE, result)
+    return result
+
+
+def results_rows(result: dict) -> list[dict]:
+    """One row per scored modality subset (``all`` = every modality a sample has)."""
+    rows = []
+    for key in sorted(k for k in result if k == "test" or k.startswith("test_")):
+        rows.append({"method": result["method"], "init": result["init"], "fusion": result["fusion"],
+                     "shift": result["shift"], "model_modalities": subset_name(result["modalities"]),
+                     "test_modalities": "all" if key == "test" else key[5:],
+                     "label_fraction": result["label_fraction"], "seed": result["seed"],
+                     **{k: result[key][k] for k in ("accuracy", "precision", "recall", "f1")},
+                     "run_dir": result["run_dir"]})
+    return rows
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def format_result(result: dict) -> str:
+    """``accuracy / macro F1`` per scored subset, one line."""
+    parts = []
+    for key in sorted(k for k in result if k == "test" or k.startswith("test_")):
+        name = "all modalities" if key == "test" else f"{key[5:].upper()} only"
+        parts.append(f"{name}: accuracy {result[key]['accuracy']:.3f}, macro F1 {result[key]['f1']:.3f}")
+    return (f"test at {result['label_fraction']:g} labels ({result['counts']['test']} samples) - " + "; ".join(parts))
+
+
+def load_classifier(run: str | Path, device: str = "cpu"):
+    """``(model, classes)`` from a fine-tuning run folder (``model.safetensors`` + ``model.json``).
+
+    Raises:
+        FileNotFoundError: not a finished fine-tuning run.
+    """
+    from safetensors.torch import load_file
+
+    from medmodal.models import create_model
+
+    run = Path(run)
+    spec_file, weights = run / "model.json", run / MODEL_FILE
+    if not spec_file.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"{run}: no model.json / {MODEL_FILE} (is it a finished `medmodal "
+                                "finetune-endoscopy` run?)")
+    spec = json.loads(spec_file.read_text())
+    model = create_model(spec["model"], **spec["config"])
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model.to(device).eval(), list(spec["classes"])
+
+
+def predict_samples(model, classes, samples, image_size: int, modalities=("wli", "nbi"), batch_size: int = 32,
+                    device: str = "cpu") -> list[dict]:
+    """Class probabilities for ``samples`` using only ``modalities`` (an absent image is masked).
+
+    Returns one row per sample with a usable image: ``sample_id``, ``used`` (e.g. ``wli``),
+    ``prediction``, ``p_<class>``. Samples with none of ``modalities`` are returned with
+    ``prediction`` empty and ``used`` ``none`` (named, never dropped).
+    """
+    from torch.utils.data import DataLoader
+
+    from medmodal.data.endoscopy.dataset import PairedImageDataset
+    from medmodal.data.endoscopy.samples import MODALITIES, PairedSample
+
+    unlabelled = [PairedSample(s.sample_id, s.wli, s.nbi, None, s.split, s.source) for s in samples]
+    ds = PairedImageDataset(unlabelled, image_size, train=False, classes=classes, modalities=modalities)
+    index = [MODALITIES.index(m) for m in model.modalities]
+    rows = []
+    with torch.no_grad():
+        for batch in DataLoader(ds, batch_size=batch_size):
+            images = torch.stack([batch[m] for m in MODALITIES], 1)[:, index].to(device)
+            mask = batch["present"][:, index].to(device)
+            usable = mask.any(1)
+            probs = torch.full((len(mask), len(classes)), float("nan"))
+            if bool(usable.any()):
+                probs[usable.cpu()] = model(images[usable], mask[usable]).softmax(1).float().cpu()
+            for i, sid in enumerate(batch["sample_id"]):
+                used = [m for m, on in zip(model.modalities, mask[i].tolist()) if on]
+                row = {"sample_id": sid, "used": "+".join(used) or "none",
+                       "prediction": classes[int(probs[i].argmax())] if used else ""}
+                row.update({f"p_{c}": (round(float(probs[i, k]), 6) if used else "") for k, c in enumerate(classes)})
+                rows.append(row)
+    return rows

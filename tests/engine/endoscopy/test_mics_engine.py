@@ -1,0 +1,137 @@
+"""MICS engine: configs, pre-training -> fine-tuning -> WLI-only prediction on a tiny built-in dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.engine.endoscopy.config import load_finetune_config, load_pretrain_config
+from medmodal.engine.endoscopy.modules import classification_metrics
+
+runner = CliRunner()
+TINY_ENCODER = ["model.encoder_kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}", "data.image_size=32",
+                "trainer.max_epochs=1", "data.batch_size=8"]
+PRE = TINY_ENCODER + ["model.decoder_depth=1", "model.decoder_dim=16", "model.queue_size=16", "model.embed_dim=16"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tmp_path_factory):
+    from medmodal.data.endoscopy.synthetic import synth_endoscopy
+
+    root = tmp_path_factory.mktemp("endo") / "data"
+    synth_endoscopy(root, 48, 32, seed=0)
+    return root
+
+
+@pytest.mark.parametrize("preset", ["mics_pretrain_kvasir", "mics_pretrain_demo_cpu"])
+def test_pretrain_presets_load(preset):
+    cfg = load_pretrain_config(preset=preset)
+    assert cfg.model.image_size == cfg.data.image_size
+    assert (cfg.model.recon_weight, cfg.model.contrastive_weight, cfg.model.adversarial_weight) == (10, 1, 0.1)
+    assert cfg.model.temperature == 0.07 and cfg.model.mask_ratio == 0.75
+
+
+@pytest.mark.parametrize("preset", ["mics_finetune_kvasir", "mics_finetune_demo_cpu"])
+def test_finetune_presets_load(preset):
+    cfg = load_finetune_config(preset=preset)
+    assert cfg.data.label_fraction == 0.05 and cfg.model.shift == "dsu"
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="unknown config keys"):
+        load_finetune_config(overrides=["model.nonsense=1"])
+    with pytest.raises(ValueError, match="unknown method"):
+        load_finetune_config(overrides=["method=meanteacher"])
+    with pytest.raises(ValueError, match="label_fraction"):
+        load_finetune_config(overrides=["data.label_fraction=0"])
+
+
+def test_classification_metrics_by_hand():
+    target = torch.tensor([0, 0, 1, 1, 2, 2])
+    pred = torch.tensor([0, 1, 1, 1, 2, 0])
+    m = classification_metrics(torch.nn.functional.one_hot(pred, 3).float(), target, 3)
+    assert float(m["accuracy"]) == pytest.approx(4 / 6)
+    # per class precision 1/2, 2/3, 1; recall 1/2, 1, 1/2
+    assert m["per_class_precision"].tolist() == pytest.approx([0.5, 2 / 3, 1.0])
+    assert float(m["recall"]) == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert m["confusion"].tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+
+
+def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
+    from medmodal.engine.endoscopy import run_finetune, run_pretrain
+
+    pre_cfg = load_pretrain_config(preset="mics_pretrain_demo_cpu", overrides=PRE + [f"data.root={tiny_pairs}"])
+    pre_cfg.out_dir = str(tmp_path / "pre")
+    pre = run_pretrain(pre_cfg)
+    assert (tmp_path / "pre" / "encoders.safetensors").is_file() and pre["pairs"] > 0
+    assert run_pretrain(pre_cfg)["skipped"]  # resume: a finished run is not trained again
+
+    cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=TINY_ENCODER + [
+        f"data.root={tiny_pairs}", "data.label_fraction=0.2"])
+    cfg.init, cfg.out_dir = str(tmp_path / "pre"), str(tmp_path / "ft")
+    result = run_finetune(cfg)
+    run = tmp_path / "ft"
+    for name in ("metrics.json", "results.csv", "per_class.csv", "confusion.png", "confusion_wli.png",
+                 "model.safetensors", "splits.json", "config.yaml"):
+        assert (run / name).is_file(), name
+    assert {"test", "test_wli"} <= set(result)
+    assert 0 <= result["test"]["accuracy"] <= 1 and len(result["per_class"]) == 6
+    assert sum(r["support"] for r in result["per_class"]) == result["counts"]["test"]
+    splits = json.loads((run / "splits.json").read_text())
+    assert not set(splits["labelled"]) & set(splits["test"])
+
+    # white light only at prediction time, from a plain folder of WLI images
+    wli_only = tmp_path / "wli"
+    wli_only.mkdir()
+    for f in sorted((tiny_pairs / "polyps_WLI").glob("*.png"))[:3]:
+        (wli_only / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "pred.csv"
+    res = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(run)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 3 and {r["used"] for r in rows} == {"wli"} and all(r["prediction"] for r in rows)
+    bad = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
+    assert bad.exit_code == 1 and "model.json" in bad.output
+
+
+def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
+    from medmodal.engine.endoscopy import run_finetune
+
+    cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=TINY_ENCODER + [
+        f"data.root={tiny_pairs}", "data.label_fraction=0.2", "method=fixmatch", "fixmatch.mu=1",
+        "fixmatch.threshold=0.0"])
+    cfg.out_dir = str(tmp_path / "fm")
+    result = run_finetune(cfg)
+    assert result["method"] == "fixmatch" and result["counts"]["unlabelled"] > 0
+    logs = (tmp_path / "fm" / "logs" / "metrics.csv").read_text()
+    assert "train/loss_unlabelled" in logs and "train/mask_rate" in logs
+
+    cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=TINY_ENCODER + [
+        f"data.root={tiny_pairs}", "model.modalities=[nbi]", "modality_dropout=0"])
+    cfg.out_dir = str(tmp_path / "nbi")
+    result = run_finetune(cfg)
+    assert "test_wli" not in result and result["modalities"] == ["nbi"]
+
+
+def test_finetune_cli_bad_data_is_one_line(tmp_path):
+    res = runner.invoke(app, ["finetune-endoscopy", "--preset", "mics_finetune_demo_cpu", "--data",
+                              str(tmp_path / "missing")])
+    assert res.exit_code == 1 and "not found" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("cmd", ["pretrain-endoscopy", "finetune-endoscopy", "predict-endoscopy", "demo-endoscopy"])
+def test_help(cmd):
+    res = runner.invoke(app, [cmd, "--help"])
+    assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_benchmark_unknown_suite_and_method(tmp_path):
+    res = runner.invoke(app, ["benchmark", "--suite", "nope", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "--suite" in res.output
+    res = runner.invoke(app, ["benchmark", "--suite", "endoscopy", "--methods", "magic", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "unknown methods" in res.output

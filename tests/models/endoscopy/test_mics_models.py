@@ -1,0 +1,141 @@
+"""MICS models: registry, shapes, masking of an absent modality, the three pre-training terms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medmodal.models import create_model, list_models
+from medmodal.models.endoscopy.blocks import FeatureStatisticsShift, grad_reverse, patchify, random_patch_mask
+
+TINY = {"arch": "vit_tiny_patch16_224", "image_size": 32,
+        "encoder_kwargs": {"patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2}}
+PRE = {**TINY, "embed_dim": 16, "queue_size": 8, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2}
+
+
+def test_registered_under_endoscopy():
+    assert {"mics", "mics_pretrain"} <= set(list_models(task="endoscopy"))
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "late"])
+@pytest.mark.parametrize("modalities", [("wli", "nbi"), ("wli",), ("nbi",)])
+def test_classifier_shapes_and_gradients(fusion, modalities):
+    torch.manual_seed(0)
+    model = create_model("mics", num_classes=4, modalities=modalities, fusion=fusion, fusion_depth=1, **TINY)
+    x = torch.randn(3, len(modalities), 3, 32, 32)
+    mask = torch.ones(3, len(modalities), dtype=torch.bool)
+    logits = model(x, mask)
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    grads = [p.grad for p in model.encoders[modalities[0]].parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "late"])
+def test_absent_modality_is_masked(fusion):
+    """A WLI-only sample's prediction does not depend on what sits in the NBI slot."""
+    torch.manual_seed(0)
+    model = create_model("mics", num_classes=3, fusion=fusion, fusion_depth=2, **TINY).eval()
+    x = torch.randn(4, 2, 3, 32, 32)
+    mask = torch.tensor([[True, False], [True, False], [True, True], [False, True]])
+    other = x.clone()
+    other[:2, 1] = torch.randn(2, 3, 32, 32) * 5
+    a, b = model(x, mask), model(other, mask)
+    assert torch.allclose(a[:2], b[:2], atol=1e-5)
+    assert not torch.allclose(model(x, torch.ones(4, 2, dtype=torch.bool))[:2], a[:2], atol=1e-4)
+
+
+def test_classifier_rejects_bad_input():
+    model = create_model("mics", num_classes=3, fusion_depth=1, **TINY)
+    with pytest.raises(ValueError, match="no modality"):
+        model(torch.randn(2, 2, 3, 32, 32), torch.tensor([[True, True], [False, False]]))
+    with pytest.raises(ValueError, match="images must be"):
+        model(torch.randn(2, 3, 32, 32), torch.ones(2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="modalities"):
+        create_model("mics", num_classes=3, modalities=("nbi", "wli"), **TINY)
+    with pytest.raises(ValueError, match="fusion"):
+        create_model("mics", num_classes=3, fusion="sum", **TINY)
+
+
+def test_pretrainer_losses_and_encoder_transfer():
+    torch.manual_seed(0)
+    pre = create_model("mics_pretrain", **PRE)
+    w, n = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    out = pre.compute_losses(w, n)
+    assert set(out) == {"loss", "reconstruction", "contrastive", "adversarial", "discriminator_accuracy"}
+    assert all(torch.isfinite(v) for v in out.values())
+    expected = 10 * out["reconstruction"] + out["contrastive"] + 0.1 * out["adversarial"]
+    assert torch.allclose(out["loss"], expected)
+    out["loss"].backward()
+    assert int(pre.queue_ptr) == 4  # keys enqueued
+    clf = create_model("mics", num_classes=3, fusion_depth=1, **TINY)
+    assert clf.load_encoders(pre.encoder_state_dict()) == ["wli", "nbi"]
+    for m in ("wli", "nbi"):
+        for a, b in zip(clf.encoders[m].parameters(), pre.encoders[m].parameters()):
+            assert torch.equal(a, b)
+    other = create_model("mics", num_classes=3, fusion_depth=1, **{**TINY, "encoder_kwargs": {
+        "patch_size": 8, "depth": 1, "embed_dim": 64, "num_heads": 2}})
+    with pytest.raises(ValueError, match="does not fit"):
+        other.load_encoders(pre.encoder_state_dict())
+
+
+def test_adversarial_term_trains_the_encoders_with_reversed_gradient():
+    """The released code's adversarial term sends no gradient to the encoders; here it must, reversed."""
+    torch.manual_seed(0)
+    pre = create_model("mics_pretrain", **{**PRE, "recon_weight": 0, "contrastive_weight": 0,
+                                           "adversarial_weight": 1.0, "grl_lambda": 1.0})
+    w, n = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    pre.compute_losses(w, n)["loss"].backward()
+    param = pre.encoders["wli"].backbone.patch_embed.proj.weight
+    reversed_grad = param.grad.clone()
+    assert reversed_grad.abs().sum() > 0
+    pre.zero_grad()
+    # the same loss without reversal: the encoder gradient must be the exact negative
+    pre.cfg.grl_lambda = -1.0
+    pre.compute_losses(w, n)["loss"].backward()
+    assert torch.allclose(param.grad, -reversed_grad, atol=1e-6)
+    # the discriminator itself is trained normally (same gradient either way)
+    assert pre.discriminator[0].weight.grad.abs().sum() > 0
+
+
+def test_zero_weight_terms_are_skipped_and_all_zero_refused():
+    pre = create_model("mics_pretrain", **{**PRE, "recon_weight": 0, "adversarial_weight": 0})
+    out = pre.compute_losses(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32))
+    values = {k: float(v.detach()) for k, v in out.items()}
+    assert values["reconstruction"] == 0 and values["adversarial"] == 0 and values["contrastive"] > 0
+    with pytest.raises(ValueError, match="loss weights"):
+        create_model("mics_pretrain", **{**PRE, "recon_weight": 0, "adversarial_weight": 0, "contrastive_weight": 0})
+
+
+def test_cnn_encoder_pretraining_masks_pixels():
+    pre = create_model("mics_pretrain", arch="resnet18", image_size=64, embed_dim=16, queue_size=8, decoder_dim=16,
+                       decoder_depth=1, decoder_heads=2)
+    out = pre.compute_losses(torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64))
+    assert torch.isfinite(out["loss"])
+
+
+def test_dsu_shift():
+    torch.manual_seed(0)
+    shift = FeatureStatisticsShift(p=1.0)
+    x = torch.randn(8, 5, 16) * 3 + 1
+    assert torch.equal(shift.eval()(x), x)
+    y = shift.train()(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    # token-normalised content is kept: each sample is an affine map of itself per channel (DSU does not
+    # clamp gamma, so a channel's sign may flip)
+    z = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)
+    zy = (y - y.mean(1, keepdim=True)) / y.std(1, keepdim=True)
+    assert torch.allclose(z.abs(), zy.abs(), atol=1e-3)
+    assert torch.equal(FeatureStatisticsShift(p=0.0).train()(x), x)
+
+
+def test_mae_helpers_and_grad_reverse():
+    visible, masked = random_patch_mask(3, 16, 0.75)
+    assert visible.shape == (3, 4) and masked.sum(1).tolist() == [12, 12, 12]
+    assert not masked.gather(1, visible).any()
+    img = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    p = patchify(img, 2)
+    assert p.shape == (2, 4, 12) and p[0, 0, :3].tolist() == [0.0, 16.0, 32.0]
+    x = torch.ones(3, requires_grad=True)
+    (grad_reverse(x, 0.5) * 2).sum().backward()
+    assert x.grad.tolist() == [-1.0, -1.0, -1.0]
