@@ -11,7 +11,7 @@ pooling, sigmoid cross-attention, CM-MIR decoder), :mod:`.clustering` (online k-
 """
 
 from medmodal.models.image_text.clustering import OnlineKMeans
-from medmodal.models.image_text.cmcgns import BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures
+from medmodal.models.image_text.cmcgns import ABLATIONS, BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures
 from medmodal.models.image_text.encoders import (
     ImageEncoder,
     ImageFeatures,
