@@ -19,7 +19,7 @@ from medmodal.losses.image_text import (
 from medmodal.models import create_model, list_models
 from tests.models.image_text.conftest import TINY, TINY_TEXT
 
-BASE = dict(image_encoder="test_resnet", image_size=64, text_model_config=TINY_TEXT, embed_dim=32)
+BASE = {"image_encoder": "test_resnet", "image_size": 64, "text_model_config": TINY_TEXT, "embed_dim": 32}
 TINY_BY_MODEL = {
     "convirt": dict(BASE, projection_hidden_dim=16),
     "gloria": dict(BASE),

@@ -32,7 +32,10 @@ import torch.nn.functional as F
 
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel, word_mask
 from medmodal.models.image_text.layers import ProjectionHead
-from medmodal.models.image_text.objectives import info_nce_loss, word_region_attention_loss
+from medmodal.models.image_text.objectives import (
+    info_nce_loss,
+    word_region_attention_loss,
+)
 from medmodal.models.registry import register_model
 
 __all__ = ["GLoRIA", "GLoRIAConfig"]

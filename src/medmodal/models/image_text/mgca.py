@@ -39,7 +39,11 @@ from torch import nn
 
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel, word_mask
 from medmodal.models.image_text.layers import ProjectionHead
-from medmodal.models.image_text.objectives import info_nce_loss, prototype_swap_loss, token_alignment_loss
+from medmodal.models.image_text.objectives import (
+    info_nce_loss,
+    prototype_swap_loss,
+    token_alignment_loss,
+)
 from medmodal.models.registry import register_model
 
 __all__ = ["MGCA", "MGCAConfig"]
