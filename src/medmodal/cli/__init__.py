@@ -3,7 +3,7 @@ over the library (see :mod:`medmodal.cli.common` for the error guard shared by a
 
 from __future__ import annotations
 
-from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, train  # noqa: F401  (register commands)
+from medmodal.cli import benchmark, data, demo, evaluate, finetune, predict, pretrain, train  # noqa: F401  (register commands)
 from medmodal.cli.common import app
 
 __all__ = ["app", "main"]

@@ -77,7 +77,8 @@ def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, acc
                  devices: Any = "auto", num_nodes: int = 1, precision: str = "32-true", val_every_n_epochs: int = 1,
                  log_every_n_steps: int = 10, progress_bar: bool = True, deterministic: bool = False,
                  gradient_clip_val: float | None = None, early_stopping_patience: int | None = None,
-                 use_distributed_sampler: bool = False, extra_callbacks: Sequence[Callback] = ()) -> L.Trainer:
+                 use_distributed_sampler: bool = False, extra_callbacks: Sequence[Callback] = (),
+                 strategy: Any = "auto") -> L.Trainer:
     """A Lightning ``Trainer`` writing into ``run_dir`` with the shared callbacks and loggers.
 
     Args:
@@ -87,6 +88,8 @@ def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, acc
         use_distributed_sampler: let Lightning shard plain samplers under DDP (an engine with its
             own DDP-aware sampler passes ``False``).
         extra_callbacks: appended after the shared ones.
+        strategy: Lightning strategy (``auto``; e.g. ``ddp_find_unused_parameters_true`` for a
+            model with parameters that some steps leave without gradient).
     """
     ckpt_dir = Path(run_dir) / "checkpoints"
     callbacks = [
@@ -111,7 +114,7 @@ def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, acc
                TensorBoardLogger(run_dir, name="logs", version="")]
     return L.Trainer(
         default_root_dir=run_dir, max_epochs=max_epochs, accelerator=accelerator, devices=devices,
-        num_nodes=num_nodes, precision=precision, callbacks=callbacks, logger=loggers,
+        num_nodes=num_nodes, strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers,
         check_val_every_n_epoch=val_every_n_epochs, log_every_n_steps=log_every_n_steps,
         enable_progress_bar=progress_bar, deterministic=deterministic, gradient_clip_val=gradient_clip_val,
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=use_distributed_sampler, num_sanity_val_steps=0,

@@ -1,0 +1,87 @@
+"""``medmodal pretrain`` (image-report pre-training: CM-CGNS and baselines) and ``medmodal export RUN``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from medmodal.cli.common import app, console, user_errors
+
+
+@app.command("pretrain")
+@user_errors
+def pretrain_cmd(
+    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config: pretrain_mimic_cxr | "
+                                         "pretrain_iu_xray | pretrain_demo_cpu"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
+    data: Optional[Path] = typer.Option(None, "--data", help="MIMIC-CXR-JPG folder | IU annotation.json (or its "
+                                        "folder) | indiana_reports.csv | generic CSV (data.root)"),
+    model: Optional[str] = typer.Option(None, "--model", help="registered image_text model (default: the "
+                                        "config's, cmcgns)"),
+    override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set "
+                                       "trainer.stage1_epochs=2 --set model.kwargs.image_encoder=resnet18"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default: the config's out_dir, "
+                                       "else runs/pretrain/<model>-<data>-seed<seed>)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default 42)"),
+    resume: str = typer.Option("auto", "--resume", help="auto (skip a finished run, continue from last.ckpt) | "
+                               "never | PATH"),
+):
+    """Pre-train an image-report model (stage I, then stage II), export its encoders into RUN/export and
+    evaluate retrieval (R@1/5/10) and zero-shot AUROC on the held-out test split."""
+    from medmodal.distributed import is_global_zero
+    from medmodal.engine.image_text.config import check_pretrain_config, load_pretrain_config
+    from medmodal.engine.image_text.train import run_pretraining
+    from medmodal.evaluation.image_text import format_evaluation_tables
+
+    if config is None and preset is None:
+        raise ValueError("give --preset (pretrain_mimic_cxr | pretrain_iu_xray | pretrain_demo_cpu) or --config")
+    cfg = load_pretrain_config(config, preset, list(override))
+    if data is not None:
+        cfg.data.root = str(data)
+    if model is not None:
+        cfg.model.name = model
+    if seed is not None:
+        cfg.trainer.seed = int(seed)
+    if out is not None:
+        cfg.out_dir = str(out)
+    check_pretrain_config(cfg)
+    if not Path(cfg.data.root).exists():
+        raise FileNotFoundError(f"{cfg.data.root}: data not found (--data; `medmodal data synth-cxr OUT` writes a "
+                                f"built-in dataset)")
+    result = run_pretraining(cfg, resume=resume)
+    if not is_global_zero():  # under DDP every process runs this command; one reports
+        return
+    for note in result.get("notes", []):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if result.get("skipped"):
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+    if result.get("evaluation"):
+        console.print(format_evaluation_tables(result["evaluation"]), highlight=False, soft_wrap=True, markup=False)
+    seconds = result.get("wall_seconds")
+    console.print(f"{result['model']}: {result['epochs']} epochs, {result['counts']} rows"
+                  + (f", {seconds / 60:.1f} min" if seconds else ""), highlight=False, soft_wrap=True)
+    if result.get("export"):
+        console.print(f"export: {result['export']['image_encoder']} ({result['export']['architecture']}), "
+                      f"{result['export']['text_encoder']}", highlight=False, soft_wrap=True)
+    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    run: Path = typer.Argument(..., help="pre-training run folder (or a checkpoint file)"),
+    checkpoint: str = typer.Option("last", "--checkpoint", help="last | best"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="export folder (default RUN/export)"),
+):
+    """Export a pre-training run's encoders: RUN/export/image_encoder (timm / torchvision keys,
+    medmodal-image-encoder/1) and RUN/export/text_encoder (Hugging Face folder with tokenizer)."""
+    from medmodal.engine.image_text.export import export_run
+
+    result = export_run(run, checkpoint, out)
+    console.print(f"image encoder ({result['architecture']}): {result['image_encoder']}", highlight=False,
+                  soft_wrap=True)
+    console.print(f"text encoder: {result['text_encoder'] or 'none'}", highlight=False, soft_wrap=True)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
