@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -71,3 +72,30 @@ def test_task_table_layout_mean_std_over_seeds():
     table = task_table(rows, "classification").splitlines()
     assert table[0] == "| method | RSNA 1% | RSNA 100% |"
     assert table[2] == "| convirt | 65.0 ± 5.0 | 80.0 |"
+
+
+@pytest.mark.slow
+def test_pretrained_method_flows_through_the_engine_into_every_task_family(tmp_path):
+    """ConVIRT pre-trained 1 epoch by the engine; its export is what the downstream run loads."""
+    tasks = [("classification", "covidx")]
+    report = run_cxr_benchmark(tmp_path, TINY, methods=["convirt"], tasks=tasks, fractions=[1.0])
+    export = tmp_path / "pretrain" / "convirt" / "export" / "image_encoder"
+    assert (export / "model.safetensors").is_file()
+    metrics = (tmp_path / "runs" / "classification" / "covidx" / "convirt" / "frac1" / "seed0" / "metrics.json")
+    encoder = json.loads(metrics.read_text())["encoder"]
+    assert encoder["kind"] == "export" and encoder["path"] == str(export / "model.safetensors")
+    assert "| convirt | convirt | 1 |" in (report / "report.md").read_text()
+
+
+def test_cli_rejects_bad_suite_profile_and_tasks_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from medmodal.cli import app
+
+    runner = CliRunner()
+    for args, message in ((["--suite", "nope"], "--suite must be"), (["--suite", "cxr", "--profile", "tpu"],
+                                                                      "unknown profile"),
+                          (["--suite", "cxr", "--tasks", "classification"], "not task:dataset")):
+        result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), *args])
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output

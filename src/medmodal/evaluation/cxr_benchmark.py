@@ -142,13 +142,13 @@ _CPU_SIZES = {"cmcgns": {"embed_dim": 64, "text_pool_heads": 4, "num_clusters": 
               "mgca": {"embed_dim": 64, "projection_hidden_dim": 256, "num_prototypes": 64}}
 
 CXR_PROFILES: dict[str, CXRProfile] = {
-    # 2 CPU cores, < 30 min: ResNet-18 at 64 px, 4 pre-training epochs on 160 studies, 4 methods,
-    # 7 task/dataset pairs x 3 fractions x 1 seed. A plumbing check (module docstring, report text).
+    # 2 CPU cores, < 30 min: ResNet-18 at 64 px, 4 pre-training epochs on 160 studies, random init + 4
+    # pre-trained methods, 7 task/dataset pairs x 3 fractions x 1 seed. A plumbing check (report text).
     "cpu-quick": CXRProfile(
         arch="resnet18", image_size=64, pretrain_studies=160, pretrain_size=128, pretrain_epochs=4,
         cmcgns_stage2_epochs=1, pretrain_batch_size=16, pretrain_lr=1e-4, model_kwargs=_CPU_SIZES,
         twin_images=100, twin_size=128, fractions=(0.01, 0.1, 1.0), seeds=(0,),
-        methods=("random", "imagenet", "convirt", "mgca", "cmcgns"), tasks=DOWNSTREAM_TASKS,
+        methods=("random", "imagenet", "convirt", "gloria", "mgca", "cmcgns"), tasks=DOWNSTREAM_TASKS,
         epochs={"classification": 20, "segmentation": 2, "detection": 2}, batch_size=16, detection_width=0.125,
         decoder_channels=(32, 16, 16, 8, 8), name="cpu-quick",
         note="2 CPU cores, about 25 min: ResNet-18 at 64 px pre-trained 4 epochs on 160 synthetic studies; "
