@@ -151,7 +151,7 @@ CXR_PROFILES: dict[str, CXRProfile] = {
         methods=("random", "imagenet", "convirt", "gloria", "mgca", "cmcgns"), tasks=DOWNSTREAM_TASKS,
         epochs={"classification": 20, "segmentation": 2, "detection": 2}, batch_size=16, detection_width=0.125,
         decoder_channels=(32, 16, 16, 8, 8), name="cpu-quick",
-        note="2 CPU cores, about 25 min: ResNet-18 at 64 px pre-trained 4 epochs on 160 synthetic studies; "
+        note="2 CPU cores, sized for < 30 min on two free cores: ResNet-18 at 64 px pre-trained 4 epochs on 160 synthetic studies; "
              "twins of 100 images; 20 probe epochs, 2 segmentation / detection epochs; one seed."),
     # one GPU: ResNet-50 at 224 px, every method and ablation, 3 seeds, the references' task budgets
     "gpu-full": CXRProfile(
