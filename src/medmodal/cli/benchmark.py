@@ -13,13 +13,17 @@ from medmodal.cli.common import REAL_CASE_MAPPING, app, console, user_errors
 @app.command("benchmark")
 @user_errors
 def benchmark_cmd(
-    out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
-    suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net, BraTS-like) | endoscopy "
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for data, runs and report/ (default "
+                                       "runs/benchmark, --suite cxr: runs/benchmark_cxr, --suite endoscopy: "
+                                       "runs/benchmark_endoscopy)"),
+    suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net, BraTS-like) | cxr (chest "
+                              "X-ray pre-training methods x downstream tasks x label fractions) | endoscopy "
                               "(MICS, paired WLI / NBI)"),
-    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20 min) | gpu-full"),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
+    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20-30 min) | gpu-full"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: the profile's methods; "
+                                          "segmentation: all methods and ablations)"),
     protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
-                                  help="missing-sequence protocols trained under: balanced,imbalanced"),
+                                  help="segmentation: missing-sequence protocols trained under: balanced,imbalanced"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="comma list (default: the profile's)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
     real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
@@ -28,16 +32,35 @@ def benchmark_cmd(
                                              "$MEDMODAL_REAL_CASE, else shared/data/brats-real/"
                                              "TCGA-DU-7294 beside the working folder or the checkout)"),
     real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
-    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol every run is scored "
-                                                "under (default: the runs' config, passion): passion | "
+    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="segmentation: evaluation protocol every "
+                                                "run is scored under (default: the runs' config, passion): passion | "
                                                 "brats-challenge | monai-max-directed"),
+    fractions: Optional[str] = typer.Option(None, "--fractions", help="cxr: label fractions, e.g. 0.01,0.1,1 "
+                                            "(default: the profile's)"),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="cxr: task:dataset list, e.g. "
+                                        "classification:rsna,segmentation:siim (default: all seven)"),
+    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights", help="cxr: local ImageNet weight "
+                                                    "file of the profile's backbone (adds the ImageNet-init row "
+                                                    "and initialises pre-training from it, as the papers)"),
 ):
-    """Train every method and ablation of a suite on one synthetic dataset; write a comparison report."""
+    """Compare methods on one dataset with one budget and write a report (``--suite segmentation``: every
+    DMAF-Net baseline and ablation; ``--suite cxr``: every image-report pre-training method on every
+    chest X-ray downstream task and label fraction; ``--suite endoscopy``: MICS, its ablations and
+    the supervised / FixMatch baselines at each label fraction)."""
+    if suite not in ("segmentation", "cxr", "endoscopy"):
+        raise ValueError(f"--suite must be segmentation, cxr or endoscopy, got {suite!r}")
+    if suite != "cxr" and (fractions or tasks or imagenet_weights):
+        console.print("note: --fractions / --tasks / --imagenet-weights apply to --suite cxr only (ignored)")
+    if suite == "cxr":
+        _cxr_benchmark(out or Path("runs/benchmark_cxr"), profile, methods, seeds, fractions, tasks, imagenet_weights,
+                       epochs)
+        return
     if suite == "endoscopy":
         from medmodal.evaluation.endoscopy import run_endoscopy_benchmark
 
         report = run_endoscopy_benchmark(
-            out, profile, [m.strip() for m in methods.split(",")] if methods else None,
+            out or Path("runs/benchmark_endoscopy"), profile,
+            [m.strip() for m in methods.split(",")] if methods else None,
             [int(s) for s in seeds.split(",")] if seeds else None, finetune_epochs=epochs,
             on_run=lambda r: console.print(f"{r['bench_method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
                                            f"accuracy {r['test']['accuracy']:.3f}", highlight=False))
@@ -45,8 +68,7 @@ def benchmark_cmd(
             console.print((report / name).read_text(), markup=False, highlight=False)
         console.print(f"report: {report}")
         return
-    if suite != "segmentation":
-        raise ValueError(f"--suite must be segmentation or endoscopy, got {suite!r}")
+    out = out or Path("runs/benchmark")
     from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
 
     names = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
@@ -66,6 +88,35 @@ def benchmark_cmd(
                                                           f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
                                                           f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"),
                            eval_protocol=eval_protocol)
+    console.print((report / "report.md").read_text(), markup=False, highlight=False)
+    console.print(f"report: {report}")
+
+
+def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str], fractions: Optional[str],
+                   tasks: Optional[str], imagenet_weights: Optional[Path], epochs: Optional[int]) -> None:
+    from medmodal.evaluation.cxr_benchmark import CXR_PROFILES, run_cxr_benchmark, with_overrides
+
+    if profile not in CXR_PROFILES:
+        raise ValueError(f"unknown profile {profile!r} for --suite cxr; choose one of {', '.join(CXR_PROFILES)}")
+    prof = CXR_PROFILES[profile]
+    if epochs is not None:  # the pre-training budget of every method
+        prof = with_overrides(prof, pretrain_epochs=int(epochs),
+                              cmcgns_stage2_epochs=min(prof.cmcgns_stage2_epochs, max(int(epochs) - 1, 0)))
+    pairs = None
+    if tasks:
+        pairs = []
+        for item in tasks.split(","):
+            task, _, dataset = item.strip().partition(":")
+            if not dataset:
+                raise ValueError(f"--tasks: {item!r} is not task:dataset (e.g. classification:rsna)")
+            pairs.append((task, dataset))
+    report = run_cxr_benchmark(
+        out, prof if epochs is not None else profile, [m.strip() for m in methods.split(",")] if methods else None,
+        [int(s) for s in seeds.split(",")] if seeds else None,
+        [float(f) for f in fractions.split(",")] if fractions else None, pairs, imagenet_weights,
+        on_run=lambda r: console.print(f"{r['task']:>14} {r['dataset']:<10} {r['method']:<18} "
+                                       f"{100 * r['fraction']:>5g}% seed {r['seed']}: {r['metric']} "
+                                       f"{r['value']:.1f}", highlight=False))
     console.print((report / "report.md").read_text(), markup=False, highlight=False)
     console.print(f"report: {report}")
 

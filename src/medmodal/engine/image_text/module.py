@@ -192,7 +192,10 @@ class ImageTextPretrainModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """At the first stage-II epoch: reset the optimiser state (the released code re-creates
-        the optimiser for stage II; the schedule restarts through :func:`stage_lr_factor`)."""
+        the optimiser for stage II; the schedule restarts through :func:`stage_lr_factor`).
+        A model with ``set_epoch(epoch)`` is told the epoch (MGCA freezes its prototypes in epoch 0)."""
+        if hasattr(self.model, "set_epoch"):
+            self.model.set_epoch(int(self.current_epoch))
         t = self.cfg.trainer
         if int(self.current_epoch) == int(t.stage1_epochs) and t.stage1_epochs > 0 and t.stage2_epochs > 0:
             for optimizer in self.trainer.optimizers:

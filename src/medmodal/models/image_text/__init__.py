@@ -7,11 +7,15 @@
 Modules: :mod:`.encoders` (timm image / Hugging Face text encoders), :mod:`.layers` (sentence
 pooling, sigmoid cross-attention, CM-MIR decoder), :mod:`.clustering` (online k-means),
 :mod:`.objectives` (the loss functions, re-exported by :mod:`medmodal.losses.image_text`),
-:mod:`.cmcgns` (the method) and :mod:`.reference_loop` (per-sample comparison implementation).
+:mod:`.base` (the shared encoders / interface), :mod:`.cmcgns` (the method, and its ablations
+``cmcgns_no_cgns`` / ``cmcgns_no_mir`` / ``cmcgns_global``), the baselines :mod:`.convirt`,
+:mod:`.gloria`, :mod:`.mgca`, and :mod:`.reference_loop` (per-sample comparison implementation).
 """
 
+from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel
 from medmodal.models.image_text.clustering import OnlineKMeans
-from medmodal.models.image_text.cmcgns import BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures
+from medmodal.models.image_text.cmcgns import ABLATIONS, BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures
+from medmodal.models.image_text.convirt import ConVIRT, ConVIRTConfig
 from medmodal.models.image_text.encoders import (
     ImageEncoder,
     ImageFeatures,
@@ -19,16 +23,29 @@ from medmodal.models.image_text.encoders import (
     default_text_encoder_path,
     load_weight_file,
 )
+from medmodal.models.image_text.gloria import GLoRIA, GLoRIAConfig
 from medmodal.models.image_text.layers import (
     LocalCrossAttention,
+    ProjectionHead,
     ReconstructionDecoder,
     SentenceAttentionPool,
     pool_sentences,
     prediction_mlp,
     spatial_token_mask,
 )
+from medmodal.models.image_text.mgca import MGCA, MGCAConfig
 
 __all__ = [
+    "ABLATIONS",
+    "ImageTextConfig",
+    "ImageTextModel",
+    "ConVIRT",
+    "ConVIRTConfig",
+    "GLoRIA",
+    "GLoRIAConfig",
+    "MGCA",
+    "MGCAConfig",
+    "ProjectionHead",
     "CMCGNS",
     "CMCGNSConfig",
     "CMCGNSFeatures",

@@ -51,16 +51,21 @@ benchmark.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.models.image_text.base import (
+    BATCH_KEYS,
+    ImageTextConfig,
+    ImageTextModel,
+    check_batch,
+)
 from medmodal.models.image_text.clustering import OnlineKMeans
-from medmodal.models.image_text.encoders import ImageEncoder, TextEncoder
 from medmodal.models.image_text.layers import (
     LocalCrossAttention,
     ReconstructionDecoder,
@@ -77,14 +82,11 @@ from medmodal.models.image_text.objectives import (
 )
 from medmodal.models.registry import register_model
 
-__all__ = ["CMCGNSConfig", "CMCGNS", "CMCGNSFeatures", "BATCH_KEYS"]
-
-#: keys of the batch contract
-BATCH_KEYS = ("image", "input_ids", "attention_mask", "sentence_index", "num_sentences")
+__all__ = ["ABLATIONS", "BATCH_KEYS", "CMCGNS", "CMCGNSConfig", "CMCGNSFeatures"]
 
 
 @dataclass
-class CMCGNSConfig:
+class CMCGNSConfig(ImageTextConfig):
     """Every hyper-parameter of CM-CGNS, defaulting to the released code (violet-42/CM-CGNS).
 
     Encoders:
@@ -126,6 +128,15 @@ class CMCGNSConfig:
         image_value_range: value range of the normalised image (the reconstruction target).
     Loss weights (released: all 1):
         global_weight, local_image_weight, local_report_weight.
+    Ablations (all ``True`` = the full method; registered as ``cmcgns_no_cgns`` / ``cmcgns_no_mir`` /
+    ``cmcgns_global``, see :data:`ABLATIONS`):
+        use_cluster_negatives: ``False`` = the local report loss is plain in-batch InfoNCE over the
+            sentences (no k-means, no hard negatives, no BML): "w/o CGNS".
+        use_reconstruction: ``False`` = no CM-MIR decoder and no reconstruction loss; stage II then
+            trains the stage-I objective: "w/o CM-MIR".
+        use_local_losses: ``False`` = no local image (SimSiam) and no local report loss; the global
+            loss remains, and CM-MIR (which needs the text-to-image cross-attention) stays as
+            configured by ``use_reconstruction``: "w/o local alignment".
     Schedule and optimiser (used by the engine; released values):
         stage1_epochs 10, stage2_epochs 20, optimizer "adam", learning_rate 1e-5, weight_decay
         1e-6, warmup_epochs 1 (linear from warmup_start_lr 1e-7), then cosine to final_lr 0 within
@@ -171,6 +182,10 @@ class CMCGNSConfig:
     global_weight: float = 1.0
     local_image_weight: float = 1.0
     local_report_weight: float = 1.0
+    # ablations
+    use_cluster_negatives: bool = True
+    use_reconstruction: bool = True
+    use_local_losses: bool = True
     # schedule / optimiser (engine)
     stage1_epochs: int = 10
     stage2_epochs: int = 20
@@ -181,29 +196,14 @@ class CMCGNSConfig:
     warmup_start_lr: float = 1e-7
     final_lr: float = 0.0
 
-    @classmethod
-    def from_kwargs(cls, config: CMCGNSConfig | Mapping[str, Any] | None = None, **overrides) -> CMCGNSConfig:
-        """Build from a config / dict plus keyword overrides; unknown keys raise :class:`TypeError`."""
-        base = asdict(config) if isinstance(config, CMCGNSConfig) else dict(config or {})
-        base.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(base) - known)
-        if unknown:
-            raise TypeError(f"unknown CMCGNSConfig option(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**base)
-        cfg.decoder_channels = tuple(int(c) for c in cfg.decoder_channels)
-        cfg.image_value_range = (float(cfg.image_value_range[0]), float(cfg.image_value_range[1]))
-        cfg.validate()
-        return cfg
+    def normalize(self) -> None:
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        self.image_value_range = (float(self.image_value_range[0]), float(self.image_value_range[1]))
 
-    def validate(self) -> None:
-        """Raise :class:`ValueError` naming the first inconsistent field."""
-        checks = [
-            (self.embed_dim > 0 and self.embed_dim % 2 == 0, "embed_dim must be a positive even number"),
+    def checks(self) -> list[tuple[bool, str]]:
+        return super().checks() + [
             (self.embed_dim % self.text_pool_heads == 0, "embed_dim must be divisible by text_pool_heads"),
             (self.embed_dim % self.decoder_heads == 0, "embed_dim must be divisible by decoder_heads"),
-            (self.image_size >= 32, "image_size must be >= 32 pixels"),
-            (self.temperature > 0, "temperature must be > 0"),
             (self.local_report_temperature > 0, "local_report_temperature must be > 0"),
             (self.num_clusters >= 2, "num_clusters must be >= 2"),
             (1 <= self.hard_negative_rank <= self.num_clusters, "hard_negative_rank must be in [1, num_clusters]"),
@@ -212,13 +212,7 @@ class CMCGNSConfig:
             (self.reconstruction_fusion in ("auto", "concat", "attention"),
              "reconstruction_fusion must be auto | concat | attention"),
             (self.image_value_range[0] < self.image_value_range[1], "image_value_range must be (low, high)"),
-            (self.text_encoder_path is None or self.text_model_config is None,
-             "give text_encoder_path or text_model_config, not both"),
-            (self.stage1_epochs >= 0 and self.stage2_epochs >= 0, "stage epochs must be >= 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"CMCGNSConfig: {message}")
 
 
 @dataclass
@@ -240,7 +234,7 @@ class CMCGNSFeatures:
 
 
 @register_model("cmcgns", task="image_text")
-class CMCGNS(nn.Module):
+class CMCGNS(ImageTextModel):
     """CM-CGNS image-report model: encoders, alignment heads, CM-MIR decoder and k-means state.
 
     Args:
@@ -250,45 +244,43 @@ class CMCGNS(nn.Module):
     Attributes:
         image_encoder / text_encoder: :class:`~.encoders.ImageEncoder` / :class:`~.encoders.TextEncoder`.
         global_image_projection, local_image_projection, local_text_projection: ``Linear -> E``.
-        text_pool: :class:`~.layers.SentenceAttentionPool`. cross_attention: :class:`~.layers.LocalCrossAttention`.
-        predictor: SimSiam MLP. decoder: :class:`~.layers.ReconstructionDecoder` (used in stage II).
-        kmeans: :class:`~.clustering.OnlineKMeans` (buffers). logit_scale: ``log(1/temperature)``.
+        text_pool: :class:`~.layers.SentenceAttentionPool`. cross_attention: :class:`~.layers.LocalCrossAttention`
+            (absent when neither local losses nor CM-MIR are used).
+        predictor: SimSiam MLP (absent without local losses). decoder: :class:`~.layers.ReconstructionDecoder`
+            (used in stage II; absent without CM-MIR). kmeans: :class:`~.clustering.OnlineKMeans` (buffers;
+            absent without cluster-guided negatives). logit_scale: ``log(1/temperature)``.
 
     Stage I leaves the decoder without gradient: a DDP engine needs ``find_unused_parameters`` or
     to freeze the decoder during stage I.
     """
 
+    config_class = CMCGNSConfig
+
     def __init__(self, config: CMCGNSConfig | Mapping[str, Any] | None = None, **overrides):
-        super().__init__()
-        cfg = CMCGNSConfig.from_kwargs(config, **overrides)
-        self.config = cfg
+        super().__init__(config, **overrides)
+        cfg = self.config
         e = cfg.embed_dim
-        self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_size, cfg.image_pretrained_path,
-                                          pool_heads=cfg.image_pool_heads)
-        self.text_encoder = TextEncoder(cfg.text_encoder_path, config=cfg.text_model_config,
-                                        max_length=cfg.max_text_length)
         self.global_image_projection = nn.Linear(self.image_encoder.global_dim, e)
         self.local_image_projection = nn.Linear(self.image_encoder.local_dim, e)
         self.local_text_projection = nn.Linear(self.text_encoder.hidden_size, e)
         for layer in (self.global_image_projection, self.local_image_projection, self.local_text_projection):
             nn.init.normal_(layer.weight, std=layer.in_features ** -0.5)  # released inititalize_parameters
         self.text_pool = SentenceAttentionPool(e, cfg.text_pool_heads)
-        self.cross_attention = LocalCrossAttention(e)
-        self.predictor = prediction_mlp(e)
-        fusion = cfg.reconstruction_fusion
-        if fusion == "auto":
-            fusion = "attention" if self.image_encoder.kind == "vit" else "concat"
-        self.decoder = ReconstructionDecoder(
-            e, fusion=fusion, channels=cfg.decoder_channels, num_layers=cfg.decoder_layers,
-            num_heads=cfg.decoder_heads, ff_dim=cfg.decoder_ff_dim, dropout=cfg.decoder_dropout,
-            grid=self.image_encoder.grid, image_size=(cfg.image_size, cfg.image_size),
-            value_range=cfg.image_value_range)
-        self.kmeans = OnlineKMeans(cfg.num_clusters, e, cfg.kmeans_momentum_lr)
-        scale = torch.tensor(math.log(1.0 / cfg.temperature))
-        if cfg.learnable_temperature:
-            self.logit_scale = nn.Parameter(scale)
-        else:
-            self.register_buffer("logit_scale", scale)
+        if cfg.use_local_losses or cfg.use_reconstruction:
+            self.cross_attention = LocalCrossAttention(e)
+        if cfg.use_local_losses:
+            self.predictor = prediction_mlp(e)
+        if cfg.use_reconstruction:
+            fusion = cfg.reconstruction_fusion
+            if fusion == "auto":
+                fusion = "attention" if self.image_encoder.kind == "vit" else "concat"
+            self.decoder = ReconstructionDecoder(
+                e, fusion=fusion, channels=cfg.decoder_channels, num_layers=cfg.decoder_layers,
+                num_heads=cfg.decoder_heads, ff_dim=cfg.decoder_ff_dim, dropout=cfg.decoder_dropout,
+                grid=self.image_encoder.grid, image_size=(cfg.image_size, cfg.image_size),
+                value_range=cfg.image_value_range)
+        if cfg.use_local_losses and cfg.use_cluster_negatives:
+            self.kmeans = OnlineKMeans(cfg.num_clusters, e, cfg.kmeans_momentum_lr)
 
     # ------------------------------------------------------------------ encoding
     def image_parts(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
@@ -311,44 +303,20 @@ class CMCGNS(nn.Module):
 
     def encode_batch(self, batch: Mapping[str, torch.Tensor]) -> CMCGNSFeatures:
         """All features of a batch (the contract of the module docstring)."""
-        _check_batch(batch)
+        check_batch(batch, "CM-CGNS")
         local, global_image, grid = self.image_parts(batch["image"])
         sentences, mask, global_text = self.text_parts(batch["input_ids"], batch["attention_mask"],
                                                        batch["sentence_index"], batch["num_sentences"])
         return CMCGNSFeatures(local, global_image, grid, sentences, mask, global_text)
 
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Global image embedding ``[B, E]`` (L2-normalised), for retrieval / zero-shot."""
+    def image_embedding(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_parts(images)[1]
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_index: torch.Tensor,
-                    num_sentences: torch.Tensor) -> torch.Tensor:
-        """Report embedding ``[B, E]`` (L2-normalised); the text batch as from ``text_encoder.tokenize``."""
+    def text_embedding(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_index: torch.Tensor,
+                       num_sentences: torch.Tensor) -> torch.Tensor:
         return self.text_parts(input_ids, attention_mask, sentence_index, num_sentences)[2]
 
-    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
-        """Image backbone weights in timm format without head; for ResNets also torchvision's
-        ``resnet*`` key format (export: ``timm.create_model("resnet50")`` / ``torchvision.models.resnet50()``
-        load it with ``strict=False`` missing only ``fc.*``)."""
-        return self.image_encoder.backbone_state_dict()
-
-    @property
-    def temperature(self) -> torch.Tensor:
-        """Current global temperature ``1 / exp(logit_scale)`` (detached)."""
-        return torch.exp(-self._logit_scale().detach())
-
-    def _logit_scale(self) -> torch.Tensor:
-        scale = self.logit_scale
-        if self.config.logit_scale_max is not None:
-            scale = scale.clamp(max=math.log(self.config.logit_scale_max))
-        return scale
-
     # ------------------------------------------------------------------ losses
-    def forward(self, batch: Mapping[str, torch.Tensor], *, stage: int,
-                update_clusters: bool) -> dict[str, torch.Tensor]:
-        """Same as :meth:`compute_losses`."""
-        return self.compute_losses(batch, stage=stage, update_clusters=update_clusters)
-
     def compute_losses(self, batch: Mapping[str, torch.Tensor], *, stage: int,
                        update_clusters: bool) -> dict[str, torch.Tensor]:
         """The CM-CGNS objective of one batch.
@@ -362,15 +330,18 @@ class CMCGNS(nn.Module):
         Returns:
             ``{"loss": total, "global_loss", "local_image_loss", "local_report_loss",
             "reconstruction_loss" (stage 2)}`` (differentiable scalars; ``loss`` is the weighted
-            sum of the others) plus detached diagnostics ``"bml_loss"`` (the unweighted
-            false-negative term inside ``local_report_loss``), ``"clusters_active"`` (1.0 when
-            hard negatives were used), ``"temperature"``.
+            sum of the others; an ablation leaves out the terms it removes) plus detached
+            diagnostics ``"bml_loss"`` (the unweighted false-negative term inside
+            ``local_report_loss``), ``"clusters_active"`` (1.0 when hard negatives were used),
+            ``"temperature"``.
 
         Raises:
             ValueError: ``stage`` not 1/2, a missing batch key or inconsistent shapes.
         """
-        if stage not in (1, 2):
-            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        return super().compute_losses(batch, stage=stage, update_clusters=update_clusters)
+
+    def losses(self, batch: Mapping[str, torch.Tensor], *, stage: int,
+               update_clusters: bool) -> dict[str, torch.Tensor]:
         return self.losses_from_features(self.encode_batch(batch), batch["image"], stage=stage,
                                          update_clusters=update_clusters)
 
@@ -378,31 +349,45 @@ class CMCGNS(nn.Module):
                              update_clusters: bool) -> dict[str, torch.Tensor]:
         """The losses of :meth:`compute_losses` from already computed :class:`CMCGNSFeatures`."""
         cfg = self.config
-        text_to_image, image_to_text = self.cross_attention(feats.local_image, feats.sentences, feats.sentence_mask)
         global_loss = info_nce_loss(feats.global_image, feats.global_text, self._logit_scale().exp())
-        local_image_loss = simsiam_loss(feats.local_image, text_to_image, self.predictor)
-        report = cluster_guided_info_nce(
-            feats.sentences[feats.sentence_mask], image_to_text[feats.sentence_mask], self.kmeans,
-            update_clusters=update_clusters, temperature=cfg.local_report_temperature,
-            activation_cosine=cfg.kmeans_activation_cosine, hard_negative_rank=cfg.hard_negative_rank,
-            hard_negative_weight=cfg.hard_negative_weight, bml_alpha=cfg.bml_alpha, bml_beta=cfg.bml_beta,
-            bml_weight=cfg.bml_weight)
-        out = {"global_loss": global_loss, "local_image_loss": local_image_loss, "local_report_loss": report.loss}
-        total = (cfg.global_weight * global_loss + cfg.local_image_weight * local_image_loss
-                 + cfg.local_report_weight * report.loss)
-        if stage == 2:
+        out = {"global_loss": global_loss}
+        total = cfg.global_weight * global_loss
+        text_to_image = None
+        if cfg.use_local_losses or cfg.use_reconstruction:
+            text_to_image, image_to_text = self.cross_attention(feats.local_image, feats.sentences,
+                                                                feats.sentence_mask)
+        bml, active = global_loss.new_zeros(()), False
+        if cfg.use_local_losses:
+            local_image_loss = simsiam_loss(feats.local_image, text_to_image, self.predictor)
+            report = cluster_guided_info_nce(
+                feats.sentences[feats.sentence_mask], image_to_text[feats.sentence_mask],
+                self.kmeans if cfg.use_cluster_negatives else None,
+                update_clusters=update_clusters, temperature=cfg.local_report_temperature,
+                activation_cosine=cfg.kmeans_activation_cosine, hard_negative_rank=cfg.hard_negative_rank,
+                hard_negative_weight=cfg.hard_negative_weight, bml_alpha=cfg.bml_alpha, bml_beta=cfg.bml_beta,
+                bml_weight=cfg.bml_weight)
+            out["local_image_loss"], out["local_report_loss"] = local_image_loss, report.loss
+            total = total + cfg.local_image_weight * local_image_loss + cfg.local_report_weight * report.loss
+            bml, active = report.bml, report.clusters_active
+        if stage == 2 and cfg.use_reconstruction:
             out["reconstruction_loss"] = self.reconstruction_loss(feats.local_image, text_to_image, feats.grid, images)
             total = total + out["reconstruction_loss"]
         out["loss"] = total
-        out["bml_loss"] = report.bml.detach()
-        out["clusters_active"] = torch.tensor(float(report.clusters_active), device=total.device)
+        out["bml_loss"] = bml.detach()
+        out["clusters_active"] = torch.tensor(float(active), device=total.device)
         out["temperature"] = self.temperature
         return out
 
     def reconstruct(self, local_image: torch.Tensor, text_to_image: torch.Tensor, grid: tuple[int, int],
                     output_size: tuple[int, int]) -> torch.Tensor:
         """CM-MIR: mask whole tokens of ``P`` (ratio ``mask_ratio``, global RNG), fuse with the
-        text-to-image features and decode to ``[B, 3, H, W]`` in ``image_value_range``."""
+        text-to-image features and decode to ``[B, 3, H, W]`` in ``image_value_range``.
+
+        Raises:
+            ValueError: the model was built without CM-MIR (``use_reconstruction=False``).
+        """
+        if not self.config.use_reconstruction:
+            raise ValueError("this CM-CGNS model was built without CM-MIR (use_reconstruction=False)")
         keep = spatial_token_mask(local_image.shape[0], local_image.shape[1], self.config.mask_ratio,
                                   device=local_image.device)
         return self.decoder(local_image * keep[..., None].to(local_image.dtype), text_to_image, grid, output_size)
@@ -414,16 +399,26 @@ class CMCGNS(nn.Module):
         return reconstruction_l1(recon, images, self.config.reconstruction_weight)
 
 
-def _check_batch(batch: Mapping[str, torch.Tensor]) -> None:
-    missing = [k for k in BATCH_KEYS if k not in batch]
-    if missing:
-        raise ValueError(f"CM-CGNS batch is missing {missing}; expected keys {list(BATCH_KEYS)}")
-    image, ids = batch["image"], batch["input_ids"]
-    if image.ndim != 4 or image.shape[1] != 3:
-        raise ValueError(f"batch['image'] must be [B, 3, H, W], got {tuple(image.shape)}")
-    b = image.shape[0]
-    for key in ("input_ids", "attention_mask", "sentence_index"):
-        if batch[key].ndim != 2 or batch[key].shape[0] != b or batch[key].shape != ids.shape:
-            raise ValueError(f"batch[{key!r}] must be [B={b}, L], got {tuple(batch[key].shape)}")
-    if tuple(batch["num_sentences"].shape) != (b,):
-        raise ValueError(f"batch['num_sentences'] must be [B={b}], got {tuple(batch['num_sentences'].shape)}")
+#: CM-CGNS ablations: registered name -> the config flags it switches off (one component each)
+ABLATIONS: dict[str, dict[str, bool]] = {
+    "cmcgns_no_cgns": {"use_cluster_negatives": False},
+    "cmcgns_no_mir": {"use_reconstruction": False},
+    "cmcgns_global": {"use_local_losses": False},
+}
+
+
+def _ablation_factory(name: str, flags: dict[str, bool]):
+    def factory(config: CMCGNSConfig | Mapping[str, Any] | None = None, **overrides) -> CMCGNS:
+        merged = {**(vars(config) if isinstance(config, CMCGNSConfig) else dict(config or {})), **overrides}
+        clash = {k: merged[k] for k in flags if k in merged and merged[k] != flags[k]}
+        if clash:
+            raise ValueError(f"{name} fixes {flags}; got conflicting {clash} (use 'cmcgns' with your flags)")
+        return CMCGNS({**merged, **flags})
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = f"CM-CGNS ablation ``{name}``: :class:`CMCGNS` with {flags} (other fields as given)."
+    return factory
+
+
+for _name, _flags in ABLATIONS.items():
+    register_model(_name, task="image_text")(_ablation_factory(_name, _flags))

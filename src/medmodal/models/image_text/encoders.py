@@ -87,6 +87,9 @@ class ImageEncoder(nn.Module):
             torchvision ``resnet50`` ImageNet weights, timm ``vit_base_patch16_224``); the
             classifier head is ignored. ``None``: random init.
         pool_heads: heads of the CNN attention pool (released 8).
+        global_pool: CNN global feature: ``"attention"`` (CLIP-style attention pool, CM-CGNS / PRIOR)
+            or ``"avg"`` (global average pooling of the last map, torchvision's ``avgpool``: ConVIRT,
+            GLoRIA, MGCA). ViTs always use the model's pooled output.
 
     Attributes:
         backbone: the timm model (``num_classes=0``: no head). kind: ``"cnn"`` or ``"vit"``.
@@ -98,9 +101,12 @@ class ImageEncoder(nn.Module):
     """
 
     def __init__(self, name: str = "resnet50", image_size: int = 224, pretrained_path: str | Path | None = None,
-                 pool_heads: int = 8):
+                 pool_heads: int = 8, global_pool: str = "attention"):
         super().__init__()
         import timm
+
+        if global_pool not in ("attention", "avg"):
+            raise ValueError(f"global_pool must be 'attention' or 'avg', got {global_pool!r}")
 
         self.name, self.image_size = name, int(image_size)
         kwargs = {"img_size": self.image_size} if _is_token_model_name(name) else {}
@@ -111,7 +117,8 @@ class ImageEncoder(nn.Module):
         self.kind = "vit" if hasattr(self.backbone, "patch_embed") else "cnn"
         self.reduction = int(self.backbone.feature_info[-1]["reduction"])
         self.local_dim = self.global_dim = int(self.backbone.num_features)
-        if self.kind == "cnn":
+        self.global_pool = global_pool
+        if self.kind == "cnn" and global_pool == "attention":
             from timm.layers import AttentionPool2d
 
             self.pool = AttentionPool2d(self.local_dim, feat_size=max(1, self.image_size // self.reduction),
@@ -158,7 +165,8 @@ class ImageEncoder(nn.Module):
         if self.kind == "cnn":
             h, w = features.shape[-2:]
             tokens = features.flatten(2).transpose(1, 2)  # [B, h*w, C], row-major: a token is a region
-            return ImageFeatures(self.pool(features), tokens, (int(h), int(w)))
+            pooled = self.pool(features) if self.global_pool == "attention" else tokens.mean(dim=1)
+            return ImageFeatures(pooled, tokens, (int(h), int(w)))
         prefix = int(getattr(self.backbone, "num_prefix_tokens", 1))
         tokens = features[:, prefix:]
         pooled = self.backbone.forward_head(features, pre_logits=True)

@@ -23,6 +23,9 @@ __all__ = [
     "prediction_mlp",
     "spatial_token_mask",
     "ReconstructionDecoder",
+    "ProjectionHead",
+    "masked_mean",
+    "masked_max",
 ]
 
 
@@ -241,3 +244,59 @@ class ReconstructionDecoder(nn.Module):
             x = F.interpolate(x, size=tuple(output_size), mode="bilinear", align_corners=True)
         low, high = self.value_range
         return low + (high - low) * 0.5 * (torch.tanh(x) + 1.0)
+
+
+class ProjectionHead(nn.Module):
+    """Projection from an encoder feature to the joint space, for ``[B, D]`` or ``[B, N, D]`` inputs.
+
+    Kinds (each the one of a reference method):
+
+    * ``"linear"``: ``Linear(D, E)`` (CM-CGNS / PRIOR; GLoRIA's global / local embedders).
+    * ``"mlp"``: ``Linear(D, H) -> ReLU -> Linear(H, E)`` (ConVIRT's "single hidden layer
+      non-linear projection", Zhang et al. 2022 Sec. 3; ``H = D`` when not given, as SimCLR).
+    * ``"mlp_bn"``: ``Linear(D, H) -> BN -> ReLU -> Linear(H, E) -> BN(affine=False)`` (MGCA's
+      ``GlobalEmbedding``; on tokens its ``LocalEmbedding`` = the same with 1x1 convolutions, i.e.
+      batch norm over all ``B * N`` positions; MGCA ``H = 2048``). Batch norm in training mode
+      needs more than one value per channel.
+
+    Shapes: ``forward(x [B, D] | [B, N, D]) -> [B, E] | [B, N, E]``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kind: str = "linear", hidden_dim: int | None = None):
+        super().__init__()
+        if kind not in ("linear", "mlp", "mlp_bn"):
+            raise ValueError(f"projection kind must be linear | mlp | mlp_bn, got {kind!r}")
+        self.kind = kind
+        hidden = int(hidden_dim or in_dim)
+        if kind == "linear":
+            self.layers = nn.ModuleList([nn.Linear(in_dim, out_dim)])
+        elif kind == "mlp":
+            self.layers = nn.ModuleList([nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)])
+        else:
+            self.layers = nn.ModuleList([nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                         nn.Linear(hidden, out_dim), nn.BatchNorm1d(out_dim, affine=False)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # batch norm over every sample (and token)
+        for layer in self.layers:
+            x = layer(x)
+        return x.reshape(*shape[:-1], x.shape[-1])
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x [B, L, D]`` over the positions where ``mask [B, L]`` is true -> ``[B, D]``."""
+    weight = mask.to(x.dtype)[..., None]
+    return (x * weight).sum(1) / weight.sum(1).clamp_min(1.0)
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of ``x [B, L, D]`` over the positions where ``mask [B, L]`` is true -> ``[B, D]``
+    (ConVIRT's max-pooling over the text encoder's outputs).
+
+    Raises:
+        ValueError: a row without any true position.
+    """
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("masked_max: a row has no valid position")
+    return x.masked_fill(~mask.bool()[..., None], float("-inf")).amax(dim=1)

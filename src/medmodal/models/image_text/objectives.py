@@ -13,12 +13,16 @@ the reverse.
 * :func:`bidirectional_margin_loss` and :func:`cluster_guided_info_nce`: CM-CGNS's local report
   loss with cluster-guided hard negatives and false-negative margins (ClusterNS-derived).
 * :func:`reconstruction_l1`: the CM-MIR pixel loss.
+* :func:`word_region_attention_loss`: GLoRIA's local (word-region attention) loss.
+* :func:`token_alignment_loss`: MGCA's cross-modal token alignment (one direction).
+* :func:`sinkhorn_knopp` / :func:`prototype_swap_loss`: MGCA's cross-modal prototype alignment.
 
 All losses compute in float32 (they upcast bf16 / fp16 inputs) and return scalars.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,6 +40,10 @@ __all__ = [
     "LocalReportLoss",
     "cluster_guided_info_nce",
     "reconstruction_l1",
+    "word_region_attention_loss",
+    "token_alignment_loss",
+    "sinkhorn_knopp",
+    "prototype_swap_loss",
 ]
 
 
@@ -59,10 +67,10 @@ def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def info_nce_loss(image_embed: torch.Tensor, text_embed: torch.Tensor, logit_scale: torch.Tensor | float,
-                  gather: bool = True) -> torch.Tensor:
+                  gather: bool = True, weights: tuple[float, float] = (0.5, 0.5)) -> torch.Tensor:
     """Symmetric InfoNCE between paired image and report embeddings.
 
-    ``loss = (CE(s * I T_all^T, y) + CE(s * T I_all^T, y)) / 2`` with ``s = logit_scale`` (the
+    ``loss = w_i2t * CE(s * I T_all^T, y) + w_t2i * CE(s * T I_all^T, y)`` with ``s = logit_scale`` (the
     inverse temperature, e.g. ``exp(learnable log-scale)``), the local rows against the
     embeddings of all processes and ``y = rank * B + arange(B)``: CM-CGNS
     ``global_alignment_loss`` (pl_bolts ``SyncFunction`` there; here
@@ -72,6 +80,8 @@ def info_nce_loss(image_embed: torch.Tensor, text_embed: torch.Tensor, logit_sca
         image_embed, text_embed: ``[B, E]``, L2-normalised by the caller.
         logit_scale: scalar tensor or float (not clamped here).
         gather: gather negatives across processes when a process group is initialised.
+        weights: ``(w_i2t, w_t2i)``: ``(0.5, 0.5)`` CM-CGNS / CLIP; ``(0.75, 0.25)`` ConVIRT
+            (``lambda = 0.75``); ``(1, 1)`` GLoRIA / MGCA (the two directions summed).
 
     Raises:
         ValueError: shapes differ or are not 2-D.
@@ -88,7 +98,8 @@ def info_nce_loss(image_embed: torch.Tensor, text_embed: torch.Tensor, logit_sca
     labels = offset + torch.arange(image_embed.shape[0], device=image_embed.device)
     logits_per_image = logit_scale * image_embed @ text_all.t()
     logits_per_text = logit_scale * text_embed @ image_all.t()
-    return 0.5 * (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels))
+    return (weights[0] * F.cross_entropy(logits_per_image, labels)
+            + weights[1] * F.cross_entropy(logits_per_text, labels))
 
 
 def simsiam_loss(x: torch.Tensor, y: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
@@ -230,3 +241,163 @@ def reconstruction_l1(reconstruction: torch.Tensor, image: torch.Tensor, weight:
     if image.shape[-2:] != reconstruction.shape[-2:]:
         image = F.interpolate(image, size=reconstruction.shape[-2:], mode="bilinear", align_corners=True)
     return weight * F.l1_loss(reconstruction.float(), image)
+
+
+def word_region_attention_loss(words: torch.Tensor, word_valid: torch.Tensor, regions: torch.Tensor,
+                               temp_attention: float = 4.0, temp_word: float = 5.0, temp_pair: float = 10.0,
+                               weights: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+    """GLoRIA's local loss: attention-weighted region context per word, word-level similarity, contrast.
+
+    Source: Huang et al., "GLoRIA: A Multimodal Global-Local Representation Learning Framework for
+    Label-efficient Medical Image Recognition", ICCV 2021, Eq. 3-6; reference code
+    github.com/marshuang80/gloria ``gloria/loss/gloria_loss.py`` (``attention_fn``, ``local_loss``;
+    defaults ``temp1 = 4``, ``temp2 = 5``, ``temp3 = 10``, ``agg = "sum"`` from
+    ``configs/pretrain/chexpert_gloria_pretrain_config.yaml``). For every image ``j`` and report ``i``:
+
+    * ``a[w, r] = <word_iw, region_jr>`` (raw dot products); softmax over the report's words for
+      each region, then ``softmax_r(temp_attention * .)`` over the regions for each word (GLoRIA's
+      two softmaxes); ``c_w = sum_r a[w, r] region_jr`` (the word's region context);
+    * ``Z(i, j) = log sum_w exp(temp_word * cos(word_iw, c_w))`` over the report's valid words;
+    * ``loss = w0 * CE(temp_pair * Z[j, :], j) + w1 * CE(temp_pair * Z[:, i], i)`` (image-to-report
+      and report-to-image, summed as released).
+
+    Batched over all ``B x B`` pairs (no loop; memory ``O(B^2 * L * (N + E))``).
+
+    Args:
+        words: ``[B, L, E]`` word features; word_valid: ``[B, L]`` bool (every report has >= 1 word).
+        regions: ``[B, N, E]`` region features (e.g. the ``h * w`` cells of a CNN map).
+
+    Raises:
+        ValueError: shapes disagree or a report has no valid word.
+    """
+    if words.ndim != 3 or regions.ndim != 3 or words.shape[0] != regions.shape[0] or words.shape[2] != regions.shape[2]:
+        raise ValueError(f"words [B, L, E] and regions [B, N, E] expected, got {tuple(words.shape)} and "
+                         f"{tuple(regions.shape)}")
+    if word_valid.shape != words.shape[:2] or not bool(word_valid.any(dim=1).all()):
+        raise ValueError("word_valid must be [B, L] with at least one valid word per report")
+    words, regions = words.float(), regions.float()
+    valid = word_valid.bool()
+    # scores[i, j, w, r]: word w of report i against region r of image j
+    scores = torch.einsum("iwe,jre->ijwr", words, regions)
+    scores = scores.masked_fill(~valid[:, None, :, None], float("-inf"))
+    attention = torch.softmax(scores, dim=2)  # over words, per region
+    attention = torch.softmax(temp_attention * attention.nan_to_num(0.0), dim=3)  # over regions, per word
+    context = torch.einsum("ijwr,jre->ijwe", attention, regions)
+    cosine = F.cosine_similarity(words[:, None], context, dim=-1, eps=1e-8)  # [i, j, w]
+    word_scores = (temp_word * cosine).masked_fill(~valid[:, None, :], float("-inf"))
+    pair = torch.logsumexp(word_scores, dim=2)  # [report i, image j]
+    logits_image = temp_pair * pair.t()  # rows: images, columns: reports
+    labels = torch.arange(words.shape[0], device=words.device)
+    return weights[0] * F.cross_entropy(logits_image, labels) + weights[1] * F.cross_entropy(logits_image.t(), labels)
+
+
+def token_alignment_loss(queries: torch.Tensor, query_weight: torch.Tensor, keys: torch.Tensor,
+                         key_valid: torch.Tensor | None = None, temperature: float = 0.1) -> torch.Tensor:
+    """MGCA's cross-modal token alignment, one direction (queries attend to the other modality's keys).
+
+    Source: Wang et al., "Multi-Granularity Cross-modal Alignment for Generalized Medical Visual
+    Representation Learning", NeurIPS 2022, Eq. 4-6; reference code github.com/HKU-MedAI/MGCA
+    ``mgca/models/mgca/mgca_module.py`` (``use_local_atten=False`` path, ``local_temperature = 0.1``).
+    Per sample, with L2-normalised ``q [Q, E]`` and ``k [K, E]``:
+
+    * ``attended = normalize(softmax(q k^T / t, over valid keys) k)`` (``[Q, E]``);
+    * ``S = q attended^T / t`` (``[Q, Q]``: query ``a`` against the attended output of query ``b``);
+    * ``loss = sum_a w_a (CE(S[a, :], a) + CE(S[:, a], a)) / 2`` averaged over samples, where
+      ``w`` are the query weights normalised to sum 1 per sample. Invalid queries (weight 0) are
+      also removed from the negatives (MGCA kept padded words as negative columns).
+
+    Args:
+        queries: ``[B, Q, E]`` L2-normalised; query_weight: ``[B, Q]`` >= 0 (0 = not a query;
+            MGCA: uniform ``1/N`` for ResNet patches, the text encoder's clipped [CLS] attention for words).
+        keys: ``[B, K, E]`` L2-normalised; key_valid: ``[B, K]`` bool (``None`` = all).
+        temperature: ``t`` (MGCA ``local_temperature = 0.1``).
+
+    Raises:
+        ValueError: shapes disagree or a sample has no query with positive weight.
+    """
+    if queries.ndim != 3 or keys.ndim != 3 or queries.shape[0] != keys.shape[0] or query_weight.shape != queries.shape[:2]:
+        raise ValueError(f"queries [B, Q, E], query_weight [B, Q] and keys [B, K, E] expected, got "
+                         f"{tuple(queries.shape)}, {tuple(query_weight.shape)}, {tuple(keys.shape)}")
+    weight = query_weight.float()
+    if not bool((weight.sum(dim=1) > 0).all()):
+        raise ValueError("every sample needs at least one query with positive weight")
+    q, k = queries.float(), keys.float()
+    sim = q @ k.transpose(1, 2) / temperature  # [B, Q, K]
+    if key_valid is not None:
+        sim = sim.masked_fill(~key_valid.bool()[:, None, :], float("-inf"))
+    attended = F.normalize(torch.softmax(sim, dim=-1) @ k, dim=-1)
+    scores = q @ attended.transpose(1, 2) / temperature  # [B, Q, Q]
+    is_query = weight > 0
+    scores = scores.masked_fill(~(is_query[:, :, None] & is_query[:, None, :]), -1e4)
+    weight = weight / weight.sum(dim=1, keepdim=True)
+    n = scores.shape[1]
+    targets = torch.arange(n, device=scores.device).repeat(scores.shape[0])
+    rows = F.cross_entropy(scores.reshape(-1, n), targets, reduction="none")
+    cols = F.cross_entropy(scores.transpose(1, 2).reshape(-1, n), targets, reduction="none")
+    per_query = 0.5 * (rows + cols) * weight.reshape(-1)
+    return per_query.sum() / scores.shape[0]
+
+
+@torch.no_grad()
+def sinkhorn_knopp(logits: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
+    """Soft equipartitioned assignment of ``B`` samples to ``K`` prototypes (SwAV's Sinkhorn-Knopp).
+
+    Source: Caron et al., SwAV (NeurIPS 2020), Alg. 1 / ``distributed_sinkhorn``; used by MGCA
+    (``sinkhorn`` / ``distributed_sinkhorn``, ``epsilon = 0.05``, 3 iterations). ``Q = exp(logits /
+    epsilon)^T`` is scaled alternately so prototypes get equal mass ``1/K`` and samples ``1/B``
+    (``B`` over all processes when a process group is initialised); the returned codes are the
+    columns normalised to sum 1. Computed in log space (same result, no overflow at small ``epsilon``).
+
+    Args:
+        logits: ``[B, K]`` sample-prototype scores (cosines for normalised prototypes).
+
+    Returns:
+        ``[B, K]`` codes, rows summing to 1, no gradient.
+    """
+    log_q = (logits.float() / epsilon).t()  # [K, B]
+    distributed = _distributed()
+    world = dist.get_world_size() if distributed else 1
+    k, b = log_q.shape
+
+    def _logsumexp_all(x: torch.Tensor, dim: int | None) -> torch.Tensor:
+        if not distributed or dim == 0:  # sums over prototypes are local to a sample
+            return torch.logsumexp(x, dim=dim) if dim is not None else torch.logsumexp(x.flatten(), 0)
+        peak = x.max().detach() if dim is None else x.max(dim=dim).values.detach()
+        if dim is None:
+            dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+            total = torch.exp(x - peak).sum()
+        else:
+            dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+            total = torch.exp(x - peak[:, None]).sum(dim=dim)
+        dist.all_reduce(total)
+        return torch.log(total) + peak
+
+    log_q = log_q - _logsumexp_all(log_q, None)
+    for _ in range(iterations):
+        log_q = log_q - _logsumexp_all(log_q, 1)[:, None] - math.log(k)  # each prototype: mass 1/K
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - math.log(b * world)  # each sample: 1/B
+    return torch.softmax(log_q, dim=0).t()  # columns normalised to 1
+
+
+def prototype_swap_loss(image_logits: torch.Tensor, text_logits: torch.Tensor, epsilon: float = 0.05,
+                        iterations: int = 3, temperature: float = 0.2) -> torch.Tensor:
+    """MGCA's cross-modal prototype alignment (swapped prediction of Sinkhorn codes).
+
+    Source: MGCA (NeurIPS 2022) Eq. 8-9, ``mgca_module.py`` (``proto_temperature = 0.2``,
+    ``epsilon = 0.05``, 3 Sinkhorn iterations, 500 prototypes): codes ``q = sinkhorn(scores)`` of
+    each modality (no gradient), probabilities ``p = softmax(scores / temperature)``;
+    ``loss = (-mean_b sum_k q_img log p_txt - mean_b sum_k q_txt log p_img) / 2``.
+
+    Args:
+        image_logits, text_logits: ``[B, K]`` cosines to the (normalised) prototypes.
+    """
+    if image_logits.shape != text_logits.shape or image_logits.ndim != 2:
+        raise ValueError(f"image / text prototype scores must both be [B, K], got {tuple(image_logits.shape)} "
+                         f"and {tuple(text_logits.shape)}")
+    image_code = sinkhorn_knopp(image_logits, epsilon, iterations)
+    text_code = sinkhorn_knopp(text_logits, epsilon, iterations)
+    log_p_image = F.log_softmax(image_logits.float() / temperature, dim=1)
+    log_p_text = F.log_softmax(text_logits.float() / temperature, dim=1)
+    i2t = -(image_code * log_p_text).sum(dim=1).mean()
+    t2i = -(text_code * log_p_image).sum(dim=1).mean()
+    return 0.5 * (i2t + t2i)

@@ -33,7 +33,8 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from medmodal.models.image_text.cmcgns import CMCGNS, _check_batch
+from medmodal.models.image_text.base import check_batch
+from medmodal.models.image_text.cmcgns import CMCGNS
 from medmodal.models.image_text.objectives import info_nce_loss
 
 __all__ = ["reference_compute_losses"]
@@ -135,7 +136,7 @@ def reference_compute_losses(model: CMCGNS, batch: Mapping[str, torch.Tensor], *
     rounding). Mutates ``model.kmeans`` exactly like the batched path would."""
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {stage!r}")
-    _check_batch(batch)
+    check_batch(batch, "CM-CGNS")
     cfg = model.config
     local_image, global_image, grid = model.image_parts(batch["image"])
     tokens = model.text_tokens(batch["input_ids"], batch["attention_mask"])
