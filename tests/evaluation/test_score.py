@@ -166,3 +166,15 @@ def test_real_algorithm_segmentations(tmp_path):
     row = result.rows[0]
     assert row["Dice_WT"] == pytest.approx(0.9775968263910638, abs=1e-6) and row["HD95_WT"] == pytest.approx(1.0)
     assert row["Dice_TC"] == pytest.approx(0.9555278695628623, abs=1e-6)
+
+
+def test_unrecognised_reference_case_folder_warns_about_no_guessed_layout(folder_pair, tmp_path):
+    """A case folder with non-standard names (as TCGA-DU-7294's ``*_fla_bet``): the MyoPS layout is
+    only tried, so no ``layout 'myops2020'`` warning per file; one error line names the folder."""
+    pred, _, label = folder_pair
+    case = tmp_path / "TCGA-XX-0001"
+    save_nifti(case / "TCGA-XX-0001_fla_bet.nii.gz", label.astype(np.float32))
+    save_nifti(case / "TCGA-XX-0001_seg_fusion.nii.gz", label)
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(case)])
+    assert result.exit_code == 1 and "no case id is in both" in result.output
+    assert "myops2020" not in result.output and "Traceback" not in result.output
