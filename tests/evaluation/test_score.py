@@ -178,3 +178,14 @@ def test_unrecognised_reference_case_folder_warns_about_no_guessed_layout(folder
     result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(case)])
     assert result.exit_code == 1 and "no case id is in both" in result.output
     assert "myops2020" not in result.output and "Traceback" not in result.output
+
+
+def test_non_integer_prediction_is_named_without_a_label_convention_hint(folder_pair):
+    """Probabilities saved as a prediction: one line saying so, not "set --pred-labels" (no convention helps)."""
+    pred, ref, label = folder_pair
+    target = pred / f"{IDS[1]}.nii.gz"
+    save_nifti(target, label.astype(np.float32) / 2)
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "--quiet"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and str(target) in message and "non-integer values" in message
+    assert "--pred-labels" not in message and "Traceback" not in result.output

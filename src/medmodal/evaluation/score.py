@@ -187,6 +187,9 @@ def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: D
     ref_spec = label_spec_for(reference, spec)
     ref_data, pred_data = np.asanyarray(ref_img.dataobj), np.asanyarray(pred_img.dataobj)
     check_label_values(reference.label, ref_data, ref_spec)
+    if np.issubdtype(pred_data.dtype, np.floating) and not np.array_equal(pred_data, np.round(pred_data)):
+        raise CaseError(f"{pred_path}: holds non-integer values; a prediction must be a label map "
+                        f"(integer class values), not probabilities")
     try:
         check_label_values(pred_path, pred_data, pred_spec)
     except CaseError as err:
