@@ -189,3 +189,14 @@ def test_non_integer_prediction_is_named_without_a_label_convention_hint(folder_
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and str(target) in message and "non-integer values" in message
     assert "--pred-labels" not in message and "Traceback" not in result.output
+
+
+def test_printed_table_is_not_wrapped_when_piped(folder_pair, tmp_path):
+    """Piped / redirected output (no terminal, 80 columns): the summary table rows print whole, as in summary.md."""
+    pred, ref, _ = folder_pair
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "-o", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in (tmp_path / "o" / "summary.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows and max(len(r) for r in rows) > 80
+    printed = result.stdout.splitlines()
+    assert all(row in printed for row in rows)
