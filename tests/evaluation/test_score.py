@@ -200,3 +200,9 @@ def test_printed_table_is_not_wrapped_when_piped(folder_pair, tmp_path):
     assert rows and max(len(r) for r in rows) > 80
     printed = result.stdout.splitlines()
     assert all(row in printed for row in rows)
+
+
+def test_same_folder_for_predictions_and_references_is_refused(folder_pair, tmp_path):
+    pred, _, _ = folder_pair
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(pred / "." ), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "same folder" in result.output and not (tmp_path / "o").exists()

@@ -255,6 +255,9 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         ValueError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
         mismatch or bad label values (naming the files), an unknown protocol or convention.
     """
+    if Path(pred_dir).resolve() == Path(ref_dir).resolve():
+        raise ValueError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
+                         f"scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
     spec, pred_spec = _label_specs(list(references.values()), labels, pred_labels)
