@@ -166,3 +166,43 @@ def test_real_algorithm_segmentations(tmp_path):
     row = result.rows[0]
     assert row["Dice_WT"] == pytest.approx(0.9775968263910638, abs=1e-6) and row["HD95_WT"] == pytest.approx(1.0)
     assert row["Dice_TC"] == pytest.approx(0.9555278695628623, abs=1e-6)
+
+
+def test_unrecognised_reference_case_folder_warns_about_no_guessed_layout(folder_pair, tmp_path):
+    """A case folder with non-standard names (as TCGA-DU-7294's ``*_fla_bet``): the MyoPS layout is
+    only tried, so no ``layout 'myops2020'`` warning per file; one error line names the folder."""
+    pred, _, label = folder_pair
+    case = tmp_path / "TCGA-XX-0001"
+    save_nifti(case / "TCGA-XX-0001_fla_bet.nii.gz", label.astype(np.float32))
+    save_nifti(case / "TCGA-XX-0001_seg_fusion.nii.gz", label)
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(case)])
+    assert result.exit_code == 1 and "no case id is in both" in result.output
+    assert "myops2020" not in result.output and "Traceback" not in result.output
+
+
+def test_non_integer_prediction_is_named_without_a_label_convention_hint(folder_pair):
+    """Probabilities saved as a prediction: one line saying so, not "set --pred-labels" (no convention helps)."""
+    pred, ref, label = folder_pair
+    target = pred / f"{IDS[1]}.nii.gz"
+    save_nifti(target, label.astype(np.float32) / 2)
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "--quiet"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and str(target) in message and "non-integer values" in message
+    assert "--pred-labels" not in message and "Traceback" not in result.output
+
+
+def test_printed_table_is_not_wrapped_when_piped(folder_pair, tmp_path):
+    """Piped / redirected output (no terminal, 80 columns): the summary table rows print whole, as in summary.md."""
+    pred, ref, _ = folder_pair
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "-o", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in (tmp_path / "o" / "summary.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows and max(len(r) for r in rows) > 80
+    printed = result.stdout.splitlines()
+    assert all(row in printed for row in rows)
+
+
+def test_same_folder_for_predictions_and_references_is_refused(folder_pair, tmp_path):
+    pred, _, _ = folder_pair
+    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(pred / "." ), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "same folder" in result.output and not (tmp_path / "o").exists()

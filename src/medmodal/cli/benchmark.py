@@ -88,7 +88,7 @@ def benchmark_cmd(
                                                           f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
                                                           f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"),
                            eval_protocol=eval_protocol)
-    console.print((report / "report.md").read_text(), markup=False, highlight=False)
+    console.print((report / "report.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"report: {report}")
 
 

@@ -33,7 +33,7 @@ def demo_cmd(
     cfg = experiment_config(None, "demo_cpu", out / "run", data, overrides)
     run_dir = run_training(cfg, resume="auto")
     result = run_evaluation(run_dir, split="test", progress=True)
-    console.print(result.markdown)
+    console.print(result.markdown, markup=False, soft_wrap=True)
     minutes = (time.perf_counter() - start) / 60
     console.print(f"done in {minutes:.1f} min. per-case CSV: {result.csv}\ntable: {result.table}\n"
                   f"heatmap: {result.heatmap}\nmodel bundle: {run_dir / 'model'}")

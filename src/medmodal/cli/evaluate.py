@@ -33,5 +33,5 @@ def evaluate_cmd(
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,
                             labels=labels, hd95=hd95, progress=progress, precision=precision, protocol=protocol,
                             affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
-    console.print(result.markdown)
+    console.print(result.markdown, markup=False, soft_wrap=True)
     console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")

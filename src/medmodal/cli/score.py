@@ -38,7 +38,7 @@ def score_cmd(
 
     result = score_folders(pred, ref, protocol, out, labels, pred_labels, layout, mapping, et_min_voxels,
                            affine_tolerance, on_case=report)
-    console.print(result.markdown, markup=False, highlight=False)
+    console.print(result.markdown, markup=False, highlight=False, soft_wrap=True)
     for ids, what in ((result.missing_predictions, "reference cases have no prediction"),
                       (result.missing_references, "predictions have no reference")):
         if ids:

@@ -187,6 +187,9 @@ def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: D
     ref_spec = label_spec_for(reference, spec)
     ref_data, pred_data = np.asanyarray(ref_img.dataobj), np.asanyarray(pred_img.dataobj)
     check_label_values(reference.label, ref_data, ref_spec)
+    if np.issubdtype(pred_data.dtype, np.floating) and not np.array_equal(pred_data, np.round(pred_data)):
+        raise CaseError(f"{pred_path}: holds non-integer values; a prediction must be a label map "
+                        f"(integer class values), not probabilities")
     try:
         check_label_values(pred_path, pred_data, pred_spec)
     except CaseError as err:
@@ -252,6 +255,9 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         ValueError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
         mismatch or bad label values (naming the files), an unknown protocol or convention.
     """
+    if Path(pred_dir).resolve() == Path(ref_dir).resolve():
+        raise ValueError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
+                         f"scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
     spec, pred_spec = _label_specs(list(references.values()), labels, pred_labels)

@@ -566,9 +566,9 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
     for case in cases:
         if not case.case_id:
             raise LayoutError(f"{root}: a case without a name (files {', '.join(str(p) for p in case.files())})")
-    for path in unmatched:
-        warn(f"{path}: matches no sequence or label of layout {layout!r}; ignored")
-    if not cases:
+    if not cases:  # the error names the files; no warnings first (a caller may try another layout next)
         found = f"; NIfTI files found but not matched: {', '.join(p.name for p in unmatched[:5])}" if unmatched else ""
         raise LayoutError(f"{root}: no cases found for layout {layout!r}{found}")
+    for path in unmatched:
+        warn(f"{path}: matches no sequence or label of layout {layout!r}; ignored")
     return DiscoveredCases(sorted(cases, key=lambda c: c.case_id), layout, unmatched)
