@@ -66,3 +66,17 @@ def test_sequences_must_match_the_model():
     with pytest.raises(CheckpointError, match=r"sequences \['flair', 't1ce'\] do not match"):
         check_modalities(meta, ["flair", "t1ce"], "case X")
     check_modalities(meta, ["lge"], "case Y")
+
+
+def test_a_runs_checkpoints_folder_means_its_last_ckpt(tmp_path):
+    """``-m run/checkpoints`` used to fail with "no ... checkpoints/last.ckpt inside" beside a last.ckpt."""
+    from medmodal.engine.checkpoint import resolve_checkpoint
+
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "best.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"pass one of its checkpoints, e\.g\. .*best\.ckpt"):
+        resolve_checkpoint(folder)
+    (folder / "last.ckpt").write_bytes(b"")
+    assert resolve_checkpoint(folder) == folder / "last.ckpt"
+    assert resolve_checkpoint(tmp_path / "run") == folder / "last.ckpt"

@@ -86,8 +86,13 @@ def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder means its ``model`` bundle (or ``checkpoints/last.ckpt``); a bundle's
-    ``model.safetensors`` / ``model.json`` means the bundle folder."""
+    """A run folder means its ``model`` bundle (or ``checkpoints/last.ckpt``), a run's
+    ``checkpoints/`` folder its ``last.ckpt``; a bundle's ``model.safetensors`` / ``model.json``
+    means the bundle folder.
+
+    Raises:
+        CheckpointError: the path does not exist or holds none of these (the message names it).
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found")
@@ -100,10 +105,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
         for candidate in (path, path / "model"):
             if (candidate / BUNDLE_META).is_file():
                 return candidate
-        last = path / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            return last
-        raise CheckpointError(f"{path}: no model bundle ({BUNDLE_META}) or checkpoints/last.ckpt inside")
+        for last in (path / "checkpoints" / "last.ckpt", path / "last.ckpt"):  # a run folder or its checkpoints/
+            if last.is_file():
+                return last
+        ckpts = sorted(p.name for p in path.glob("*.ckpt"))
+        hint = f"; pass one of its checkpoints, e.g. {path / ckpts[0]}" if ckpts else ""
+        raise CheckpointError(f"{path}: no model bundle ({BUNDLE_META}), checkpoints/last.ckpt or last.ckpt "
+                              f"inside{hint}")
     return path
 
 
