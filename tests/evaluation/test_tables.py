@@ -151,3 +151,13 @@ def test_heatmap_writes_png(rows, tmp_path, metric):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_mean_std_and_csv_text():
+    from medmodal.evaluation.tables import csv_text, mean_std
+
+    assert mean_std([]) == "-" and mean_std([float("nan")]) == "-"
+    assert mean_std([0.5]) == "0.5" and mean_std([1.0, 3.0]) == "2.0 ± 1.0"  # population std by default
+    assert mean_std([0.5, 0.7], scale=100, ddof=1) == "60.0 ± 14.1"  # sample std: 0.1414 x 100
+    assert mean_std([1.0, 3.0, float("nan")], digits=2, std=False) == "2.00"
+    assert csv_text([{"a": 1}, {"b": 2, "a": 3}]) == "a,b\n1,\n3,2\n"

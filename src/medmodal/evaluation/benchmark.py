@@ -25,8 +25,6 @@ reported in a separate section.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -39,7 +37,16 @@ import numpy as np
 from medmodal.config import load_config, packaged_config
 from medmodal.data.volumes.spec import BRATS2020
 from medmodal.evaluation.protocols import LEGACY_PROTOCOL, get_protocol
-from medmodal.evaluation.tables import ABSENT, AVERAGE, PRESENT, display_name, read_rows_csv, subset_table
+from medmodal.evaluation.tables import (
+    ABSENT,
+    AVERAGE,
+    PRESENT,
+    csv_text,
+    display_name,
+    mean_std,
+    read_rows_csv,
+    subset_table,
+)
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 PROTOCOLS = ("balanced", "imbalanced")
@@ -244,14 +251,6 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
 
 
 # ----------------------------------------------------------------------------- report
-def _mean_std(values: Sequence[float], digits: int = 1, std: bool = True) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    mean = float(np.mean(values))
-    if len(values) == 1 or not std:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {float(np.std(values)):.{digits}f}"
 
 
 def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
@@ -266,19 +265,12 @@ def comparison_table(rows: Sequence[dict], prefix: str = "") -> str:
         dice = [[r[f"{prefix}Dice_{g}"] for r in mine] for g in columns]
         mean_dice = [float(np.mean([r[f"{prefix}Dice_{g}"] for g in regions])) for r in mine]
         hd = [float(np.mean([r[f"{prefix}HD95_{g}"] for g in regions])) for r in mine]
-        cells = [method, *[_mean_std(d) for d in dice], _mean_std(mean_dice), _mean_std(hd),
-                 f"{mine[0]['parameters'] / 1e6:.2f} M", _mean_std([r["train_s"] for r in mine], 0)]
+        cells = [method, *[mean_std(d) for d in dice], mean_std(mean_dice), mean_std(hd),
+                 f"{mine[0]['parameters'] / 1e6:.2f} M", mean_std([r["train_s"] for r in mine], 0)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _csv_text(rows: Sequence[dict]) -> str:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def subset_results(rows: Sequence[dict], runs: Path) -> list[dict]:
@@ -311,7 +303,7 @@ def methods_by_subset_table(subset_rows: Sequence[dict], region: str) -> str:
         names = subset.split("+")
         markers = [AVERAGE] + [""] * (len(modalities) - 1) if subset == AVERAGE else \
             [PRESENT if m in names else ABSENT for m in modalities]
-        cells = [_mean_std([r[f"Dice_{region}"] for r in subset_rows if r["method"] == method
+        cells = [mean_std([r[f"Dice_{region}"] for r in subset_rows if r["method"] == method
                             and r["subset"] == subset], 1, std=False) for method in methods]
         numbers = [float(c) for c in cells if c != "-"]
         if len(methods) > 1 and numbers:
@@ -333,9 +325,9 @@ def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -
     scoring = get_protocol(scored[0], BRATS2020)
     rows = [{**r, "eval_protocol": scoring.name} for r in rows]
     report_dir = ensure_writable_dir(report_dir)
-    atomic_write_text(report_dir / "results.csv", _csv_text(rows))
+    atomic_write_text(report_dir / "results.csv", csv_text(rows))
     per_subset = subset_results(rows, runs)
-    atomic_write_text(report_dir / "subset_results.csv", _csv_text(per_subset))
+    atomic_write_text(report_dir / "subset_results.csv", csv_text(per_subset))
     parts = [f"# Benchmark - scored under `{scoring.name}`", "",
              f"Evaluation protocol {scoring.describe()} Training under the balanced / imbalanced "
              f"missing-sequence protocols.", "",

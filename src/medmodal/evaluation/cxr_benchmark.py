@@ -34,8 +34,6 @@ finished and skipped; an interrupted one continues from its ``last.ckpt``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -45,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medmodal.evaluation.tables import csv_text, mean_std
 from medmodal.io import atomic_write_text, ensure_writable_dir
 
 __all__ = [
@@ -151,7 +150,8 @@ CXR_PROFILES: dict[str, CXRProfile] = {
         methods=("random", "imagenet", "convirt", "gloria", "mgca", "cmcgns"), tasks=DOWNSTREAM_TASKS,
         epochs={"classification": 20, "segmentation": 2, "detection": 2}, batch_size=16, detection_width=0.125,
         decoder_channels=(32, 16, 16, 8, 8), name="cpu-quick",
-        note="2 CPU cores, sized for < 30 min on two free cores: ResNet-18 at 64 px pre-trained 4 epochs on 160 synthetic studies; "
+        note="2 CPU cores, sized for < 30 min on two free cores: ResNet-18 at 64 px pre-trained 4 epochs on 160 "
+             "synthetic studies; "
              "twins of 100 images; 20 probe epochs, 2 segmentation / detection epochs; one seed."),
     # one GPU: ResNet-50 at 224 px, every method and ablation, 3 seeds, the references' task budgets
     "gpu-full": CXRProfile(
@@ -329,13 +329,6 @@ def _nan_mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{float(np.mean(values)):.1f} ± {float(np.std(values)):.1f}"
 
 
 def task_table(rows: Sequence[dict], task: str) -> str:
@@ -349,19 +342,12 @@ def task_table(rows: Sequence[dict], task: str) -> str:
         cells = [method]
         for d in datasets:
             for f in fractions:
-                cells.append(_mean_std([r["value"] for r in mine
+                cells.append(mean_std([r["value"] for r in mine
                                         if r["method"] == method and r["dataset"] == d and r["fraction"] == f]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _csv_text(rows: Sequence[dict]) -> str:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _scope_text(profile_name: str, prof: CXRProfile) -> list[str]:
@@ -385,9 +371,9 @@ def write_cxr_report(rows: Sequence[dict], pretrain_rows: Sequence[dict], report
     """``report.md`` (three tables in the papers' layout + pre-training summary), ``results.csv``,
     ``pretrain.csv`` and ``fractions.png`` in ``report_dir``."""
     report_dir = ensure_writable_dir(report_dir)
-    atomic_write_text(report_dir / "results.csv", _csv_text(rows))
+    atomic_write_text(report_dir / "results.csv", csv_text(rows))
     if pretrain_rows:
-        atomic_write_text(report_dir / "pretrain.csv", _csv_text(pretrain_rows))
+        atomic_write_text(report_dir / "pretrain.csv", csv_text(pretrain_rows))
     seeds = sorted(dict.fromkeys(r["seed"] for r in rows))
     parts = ["# Chest X-ray benchmark", "", f"Profile `{profile_name}`: {prof.note}", "",
              *_scope_text(profile_name, prof), "",

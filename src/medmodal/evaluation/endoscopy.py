@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from medmodal.evaluation.tables import mean_std
 from medmodal.io import atomic_path, atomic_write_text, ensure_writable_dir
 
 __all__ = ["confusion_png", "ENDOSCOPY_METHODS", "ENDOSCOPY_PROFILES", "EndoscopyProfile", "run_endoscopy_benchmark"]
@@ -114,12 +115,6 @@ ENDOSCOPY_PROFILES = {
 }
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "-"
-    mean = float(np.mean(values))
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def _table(rows: list[dict], methods: Sequence[str], fractions: Sequence[float]) -> str:
@@ -134,8 +129,9 @@ def _table(rows: list[dict], methods: Sequence[str], fractions: Sequence[float])
             wli = [float(r["accuracy"]) for r in mine if r["test_modalities"] == "wli"]
             if not wli and full[0]["model_modalities"] == "wli":
                 wli = [float(r["accuracy"]) for r in full]
-            lines.append(f"| {m} | {100 * f:g} % | {_mean_std([float(r['accuracy']) for r in full])} | "
-                         f"{_mean_std([float(r['f1']) for r in full])} | {_mean_std(wli)} | {len(full)} |")
+            acc, f1 = ([float(r[k]) for r in full] for k in ("accuracy", "f1"))
+            cells = (mean_std(v, scale=100, ddof=1) for v in (acc, f1, wli))
+            lines.append(f"| {m} | {100 * f:g} % | {' | '.join(cells)} | {len(full)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -177,7 +173,10 @@ def run_endoscopy_benchmark(out: str | Path, profile: str = "cpu-quick", methods
         ValueError: unknown profile or method.
     """
     from medmodal.data.endoscopy.synthetic import synth_endoscopy
-    from medmodal.engine.endoscopy.config import load_finetune_config, load_pretrain_config
+    from medmodal.engine.endoscopy.config import (
+        load_finetune_config,
+        load_pretrain_config,
+    )
     from medmodal.engine.endoscopy.train import results_rows, run_finetune, run_pretrain
 
     if profile not in ENDOSCOPY_PROFILES:

@@ -150,3 +150,25 @@ def markdown_subset_table(rows: Sequence[dict], modalities: Sequence[str], regio
         values = [_format(entry[region], scale, digits) for region in regions]
         lines.append("| " + " | ".join(markers + values) + " |")
     return "\n".join(lines)
+
+
+def mean_std(values: Iterable[float], digits: int = 1, scale: float = 1.0, ddof: int = 0, std: bool = True) -> str:
+    """``"mean ± std"`` of the defined (non-NaN) values times ``scale`` (``"-"`` when none; the mean
+    alone for one value or ``std=False``); ``ddof``: 0 = population std (numpy's default), 1 = sample std."""
+    values = [float(v) * scale for v in values if not math.isnan(float(v))]
+    if not values:
+        return "-"
+    mean = float(np.mean(values))
+    if len(values) == 1 or not std:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {float(np.std(values, ddof=ddof)):.{digits}f}"
+
+
+def csv_text(rows: Sequence[dict]) -> str:
+    """``rows`` as CSV text; columns in order of first appearance, missing cells empty."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
