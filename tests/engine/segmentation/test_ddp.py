@@ -18,38 +18,9 @@ import pytest
 import torch
 
 from medmodal.data.volumes.synthetic_brats import synth_brats
+from tests.engine.ddp_probe import WRITE_RECORDER
 
-DRIVER = textwrap.dedent('''
-    import builtins, json, os, sys
-    from pathlib import Path
-
-    probe = Path(sys.argv[1])
-    rank = int(os.environ.get("LOCAL_RANK", "0"))
-    log = open(probe / f"writes-{rank}-{os.getpid()}.txt", "a")  # opened before the recorder
-
-    def record(path):
-        log.write(os.path.abspath(os.fsdecode(path)) + "\\n"); log.flush()
-
-    real_open, real_os_open, real_replace, real_rename = builtins.open, os.open, os.replace, os.rename
-
-    def open_(file, mode="r", *a, **k):
-        if isinstance(file, (str, bytes, os.PathLike)) and any(c in mode for c in "wax+"):
-            record(file)
-        return real_open(file, mode, *a, **k)
-
-    def os_open(path, flags, *a, **k):
-        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
-            record(path)
-        return real_os_open(path, flags, *a, **k)
-
-    def replace(src, dst, *a, **k):
-        record(dst); return real_replace(src, dst, *a, **k)
-
-    def rename(src, dst, *a, **k):
-        record(dst); return real_rename(src, dst, *a, **k)
-
-    builtins.open, os.open, os.replace, os.rename = open_, os_open, replace, rename
-
+DRIVER = WRITE_RECORDER + textwrap.dedent('''
     import torch
     from lightning.pytorch.callbacks import Callback
     import medmodal.engine.segmentation.train as train
