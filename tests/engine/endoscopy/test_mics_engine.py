@@ -131,6 +131,15 @@ def test_freeze_encoders_epochs_keeps_then_releases_pretrained_encoders(tiny_pai
     assert encoder_change(lpft) > 0
 
 
+def test_linear_probe_benchmark_methods_are_valid_configs():
+    from medmodal.evaluation.endoscopy import ENDOSCOPY_METHODS
+
+    for name in ("mics-lp", "late-fusion-lp"):
+        cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=ENDOSCOPY_METHODS[name][1])
+        assert cfg.model.fusion == "late" and cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs
+    assert ENDOSCOPY_METHODS["mics-lp"][0] == "full" and ENDOSCOPY_METHODS["late-fusion-lp"][0] is None
+
+
 def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
     from medmodal.engine.endoscopy import run_finetune
 

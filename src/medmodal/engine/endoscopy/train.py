@@ -96,6 +96,9 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     cfg.model.image_size = cfg.data.image_size
     data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
     model = create_model("mics_pretrain", **config_to_dict(cfg.model))
+    if cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs:  # frozen throughout: out of the optimiser and DDP
+        model.encoders.requires_grad_(False)
+        notes.append("encoders frozen (optim.freeze_encoders_epochs >= trainer.max_epochs)")
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
