@@ -49,6 +49,8 @@ def test_bad_configs_are_refused():
         load_finetune_config(overrides=["method=meanteacher"])
     with pytest.raises(ValueError, match="label_fraction"):
         load_finetune_config(overrides=["data.label_fraction=0"])
+    with pytest.raises(ValueError, match="freeze_encoders_epochs"):
+        load_finetune_config(overrides=["optim.freeze_encoders_epochs=-1"])
 
 
 def test_classification_metrics_by_hand():
@@ -97,6 +99,45 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     assert len(rows) == 3 and {r["used"] for r in rows} == {"wli"} and all(r["prediction"] for r in rows)
     bad = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
     assert bad.exit_code == 1 and "model.json" in bad.output
+
+
+def test_freeze_encoders_epochs_keeps_then_releases_pretrained_encoders(tiny_pairs, tmp_path):
+    """LP-FT: frozen for all epochs the encoders stay the pre-trained ones (fusion + head still train);
+    frozen for the first epoch only they change afterwards."""
+    from safetensors.torch import load_file
+
+    from medmodal.engine.endoscopy import run_finetune, run_pretrain
+
+    pre_cfg = load_pretrain_config(preset="mics_pretrain_demo_cpu", overrides=PRE + [f"data.root={tiny_pairs}"])
+    pre_cfg.out_dir = str(tmp_path / "pre")
+    run_pretrain(pre_cfg)
+    pretrained = load_file(str(tmp_path / "pre" / "encoders.safetensors"))
+
+    def finetune(name, frozen):
+        cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=TINY_ENCODER + [
+            f"data.root={tiny_pairs}", "data.label_fraction=0.2", "trainer.max_epochs=2",
+            f"optim.freeze_encoders_epochs={frozen}"])
+        cfg.init, cfg.out_dir = str(tmp_path / "pre"), str(tmp_path / name)
+        result = run_finetune(cfg)
+        assert result["val_accuracy"] is not None and 0 <= result["val_accuracy"] <= 1
+        return load_file(str(tmp_path / name / "model.safetensors"))
+
+    def encoder_change(weights):
+        return max(float((weights[f"encoders.{k}"] - v).abs().max()) for k, v in pretrained.items())
+
+    frozen = finetune("frozen", 2)
+    assert encoder_change(frozen) == 0
+    lpft = finetune("lpft", 1)
+    assert encoder_change(lpft) > 0
+
+
+def test_linear_probe_benchmark_methods_are_valid_configs():
+    from medmodal.evaluation.endoscopy import ENDOSCOPY_METHODS
+
+    for name in ("mics-lp", "late-fusion-lp"):
+        cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=ENDOSCOPY_METHODS[name][1])
+        assert cfg.model.fusion == "late" and cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs
+    assert ENDOSCOPY_METHODS["mics-lp"][0] == "full" and ENDOSCOPY_METHODS["late-fusion-lp"][0] is None
 
 
 def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):

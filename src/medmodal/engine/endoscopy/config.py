@@ -79,6 +79,13 @@ class EndoscopyOptimSettings:
         discriminator_lr / discriminator_betas: the discriminator's parameter group (authors'
             separate Adam, 2e-3, (0.5, 0.999)); pre-training only.
         grad_clip: gradient-norm clipping (``None``: off).
+        freeze_encoders_epochs: fine-tuning only: the encoders get no gradient (and run in eval mode) for
+            the first ``N`` epochs, so the fusion layers and classifier are first fitted on the encoders'
+            features, then everything is trained (linear-probe-then-fine-tune, LP-FT: Kumar et al., "Fine-
+            Tuning can Distort Pretrained Features", ICLR 2022). ``N >= trainer.max_epochs``: frozen
+            throughout (frozen-feature fine-tuning). ``0``: off. Applied alike to every method, also to
+            randomly initialised encoders (then the fusion is fitted on random features). Multi-GPU runs
+            that unfreeze mid-training need ``strategy=ddp_find_unused_parameters_true``.
     """
 
     lr: float = 1e-4
@@ -88,6 +95,7 @@ class EndoscopyOptimSettings:
     discriminator_lr: float = 2e-3
     discriminator_betas: tuple = (0.5, 0.999)
     grad_clip: Optional[float] = None
+    freeze_encoders_epochs: int = 0
 
 
 @dataclass
@@ -211,6 +219,8 @@ def check_finetune_config(cfg: MICSFinetuneRunConfig) -> None:
         raise ValueError(f"unknown model.fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
     if cfg.model.shift not in SHIFTS:
         raise ValueError(f"unknown model.shift {cfg.model.shift!r}; choose one of {', '.join(SHIFTS)}")
+    if int(cfg.optim.freeze_encoders_epochs) < 0:
+        raise ValueError(f"optim.freeze_encoders_epochs must be >= 0, got {cfg.optim.freeze_encoders_epochs}")
     if not 0 <= cfg.modality_dropout < 1:
         raise ValueError(f"modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
     cfg.model.modalities = tuple(cfg.model.modalities)

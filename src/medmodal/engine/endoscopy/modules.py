@@ -144,6 +144,17 @@ class MICSClassificationTask(_EndoscopyTask):
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
         return [{"params": rest}, {"params": enc, "lr": o.encoder_lr}]
 
+    def encoders_frozen(self, epoch: int) -> bool:
+        """Whether the encoders are frozen in ``epoch`` (``optim.freeze_encoders_epochs``, LP-FT)."""
+        return epoch < int(getattr(self.cfg.optim, "freeze_encoders_epochs", 0))
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        frozen = self.encoders_frozen(self.current_epoch)
+        for p in self.model.encoders.parameters():
+            p.requires_grad_(not frozen)
+        self.model.encoders.train(not frozen)
+
     def inputs(self, batch: dict, subset: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch -> ``(images [B, M, 3, S, S], mask [B, M])`` for the model's modalities (``subset``: only these)."""
         images = torch.stack([batch[m] for m in MODALITIES], 1)[:, self.index]

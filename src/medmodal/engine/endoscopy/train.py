@@ -96,6 +96,9 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     cfg.model.image_size = cfg.data.image_size
     data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
     model = create_model("mics_pretrain", **config_to_dict(cfg.model))
+    if cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs:  # frozen throughout: out of the optimiser and DDP
+        model.encoders.requires_grad_(False)
+        notes.append("encoders frozen (optim.freeze_encoders_epochs >= trainer.max_epochs)")
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
@@ -183,6 +186,8 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
                      weights_only=True)
     scores = {key: {k: float(v) for k, v in m.items() if v.dim() == 0} for key, m in task.results.items()
               if key.startswith("test")}
+    best_val = next((c.best_model_score for c in trainer.checkpoint_callbacks
+                     if c.monitor == "val/accuracy" and c.best_model_score is not None), None)
     full = task.results["test"]
     per_class = [{"class": c, "precision": float(full["per_class_precision"][i]),
                   "recall": float(full["per_class_recall"][i]), "f1": float(full["per_class_f1"][i]),
@@ -190,7 +195,8 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
     result = {"run_dir": str(run_dir), "kind": "mics-finetune", "method": cfg.method, "init": str(cfg.init),
               "fusion": cfg.model.fusion, "shift": cfg.model.shift, "modalities": list(cfg.model.modalities),
               "label_fraction": cfg.data.label_fraction, "seed": cfg.trainer.seed, "classes": data.classes,
-              **scores, "per_class": per_class, "counts": data.counts(), "epochs": int(trainer.current_epoch),
+              **scores,
+              "val_accuracy": None if best_val is None else float(best_val), "per_class": per_class, "counts": data.counts(), "epochs": int(trainer.current_epoch),
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2), "notes": notes}
     if trainer.is_global_zero:
