@@ -100,6 +100,8 @@ class CMCGNSConfig:
         text_model_config: a BERT config dict for a randomly initialised text model instead of a
             folder (tests); mutually exclusive with ``text_encoder_path``.
         max_text_length: token budget per report (released 256).
+        cache_text_features: freeze the text encoder and cache its token features per distinct
+            report (:class:`~.encoders.TextEncoder` ``cache_features``); released False (trained).
     Embeddings and global loss:
         embed_dim: shared embedding size ``E`` (released 768).
         text_pool_heads: heads of the sentence attention pool (released 8).
@@ -141,6 +143,7 @@ class CMCGNSConfig:
     text_encoder_path: str | None = None
     text_model_config: dict[str, Any] | None = None
     max_text_length: int = 256
+    cache_text_features: bool = False
     # embeddings + global loss
     embed_dim: int = 768
     text_pool_heads: int = 8
@@ -266,7 +269,7 @@ class CMCGNS(nn.Module):
         self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_size, cfg.image_pretrained_path,
                                           pool_heads=cfg.image_pool_heads)
         self.text_encoder = TextEncoder(cfg.text_encoder_path, config=cfg.text_model_config,
-                                        max_length=cfg.max_text_length)
+                                        max_length=cfg.max_text_length, cache_features=cfg.cache_text_features)
         self.global_image_projection = nn.Linear(self.image_encoder.global_dim, e)
         self.local_image_projection = nn.Linear(self.image_encoder.local_dim, e)
         self.local_text_projection = nn.Linear(self.text_encoder.hidden_size, e)
