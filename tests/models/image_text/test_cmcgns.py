@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medmodal.models import CMCGNSConfig, create_model, get_model_task, list_models
-from tests.models.image_text.conftest import tiny_batch, tiny_model
+from tests.models.image_text.conftest import NUM_SENTENCES, tiny_batch, tiny_model
 
 
 def test_registered_as_image_text_and_not_in_segmentation_suite():
@@ -134,3 +134,14 @@ def test_state_dict_round_trip_mid_training_is_bit_identical():
                           strict=False)
     first = _train(fresh, torch.optim.Adam(fresh.parameters(), lr=1e-3), batches[3:4])[0]
     assert not torch.equal(first["local_report_loss"], expected[0]["local_report_loss"])
+
+
+def test_cached_text_features_freeze_the_text_encoder_and_keep_the_losses(batch):
+    trained, cached = tiny_model(), tiny_model(cache_text_features=True)
+    trained.text_encoder.model.eval()  # the same features as the cache: no dropout (TINY has none anyway)
+    reference = trained.compute_losses(batch, stage=1, update_clusters=False)
+    losses = cached.compute_losses(batch, stage=1, update_clusters=False)
+    torch.testing.assert_close(losses["global_loss"], reference["global_loss"], atol=1e-5, rtol=1e-5)
+    losses["loss"].backward()
+    assert all(p.grad is None for p in cached.text_encoder.parameters())
+    assert cached.local_text_projection.weight.grad is not None and len(cached.text_encoder.cache) == len(NUM_SENTENCES)

@@ -111,3 +111,39 @@ def test_real_minilm_folder_tokenize_and_encode():
     assert feats.shape == (*ids.shape, 384) and torch.isfinite(feats).all()
     with pytest.raises(ValueError, match="report 0"):
         enc.tokenize([[""]])
+
+
+def test_text_feature_cache_matches_the_frozen_model_and_skips_known_reports():
+    torch.manual_seed(0)
+    enc = TextEncoder(config=TINY_TEXT, cache_features=True)
+    assert not any(p.requires_grad for p in enc.model.parameters())
+    enc.train()
+    assert not enc.model.training  # a caching encoder never runs dropout
+    ids = torch.randint(5, 100, (3, 10))
+    mask = torch.ones(3, 10, dtype=torch.long)
+    mask[1, 6:] = 0  # right padding
+    ids[1, 6:] = 0
+    calls = []
+    enc.model.register_forward_hook(lambda module, args, kwargs, out: calls.append(kwargs["input_ids"]),
+                                   with_kwargs=True)
+    out = enc(ids, mask)
+    with torch.no_grad():
+        full = enc.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    calls.clear()
+    torch.testing.assert_close(out[0], full[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[1, :6], full[1, :6], atol=1e-5, rtol=1e-5)
+    assert torch.all(out[1, 6:] == 0) and len(enc.cache) == 3
+    # the same reports in another order, padded wider, plus one new report: only the new one is encoded
+    ids2 = torch.cat([ids[[2, 1]], torch.randint(5, 100, (1, 10))])
+    mask2 = torch.cat([mask[[2, 1]], torch.ones(1, 10, dtype=torch.long)])
+    out2 = enc(torch.nn.functional.pad(ids2, (0, 4)), torch.nn.functional.pad(mask2, (0, 4)))
+    assert len(calls) == 1 and calls[0].shape[0] == 1 and len(enc.cache) == 4
+    torch.testing.assert_close(out2[0, :10], out[2])
+    torch.testing.assert_close(out2[1, :10], out[1])
+
+
+def test_text_feature_cache_refuses_a_trainable_model():
+    enc = TextEncoder(config=TINY_TEXT, cache_features=True)
+    enc.model.encoder.layer[0].requires_grad_(True)
+    with pytest.raises(ValueError, match="frozen"):
+        enc(torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4, dtype=torch.long))

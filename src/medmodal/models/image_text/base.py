@@ -57,6 +57,9 @@ class ImageTextConfig:
         text_encoder_path / text_model_config: local Hugging Face folder (``None`` = shipped MiniLM-L6)
             or a BERT config dict for a random text model (tests); not both.
         max_text_length: token budget per report.
+        cache_text_features: freeze the text encoder and cache its token features per distinct
+            report (:class:`~.encoders.TextEncoder` ``cache_features``; CPU runs). False in every
+            reference (the text encoder is trained).
     Global loss:
         embed_dim: joint embedding size ``E``. temperature: initial global temperature.
         learnable_temperature: learn ``log(1/temperature)``. logit_scale_max: optional clamp.
@@ -74,6 +77,7 @@ class ImageTextConfig:
     text_encoder_path: str | None = None
     text_model_config: dict[str, Any] | None = None
     max_text_length: int = 256
+    cache_text_features: bool = False
     # embeddings + global loss
     embed_dim: int = 768
     temperature: float = 0.1
@@ -147,7 +151,7 @@ class ImageTextModel(nn.Module):
         self.image_encoder = ImageEncoder(cfg.image_encoder, cfg.image_size, cfg.image_pretrained_path,
                                           pool_heads=cfg.image_pool_heads, global_pool=cfg.image_global_pool)
         self.text_encoder = TextEncoder(cfg.text_encoder_path, config=cfg.text_model_config,
-                                        max_length=cfg.max_text_length)
+                                        max_length=cfg.max_text_length, cache_features=cfg.cache_text_features)
         scale = torch.tensor(math.log(1.0 / cfg.temperature))
         if cfg.learnable_temperature:
             self.logit_scale = nn.Parameter(scale)

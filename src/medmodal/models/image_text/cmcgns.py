@@ -102,6 +102,8 @@ class CMCGNSConfig(ImageTextConfig):
         text_model_config: a BERT config dict for a randomly initialised text model instead of a
             folder (tests); mutually exclusive with ``text_encoder_path``.
         max_text_length: token budget per report (released 256).
+        cache_text_features: freeze the text encoder and cache its token features per distinct
+            report (:class:`~.encoders.TextEncoder` ``cache_features``); released False (trained).
     Embeddings and global loss:
         embed_dim: shared embedding size ``E`` (released 768).
         text_pool_heads: heads of the sentence attention pool (released 8).
@@ -152,6 +154,7 @@ class CMCGNSConfig(ImageTextConfig):
     text_encoder_path: str | None = None
     text_model_config: dict[str, Any] | None = None
     max_text_length: int = 256
+    cache_text_features: bool = False
     # embeddings + global loss
     embed_dim: int = 768
     text_pool_heads: int = 8

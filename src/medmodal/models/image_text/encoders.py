@@ -198,10 +198,19 @@ class TextEncoder(nn.Module):
             "num_hidden_layers": 2, ...}``): a *randomly initialised* model without tokenizer
             (tests, ablations).
         max_length: token budget of :meth:`tokenize` (released 256).
+        cache_features: freeze the model (no gradient, always in eval mode: no dropout) and keep
+            the token features of every distinct report it has encoded, so a report seen again
+            (next epoch, evaluation) costs no forward. Off as released (the text encoder is
+            trained); for CPU runs with a frozen text encoder.
 
     Attributes:
         model: the ``AutoModel``. tokenizer: the ``AutoTokenizer`` (``None`` with ``config``).
-        hidden_size: ``D``.
+        hidden_size: ``D``. cache: ``{report token ids: features [n_tokens, D]}`` (``cache_features``).
+
+    With ``cache_features`` a report's features are computed without padding and the padding
+    positions of the output are zero (the other path returns the model's values there; CM-CGNS
+    never reads them: sentences are pooled over real tokens only). Right padding is assumed
+    (what :meth:`tokenize` produces).
 
     The pooler of a BERT model is not used (CM-CGNS pools sentences itself); its parameters are
     frozen so distributed training has no parameters without gradient, and it stays in the
@@ -212,7 +221,8 @@ class TextEncoder(nn.Module):
             Hugging Face model / tokenizer (one line naming the folder).
     """
 
-    def __init__(self, path: str | Path | None = None, config: dict | None = None, max_length: int = 256):
+    def __init__(self, path: str | Path | None = None, config: dict | None = None, max_length: int = 256,
+                 cache_features: bool = False):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer, BertConfig
         from transformers.utils import logging as hf_logging
@@ -245,10 +255,48 @@ class TextEncoder(nn.Module):
         pooler = getattr(self.model, "pooler", None)
         if pooler is not None:
             pooler.requires_grad_(False)
+        self.cache_features = bool(cache_features)
+        self.cache: dict[bytes, torch.Tensor] = {}
+        if self.cache_features:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        """As :meth:`torch.nn.Module.train`, except that a caching encoder stays in eval mode."""
+        super().train(mode)
+        if self.cache_features:
+            self.model.eval()
+        return self
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``input_ids, attention_mask [B, L]`` -> token features ``[B, L, D]`` (last hidden state)."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """``input_ids, attention_mask [B, L]`` -> token features ``[B, L, D]`` (last hidden state).
+
+        Raises:
+            ValueError: ``cache_features`` while a parameter of the model requires gradient.
+        """
+        if not self.cache_features:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self._cached_forward(input_ids, attention_mask)
+
+    @torch.no_grad()
+    def _cached_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if any(p.requires_grad for p in self.model.parameters()):
+            raise ValueError("text encoder: cache_features needs a frozen model, but some parameters require "
+                             "gradient")
+        lengths = attention_mask.sum(1).tolist()
+        keys = [input_ids[b, :n].cpu().numpy().tobytes() for b, n in enumerate(lengths)]
+        missing = [b for b, key in enumerate(keys) if key not in self.cache]
+        if missing:
+            rows = torch.tensor(missing, device=input_ids.device)
+            width = max(lengths[b] for b in missing)
+            hidden = self.model(input_ids=input_ids[rows, :width],
+                                attention_mask=attention_mask[rows, :width]).last_hidden_state
+            for i, b in enumerate(missing):
+                self.cache[keys[b]] = hidden[i, :lengths[b]].detach().float().cpu()
+        out = torch.zeros(*input_ids.shape, self.hidden_size, device=input_ids.device)
+        for b, key in enumerate(keys):
+            out[b, :lengths[b]] = self.cache[key].to(input_ids.device)
+        return out
 
     def tokenize(self, reports: Sequence[Sequence[str]], max_length: int | None = None) -> dict[str, torch.Tensor]:
         """Reports given as lists of sentences -> the model's text batch.
