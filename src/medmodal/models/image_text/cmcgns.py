@@ -146,21 +146,8 @@ class CMCGNSConfig(ImageTextConfig):
         batch: 64 per GPU on 2 GPUs (the global loss sees 128), fp16.
     """
 
-    # encoders
-    image_encoder: str = "resnet50"
-    image_size: int = 224
-    image_pretrained_path: str | None = None
-    image_pool_heads: int = 8
-    text_encoder_path: str | None = None
-    text_model_config: dict[str, Any] | None = None
-    max_text_length: int = 256
-    cache_text_features: bool = False
-    # embeddings + global loss
-    embed_dim: int = 768
+    # encoders, embedding size and global loss: the fields of ImageTextConfig (same released defaults)
     text_pool_heads: int = 8
-    temperature: float = 0.1
-    learnable_temperature: bool = True
-    logit_scale_max: float | None = None
     # local report loss
     local_report_temperature: float = 1.0
     num_clusters: int = 128
