@@ -27,6 +27,21 @@ What is drawn (normalised image coordinates; the patient's right is on the image
   (plate-like linear density at the base); Edema (bilateral perihilar haze and Kerley B lines);
   Support Devices (sternotomy wires, a central venous catheter, a pacemaker with its lead, an
   endotracheal tube, or surgical clips). A finding without side is put on a random side.
+* Findings drawn but not labelled (:data:`~medmodal.data.cxr.findings.EXTRA_FINDINGS`, recorded in
+  ``synth_meta.json`` "drawn" only): Hyperinflation (diaphragms lower and flattened, lungs wider
+  and more lucent, fewer markings, narrower heart); Low Lung Volumes (diaphragms higher and more
+  domed, crowded markings); Elevated Hemidiaphragm (the named side's dome and costophrenic angle
+  raised); Widened Mediastinum (wider mediastinal shadow); Tortuous Aorta (larger, more lateral
+  aortic knob and a descending aorta bulging into the left lung); Aortic Calcification (a bright
+  calcified arc along the top and lateral wall of the knob); Degenerative Spine (osteophytes:
+  bright spurs at both endplate corners of 3-5 thoracic vertebrae, reaching past the mediastinal
+  border); Scoliosis (spine, trachea and mediastinum curved, convex to the named side);
+  Vertebral Deformity (kyphosis / wedge deformity: 1-2 dense flattened vertebrae); Scarring
+  (linear streaks in the named zone, upper by default); Hiatal Hernia (a retrocardiac round
+  density with an air-fluid level); Rib Fracture (healed: callus lumps on 1-3 lateral ribs of
+  the named side); Increased Markings (denser vascular markings); Calcification (2-4 very dense
+  small spots: hilar or paratracheal lymph nodes, else in the named lung zone). Granulomatous
+  disease is drawn as several calcified nodules.
 * Acquisition: exposure (a random attenuation-to-brightness curve), contrast, quantum noise,
   blur, a rotation of up to 5 degrees and a small shift (applied to image, masks and boxes).
 
