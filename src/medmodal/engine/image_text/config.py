@@ -20,7 +20,7 @@ text               256 tokens, 16 sentences per report
 
 Presets (``src/medmodal/configs/``): ``pretrain_mimic_cxr`` (the paper's setting),
 ``pretrain_iu_xray`` (the same recipe on IU X-ray, R2Gen splits) and ``pretrain_demo_cpu``
-(ResNet-18 at 64 px, frozen MiniLM text encoder with cached features, minutes on 2 CPU cores).
+(ResNet-10-T at 64 px, frozen MiniLM text encoder with cached features, minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
