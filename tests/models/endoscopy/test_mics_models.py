@@ -79,6 +79,35 @@ def test_pretrainer_losses_and_encoder_transfer():
         other.load_encoders(pre.encoder_state_dict())
 
 
+def test_queue_never_holds_a_pairs_own_key_as_negative():
+    """A pair's older momentum key in the queue is masked out of its negatives (false negative otherwise)."""
+    from medmodal.models.endoscopy.pretrain import sample_id_keys
+
+    torch.manual_seed(0)
+    pre = create_model("mics_pretrain", **{**PRE, "recon_weight": 0, "adversarial_weight": 0, "queue_size": 4})
+    w, n = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    ids = sample_id_keys(["case_a", "case_b"])
+    assert ids.dtype == torch.long and (ids >= 0).all() and torch.equal(ids, sample_id_keys(["case_a", "case_b"]))
+    pre.compute_losses(w, n, sample_ids=ids)  # enqueue the pair keys with their ids
+    assert torch.equal(pre.queue_ids[:2], ids) and (pre.queue_ids[2:] == -1).all()
+    tokens = {m: pre.encoders[m](x) for m, x in (("wli", w), ("nbi", n))}
+    images = {"wli": w, "nbi": n}
+    masked = pre.contrastive_loss(tokens, images, update=False, sample_ids=ids)
+    # by hand: the same InfoNCE with the two queued keys of the same pairs removed from the key set
+    z = {m: torch.nn.functional.normalize(pre.projections[m](tokens[m].mean(1)), dim=-1) for m in images}
+    k = {m: torch.nn.functional.normalize(pre.momentum_projections[m](pre.momentum_encoders[m](images[m]).mean(1)),
+                                          dim=-1) for m in images}
+    expected = 0.0
+    for a, b in (("wli", "nbi"), ("nbi", "wli")):
+        keys = torch.cat([k[b], getattr(pre, f"queue_{b}")[2:]])
+        expected = expected + torch.nn.functional.cross_entropy(z[a] @ keys.t() / 0.07, torch.arange(2)) / 2
+    assert torch.allclose(masked, expected, atol=1e-5)
+    unmasked = pre.contrastive_loss(tokens, images, update=False)  # without ids nothing is masked
+    assert not torch.allclose(unmasked, masked, atol=1e-4)
+    other = pre.contrastive_loss(tokens, images, update=False, sample_ids=sample_id_keys(["case_c", "case_d"]))
+    assert torch.allclose(other, unmasked, atol=1e-6)
+
+
 def test_adversarial_term_trains_the_encoders_with_reversed_gradient():
     """The released code's adversarial term sends no gradient to the encoders; here it must, reversed."""
     torch.manual_seed(0)
