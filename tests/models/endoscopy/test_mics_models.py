@@ -93,14 +93,17 @@ def test_queue_never_holds_a_pairs_own_key_as_negative():
     tokens = {m: pre.encoders[m](x) for m, x in (("wli", w), ("nbi", n))}
     images = {"wli": w, "nbi": n}
     masked = pre.contrastive_loss(tokens, images, update=False, sample_ids=ids)
-    # by hand: the same InfoNCE with the two queued keys of the same pairs removed from the key set
+    # by hand: per query, InfoNCE over the batch keys and the queued keys of *other* pairs only
     z = {m: torch.nn.functional.normalize(pre.projections[m](tokens[m].mean(1)), dim=-1) for m in images}
     k = {m: torch.nn.functional.normalize(pre.momentum_projections[m](pre.momentum_encoders[m](images[m]).mean(1)),
                                           dim=-1) for m in images}
     expected = 0.0
     for a, b in (("wli", "nbi"), ("nbi", "wli")):
-        keys = torch.cat([k[b], getattr(pre, f"queue_{b}")[2:]])
-        expected = expected + torch.nn.functional.cross_entropy(z[a] @ keys.t() / 0.07, torch.arange(2)) / 2
+        queue = getattr(pre, f"queue_{b}")
+        for i in range(2):
+            keys = torch.cat([k[b], queue[pre.queue_ids != ids[i]]])
+            expected = expected + torch.nn.functional.cross_entropy(z[a][i:i + 1] @ keys.t() / 0.07,
+                                                                    torch.tensor([i])) / 4
     assert torch.allclose(masked, expected, atol=1e-5)
     unmasked = pre.contrastive_loss(tokens, images, update=False)  # without ids nothing is masked
     assert not torch.allclose(unmasked, masked, atol=1e-4)
