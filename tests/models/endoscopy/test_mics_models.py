@@ -130,6 +130,35 @@ def test_adversarial_term_trains_the_encoders_with_reversed_gradient():
     assert pre.discriminator[0].weight.grad.abs().sum() > 0
 
 
+def test_non_saturating_adversarial_objective_keeps_encoder_gradient_when_discriminator_wins():
+    """GRL sends the encoders -(p - y), ~0 once the discriminator is sure; the flipped-label loss does not vanish."""
+    torch.manual_seed(0)
+    kw = {**PRE, "recon_weight": 0, "contrastive_weight": 0, "adversarial_weight": 1.0}
+    grads = {}
+    for objective in ("grl", "non_saturating"):
+        pre = create_model("mics_pretrain", **{**kw, "adversarial_objective": objective})
+        torch.manual_seed(1)
+        w, n = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32) + 3.0
+        with torch.no_grad():  # a discriminator that already wins: the last layer says "NBI" iff feature 0 is large
+            tokens = {m: pre.encoders[m](x) for m, x in (("wli", w), ("nbi", n))}
+            pre.discriminator[0].weight.zero_()
+            pre.discriminator[0].bias.zero_()
+            diff = tokens["nbi"].mean((0, 1)) - tokens["wli"].mean((0, 1))
+            pre.discriminator[0].weight[0] = diff / diff.norm()
+            centre = (tokens["nbi"].mean((0, 1)) + tokens["wli"].mean((0, 1))) / 2 @ pre.discriminator[0].weight[0]
+            pre.discriminator[0].bias[0] = -centre
+            pre.discriminator[2].weight.zero_()
+            pre.discriminator[2].weight[0, 0] = 200.0
+        out = pre.compute_losses(w, n)
+        assert float(out["discriminator_accuracy"]) > 0.95
+        out["loss"].backward()
+        grads[objective] = pre.encoders["wli"].backbone.patch_embed.proj.weight.grad.norm()
+        assert pre.discriminator[0].weight.grad.abs().sum() > 0  # the discriminator is trained either way
+    assert grads["non_saturating"] > 100 * grads["grl"]
+    with pytest.raises(ValueError, match="adversarial_objective"):
+        create_model("mics_pretrain", **{**PRE, "adversarial_objective": "wgan"})
+
+
 def test_zero_weight_terms_are_skipped_and_all_zero_refused():
     pre = create_model("mics_pretrain", **{**PRE, "recon_weight": 0, "adversarial_weight": 0})
     out = pre.compute_losses(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32))
