@@ -36,7 +36,8 @@ from medmodal.engine.trainer import (
 )
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
 
-__all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders", "format_result",
+__all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders",
+           "format_result",
            "METRICS_FILE", "ENCODERS_FILE", "MODEL_FILE"]
 
 METRICS_FILE = "metrics.json"

@@ -290,12 +290,14 @@ class MICSPretrainer(nn.Module):
             logits.append(self.discriminator(x).squeeze(-1).flatten())
             labels.append(torch.full_like(logits[-1], float(value)))
             if flip:
-                fooled.append(torch.func.functional_call(self.discriminator, frozen, (tokens[m],)).squeeze(-1).flatten())
+                fooled.append(torch.func.functional_call(self.discriminator, frozen, (tokens[m],))
+                              .squeeze(-1).flatten())
         logits, labels = torch.cat(logits), torch.cat(labels)
         accuracy = ((logits > 0).float() == labels).float().mean().detach()
         loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
         if flip:
-            loss = loss + self.cfg.grl_lambda * F.binary_cross_entropy_with_logits(torch.cat(fooled).float(), 1 - labels)
+            fool = F.binary_cross_entropy_with_logits(torch.cat(fooled).float(), 1 - labels)  # flipped labels
+            loss = loss + self.cfg.grl_lambda * fool
         return loss, accuracy
 
     # ------------------------------------------------------------------ API
