@@ -1,7 +1,8 @@
 """Linear probe of MICS encoders at a label fraction: does the pre-training give better frozen features?
 
 Logistic regression on the pooled encoder tokens (WLI, NBI, both concatenated), trained on the
-labelled subset of each seed (the benchmark's subsets) and scored on the test split.
+labelled subset of each seed (the benchmark's subsets) and scored on the validation split (the one
+to choose pre-training settings on) and the test split.
 
     python benchmarks/mics_linear_probe.py DATA [PRETRAIN_RUN ...] [--fraction 0.05] [--seeds 0,1,2]
 
@@ -48,17 +49,19 @@ def main():
             model.load_encoders(load_pretrained_encoders(run)[0])
         x_train, y_train = features(dm, model, dm.splits["train"])
         x_test, y_test = features(dm, model, dm.splits["test"])
+        x_val, y_val = features(dm, model, dm.splits["val"])
         d = x_train.shape[1] // 2
         for part, cols in (("wli", slice(0, d)), ("nbi", slice(d, None)), ("both", slice(None))):
-            acc = []
+            acc, val = [], []
             for seed in (int(s) for s in args.seeds.split(",")):
                 rows = [row[i] for i in EndoscopyDataModule(cfg.data, "finetune", seed).train_ids]
                 x, y = x_train[rows][:, cols], y_train[rows]
                 mu, sd = x.mean(0), x.std(0) + 1e-6
                 clf = LogisticRegression(max_iter=3000).fit((x - mu) / sd, y)
                 acc.append(clf.score((x_test[:, cols] - mu) / sd, y_test))
-            print(f"{run:<40} {part:<5} accuracy {100 * np.mean(acc):.1f} ± {100 * np.std(acc, ddof=1):.1f} "
-                  f"({len(rows)} labels)")
+                val.append(clf.score((x_val[:, cols] - mu) / sd, y_val))
+            print(f"{run:<40} {part:<5} val {100 * np.mean(val):.1f} ± {100 * np.std(val, ddof=1):.1f}  "
+                  f"test {100 * np.mean(acc):.1f} ± {100 * np.std(acc, ddof=1):.1f} ({len(rows)} labels)")
 
 
 if __name__ == "__main__":

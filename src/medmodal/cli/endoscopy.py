@@ -141,12 +141,22 @@ def predict_endoscopy_cmd(
     console.print(f"{len(rows) - len(skipped)} predictions -> {output}", highlight=False)
 
 
+#: pre-training / fine-tuning epochs of ``demo-endoscopy`` (the cpu-quick benchmark's); 10 / 6 was measured
+#: faster but left every model near chance (README, "Endoscopy: MICS")
+DEMO_PRETRAIN_EPOCHS = 20
+DEMO_FINETUNE_EPOCHS = 10
+
+
 @app.command("demo-endoscopy")
 @user_errors
 def demo_endoscopy_cmd(
     out: Path = typer.Option(Path("runs/demo-endoscopy"), "--out", help="folder for data, runs and the table"),
     samples: int = typer.Option(240, "--samples", "-n", help="synthetic WLI / NBI pairs"),
     seeds: str = typer.Option("0", "--seeds", help="fine-tuning seeds, comma list"),
+    pretrain_epochs: int = typer.Option(DEMO_PRETRAIN_EPOCHS, "--pretrain-epochs",
+                                        help="pre-training epochs (the cpu-quick benchmark uses 20)"),
+    finetune_epochs: int = typer.Option(DEMO_FINETUNE_EPOCHS, "--finetune-epochs",
+                                        help="fine-tuning epochs (the cpu-quick benchmark uses 10)"),
 ):
     """Short MICS demo on 2 cores: synth-endoscopy -> pre-train -> fine-tune at 5 % labels (with and
     without pre-training, WLI-only baseline) -> comparison table."""
@@ -162,6 +172,7 @@ def demo_endoscopy_cmd(
         console.print(f"built-in paired dataset: {samples} WLI / NBI pairs of 64 px in {data}")
     report = run_endoscopy_benchmark(out, "cpu-quick", ["wli-only", "fusion-no-pretrain", "mics"],
                                      [int(s) for s in seeds.split(",")], [0.05], data=data,
+                                     pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
                                      on_run=lambda r: console.print(
                                          f"{r['bench_method']:<20} seed {r['seed']}: accuracy "
                                          f"{r['test']['accuracy']:.3f}", highlight=False))

@@ -176,3 +176,12 @@ def test_benchmark_unknown_suite_and_method(tmp_path):
     assert res.exit_code == 1 and "--suite" in res.output
     res = runner.invoke(app, ["benchmark", "--suite", "endoscopy", "--methods", "magic", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "unknown methods" in res.output
+
+
+def test_queue_size_warning_names_the_fix():
+    from medmodal.engine.endoscopy.train import queue_size_warning
+
+    assert queue_size_warning(64, 252, 32) is None
+    line = queue_size_warning(256, 252, 32)
+    assert "model.queue_size=256" in line and "252 training pairs" in line and "<= 220" in line
+    assert load_pretrain_config(preset="mics_pretrain_demo_cpu").model.queue_size <= 252 - 32

@@ -25,6 +25,7 @@ from torchmetrics.functional.classification import (
 )
 
 from medmodal.data.endoscopy.samples import MODALITIES
+from medmodal.models.endoscopy.pretrain import sample_id_keys
 
 __all__ = ["MICSPretrainTask", "MICSClassificationTask", "classification_metrics", "subset_name"]
 
@@ -88,8 +89,9 @@ class _EndoscopyTask(L.LightningModule):
 
 
 class MICSPretrainTask(_EndoscopyTask):
-    """Pre-training on pairs: :meth:`MICSPretrainer.compute_losses` per batch. The discriminator is
-    a separate parameter group (authors' lr 2e-3, betas 0.5 / 0.999, no weight decay)."""
+    """Pre-training on pairs: :meth:`MICSPretrainer.compute_losses` per batch, with each pair's sample id
+    (so its own older key in the contrastive queue is not a negative). The discriminator is a separate
+    parameter group (authors' lr 2e-3, betas 0.5 / 0.999, no weight decay)."""
 
     def parameter_groups(self) -> list[dict]:
         o = self.cfg.optim
@@ -100,7 +102,8 @@ class MICSPretrainTask(_EndoscopyTask):
                  "betas": tuple(o.discriminator_betas), "weight_decay": 0.0}]
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
-        out = self.model.compute_losses(batch["wli"], batch["nbi"], update=stage == "train")
+        ids = sample_id_keys(batch["sample_id"], batch["wli"].device) if "sample_id" in batch else None
+        out = self.model.compute_losses(batch["wli"], batch["nbi"], update=stage == "train", sample_ids=ids)
         n = batch["wli"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=n, sync_dist=stage != "train",
                  on_step=stage == "train", on_epoch=True)

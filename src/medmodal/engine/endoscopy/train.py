@@ -36,7 +36,8 @@ from medmodal.engine.trainer import (
 )
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
 
-__all__ = ["run_pretrain", "run_finetune", "load_classifier", "load_pretrained_encoders", "format_result",
+__all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders",
+           "format_result",
            "METRICS_FILE", "ENCODERS_FILE", "MODEL_FILE"]
 
 METRICS_FILE = "metrics.json"
@@ -96,9 +97,11 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     cfg.model.image_size = cfg.data.image_size
     data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
     model = create_model("mics_pretrain", **config_to_dict(cfg.model))
-    if cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs:  # frozen throughout: out of the optimiser and DDP
-        model.encoders.requires_grad_(False)
-        notes.append("encoders frozen (optim.freeze_encoders_epochs >= trainer.max_epochs)")
+    queue_note = queue_size_warning(cfg.model.queue_size, len(data.train_ids), cfg.data.batch_size)
+    if queue_note:
+        data.notes.append(queue_note)
+        if is_global_zero():
+            print(f"warning: {queue_note}", flush=True)
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
@@ -119,6 +122,21 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
         atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
         atomic_write_json(run_dir / METRICS_FILE, result)
     return result
+
+
+def queue_size_warning(queue_size: int, pairs: int, batch_size: int) -> str | None:
+    """One line when the contrastive queue holds more keys than there are *other* training pairs
+    (``queue_size > pairs - batch_size``), else ``None``.
+
+    Such a queue holds several stale keys of the same pairs; a pair's own older keys are masked out of its
+    negatives (:meth:`MICSPretrainer.contrastive_loss`), but MoCo / ALBEF keep the queue far below the
+    dataset size. Pre-training runs anyway (a warning, not an error).
+    """
+    if queue_size > pairs - batch_size:
+        return (f"model.queue_size={queue_size} exceeds the {pairs} training pairs minus a batch of {batch_size}: "
+                f"the queue repeats keys of the same pairs; use model.queue_size <= {max(0, pairs - batch_size)} "
+                f"(e.g. {min(queue_size, max(1, pairs // 4))})")
+    return None
 
 
 def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:

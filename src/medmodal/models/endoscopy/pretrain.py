@@ -6,7 +6,12 @@ text stream; ``shared/notes/mics.md``):
 * **contrastive** (consistency): pooled tokens of each encoder -> linear projection (256-d) ->
   L2 norm; InfoNCE WLI->NBI and NBI->WLI against the momentum encoders' keys of the batch plus a
   feature queue, temperature 0.07, momentum 0.995 (ALBEF ITC, Li et al., NeurIPS 2021, without its
-  momentum distillation).
+  momentum distillation). **Fix:** the queue also stores each key's sample id (``sample_ids``
+  of :meth:`MICSPretrainer.compute_losses`), and a query's logits against older keys of its *own*
+  pair are masked out: with a queue of the order of the dataset (a small unlabelled set) these
+  stale positives would otherwise sit among the negatives (false negatives; ALBEF's retrieval
+  fine-tuning keeps an id queue for the same reason). Without ids nothing is masked (MoCo / ALBEF
+  pre-training, where the queue is far smaller than the dataset).
 * **reconstruction**: MAE (He et al., CVPR 2022): 75 % of the patches of one modality are
   masked (a ViT drops them before the transformer; a CNN sees them zeroed, SimMIM-style), a
   transformer decoder (authors: 8 blocks, width 512) fills them in while cross-attending to the
@@ -20,6 +25,12 @@ text stream; ``shared/notes/mics.md``):
   pixels vs encoder features); here both inputs are encoder tokens of the same space and the
   encoders do receive the (reversed) gradient. The discriminator has its own optimiser settings
   (authors: Adam lr 2e-3, betas 0.5 / 0.999), set by the engine as a parameter group.
+  ``adversarial_objective="non_saturating"`` replaces the reversal by the GAN generator loss
+  (Goodfellow et al., NeurIPS 2014; inverted labels as in ADDA, Tzeng et al., CVPR 2017): the
+  discriminator is trained on detached tokens, the encoders on the *flipped* labels through the
+  discriminator with its parameters detached. Gradient reversal sends the encoders
+  ``-(sigmoid(logit) - y)``, which vanishes once the discriminator wins (on the CPU preset it reaches
+  modality accuracy 1.0 within two epochs); the flipped-label loss does not.
 
 Total: ``recon_weight * L_rec + contrastive_weight * L_itc + adversarial_weight * L_adv`` with the
 authors' 10 / 1 / 0.1. A term with weight 0 is not computed (ablations).
@@ -28,6 +39,8 @@ authors' 10 / 1 / 0.1. A term with weight 0 is not computed (ablations).
 from __future__ import annotations
 
 import copy
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -43,9 +56,10 @@ from medmodal.models.endoscopy.blocks import (
 )
 from medmodal.models.registry import register_model
 
-__all__ = ["MICSPretrainConfig", "MICSPretrainer", "MaskedDecoder", "MODALITIES"]
+__all__ = ["MICSPretrainConfig", "MICSPretrainer", "MaskedDecoder", "MODALITIES", "sample_id_keys"]
 
 MODALITIES = ("wli", "nbi")
+ADVERSARIAL_OBJECTIVES = ("grl", "non_saturating")
 
 
 @dataclass
@@ -56,12 +70,16 @@ class MICSPretrainConfig:
         arch / image_size / encoder_kwargs: the encoders (:class:`TokenEncoder`); one per modality.
         embed_dim: contrastive projection width (256). temperature: InfoNCE temperature (0.07).
         momentum: EMA of the momentum encoders (0.995). queue_size: keys kept per modality
-            (ALBEF 65536; CPU presets a few hundred).
+            (ALBEF 65536; keep it well below the number of training pairs, so most queued keys are of
+            other samples: the CPU preset uses 64 for 252 pairs).
         mask_ratio: masked patch fraction (0.75). decoder_dim / decoder_depth / decoder_heads:
             reconstruction decoder (512 / 8 / 16). norm_pix_loss: per-patch normalised targets.
         reconstruct: modalities that are masked and reconstructed (with the other one as context).
         recon_weight / contrastive_weight / adversarial_weight: loss weights (10 / 1 / 0.1).
-        grl_lambda: gradient-reversal scale. discriminator_hidden: discriminator MLP width.
+        grl_lambda: gradient-reversal scale (``non_saturating``: weight of the encoders' flipped-label loss).
+        discriminator_hidden: discriminator MLP width.
+        adversarial_objective: ``grl`` (gradient reversal, one backward pass) | ``non_saturating`` (GAN
+            generator loss with flipped labels; see the module docstring).
     """
 
     arch: str = "vit_base_patch16_384"
@@ -82,6 +100,7 @@ class MICSPretrainConfig:
     adversarial_weight: float = 0.1
     grl_lambda: float = 1.0
     discriminator_hidden: int = 256
+    adversarial_objective: str = "grl"
 
 
 class MaskedDecoder(nn.Module):
@@ -117,6 +136,13 @@ class MaskedDecoder(nn.Module):
         return self.head(self.norm(x))
 
 
+def sample_id_keys(sample_ids: Sequence[str], device: torch.device | str | None = None) -> torch.Tensor:
+    """Stable int64 ids ``[B]`` (>= 0) for sample-id strings (first 15 hex digits of SHA-1), the same in every
+    process and run; what :meth:`MICSPretrainer.compute_losses` takes as ``sample_ids``."""
+    keys = [int(hashlib.sha1(str(s).encode()).hexdigest()[:15], 16) for s in sample_ids]
+    return torch.tensor(keys, dtype=torch.long, device=device)
+
+
 def _all_gather(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x`` over DDP processes (no gradient); ``x`` itself without DDP."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -143,6 +169,9 @@ class MICSPretrainer(nn.Module):
         bad = [m for m in cfg.reconstruct if m not in MODALITIES]
         if bad:
             raise ValueError(f"reconstruct: unknown modalities {bad}; choose from {MODALITIES}")
+        if cfg.adversarial_objective not in ADVERSARIAL_OBJECTIVES:
+            raise ValueError(f"adversarial_objective must be one of {ADVERSARIAL_OBJECTIVES}, "
+                             f"got {cfg.adversarial_objective!r}")
         if not 0 < cfg.mask_ratio < 1:
             raise ValueError(f"mask_ratio must be in (0, 1), got {cfg.mask_ratio}")
         weights = (cfg.recon_weight, cfg.contrastive_weight, cfg.adversarial_weight)
@@ -161,6 +190,8 @@ class MICSPretrainer(nn.Module):
         for m in MODALITIES:
             self.register_buffer(f"queue_{m}", F.normalize(torch.randn(cfg.queue_size, cfg.embed_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # sample id of every queued key (-1: empty slot / unknown); a query never meets its own older key
+        self.register_buffer("queue_ids", torch.full((cfg.queue_size,), -1, dtype=torch.long))
         self.decoders = nn.ModuleDict({m: MaskedDecoder(dim, cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads,
                                                         enc.num_tokens, enc.patch ** 2 * 3)
                                        for m in cfg.reconstruct})
@@ -181,31 +212,48 @@ class MICSPretrainer(nn.Module):
                 q.mul_(m).add_(p.detach(), alpha=1 - m)
 
     @torch.no_grad()
-    def _enqueue(self, keys: dict[str, torch.Tensor]) -> None:
+    def _enqueue(self, keys: dict[str, torch.Tensor], ids: torch.Tensor) -> None:
         keys = {m: _all_gather(k) for m, k in keys.items()}
-        n = next(iter(keys.values())).shape[0]
+        ids = _all_gather(ids)
+        n = ids.shape[0]
         size = self.cfg.queue_size
+        if n > size:
+            keys, ids, n = {m: k[-size:] for m, k in keys.items()}, ids[-size:], size
         idx = (int(self.queue_ptr) + torch.arange(n, device=self.queue_ptr.device)) % size
         for m, k in keys.items():
-            getattr(self, f"queue_{m}")[idx] = k[-size:] if n > size else k
+            getattr(self, f"queue_{m}")[idx] = k
+        self.queue_ids[idx] = ids
         self.queue_ptr.fill_((int(self.queue_ptr) + n) % size)
 
     def contrastive_loss(self, tokens: dict[str, torch.Tensor], images: dict[str, torch.Tensor],
-                         update: bool = True) -> torch.Tensor:
-        """Symmetric InfoNCE against momentum keys + queue (``update``: EMA step and enqueue)."""
+                         update: bool = True, sample_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE against momentum keys + queue (``update``: EMA step and enqueue).
+
+        ``sample_ids [B]`` (int64, >= 0): queued keys with a query's own id are left out of its
+        negatives (their logits are set to ``-inf``); ``None``: nothing is masked and the keys are
+        queued with id -1.
+        """
         z = {m: F.normalize(self.projections[m](tokens[m].mean(1)), dim=-1) for m in MODALITIES}
         with torch.no_grad():
             if update:
                 self._momentum_update()
             k = {m: F.normalize(self.momentum_projections[m](self.momentum_encoders[m](images[m]).mean(1)), dim=-1)
                  for m in MODALITIES}
-        target = torch.arange(z["wli"].shape[0], device=z["wli"].device)
+        n = z["wli"].shape[0]
+        target = torch.arange(n, device=z["wli"].device)
+        if sample_ids is None:
+            sample_ids = torch.full((n,), -1, dtype=torch.long, device=target.device)
+        sample_ids = sample_ids.to(device=target.device, dtype=torch.long)
+        own = (self.queue_ids[None, :] == sample_ids[:, None]) & (sample_ids[:, None] >= 0)  # [B, Q]
+        in_batch = torch.zeros(n, n, dtype=torch.bool, device=target.device)
+        exclude = torch.cat([in_batch, own], 1)
         loss = 0.0
         for a, b in (("wli", "nbi"), ("nbi", "wli")):
             keys = torch.cat([k[b], getattr(self, f"queue_{b}").clone().detach()])
-            loss = loss + F.cross_entropy(z[a] @ keys.t() / self.cfg.temperature, target) / 2
+            logits = (z[a] @ keys.t() / self.cfg.temperature).float().masked_fill(exclude, float("-inf"))
+            loss = loss + F.cross_entropy(logits, target) / 2
         if update:
-            self._enqueue(k)
+            self._enqueue(k, sample_ids)
         return loss
 
     def reconstruction_loss(self, target: str, images: dict[str, torch.Tensor],
@@ -228,22 +276,40 @@ class MICSPretrainer(nn.Module):
         return (per_patch * masked).sum() / masked.sum()
 
     def adversarial_loss(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Modality discriminator on reversed-gradient tokens: ``(BCE loss, accuracy)``."""
-        logits, labels = [], []
+        """Modality discriminator on encoder tokens: ``(loss, discriminator accuracy)``.
+
+        ``grl``: BCE of the discriminator on reversed-gradient tokens. ``non_saturating``: discriminator
+        BCE on detached tokens + ``grl_lambda`` x BCE with flipped labels for the encoders (discriminator
+        parameters detached in that term).
+        """
+        flip = self.cfg.adversarial_objective == "non_saturating"
+        frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()} if flip else None
+        logits, labels, fooled = [], [], []
         for value, m in enumerate(MODALITIES):
-            logits.append(self.discriminator(grad_reverse(tokens[m], self.cfg.grl_lambda)).squeeze(-1).flatten())
+            x = tokens[m].detach() if flip else grad_reverse(tokens[m], self.cfg.grl_lambda)
+            logits.append(self.discriminator(x).squeeze(-1).flatten())
             labels.append(torch.full_like(logits[-1], float(value)))
+            if flip:
+                fooled.append(torch.func.functional_call(self.discriminator, frozen, (tokens[m],))
+                              .squeeze(-1).flatten())
         logits, labels = torch.cat(logits), torch.cat(labels)
         accuracy = ((logits > 0).float() == labels).float().mean().detach()
-        return F.binary_cross_entropy_with_logits(logits.float(), labels), accuracy
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
+        if flip:
+            fool = F.binary_cross_entropy_with_logits(torch.cat(fooled).float(), 1 - labels)  # flipped labels
+            loss = loss + self.cfg.grl_lambda * fool
+        return loss, accuracy
 
     # ------------------------------------------------------------------ API
-    def compute_losses(self, wli: torch.Tensor, nbi: torch.Tensor, update: bool | None = None) -> dict:
+    def compute_losses(self, wli: torch.Tensor, nbi: torch.Tensor, update: bool | None = None,
+                       sample_ids: torch.Tensor | None = None) -> dict:
         """Losses of one batch of pairs.
 
         Args:
             wli, nbi: ``[B, 3, S, S]`` normalised images of the same sites.
             update: EMA step + enqueue (default: ``self.training``).
+            sample_ids: ``[B]`` int64 >= 0, a stable id per pair (:func:`sample_id_keys`), so the contrastive
+                term never uses a pair's own older momentum key as a negative; ``None``: no masking.
 
         Returns:
             ``{"loss", "reconstruction", "contrastive", "adversarial", "discriminator_accuracy"}``
@@ -261,7 +327,7 @@ class MICSPretrainer(nn.Module):
             out["reconstruction"] = sum(self.reconstruction_loss(m, images, tokens["nbi" if m == "wli" else "wli"])
                                         for m in cfg.reconstruct) / len(cfg.reconstruct)
         if cfg.contrastive_weight:
-            out["contrastive"] = self.contrastive_loss(tokens, images, update)
+            out["contrastive"] = self.contrastive_loss(tokens, images, update, sample_ids)
         if cfg.adversarial_weight:
             out["adversarial"], out["discriminator_accuracy"] = self.adversarial_loss(tokens)
         out["loss"] = (cfg.recon_weight * out["reconstruction"] + cfg.contrastive_weight * out["contrastive"]
