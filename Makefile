@@ -20,7 +20,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medmodal demo --out runs/demo
-	$(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 1000
+	$(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 2000
 	$(BIN)/medmodal pretrain --preset pretrain_demo_cpu
 	$(BIN)/medmodal demo-endoscopy --out runs/demo-endoscopy
 

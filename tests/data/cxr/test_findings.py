@@ -1,7 +1,7 @@
 """Findings from MeSH terms and from negation-aware keywords."""
 
-from medmodal.data.cxr.findings import (Finding, keyword_findings, labels_from_mesh, mesh_findings,
-                                        report_findings)
+from medmodal.data.cxr.findings import (LABEL_NAMES, Finding, keyword_findings, labels_from_mesh, labels_of,
+                                        mesh_findings, report_findings)
 
 
 def test_mesh_terms_with_locations():
@@ -11,7 +11,8 @@ def test_mesh_terms_with_locations():
     assert Finding("Pleural Effusion", "right", "", "mild") in found
     assert Finding("Cardiomegaly", severity="mild") in found
     assert Finding("Nodule", "left", "middle", kind="calcified") in found  # lingula: left, middle zone
-    assert len(found) == 4
+    assert Finding("Degenerative Spine") in found  # drawn, not a label
+    assert len(found) == 5
     assert mesh_findings("normal") == [] and mesh_findings("No Indexing") is None and mesh_findings("") is None
     assert mesh_findings("Costophrenic Angle/left/blunted") == [Finding("Pleural Effusion", "left", "lower", "mild")]
 
@@ -37,3 +38,48 @@ def test_report_findings_prefers_mesh_and_labels():
     labels = labels_from_mesh("Pulmonary Atelectasis/base/left;Pneumonia")
     assert labels["Atelectasis"] == 1 and labels["Consolidation"] == 1 and labels["Edema"] == 0
     assert set(labels_from_mesh("No Indexing").values()) == {None}
+
+
+def test_frequent_iu_mesh_terms_are_drawn_findings_with_their_place():
+    cases = {
+        "Lung/hyperdistention/mild": Finding("Hyperinflation", severity="mild"),
+        "Pulmonary Disease, Chronic Obstructive": Finding("Hyperinflation"),
+        "Diaphragm/bilateral/flattened": Finding("Hyperinflation", "bilateral"),
+        "Lung/hypoinflation": Finding("Low Lung Volumes"),
+        "Atherosclerosis/aorta": Finding("Aortic Calcification"),
+        "Calcinosis/aorta": Finding("Aortic Calcification"),
+        "Aorta, Thoracic/tortuous/mild": Finding("Tortuous Aorta", severity="mild"),
+        "Thoracic Vertebrae/degenerative/multiple": Finding("Degenerative Spine", multiple=True),
+        "Osteophyte/thoracic vertebrae": Finding("Degenerative Spine"),
+        "Scoliosis/thoracic vertebrae/right": Finding("Scoliosis", "right"),
+        "Kyphosis/severe": Finding("Vertebral Deformity", severity="severe"),
+        "Cicatrix/lung/apex/bilateral": Finding("Scarring", "bilateral", "upper"),
+        "Diaphragm/left/elevated": Finding("Elevated Hemidiaphragm", "left"),
+        "Diaphragmatic Eventration/right": Finding("Elevated Hemidiaphragm", "right"),
+        "Hernia, Hiatal/large": Finding("Hiatal Hernia", severity="severe"),
+        "Fractures, Bone/ribs/left/multiple/healed": Finding("Rib Fracture", "left", multiple=True),
+        "Mediastinum/prominent": Finding("Widened Mediastinum"),
+        "Markings/lung/interstitial/prominent": Finding("Increased Markings", kind="interstitial"),
+        "Calcinosis/lung/hilum/lymph nodes/right": Finding("Calcification", "right", "middle", kind="nodes"),
+        "Granulomatous Disease": Finding("Nodule", multiple=True, kind="calcified"),
+    }
+    for mesh, expected in cases.items():
+        assert mesh_findings(mesh) == [expected], mesh
+    assert mesh_findings("Calcinosis/ribs") == [] and mesh_findings("Fractures, Bone/shoulder/right") == []
+    assert mesh_findings("Aorta") == [] and mesh_findings("Technical Quality of Image Unsatisfactory") == []
+    # drawn, never labels: labels.csv keeps LABEL_NAMES
+    labels = labels_of(mesh_findings("Lung/hyperdistention;Atherosclerosis/aorta;Scoliosis"))
+    assert list(labels) == list(LABEL_NAMES) and set(labels.values()) == {0}
+
+
+def test_keywords_of_the_drawn_extra_findings_respect_negation():
+    text = ("The lungs are hyperinflated. The aorta is tortuous. Degenerative changes of the thoracic spine. "
+            "Old healed left rib fractures. Small hiatal hernia. Elevated right hemidiaphragm.")
+    found = {f.name: f for f in keyword_findings(text)}
+    assert set(found) == {"Hyperinflation", "Tortuous Aorta", "Degenerative Spine", "Rib Fracture", "Hiatal Hernia",
+                          "Elevated Hemidiaphragm"}
+    assert found["Rib Fracture"].side == "left" and found["Elevated Hemidiaphragm"].side == "right"
+    negated = ("No hyperinflation. No acute rib fracture. No hiatal hernia. No scoliosis. "
+               "Without widening of the mediastinum. No evidence of emphysema.")
+    assert keyword_findings(negated) == []
+    assert report_findings("No Indexing", negated) == []

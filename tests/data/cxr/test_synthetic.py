@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from medmodal.data.cxr.findings import Finding, LABEL_NAMES
+from scipy import ndimage
+
+from medmodal.data.cxr.findings import EXTRA_FINDINGS, LABEL_NAMES, Finding
 from medmodal.data.cxr.iu import read_iu_annotation
 from medmodal.data.cxr.synthetic import TEMPLATE_REPORTS, load_report_pool, render_radiograph, synth_cxr
 from tests.data.cxr.conftest import REPORTS_REAL, requires_reports_real
@@ -105,6 +107,37 @@ def test_cardiomegaly_widens_the_heart_shadow():
     large = [heart_width(render_radiograph([Finding("Cardiomegaly")], 128, np.random.default_rng([2, i])).image)
              for i in range(6)]
     assert min(large) > max(normal)
+
+
+#: Where each extra finding (the patient's right, upper zone, lymph nodes) must change the image:
+#: normalised (x0, x1, y0, y1); the patient's right is the image's left.
+EXTRA_PLACES = {
+    "Hyperinflation": (0.1, 0.9, 0.65, 0.92), "Low Lung Volumes": (0.1, 0.9, 0.6, 0.88),
+    "Aortic Calcification": (0.5, 0.7, 0.18, 0.36), "Tortuous Aorta": (0.5, 0.72, 0.18, 0.7),
+    "Degenerative Spine": (0.35, 0.65, 0.25, 0.78), "Scoliosis": (0.35, 0.65, 0.15, 0.85),
+    "Vertebral Deformity": (0.4, 0.6, 0.25, 0.78), "Scarring": (0.05, 0.5, 0.05, 0.5),
+    "Elevated Hemidiaphragm": (0.05, 0.5, 0.55, 0.9), "Hiatal Hernia": (0.4, 0.7, 0.45, 0.8),
+    "Rib Fracture": (0.02, 0.45, 0.1, 0.8), "Widened Mediastinum": (0.3, 0.7, 0.1, 0.6),
+    "Increased Markings": (0.1, 0.9, 0.15, 0.8), "Calcification": (0.25, 0.5, 0.15, 0.55),
+}
+
+
+@pytest.mark.parametrize("name", EXTRA_FINDINGS)
+def test_each_extra_finding_changes_the_image_where_it_is(name):
+    size = 128
+    x0, x1, y0, y1 = (int(v * size) for v in EXTRA_PLACES[name])
+    place = np.zeros((size, size), bool)
+    place[y0:y1, x0:x1] = True
+    finding = Finding(name, "right", "upper" if name == "Scarring" else "", kind="nodes" if name == "Calcification"
+                      else "")
+    for seed in range(3):
+        normal = render_radiograph([], size, np.random.default_rng([7, seed])).image.astype(float)
+        drawn = render_radiograph([finding], size, np.random.default_rng([7, seed]))
+        assert [f.name for f in drawn.findings] == [name]
+        change = ndimage.gaussian_filter(np.abs(drawn.image.astype(float) - normal), 1.0)
+        peak = change[place].max() / change[~place].max()
+        mean = change[place].mean() / change[~place].mean()
+        assert max(peak, mean) > 1.3, (name, seed, peak, mean)
 
 
 def test_deterministic_per_seed_whatever_the_workers(tmp_path):

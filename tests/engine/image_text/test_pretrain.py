@@ -188,3 +188,19 @@ def test_data_module_reads_splits_and_keeps_the_field_of_view(tiny_config):
     batch = next(iter(data.train_dataloader()))
     assert batch["image"].shape == (8, 3, 64, 64) and batch["input_ids"].shape[1] <= 48
     assert batch["labels"].shape == (8, len(data.label_names)) and "Cardiomegaly" in data.label_names
+
+
+def test_untrained_reference_reuses_the_frozen_text_cache_only_when_identical():
+    from types import SimpleNamespace
+
+    from medmodal.engine.image_text.train import _share_frozen_text_cache
+    from medmodal.models.image_text.encoders import TextEncoder
+
+    trained = SimpleNamespace(text_encoder=TextEncoder(cache_features=True))  # the shipped MiniLM, frozen
+    trained.text_encoder.cache[b"report"] = torch.zeros(1, 384)
+    same = SimpleNamespace(text_encoder=TextEncoder(cache_features=True))
+    _share_frozen_text_cache(trained, same)
+    assert same.text_encoder.cache is trained.text_encoder.cache
+    trainable = SimpleNamespace(text_encoder=TextEncoder(cache_features=False))  # trained text encoders differ
+    _share_frozen_text_cache(trained, trainable)
+    assert trainable.text_encoder.cache == {}

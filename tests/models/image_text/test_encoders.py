@@ -142,6 +142,27 @@ def test_text_feature_cache_matches_the_frozen_model_and_skips_known_reports():
     torch.testing.assert_close(out2[1, :10], out[1])
 
 
+def test_text_feature_cache_fills_in_length_sorted_chunks_once_per_distinct_report():
+    torch.manual_seed(1)
+    enc = TextEncoder(config=TINY_TEXT, cache_features=True)
+    lengths = [12, 3, 7, 12, 5, 9, 4, 11, 6, 8, 10, 2]
+    ids = torch.randint(5, 100, (len(lengths), 12))
+    ids[3] = ids[0]  # a repeated report: encoded once
+    mask = (torch.arange(12)[None] < torch.tensor(lengths)[:, None]).long()
+    ids = ids * mask
+    calls = []
+    enc.model.register_forward_hook(lambda module, args, kwargs, out: calls.append(kwargs["input_ids"].shape),
+                                   with_kwargs=True)
+    out = enc(ids, mask)
+    assert [c[0] for c in calls] == [8, 3] and len(enc.cache) == 11
+    assert calls[0][1] == 9  # the 8 shortest distinct reports (2..9 tokens) are padded to 9, not 12
+    with torch.no_grad():
+        for b, n in enumerate(lengths):  # each report as if encoded alone
+            alone = enc.model(input_ids=ids[b:b + 1, :n], attention_mask=mask[b:b + 1, :n]).last_hidden_state[0]
+            torch.testing.assert_close(out[b, :n], alone, atol=1e-5, rtol=1e-5)
+            assert torch.all(out[b, n:] == 0)
+
+
 def test_text_feature_cache_refuses_a_trainable_model():
     enc = TextEncoder(config=TINY_TEXT, cache_features=True)
     enc.model.encoder.layer[0].requires_grad_(True)

@@ -14,12 +14,28 @@ gives the finding (:data:`MESH_HEADS`; e.g. ``Pulmonary Atelectasis`` -> Atelect
 Nodule, ``Infiltrate`` / ``Airspace Disease`` / ``Density`` -> Lung Opacity, ``Catheters,
 Indwelling`` / ``Implanted Medical Device`` / ``Surgical Instruments`` -> Support Devices;
 ``Costophrenic Angle/blunted`` -> a small Pleural Effusion; ``Cardiac Shadow/enlarged`` ->
-Cardiomegaly), the qualifiers its side (the *patient's* left / right / bilateral), zone
+Cardiomegaly; ``Granulomatous Disease`` -> several calcified nodules), the qualifiers its side (the *patient's* left / right / bilateral), zone
 (upper: apex, upper lobe; middle: middle lobe, lingula, hilum; lower: base, lower lobe,
 retrocardiac, costophrenic angle), severity (mild: mild, borderline, small, minimal; moderate;
 severe: severe, large, massive) and multiplicity (multiple, scattered, diffuse). ``normal``
 means no finding; ``No Indexing`` or an empty column means "not indexed": labels unknown and,
 for drawing, the keywords of the text are used instead.
+
+**Drawn, not labelled** (:data:`EXTRA_FINDINGS`): findings a frontal radiograph shows that are
+not in the label set, so that a report's other frequent MeSH terms change its picture too:
+Hyperinflation (``Emphysema``, ``Pulmonary Emphysema``, ``Pulmonary Disease, Chronic
+Obstructive``, ``Lung/hyperdistention``, ``Lung, Hyperlucent``, ``Diaphragm/flattened``), Low Lung
+Volumes (``Lung/hypoinflation``), Aortic Calcification (``Atherosclerosis``, ``Calcinosis/aorta``),
+Tortuous Aorta (``Aorta/tortuous``, ``Aorta, Thoracic/tortuous``, ``Aorta/enlarged``), Degenerative
+Spine (``Thoracic Vertebrae/degenerative``, ``Spine/degenerative``, ``Spondylosis``,
+``Osteophyte``, ``Arthritis`` of the spine), Scoliosis, Vertebral Deformity (``Kyphosis``,
+``Deformity/thoracic vertebrae``), Scarring (``Cicatrix``, ``Pulmonary Fibrosis``), Elevated
+Hemidiaphragm (``Diaphragm/elevated``, ``Diaphragmatic Eventration``), Hiatal Hernia (``Hernia,
+Hiatal``), Rib Fracture (``Fractures, Bone/ribs``, ``Deformity/ribs``), Widened Mediastinum
+(``Mediastinum/widened|prominent|enlarged``), Increased Markings (``Markings``, ``Lung Diseases,
+Interstitial``) and Calcification (``Calcinosis`` elsewhere: calcified hilar / mediastinal /
+paratracheal lymph nodes, kind ``nodes``, or in the lung). They go into ``synth_meta.json``
+("drawn"), never into ``labels.csv`` (:func:`labels_of` keeps :data:`LABEL_NAMES`).
 
 **Keywords** (no MeSH): every sentence is cut into clauses at ``;``, ``but``, ``however``,
 ``although``; a keyword (:data:`KEYWORDS`) counts when no negation cue (``no``, ``not``,
@@ -33,11 +49,15 @@ NegEx-style simplification, good enough to draw pictures, not a labeller for eva
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 LABEL_NAMES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion",
                "Pneumothorax", "Lung Opacity", "Nodule", "Support Devices")
 CHEXPERT_COMPETITION = LABEL_NAMES[:5]
+#: Findings the synthetic radiographs draw that are not labels (module docstring).
+EXTRA_FINDINGS = ("Hyperinflation", "Low Lung Volumes", "Aortic Calcification", "Tortuous Aorta",
+                  "Degenerative Spine", "Scoliosis", "Vertebral Deformity", "Scarring", "Elevated Hemidiaphragm",
+                  "Hiatal Hernia", "Rib Fracture", "Widened Mediastinum", "Increased Markings", "Calcification")
 
 
 @dataclass(frozen=True)
@@ -45,13 +65,14 @@ class Finding:
     """One finding to draw / label.
 
     Attributes:
-        name: one of :data:`LABEL_NAMES`.
+        name: one of :data:`LABEL_NAMES` or :data:`EXTRA_FINDINGS`.
         side: ``left`` | ``right`` | ``bilateral`` | ``""`` (the patient's side; unknown = ``""``).
         zone: ``upper`` | ``middle`` | ``lower`` | ``""``.
         severity: ``mild`` | ``moderate`` | ``severe`` | ``""``.
         multiple: several lesions (nodules, opacities).
         kind: a sub-type that changes the drawing: ``calcified`` (granuloma), ``sternotomy``,
-            ``catheter``, ``pacemaker``, ``clips``, ``tube``, ``interstitial``, ``borderline``;
+            ``catheter``, ``pacemaker``, ``clips``, ``tube``, ``interstitial``, ``borderline``, ``nodes``
+            (Calcification of lymph nodes);
             ``peripheral`` (Lung Opacity) and ``lobar`` (Consolidation) are set only by the
             downstream twins (COVID-19 / lobar pneumonia patterns), never by the parsers here.
     """
@@ -79,13 +100,44 @@ MESH_HEADS = {
     "medical device": ("Support Devices", "catheter"), "implanted medical device": ("Support Devices", "pacemaker"),
     "stents": ("Support Devices", "clips"), "surgical instruments": ("Support Devices", "clips"),
     "sutures": ("Support Devices", "clips"),
+    # drawn, not labelled (EXTRA_FINDINGS)
+    "emphysema": ("Hyperinflation", ""), "pulmonary emphysema": ("Hyperinflation", ""),
+    "bullous emphysema": ("Hyperinflation", ""), "pulmonary disease, chronic obstructive": ("Hyperinflation", ""),
+    "lung, hyperlucent": ("Hyperinflation", ""), "atherosclerosis": ("Aortic Calcification", ""),
+    "spondylosis": ("Degenerative Spine", ""), "osteophyte": ("Degenerative Spine", ""),
+    "scoliosis": ("Scoliosis", ""), "kyphosis": ("Vertebral Deformity", ""), "cicatrix": ("Scarring", ""),
+    "pulmonary fibrosis": ("Scarring", ""), "diaphragmatic eventration": ("Elevated Hemidiaphragm", ""),
+    "hernia, hiatal": ("Hiatal Hernia", ""), "markings": ("Increased Markings", ""),
+    "lung diseases, interstitial": ("Increased Markings", "interstitial"),
 }
-#: Heads that are a finding only with a qualifier: head -> (qualifier, finding, kind, severity).
+#: Heads that are always several lesions.
+MESH_MULTIPLE = {"granulomatous disease"}
+_AORTA = frozenset({"aorta", "aorta, thoracic"})
+_SPINE = frozenset({"spine", "thoracic vertebrae", "lumbar vertebrae", "cervical vertebrae"})
+_NODES = frozenset({"lymph nodes", "hilum", "mediastinum", "paratracheal", "trachea, carina"})
+_DEGENERATIVE = (frozenset({"degenerative"}), "Degenerative Spine", "", "")
+#: Heads that are a finding only with a qualifier: head -> rules ``(qualifiers, finding, kind, severity)``;
+#: the first rule with one of its qualifiers in the term wins (``None``: any term; finding ``None``: not drawn).
 MESH_QUALIFIED = {
-    "costophrenic angle": ("blunted", "Pleural Effusion", "", "mild"),
-    "cardiac shadow": ("enlarged", "Cardiomegaly", "", ""),
-    "heart": ("enlarged", "Cardiomegaly", "", ""),
+    "costophrenic angle": ((frozenset({"blunted"}), "Pleural Effusion", "", "mild"),),
+    "cardiac shadow": ((frozenset({"enlarged"}), "Cardiomegaly", "", ""),),
+    "heart": ((frozenset({"enlarged"}), "Cardiomegaly", "", ""),),
+    "lung": ((frozenset({"hyperdistention", "hyperlucent"}), "Hyperinflation", "", ""),
+             (frozenset({"hypoinflation"}), "Low Lung Volumes", "", "")),
+    "aorta": ((frozenset({"tortuous", "enlarged", "ectatic", "dilatation"}), "Tortuous Aorta", "", ""),
+              (frozenset({"calcified"}), "Aortic Calcification", "", "")),
+    "diaphragm": ((frozenset({"elevated"}), "Elevated Hemidiaphragm", "", ""),
+                  (frozenset({"flattened"}), "Hyperinflation", "", "")),
+    "calcinosis": ((_AORTA, "Aortic Calcification", "", ""), (frozenset({"ribs"}), None, "", ""),
+                   (_NODES, "Calcification", "nodes", ""), (None, "Calcification", "", "")),
+    "arthritis": ((_SPINE, "Degenerative Spine", "", ""),),
+    "deformity": ((_SPINE, "Vertebral Deformity", "", ""), (frozenset({"ribs"}), "Rib Fracture", "", "")),
+    "fractures, bone": ((frozenset({"ribs"}), "Rib Fracture", "", ""),),
+    "mediastinum": ((frozenset({"widened", "prominent", "enlarged"}), "Widened Mediastinum", "", ""),),
 }
+MESH_QUALIFIED["aorta, thoracic"] = MESH_QUALIFIED["aorta"]
+for _head in _SPINE:
+    MESH_QUALIFIED[_head] = (_DEGENERATIVE,)
 _SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 _ZONES = {"apex": "upper", "upper lobe": "upper", "middle lobe": "middle", "lingula": "middle", "hilum": "middle",
           "base": "lower", "lower lobe": "lower", "retrocardiac": "lower", "costophrenic angle": "lower"}
@@ -120,10 +172,16 @@ def mesh_findings(mesh: str | None) -> list[Finding] | None:
         head, *qualifiers = [p.strip().lower() for p in term.split("/")]
         if head in MESH_HEADS:
             name, kind = MESH_HEADS[head]
-            found.append(_qualified(name, kind, qualifiers))
-        elif head in MESH_QUALIFIED and MESH_QUALIFIED[head][0] in qualifiers:
-            _, name, kind, severity = MESH_QUALIFIED[head]
-            found.append(_qualified(name, kind, [head, *qualifiers], severity))
+            finding = _qualified(name, kind, qualifiers)
+            if head in MESH_MULTIPLE:
+                finding = replace(finding, multiple=True)
+            found.append(finding)
+            continue
+        for needed, name, kind, severity in MESH_QUALIFIED.get(head, ()):
+            if needed is None or needed & set(qualifiers):
+                if name is not None:
+                    found.append(_qualified(name, kind, [head, *qualifiers], severity))
+                break
     return found
 
 
@@ -135,9 +193,29 @@ KEYWORDS = {
     "Edema": r"\bedema|vascular congestion|\bkerley",
     "Consolidation": r"consolidat\w*|pneumonia",
     "Atelectasis": r"atelecta\w*",
-    "Nodule": r"nodul\w*|granulomas?\b|\bmass\b",
+    "Nodule": r"nodul\w*|granulomas?\b|granulomatous|\bmass\b",
     "Lung Opacity": r"opacit\w*|infiltrat\w*|airspace disease|densit(?:y|ies)",
     "Support Devices": r"sternotomy|catheter|pacemaker|\bpicc\b|endotracheal|\btubes?\b|surgical clips|\bstents?\b",
+    # drawn, not labelled
+    "Hyperinflation": r"hyperinflat\w*|hyperexpan\w*|hyperaerat\w*|emphysema\w*|\bcopd\b|chronic obstructive"
+                      r"|flatten\w* (?:of )?(?:the )?(?:hemi)?diaphragm",
+    "Low Lung Volumes": r"low lung volumes?|lung volumes (?:are |remain )?(?:low|decreased|reduced|diminished)"
+                        r"|hypoinflat\w*",
+    "Aortic Calcification": r"atheroscler\w*|(?:aortic|aorta)(?: \w+)? calcifi\w*|calcifi\w* (?:of )?(?:the )?aort\w*",
+    "Tortuous Aorta": r"tortu\w*|ectatic|ectasia",
+    "Degenerative Spine": r"degenerat\w*|spondylo\w*|osteophyt\w*",
+    "Scoliosis": r"scolio\w*",
+    "Vertebral Deformity": r"kypho\w*|compression (?:deformit|fractur)\w*|wedg\w*",
+    "Scarring": r"\bscar\w*|fibros\w*|fibrotic",
+    "Elevated Hemidiaphragm": r"elevat\w* (?:of )?(?:the )?(?:right |left )?hemidiaphragm|hemidiaphragm (?:is |remains )?"
+                              r"(?:mildly |moderately |slightly )?elevated|eventration",
+    "Hiatal Hernia": r"hiatal hernia|hiatus hernia",
+    "Rib Fracture": r"\bribs? fractur\w*|fractur\w* (?:of )?(?:the )?(?:\w+ )?(?:\w+ )?ribs?\b",
+    "Widened Mediastinum": r"widen\w* (?:of )?(?:the )?(?:superior )?mediastin\w*|mediastin\w* (?:is |appears )?widen\w*",
+    "Increased Markings": r"(?:increased|prominent|coarse\w*|accentuated) (?:\w+ )?(?:interstitial |bronchovascular |lung "
+                          r"|pulmonary )?markings|interstitial prominence",
+    "Calcification": r"calcified (?:hilar |mediastinal |paratracheal )?(?:lymph )?nodes?|(?:hilar|mediastinal|nodal) "
+                     r"calcifications?",
 }
 _NEGATION = re.compile(r"\b(?:no|not|without|negative for|free of|clear of|absence of|resolved|removed)\b")
 _PSEUDO = re.compile(r"\bno (?:significant |interval |appreciable )?(?:change|increase|decrease|worsening)\b")
@@ -167,8 +245,10 @@ def keyword_findings(text: str) -> list[Finding]:
                 kind = ""
                 if name == "Support Devices":
                     kind = next((k for key, k in _DEVICE_KIND if key in clause), "catheter")
-                if name == "Nodule" and "calcified" in clause:
+                if name == "Nodule" and ("calcified" in clause or "granulomatous" in clause):
                     kind = "calcified"
+                if name == "Calcification":
+                    kind = "nodes"
                 found.append(_qualified(name, kind, qualifiers))
     return found
 

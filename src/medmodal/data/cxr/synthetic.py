@@ -27,6 +27,21 @@ What is drawn (normalised image coordinates; the patient's right is on the image
   (plate-like linear density at the base); Edema (bilateral perihilar haze and Kerley B lines);
   Support Devices (sternotomy wires, a central venous catheter, a pacemaker with its lead, an
   endotracheal tube, or surgical clips). A finding without side is put on a random side.
+* Findings drawn but not labelled (:data:`~medmodal.data.cxr.findings.EXTRA_FINDINGS`, recorded in
+  ``synth_meta.json`` "drawn" only): Hyperinflation (diaphragms lower and flattened, lungs wider
+  and more lucent, fewer markings, narrower heart); Low Lung Volumes (diaphragms higher and more
+  domed, crowded markings); Elevated Hemidiaphragm (the named side's dome and costophrenic angle
+  raised); Widened Mediastinum (wider mediastinal shadow); Tortuous Aorta (larger, more lateral
+  aortic knob and a descending aorta bulging into the left lung); Aortic Calcification (a bright
+  calcified arc along the top and lateral wall of the knob); Degenerative Spine (osteophytes:
+  bright spurs at both endplate corners of 3-5 thoracic vertebrae, reaching past the mediastinal
+  border); Scoliosis (spine, trachea and mediastinum curved, convex to the named side);
+  Vertebral Deformity (kyphosis / wedge deformity: 1-2 dense flattened vertebrae); Scarring
+  (linear streaks in the named zone, upper by default); Hiatal Hernia (a retrocardiac round
+  density with an air-fluid level); Rib Fracture (healed: callus lumps on 1-3 lateral ribs of
+  the named side); Increased Markings (denser vascular markings); Calcification (2-4 very dense
+  small spots: hilar or paratracheal lymph nodes, else in the named lung zone). Granulomatous
+  disease is drawn as several calcified nodules.
 * Acquisition: exposure (a random attenuation-to-brightness curve), contrast, quantum noise,
   blur, a rotation of up to 5 degrees and a small shift (applied to image, masks and boxes).
 
@@ -60,7 +75,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from medmodal.data.cxr.findings import LABEL_NAMES, Finding, labels_of, report_findings
+from medmodal.data.cxr.findings import EXTRA_FINDINGS, LABEL_NAMES, Finding, labels_of, report_findings
 from medmodal.data.cxr.records import CXRDataError, decode_lenient
 from medmodal.data.cxr.text import is_blank_report, report_text
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -240,8 +255,8 @@ def _lung_masks(cv: _Canvas, a: dict) -> tuple[np.ndarray, np.ndarray, dict]:
         cx = a["cx"] + sign * a["lung_offset"]
         half_w = a["lung_half_width"] * (1.0 + (0.03 if side == "left" else 0.0))
         apex = a["apex_y"] + (0.005 if side == "left" else 0.0)
-        costo = a["costo_y"] + (0.025 if side == "left" else 0.0)  # right hemidiaphragm higher
-        dome = costo - a["dome_height"]
+        costo = a["costo_y"] + (0.025 if side == "left" else 0.0) - a["raise_" + side]  # right one higher
+        dome = costo - a["dome_height"] * (1.0 + 1.5 * a["raise_" + side] / 0.08)
         lateral_x = cx + sign * half_w * 0.96
         # ellipse for apex and lateral wall (centre low so the costophrenic angle stays acute)
         b = (a["ellipse_cy"] - apex)
@@ -280,7 +295,39 @@ def _anatomy(rng: np.random.Generator) -> dict:
         "shift": rng.uniform(-0.02, 0.02, size=2),
         "soft_tissue": rng.uniform(0.50, 0.60),
         "lung_air": rng.uniform(0.34, 0.42),
+        "raise_right": 0.0, "raise_left": 0.0, "markings_gain": 1.0, "spine_curve": 0.0,
     }
+
+
+_SEVERITY_SCALE = {"mild": 0.7, "moderate": 1.0, "severe": 1.3, "": 1.0}
+
+
+def _adjust_anatomy(a: dict, findings: Sequence[Finding], rng: np.random.Generator) -> None:
+    """Findings that change the anatomy itself (volumes, diaphragm, mediastinum, spine), in place."""
+    for f in findings:
+        s = _SEVERITY_SCALE.get(f.severity, 1.0)
+        if f.name == "Hyperinflation":  # low, flat diaphragms, larger hyperlucent lungs, fewer markings
+            a["costo_y"] = min(a["costo_y"] + 0.06 * s, 0.9)
+            a["dome_height"] *= max(0.25, 1 - 0.55 * s)
+            a["lung_half_width"] *= 1 + 0.04 * s
+            a["lung_air"] += 0.07 * s
+            a["markings_gain"] *= 1 - 0.35 * s
+            a["ctr"] -= 0.03
+        elif f.name == "Low Lung Volumes":  # high domed diaphragms, crowded markings
+            a["costo_y"] -= 0.08 * s
+            a["dome_height"] *= 1 + 0.3 * s
+            a["lung_air"] -= 0.05 * s
+            a["markings_gain"] *= 1 + 0.5 * s
+        elif f.name == "Elevated Hemidiaphragm":
+            for side in _sides(f, rng):
+                a["raise_" + side] = 0.08 * s
+        elif f.name == "Widened Mediastinum":
+            a["mediastinum_half"] += 0.03 * s
+        elif f.name == "Increased Markings":
+            a["markings_gain"] *= 1 + 0.9 * s
+        elif f.name == "Scoliosis":  # convex to the named side (the patient's right is image left)
+            side = f.side if f.side in ("left", "right") else str(rng.choice(["right", "left"]))
+            a["spine_curve"] = (-1.0 if side == "right" else 1.0) * 0.045 * s
 
 
 CTR_BY_SEVERITY = {"borderline": 0.52, "mild": 0.56, "moderate": 0.62, "severe": 0.68, "": 0.58}
@@ -355,6 +402,7 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
     cv = _Canvas(size)
     x, y = cv.x, cv.y
     names = {f.name for f in findings}
+    _adjust_anatomy(a, findings, rng)
     cardiomegaly = [f for f in findings if f.name == "Cardiomegaly"]
     if cardiomegaly:
         f = cardiomegaly[0]
@@ -387,7 +435,7 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
     texture *= 0.025 / (texture.std() + 1e-6)
     vessel = cv.lines_layer(blur_px=size / 256)
     cv.draw.rectangle([0, 0, size, size], fill=0.0)  # reuse the line layer for bones
-    markings = vessel + texture
+    markings = (vessel + texture) * a["markings_gain"]
 
     # heart: a tilted ellipse resting on the diaphragm, two thirds on the patient's left (image right)
     thorax_w = 2 * (a["lung_offset"] + a["lung_half_width"])
@@ -403,10 +451,17 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
     heart = _sigmoid_edge(1 - (hu / p_axis) ** 2 - (hv / q_axis) ** 2, 0.06)
     heart_w, hcy = float(heart_w), float(hcy)
     # mediastinum, aortic knob, trachea, spine
-    medi = _sigmoid_edge(a["mediastinum_half"] + 0.01 - np.abs(x - a["cx"]), 0.006) * _sigmoid_edge(hcy - y, 0.03)
-    knob = _gauss(x, y, a["cx"] + a["mediastinum_half"] + 0.01, 0.27, 0.028, 0.03)
-    trachea = _sigmoid_edge(0.011 - np.abs(x - a["cx"] + 0.004), 0.002) * _sigmoid_edge(0.33 - y, 0.01)
-    spine = _sigmoid_edge(0.032 - np.abs(x - a["cx"]), 0.004) * (0.7 + 0.3 * np.cos(y * 2 * np.pi / 0.058) ** 2)
+    spine_x = a["cx"] + a["spine_curve"] * np.sin(np.pi * np.clip((y - 0.15) / 0.7, 0, 1))  # scoliosis: curved
+    medi = _sigmoid_edge(a["mediastinum_half"] + 0.01 - np.abs(x - spine_x), 0.006) * _sigmoid_edge(hcy - y, 0.03)
+    knob_x, knob_r = a["cx"] + a["mediastinum_half"] + 0.01, 0.028
+    if "Tortuous Aorta" in names:  # a wider, more lateral knob and a bulging descending aorta
+        knob_x, knob_r = knob_x + 0.02, 0.04
+        bulge = a["cx"] + a["mediastinum_half"] + 0.005 + 0.035 * np.sin(np.pi * np.clip((y - 0.27) / 0.4, 0, 1))
+        medi = medi + 1.5 * _sigmoid_edge(bulge - x, 0.004) * _sigmoid_edge(x - a["cx"], 0.004) * (
+            _sigmoid_edge(y - 0.27, 0.01) * _sigmoid_edge(0.67 - y, 0.01))
+    knob = _gauss(x, y, knob_x, 0.27, knob_r, 0.03)
+    trachea = _sigmoid_edge(0.011 - np.abs(x - spine_x + 0.004), 0.002) * _sigmoid_edge(0.33 - y, 0.01)
+    spine = _sigmoid_edge(0.032 - np.abs(x - spine_x), 0.004) * (0.7 + 0.3 * np.cos(y * 2 * np.pi / 0.058) ** 2)
     bubble = _gauss(x, y, geo["left"]["cx"] + 0.02, geo["left"]["dome"] + 0.06, 0.045, 0.03) * rng.uniform(0, 0.15)
 
     # ribs and clavicles on the line layer
@@ -528,6 +583,8 @@ def render_radiograph(findings: Sequence[Finding], size: int = 256, rng: np.rand
                     cv.line([(kx, ky), (kx - g["sign"] * rng.uniform(0.02, 0.035), ky)], 0.004, 0.14)
         elif f.name == "Support Devices":
             _draw_device(cv, f, a, geo, hcx, hcy, heart_w, rng)
+        elif f.name in EXTRA_FINDINGS:
+            extra += _draw_extra(cv, f, a, geo, lungs, (knob_x, knob_r), (hcx, hcy, half_h), rng)
 
     bones = cv.lines_layer(blur_px=size / 320)
     att = (att + 0.12 * heart + 0.18 * medi + 0.10 * knob + 0.06 * spine - 0.10 * trachea - bubble + bones
@@ -563,6 +620,77 @@ def _warp(array: np.ndarray, a: dict, order: int) -> np.ndarray:
     centre = np.array([size / 2 - 0.5, size / 2 - 0.5])
     offset = centre - matrix @ (centre + np.asarray(a["shift"]) * size)
     return ndimage.affine_transform(array, matrix, offset=offset, order=order, mode="constant", cval=0.0)
+
+
+def _draw_extra(cv: _Canvas, f: Finding, a: dict, geo: dict, lungs: dict, knob: tuple, heart: tuple,
+                rng: np.random.Generator) -> np.ndarray:
+    """Draw one of :data:`EXTRA_FINDINGS` (thin structures on ``cv``'s line layer); return added attenuation.
+
+    Findings that change the anatomy (volumes, diaphragms, mediastinum, markings, scoliosis,
+    tortuous aorta) were applied before the anatomy was drawn; they add nothing here.
+    """
+    x, y = cv.x, cv.y
+    out = np.zeros_like(x, dtype=np.float32)
+    spine_at = lambda yy: a["cx"] + a["spine_curve"] * np.sin(np.pi * np.clip((yy - 0.15) / 0.7, 0, 1))  # noqa: E731
+    if f.name == "Aortic Calcification":  # a calcified rim along the top and lateral wall of the aortic knob
+        kx, kr = knob
+        start = rng.uniform(250, 280)  # Pillow: degrees clockwise from 3 o'clock: top to lateral wall
+        cv.draw.arc([cv.px(kx - kr), cv.px(0.27 - kr), cv.px(kx + kr), cv.px(0.27 + kr)], start,
+                    start + rng.uniform(120, 170), fill=0.6, width=max(1, int(round(0.008 * cv.size))))
+    elif f.name in ("Degenerative Spine", "Vertebral Deformity"):
+        levels = 0.30 + 0.058 * rng.choice(8, size=int(rng.integers(3, 6) if f.name == "Degenerative Spine"
+                                                          else rng.integers(1, 3)), replace=False)
+        for ly in levels:
+            sx = float(spine_at(ly))
+            if f.name == "Degenerative Spine":  # osteophytes: bright spurs at both endplate corners
+                for sign in (-1.0, 1.0):
+                    reach = a["mediastinum_half"] + rng.uniform(0.0, 0.015)  # past the mediastinal border
+                    cv.line([(sx + sign * 0.03, ly), (sx + sign * (0.03 + reach), ly - 0.01)], 0.007, 0.45)
+            else:  # a wedge-compressed vertebra: a dense flattened band across the spine
+                out += 0.4 * _sigmoid_edge(0.036 - np.abs(x - sx), 0.003) * _gauss(x, y, sx, ly, 1.0, 0.008)
+    elif f.name == "Scarring":  # linear fibrotic streaks in the named zone
+        for side in _sides(f, rng):
+            px, py = _zone_point(cv, lungs[side], geo[side], f.zone or "upper", rng)
+            for _ in range(int(rng.integers(3, 6))):
+                ang = rng.uniform(-0.6, 0.6) + (np.pi / 2 if rng.random() < 0.4 else 0.0)
+                length = rng.uniform(0.03, 0.06)
+                cx, cy = px + rng.normal(0, 0.015), py + rng.normal(0, 0.015)
+                dx, dy = np.cos(ang) * length / 2, np.sin(ang) * length / 2
+                cv.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], 0.006, 0.22)
+    elif f.name == "Hiatal Hernia":  # retrocardiac round density with an air-fluid level
+        hcx, hcy, half_h = heart
+        r = 0.045 * (1.3 if f.severity == "severe" else 1.0)
+        gx, gy = a["cx"] + 0.025, hcy + half_h - r - 0.01
+        sac = _sigmoid_edge(r - np.sqrt((x - gx) ** 2 + ((y - gy) / 0.85) ** 2), 0.003)
+        level = gy - r * rng.uniform(0.0, 0.3)
+        out += 0.12 * sac * _sigmoid_edge(y - level, 0.002) - 0.3 * sac * _sigmoid_edge(level - y, 0.002)
+        cv.ellipse(gx - r, gy - 0.85 * r, gx + r, gy + 0.85 * r, 0.12, outline_only=True, width=0.004)
+    elif f.name == "Rib Fracture":  # healed fractures: a callus (bright lump) and a step on lateral ribs
+        for side in _sides(f, rng):
+            g = geo[side]
+            ribs = rng.choice(np.arange(3, 8), size=int(rng.integers(2, 4)) if f.multiple else 1, replace=False)
+            for k in ribs:
+                u = rng.uniform(0.6, 0.85)
+                px = a["cx"] + g["sign"] * (0.035 + u * (a["lung_offset"] + g["half_w"] - 0.02))
+                py = a["rib_start"] + k * a["rib_gap"] - 0.03 * u + (0.15 + 0.03 * k / 10) * u ** 2
+                w = rng.uniform(0.012, 0.018)
+                cv.ellipse(px - w, py - w * 0.75, px + w, py + w * 0.75, 0.3)
+    elif f.name == "Calcification":  # small very dense spots: hilar / paratracheal nodes or in the lung
+        count = int(rng.integers(2, 5))
+        for _ in range(count):
+            if f.kind == "nodes":
+                side = f.side if f.side in ("left", "right") else str(rng.choice(["right", "left"]))
+                sign = geo[side]["sign"]
+                if f.zone == "middle" or rng.random() < 0.6:  # hilar
+                    px, py = a["cx"] + sign * (a["mediastinum_half"] + rng.uniform(0.03, 0.06)), rng.uniform(0.4, 0.5)
+                else:  # paratracheal / mediastinal
+                    px, py = a["cx"] + sign * rng.uniform(0.02, 0.04), rng.uniform(0.2, 0.32)
+            else:
+                side = _sides(f, rng)[0]
+                px, py = _zone_point(cv, lungs[side], geo[side], f.zone, rng)
+            r = rng.uniform(0.006, 0.01)
+            out += 0.5 * _sigmoid_edge(r - np.sqrt((x - px) ** 2 + (y - py) ** 2), 0.002)
+    return out
 
 
 def _draw_device(cv: _Canvas, f: Finding, a: dict, geo: dict, hcx: float, hcy: float, heart_w: float,

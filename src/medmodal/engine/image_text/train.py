@@ -51,6 +51,16 @@ def _write_splits(path: Path, data: PretrainDataModule, cfg: PretrainConfig) -> 
         "splits": {name: [s.study_id for s in rows] for name, rows in data.splits.items()}})
 
 
+def _share_frozen_text_cache(trained: torch.nn.Module, untrained: torch.nn.Module) -> None:
+    """Let the untrained reference reuse the trained model's cached text features when both text
+    encoders are the same frozen folder (``cache_features``: never trained, identical weights), so
+    the test reports are not encoded twice."""
+    a, b = getattr(trained, "text_encoder", None), getattr(untrained, "text_encoder", None)
+    if (a is not None and b is not None and getattr(a, "cache_features", False) and b.cache_features
+            and a.path is not None and a.path == b.path):
+        b.cache = a.cache
+
+
 def evaluate_run_model(model: torch.nn.Module, data: PretrainDataModule, cfg: PretrainConfig,
                        device: torch.device | str = "cpu") -> dict:
     """Retrieval + zero-shot of ``model`` on the test split
@@ -142,6 +152,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.trainer.seed)
                 untrained = build_model(cfg).eval()
+            _share_frozen_text_cache(model, untrained)
             evaluations["untrained"] = evaluate_run_model(untrained.to(device), data, cfg, device)
             del untrained
         model.cpu()

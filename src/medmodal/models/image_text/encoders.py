@@ -201,7 +201,8 @@ class TextEncoder(nn.Module):
         cache_features: freeze the model (no gradient, always in eval mode: no dropout) and keep
             the token features of every distinct report it has encoded, so a report seen again
             (next epoch, evaluation) costs no forward. Off as released (the text encoder is
-            trained); for CPU runs with a frozen text encoder.
+            trained); for CPU runs with a frozen text encoder. New reports are encoded in chunks of
+            8 of similar length (sorted), so little padding is computed.
 
     Attributes:
         model: the ``AutoModel``. tokenizer: the ``AutoTokenizer`` (``None`` with ``config``).
@@ -257,6 +258,7 @@ class TextEncoder(nn.Module):
             pooler.requires_grad_(False)
         self.cache_features = bool(cache_features)
         self.cache: dict[bytes, torch.Tensor] = {}
+        self.cache_chunk = 8  # reports per forward when filling the cache (sorted by length)
         if self.cache_features:
             self.model.requires_grad_(False)
             self.model.eval()
@@ -286,12 +288,15 @@ class TextEncoder(nn.Module):
         lengths = attention_mask.sum(1).tolist()
         keys = [input_ids[b, :n].cpu().numpy().tobytes() for b, n in enumerate(lengths)]
         missing = [b for b, key in enumerate(keys) if key not in self.cache]
-        if missing:
-            rows = torch.tensor(missing, device=input_ids.device)
-            width = max(lengths[b] for b in missing)
+        first = {keys[b]: b for b in reversed(missing)}  # one forward per distinct report
+        missing = sorted(first.values(), key=lambda b: lengths[b])  # chunks of similar length: less padding
+        for start in range(0, len(missing), self.cache_chunk):
+            chunk = missing[start:start + self.cache_chunk]
+            rows = torch.tensor(chunk, device=input_ids.device)
+            width = max(lengths[b] for b in chunk)
             hidden = self.model(input_ids=input_ids[rows, :width],
                                 attention_mask=attention_mask[rows, :width]).last_hidden_state
-            for i, b in enumerate(missing):
+            for i, b in enumerate(chunk):
                 self.cache[keys[b]] = hidden[i, :lengths[b]].detach().float().cpu()
         out = torch.zeros(*input_ids.shape, self.hidden_size, device=input_ids.device)
         for b, key in enumerate(keys):
