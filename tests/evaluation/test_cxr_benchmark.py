@@ -116,6 +116,7 @@ def test_cpu_compare_profile_pretrains_every_method_as_the_cmcgns_demo_preset():
     for family in ("convirt", "gloria", "mgca"):  # the shared sizes, never CM-CGNS-only keys
         assert prof.model_kwargs[family] == {k: kwargs[k] for k in ("embed_dim", "cache_text_features")}
     assert len(prof.seeds) == 3 and prof.pretrain_eval and {"convirt", "mgca", "cmcgns"} <= set(prof.methods)
+    assert prof.task_seeds == {"detection": (0,)}
 
 
 def test_report_summarises_the_pretraining_evaluation(tmp_path):
