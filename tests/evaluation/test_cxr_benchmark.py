@@ -136,3 +136,12 @@ def test_report_summarises_the_pretraining_evaluation(tmp_path):
     text = (report / "report.md").read_text()
     assert "| convirt | convirt | 3 | 12 | 20.0 | 10.0 | 80.0 | 50.0 |" in text
     assert "(chance 5.0)" in text and "What cpu-compare can show" in text
+
+
+def test_every_method_gives_the_profile_arch_to_the_finetuning_engine(tmp_path):
+    """The task presets name their own backbone; a pre-trained export is checked against the arch given."""
+    from medmodal.evaluation.cxr_benchmark import encoder_source
+
+    prof = CXR_PROFILES["cpu-compare"]
+    assert encoder_source("convirt", prof, tmp_path, None) == (str(tmp_path / "convirt"), "resnet10t")
+    assert encoder_source("random", prof, tmp_path, None) == ("random", "resnet10t")

@@ -260,7 +260,7 @@ def encoder_source(name: str, profile: CXRProfile, pretrain_dir: Path,
         if imagenet_weights is None:
             raise ValueError("the imagenet method needs a local weight file (--imagenet-weights)")
         return f"imagenet:{imagenet_weights}", profile.arch
-    return str(pretrain_dir / _slug(name)), None
+    return str(pretrain_dir / _slug(name)), profile.arch  # the export must be this arch (checked on load)
 
 
 def finetune_run(task: str, dataset: str, fraction: float, seed: int, source: str, arch: str | None,
