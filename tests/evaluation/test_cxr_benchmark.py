@@ -99,3 +99,49 @@ def test_cli_rejects_bad_suite_profile_and_tasks_in_one_line(tmp_path):
         result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), *args])
         assert result.exit_code == 1, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_cpu_compare_profile_pretrains_every_method_as_the_cmcgns_demo_preset():
+    """cpu-compare is the demo preset's pre-training for every method: kept equal to the YAML by this test."""
+    from medmodal.engine.image_text import load_pretrain_config
+
+    preset = load_pretrain_config(preset="pretrain_demo_cpu")
+    prof = CXR_PROFILES["cpu-compare"]
+    kwargs = preset.model.kwargs
+    assert prof.arch == kwargs["image_encoder"] and prof.image_size == preset.data.image_size
+    assert prof.pretrain_epochs == preset.trainer.stage1_epochs + preset.trainer.stage2_epochs
+    assert prof.cmcgns_stage2_epochs == preset.trainer.stage2_epochs
+    assert prof.pretrain_batch_size == preset.data.batch_size and prof.pretrain_lr == preset.optim.lr
+    assert {k: v for k, v in kwargs.items() if k != "image_encoder"} == prof.model_kwargs["cmcgns"]
+    for family in ("convirt", "gloria", "mgca"):  # the shared sizes, never CM-CGNS-only keys
+        assert prof.model_kwargs[family] == {k: kwargs[k] for k in ("embed_dim", "cache_text_features")}
+    assert len(prof.seeds) == 3 and prof.pretrain_eval and {"convirt", "mgca", "cmcgns"} <= set(prof.methods)
+    assert prof.task_seeds == {"detection": (0,)}
+
+
+def test_report_summarises_the_pretraining_evaluation(tmp_path):
+    from medmodal.evaluation.cxr_benchmark import pretrain_quality, write_cxr_report
+
+    evaluation = {name: {"retrieval": {"image_to_report": {"R@10": r}, "report_to_image": {"R@10": r / 2},
+                                       "chance": {"R@10": 0.05}}, "zero_shot": {"mean_auroc": a}}
+                  for name, r, a in (("pretrained", 0.2, 0.8), ("untrained", 0.05, 0.5))}
+    quality = pretrain_quality({"evaluation": evaluation})
+    assert quality == pytest.approx({"i2r_R@10": 20.0, "r2i_R@10": 10.0, "chance_R@10": 5.0,
+                                     "zero_shot_auroc": 80.0, "zero_shot_auroc_untrained": 50.0})
+    assert pretrain_quality({"train_seconds": 3.0}) == {}
+    rows = [{"task": "classification", "dataset": "rsna", "method": "convirt", "fraction": 1.0, "seed": 0,
+             "value": 70.0}]
+    report = write_cxr_report(rows, [{"method": "convirt", "model": "convirt", "train_s": 12.0, "epochs": 3,
+                                      **quality}], tmp_path, "cpu-compare", CXR_PROFILES["cpu-compare"])
+    text = (report / "report.md").read_text()
+    assert "| convirt | convirt | 3 | 12 | 20.0 | 10.0 | 80.0 | 50.0 |" in text
+    assert "(chance 5.0)" in text and "What cpu-compare can show" in text
+
+
+def test_every_method_gives_the_profile_arch_to_the_finetuning_engine(tmp_path):
+    """The task presets name their own backbone; a pre-trained export is checked against the arch given."""
+    from medmodal.evaluation.cxr_benchmark import encoder_source
+
+    prof = CXR_PROFILES["cpu-compare"]
+    assert encoder_source("convirt", prof, tmp_path, None) == (str(tmp_path / "convirt"), "resnet10t")
+    assert encoder_source("random", prof, tmp_path, None) == ("random", "resnet10t")

@@ -19,7 +19,8 @@ def benchmark_cmd(
     suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net, BraTS-like) | cxr (chest "
                               "X-ray pre-training methods x downstream tasks x label fractions) | endoscopy "
                               "(MICS, paired WLI / NBI)"),
-    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20-30 min) | gpu-full"),
+    profile: str = typer.Option("cpu-quick", "--profile", help="cpu-quick (2 CPU cores, ~20-30 min) | cpu-compare "
+                                "(cxr only: 2 CPU cores, ~1 h, the one CPU profile that compares methods) | gpu-full"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: the profile's methods; "
                                           "segmentation: all methods and ablations)"),
     protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
