@@ -18,7 +18,8 @@ not pre-trained; ConVIRT, GLoRIA-style, MGCA-style, CM-CGNS and its three ablati
 by the same engine (:func:`pretrain_method`, the only place that calls the pre-training engine) on
 the same synthetic image-report data with the same epochs, batch, learning rate and image encoder
 (CM-CGNS's budget split into its two stages). Each method is pre-trained once (seed 42); the seeds
-vary the downstream runs (head initialisation, order, label-fraction draw of the seed).
+vary the downstream runs (head initialisation, data order); the labelled subset of a fraction is the
+references' fixed draw (``data.fraction_seed`` 42, as MGCA), the same for every seed and method.
 
 Layout of ``<out>/``::
 
@@ -413,9 +414,12 @@ def _scope_text(profile_name: str, prof: CXRProfile) -> list[str]:
              "pipeline), each with the same data, epochs, batch, learning rate and encoder, over 3 seeds of every "
              "downstream run."),
             "",
-            ("**What it cannot show:** the papers' numbers or their margins: ResNet-18 at 64 px, synthetic "
-             "radiographs drawn from real reports (small findings such as nodules are a few pixels), 1000 studies "
-             "instead of 200,000, one pre-training run per method (seed 42), short downstream budgets."),
+            (f"**What it cannot show:** the papers' numbers or their margins: {prof.arch} at {prof.image_size} px, "
+             "synthetic radiographs drawn from real reports (small findings such as nodules are a few pixels), "
+             f"{prof.pretrain_studies} studies instead of ~200,000, one pre-training run per method (seed 42; the "
+             "seeds vary only the downstream runs, on the references' fixed labelled subsets), short downstream "
+             "budgets; the reference Dice scores an image without foreground 1 when nothing is predicted, so "
+             "RSNA / SIIM Dice jump between seeds when a decoder does or does not learn to stay empty."),
         ]
     return [f"Profile {profile_name}: {prof.note}"]
 
