@@ -50,16 +50,19 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
 
     Raises:
         FileNotFoundError: ``resume`` is a path that does not exist.
+        DamagedFileError: the checkpoint is truncated / damaged (checked before Lightning loads it).
     """
+    from medmodal.io import check_torch_file
+
     if resume in (None, "", "never", "none"):
         return None
     if resume == "auto":
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        return str(check_torch_file(last)) if last.is_file() else None
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint to resume from not found")
-    return str(path)
+    return str(check_torch_file(path))
 
 
 def quiet_lightning() -> None:

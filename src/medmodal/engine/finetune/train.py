@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import math
 import time
 import warnings
@@ -37,7 +36,7 @@ from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
 from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, fit_time_seconds, make_trainer,
                                      quiet_lightning)
-from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir, read_json_file
 
 __all__ = ["run_finetune", "prepare_config", "build_task", "PRIMARY_METRICS", "METRICS_FILE", "RESULTS_FILE"]
 
@@ -103,7 +102,7 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / METRICS_FILE
     if resume == "auto" and finished.is_file():
-        result = json.loads(finished.read_text())
+        result = read_json_file(finished)
         result["skipped"] = True
         return result
     started = time.perf_counter()
