@@ -61,7 +61,7 @@ from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensur
 
 __all__ = ["ENCODER_FORMAT", "EXPORT_DIR", "IMAGE_ENCODER_DIR", "WEIGHTS_FILE", "CONFIG_FILE", "DEFAULT_ARCH",
            "EncoderInfo", "EncoderLoadError", "save_image_encoder", "load_image_encoder", "read_state_dict",
-           "resolve_encoder_folder", "create_backbone", "state_fingerprint"]
+           "resolve_encoder_folder", "architecture_for", "create_backbone", "state_fingerprint"]
 
 ENCODER_FORMAT = "medmodal-image-encoder/1"
 EXPORT_DIR = "export"
@@ -236,6 +236,21 @@ def resolve_encoder_folder(path: str | Path) -> Path | None:
         if (candidate / CONFIG_FILE).is_file() and (candidate / WEIGHTS_FILE).is_file():
             return candidate
     return None
+
+
+def architecture_for(spec: str | Path, default: str | None) -> str | None:
+    """The architecture to build for encoder ``spec``: an export's own (from its ``config.json``),
+    else ``default`` (what a preset / config names for random, ImageNet and plain weight files).
+
+    A preset's ``encoder.arch`` is a default for the sources that need one, not a request: only an
+    architecture the user gave explicitly (``--arch``) is checked against an export.
+    """
+    text = str(spec).strip()
+    if text.lower() == "random" or text.lower().startswith("imagenet:"):
+        return default
+    path = Path(text).expanduser()
+    folder = resolve_encoder_folder(path) if path.is_dir() else None
+    return _read_export(folder)["architecture"] if folder is not None else default
 
 
 def _read_export(folder: Path) -> dict:
