@@ -80,7 +80,8 @@ def finetune_cmd(
     for note in result.get("notes", []):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+                      soft_wrap=True)
     console.print(format_result(result), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 

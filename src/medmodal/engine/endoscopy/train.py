@@ -28,6 +28,7 @@ from medmodal.engine.endoscopy.data import EndoscopyDataModule
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
 from medmodal.engine.trainer import (
     TRAIN_TIME_FILE,
+    finished_run,
     find_resume_checkpoint,
     fit_time_seconds,
     make_trainer,
@@ -71,12 +72,7 @@ def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> N
 
 
 def _finished(run_dir: Path, resume: str | None) -> dict | None:
-    done = run_dir / METRICS_FILE
-    if resume == "auto" and done.is_file():
-        result = read_json_file(done)
-        result["skipped"] = True
-        return result
-    return None
+    return finished_run(run_dir, resume, METRICS_FILE)
 
 
 def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dict:

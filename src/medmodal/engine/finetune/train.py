@@ -34,9 +34,9 @@ from medmodal.engine.finetune.config import FinetuneConfig, default_run_dir
 from medmodal.engine.finetune.data import FinetuneDataModule
 from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, fit_time_seconds, make_trainer,
-                                     quiet_lightning)
-from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir, read_json_file
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
+                                     make_trainer, quiet_lightning)
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 __all__ = ["run_finetune", "prepare_config", "build_task", "PRIMARY_METRICS", "METRICS_FILE", "RESULTS_FILE"]
 
@@ -100,11 +100,9 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
-    finished = run_dir / METRICS_FILE
-    if resume == "auto" and finished.is_file():
-        result = read_json_file(finished)
-        result["skipped"] = True
-        return result
+    finished = finished_run(run_dir, resume, METRICS_FILE)
+    if finished is not None:
+        return finished
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     backbone, info = load_image_encoder(cfg.encoder.source, cfg.encoder.arch, seed=int(cfg.encoder.init_seed))

@@ -34,9 +34,9 @@ from medmodal.engine.image_text.config import PretrainConfig, default_run_dir, r
 from medmodal.engine.image_text.data import PretrainDataModule
 from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, fit_time_seconds, make_trainer,
-                                     quiet_lightning)
-from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file, read_json_file
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
+                                     make_trainer, quiet_lightning)
+from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
 __all__ = ["run_pretraining", "evaluate_run_model", "SPLITS_FILE"]
 
@@ -93,11 +93,9 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
     if not cfg.out_dir:
         cfg.out_dir = default_run_dir(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
-    finished = run_dir / "metrics.json"
-    if resume == "auto" and finished.is_file():
-        result = read_json_file(finished)
-        result["skipped"] = True
-        return result
+    finished = finished_run(run_dir, resume)
+    if finished is not None:
+        return finished
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = ImageTextPretrainModule.from_config(cfg)
