@@ -100,9 +100,10 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
-    finished = finished_run(run_dir, resume, METRICS_FILE)
-    if finished is not None:
-        return finished
+    finished = run_dir / METRICS_FILE
+    done = finished_run(run_dir, resume, METRICS_FILE)
+    if done is not None:
+        return done
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     backbone, info = load_image_encoder(cfg.encoder.source, cfg.encoder.arch, seed=int(cfg.encoder.init_seed))

@@ -93,9 +93,10 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
     if not cfg.out_dir:
         cfg.out_dir = default_run_dir(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
-    finished = finished_run(run_dir, resume)
-    if finished is not None:
-        return finished
+    finished = run_dir / "metrics.json"
+    done = finished_run(run_dir, resume)
+    if done is not None:
+        return done
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = ImageTextPretrainModule.from_config(cfg)
