@@ -19,6 +19,10 @@ class OutputError(OSError):
     """An output path cannot be written (e.g. the folder is not writable)."""
 
 
+class DamagedFileError(ValueError):
+    """An input file (checkpoint, weights, run JSON) is damaged or incomplete; the message names it."""
+
+
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create ``path`` if needed and check it is a writable folder; raise :class:`OutputError` if not."""
     path = Path(path)
@@ -89,3 +93,106 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading run files (checkpoints, weights, JSON) with one clear error naming the file
+# ---------------------------------------------------------------------------------------------------------------
+
+_PICKLE_PROTOCOL_2_PLUS = b"\x80"  # legacy (pre-zip) torch.save files start with a pickle PROTO opcode
+
+
+def check_torch_file(path: str | Path) -> Path:
+    """Check cheaply that ``path`` is a complete ``torch.save`` file before it is loaded or resumed from.
+
+    A torch >= 1.6 file is a zip archive: a truncated copy has no end-of-archive record and is
+    refused here in microseconds (instead of torch's ``PytorchStreamReader failed reading zip
+    archive`` deep inside Lightning). Legacy non-zip pickles are passed through to ``torch.load``.
+
+    Raises:
+        FileNotFoundError: no such file. DamagedFileError: an empty, truncated or non-torch file.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise DamagedFileError(f"{path}: damaged or incomplete checkpoint (empty file); delete it or pass another")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError) as err:
+            raise DamagedFileError(f"{path}: damaged or incomplete checkpoint ({err}); delete it or pass "
+                                   f"another") from None
+        return path
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head[:1] == _PICKLE_PROTOCOL_2_PLUS:
+        return path
+    raise DamagedFileError(f"{path}: damaged or incomplete checkpoint (not a complete torch zip archive, "
+                           f"{size} bytes; truncated copy or interrupted save?); delete it or pass another")
+
+
+def load_torch_file(path: str | Path, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` after :func:`check_torch_file`.
+
+    Raises:
+        FileNotFoundError: no such file. DamagedFileError: damaged, or holds pickled code / objects
+        other than tensors and plain containers (refused, never executed).
+    """
+    import pickle
+
+    import torch
+
+    path = check_torch_file(path)
+    try:
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = _first_line(err)
+        raise DamagedFileError(f"{path}: refused: holds pickled objects other than tensors ({first}); only "
+                               f"weights are loaded, pickled code is never run") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise DamagedFileError(f"{path}: damaged or unreadable checkpoint ({type(err).__name__}: "
+                               f"{_first_line(err)})") from None
+
+
+def load_safetensors_file(path: str | Path) -> dict:
+    """``safetensors.torch.load_file`` with one clear error naming the file.
+
+    Raises:
+        FileNotFoundError: no such file. DamagedFileError: damaged, incomplete or not safetensors.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weight file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise DamagedFileError(f"{path}: damaged or incomplete safetensors file ({_first_line(err)})") from None
+
+
+def read_json_file(path: str | Path) -> Any:
+    """The parsed content of a JSON file (e.g. a run's ``model.json`` / ``metrics.json``).
+
+    Raises:
+        FileNotFoundError: no such file. DamagedFileError: not valid UTF-8 JSON (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedFileError(f"{path}: damaged or not valid JSON ({err})") from None
+
+
+def _first_line(err: BaseException, limit: int = 200) -> str:
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first if len(first) <= limit else first[:limit] + "..."

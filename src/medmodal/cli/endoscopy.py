@@ -47,7 +47,8 @@ def pretrain_endoscopy_cmd(
     for note in result.get("notes", []):
         console.print(f"note: {note}", markup=False, highlight=False)
     if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+                      soft_wrap=True)
     losses = result["losses"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()) if k.startswith("val/")) or \
         ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))
@@ -98,7 +99,8 @@ def finetune_endoscopy_cmd(
     for note in result.get("notes", []):
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+                      soft_wrap=True)
     console.print(format_result(result), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 

@@ -23,7 +23,8 @@ def finetune_cmd(
                                           "image_encoder folder | weights .safetensors/.pth/.pt | imagenet:PATH | "
                                           "random (default random)"),
     arch: Optional[str] = typer.Option(None, "--arch", help="timm architecture of a weight file or random init "
-                                       "(default resnet50; an export names its own)"),
+                                       "(default: the preset's, else resnet50); an export names its own, checked "
+                                       "against --arch only when --arch is given"),
     preset: Optional[str] = typer.Option(None, "--preset", help="packaged config, e.g. finetune_chexpert_linear, "
                                          "finetune_siim_segmentation, finetune_rsna_detection, "
                                          "finetune_tiny_classification"),
@@ -45,6 +46,7 @@ def finetune_cmd(
     from medmodal.distributed import is_global_zero
     from medmodal.engine.finetune.config import check_config, load_finetune_config
     from medmodal.engine.finetune.train import format_result, run_finetune
+    from medmodal.models.encoder_export import architecture_for
 
     cfg = load_finetune_config(config, preset, list(override), task=task, dataset=dataset)
     if data is not None:
@@ -55,6 +57,9 @@ def finetune_cmd(
         cfg.encoder.source = encoder
     if arch is not None:
         cfg.encoder.arch = arch
+    elif not any(item.split("=", 1)[0].strip() == "encoder.arch" for item in override):
+        # a preset's / config's arch is the default for sources that need one; an export names its own
+        cfg.encoder.arch = architecture_for(cfg.encoder.source, cfg.encoder.arch)
     if seed is not None:
         cfg.trainer.seed = int(seed)
     if out is not None:
@@ -75,7 +80,8 @@ def finetune_cmd(
     for note in result.get("notes", []):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+                      soft_wrap=True)
     console.print(format_result(result), highlight=False, soft_wrap=True)
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
@@ -89,7 +95,8 @@ def finetune_speed_cmd(
     dataset: str = typer.Option("rsna", "--dataset", "-d", help="classification dataset (rsna | covidx | chexpert)"),
     images: int = typer.Option(240, "--images", help="images of the synthetic twin"),
     encoder: str = typer.Option("random", "--encoder", help="as medmodal finetune --encoder"),
-    arch: str = typer.Option("resnet18", "--arch"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="architecture of random / weight-file encoders "
+                                       "(default resnet18; an export names its own)"),
     image_size: int = typer.Option(224, "--image-size"),
     epochs: int = typer.Option(15, "--epochs"),
     batch_size: int = typer.Option(48, "--batch-size"),
@@ -98,12 +105,14 @@ def finetune_speed_cmd(
     """Linear probe on cached features vs re-encoding every epoch: wall time and test metric, side by side."""
     from medmodal.data.cxr.downstream import synth_downstream
     from medmodal.engine.finetune.speed import LinearProbeSpeedSettings, format_speed_report, run_linear_probe_speed
+    from medmodal.models.encoder_export import architecture_for
 
     if data is None:
         data = out / "data" / dataset
         if not data.is_dir():
             with console.status("drawing the synthetic twin"):
                 synth_downstream(out / "data", dataset, images=images, size=256, seed=0)
+    arch = arch or architecture_for(encoder, "resnet18")
     settings = LinearProbeSpeedSettings(data=str(data), dataset=dataset, encoder=encoder, arch=arch,
                                         image_size=image_size, epochs=epochs, batch_size=batch_size,
                                         accelerator=accelerator)

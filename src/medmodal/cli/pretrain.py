@@ -56,7 +56,8 @@ def pretrain_cmd(
     for note in result.get("notes", []):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False)
+        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+                      soft_wrap=True)
     if result.get("evaluation"):
         console.print(format_evaluation_tables(result["evaluation"]), highlight=False, soft_wrap=True, markup=False)
     seconds = result.get("wall_seconds")

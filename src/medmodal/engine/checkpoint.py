@@ -18,14 +18,14 @@ Anything else (a random file, a pickle with code in it, weights for other sequen
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
+from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
+                         load_torch_file, read_json_file)
 
 BUNDLE_WEIGHTS = "model.safetensors"
 BUNDLE_META = "model.json"
@@ -49,31 +49,23 @@ def save_bundle(folder: str | Path, model: nn.Module, meta: dict[str, Any]) -> P
 
 
 def _read_bundle(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     meta_path, weights = folder / BUNDLE_META, folder / BUNDLE_WEIGHTS
     if not meta_path.is_file() or not weights.is_file():
         raise CheckpointError(f"{folder}: not a model bundle (needs {BUNDLE_META} and {BUNDLE_WEIGHTS})")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({err})") from None
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{weights}: not a safetensors file ({err})") from None
+        meta, state = read_json_file(meta_path), load_safetensors_file(weights)
+    except DamagedFileError as err:
+        raise CheckpointError(str(err)) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path}: not a model description (a JSON object expected)")
     return state, meta
 
 
 def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError for code-carrying pickles, others for garbage
-        raise CheckpointError(
-            f"{path}: not a loadable checkpoint ({type(err).__name__}; only weights are accepted, "
-            f"pickled code is refused)"
-        ) from None
+        ckpt = load_torch_file(path)
+    except DamagedFileError as err:  # truncated files, garbage, code-carrying pickles (refused, never run)
+        raise CheckpointError(str(err)) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a medmodal checkpoint (no state_dict)")
     hparams = ckpt.get("hyper_parameters") or {}

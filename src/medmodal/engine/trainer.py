@@ -50,16 +50,54 @@ def find_resume_checkpoint(run_dir: Path, resume: str | None) -> str | None:
 
     Raises:
         FileNotFoundError: ``resume`` is a path that does not exist.
+        DamagedFileError: the checkpoint is truncated / damaged (checked before Lightning loads it).
     """
+    from medmodal.io import check_torch_file
+
     if resume in (None, "", "never", "none"):
         return None
     if resume == "auto":
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        return str(check_torch_file(last)) if last.is_file() else None
     path = Path(resume)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint to resume from not found")
-    return str(path)
+    return str(check_torch_file(path))
+
+
+def finished_run(run_dir: Path, resume: str | None, name: str = "metrics.json") -> dict | None:
+    """The stored result of a finished run in ``run_dir`` (``resume="auto"`` and ``name`` present), else ``None``.
+
+    The result is reported for ``run_dir``, the folder asked for: a copied or moved run folder
+    keeps the paths of the folder it was written in, so every path under the recorded ``run_dir``
+    is rebased onto ``run_dir`` (``--out`` always wins). ``skipped`` is set to ``True``.
+
+    Raises:
+        DamagedFileError: the file is not valid JSON (names it).
+    """
+    from medmodal.io import read_json_file
+
+    done = Path(run_dir) / name
+    if resume != "auto" or not done.is_file():
+        return None
+    result = read_json_file(done)
+    if not isinstance(result, dict):
+        raise ValueError(f"{done}: not a run result (a JSON object expected); delete it to train again")
+    here = str(Path(run_dir))
+    recorded = str(result.get("run_dir") or here)
+
+    def rebase(value):
+        if isinstance(value, str) and recorded != here and (value == recorded or value.startswith(recorded + "/")):
+            return here + value[len(recorded):]
+        if isinstance(value, dict):
+            return {k: rebase(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rebase(v) for v in value]
+        return value
+
+    result = rebase(result)
+    result["run_dir"], result["skipped"] = here, True
+    return result
 
 
 def quiet_lightning() -> None:

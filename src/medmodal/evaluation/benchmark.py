@@ -47,7 +47,7 @@ from medmodal.evaluation.tables import (
     read_rows_csv,
     subset_table,
 )
-from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir, read_json_file
 
 PROTOCOLS = ("balanced", "imbalanced")
 
@@ -174,7 +174,7 @@ def train_and_evaluate(method_name: str, profile: Profile, protocol: str, seed: 
     method = METHODS[method_name]
     cfg = run_config(method, profile, protocol, seed, data, run_dir)
     scoring = get_protocol(eval_protocol or cfg.eval.protocol, BRATS2020).name
-    previous = json.loads(done.read_text()) if done.is_file() else None
+    previous = read_json_file(done) if done.is_file() else None
     if previous is not None and previous.get("eval_protocol", LEGACY_PROTOCOL) == scoring:
         return previous
     if previous is None:

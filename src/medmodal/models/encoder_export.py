@@ -48,7 +48,6 @@ are taken as 0.5 / 0.5, as the references feed ImageNet-initialised encoders.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,11 +56,12 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
+from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
+                         load_torch_file, read_json_file)
 
 __all__ = ["ENCODER_FORMAT", "EXPORT_DIR", "IMAGE_ENCODER_DIR", "WEIGHTS_FILE", "CONFIG_FILE", "DEFAULT_ARCH",
            "EncoderInfo", "EncoderLoadError", "save_image_encoder", "load_image_encoder", "read_state_dict",
-           "resolve_encoder_folder", "create_backbone", "state_fingerprint"]
+           "resolve_encoder_folder", "architecture_for", "create_backbone", "state_fingerprint"]
 
 ENCODER_FORMAT = "medmodal-image-encoder/1"
 EXPORT_DIR = "export"
@@ -178,16 +178,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: encoder weight file not found")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - one line naming the file instead of a deep traceback
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise EncoderLoadError(f"{path}: not a readable weight file ({type(err).__name__}: {first[:200]}; "
-                               f"only tensors are accepted, pickled code is refused)") from None
+        state = load_safetensors_file(path) if path.suffix == ".safetensors" else load_torch_file(path)
+    except DamagedFileError as err:  # truncated / garbage / pickled code (refused, never run): names the file
+        raise EncoderLoadError(str(err)) from None
     for key in WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -245,12 +238,27 @@ def resolve_encoder_folder(path: str | Path) -> Path | None:
     return None
 
 
+def architecture_for(spec: str | Path, default: str | None) -> str | None:
+    """The architecture to build for encoder ``spec``: an export's own (from its ``config.json``),
+    else ``default`` (what a preset / config names for random, ImageNet and plain weight files).
+
+    A preset's ``encoder.arch`` is a default for the sources that need one, not a request: only an
+    architecture the user gave explicitly (``--arch``) is checked against an export.
+    """
+    text = str(spec).strip()
+    if text.lower() == "random" or text.lower().startswith("imagenet:"):
+        return default
+    path = Path(text).expanduser()
+    folder = resolve_encoder_folder(path) if path.is_dir() else None
+    return _read_export(folder)["architecture"] if folder is not None else default
+
+
 def _read_export(folder: Path) -> dict:
     config_path = folder / CONFIG_FILE
     try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise EncoderLoadError(f"{config_path}: not valid JSON ({err})") from None
+        config = read_json_file(config_path)
+    except DamagedFileError as err:
+        raise EncoderLoadError(str(err)) from None
     if not isinstance(config, dict) or config.get("format") != ENCODER_FORMAT:
         got = config.get("format") if isinstance(config, dict) else None
         raise EncoderLoadError(f"{config_path}: not a {ENCODER_FORMAT} export (format {got!r})")

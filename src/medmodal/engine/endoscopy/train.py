@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 import warnings
 from pathlib import Path
@@ -29,12 +28,14 @@ from medmodal.engine.endoscopy.data import EndoscopyDataModule
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
 from medmodal.engine.trainer import (
     TRAIN_TIME_FILE,
+    finished_run,
     find_resume_checkpoint,
     fit_time_seconds,
     make_trainer,
     quiet_lightning,
 )
-from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
+from medmodal.io import (atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
+                         read_json_file)
 
 __all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders",
            "format_result",
@@ -71,12 +72,7 @@ def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> N
 
 
 def _finished(run_dir: Path, resume: str | None) -> dict | None:
-    done = run_dir / METRICS_FILE
-    if resume == "auto" and done.is_file():
-        result = json.loads(done.read_text())
-        result["skipped"] = True
-        return result
-    return None
+    return finished_run(run_dir, resume, METRICS_FILE)
 
 
 def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dict:
@@ -145,8 +141,6 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     Raises:
         FileNotFoundError: no encoders file (an unfinished run names itself).
     """
-    from safetensors.torch import load_file
-
     path = Path(init)
     file = path / ENCODERS_FILE if path.is_dir() else path
     if not file.is_file():
@@ -154,7 +148,7 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     spec_file = file.with_name("encoders.json")
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: missing (the architecture of {file.name})")
-    return load_file(str(file)), json.loads(spec_file.read_text())
+    return load_safetensors_file(file), read_json_file(spec_file)
 
 
 def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dict:
@@ -271,8 +265,6 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     Raises:
         FileNotFoundError: not a finished fine-tuning run.
     """
-    from safetensors.torch import load_file
-
     from medmodal.models import create_model
 
     run = Path(run)
@@ -280,9 +272,9 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     if not spec_file.is_file() or not weights.is_file():
         raise FileNotFoundError(f"{run}: no model.json / {MODEL_FILE} (is it a finished `medmodal "
                                 "finetune-endoscopy` run?)")
-    spec = json.loads(spec_file.read_text())
+    spec, state = read_json_file(spec_file), load_safetensors_file(weights)
     model = create_model(spec["model"], **spec["config"])
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(state, strict=True)
     return model.to(device).eval(), list(spec["classes"])
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import platform
 import shutil
 import time
@@ -126,4 +125,6 @@ def format_speed_report(report: dict) -> str:
 
 
 def load_report(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    from medmodal.io import read_json_file
+
+    return read_json_file(path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import math
 import time
 import warnings
@@ -35,8 +34,8 @@ from medmodal.engine.finetune.config import FinetuneConfig, default_run_dir
 from medmodal.engine.finetune.data import FinetuneDataModule
 from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, fit_time_seconds, make_trainer,
-                                     quiet_lightning)
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
+                                     make_trainer, quiet_lightning)
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 __all__ = ["run_finetune", "prepare_config", "build_task", "PRIMARY_METRICS", "METRICS_FILE", "RESULTS_FILE"]
@@ -102,10 +101,9 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / METRICS_FILE
-    if resume == "auto" and finished.is_file():
-        result = json.loads(finished.read_text())
-        result["skipped"] = True
-        return result
+    done = finished_run(run_dir, resume, METRICS_FILE)
+    if done is not None:
+        return done
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     backbone, info = load_image_encoder(cfg.encoder.source, cfg.encoder.arch, seed=int(cfg.encoder.init_seed))

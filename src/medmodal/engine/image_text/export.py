@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from medmodal.io import atomic_write_json, ensure_writable_dir
+from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 from medmodal.models.encoder_export import EXPORT_DIR, IMAGE_ENCODER_DIR, save_image_encoder
 
 __all__ = ["TEXT_ENCODER_DIR", "export_model", "export_run", "training_tokenizer", "image_architecture",
@@ -162,7 +162,7 @@ def export_run(run_dir: str | Path, which: str = "last", out_dir: str | Path | N
 
     ckpt = checkpoint_of_run(run_dir, which)
     run = Path(run_dir) if Path(run_dir).is_dir() else ckpt.parent.parent
-    data = torch.load(ckpt, map_location="cpu", weights_only=True)
+    data = load_torch_file(ckpt)
     hparams = data.get("hyper_parameters", {}) if isinstance(data, dict) else {}
     if "config" not in hparams or "pretrain" not in (hparams.get("config") or {}):
         raise ValueError(f"{ckpt}: not an image-text pre-training checkpoint (no pretrain config in it)")

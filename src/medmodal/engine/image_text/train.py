@@ -21,7 +21,6 @@ Every DDP process runs this function; only the global rank 0 writes and evaluate
 from __future__ import annotations
 
 import copy
-import json
 import time
 import warnings
 from pathlib import Path
@@ -35,9 +34,9 @@ from medmodal.engine.image_text.config import PretrainConfig, default_run_dir, r
 from medmodal.engine.image_text.data import PretrainDataModule
 from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, fit_time_seconds, make_trainer,
-                                     quiet_lightning)
-from medmodal.io import atomic_write_json, ensure_writable_dir
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
+                                     make_trainer, quiet_lightning)
+from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
 __all__ = ["run_pretraining", "evaluate_run_model", "SPLITS_FILE"]
 
@@ -95,10 +94,9 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         cfg.out_dir = default_run_dir(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / "metrics.json"
-    if resume == "auto" and finished.is_file():
-        result = json.loads(finished.read_text())
-        result["skipped"] = True
-        return result
+    done = finished_run(run_dir, resume)
+    if done is not None:
+        return done
     started = time.perf_counter()
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = ImageTextPretrainModule.from_config(cfg)
@@ -133,7 +131,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
     model = module.model
     checkpoint = "final weights (last.ckpt)"
     if cfg.eval.checkpoint == "best" and (run_dir / "checkpoints" / "best.ckpt").is_file():
-        best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+        best = load_torch_file(run_dir / "checkpoints" / "best.ckpt")
         module.load_state_dict(best["state_dict"])
         checkpoint = f"best.ckpt (epoch {best.get('epoch')})"
     model = module.model.cpu().float().eval()

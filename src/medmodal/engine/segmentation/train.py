@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from medmodal.config import ExperimentConfig, save_config
 from medmodal.distributed import is_global_zero
@@ -21,7 +20,7 @@ from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
 from medmodal.engine.trainer import (TRAIN_TIME_FILE, AtomicCheckpointIO, find_resume_checkpoint,  # noqa: F401
                                      fit_time_seconds, make_trainer, quiet_lightning)
-from medmodal.io import atomic_write_json, ensure_writable_dir
+from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
 
 def build_trainer(cfg: ExperimentConfig, run_dir: Path, extra_callbacks=()) -> L.Trainer:
@@ -62,7 +61,7 @@ def export_bundle(run_dir: Path, module: SegmentationModule, cfg: ExperimentConf
     ``model.json`` is the module's bundle description (training geometry included)."""
     best = run_dir / "checkpoints" / "best.ckpt"
     if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        state = load_torch_file(best)["state_dict"]
         module.load_state_dict(state)
     meta = module.bundle or bundle_meta(cfg)
     return save_bundle(run_dir / "model", module.model, meta)

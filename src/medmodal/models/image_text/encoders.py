@@ -56,15 +56,10 @@ def load_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weight file")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from medmodal.io import load_safetensors_file, load_torch_file
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - one line naming the file instead of a deep traceback
-        raise ValueError(f"{path}: not a readable weight file ({type(exc).__name__}: {exc})") from None
+    # DamagedFileError (a ValueError) names the file: truncated, garbage, or pickled code (refused, never run)
+    state = load_safetensors_file(path) if path.suffix == ".safetensors" else load_torch_file(path)
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
