@@ -41,7 +41,7 @@ def covidx_cached(twins, tmp_path_factory):
 
 def test_classification_on_cached_features_writes_the_run_folder(covidx_cached, twins):
     run, output = covidx_cached
-    assert "covidx classification at 1 labels: test accuracy" in output
+    assert "covidx classification at 100 % labels: test accuracy" in output
     assert "read as 'rsna'" in output  # the reader's notes are shown
     for name in ("config.yaml", "splits.json", "metrics.json", "results.csv", "train_time.json",
                  "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):
@@ -108,7 +108,7 @@ def test_segmentation_from_an_exported_encoder_keeps_it_frozen(twins, tmp_path):
     result = finetune("--preset", "finetune_tiny_segmentation", "--dataset", "siim", "--data", str(twins["siim"]),
                       "-o", str(run), "--encoder", str(tmp_path / "pretrain"), "--fraction", "0.5")
     assert result.exit_code == 0, result.output
-    assert "siim segmentation at 0.5 labels: test dice" in result.output
+    assert "siim segmentation at 50 % labels: test dice" in result.output
     metrics = read_metrics(run)
     assert metrics["encoder"]["kind"] == "export" and metrics["encoder"]["source"] == "test"
     assert metrics["metric"] == "dice" and set(metrics["test"]) >= {"dice", "dice_dataset", "focal", "dice_log"}

@@ -179,5 +179,5 @@ def format_result(result: dict) -> str:
     more = ""
     if extra and result["test"].get(extra) is not None:
         more = f", {extra} {result['test'][extra]:.4f}"
-    return (f"{result['dataset']} {result['task']} at {result['fraction']:g} labels: test {result['metric']} "
+    return (f"{result['dataset']} {result['task']} at {100 * result['fraction']:g} % labels: test {result['metric']} "
             f"{shown}{more} ({result['counts']['test']} test images, {result['epochs']} epochs)")
