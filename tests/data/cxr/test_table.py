@@ -113,3 +113,43 @@ def test_real_png_jpeg_and_dicom_through_the_dataset(tmp_path):
     assert batch["image"].shape == (3, 3, 224, 224)
     for image in batch["image"]:
         assert image.std() > 0.1 and -1 <= image.min() < image.max() <= 1
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_cxr_reports_finds_truncated_images_at_preparation(tmp_path):
+    """A truncated JPEG fails the table build with one line naming it (not first at training time);
+    --skip-bad counts and names it; the summary says which check ran."""
+    mimic = write_mimic(tmp_path / "mimic")
+    bad = _truncate(mimic / "files/p10/p10000004/s50000005/d50000005-1.jpg")
+    failed = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv")])
+    assert failed.exit_code == 1 and len(failed.output.strip().splitlines()) == 1
+    assert f"{bad}: unreadable or truncated image" in failed.output and not (tmp_path / "t.csv").exists()
+    skipped = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv"), "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert f"skipped: {bad}: unreadable or truncated" in skipped.output and "skipped as bad input: 1" in skipped.output
+    assert "images checked (verify: file exists, header and size readable, file complete" in skipped.output
+    assert "d50000005" not in (tmp_path / "t.csv").read_text()  # the whole study is left out, named above
+    exists = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "e.csv"),
+                                 "--image-check", "exists"])
+    assert exists.exit_code == 0 and "images checked (exists: file exists): 5" in exists.output
+    unchecked = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "n.csv"),
+                                    "--no-check-images"])
+    assert unchecked.exit_code == 0 and "images: not checked (--no-check-images)" in unchecked.output
+
+
+def test_iu_and_csv_readers_find_truncated_images(tmp_path):
+    annotation = write_r2gen(tmp_path / "iu")
+    bad = _truncate(tmp_path / "iu" / "images" / "CXR101_IM-0001" / "0.png")
+    with pytest.raises(CXRDataError, match=rf"entry CXR101_IM-0001: image {bad}: unreadable or truncated image"):
+        read_studies(annotation)
+    result = read_studies(annotation, skip_bad=True)
+    assert len(result.skipped) == 1 and result.image_check == "verify" and result.images_checked == 4
+    csv_path = write_generic(tmp_path / "csv")
+    bad = _truncate(tmp_path / "csv" / "img" / "a2.png")
+    with pytest.raises(CXRDataError, match=rf"pairs\.csv: line 4: image {bad}: unreadable or truncated"):
+        read_csv_table(csv_path)
+    assert len(read_csv_table(csv_path, check_images="exists").studies) == 3

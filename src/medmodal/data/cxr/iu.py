@@ -30,7 +30,7 @@ blank) is attached when present.
 
 Bad input (:class:`~medmodal.data.cxr.records.CXRDataError`, or skipped and named under
 ``skip_bad``): invalid JSON, an entry without id / report / images, a report that is empty or
-only ``XXXX``, non-UTF-8 text in an entry, an image file that is missing. Reports with fewer
+only ``XXXX``, non-UTF-8 text in an entry, an image file that is missing, unreadable or truncated. Reports with fewer
 than three tokens are dropped and counted.
 """
 
@@ -43,6 +43,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from medmodal.data.cxr.images import resolve_image_check
 from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, decode_lenient,
                                        has_undecodable, is_frontal, make_rows, parse_label)
 from medmodal.data.cxr.text import check_report, report_text, split_report_into_sentences, too_short
@@ -144,8 +145,9 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
         views: ``"frontal"`` (default) or ``"all"``.
         rows: ``"image"`` (one row per image) or ``"study"``.
         projections: ``indiana_projections.csv`` for flat names (default: found beside the file).
-        check_images: check that every selected image exists (off to read the text of an
-            annotation file without its images).
+        check_images: the check of every selected image (off to read the text of an annotation
+            file without its images): ``True`` / ``"verify"`` (exists, header, complete file),
+            ``"decode"``, ``"exists"``, ``False``; see :func:`medmodal.data.cxr.images.image_problem`.
         skip_bad: skip and record bad entries instead of raising.
         labels: ``labels.csv`` path, ``"auto"`` (beside the annotation file if present) or ``None``.
 
@@ -159,7 +161,7 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
     path = Path(path)
     image_root = Path(image_root) if image_root is not None else path.parent / "images"
     data = _load_json(path)
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     if isinstance(data, dict):
         groups = [(entries, _split_of_key(key, entries, path, result)) for key, entries in data.items()
                   if isinstance(entries, list)]
@@ -210,9 +212,9 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                         result.dropped[DROP_VIEW if view else "image view unknown"] += 1
                         continue
                     images.append((name, view))
-            missing = [n for n, _ in images if check_images and not (image_root / n).is_file()]
-            if missing:
-                result.bad(CXRDataError(f"{where}: image {image_root / missing[0]} not found"), skip_bad, path)
+            bad = result.bad_image([image_root / n for n, _ in images], where)
+            if bad is not None:
+                result.bad(bad[1], skip_bad, path)
                 continue
             if not images:
                 continue
@@ -274,7 +276,7 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
     by_uid: dict[str, list[tuple[str, str]]] = {}
     for row in proj_rows:
         by_uid.setdefault(row["uid"].strip(), []).append((row["filename"].strip(), (row["projection"] or "").strip()))
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     result.note(f"{reports}: Open-i has no official split; rows get split None (assign one by patient)")
     for line, row in enumerate(table, start=2):
         uid = (row["uid"] or "").strip()
@@ -302,9 +304,9 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
         selected = [(n, v) for n, v in images if views == "all" or is_frontal(v)]
         if len(images) > len(selected):
             result.dropped[DROP_VIEW] += len(images) - len(selected)
-        missing = [n for n, _ in selected if check_images and not (image_root / n).is_file()]
-        if missing:
-            result.bad(CXRDataError(f"{where}: image {image_root / missing[0]} not found"), skip_bad, reports)
+        bad = result.bad_image([image_root / n for n, _ in selected], where)
+        if bad is not None:
+            result.bad(bad[1], skip_bad, reports)
             continue
         if not selected:
             continue

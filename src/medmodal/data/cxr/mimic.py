@@ -25,7 +25,7 @@ Rules, as the MGCA / CM-CGNS preprocessing (``extract_text=True``):
 
 Bad input (raised, or skipped and named with ``skip_bad=True``): a missing, unreadable or
 non-UTF-8 report file, a report whose sections hold only de-identification tokens (``___``),
-a missing image (``check_images=True``). A missing metadata or split table is always an error.
+a missing, unreadable or truncated image (``check_images``). A missing metadata or split table is always an error.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
+from medmodal.data.cxr.images import resolve_image_check
 from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, has_undecodable, is_frontal,
                                        make_rows, parse_label, read_utf8)
 from medmodal.data.cxr.sections import extract_sections
@@ -111,7 +112,9 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
         views: ``frontal`` (PA / AP) or ``all``.
         rows: ``image`` (one row per DICOM) or ``study``.
         merge_val_test: the reference's validate + test -> ``val``.
-        check_images: check every selected JPEG exists.
+        check_images: the check of every selected JPEG: ``True`` / ``"verify"`` (exists, header,
+            complete file), ``"decode"``, ``"exists"``, ``False`` (none); see
+            :func:`medmodal.data.cxr.images.image_problem`.
         skip_bad: skip and record bad reports / missing images instead of raising.
 
     Returns:
@@ -129,7 +132,7 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
     split_of = {r["dicom_id"]: r["split"].strip().lower() for r in split_rows}
     chexpert_path = find_table(root, "chexpert", required=False)
     labels_of: dict[str, dict] = {}
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     if chexpert_path is not None:
         for n, row in enumerate(read_table(chexpert_path, {"study_id"}), start=2):
             try:
@@ -182,9 +185,9 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
                 continue
             split = "val" if merge_val_test and official == "test" else SPLIT_NAMES[official]
             selected.append((image_path(root, subject, study, row["dicom_id"].strip()), view))
-        missing = [p for p, _ in selected if check_images and not p.is_file()]
-        if missing:
-            result.bad(CXRDataError(f"{missing[0]}: image file not found"), skip_bad, missing[0])
+        bad = result.bad_image([p for p, _ in selected])
+        if bad is not None:
+            result.bad(bad[1], skip_bad, bad[0])
             continue
         if not selected:
             continue

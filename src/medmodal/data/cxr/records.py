@@ -83,11 +83,38 @@ class ReadAccount:
         dropped: reason -> number of studies (or images) left out by the documented rules.
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
+        image_check: the check run on every kept image file
+            (:data:`medmodal.data.cxr.images.IMAGE_CHECKS`; ``None``: not checked).
+        images_checked: image files that check was run on.
     """
 
     dropped: Counter = field(default_factory=Counter)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image_check: Optional[str] = None
+    images_checked: int = 0
+
+    def bad_image(self, paths, where: str | Path | None = None) -> Optional[tuple[Path, CXRDataError]]:
+        """Run :attr:`image_check` on ``paths`` in order: ``(file, error)`` of the first bad file, or ``None``.
+
+        The message names the file: ``<where>: image <file> not found`` /
+        ``<where>: image <file>: <problem>`` (``<file>: <problem>`` without ``where``).
+        """
+        if self.image_check is None:
+            return None
+        from medmodal.data.cxr.images import image_problem
+
+        for path in paths:
+            self.images_checked += 1
+            problem = image_problem(path, self.image_check)
+            if problem is None:
+                continue
+            if where is None:
+                return path, CXRDataError(f"{path}: {problem}")
+            if problem == "image file not found":
+                return path, CXRDataError(f"{where}: image {path} not found")
+            return path, CXRDataError(f"{where}: image {path}: {problem}")
+        return None
 
     def bad(self, error: CXRDataError | str, skip_bad: bool, file: str | Path = "") -> None:
         """Raise ``error`` unless ``skip_bad``; then record it (and warn, so it is never silent)."""
