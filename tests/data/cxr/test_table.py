@@ -33,7 +33,8 @@ def test_generic_csv(tmp_path):
     assert [s.labels["Cardiomegaly"] for s in result.studies] == [0, 1, None]
     assert result.studies[1].view_positions == ["LATERAL"] and result.studies[2].split == "test"
     frontal = read_csv_table(path, views="frontal")
-    assert len(frontal.studies) == 2 and frontal.dropped["image not frontal"] == 1
+    assert len(frontal.studies) == 2 and frontal.excluded == {"view not frontal": 1}
+    assert frontal.dropped == {"every image excluded": 1}  # study a1 had only its lateral image
     with pytest.raises(CXRDataError, match="no column 'Findings'"):
         read_csv_table(path, report_col="Findings")
     (tmp_path / "noimage.csv").write_text("report\nsome text here\n")
@@ -73,7 +74,8 @@ def test_cxr_reports_command(tmp_path):
     result = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "5 rows, 4 studies, 3 patients (test 1, train 2, val 2)" in result.output
-    assert "no FINDINGS or IMPRESSION: 1" in result.output and "image not PA/AP: 1" in result.output
+    assert ("studies dropped: no FINDINGS or IMPRESSION: 1; images excluded: view not PA/AP: 1; skipped as bad "
+            "input: 0") in result.output  # the lateral image of a kept study is not a dropped study
     header = out.read_text().splitlines()[0]
     assert header.startswith("study_id,patient_id,split,image_paths,view_positions,findings,impression")
     (mimic / "files/p10/p10000004/s50000005.txt").write_bytes(b" FINDINGS: \xff\n")
@@ -93,7 +95,7 @@ def test_cxr_reports_on_the_real_files(tmp_path):
     pairs = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "p.csv"),
                                 "--report-col", "report_findings_plus_impression", "--views", "frontal"])
     assert pairs.exit_code == 0, pairs.output
-    assert "3 rows, 3 studies" in pairs.output and "image not frontal: 2" in pairs.output
+    assert "3 rows, 3 studies" in pairs.output and "images excluded: view not frontal: 2" in pairs.output
     split = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
                                 "--report-col", "report_findings_plus_impression", "--split-seed", "0"])
     assert split.exit_code == 0 and "(none" not in split.output and "patient-level split" in split.output

@@ -100,8 +100,7 @@ def cxr_reports_cmd(
         result.studies = assign_patient_splits(result.studies, seed=split_seed)
         result.notes.append(f"rows without split got a patient-level split (70/10/20, seed {split_seed})")
     if not result.studies:
-        raise ValueError(f"{root}: no image-report pair kept (dropped: {dict(result.dropped) or 'none'}; "
-                         f"bad: {len(result.skipped)})")
+        raise ValueError(f"{root}: no image-report pair kept ({result.account_line()})")
     write_study_table(result.studies, out)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -113,8 +112,7 @@ def cxr_reports_cmd(
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     console.print(f"{out}: {summary['rows']} rows, {summary['studies']} studies, {summary['patients']} patients "
                   f"({splits})", highlight=False, soft_wrap=True)
-    dropped = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.dropped.items())) or "none"
-    console.print(f"dropped: {dropped}; skipped as bad input: {len(result.skipped)}", highlight=False, soft_wrap=True)
+    console.print(result.account_line(), highlight=False, soft_wrap=True)
     _print_image_check(result)
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Sequence
 
 from medmodal.data.cxr.images import resolve_image_check
-from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, decode_lenient,
-                                       has_undecodable, is_frontal, make_rows, parse_label)
+from medmodal.data.cxr.records import (DROP_NO_IMAGE_LEFT, CXRDataError, ReadResult, Study, check_row_options,
+                                       decode_lenient, has_undecodable, is_frontal, make_rows, parse_label)
 from medmodal.data.cxr.text import check_report, report_text, split_report_into_sentences, too_short
 from medmodal.io import atomic_write_text
 
@@ -48,7 +48,7 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "va
                  "test": "test"}
 LABEL_PREFIX = "label:"
 DROP_SHORT = "report has fewer than 3 tokens"
-DROP_VIEW = "image not frontal"
+EXCLUDE_VIEW = "view not frontal"
 
 
 def _column(fields: Sequence[str], given: str | None, kind: str, path: Path) -> str | None:
@@ -148,7 +148,7 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
             images += [(image_root / n, v) for n, v in zip(names, row_views)]
         selected = [(p, v) for p, v in images if views == "all" or is_frontal(v)]
         if len(images) > len(selected):
-            result.dropped[DROP_VIEW] += len(images) - len(selected)
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
         if not images:
             result.bad(CXRDataError(f"{where}: no image path"), skip_bad, path)
             continue
@@ -157,6 +157,7 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
             result.bad(bad[1], skip_bad, path)
             continue
         if not selected:
+            result.dropped[DROP_NO_IMAGE_LEFT] += 1
             continue
         patient = get(first, "patient") or study
         template = Study(study_id=study, patient_id=patient, image_paths=[], view_positions=[], findings=findings,
