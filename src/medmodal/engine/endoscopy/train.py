@@ -28,6 +28,7 @@ from medmodal.engine.endoscopy.data import EndoscopyDataModule
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
 from medmodal.engine.trainer import (
     TRAIN_TIME_FILE,
+    expected_eval_mode_modules,
     finished_run,
     find_resume_checkpoint,
     fit_time_seconds,
@@ -65,9 +66,9 @@ def _trainer(cfg, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
 
 def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> None:
     ckpt = find_resume_checkpoint(run_dir, resume)
-    with warnings.catch_warnings():
+    # encoders frozen for the first fine-tuning epochs run in eval mode on purpose
+    with warnings.catch_warnings(), expected_eval_mode_modules():
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
         trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
 
 
