@@ -185,3 +185,17 @@ def test_queue_size_warning_names_the_fix():
     line = queue_size_warning(256, 252, 32)
     assert "model.queue_size=256" in line and "252 training pairs" in line and "<= 220" in line
     assert load_pretrain_config(preset="mics_pretrain_demo_cpu").model.queue_size <= 252 - 32
+
+
+def test_pretrain_queue_warning_is_printed_once(tiny_pairs, tmp_path):
+    """A queue larger than the training pairs: one 'warning:' line at the start (not again as a note after
+    training), kept in metrics.json under 'warnings'."""
+    res = runner.invoke(app, ["pretrain-endoscopy", "--preset", "mics_pretrain_demo_cpu", "--data", str(tiny_pairs),
+                              "--out", str(tmp_path / "pre"), *[a for o in PRE if "queue_size" not in o
+                                                               for a in ("--set", o)],
+                              "--set", "model.queue_size=4096"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("model.queue_size=4096 exceeds") == 1, res.output
+    assert "warning: model.queue_size=4096 exceeds" in res.output
+    metrics = json.loads((tmp_path / "pre" / "metrics.json").read_text())
+    assert len(metrics["warnings"]) == 1 and not any("queue_size" in n for n in metrics["notes"])

@@ -37,6 +37,7 @@ from medmodal.engine.trainer import (
 )
 from medmodal.io import (atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
+from medmodal.notices import warn as warn_input
 
 __all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders",
            "format_result",
@@ -95,10 +96,10 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
     model = create_model("mics_pretrain", **config_to_dict(cfg.model))
     queue_note = queue_size_warning(cfg.model.queue_size, len(data.train_ids), cfg.data.batch_size)
-    if queue_note:
-        data.notes.append(queue_note)
-        if is_global_zero():
-            print(f"warning: {queue_note}", flush=True)
+    if queue_note and is_global_zero():
+        # shown once, now: an InputWarning (the CLI prints it as one 'warning:' line); kept in metrics.json
+        # under "warnings", not in "notes" (which the CLI prints again after training)
+        warn_input(queue_note)
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
@@ -109,6 +110,7 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = {"run_dir": str(run_dir), "kind": "mics-pretrain", "epochs": int(trainer.current_epoch),
               "pairs": len(data.train_ids), "losses": logged, "notes": data.notes,
+              "warnings": [queue_note] if queue_note else [],
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2)}
     if trainer.is_global_zero:
