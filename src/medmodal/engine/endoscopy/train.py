@@ -281,6 +281,40 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     return model.to(device).eval(), list(spec["classes"])
 
 
+def input_class_mismatch(samples, classes) -> tuple[str | None, str | None]:
+    """Compare the class names visible in a prediction input (class folders, a CSV ``label`` column) with
+    the model's ``classes``.
+
+    Returns:
+        ``(warning, note)``: ``warning`` is one line when the input holds classes the model does not
+        know (naming them, the model's classes the input lacks, and a likely counterpart: the same
+        name in another case, or the Kvasir / HyperKvasir folder name of an authors' class); ``note``
+        is one line when the input only lacks some of the model's classes; ``None`` otherwise
+        (also for unlabelled input).
+    """
+    from medmodal.data.endoscopy.samples import KVASIR_TO_AUTHORS, class_names
+
+    seen = class_names(samples)
+    if not seen:
+        return None, None
+    known = set(classes)
+    unknown = [c for c in seen if c not in known]
+    missing = [c for c in classes if c not in set(seen)]
+    if not unknown:
+        note = (f"the input's labels cover {len(classes) - len(missing)} of the model's {len(classes)} classes "
+                f"(absent: {', '.join(missing)})") if missing else None
+        return None, note
+    lower = {c.lower(): c for c in classes}
+    hints = [f"{c!r} may be the model's {match!r}" for c in unknown
+             for match in [lower.get(c.lower()) or (KVASIR_TO_AUTHORS.get(c) if KVASIR_TO_AUTHORS.get(c) in known
+                                                    else None)] if match]
+    warning = (f"{len(unknown)} input class(es) are not classes of the model: {', '.join(unknown)}; model classes "
+               f"absent from the input: {', '.join(missing) or 'none'}"
+               + (f" ({'; '.join(hints)})" if hints else "")
+               + "; predictions are always model classes, so these samples cannot be scored as they are named")
+    return warning, None
+
+
 def predict_samples(model, classes, samples, image_size: int, modalities=("wli", "nbi"), batch_size: int = 32,
                     device: str = "cpu") -> list[dict]:
     """Class probabilities for ``samples`` using only ``modalities`` (an absent image is masked).
