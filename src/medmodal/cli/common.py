@@ -77,6 +77,22 @@ def print_input_warnings():
             warnings.showwarning = original
 
 
+def error_line(err: BaseException) -> str:
+    """The message of ``err`` for the one ``error:`` line.
+
+    An error raised inside a DataLoader worker (e.g. a truncated image met while the image cache is
+    filled) reaches the main process re-raised by torch with the worker's whole traceback in its
+    message (``Caught CXRDataError in DataLoader worker process 0. Original Traceback ...``); its last
+    line is the original one-line message, which is what is shown.
+    """
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    if message.startswith("Caught ") and "Original Traceback" in message:
+        last = [line for line in message.strip().splitlines() if line.strip()][-1]
+        name, sep, text = last.partition(": ")
+        message = text if sep and " " not in name else last
+    return str(message)
+
+
 def user_errors(func):
     """Turn input errors into one red line on stderr and exit code 1; print input warnings as lines."""
     from medmodal.data.volumes.layouts import LayoutError
@@ -89,8 +105,7 @@ def user_errors(func):
             with print_input_warnings():
                 return func(*args, **kwargs)
         except (CaseError, LayoutError, OutputError, FileNotFoundError, PermissionError, KeyError, ValueError) as err:
-            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {error_line(err)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -116,12 +116,14 @@ def predict_endoscopy_cmd(
     modalities: str = typer.Option("wli,nbi", "--modalities", help="modalities to use (wli: white light only)"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
 ):
-    """Predict the class of each site; an absent image (or one not in --modalities) is masked out."""
+    """Predict the class of each site; an absent image (or one not in --modalities) is masked out. When the input
+    shows class names (class folders, a CSV label column) that the model does not know, one warning line names them."""
     import csv
 
     from medmodal.data.endoscopy.layouts import read_samples
-    from medmodal.engine.endoscopy.train import load_classifier, predict_samples
+    from medmodal.engine.endoscopy.train import input_class_mismatch, load_classifier, predict_samples
     from medmodal.io import atomic_path
+    from medmodal.notices import warn
 
     use = tuple(m.strip().lower() for m in modalities.split(","))
     if not set(use) <= {"wli", "nbi"} or not use:
@@ -130,6 +132,11 @@ def predict_endoscopy_cmd(
     if input.is_dir() and layout == "auto" and not any(p.is_dir() for p in input.iterdir()):
         layout = "image-folder"
     samples = read_samples(input, layout)
+    mismatch, coverage = input_class_mismatch(samples, classes)
+    if mismatch:
+        warn(f"{input}: {mismatch}")
+    if coverage:
+        console.print(f"note: {coverage}", markup=False, highlight=False, soft_wrap=True)
     rows = predict_samples(net, classes, samples, net.cfg.image_size, use, device=device)
     with atomic_path(output) as tmp:
         with open(tmp, "w", newline="") as fh:

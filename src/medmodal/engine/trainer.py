@@ -11,6 +11,7 @@ metric) and ``checkpoints/last.ckpt`` (every epoch, overwritten), both written a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
@@ -109,6 +110,28 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*The number of training batches.*")
     # Lightning's own use of a torch API that torch 2.13 deprecates: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
+#: The start of Lightning's ``PossibleUserWarning`` when modules are in eval mode as fit starts
+#: (``lightning.pytorch.loops.fit_loop._warn_if_modules_in_eval_mode``, Lightning >= 2.5): "Found N
+#: module(s) in eval mode at the start of training. ... If this is intentional, you can ignore this warning."
+EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode at the start of training"
+
+
+@contextlib.contextmanager
+def expected_eval_mode_modules():
+    """Silence exactly Lightning's "module(s) in eval mode at the start of training" warning, inside the block.
+
+    For engines whose frozen parts stay in eval mode on purpose (a frozen, feature-caching text
+    encoder; a frozen downstream encoder with fixed BatchNorm statistics): Lightning says the warning
+    may be ignored when intentional. The filter is scoped to this message and category and to the
+    block (``warnings.catch_warnings``); every other warning, and this one outside the block, is shown.
+    """
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=EVAL_MODE_WARNING, category=PossibleUserWarning)
+        yield
 
 
 def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, accelerator: str = "auto",

@@ -116,3 +116,72 @@ def test_cache_survives_pickling(tmp_path):
 def test_real_iu_png_is_grey():
     image = load_image(IU_REAL / "images" / "CXR3_IM-1384-1001.png")
     assert image.shape == (512, 512) and image.dtype == np.uint8
+
+
+def _cut(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.mark.parametrize("check", ["verify", "decode"])
+def test_image_problem_finds_truncated_and_unreadable_files(tmp_path, check):
+    from medmodal.data.cxr.images import image_problem
+
+    ramp = np.tile(np.arange(0, 4000, 40, dtype=np.uint16), (10, 1))
+    good = [write_png(tmp_path / "g.png", (64, 48)), write_png(tmp_path / "g.jpg", (64, 48)),
+            write_dicom(tmp_path / "g.dcm", ramp)]
+    assert [image_problem(p, check) for p in good] == [None, None, None]
+    padded = tmp_path / "padded.jpg"  # bytes after the end-of-image marker: decodable, not truncated
+    padded.write_bytes(good[1].read_bytes() + b"trailing bytes of a scanner")
+    assert image_problem(padded, check) is None
+    assert "truncated" in image_problem(_cut(write_png(tmp_path / "t.png", (200, 200))), check)
+    assert "truncated" in image_problem(_cut(write_png(tmp_path / "t.jpg", (200, 200)), 0.8), check)
+    assert "pixel data" in image_problem(_cut(write_dicom(tmp_path / "t.dcm", ramp), 0.8), check)
+    (tmp_path / "text.png").write_text("not an image")
+    assert "not an image" in image_problem(tmp_path / "text.png", check)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert image_problem(tmp_path / "empty.jpg", check) in ("empty file", "not an image Pillow can read")
+    assert image_problem(tmp_path / "gone.png", check) == "image file not found"
+    assert image_problem(_cut(write_png(tmp_path / "e.png", (200, 200))), "exists") is None  # only existence
+
+
+def test_resolve_image_check():
+    from medmodal.data.cxr.images import resolve_image_check
+
+    assert [resolve_image_check(c) for c in (True, False, None, "none", "decode")] == ["verify", None, None, None,
+                                                                                     "decode"]
+    with pytest.raises(ValueError, match="unknown image check 'full'"):
+        resolve_image_check("full")
+
+
+@requires_images_real
+def test_real_images_pass_verify_and_their_truncated_copies_fail(tmp_path):
+    from medmodal.data.cxr.images import image_problem
+
+    real = sorted(p for p in TXRV_TESTS.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".dcm"))
+    assert len(real) >= 6 and {p.suffix for p in real} >= {".png", ".jpg", ".dcm"}
+    for path in real:
+        assert image_problem(path, "verify") is None, path
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+        assert image_problem(_cut(tmp_path / path.name, 0.9), "verify") is not None, path
+
+
+def test_bad_image_in_a_dataloader_worker_is_one_line(tmp_path):
+    """A truncated file met while the cache is filled inside a DataLoader worker: the CLI's error line is
+    the original one-line message, not the worker's traceback."""
+    from torch.utils.data import DataLoader
+
+    from medmodal.cli.common import error_line
+    from medmodal.data.cxr.dataset import ImageReportDataset
+    from medmodal.data.cxr.records import Study
+
+    bad = _cut(write_png(tmp_path / "bad.png", (300, 300)))
+    rows = [Study("s1", "p1", [bad], ["PA"], "Heart normal.", "", ["heart normal"])]
+    loader = DataLoader(ImageReportDataset(rows, None, train=False), batch_size=1, num_workers=1,
+                        collate_fn=lambda items: items)
+    with pytest.raises(CXRDataError) as caught:
+        next(iter(loader))
+    assert "Traceback" in str(caught.value)  # what torch re-raises
+    line = error_line(caught.value)
+    assert line.startswith(f"{bad}: unreadable or truncated image") and "\n" not in line

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::medmodal.data.cxr.records.CXRDa
 
 def test_r2gen_layout(r2gen_root):
     result = read_iu_annotation(r2gen_root / "annotation.json")
-    assert len(result.studies) == 4 and result.dropped["image not frontal"] == 4
+    assert len(result.studies) == 4 and result.excluded == {"view not frontal": 4} and not result.dropped
     first = result.studies[0]
     assert first.image_paths == [r2gen_root / "images" / "CXR100_IM-0000" / "0.png"]
     assert first.patient_id == first.study_id == "CXR100_IM-0000" and first.split == "train"
@@ -76,7 +76,7 @@ def test_flat_names_with_projections(tmp_path):
         "uid,filename,projection\n12,12_IM-0001-1001.dcm.png,Lateral\n12,12_IM-0001-2001.dcm.png,Frontal\n")
     frontal = read_iu_annotation(tmp_path / "annotation.json")
     assert [s.image_path.name for s in frontal.studies] == ["CXR12_IM-0001-2001.png"]
-    assert frontal.studies[0].view_positions == ["Frontal"] and frontal.dropped["image not frontal"] == 1
+    assert frontal.studies[0].view_positions == ["Frontal"] and frontal.excluded == {"view not frontal": 1}
 
 
 @requires_iu_real
@@ -92,7 +92,8 @@ def test_real_annotation_files_load():
     frontal = read_iu_annotation(IU_REAL / "annotation_flat_names.json", check_images=False,
                                  projections=REPORTS_REAL / "indiana_projections.csv")
     assert frontal.summary()["rows"] == 3793 and frontal.summary()["studies"] == 3665
-    assert frontal.dropped == {"image not frontal": 3631, "image view unknown": 6}
+    assert frontal.excluded == {"view not frontal": 3631, "view unknown": 6}
+    assert frontal.dropped == {"every image excluded": 161}  # 3826 studies - 3665 kept
 
 
 @requires_iu_real
@@ -146,7 +147,7 @@ def test_openi_csv_pair(tmp_path):
         read_openi_csv(root)
     result = read_openi_csv(root / "indiana_reports.csv", skip_bad=True)
     assert [s.study_id for s in result.studies] == ["1", "2"] and len(result.skipped) == 1
-    assert result.dropped == {"no FINDINGS or IMPRESSION": 1, "image not frontal": 1}
+    assert result.dropped == {"no FINDINGS or IMPRESSION": 1} and result.excluded == {"view not frontal": 1}
     second = result.studies[1]
     assert second.impression == "Left effusion seen." and second.sentences[0] == "left effusion seen"
     assert second.labels["Cardiomegaly"] == 1 and second.labels["Pleural Effusion"] == 1
@@ -163,6 +164,7 @@ def test_real_openi_pair_loads():
 
     result = read_openi_csv(REPORTS_REAL / "indiana_reports.csv", check_images=False)
     assert result.summary()["studies"] == 3666 and result.summary()["rows"] == 3794
-    assert result.dropped == {"no FINDINGS or IMPRESSION": 25, "image not frontal": 3632}
+    assert result.excluded == {"view not frontal": 3632}
+    assert result.dropped == {"no FINDINGS or IMPRESSION": 25, "every image excluded": 160}  # 3851 - 3666
     positives = sum(s.labels["Cardiomegaly"] == 1 for s in result.studies)
     assert 300 < positives < 400

@@ -22,7 +22,8 @@ def test_rows_sections_split_labels(mimic_root):
     for s in result.studies:
         by_study.setdefault(s.study_id, []).append(s)
     assert sorted(by_study) == ["50000001", "50000002", "50000004", "50000005"]
-    assert result.dropped == {"no FINDINGS or IMPRESSION": 1, "image not PA/AP": 1}
+    assert result.dropped == {"no FINDINGS or IMPRESSION": 1}  # a study left out whole
+    assert result.excluded == {"view not PA/AP": 1}  # the lateral image of a kept study
     first = by_study["50000001"][0]
     assert first.patient_id == "10000001" and first.view_positions == ["PA"] and first.split == "train"
     assert first.image_path == mimic_root / "files/p10/p10000001/s50000001/d50000001-0.jpg"

@@ -33,7 +33,8 @@ def test_generic_csv(tmp_path):
     assert [s.labels["Cardiomegaly"] for s in result.studies] == [0, 1, None]
     assert result.studies[1].view_positions == ["LATERAL"] and result.studies[2].split == "test"
     frontal = read_csv_table(path, views="frontal")
-    assert len(frontal.studies) == 2 and frontal.dropped["image not frontal"] == 1
+    assert len(frontal.studies) == 2 and frontal.excluded == {"view not frontal": 1}
+    assert frontal.dropped == {"every image excluded": 1}  # study a1 had only its lateral image
     with pytest.raises(CXRDataError, match="no column 'Findings'"):
         read_csv_table(path, report_col="Findings")
     (tmp_path / "noimage.csv").write_text("report\nsome text here\n")
@@ -73,7 +74,8 @@ def test_cxr_reports_command(tmp_path):
     result = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "5 rows, 4 studies, 3 patients (test 1, train 2, val 2)" in result.output
-    assert "no FINDINGS or IMPRESSION: 1" in result.output and "image not PA/AP: 1" in result.output
+    assert ("studies dropped: no FINDINGS or IMPRESSION: 1; images excluded: view not PA/AP: 1; skipped as bad "
+            "input: 0") in result.output  # the lateral image of a kept study is not a dropped study
     header = out.read_text().splitlines()[0]
     assert header.startswith("study_id,patient_id,split,image_paths,view_positions,findings,impression")
     (mimic / "files/p10/p10000004/s50000005.txt").write_bytes(b" FINDINGS: \xff\n")
@@ -93,7 +95,7 @@ def test_cxr_reports_on_the_real_files(tmp_path):
     pairs = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "p.csv"),
                                 "--report-col", "report_findings_plus_impression", "--views", "frontal"])
     assert pairs.exit_code == 0, pairs.output
-    assert "3 rows, 3 studies" in pairs.output and "image not frontal: 2" in pairs.output
+    assert "3 rows, 3 studies" in pairs.output and "images excluded: view not frontal: 2" in pairs.output
     split = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
                                 "--report-col", "report_findings_plus_impression", "--split-seed", "0"])
     assert split.exit_code == 0 and "(none" not in split.output and "patient-level split" in split.output
@@ -113,3 +115,43 @@ def test_real_png_jpeg_and_dicom_through_the_dataset(tmp_path):
     assert batch["image"].shape == (3, 3, 224, 224)
     for image in batch["image"]:
         assert image.std() > 0.1 and -1 <= image.min() < image.max() <= 1
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_cxr_reports_finds_truncated_images_at_preparation(tmp_path):
+    """A truncated JPEG fails the table build with one line naming it (not first at training time);
+    --skip-bad counts and names it; the summary says which check ran."""
+    mimic = write_mimic(tmp_path / "mimic")
+    bad = _truncate(mimic / "files/p10/p10000004/s50000005/d50000005-1.jpg")
+    failed = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv")])
+    assert failed.exit_code == 1 and len(failed.output.strip().splitlines()) == 1
+    assert f"{bad}: unreadable or truncated image" in failed.output and not (tmp_path / "t.csv").exists()
+    skipped = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv"), "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert f"skipped: {bad}: unreadable or truncated" in skipped.output and "skipped as bad input: 1" in skipped.output
+    assert "images checked (verify: file exists, header and size readable, file complete" in skipped.output
+    assert "d50000005" not in (tmp_path / "t.csv").read_text()  # the whole study is left out, named above
+    exists = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "e.csv"),
+                                 "--image-check", "exists"])
+    assert exists.exit_code == 0 and "images checked (exists: file exists): 5" in exists.output
+    unchecked = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "n.csv"),
+                                    "--no-check-images"])
+    assert unchecked.exit_code == 0 and "images: not checked (--no-check-images)" in unchecked.output
+
+
+def test_iu_and_csv_readers_find_truncated_images(tmp_path):
+    annotation = write_r2gen(tmp_path / "iu")
+    bad = _truncate(tmp_path / "iu" / "images" / "CXR101_IM-0001" / "0.png")
+    with pytest.raises(CXRDataError, match=rf"entry CXR101_IM-0001: image {bad}: unreadable or truncated image"):
+        read_studies(annotation)
+    result = read_studies(annotation, skip_bad=True)
+    assert len(result.skipped) == 1 and result.image_check == "verify" and result.images_checked == 4
+    csv_path = write_generic(tmp_path / "csv")
+    bad = _truncate(tmp_path / "csv" / "img" / "a2.png")
+    with pytest.raises(CXRDataError, match=rf"pairs\.csv: line 4: image {bad}: unreadable or truncated"):
+        read_csv_table(csv_path)
+    assert len(read_csv_table(csv_path, check_images="exists").studies) == 3

@@ -100,6 +100,39 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     bad = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
     assert bad.exit_code == 1 and "model.json" in bad.output
 
+    # an input laid out by class: one folder the model knows, one it does not (HyperKvasir's name of a class)
+    by_class = tmp_path / "by_class"
+    files = sorted((tiny_pairs / "polyps_WLI").glob("*.png"))
+    for folder, f in (("polyps", files[0]), ("cecum", files[1])):
+        (by_class / folder).mkdir(parents=True)
+        (by_class / folder / f.name).write_bytes(f.read_bytes())
+    res = runner.invoke(app, ["predict-endoscopy", "-i", str(by_class), "-o", str(out), "-m", str(run)])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "1 input class(es) are not classes of the model: cecum" in lines[0]
+    assert "'cecum' may be the model's 'normal-cecum'" in lines[0] and "esophagitis" in lines[0]
+    res = runner.invoke(app, ["predict-endoscopy", "-i", str(by_class / "polyps"), "-o", str(out), "-m", str(run)])
+    assert res.exit_code == 0 and "warning:" not in res.output  # a plain folder: no class names to compare
+
+
+def test_input_class_mismatch():
+    from medmodal.data.endoscopy.samples import PairedSample
+    from medmodal.engine.endoscopy.train import input_class_mismatch
+
+    def samples(*labels):
+        return [PairedSample(f"s{i}", None, None, label) for i, label in enumerate(labels)]
+
+    classes = ["adenoma", "hyperplastic", "serrated"]
+    assert input_class_mismatch(samples(None, None), classes) == (None, None)
+    assert input_class_mismatch(samples("adenoma", "serrated", "hyperplastic"), classes) == (None, None)
+    warning, note = input_class_mismatch(samples("Adenoma", "serrated", "polyp"), classes)
+    assert note is None and warning.startswith("2 input class(es) are not classes of the model: Adenoma, polyp; "
+                                               "model classes absent from the input: adenoma, hyperplastic")
+    assert "'Adenoma' may be the model's 'adenoma'" in warning
+    warning, note = input_class_mismatch(samples("adenoma"), classes)
+    assert warning is None and note == "the input's labels cover 1 of the model's 3 classes (absent: hyperplastic, " \
+        "serrated)"
+
 
 def test_freeze_encoders_epochs_keeps_then_releases_pretrained_encoders(tiny_pairs, tmp_path):
     """LP-FT: frozen for all epochs the encoders stay the pre-trained ones (fusion + head still train);
@@ -185,3 +218,17 @@ def test_queue_size_warning_names_the_fix():
     line = queue_size_warning(256, 252, 32)
     assert "model.queue_size=256" in line and "252 training pairs" in line and "<= 220" in line
     assert load_pretrain_config(preset="mics_pretrain_demo_cpu").model.queue_size <= 252 - 32
+
+
+def test_pretrain_queue_warning_is_printed_once(tiny_pairs, tmp_path):
+    """A queue larger than the training pairs: one 'warning:' line at the start (not again as a note after
+    training), kept in metrics.json under 'warnings'."""
+    res = runner.invoke(app, ["pretrain-endoscopy", "--preset", "mics_pretrain_demo_cpu", "--data", str(tiny_pairs),
+                              "--out", str(tmp_path / "pre"), *[a for o in PRE if "queue_size" not in o
+                                                               for a in ("--set", o)],
+                              "--set", "model.queue_size=4096"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("model.queue_size=4096 exceeds") == 1, res.output
+    assert "warning: model.queue_size=4096 exceeds" in res.output
+    metrics = json.loads((tmp_path / "pre" / "metrics.json").read_text())
+    assert len(metrics["warnings"]) == 1 and not any("queue_size" in n for n in metrics["notes"])

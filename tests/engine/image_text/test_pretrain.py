@@ -12,6 +12,7 @@ from medmodal.engine.image_text.config import PRESETS, load_pretrain_config
 from medmodal.engine.image_text.module import (ImageTextPretrainModule, freeze_parameters, stage_lr_factor,
                                                stage_of_epoch)
 from medmodal.engine.image_text.train import run_pretraining
+from tests.engine.image_text.conftest import TINY_MODEL
 
 
 def test_presets_parse_and_keep_the_released_defaults():
@@ -204,3 +205,29 @@ def test_untrained_reference_reuses_the_frozen_text_cache_only_when_identical():
     trainable = SimpleNamespace(text_encoder=TextEncoder(cache_features=False))  # trained text encoders differ
     _share_frozen_text_cache(trained, trainable)
     assert trainable.text_encoder.cache == {}
+
+
+def test_pretrain_start_emits_no_eval_mode_warning_only_that_one_is_silenced(tiny_config):
+    """The frozen, feature-caching text encoder stays in eval mode on purpose: Lightning's "module(s) in
+    eval mode" warning is not shown at the start of pre-training; other warnings still are."""
+    import warnings
+
+    from lightning.fabric.utilities.warnings import PossibleUserWarning
+
+    from medmodal.engine.trainer import expected_eval_mode_modules
+
+    kwargs = json.dumps({**TINY_MODEL, "cache_text_features": True})
+    cfg = tiny_config(f"model.kwargs={kwargs}", "trainer.stage2_epochs=0", "eval.enabled=false", "export=false")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_pretraining(cfg, resume="never")
+    assert not [w for w in caught if "in eval mode" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with expected_eval_mode_modules():
+            warnings.warn("Found 3 module(s) in eval mode at the start of training. ...", PossibleUserWarning)
+            warnings.warn("The dataloader does not have many workers", PossibleUserWarning)
+            warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning)
+        warnings.warn("Found 3 module(s) in eval mode at the start of training. ...", PossibleUserWarning)
+    assert [str(w.message)[:30] for w in caught] == ["The dataloader does not have m", "Found 3 module(s) in eval mode",
+                                                   "Found 3 module(s) in eval mode"]

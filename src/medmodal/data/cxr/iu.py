@@ -30,7 +30,7 @@ blank) is attached when present.
 
 Bad input (:class:`~medmodal.data.cxr.records.CXRDataError`, or skipped and named under
 ``skip_bad``): invalid JSON, an entry without id / report / images, a report that is empty or
-only ``XXXX``, non-UTF-8 text in an entry, an image file that is missing. Reports with fewer
+only ``XXXX``, non-UTF-8 text in an entry, an image file that is missing, unreadable or truncated. Reports with fewer
 than three tokens are dropped and counted.
 """
 
@@ -43,8 +43,9 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, decode_lenient,
-                                       has_undecodable, is_frontal, make_rows, parse_label)
+from medmodal.data.cxr.images import resolve_image_check
+from medmodal.data.cxr.records import (DROP_NO_IMAGE_LEFT, CXRDataError, ReadResult, Study, check_row_options,
+                                       decode_lenient, has_undecodable, is_frontal, make_rows, parse_label)
 from medmodal.data.cxr.text import check_report, report_text, split_report_into_sentences, too_short
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -53,7 +54,8 @@ PROJECTIONS_NAME = "indiana_projections.csv"
 REPORTS_NAME = "indiana_reports.csv"
 LABELS_NAME = "labels.csv"
 DROP_SHORT = "report has fewer than 3 tokens"
-DROP_VIEW = "image not frontal"
+EXCLUDE_VIEW = "view not frontal"
+EXCLUDE_VIEW_UNKNOWN = "view unknown"
 DROP_NO_SECTIONS = "no FINDINGS or IMPRESSION"
 DROP_NO_IMAGE = "no image listed"
 
@@ -144,13 +146,15 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
         views: ``"frontal"`` (default) or ``"all"``.
         rows: ``"image"`` (one row per image) or ``"study"``.
         projections: ``indiana_projections.csv`` for flat names (default: found beside the file).
-        check_images: check that every selected image exists (off to read the text of an
-            annotation file without its images).
+        check_images: the check of every selected image (off to read the text of an annotation
+            file without its images): ``True`` / ``"verify"`` (exists, header, complete file),
+            ``"decode"``, ``"exists"``, ``False``; see :func:`medmodal.data.cxr.images.image_problem`.
         skip_bad: skip and record bad entries instead of raising.
         labels: ``labels.csv`` path, ``"auto"`` (beside the annotation file if present) or ``None``.
 
     Returns:
-        :class:`ReadResult`; ``dropped`` counts short reports and non-frontal images.
+        :class:`ReadResult`; ``dropped`` counts studies with short reports or every image excluded,
+        ``excluded`` non-frontal images (and, with flat names, images of unknown view).
 
     Raises:
         CXRDataError: bad file or (without ``skip_bad``) a bad entry, naming the file.
@@ -159,7 +163,7 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
     path = Path(path)
     image_root = Path(image_root) if image_root is not None else path.parent / "images"
     data = _load_json(path)
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     if isinstance(data, dict):
         groups = [(entries, _split_of_key(key, entries, path, result)) for key, entries in data.items()
                   if isinstance(entries, list)]
@@ -207,14 +211,15 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                 for name in names:
                     view = proj_table.get(_image_key(name), "")
                     if views == "frontal" and proj_table and not is_frontal(view):
-                        result.dropped[DROP_VIEW if view else "image view unknown"] += 1
+                        result.excluded[EXCLUDE_VIEW if view else EXCLUDE_VIEW_UNKNOWN] += 1
                         continue
                     images.append((name, view))
-            missing = [n for n, _ in images if check_images and not (image_root / n).is_file()]
-            if missing:
-                result.bad(CXRDataError(f"{where}: image {image_root / missing[0]} not found"), skip_bad, path)
+            bad = result.bad_image([image_root / n for n, _ in images], where)
+            if bad is not None:
+                result.bad(bad[1], skip_bad, path)
                 continue
             if not images:
+                result.dropped[DROP_NO_IMAGE_LEFT] += 1
                 continue
             template = Study(study_id=study_id, patient_id=study_id, image_paths=[], view_positions=[],
                              findings=report.strip(), impression="", sentences=sentences, split=split, source=path)
@@ -234,7 +239,7 @@ def _select_images(names: list[str], views: str, path: Path, result: ReadResult)
         return [(n, "Frontal" if i == 0 else "Lateral") for i, n in enumerate(names)]
     result.note(f"{path}: the R2Gen layout records no view position; image 0 of each study is taken as the "
                 f"frontal view (views='all' keeps every image)")
-    result.dropped[DROP_VIEW] += len(names) - 1
+    result.excluded[EXCLUDE_VIEW] += len(names) - 1
     return [(names[0], "Frontal")]
 
 
@@ -274,7 +279,7 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
     by_uid: dict[str, list[tuple[str, str]]] = {}
     for row in proj_rows:
         by_uid.setdefault(row["uid"].strip(), []).append((row["filename"].strip(), (row["projection"] or "").strip()))
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     result.note(f"{reports}: Open-i has no official split; rows get split None (assign one by patient)")
     for line, row in enumerate(table, start=2):
         uid = (row["uid"] or "").strip()
@@ -301,12 +306,13 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
             continue
         selected = [(n, v) for n, v in images if views == "all" or is_frontal(v)]
         if len(images) > len(selected):
-            result.dropped[DROP_VIEW] += len(images) - len(selected)
-        missing = [n for n, _ in selected if check_images and not (image_root / n).is_file()]
-        if missing:
-            result.bad(CXRDataError(f"{where}: image {image_root / missing[0]} not found"), skip_bad, reports)
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
+        bad = result.bad_image([image_root / n for n, _ in selected], where)
+        if bad is not None:
+            result.bad(bad[1], skip_bad, reports)
             continue
         if not selected:
+            result.dropped[DROP_NO_IMAGE_LEFT] += 1
             continue
         template = Study(study_id=uid, patient_id=uid, image_paths=[], view_positions=[], findings=findings,
                          impression=impression, sentences=sentences, split=None,

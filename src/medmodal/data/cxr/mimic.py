@@ -13,9 +13,10 @@ Rules, as the MGCA / CM-CGNS preprocessing (``extract_text=True``):
 * Sections: FINDINGS and IMPRESSION of each report (:mod:`medmodal.data.cxr.sections`); a study
   with neither is dropped and counted ("no FINDINGS or IMPRESSION"; MGCA issue #42 reports
   ~9,000 such rows), as is a report with fewer than three tokens.
-* Views: ``ViewPosition`` PA or AP (``views="frontal"``, the reference's filter; other views
-  counted as dropped), or every image (``views="all"``). Every selected DICOM is a row
-  (``rows="image"``), as in the reference's ``master.csv``; ``rows="study"`` groups them.
+* Views: ``ViewPosition`` PA or AP (``views="frontal"``, the reference's filter; other
+  images counted in ``excluded``, a study left without image in ``dropped``), or every image
+  (``views="all"``). Every selected DICOM is a row (``rows="image"``), as in the reference's
+  ``master.csv``; ``rows="study"`` groups them.
 * Split: the official ``split`` column: ``train`` -> ``train``, ``validate`` -> ``val``,
   ``test`` -> ``test``. The reference merges validate and test into one validation set and has
   no held-out test; ``merge_val_test=True`` does the same (both -> ``val``). The split is
@@ -25,7 +26,7 @@ Rules, as the MGCA / CM-CGNS preprocessing (``extract_text=True``):
 
 Bad input (raised, or skipped and named with ``skip_bad=True``): a missing, unreadable or
 non-UTF-8 report file, a report whose sections hold only de-identification tokens (``___``),
-a missing image (``check_images=True``). A missing metadata or split table is always an error.
+a missing, unreadable or truncated image (``check_images``). A missing metadata or split table is always an error.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
-from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, has_undecodable, is_frontal,
-                                       make_rows, parse_label, read_utf8)
+from medmodal.data.cxr.images import resolve_image_check
+from medmodal.data.cxr.records import (DROP_NO_IMAGE_LEFT, CXRDataError, ReadResult, Study, check_row_options,
+                                       has_undecodable, is_frontal, make_rows, parse_label, read_utf8)
 from medmodal.data.cxr.sections import extract_sections
 from medmodal.data.cxr.splits import check_patient_splits
 from medmodal.data.cxr.text import check_report, report_text, split_report_into_sentences, too_short
@@ -49,8 +51,8 @@ CHEXPERT_LABELS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Enl
                    "Pneumothorax", "Support Devices")
 DROP_NO_SECTIONS = "no FINDINGS or IMPRESSION"
 DROP_SHORT = "report has fewer than 3 tokens"
-DROP_VIEW = "image not PA/AP"
-DROP_NO_SPLIT = "image not in the split table"
+EXCLUDE_VIEW = "view not PA/AP"
+EXCLUDE_NO_SPLIT = "not in the split table"
 
 
 def find_table(root: Path, name: str, required: bool = True) -> Path | None:
@@ -111,12 +113,15 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
         views: ``frontal`` (PA / AP) or ``all``.
         rows: ``image`` (one row per DICOM) or ``study``.
         merge_val_test: the reference's validate + test -> ``val``.
-        check_images: check every selected JPEG exists.
+        check_images: the check of every selected JPEG: ``True`` / ``"verify"`` (exists, header,
+            complete file), ``"decode"``, ``"exists"``, ``False`` (none); see
+            :func:`medmodal.data.cxr.images.image_problem`.
         skip_bad: skip and record bad reports / missing images instead of raising.
 
     Returns:
-        :class:`ReadResult`; ``dropped`` counts studies without sections, short reports,
-        non-frontal images and images missing from the split table.
+        :class:`ReadResult`; ``dropped`` counts studies without sections, with short reports or
+        with every image excluded; ``excluded`` counts non-frontal images and images missing from
+        the split table.
 
     Raises:
         CXRDataError: a missing table, a bad report or image (without ``skip_bad``);
@@ -129,7 +134,7 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
     split_of = {r["dicom_id"]: r["split"].strip().lower() for r in split_rows}
     chexpert_path = find_table(root, "chexpert", required=False)
     labels_of: dict[str, dict] = {}
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     if chexpert_path is not None:
         for n, row in enumerate(read_table(chexpert_path, {"study_id"}), start=2):
             try:
@@ -174,19 +179,20 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
         for row in images:
             view = (row.get("ViewPosition") or "").strip()
             if views == "frontal" and not is_frontal(view):
-                result.dropped[DROP_VIEW] += 1
+                result.excluded[EXCLUDE_VIEW] += 1
                 continue
             official = split_of.get(row["dicom_id"])
             if official not in SPLIT_NAMES:
-                result.dropped[DROP_NO_SPLIT] += 1
+                result.excluded[EXCLUDE_NO_SPLIT] += 1
                 continue
             split = "val" if merge_val_test and official == "test" else SPLIT_NAMES[official]
             selected.append((image_path(root, subject, study, row["dicom_id"].strip()), view))
-        missing = [p for p, _ in selected if check_images and not p.is_file()]
-        if missing:
-            result.bad(CXRDataError(f"{missing[0]}: image file not found"), skip_bad, missing[0])
+        bad = result.bad_image([p for p, _ in selected])
+        if bad is not None:
+            result.bad(bad[1], skip_bad, bad[0])
             continue
         if not selected:
+            result.dropped[DROP_NO_IMAGE_LEFT] += 1
             continue
         template = Study(study_id=study, patient_id=subject, image_paths=[], view_positions=[],
                          findings=sections.findings, impression=sections.impression, sentences=sentences,

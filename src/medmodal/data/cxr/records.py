@@ -3,9 +3,12 @@
 A reader turns one dataset layout into a list of :class:`Study` rows plus an account of what
 it left out (:class:`ReadResult`). Two kinds of leaving-out are kept apart:
 
-* **dropped** (counted by reason, never an error): what the reference pipeline filters by
-  design, e.g. a MIMIC study with neither FINDINGS nor IMPRESSION, a report with fewer than three
-  word tokens, a lateral image when only frontal views are read.
+* **dropped** studies and **excluded** images (counted by reason, never an error): what the
+  reference pipeline filters by design. ``dropped`` counts *studies* left out whole (a MIMIC
+  study with neither FINDINGS nor IMPRESSION, a report with fewer than three word tokens, a study
+  whose every image was excluded: :data:`DROP_NO_IMAGE_LEFT`); ``excluded`` counts *images* left
+  out of a study (a lateral image when only frontal views are read), whether or not the study
+  keeps another image.
 * **bad input** (:class:`CXRDataError`, one line naming the file): an unreadable image, a
   report that is empty or only de-identification tokens, non-UTF-8 text, an annotation entry
   whose image is missing. By default the first one raises; with ``skip_bad=True`` each is
@@ -80,14 +83,45 @@ class ReadAccount:
     """What a reader left out and assumed (shared by :class:`ReadResult` and the downstream readers).
 
     Attributes:
-        dropped: reason -> number of studies (or images) left out by the documented rules.
+        dropped: reason -> number of studies left out whole by the documented rules (downstream
+            readers: images / rows).
+        excluded: reason -> number of images left out of their study (e.g. non-frontal views);
+            the study is kept when another image remains, else also counted in ``dropped``.
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
+        image_check: the check run on every kept image file
+            (:data:`medmodal.data.cxr.images.IMAGE_CHECKS`; ``None``: not checked).
+        images_checked: image files that check was run on.
     """
 
     dropped: Counter = field(default_factory=Counter)
+    excluded: Counter = field(default_factory=Counter)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image_check: Optional[str] = None
+    images_checked: int = 0
+
+    def bad_image(self, paths, where: str | Path | None = None) -> Optional[tuple[Path, CXRDataError]]:
+        """Run :attr:`image_check` on ``paths`` in order: ``(file, error)`` of the first bad file, or ``None``.
+
+        The message names the file: ``<where>: image <file> not found`` /
+        ``<where>: image <file>: <problem>`` (``<file>: <problem>`` without ``where``).
+        """
+        if self.image_check is None:
+            return None
+        from medmodal.data.cxr.images import image_problem
+
+        for path in paths:
+            self.images_checked += 1
+            problem = image_problem(path, self.image_check)
+            if problem is None:
+                continue
+            if where is None:
+                return path, CXRDataError(f"{path}: {problem}")
+            if problem == "image file not found":
+                return path, CXRDataError(f"{where}: image {path} not found")
+            return path, CXRDataError(f"{where}: image {path}: {problem}")
+        return None
 
     def bad(self, error: CXRDataError | str, skip_bad: bool, file: str | Path = "") -> None:
         """Raise ``error`` unless ``skip_bad``; then record it (and warn, so it is never silent)."""
@@ -106,6 +140,14 @@ class ReadAccount:
 class ReadResult(ReadAccount):
     """What an image-report reader returns: the rows kept (``studies``) and the :class:`ReadAccount`."""
 
+    def account_line(self) -> str:
+        """``studies dropped: ...; images excluded: ...; skipped as bad input: N`` (what the CLI prints)."""
+        def counts(counter):
+            return ", ".join(f"{reason}: {n}" for reason, n in sorted(counter.items())) or "none"
+
+        return (f"studies dropped: {counts(self.dropped)}; images excluded: {counts(self.excluded)}; "
+                f"skipped as bad input: {len(self.skipped)}")
+
     studies: list[Study] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -116,6 +158,7 @@ class ReadResult(ReadAccount):
             "patients": len({s.patient_id for s in self.studies}),
             "splits": dict(sorted(Counter(s.split or "none" for s in self.studies).items())),
             "dropped": dict(self.dropped),
+            "excluded_images": dict(self.excluded),
             "skipped_bad": len(self.skipped),
         }
 
@@ -161,6 +204,9 @@ def has_undecodable(*values: object) -> bool:
     """True when any string among ``values`` holds a byte that was not valid UTF-8."""
     return any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for v in values)
 
+
+#: ``dropped`` reason of a study whose every image was excluded (views, split table).
+DROP_NO_IMAGE_LEFT = "every image excluded"
 
 #: View positions read as frontal: MIMIC ``ViewPosition`` PA / AP (the reference's filter) and
 #: Open-i's ``Frontal`` projection.

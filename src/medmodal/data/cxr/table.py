@@ -28,8 +28,9 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from medmodal.data.cxr.records import (CXRDataError, ReadResult, Study, check_row_options, decode_lenient,
-                                       has_undecodable, is_frontal, make_rows, parse_label)
+from medmodal.data.cxr.images import resolve_image_check
+from medmodal.data.cxr.records import (DROP_NO_IMAGE_LEFT, CXRDataError, ReadResult, Study, check_row_options,
+                                       decode_lenient, has_undecodable, is_frontal, make_rows, parse_label)
 from medmodal.data.cxr.text import check_report, report_text, split_report_into_sentences, too_short
 from medmodal.io import atomic_write_text
 
@@ -47,7 +48,7 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "va
                  "test": "test"}
 LABEL_PREFIX = "label:"
 DROP_SHORT = "report has fewer than 3 tokens"
-DROP_VIEW = "image not frontal"
+EXCLUDE_VIEW = "view not frontal"
 
 
 def _column(fields: Sequence[str], given: str | None, kind: str, path: Path) -> str | None:
@@ -70,7 +71,8 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
     Raises:
         CXRDataError: no image or report column, an unknown column name, a bad label value, a
             study whose rows disagree on the report; bad rows (blank report, non-UTF-8 text,
-            missing image) unless ``skip_bad``.
+            missing, unreadable or truncated image: ``check_images`` as
+            :func:`medmodal.data.cxr.mimic.read_mimic_cxr`) unless ``skip_bad``.
     """
     check_row_options(views, rows)
     path = Path(path)
@@ -93,7 +95,7 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
         if name not in fields:
             raise CXRDataError(f"{path}: no label column {name!r}")
     image_root = Path(image_root) if image_root is not None else path.parent
-    result = ReadResult()
+    result = ReadResult(image_check=resolve_image_check(check_images))
     if col["patient"] is None:
         result.note(f"{path}: no patient column: each study is taken as its own patient")
 
@@ -146,15 +148,16 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
             images += [(image_root / n, v) for n, v in zip(names, row_views)]
         selected = [(p, v) for p, v in images if views == "all" or is_frontal(v)]
         if len(images) > len(selected):
-            result.dropped[DROP_VIEW] += len(images) - len(selected)
-        missing = [p for p, _ in selected if check_images and not p.is_file()]
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
         if not images:
             result.bad(CXRDataError(f"{where}: no image path"), skip_bad, path)
             continue
-        if missing:
-            result.bad(CXRDataError(f"{where}: image {missing[0]} not found"), skip_bad, path)
+        bad = result.bad_image([p for p, _ in selected], where)
+        if bad is not None:
+            result.bad(bad[1], skip_bad, path)
             continue
         if not selected:
+            result.dropped[DROP_NO_IMAGE_LEFT] += 1
             continue
         patient = get(first, "patient") or study
         template = Study(study_id=study, patient_id=patient, image_paths=[], view_positions=[], findings=findings,

@@ -28,6 +28,7 @@ from medmodal.engine.endoscopy.data import EndoscopyDataModule
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
 from medmodal.engine.trainer import (
     TRAIN_TIME_FILE,
+    expected_eval_mode_modules,
     finished_run,
     find_resume_checkpoint,
     fit_time_seconds,
@@ -36,6 +37,7 @@ from medmodal.engine.trainer import (
 )
 from medmodal.io import (atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
+from medmodal.notices import warn as warn_input
 
 __all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifier", "load_pretrained_encoders",
            "format_result",
@@ -65,9 +67,9 @@ def _trainer(cfg, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
 
 def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> None:
     ckpt = find_resume_checkpoint(run_dir, resume)
-    with warnings.catch_warnings():
+    # encoders frozen for the first fine-tuning epochs run in eval mode on purpose
+    with warnings.catch_warnings(), expected_eval_mode_modules():
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
         trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
 
 
@@ -94,10 +96,10 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     data = EndoscopyDataModule(cfg.data, mode="pretrain", seed=cfg.trainer.seed)
     model = create_model("mics_pretrain", **config_to_dict(cfg.model))
     queue_note = queue_size_warning(cfg.model.queue_size, len(data.train_ids), cfg.data.batch_size)
-    if queue_note:
-        data.notes.append(queue_note)
-        if is_global_zero():
-            print(f"warning: {queue_note}", flush=True)
+    if queue_note and is_global_zero():
+        # shown once, now: an InputWarning (the CLI prints it as one 'warning:' line); kept in metrics.json
+        # under "warnings", not in "notes" (which the CLI prints again after training)
+        warn_input(queue_note)
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         data.write_splits(run_dir / "splits.json")
@@ -108,6 +110,7 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = {"run_dir": str(run_dir), "kind": "mics-pretrain", "epochs": int(trainer.current_epoch),
               "pairs": len(data.train_ids), "losses": logged, "notes": data.notes,
+              "warnings": [queue_note] if queue_note else [],
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2)}
     if trainer.is_global_zero:
@@ -276,6 +279,40 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     model = create_model(spec["model"], **spec["config"])
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), list(spec["classes"])
+
+
+def input_class_mismatch(samples, classes) -> tuple[str | None, str | None]:
+    """Compare the class names visible in a prediction input (class folders, a CSV ``label`` column) with
+    the model's ``classes``.
+
+    Returns:
+        ``(warning, note)``: ``warning`` is one line when the input holds classes the model does not
+        know (naming them, the model's classes the input lacks, and a likely counterpart: the same
+        name in another case, or the Kvasir / HyperKvasir folder name of an authors' class); ``note``
+        is one line when the input only lacks some of the model's classes; ``None`` otherwise
+        (also for unlabelled input).
+    """
+    from medmodal.data.endoscopy.samples import KVASIR_TO_AUTHORS, class_names
+
+    seen = class_names(samples)
+    if not seen:
+        return None, None
+    known = set(classes)
+    unknown = [c for c in seen if c not in known]
+    missing = [c for c in classes if c not in set(seen)]
+    if not unknown:
+        note = (f"the input's labels cover {len(classes) - len(missing)} of the model's {len(classes)} classes "
+                f"(absent: {', '.join(missing)})") if missing else None
+        return None, note
+    lower = {c.lower(): c for c in classes}
+    hints = [f"{c!r} may be the model's {match!r}" for c in unknown
+             for match in [lower.get(c.lower()) or (KVASIR_TO_AUTHORS.get(c) if KVASIR_TO_AUTHORS.get(c) in known
+                                                    else None)] if match]
+    warning = (f"{len(unknown)} input class(es) are not classes of the model: {', '.join(unknown)}; model classes "
+               f"absent from the input: {', '.join(missing) or 'none'}"
+               + (f" ({'; '.join(hints)})" if hints else "")
+               + "; predictions are always model classes, so these samples cannot be scored as they are named")
+    return warning, None
 
 
 def predict_samples(model, classes, samples, image_size: int, modalities=("wli", "nbi"), batch_size: int = 32,

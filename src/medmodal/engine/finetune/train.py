@@ -34,8 +34,8 @@ from medmodal.engine.finetune.config import FinetuneConfig, default_run_dir
 from medmodal.engine.finetune.data import FinetuneDataModule
 from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
-                                     make_trainer, quiet_lightning)
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, expected_eval_mode_modules, find_resume_checkpoint,
+                                     finished_run, fit_time_seconds, make_trainer, quiet_lightning)
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 __all__ = ["run_finetune", "prepare_config", "build_task", "PRIMARY_METRICS", "METRICS_FILE", "RESULTS_FILE"]
@@ -96,8 +96,6 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     from medmodal.models.encoder_export import load_image_encoder
 
     quiet_lightning()
-    # a frozen encoder is kept in eval mode on purpose (BatchNorm statistics fixed)
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / METRICS_FILE
@@ -126,7 +124,8 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
                            gradient_clip_val=cfg.optim.grad_clip, early_stopping_patience=t.patience,
                            use_distributed_sampler=True, extra_callbacks=extra_callbacks)
     ckpt_path = find_resume_checkpoint(run_dir, resume)
-    with warnings.catch_warnings():
+    # a frozen encoder is kept in eval mode on purpose (BatchNorm statistics fixed)
+    with warnings.catch_warnings(), expected_eval_mode_modules():
         if ckpt_path is not None:  # resuming: checkpoints/ is expected to hold the run's checkpoints
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)

@@ -60,7 +60,10 @@ def read_pretraining_studies(cfg: PretrainConfig) -> tuple[list[Study], list[str
     notes = list(result.notes)
     if result.dropped:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items()))
-        notes.append(f"dropped by the reader's rules: {dropped}")
+        notes.append(f"studies dropped by the reader's rules: {dropped}")
+    if result.excluded:
+        excluded = ", ".join(f"{k} {v}" for k, v in sorted(result.excluded.items()))
+        notes.append(f"images excluded by the reader's rules: {excluded}")
     notes += [f"skipped bad input: {problem}" for _, problem in result.skipped[:20]]
     if len(result.skipped) > 20:
         notes.append(f"skipped bad input: ... and {len(result.skipped) - 20} more")

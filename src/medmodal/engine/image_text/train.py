@@ -34,8 +34,8 @@ from medmodal.engine.image_text.config import PretrainConfig, default_run_dir, r
 from medmodal.engine.image_text.data import PretrainDataModule
 from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, find_resume_checkpoint, finished_run, fit_time_seconds,
-                                     make_trainer, quiet_lightning)
+from medmodal.engine.trainer import (TRAIN_TIME_FILE, expected_eval_mode_modules, find_resume_checkpoint,
+                                     finished_run, fit_time_seconds, make_trainer, quiet_lightning)
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
 __all__ = ["run_pretraining", "evaluate_run_model", "SPLITS_FILE"]
@@ -117,7 +117,8 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
                            use_distributed_sampler=False, extra_callbacks=extra_callbacks,
                            strategy=ddp_strategy(cfg))
     ckpt_path = find_resume_checkpoint(run_dir, resume)
-    with warnings.catch_warnings():
+    # the frozen, feature-caching text encoder (``cache_text_features``) stays in eval mode on purpose
+    with warnings.catch_warnings(), expected_eval_mode_modules():
         if ckpt_path is not None:
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)

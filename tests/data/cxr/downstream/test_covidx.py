@@ -121,3 +121,15 @@ def test_binary_release_reads_as_two_classes(tmp_path):
     mixed = write_covidx(tmp_path / "mixed", ["p1 a.png positive ricord", "p2 b.png normal rsna"])
     with pytest.raises(CXRDataError, match="mixes 3-class .* and binary"):
         read_covidx(mixed)
+
+
+def test_downstream_reading_finds_truncated_images(tmp_path):
+    root = write_covidx(tmp_path / "covidx", ["p1 a.png normal rsna", "p2 b.jpg COVID-19 cohen"])
+    bad = root / "train" / "b.jpg"
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(CXRDataError, match=rf"train_COVIDx9A\.txt:2: image {bad}: unreadable or truncated image"):
+        read_downstream("covidx", root)
+    result = read_downstream("covidx", root, skip_bad=True)
+    assert [s.sample_id for s in result.samples] == ["train/a.png", "test/t1.png"] and len(result.skipped) == 1
+    assert result.image_check == "verify" and result.images_checked == 3
+    assert len(read_downstream("covidx", root, check_images="exists").samples) == 3

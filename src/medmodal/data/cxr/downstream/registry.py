@@ -9,6 +9,7 @@ from typing import Callable
 
 from medmodal.data.cxr.downstream import chexpert, covidx, object_cxr, rsna, siim
 from medmodal.data.cxr.downstream.base import DownstreamDataset, DownstreamReadResult
+from medmodal.data.cxr.images import resolve_image_check
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ def read_downstream(name: str, root: str | Path, task: str | None = None, **opti
     """Read dataset ``name`` at ``root`` with the split protocol of ``task`` (default: its first task).
 
     Options set to ``None`` are left to the reader's defaults; one the reader does not take is refused.
+    ``check_images`` (default ``True`` = ``"verify"``; ``"decode"``, ``"exists"``, ``False``): the
+    reader checks that every image exists, then every kept image gets
+    :func:`medmodal.data.cxr.images.image_problem`; a bad one raises, or is skipped and named under
+    ``skip_bad`` (``result.image_check`` / ``images_checked`` say what ran).
 
     Raises:
         ValueError: an unknown dataset, task or option; CXRDataError: bad input (reader docs).
@@ -56,7 +61,21 @@ def read_downstream(name: str, root: str | Path, task: str | None = None, **opti
     unused = sorted(k for k in given if k not in accepted)
     if unused:
         raise ValueError(f"the {entry.descriptor.name} reader does not take {', '.join(unused)}")
-    return entry.reader(root, task=task, **given)
+    check = resolve_image_check(given.get("check_images", True))
+    if "check_images" in accepted:
+        given["check_images"] = check is not None
+    result = entry.reader(root, task=task, **given)
+    if check is not None:
+        result.image_check = check
+        kept = []
+        for sample in result.samples:
+            bad = result.bad_image([sample.image_path], sample.source or sample.sample_id)
+            if bad is not None:
+                result.bad(bad[1], bool(given.get("skip_bad")), bad[0])
+                continue
+            kept.append(sample)
+        result.samples = kept
+    return result
 
 
 def synth_downstream(out: str | Path, name: str = "all", images: int = 120, size: int = 128,
