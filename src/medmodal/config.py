@@ -90,7 +90,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10  # also how often the progress bar reads the loss back
     progress_bar: bool = True
     deterministic: bool = False
-    channels_last: bool = False  # channels_last_3d memory format (faster convs with bf16 on GPUs)
+    channels_last: bool = False  # channels_last_3d memory format (faster 3-D convs: bf16 on GPUs, oneDNN on CPUs)
     compile: bool = False  # torch.compile the training step (forward_train + loss) as one graph
     # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune[-no-cudagraphs]
     compile_mode: str = "default"
