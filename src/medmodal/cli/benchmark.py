@@ -147,6 +147,9 @@ def bench_speed_cmd(
                                                 "(default: the shipped MiniLM-L6)"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="cmcgns: indiana_reports.csv for the batch's "
                                            "text (default: shared/data/cxr-reports-real if found)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="cmcgns: time the model of a pre-training preset "
+                                         "(e.g. pretrain_demo_cpu: encoder, image size, text cache, batch); "
+                                         "--image-encoder / --image-size / --batch-size given explicitly win"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     device: Optional[str] = typer.Option(None, "--device"),
     peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
@@ -162,7 +165,7 @@ def bench_speed_cmd(
                 if given] if suite == "cmcgns" else
                [name for name, given in (("--text-encoder", text_encoder), ("--reports", reports),
                                          ("--image-encoder", image_encoder != "resnet18"),
-                                         ("--image-size", image_size != 128)) if given])
+                                         ("--image-size", image_size != 128), ("--preset", preset)) if given])
     if ignored:
         console.print(f"note: {', '.join(ignored)} ignored for --suite {suite}")
     if suite == "cmcgns":
@@ -177,11 +180,19 @@ def bench_speed_cmd(
         if reports is not None and not reports.is_file():
             raise FileNotFoundError(f"{reports}: no such file (--reports)")
         out = out or Path("runs/bench_speed_cmcgns.json")
-        settings = CMCGNSSpeedSettings(image_encoder=image_encoder, image_size=image_size,
-                                       batch_size=batch_size or 32, steps=steps or 3, threads=threads,
-                                       text_encoder_path=str(text_encoder) if text_encoder else None,
-                                       reports_csv=str(reports) if reports else None,
-                                       **({"device": device} if device else {}))
+        common = dict(steps=steps or 3, threads=threads, reports_csv=str(reports) if reports else None,
+                      **({"device": device} if device else {}),
+                      **({"text_encoder_path": str(text_encoder)} if text_encoder else {}))
+        if preset is not None:
+            from medmodal.engine.image_text.config import load_pretrain_config
+
+            given = dict(image_encoder=image_encoder if image_encoder != "resnet18" else None,
+                         image_size=image_size if image_size != 128 else None, batch_size=batch_size)
+            settings = CMCGNSSpeedSettings.from_pretrain_config(load_pretrain_config(None, preset), preset,
+                                                                **given, **common)
+        else:
+            settings = CMCGNSSpeedSettings(image_encoder=image_encoder, image_size=image_size,
+                                           batch_size=batch_size or 32, **common)
         report = run_cmcgns_speed_benchmark(settings, out)
         console.print(format_cmcgns_report(report), markup=False, highlight=False, soft_wrap=True)
         console.print(f"JSON: {out}")

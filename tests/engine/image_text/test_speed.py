@@ -45,3 +45,23 @@ def test_report_sentences_fallback_and_file(tmp_path):
 def test_cli_rejects_unknown_suite():
     result = CliRunner().invoke(app, ["bench-speed", "--suite", "nope"])
     assert result.exit_code == 1 and "--suite" in result.output
+
+
+def test_settings_from_the_demo_preset_take_its_model_and_batch():
+    from medmodal.engine.image_text.config import load_pretrain_config
+
+    cfg = load_pretrain_config(None, "pretrain_demo_cpu")
+    s = CMCGNSSpeedSettings.from_pretrain_config(cfg, "pretrain_demo_cpu", steps=2)
+    assert (s.image_encoder, s.image_size, s.batch_size, s.max_text_length) == ("resnet10t", 64, 32, 96)
+    assert s.model_kwargs["cache_text_features"] is True and s.model_kwargs["embed_dim"] == 256
+    assert "image_encoder" not in s.model_kwargs and s.steps == 2 and s.preset == "pretrain_demo_cpu"
+    assert CMCGNSSpeedSettings.from_pretrain_config(cfg, batch_size=8, image_size=None).batch_size == 8
+
+
+def test_settings_refuse_a_preset_of_another_model():
+    from medmodal.engine.image_text.config import load_pretrain_config
+
+    cfg = load_pretrain_config(None, "pretrain_demo_cpu")
+    cfg.model.name = "convirt"
+    with pytest.raises(ValueError, match="convirt"):
+        CMCGNSSpeedSettings.from_pretrain_config(cfg)

@@ -60,6 +60,27 @@ class CMCGNSSpeedSettings:
     threads: int | None = None  # torch.set_num_threads; None: leave as is
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     model_kwargs: dict | None = None  # further CMCGNSConfig fields
+    preset: str | None = None  # the pre-training preset the settings were taken from (reported)
+
+    @classmethod
+    def from_pretrain_config(cls, cfg, preset: str | None = None, **overrides) -> "CMCGNSSpeedSettings":
+        """The model a pre-training config trains (:class:`~medmodal.engine.image_text.config.PretrainConfig`):
+        its ``model.kwargs`` (image encoder, embedding size, clusters, decoder, text-feature cache ...),
+        ``data.image_size``, ``data.max_length`` and ``data.batch_size``; ``overrides`` win.
+
+        Raises:
+            ValueError: the config's model is not ``cmcgns``.
+        """
+        if cfg.model.name != "cmcgns":
+            raise ValueError(f"bench-speed --suite cmcgns times CM-CGNS, but the config trains {cfg.model.name!r}")
+        kwargs = dict(cfg.model.kwargs)
+        values = {"image_encoder": kwargs.pop("image_encoder", cls.image_encoder),
+                  "image_size": kwargs.pop("image_size", cfg.data.image_size),
+                  "max_text_length": cfg.data.max_length, "batch_size": cfg.data.batch_size,
+                  "text_encoder_path": kwargs.pop("text_encoder_path", None), "model_kwargs": kwargs,
+                  "preset": preset}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 def _default_reports_csv() -> Path | None:
@@ -207,7 +228,9 @@ def format_cmcgns_report(report: dict) -> str:
         f"device: {report['device']}, torch {report['torch']}; CM-CGNS {s['image_encoder']} at {s['image_size']} px, "
         f"text {text.parent.name}/{text.name}, batch {b['reports']} reports / {b['sentences']} sentences / "
         f"{b['tokens_padded']} tokens, E={b['embed_dim']}, K={b['num_clusters']} (clusters active), "
-        f"median of {s['steps']} alternating steps",
+        f"median of {s['steps']} alternating steps"
+        + (f"; model of the pre-training preset {s['preset']}" if s.get("preset") else "")
+        + (f" (text features cached: {'yes' if (s.get('model_kwargs') or {}).get('cache_text_features') else 'no'})"),
         f"reports: {b['source']}",
         "| measurement | per-sample (reference-style) | batched (medmodal) | speed-up (wall) | speed-up (CPU time) |",
         "|---|---|---|---|---|",
