@@ -240,7 +240,7 @@ def format_cmcgns_report(report: dict) -> str:
     for key, label in labels.items():
         row = report["results"][key]
         ps, bt = row["per_sample"], row["batched"]
-        lines.append(f"| {label}: steps/s (s/step) | {ps['steps_per_s']:.3f} ({ps['seconds_per_step']:.1f}) | "
-                     f"{bt['steps_per_s']:.3f} ({bt['seconds_per_step']:.1f}) | {row['speedup']:.2f}x | "
+        lines.append(f"| {label}: steps/s (s/step) | {ps['steps_per_s']:.3f} ({ps['seconds_per_step']:.3f}) | "
+                     f"{bt['steps_per_s']:.3f} ({bt['seconds_per_step']:.3f}) | {row['speedup']:.2f}x | "
                      f"{row['speedup_cpu_time']:.2f}x |")
     return "\n".join(lines)
