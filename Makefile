@@ -23,11 +23,15 @@ venv: $(STAMP)
 # one CPU thread each (logs runs/demo_cmcgns.log, runs/demo-endoscopy.log; their tables are printed at the end).
 # Measured ~11-12 min on a quiet 2-core machine (README).
 DEMO_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+IU_REPORTS ?=
 demo: $(STAMP)
 	@mkdir -p runs
-	@echo "drawing 2000 chest X-rays from real IU reports for the CM-CGNS demo (2 processes, ~1 min) ..."
-	@$(DEMO_THREADS) $(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 2000 > runs/demo_cmcgns.log 2>&1 \
-	  || { tail -n 15 runs/demo_cmcgns.log; exit 1; }
+	@echo "drawing 2000 chest X-rays for the CM-CGNS demo (2 processes, ~1 min) from the real Open-i reports:"
+	@echo "  indiana_reports.csv from IU_REPORTS=..., \$$MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/ beside"
+	@echo "  this checkout; without it from 20 built-in templates (then the README's CM-CGNS figures do not apply)"
+	@$(DEMO_THREADS) $(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 2000 $(if $(IU_REPORTS),--reports "$(IU_REPORTS)") \
+	  > runs/demo_cmcgns.log 2>&1 || { tail -n 15 runs/demo_cmcgns.log; exit 1; }
+	@cat runs/demo_cmcgns.log
 	@echo "CM-CGNS and MICS demos run in the background (logs: runs/demo_cmcgns.log, runs/demo-endoscopy.log)"
 	@( $(DEMO_THREADS) $(BIN)/medmodal pretrain --preset pretrain_demo_cpu >> runs/demo_cmcgns.log 2>&1 \
 	   && $(DEMO_THREADS) $(BIN)/medmodal demo-endoscopy --out runs/demo-endoscopy > runs/demo-endoscopy.log 2>&1 \

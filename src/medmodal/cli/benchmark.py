@@ -146,7 +146,7 @@ def bench_speed_cmd(
     text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="cmcgns: Hugging Face folder "
                                                 "(default: the shipped MiniLM-L6)"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="cmcgns: indiana_reports.csv for the batch's "
-                                           "text (default: shared/data/cxr-reports-real if found)"),
+                                           "text (default: $MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real if found)"),
     preset: Optional[str] = typer.Option(None, "--preset", help="cmcgns: time the model of a pre-training preset "
                                          "(e.g. pretrain_demo_cpu: encoder, image size, text cache, batch); "
                                          "--image-encoder / --image-size / --batch-size given explicitly win"),

@@ -155,11 +155,20 @@ def test_deterministic_per_seed_whatever_the_workers(tmp_path):
 
 
 def test_template_fallback(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDMODAL_IU_REPORTS", str(tmp_path / "absent.csv"))
+    import medmodal.data.cxr.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "default_reports_path", lambda: None)  # no indiana_reports.csv anywhere
     pool, source = load_report_pool()
     assert source == "templates" and len(pool) == len(TEMPLATE_REPORTS)
     summary = synth_cxr(tmp_path / "t", 4, size=96)
     assert summary["source"] == "templates"
+
+
+def test_reports_env_variable_naming_no_file_is_an_error(tmp_path, monkeypatch):
+    """An explicit $MEDMODAL_IU_REPORTS is never silently replaced by the templates."""
+    monkeypatch.setenv("MEDMODAL_IU_REPORTS", str(tmp_path / "absent.csv"))
+    with pytest.raises(FileNotFoundError, match="MEDMODAL_IU_REPORTS=.*absent.csv"):
+        load_report_pool()
 
 
 @requires_reports_real

@@ -131,11 +131,19 @@ TEMPLATE_REPORTS = (
 
 
 def default_reports_path() -> Path | None:
-    """``$MEDMODAL_IU_REPORTS``, else ``shared/data/cxr-reports-real/indiana_reports.csv`` beside the
-    working folder or beside this checkout; ``None`` when none exists."""
+    """``$MEDMODAL_IU_REPORTS``, else ``shared/data/cxr-reports-real/indiana_reports.csv`` under
+    ``$MEDMODAL_SHARED_DATA``'s parent layout, beside the working folder or beside this checkout;
+    ``None`` when none exists.
+
+    Raises:
+        FileNotFoundError: ``$MEDMODAL_IU_REPORTS`` is set but names no file (an explicit choice is
+            never silently replaced by the built-in templates).
+    """
     env = os.environ.get("MEDMODAL_IU_REPORTS")
     if env:
-        return Path(env) if Path(env).is_file() else None
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"MEDMODAL_IU_REPORTS={env}: no such file (the Open-i indiana_reports.csv)")
+        return Path(env)
     shared = os.environ.get("MEDMODAL_SHARED_DATA")
     checkout = Path(__file__).resolve().parents[4]
     candidates = ([Path(shared) / IU_REPORTS.relative_to("shared/data")] if shared else []) + [

@@ -32,6 +32,7 @@ from typing import Callable
 
 import torch
 
+from medmodal.data.cxr.synthetic import default_reports_path
 from medmodal.models import create_model
 from medmodal.models.image_text.reference_loop import reference_compute_losses
 
@@ -54,7 +55,7 @@ class CMCGNSSpeedSettings:
     batch_size: int = 32
     text_encoder_path: str | None = None  # None: the shipped MiniLM-L6
     max_text_length: int = 256
-    reports_csv: str | None = None  # None: shared/data/cxr-reports-real/indiana_reports.csv if found
+    reports_csv: str | None = None  # None: $MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/ (synthetic.py)
     steps: int = 3  # timed rounds (the two variants alternate); the median is reported
     warmup: int = 1  # the first warm-up step seeds the k-means
     threads: int | None = None  # torch.set_num_threads; None: leave as is
@@ -83,20 +84,11 @@ class CMCGNSSpeedSettings:
         return cls(**values)
 
 
-def _default_reports_csv() -> Path | None:
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "data" / "cxr-reports-real" / "indiana_reports.csv"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def load_report_sentences(path: str | Path | None, count: int) -> tuple[list[list[str]], str]:
     """``count`` reports as sentence lists: ``impression + findings`` of the IU CSV split at full
     stops (first reports in file order with at least one sentence); cycles the built-in
     :data:`FALLBACK_REPORTS` when no file is found. Returns ``(reports, source description)``."""
-    path = Path(path) if path else _default_reports_csv()
+    path = Path(path) if path else default_reports_path()
     texts: list[str] = []
     if path is not None and Path(path).is_file():
         with open(path, newline="", encoding="utf-8") as f:
@@ -108,7 +100,8 @@ def load_report_sentences(path: str | Path | None, count: int) -> tuple[list[lis
                     break
         source = f"{path} (first {len(texts)} reports)"
     else:
-        source = "built-in fallback sentences (IU reports CSV not found)"
+        source = ("built-in fallback sentences: no indiana_reports.csv found (give --reports or set "
+                  "MEDMODAL_IU_REPORTS); the README's figures use the real IU reports")
     while len(texts) < count:
         texts.append(FALLBACK_REPORTS[len(texts) % len(FALLBACK_REPORTS)])
     reports = [[s.strip() for s in re.split(r"\.", t) if s.strip()] for t in texts[:count]]
