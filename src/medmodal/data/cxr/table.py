@@ -147,8 +147,6 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
             row_views = row_views if len(row_views) == len(names) else [get(row, "view")] * len(names)
             images += [(image_root / n, v) for n, v in zip(names, row_views)]
         selected = [(p, v) for p, v in images if views == "all" or is_frontal(v)]
-        if len(images) > len(selected):
-            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
         if not images:
             result.bad(CXRDataError(f"{where}: no image path"), skip_bad, path)
             continue
@@ -163,6 +161,8 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
         template = Study(study_id=study, patient_id=patient, image_paths=[], view_positions=[], findings=findings,
                          impression=impression, sentences=sentences, split=split, labels=label_values, source=path)
         result.studies.extend(make_rows(template, selected, rows))
+        if len(images) > len(selected):
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
     return result
 
 
