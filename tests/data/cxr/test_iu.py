@@ -44,6 +44,11 @@ def test_blank_test_key_is_tolerated_and_said(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(CXRDataError, match="blank key"):
         read_iu_annotation(path)
+    data["    "] = []
+    path.write_text(json.dumps(data))
+    empty = read_iu_annotation(path)
+    assert len(empty.studies) == 3 and not any("field ()" in n for n in empty.notes)
+    assert any("blank key '    ' (4 spaces) is empty" in n for n in empty.notes)
 
 
 def test_bad_entries_raise_or_are_skipped(tmp_path):

@@ -99,6 +99,9 @@ def _split_of_key(key: str, entries: list, path: Path, result: ReadResult) -> li
         return [name] * len(entries)
     if key.strip():
         raise CXRDataError(f"{path}: unknown split key {key!r} (expected train, val or test)")
+    if not entries:
+        result.note(f"{path}: the list under the blank key {key!r} ({len(key)} spaces) is empty")
+        return []
     found = [SPLIT_ALIASES.get(str(e.get("split", "")).strip().lower()) if isinstance(e, dict) else None
              for e in entries]
     if any(f is None for f in found):
