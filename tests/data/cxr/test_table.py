@@ -38,8 +38,11 @@ def test_generic_csv(tmp_path):
     with pytest.raises(CXRDataError, match="no column 'Findings'"):
         read_csv_table(path, report_col="Findings")
     (tmp_path / "noimage.csv").write_text("report\nsome text here\n")
-    with pytest.raises(CXRDataError, match="no image column"):
+    with pytest.raises(CXRDataError, match="no image column .*--image-col"):
         read_csv_table(tmp_path / "noimage.csv")
+    (tmp_path / "noreport.csv").write_text("image,note\nimg/a0.png,some text here\n")
+    with pytest.raises(CXRDataError, match="no report column .*--report-col"):
+        read_csv_table(tmp_path / "noreport.csv")
     (tmp_path / "img" / "a2.png").unlink()
     with pytest.raises(CXRDataError, match=r"line 4: image .*a2.png not found"):
         read_csv_table(path)

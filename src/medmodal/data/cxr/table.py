@@ -85,9 +85,11 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
            "study": _column(fields, study_col, "study", path), "patient": _column(fields, patient_col, "patient", path),
            "split": _column(fields, split_col, "split", path), "view": _column(fields, view_col, "view", path)}
     if col["image"] is None:
-        raise CXRDataError(f"{path}: no image column (name one of {', '.join(COLUMN_NAMES['image'])} or give it)")
+        raise CXRDataError(f"{path}: no image column (name one of {', '.join(COLUMN_NAMES['image'])}, or give it: "
+                           f"--image-col / image_col=)")
     if col["report"] is None and col["findings"] is None and col["impression"] is None:
-        raise CXRDataError(f"{path}: no report column (report, text, or findings / impression; or give it)")
+        raise CXRDataError(f"{path}: no report column (report, text, or findings / impression; or give it: "
+                           f"--report-col / report_col=)")
     if views == "frontal" and col["view"] is None:
         raise CXRDataError(f"{path}: views='frontal' needs a view column (view, view_position, projection)")
     labels = list(label_cols) if label_cols is not None else [f for f in fields if f.startswith(LABEL_PREFIX)]
