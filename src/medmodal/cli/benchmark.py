@@ -51,7 +51,8 @@ def benchmark_cmd(
     if suite not in ("segmentation", "cxr", "endoscopy"):
         raise ValueError(f"--suite must be segmentation, cxr or endoscopy, got {suite!r}")
     if suite != "cxr" and (fractions or tasks or imagenet_weights):
-        console.print("note: --fractions / --tasks / --imagenet-weights apply to --suite cxr only (ignored)")
+        console.print("note: --fractions / --tasks / --imagenet-weights apply to --suite cxr only (ignored)",
+                      soft_wrap=True)
     if suite == "cxr":
         _cxr_benchmark(out or Path("runs/benchmark_cxr"), profile, methods, seeds, fractions, tasks, imagenet_weights,
                        epochs)
@@ -64,10 +65,10 @@ def benchmark_cmd(
             [m.strip() for m in methods.split(",")] if methods else None,
             [int(s) for s in seeds.split(",")] if seeds else None, finetune_epochs=epochs,
             on_run=lambda r: console.print(f"{r['bench_method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
-                                           f"accuracy {r['test']['accuracy']:.3f}", highlight=False))
+                                           f"accuracy {r['test']['accuracy']:.3f}", highlight=False, soft_wrap=True))
         for name in ("comparison.md", "ablation.md"):
-            console.print((report / name).read_text(), markup=False, highlight=False)
-        console.print(f"report: {report}")
+            console.print((report / name).read_text(), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"report: {report}", soft_wrap=True)
         return
     out = out or Path("runs/benchmark")
     from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
@@ -81,16 +82,18 @@ def benchmark_cmd(
         if real:
             raise FileNotFoundError("--real: no real labelled case found; pass --real-data FOLDER "
                                     "(or set MEDMODAL_REAL_CASE)")
-        console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)")
+        console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)",
+                      soft_wrap=True)
     real_cases = [(real_root, real_map)] if real_root is not None else []
     report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")],
                            [int(s) for s in seeds.split(",")] if seeds else None, epochs, real, real_cases,
                            on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
                                                           f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
-                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)"),
+                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)",
+                                                          soft_wrap=True),
                            eval_protocol=eval_protocol)
     console.print((report / "report.md").read_text(), markup=False, highlight=False, soft_wrap=True)
-    console.print(f"report: {report}")
+    console.print(f"report: {report}", soft_wrap=True)
 
 
 def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str], fractions: Optional[str],
@@ -117,9 +120,9 @@ def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optio
         [float(f) for f in fractions.split(",")] if fractions else None, pairs, imagenet_weights,
         on_run=lambda r: console.print(f"{r['task']:>14} {r['dataset']:<10} {r['method']:<18} "
                                        f"{100 * r['fraction']:>5g}% seed {r['seed']}: {r['metric']} "
-                                       f"{r['value']:.1f}", highlight=False))
-    console.print((report / "report.md").read_text(), markup=False, highlight=False)
-    console.print(f"report: {report}")
+                                       f"{r['value']:.1f}", highlight=False, soft_wrap=True))
+    console.print((report / "report.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {report}", soft_wrap=True)
 
 
 @app.command("bench-speed")
@@ -167,7 +170,7 @@ def bench_speed_cmd(
                                          ("--image-encoder", image_encoder != "resnet18"),
                                          ("--image-size", image_size != 128), ("--preset", preset)) if given])
     if ignored:
-        console.print(f"note: {', '.join(ignored)} ignored for --suite {suite}")
+        console.print(f"note: {', '.join(ignored)} ignored for --suite {suite}", soft_wrap=True)
     if suite == "cmcgns":
         from medmodal.engine.image_text.speed import (
             CMCGNSSpeedSettings,
@@ -195,7 +198,7 @@ def bench_speed_cmd(
                                            batch_size=batch_size or 32, **common)
         report = run_cmcgns_speed_benchmark(settings, out)
         console.print(format_cmcgns_report(report), markup=False, highlight=False, soft_wrap=True)
-        console.print(f"JSON: {out}")
+        console.print(f"JSON: {out}", soft_wrap=True)
         return
     if suite != "segmentation":
         raise ValueError(f"--suite must be segmentation or cmcgns, got {suite!r}")
@@ -209,5 +212,5 @@ def bench_speed_cmd(
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))
     report = run_speed_benchmark(settings, out)
-    console.print(format_report(report))
-    console.print(f"JSON: {out}")
+    console.print(format_report(report), soft_wrap=True)
+    console.print(f"JSON: {out}", soft_wrap=True)

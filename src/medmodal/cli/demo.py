@@ -28,7 +28,7 @@ def demo_cmd(
     data = out / "data"
     if not any(data.glob("*/*_seg.nii.gz")):
         synth_brats(data, num_cases=cases, size=size, seed=0)
-        console.print(f"synthetic BraTS-layout dataset: {cases} cases of {size}^3 in {data}")
+        console.print(f"synthetic BraTS-layout dataset: {cases} cases of {size}^3 in {data}", soft_wrap=True)
     overrides = [f"trainer.max_epochs={epochs}"] if epochs else []
     cfg = experiment_config(None, "demo_cpu", out / "run", data, overrides)
     run_dir = run_training(cfg, resume="auto")
@@ -36,4 +36,4 @@ def demo_cmd(
     console.print(result.markdown, markup=False, soft_wrap=True)
     minutes = (time.perf_counter() - start) / 60
     console.print(f"done in {minutes:.1f} min. per-case CSV: {result.csv}\ntable: {result.table}\n"
-                  f"heatmap: {result.heatmap}\nmodel bundle: {run_dir / 'model'}")
+                  f"heatmap: {result.heatmap}\nmodel bundle: {run_dir / 'model'}", soft_wrap=True)

@@ -45,14 +45,15 @@ def pretrain_endoscopy_cmd(
         cfg.out_dir = str(out)
     result = run_pretrain(cfg, resume=resume)
     for note in result.get("notes", []):
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if result.get("skipped"):
         console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
                       soft_wrap=True)
     losses = result["losses"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()) if k.startswith("val/")) or \
         ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))
-    console.print(f"pre-trained on {result['pairs']} pairs, {result['epochs']} epochs: {shown}", highlight=False)
+    console.print(f"pre-trained on {result['pairs']} pairs, {result['epochs']} epochs: {shown}", highlight=False,
+                  soft_wrap=True)
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
@@ -146,8 +147,8 @@ def predict_endoscopy_cmd(
     skipped = [r["sample_id"] for r in rows if r["used"] == "none"]
     if skipped:
         console.print(f"note: {len(skipped)} samples have none of {', '.join(use)} (no prediction): "
-                      f"{', '.join(skipped[:10])}", markup=False, highlight=False)
-    console.print(f"{len(rows) - len(skipped)} predictions -> {output}", highlight=False)
+                      f"{', '.join(skipped[:10])}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"{len(rows) - len(skipped)} predictions -> {output}", highlight=False, soft_wrap=True)
 
 
 #: pre-training / fine-tuning epochs of ``demo-endoscopy`` (the cpu-quick benchmark's); 10 / 6 was measured
@@ -178,12 +179,13 @@ def demo_endoscopy_cmd(
     data = out / "data"
     if not (data / "synthetic.json").is_file():
         synth_endoscopy(data, samples, 64, seed=0)
-        console.print(f"built-in paired dataset: {samples} WLI / NBI pairs of 64 px in {data}")
+        console.print(f"built-in paired dataset: {samples} WLI / NBI pairs of 64 px in {data}", soft_wrap=True)
     report = run_endoscopy_benchmark(out, "cpu-quick", ["wli-only", "fusion-no-pretrain", "mics"],
                                      [int(s) for s in seeds.split(",")], [0.05], data=data,
                                      pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
                                      on_run=lambda r: console.print(
                                          f"{r['bench_method']:<20} seed {r['seed']}: accuracy "
-                                         f"{r['test']['accuracy']:.3f}", highlight=False))
-    console.print((report / "comparison.md").read_text(), markup=False, highlight=False)
-    console.print(f"done in {(time.perf_counter() - start) / 60:.1f} min. report: {report}", highlight=False)
+                                         f"{r['test']['accuracy']:.3f}", highlight=False, soft_wrap=True))
+    console.print((report / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"done in {(time.perf_counter() - start) / 60:.1f} min. report: {report}", highlight=False,
+                  soft_wrap=True)

@@ -34,4 +34,4 @@ def evaluate_cmd(
                             labels=labels, hd95=hd95, progress=progress, precision=precision, protocol=protocol,
                             affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
     console.print(result.markdown, markup=False, soft_wrap=True)
-    console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}")
+    console.print(f"per-case CSV: {result.csv}\ntable: {result.table}\nheatmap: {result.heatmap}", soft_wrap=True)

@@ -117,5 +117,5 @@ def finetune_speed_cmd(
                                         image_size=image_size, epochs=epochs, batch_size=batch_size,
                                         accelerator=accelerator)
     report = run_linear_probe_speed(settings, out)
-    console.print(format_speed_report(report), highlight=False, markup=False)
-    console.print(f"JSON: {out / 'speed.json'}", highlight=False)
+    console.print(format_speed_report(report), highlight=False, markup=False, soft_wrap=True)
+    console.print(f"JSON: {out / 'speed.json'}", highlight=False, soft_wrap=True)

@@ -51,15 +51,15 @@ def predict_cmd(
         if disable_progress_bar:
             return
         if record is None:
-            console.print(f"{case.case_id}: {status}", highlight=False)
+            console.print(f"{case.case_id}: {status}", highlight=False, soft_wrap=True)
             return
         used = "+".join(record["sequences_used"])
         skipped = "".join(f"; {m} skipped ({why})" for m, why in record["sequences_skipped"].items())
         grid = record["geometry"]["applied"] or {}
         moved = [w for w in ("reoriented", "resampled") if grid.get(w)]
         geometry = f"; {' + '.join(moved)} to the model's geometry" if moved else ""
-        console.print(f"{case.case_id}: {status} ({used}{skipped}{geometry})", highlight=False)
+        console.print(f"{case.case_id}: {status} ({used}{skipped}{geometry})", highlight=False, soft_wrap=True)
 
     with torch.inference_mode():
         predict_cases(net, meta, cases, output, options, device=torch.device(device), on_case=report, input_root=input)
-    console.print(f"predictions in {output}")
+    console.print(f"predictions in {output}", soft_wrap=True)

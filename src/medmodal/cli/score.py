@@ -34,7 +34,7 @@ def score_cmd(
     def report(case_id: str, row: dict) -> None:
         if not quiet:
             dice = "  ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("Dice_"))
-            console.print(f"{case_id}: Dice {dice}", highlight=False)
+            console.print(f"{case_id}: Dice {dice}", highlight=False, soft_wrap=True)
 
     result = score_folders(pred, ref, protocol, out, labels, pred_labels, layout, mapping, et_min_voxels,
                            affine_tolerance, on_case=report)
@@ -44,4 +44,4 @@ def score_cmd(
         if ids:
             err_console.print(f"[bold yellow]warning:[/] {len(ids)} {what} and were not scored: {', '.join(ids)}",
                               highlight=False, soft_wrap=True)
-    console.print(f"per-case CSV: {result.csv}\nsummary: {result.json}\ntable: {result.table}")
+    console.print(f"per-case CSV: {result.csv}\nsummary: {result.json}\ntable: {result.table}", soft_wrap=True)

@@ -28,4 +28,4 @@ def train_cmd(
     cfg = experiment_config(config, preset, out, data, override)
     run_dir = run_training(cfg, resume=resume)
     if is_global_zero():  # under DDP every process runs this command; one reports
-        console.print(f"run folder: {run_dir}  (model bundle: {run_dir / 'model'})")
+        console.print(f"run folder: {run_dir}  (model bundle: {run_dir / 'model'})", soft_wrap=True)

@@ -23,6 +23,14 @@ def test_r2gen_layout(r2gen_root):
     assert len(both.studies) == 8
     grouped = read_iu_annotation(r2gen_root / "annotation.json", views="all", rows="study")
     assert [len(s.image_paths) for s in grouped.studies] == [2] * 4
+    assert any("no patient ids: patient_id is the study id" in n for n in result.notes)
+
+
+def test_excluded_images_are_counted_for_kept_studies_only(r2gen_root):
+    (r2gen_root / "images" / "CXR100_IM-0000" / "0.png").unlink()  # study skipped as bad input
+    result = read_iu_annotation(r2gen_root / "annotation.json", skip_bad=True)
+    assert len(result.skipped) == 1 and len(result.studies) == 3
+    assert result.excluded == {"view not frontal": 3}  # not the lateral of the skipped study
 
 
 def test_blank_test_key_is_tolerated_and_said(tmp_path):
@@ -36,6 +44,11 @@ def test_blank_test_key_is_tolerated_and_said(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(CXRDataError, match="blank key"):
         read_iu_annotation(path)
+    data["    "] = []
+    path.write_text(json.dumps(data))
+    empty = read_iu_annotation(path)
+    assert len(empty.studies) == 3 and not any("field ()" in n for n in empty.notes)
+    assert any("blank key '    ' (4 spaces) is empty" in n for n in empty.notes)
 
 
 def test_bad_entries_raise_or_are_skipped(tmp_path):
@@ -92,7 +105,8 @@ def test_real_annotation_files_load():
     frontal = read_iu_annotation(IU_REAL / "annotation_flat_names.json", check_images=False,
                                  projections=REPORTS_REAL / "indiana_projections.csv")
     assert frontal.summary()["rows"] == 3793 and frontal.summary()["studies"] == 3665
-    assert frontal.excluded == {"view not frontal": 3631, "view unknown": 6}
+    # kept studies only: 3631 laterals and 6 unknown views in all, 170 and 2 of them in the 161 dropped studies
+    assert frontal.excluded == {"view not frontal": 3461, "view unknown": 4}
     assert frontal.dropped == {"every image excluded": 161}  # 3826 studies - 3665 kept
 
 
@@ -164,7 +178,7 @@ def test_real_openi_pair_loads():
 
     result = read_openi_csv(REPORTS_REAL / "indiana_reports.csv", check_images=False)
     assert result.summary()["studies"] == 3666 and result.summary()["rows"] == 3794
-    assert result.excluded == {"view not frontal": 3632}
+    assert result.excluded == {"view not frontal": 3462}  # of kept studies (3632 in all)
     assert result.dropped == {"no FINDINGS or IMPRESSION": 25, "every image excluded": 160}  # 3851 - 3666
     positives = sum(s.labels["Cardiomegaly"] == 1 for s in result.studies)
     assert 300 < positives < 400

@@ -33,13 +33,16 @@ def test_generic_csv(tmp_path):
     assert [s.labels["Cardiomegaly"] for s in result.studies] == [0, 1, None]
     assert result.studies[1].view_positions == ["LATERAL"] and result.studies[2].split == "test"
     frontal = read_csv_table(path, views="frontal")
-    assert len(frontal.studies) == 2 and frontal.excluded == {"view not frontal": 1}
+    assert len(frontal.studies) == 2 and not frontal.excluded  # excluded counts images of kept studies only
     assert frontal.dropped == {"every image excluded": 1}  # study a1 had only its lateral image
     with pytest.raises(CXRDataError, match="no column 'Findings'"):
         read_csv_table(path, report_col="Findings")
     (tmp_path / "noimage.csv").write_text("report\nsome text here\n")
-    with pytest.raises(CXRDataError, match="no image column"):
+    with pytest.raises(CXRDataError, match="no image column .*--image-col"):
         read_csv_table(tmp_path / "noimage.csv")
+    (tmp_path / "noreport.csv").write_text("image,note\nimg/a0.png,some text here\n")
+    with pytest.raises(CXRDataError, match="no report column .*--report-col"):
+        read_csv_table(tmp_path / "noreport.csv")
     (tmp_path / "img" / "a2.png").unlink()
     with pytest.raises(CXRDataError, match=r"line 4: image .*a2.png not found"):
         read_csv_table(path)
@@ -73,9 +76,9 @@ def test_cxr_reports_command(tmp_path):
     out = tmp_path / "table.csv"
     result = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "5 rows, 4 studies, 3 patients (test 1, train 2, val 2)" in result.output
-    assert ("studies dropped: no FINDINGS or IMPRESSION: 1; images excluded: view not PA/AP: 1; skipped as bad "
-            "input: 0") in result.output  # the lateral image of a kept study is not a dropped study
+    assert "5 rows, 4 studies, 3 patients; rows per split: test 1, train 2, val 2" in result.output
+    assert ("studies dropped: no FINDINGS or IMPRESSION: 1; studies skipped as bad input: 0; images excluded from "
+            "kept studies: view not PA/AP: 1") in result.output  # a kept study's lateral: not a dropped study
     header = out.read_text().splitlines()[0]
     assert header.startswith("study_id,patient_id,split,image_paths,view_positions,findings,impression")
     (mimic / "files/p10/p10000004/s50000005.txt").write_bytes(b" FINDINGS: \xff\n")
@@ -83,7 +86,16 @@ def test_cxr_reports_command(tmp_path):
     assert bad.exit_code == 1 and "s50000005.txt: not UTF-8 text" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "bad.csv").exists()
     skipped = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "ok.csv"), "--skip-bad"])
-    assert skipped.exit_code == 0 and "skipped: " in skipped.output and "skipped as bad input: 1" in skipped.output
+    assert skipped.exit_code == 0 and "skipped: " in skipped.output
+    assert "studies skipped as bad input: 1" in skipped.output
+
+
+def test_cxr_reports_summary_counts_one_row(tmp_path):
+    write_generic(tmp_path)
+    (tmp_path / "one.csv").write_text(f'image,report\nimg/a0.png,"{REPORTS[0]}"\n')
+    result = runner.invoke(app, ["data", "cxr-reports", str(tmp_path / "one.csv"), "-o", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    assert "1 row, 1 study, 1 patient; rows per split: no split 1" in result.output
 
 
 @requires_iu_real
@@ -95,10 +107,12 @@ def test_cxr_reports_on_the_real_files(tmp_path):
     pairs = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "p.csv"),
                                 "--report-col", "report_findings_plus_impression", "--views", "frontal"])
     assert pairs.exit_code == 0, pairs.output
-    assert "3 rows, 3 studies" in pairs.output and "images excluded: view not frontal: 2" in pairs.output
+    assert "3 rows, 3 studies" in pairs.output
+    assert "images excluded from kept studies: view not frontal: 2" in pairs.output
     split = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
                                 "--report-col", "report_findings_plus_impression", "--split-seed", "0"])
-    assert split.exit_code == 0 and "(none" not in split.output and "patient-level split" in split.output
+    assert split.exit_code == 0 and "no split" not in split.output and "patient-level split" in split.output
+    assert "rows per split: no split " in pairs.output  # without --split-seed the rows have no split
 
 
 @requires_images_real

@@ -17,6 +17,11 @@ ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-image
                              "radiographs) | exists")
 
 
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 row``, ``2 rows``, ``1 study``, ``3 studies``."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def _image_check(check_images: bool, image_check: str):
     from medmodal.data.cxr.images import resolve_image_check
 
@@ -109,9 +114,10 @@ def cxr_reports_cmd(
     if len(result.skipped) > 20:
         console.print(f"[yellow]skipped:[/] ... and {len(result.skipped) - 20} more", highlight=False)
     summary = result.summary()
-    splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
-    console.print(f"{out}: {summary['rows']} rows, {summary['studies']} studies, {summary['patients']} patients "
-                  f"({splits})", highlight=False, soft_wrap=True)
+    splits = ", ".join(f"{'no split' if k == 'none' else k} {v}" for k, v in summary["splits"].items())
+    console.print(f"{out}: {_count(summary['rows'], 'row')}, {_count(summary['studies'], 'study', 'studies')}, "
+                  f"{_count(summary['patients'], 'patient')}; rows per split: {splits}", highlight=False,
+                  soft_wrap=True)
     console.print(result.account_line(), highlight=False, soft_wrap=True)
     _print_image_check(result)
 

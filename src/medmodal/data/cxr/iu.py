@@ -40,6 +40,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -58,6 +59,11 @@ EXCLUDE_VIEW = "view not frontal"
 EXCLUDE_VIEW_UNKNOWN = "view unknown"
 DROP_NO_SECTIONS = "no FINDINGS or IMPRESSION"
 DROP_NO_IMAGE = "no image listed"
+
+
+def _note_no_patient_ids(path: Path, result: ReadResult) -> None:
+    result.note(f"{path}: IU X-ray has no patient ids: patient_id is the study id (each study its own patient, "
+                f"so a split by patient is a split by study)")
 
 
 def _image_key(name: str) -> str:
@@ -93,6 +99,9 @@ def _split_of_key(key: str, entries: list, path: Path, result: ReadResult) -> li
         return [name] * len(entries)
     if key.strip():
         raise CXRDataError(f"{path}: unknown split key {key!r} (expected train, val or test)")
+    if not entries:
+        result.note(f"{path}: the list under the blank key {key!r} ({len(key)} spaces) is empty")
+        return []
     found = [SPLIT_ALIASES.get(str(e.get("split", "")).strip().lower()) if isinstance(e, dict) else None
              for e in entries]
     if any(f is None for f in found):
@@ -164,6 +173,7 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
     image_root = Path(image_root) if image_root is not None else path.parent / "images"
     data = _load_json(path)
     result = ReadResult(image_check=resolve_image_check(check_images))
+    _note_no_patient_ids(path, result)
     if isinstance(data, dict):
         groups = [(entries, _split_of_key(key, entries, path, result)) for key, entries in data.items()
                   if isinstance(entries, list)]
@@ -199,7 +209,8 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
             if too_short(sentences):
                 result.dropped[DROP_SHORT] += 1
                 continue
-            images = _select_images(names, views, path, result)
+            excluded = Counter()  # added to result.excluded only if the study is kept
+            images = _select_images(names, views, path, result, excluded)
             if proj_table is None and any(not ("/" in n or "\\" in n) for n in names):
                 proj_path = Path(projections) if projections is not None else _find_beside(path, PROJECTIONS_NAME)
                 proj_table = read_projections(proj_path) if proj_path is not None else {}
@@ -211,7 +222,7 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                 for name in names:
                     view = proj_table.get(_image_key(name), "")
                     if views == "frontal" and proj_table and not is_frontal(view):
-                        result.excluded[EXCLUDE_VIEW if view else EXCLUDE_VIEW_UNKNOWN] += 1
+                        excluded[EXCLUDE_VIEW if view else EXCLUDE_VIEW_UNKNOWN] += 1
                         continue
                     images.append((name, view))
             bad = result.bad_image([image_root / n for n, _ in images], where)
@@ -228,10 +239,11 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                 if label_table:
                     row.labels = label_table.get(rel[0])
                 result.studies.append(row)
+            result.excluded.update(excluded)
     return result
 
 
-def _select_images(names: list[str], views: str, path: Path, result: ReadResult):
+def _select_images(names: list[str], views: str, path: Path, result: ReadResult, excluded: Counter):
     """R2Gen names (``<id>/<k>.png``): image 0 is frontal by convention; ``None`` for flat names."""
     if not all("/" in n or "\\" in n for n in names):
         return None
@@ -239,7 +251,7 @@ def _select_images(names: list[str], views: str, path: Path, result: ReadResult)
         return [(n, "Frontal" if i == 0 else "Lateral") for i, n in enumerate(names)]
     result.note(f"{path}: the R2Gen layout records no view position; image 0 of each study is taken as the "
                 f"frontal view (views='all' keeps every image)")
-    result.excluded[EXCLUDE_VIEW] += len(names) - 1
+    excluded[EXCLUDE_VIEW] += len(names) - 1
     return [(names[0], "Frontal")]
 
 
@@ -281,6 +293,7 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
         by_uid.setdefault(row["uid"].strip(), []).append((row["filename"].strip(), (row["projection"] or "").strip()))
     result = ReadResult(image_check=resolve_image_check(check_images))
     result.note(f"{reports}: Open-i has no official split; rows get split None (assign one by patient)")
+    _note_no_patient_ids(reports, result)
     for line, row in enumerate(table, start=2):
         uid = (row["uid"] or "").strip()
         where = f"{reports}: line {line} (uid {uid})"
@@ -305,8 +318,6 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
             result.dropped[DROP_NO_IMAGE] += 1
             continue
         selected = [(n, v) for n, v in images if views == "all" or is_frontal(v)]
-        if len(images) > len(selected):
-            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
         bad = result.bad_image([image_root / n for n, _ in selected], where)
         if bad is not None:
             result.bad(bad[1], skip_bad, reports)
@@ -318,4 +329,6 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
                          impression=impression, sentences=sentences, split=None,
                          labels=labels_from_mesh(row.get("MeSH", "")), source=reports)
         result.studies.extend(make_rows(template, [(image_root / n, v) for n, v in selected], rows))
+        if len(images) > len(selected):  # counted for kept studies only
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
     return result

@@ -34,7 +34,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from medmodal.data.cxr.images import resolve_image_check
@@ -175,15 +175,15 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
         if too_short(sentences):
             result.dropped[DROP_SHORT] += 1
             continue
-        selected, split = [], None
+        selected, split, excluded = [], None, Counter()
         for row in images:
             view = (row.get("ViewPosition") or "").strip()
             if views == "frontal" and not is_frontal(view):
-                result.excluded[EXCLUDE_VIEW] += 1
+                excluded[EXCLUDE_VIEW] += 1
                 continue
             official = split_of.get(row["dicom_id"])
             if official not in SPLIT_NAMES:
-                result.excluded[EXCLUDE_NO_SPLIT] += 1
+                excluded[EXCLUDE_NO_SPLIT] += 1
                 continue
             split = "val" if merge_val_test and official == "test" else SPLIT_NAMES[official]
             selected.append((image_path(root, subject, study, row["dicom_id"].strip()), view))
@@ -201,5 +201,6 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
             result.bad(CXRDataError(f"{root}: study {study}: metadata is not UTF-8"), skip_bad, root)
             continue
         result.studies.extend(make_rows(template, selected, rows))
+        result.excluded.update(excluded)  # counted for kept studies only
     check_patient_splits(result.studies)
     return result

@@ -7,8 +7,8 @@ it left out (:class:`ReadResult`). Two kinds of leaving-out are kept apart:
   reference pipeline filters by design. ``dropped`` counts *studies* left out whole (a MIMIC
   study with neither FINDINGS nor IMPRESSION, a report with fewer than three word tokens, a study
   whose every image was excluded: :data:`DROP_NO_IMAGE_LEFT`); ``excluded`` counts *images* left
-  out of a study (a lateral image when only frontal views are read), whether or not the study
-  keeps another image.
+  out of a study that is kept (a lateral image when only frontal views are read); the images of
+  a study that is dropped or skipped are not counted there.
 * **bad input** (:class:`CXRDataError`, one line naming the file): an unreadable image, a
   report that is empty or only de-identification tokens, non-UTF-8 text, an annotation entry
   whose image is missing. By default the first one raises; with ``skip_bad=True`` each is
@@ -85,8 +85,9 @@ class ReadAccount:
     Attributes:
         dropped: reason -> number of studies left out whole by the documented rules (downstream
             readers: images / rows).
-        excluded: reason -> number of images left out of their study (e.g. non-frontal views);
-            the study is kept when another image remains, else also counted in ``dropped``.
+        excluded: reason -> number of images left out of a study that is kept (e.g. non-frontal
+            views); a study left without image is counted in ``dropped`` instead, and the images of
+            a dropped or skipped study are not counted.
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
         image_check: the check run on every kept image file
@@ -141,12 +142,15 @@ class ReadResult(ReadAccount):
     """What an image-report reader returns: the rows kept (``studies``) and the :class:`ReadAccount`."""
 
     def account_line(self) -> str:
-        """``studies dropped: ...; images excluded: ...; skipped as bad input: N`` (what the CLI prints)."""
+        """``studies dropped: ...; studies skipped as bad input: N; images excluded from kept studies: ...``.
+
+        What the CLI prints: the two study counts first, then the image count (units named).
+        """
         def counts(counter):
             return ", ".join(f"{reason}: {n}" for reason, n in sorted(counter.items())) or "none"
 
-        return (f"studies dropped: {counts(self.dropped)}; images excluded: {counts(self.excluded)}; "
-                f"skipped as bad input: {len(self.skipped)}")
+        return (f"studies dropped: {counts(self.dropped)}; studies skipped as bad input: {len(self.skipped)}; "
+                f"images excluded from kept studies: {counts(self.excluded)}")
 
     studies: list[Study] = field(default_factory=list)
 

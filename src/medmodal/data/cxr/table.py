@@ -85,9 +85,11 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
            "study": _column(fields, study_col, "study", path), "patient": _column(fields, patient_col, "patient", path),
            "split": _column(fields, split_col, "split", path), "view": _column(fields, view_col, "view", path)}
     if col["image"] is None:
-        raise CXRDataError(f"{path}: no image column (name one of {', '.join(COLUMN_NAMES['image'])} or give it)")
+        raise CXRDataError(f"{path}: no image column (name one of {', '.join(COLUMN_NAMES['image'])}, or give it: "
+                           f"--image-col / image_col=)")
     if col["report"] is None and col["findings"] is None and col["impression"] is None:
-        raise CXRDataError(f"{path}: no report column (report, text, or findings / impression; or give it)")
+        raise CXRDataError(f"{path}: no report column (report, text, or findings / impression; or give it: "
+                           f"--report-col / report_col=)")
     if views == "frontal" and col["view"] is None:
         raise CXRDataError(f"{path}: views='frontal' needs a view column (view, view_position, projection)")
     labels = list(label_cols) if label_cols is not None else [f for f in fields if f.startswith(LABEL_PREFIX)]
@@ -147,8 +149,6 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
             row_views = row_views if len(row_views) == len(names) else [get(row, "view")] * len(names)
             images += [(image_root / n, v) for n, v in zip(names, row_views)]
         selected = [(p, v) for p, v in images if views == "all" or is_frontal(v)]
-        if len(images) > len(selected):
-            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
         if not images:
             result.bad(CXRDataError(f"{where}: no image path"), skip_bad, path)
             continue
@@ -163,6 +163,8 @@ def read_csv_table(path: str | Path, *, image_col: str | None = None, report_col
         template = Study(study_id=study, patient_id=patient, image_paths=[], view_positions=[], findings=findings,
                          impression=impression, sentences=sentences, split=split, labels=label_values, source=path)
         result.studies.extend(make_rows(template, selected, rows))
+        if len(images) > len(selected):
+            result.excluded[EXCLUDE_VIEW] += len(images) - len(selected)
     return result
 
 

@@ -63,7 +63,7 @@ def read_pretraining_studies(cfg: PretrainConfig) -> tuple[list[Study], list[str
         notes.append(f"studies dropped by the reader's rules: {dropped}")
     if result.excluded:
         excluded = ", ".join(f"{k} {v}" for k, v in sorted(result.excluded.items()))
-        notes.append(f"images excluded by the reader's rules: {excluded}")
+        notes.append(f"images excluded from kept studies by the reader's rules: {excluded}")
     notes += [f"skipped bad input: {problem}" for _, problem in result.skipped[:20]]
     if len(result.skipped) > 20:
         notes.append(f"skipped bad input: ... and {len(result.skipped) - 20} more")
