@@ -21,7 +21,7 @@ venv: $(STAMP)
 # The three demos share the 2 cores: first the chest X-rays for CM-CGNS are drawn (2 processes, ~1 min), then
 # DMAF-Net runs in the foreground with its progress on screen while CM-CGNS, then MICS, run in the background,
 # one CPU thread each (logs runs/demo_cmcgns.log, runs/demo-endoscopy.log; their tables are printed at the end).
-# Measured ~11-12 min on a quiet 2-core machine (README).
+# Measured 11.6 / 12.4 min in two runs on a quiet 2-core machine (README).
 DEMO_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 IU_REPORTS ?=
 demo: $(STAMP)

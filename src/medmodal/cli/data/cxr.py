@@ -56,11 +56,13 @@ def synth_cxr_cmd(
     summary = synth_cxr(out, studies, seed=seed, size=size, reports=reports, workers=workers, progress=True)
     if summary["source"] == "templates":
         console.print(f"[yellow]note:[/] no indiana_reports.csv found: reports come from medmodal's "
-                      f"{len(TEMPLATE_REPORTS)} built-in templates, not real IU reports (give --reports)")
+                      f"{len(TEMPLATE_REPORTS)} built-in templates, not real IU reports (give --reports or set "
+                      f"MEDMODAL_IU_REPORTS; make demo: IU_REPORTS=...)", soft_wrap=True)
     splits = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
     positives = ", ".join(f"{k} {v}" for k, v in summary["positives"].items())
-    console.print(f"wrote {summary['studies']} studies to {out} ({splits}); reports from {summary['source']}")
-    console.print(f"drawn findings (images): {positives}; {summary['boxes']} boxes")
+    console.print(f"wrote {summary['studies']} studies to {out} ({splits}); reports from {summary['source']}",
+                  highlight=False, soft_wrap=True)
+    console.print(f"drawn findings (images): {positives}; {summary['boxes']} boxes", highlight=False, soft_wrap=True)
 
 
 @data_app.command("cxr-reports")
