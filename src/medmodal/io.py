@@ -14,13 +14,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from medmodal.errors import DamagedFileError
+
 
 class OutputError(OSError):
     """An output path cannot be written (e.g. the folder is not writable)."""
-
-
-class DamagedFileError(ValueError):
-    """An input file (checkpoint, weights, run JSON) is damaged or incomplete; the message names it."""
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

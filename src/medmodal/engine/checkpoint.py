@@ -24,16 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from medmodal.errors import CheckpointError
 from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
                          load_torch_file, read_json_file)
 
 BUNDLE_WEIGHTS = "model.safetensors"
 BUNDLE_META = "model.json"
 MODEL_PREFIX = "model."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used; the message names the file and the problem."""
 
 
 def save_bundle(folder: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:

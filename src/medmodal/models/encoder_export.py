@@ -56,6 +56,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from medmodal.errors import EncoderLoadError
 from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
                          load_torch_file, read_json_file)
 
@@ -74,10 +75,6 @@ REFERENCE_STD = (0.5, 0.5, 0.5)
 #: classifier heads of timm / torchvision models (dropped from a weight file)
 HEAD_PREFIXES = ("fc.", "head.", "classifier.", "head_dist.", "last_linear.", "heads.")
 WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_state_dict")
-
-
-class EncoderLoadError(ValueError):
-    """An encoder cannot be loaded; the message names the file (or spec) and the problem."""
 
 
 @dataclass(frozen=True)

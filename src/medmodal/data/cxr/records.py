@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from medmodal.errors import DataError
+
 #: Labels of a study: finding name -> 1 (positive), 0 (negative), -1 (uncertain, CheXpert's
 #: convention) or ``None`` (not mentioned / unknown).
 Labels = dict[str, Optional[int]]
 
 
-class CXRDataError(ValueError):
+class CXRDataError(DataError):
     """Bad chest X-ray input; the message is one line naming the file and the problem."""
 
 

@@ -19,14 +19,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from medmodal.errors import ImageReadError
 from medmodal.data.endoscopy.samples import PairedSample, warn_lines
 from medmodal.io import atomic_save_npy
 
 CACHE_VERSION = 1
-
-
-class ImageReadError(ValueError):
-    """An image file cannot be decoded (truncated, not an image, unsupported mode)."""
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from medmodal.errors import LayoutError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
                                              warn_lines)
@@ -50,10 +51,6 @@ CSV_COLUMNS = {
     "split": ("split", "fold"),
     "sample_id": ("sample_id", "id", "sample"),
 }
-
-
-class LayoutError(ValueError):
-    """The folder does not look like the requested layout, or its files are ambiguous."""
 
 
 def _stem_map(files: Sequence[Path], folder: Path) -> dict[str, Path]:

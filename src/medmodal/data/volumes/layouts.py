@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from medmodal.errors import LayoutError
 from medmodal.data.volumes.spec import (BRATS_MODALITIES, SPECS, describe_source_labels, get_spec,
                                         resolve_declared_labels)
 from medmodal.notices import warn
@@ -88,10 +89,6 @@ LAYOUTS = ("auto", "brats2020", "brats2023", "myops2020", "nnunet", "msd", "mapp
 
 #: folders that archive tools add and that never hold data (besides hidden ``.*`` entries).
 IGNORED_NAMES = ("__MACOSX",)
-
-
-class LayoutError(ValueError):
-    """The folder does not look like the requested layout, or a pattern is ambiguous."""
 
 
 @dataclass

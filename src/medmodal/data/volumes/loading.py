@@ -26,20 +26,13 @@ from typing import Sequence
 import nibabel as nib
 import numpy as np
 
+from medmodal.errors import CaseError, InvalidSequenceError
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.spec import DatasetSpec, get_spec, resolve_declared_labels
 from medmodal.notices import warn
 
 #: default affine tolerance, as a fraction of the smallest voxel size (1e-3: 1 micrometre at 1 mm).
 DEFAULT_AFFINE_TOLERANCE = 1e-3
-
-
-class CaseError(ValueError):
-    """A case's files are unusable; the message names the file and the problem."""
-
-
-class InvalidSequenceError(CaseError):
-    """A sequence file is readable but holds no image (all voxels one value)."""
 
 
 @dataclass
