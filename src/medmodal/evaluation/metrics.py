@@ -25,6 +25,7 @@ from monai.metrics import get_confusion_matrix
 from monai.metrics.utils import get_edge_surface_distance
 
 from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.errors import DataError
 from medmodal.evaluation.protocols import ETPRO, EvaluationProtocol, et_threshold, get_protocol
 
 #: HD95 of ``monai-max-directed`` (medmodal's earlier default) when exactly one of prediction /
@@ -45,7 +46,7 @@ def _check_classes(classes: np.ndarray, spec: DatasetSpec) -> None:
     if classes.dtype.kind not in "iub":
         raise TypeError(f"class map must hold integers, got dtype {classes.dtype}")
     if classes.size and (classes.min() < 0 or classes.max() >= spec.num_classes):
-        raise ValueError(f"class map values must be in 0..{spec.num_classes - 1} for {spec.name}, "
+        raise DataError(f"class map values must be in 0..{spec.num_classes - 1} for {spec.name}, "
                          f"got range {classes.min()}..{classes.max()}")
 
 

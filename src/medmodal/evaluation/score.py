@@ -36,6 +36,7 @@ from medmodal.data.volumes.layouts import Case, LayoutError, discover_cases, str
 from medmodal.data.volumes.loading import (DEFAULT_AFFINE_TOLERANCE, CaseError, check_label_values, label_spec_for,
                                            read_nifti)
 from medmodal.data.volumes.spec import SPECS, DatasetSpec, get_spec, resolve_declared_labels
+from medmodal.errors import CaseError, ConfigError, DataError
 from medmodal.evaluation.metrics import region_metrics
 from medmodal.evaluation.protocols import EvaluationProtocol, et_threshold, get_protocol
 from medmodal.evaluation.tables import write_rows_csv
@@ -124,7 +125,7 @@ def discover_references(ref_dir: str | Path, layout: str = "auto", mapping: str 
     labelled = [c for c in cases if c.label is not None]
     if not labelled:
         raise LayoutError(f"{root}: no reference label files found ({len(cases)} cases without a label); "
-                          f"pass --layout or --map with a seg= pattern")
+                          f"give a layout, or a mapping with a seg= pattern")
     return labelled
 
 
@@ -168,12 +169,12 @@ def _check_grid(pred_path: Path, pred, ref_path: Path, ref, tolerance: float) ->
     """Same shape; affines equal within ``tolerance`` x the reference's smallest voxel size (as the
     case check of :mod:`medmodal.data.volumes.loading`)."""
     if pred.shape != ref.shape:
-        raise ValueError(f"{pred_path}: shape {pred.shape} differs from its reference {ref_path} {ref.shape}")
+        raise CaseError(f"{pred_path}: shape {pred.shape} differs from its reference {ref_path} {ref.shape}")
     diff = float(np.abs(pred.affine - ref.affine).max())
     zooms = [tuple(round(float(z), 4) for z in img.header.get_zooms()[:3]) for img in (pred, ref)]
     allowed = tolerance * min(zooms[1])
     if diff > allowed:
-        raise ValueError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
+        raise CaseError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
                          f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
                          f"the prediction onto the reference grid first")
 
@@ -193,7 +194,7 @@ def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: D
     try:
         check_label_values(pred_path, pred_data, pred_spec)
     except CaseError as err:
-        raise CaseError(f"{err} (predictions are read as {pred_spec.name} labels: set --pred-labels)") from None
+        raise CaseError(f"{err} (predictions are read as {pred_spec.name} labels: give pred_labels)") from None
     spacing = tuple(float(z) for z in ref_img.header.get_zooms()[:3])
     scores = region_metrics(pred_spec.encode_labels(pred_data), ref_spec.encode_labels(ref_data), spec,
                             spacing=spacing, protocol=protocol, et_min_voxels=et_min_voxels)
@@ -212,7 +213,7 @@ def _reference_convention(case: Case) -> str:
         except ValueError:
             continue
         return name
-    raise ValueError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
+    raise DataError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
                      f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
 
 
@@ -224,10 +225,10 @@ def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: st
     spec = get_spec(labels or conventions[0])
     for name in conventions:
         if get_spec(name).class_names != spec.class_names:
-            raise ValueError(f"references mix label conventions {conventions}; pass --labels")
+            raise ConfigError(f"references mix label conventions {conventions}; give labels (their convention)")
     pred_spec = get_spec(pred_labels) if pred_labels else spec
     if pred_spec.class_names != spec.class_names:
-        raise ValueError(f"prediction labels {pred_spec.name!r} do not describe the classes of the references' "
+        raise ConfigError(f"prediction labels {pred_spec.name!r} do not describe the classes of the references' "
                          f"{spec.name!r} ({', '.join(spec.class_names)})")
     return spec, pred_spec
 
@@ -256,7 +257,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         mismatch or bad label values (naming the files), an unknown protocol or convention.
     """
     if Path(pred_dir).resolve() == Path(ref_dir).resolve():
-        raise ValueError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
+        raise ConfigError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
                          f"scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
@@ -267,7 +268,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     missing_predictions = sorted(set(references) - set(predictions))
     missing_references = sorted(set(predictions) - set(references))
     if not common:
-        raise ValueError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
+        raise DataError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
                          f"({_preview(references)})")
     rows = []
     for case_id in common:

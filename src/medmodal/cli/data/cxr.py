@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import console, data_app, user_errors
+from medmodal.errors import DataError
 
 ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-images checks per image: verify (exists, "
                              "header and size readable, file complete: PNG CRCs / JPEG end marker / DICOM pixel "
@@ -107,7 +108,7 @@ def cxr_reports_cmd(
         result.studies = assign_patient_splits(result.studies, seed=split_seed)
         result.notes.append(f"rows without split got a patient-level split (70/10/20, seed {split_seed})")
     if not result.studies:
-        raise ValueError(f"{root}: no image-report pair kept ({result.account_line()})")
+        raise DataError(f"{root}: no image-report pair kept ({result.account_line()})")
     write_study_table(result.studies, out)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -182,7 +183,7 @@ def downstream_summary_cmd(
         if fraction != 1.0:
             result = sample_training_fraction(result, fraction, seed=fraction_seed)
     if not result.samples:
-        raise ValueError(f"{root}: no image kept (dropped: {dict(result.dropped) or 'none'}; "
+        raise DataError(f"{root}: no image kept (dropped: {dict(result.dropped) or 'none'}; "
                          f"bad: {len(result.skipped)})")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)

@@ -78,6 +78,7 @@ from scipy import ndimage
 from medmodal.data.cxr.findings import EXTRA_FINDINGS, LABEL_NAMES, Finding, labels_of, report_findings
 from medmodal.data.cxr.records import CXRDataError, decode_lenient
 from medmodal.data.cxr.text import is_blank_report, report_text
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
 
 SYNTH_FRACTIONS = (0.7, 0.1, 0.2)
@@ -767,9 +768,9 @@ def synth_cxr(out: str | Path, num_studies: int = 100, seed: int = 0, size: int 
     from medmodal.data.splits import make_splits
 
     if num_studies < 1:
-        raise ValueError(f"number of studies must be >= 1, got {num_studies}")
+        raise ConfigError(f"number of studies must be >= 1, got {num_studies}")
     if size < 64:
-        raise ValueError(f"image size must be >= 64 pixels, got {size}")
+        raise ConfigError(f"image size must be >= 64 pixels, got {size}")
     out = ensure_writable_dir(out)
     pool, source = load_report_pool(reports)
     order = np.random.default_rng([seed, 10**6]).permutation(len(pool))

@@ -19,6 +19,7 @@ from torch import nn
 from medmodal.data.volumes.geometry import GridTransform, channel_argmax
 from medmodal.data.volumes.preprocess import uncrop
 from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.errors import ConfigError
 from medmodal.evaluation.metrics import postprocess_et
 
 
@@ -28,14 +29,14 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available (use --device cpu)")
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available (use device 'cpu')")
     return device
 
 
 def inference_precision(device: torch.device, precision: str = "auto"):
     """Autocast context for inference: ``"auto"`` = bf16 on CUDA, fp32 on CPU; or ``"bf16"`` / ``"fp32"``."""
     if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+        raise ConfigError(f"precision must be auto, bf16 or fp32, got {precision!r}")
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -62,7 +63,7 @@ def sliding_window(image: torch.Tensor, roi_size: Sequence[int], predictor: Call
         return sliding_window_inference(image, roi_size=roi_size, sw_batch_size=sw_batch_size, predictor=predictor,
                                         overlap=overlap, mode=mode)
     if len(roi_size) != spatial - 1 or spatial < 3 or image.shape[0] != 1:
-        raise ValueError(f"window {roi_size} does not fit an image of shape {tuple(image.shape)}: give one size "
+        raise ConfigError(f"window {roi_size} does not fit an image of shape {tuple(image.shape)}: give one size "
                          f"per spatial axis, or one fewer for a 2-D model on a [1, M, X, Y, Z] volume")
     slices = image[0].movedim(-1, 0)  # [Z, M, X, Y]
     logits = sliding_window_inference(slices, roi_size=roi_size, sw_batch_size=sw_batch_size, predictor=predictor,
