@@ -194,7 +194,7 @@ def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: D
     try:
         check_label_values(pred_path, pred_data, pred_spec)
     except CaseError as err:
-        raise CaseError(f"{err} (predictions are read as {pred_spec.name} labels: give pred_labels)") from None
+        raise CaseError(f"{err} (predictions are read as {pred_spec.name} labels: set --pred-labels)") from None
     spacing = tuple(float(z) for z in ref_img.header.get_zooms()[:3])
     scores = region_metrics(pred_spec.encode_labels(pred_data), ref_spec.encode_labels(ref_data), spec,
                             spacing=spacing, protocol=protocol, et_min_voxels=et_min_voxels)
