@@ -47,7 +47,7 @@ def synth_cxr_cmd(
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", "-s", help="image side in pixels"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="Open-i indiana_reports.csv (default: "
-                                           "$MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/; else the "
+                                           "$MEDMODAL_IU_REPORTS; else the "
                                            "built-in templates)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="rendering processes"),
 ):

@@ -1,9 +1,9 @@
 """``medmodal data synth-cxr``: real IU X-ray reports with frontal radiographs drawn from them.
 
 Each synthetic study takes a **real report** (findings + impression + MeSH) from Open-i's
-``indiana_reports.csv`` (the shared copy, ``$MEDMODAL_IU_REPORTS``, or ``reports=``); when no
-copy is found, a small set of report templates shipped here (:data:`TEMPLATE_REPORTS`,
-written for medmodal, with MeSH) is used instead and a note says so. Its image is a synthetic
+``indiana_reports.csv`` (``reports=``, else ``$MEDMODAL_IU_REPORTS``); when neither is given,
+a small set of report templates shipped here (:data:`TEMPLATE_REPORTS`, written for medmodal,
+with MeSH) is used instead and a note says so. Its image is a synthetic
 PA chest radiograph **rendered from the report's findings** (:func:`report_findings`: MeSH terms
 with their locations, or negation-aware keywords without MeSH).
 
@@ -84,7 +84,6 @@ from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensur
 SYNTH_FRACTIONS = (0.7, 0.1, 0.2)
 MASK_NAMES = ("Pleural Effusion", "Pneumothorax")
 BOX_FINDINGS = ("Lung Opacity", "Consolidation", "Nodule", "Atelectasis")
-IU_REPORTS = Path("shared/data/cxr-reports-real/indiana_reports.csv")
 
 #: Fallback reports (written for medmodal in the style of chest X-ray reports) with MeSH terms.
 TEMPLATE_REPORTS = (
@@ -132,25 +131,21 @@ TEMPLATE_REPORTS = (
 
 
 def default_reports_path() -> Path | None:
-    """``$MEDMODAL_IU_REPORTS``, else ``shared/data/cxr-reports-real/indiana_reports.csv`` under
-    ``$MEDMODAL_SHARED_DATA``'s parent layout, beside the working folder or beside this checkout;
-    ``None`` when none exists.
+    """``$MEDMODAL_IU_REPORTS`` (the path of Open-i's ``indiana_reports.csv``), else ``None``
+    (:func:`load_report_pool` then falls back to :data:`TEMPLATE_REPORTS` and says so).
+
+    No other place is searched: data locations come from arguments or ``MEDMODAL_*`` variables only.
 
     Raises:
         FileNotFoundError: ``$MEDMODAL_IU_REPORTS`` is set but names no file (an explicit choice is
             never silently replaced by the built-in templates).
     """
     env = os.environ.get("MEDMODAL_IU_REPORTS")
-    if env:
-        if not Path(env).is_file():
-            raise FileNotFoundError(f"MEDMODAL_IU_REPORTS={env}: no such file (the Open-i indiana_reports.csv)")
-        return Path(env)
-    shared = os.environ.get("MEDMODAL_SHARED_DATA")
-    checkout = Path(__file__).resolve().parents[4]
-    candidates = ([Path(shared) / IU_REPORTS.relative_to("shared/data")] if shared else []) + [
-        Path("..") / IU_REPORTS, checkout.parent / IU_REPORTS]
-    found = next((c for c in candidates if c.is_file()), None)
-    return found.resolve() if found is not None else None
+    if not env:
+        return None
+    if not Path(env).is_file():
+        raise FileNotFoundError(f"MEDMODAL_IU_REPORTS={env}: no such file (the Open-i indiana_reports.csv)")
+    return Path(env)
 
 
 @dataclass
