@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from medmodal.errors import ConfigError, InputError
+from medmodal.notices import InputWarning
 
 app = typer.Typer(help="medmodal: multi-modal medical image learning with missing modalities.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -79,8 +80,6 @@ def print_wide(renderable) -> None:
 @contextlib.contextmanager
 def print_input_warnings():
     """Show each :class:`~medmodal.notices.InputWarning` as one ``warning:`` line on stderr, as it happens."""
-    from medmodal.notices import InputWarning
-
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):

@@ -71,7 +71,7 @@ def finetune_cmd(
     if exact_protocol:
         if cfg.task != "classification":
             raise ConfigError("--exact-protocol applies to classification (segmentation and detection always "
-                             "run the encoder on every batch)")
+                              "run the encoder on every batch)")
         cfg.classification.features, cfg.classification.train_transform = "augmented", "reference"
     if not cfg.data.root or not Path(cfg.data.root).exists():
         raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")

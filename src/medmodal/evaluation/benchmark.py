@@ -234,7 +234,7 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
     unknown = [m for m in methods if m not in METHODS] + [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ConfigError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
-                         f"protocols: {', '.join(PROTOCOLS)}")
+                          f"protocols: {', '.join(PROTOCOLS)}")
     out = ensure_writable_dir(out)
     data = out / "data"
     if not (data / ".complete").is_file():
@@ -322,7 +322,7 @@ def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -
     scored = sorted({r.get("eval_protocol", LEGACY_PROTOCOL) for r in rows})
     if len(scored) != 1:
         raise ConfigError(f"benchmark runs were scored under different evaluation protocols {scored}; re-run with "
-                         f"--protocol to score them all alike")
+                          f"--protocol to score them all alike")
     scoring = get_protocol(scored[0], BRATS2020)
     rows = [{**r, "eval_protocol": scoring.name} for r in rows]
     report_dir = ensure_writable_dir(report_dir)

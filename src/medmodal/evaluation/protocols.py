@@ -161,7 +161,7 @@ class EvaluationProtocol:
         unknown = [r for r in regions if r not in spec.regions]
         if unknown:
             raise ConfigError(f"protocol {self.name!r} scores regions {list(regions)}, but {spec.name} has "
-                             f"{list(spec.region_names)}; choose another --protocol")
+                              f"{list(spec.region_names)}; choose another --protocol")
         if self.et_postprocess == "etpro" and spec.et_class is not None:
             regions += (ETPRO,)
         return regions

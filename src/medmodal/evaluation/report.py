@@ -27,14 +27,14 @@ from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_di
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE
-from medmodal.engine.checkpoint import check_modalities, load_model, model_geometry
-from medmodal.engine.segmentation.inference import resolve_device
 from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
 from medmodal.evaluation.protocols import EvaluationProtocol, get_protocol, protocol_of_run
 from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv
+from medmodal.inference.segmentation import resolve_device
 from medmodal.io import atomic_write_text, ensure_writable_dir
+from medmodal.models.bundles import check_modalities, load_model, model_geometry
 
 
 @dataclass

@@ -175,8 +175,8 @@ def _check_grid(pred_path: Path, pred, ref_path: Path, ref, tolerance: float) ->
     allowed = tolerance * min(zooms[1])
     if diff > allowed:
         raise CaseError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
-                         f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
-                         f"the prediction onto the reference grid first")
+                        f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
+                        f"the prediction onto the reference grid first")
 
 
 def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: DatasetSpec,
@@ -214,7 +214,7 @@ def _reference_convention(case: Case) -> str:
             continue
         return name
     raise DataError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
-                     f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
+                    f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
 
 
 def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: str | None
@@ -229,7 +229,7 @@ def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: st
     pred_spec = get_spec(pred_labels) if pred_labels else spec
     if pred_spec.class_names != spec.class_names:
         raise ConfigError(f"prediction labels {pred_spec.name!r} do not describe the classes of the references' "
-                         f"{spec.name!r} ({', '.join(spec.class_names)})")
+                          f"{spec.name!r} ({', '.join(spec.class_names)})")
     return spec, pred_spec
 
 
@@ -258,7 +258,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     """
     if Path(pred_dir).resolve() == Path(ref_dir).resolve():
         raise ConfigError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
-                         f"scored against itself")
+                          f"scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
     spec, pred_spec = _label_specs(list(references.values()), labels, pred_labels)
@@ -269,7 +269,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     missing_references = sorted(set(predictions) - set(references))
     if not common:
         raise DataError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
-                         f"({_preview(references)})")
+                        f"({_preview(references)})")
     rows = []
     for case_id in common:
         rows.append(score_case(predictions[case_id], references[case_id], spec, pred_spec, protocol,

@@ -184,7 +184,7 @@ def downstream_summary_cmd(
             result = sample_training_fraction(result, fraction, seed=fraction_seed)
     if not result.samples:
         raise DataError(f"{root}: no image kept (dropped: {dict(result.dropped) or 'none'}; "
-                         f"bad: {len(result.skipped)})")
+                        f"bad: {len(result.skipped)})")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     for _, problem in result.skipped[:20]:

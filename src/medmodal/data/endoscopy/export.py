@@ -72,7 +72,7 @@ def simulate_nbi_dataset(samples: Sequence[PairedSample], out: str | Path, param
         key = (s.label or UNLABELLED_CLASS, s.wli.stem)
         if key in seen:
             raise DataError(f"two images of class {key[0]!r} are named {key[1]!r} ({seen[key]}, {s.wli}); "
-                             f"the authors' layout cannot hold both")
+                            f"the authors' layout cannot hold both")
         seen[key] = s.wli
     written, bad = [], []
     iterator = usable

@@ -167,7 +167,7 @@ def read_official_split(path: str | Path) -> dict[str, tuple[str, str]]:
     missing = [c for c in need if c not in header]
     if missing:
         raise DataError(f"{path}: not a split file (needs columns file-name, class-name, split-index; "
-                         f"header is {rows[0] if rows else 'empty'})")
+                        f"header is {rows[0] if rows else 'empty'})")
     idx = [header.index(c) for c in need]
     table: dict[str, tuple[str, str]] = {}
     for n, row in enumerate(rows[1:], start=2):

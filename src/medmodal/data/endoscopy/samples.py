@@ -130,7 +130,7 @@ def check_unique_ids(samples: Sequence[PairedSample], where: str | Path) -> None
         if s.sample_id in seen:
             first = seen[s.sample_id]
             raise DataError(f"{where}: sample id {s.sample_id!r} appears twice "
-                             f"({name_some([str(p) for p in first.files() + s.files()])})")
+                            f"({name_some([str(p) for p in first.files() + s.files()])})")
         seen[s.sample_id] = s
 
 

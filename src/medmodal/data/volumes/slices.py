@@ -14,7 +14,7 @@ of MyoPS files). Every random draw is a function of ``(seed, epoch, index)`` as 
 ``CropDataset``, so runs and resumed runs are reproducible with any number of workers.
 
 Whole cases for validation / test stay volumes (:class:`medmodal.data.volumes.dataset.CaseDataset`);
-:func:`medmodal.engine.segmentation.inference.sliding_window` predicts them slice by slice (a 2-D window on a
+:func:`medmodal.inference.segmentation.sliding_window` predicts them slice by slice (a 2-D window on a
 volume windows the slices along the last axis as one batch).
 """
 

@@ -226,7 +226,7 @@ def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, wher
         canonical = CLASS_NAME_ALIASES.get(_norm(name))
         if canonical not in spec.class_names:
             raise DataError(f"{where}: declared label {name!r} (value {value}) matches no class of the {spec.name} "
-                             f"convention ({', '.join(spec.class_names)})")
+                            f"convention ({', '.join(spec.class_names)})")
         out[int(value)] = spec.class_names.index(canonical)
     if regions:
         membership: dict[int, set[str]] = {}
@@ -234,7 +234,7 @@ def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, wher
             region = REGION_NAME_ALIASES.get(_norm(name))
             if region not in spec.regions:
                 raise DataError(f"{where}: declared region {name!r} {list(values)} matches no region of "
-                                 f"{spec.name} ({', '.join(spec.regions)})")
+                                f"{spec.name} ({', '.join(spec.regions)})")
             for v in values:
                 membership.setdefault(int(v), set()).add(region)
         by_regions = {frozenset(r for r, members in spec.regions.items() if c in members): c
@@ -243,13 +243,13 @@ def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, wher
             cls = by_regions.get(frozenset(regs))
             if cls is None:
                 raise DataError(f"{where}: label value {value} lies in regions {sorted(regs)}, which is no class "
-                                 f"of {spec.name}")
+                                f"of {spec.name}")
             out[value] = cls
     if len(set(out.values())) != len(out):
         raise DataError(f"{where}: two declared label values map to one {spec.name} class ({declared})")
     if not any(cls > 0 for cls in out.values()):
         raise DataError(f"{where}: declares no foreground label ({dict(declared)}); cannot tell what the "
-                         f"label values mean")
+                        f"label values mean")
     out.setdefault(0, 0)
     return out
 

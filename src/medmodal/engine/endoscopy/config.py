@@ -191,7 +191,7 @@ def _check_common(cfg) -> None:
 
 
 def load_pretrain_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None) -> MICSPretrainRunConfig:
+                          overrides: list[str] | None = None) -> MICSPretrainRunConfig:
     """YAML file or packaged preset (else defaults) with ``a.b=value`` overrides, checked.
 
     Raises:
@@ -204,7 +204,7 @@ def load_pretrain_config(path: str | Path | None = None, preset: str | None = No
 
 
 def load_finetune_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
+                          overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
     """As :func:`load_pretrain_config`, for fine-tuning."""
     cfg = _load(MICSFinetuneRunConfig, path, preset, overrides)
     check_finetune_config(cfg)
@@ -231,5 +231,5 @@ def check_finetune_config(cfg: MICSFinetuneRunConfig) -> None:
     for subset in cfg.test_modalities:
         if not subset or any(m not in cfg.model.modalities for m in subset):
             raise ConfigError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
-                             f"{list(cfg.model.modalities)}")
+                              f"{list(cfg.model.modalities)}")
     cfg.model.image_size = cfg.data.image_size

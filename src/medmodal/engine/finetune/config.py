@@ -316,7 +316,7 @@ def check_config(cfg: FinetuneConfig) -> None:
     cfg.data.dataset = entry.descriptor.name
     if cfg.task not in entry.descriptor.tasks:
         raise ConfigError(f"{entry.descriptor.name} has no {cfg.task} task (it supports "
-                         f"{', '.join(entry.descriptor.tasks)})")
+                          f"{', '.join(entry.descriptor.tasks)})")
     if not 0 < float(cfg.data.fraction) <= 1:
         raise ConfigError(f"data.fraction must be in (0, 1], got {cfg.data.fraction}")
     if cfg.data.image_size < 32 or cfg.data.image_size % 32:
@@ -331,7 +331,7 @@ def check_config(cfg: FinetuneConfig) -> None:
             raise ConfigError(f"classification.features must be one of {', '.join(FEATURE_PATHS)}, got {s.features!r}")
         if s.train_transform not in TRAIN_TRANSFORMS:
             raise ConfigError(f"classification.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, "
-                             f"got {s.train_transform!r}")
+                              f"got {s.train_transform!r}")
     if cfg.task == "detection" and cfg.data.geometry not in ("stretch", "pad"):
         raise ConfigError(f"data.geometry must be stretch or pad, got {cfg.data.geometry!r}")
 

@@ -94,7 +94,7 @@ class FinetuneDataModule(L.LightningDataModule):
         empty = [split for split, rows in self.samples.items() if not rows]
         if empty:
             raise DataError(f"{d.root}: the {self.descriptor.name} {cfg.task} splits have no "
-                             f"{' / '.join(empty)} images ({len(full.samples)} images read)")
+                            f"{' / '.join(empty)} images ({len(full.samples)} images read)")
         self.cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir(d.root)
         self.image_cache = ImageCache([s.image_path for s in full.samples], self.cache_dir, size=resolved_resize(cfg))
         self.datasets: dict[str, torch.utils.data.Dataset] = {}

@@ -67,7 +67,7 @@ class FeatureCache:
         shape = np.load(self.file, mmap_mode="r").shape
         if shape != (self.num_rows, self.dim + 1):
             raise DamagedFileError(f"{self.file}: feature cache of shape {shape}, expected {(self.num_rows, self.dim + 1)} "
-                             f"(delete the file)")
+                                   f"(delete the file)")
 
     def _create(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npy")

@@ -97,7 +97,7 @@ class FinetuneTask(L.LightningModule):
             return
         if frozen["fingerprint"] != self._encoder_fingerprint():
             raise CheckpointError(f"this checkpoint was trained on another frozen encoder (fingerprint "
-                             f"{frozen['fingerprint'][:12]}, this run's {self._encoder_fingerprint()[:12]})")
+                                  f"{frozen['fingerprint'][:12]}, this run's {self._encoder_fingerprint()[:12]})")
         own = {k: v for k, v in self.state_dict().items() if k.startswith(frozen["prefix"])}
         checkpoint["state_dict"] = {**checkpoint["state_dict"], **own}
 

@@ -210,7 +210,7 @@ def check_pretrain_config(cfg: PretrainConfig) -> None:
     names = list_models(task="image_text")
     if cfg.model.name not in names:
         raise ConfigError(f"model.name {cfg.model.name!r} is not a registered image_text model; known: "
-                         f"{', '.join(names) or 'none'}")
+                          f"{', '.join(names) or 'none'}")
     if not isinstance(cfg.model.kwargs, dict):
         raise ConfigError("model.kwargs must be a mapping")
     d, o, t = cfg.data, cfg.optim, cfg.trainer
@@ -226,7 +226,7 @@ def check_pretrain_config(cfg: PretrainConfig) -> None:
         raise ConfigError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
     if t.stage1_epochs < 0 or t.stage2_epochs < 0 or t.max_epochs < 1:
         raise ConfigError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in total, "
-                         f"got {t.stage1_epochs} / {t.stage2_epochs}")
+                          f"got {t.stage1_epochs} / {t.stage2_epochs}")
     if cfg.eval.checkpoint not in ("last", "best"):
         raise ConfigError(f"eval.checkpoint must be last or best, got {cfg.eval.checkpoint!r}")
     if not cfg.eval.ks or any(int(k) < 1 for k in cfg.eval.ks):

@@ -105,7 +105,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
     data = PretrainDataModule(cfg, tokenizer=tokenizer)
     if not data.splits.get(cfg.data.val_split):
         raise DataError(f"{cfg.data.root}: no row in the validation split {cfg.data.val_split!r} "
-                         f"(best.ckpt is chosen on val/loss)")
+                        f"(best.ckpt is chosen on val/loss)")
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         _write_splits(run_dir / SPLITS_FILE, data, cfg)

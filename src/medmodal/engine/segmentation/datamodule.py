@@ -114,7 +114,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if len(crop) != dims:
             kind = "2-D slices (H, W)" if dims == 2 else "3-D crops (X, Y, Z)"
             raise ConfigError(f"data.crop_size {list(crop)} has {len(crop)} values, but {self.spec.name} trains on "
-                             f"{kind}: give {dims} values, e.g. data.crop_size=[{','.join(['128'] * dims)}]")
+                              f"{kind}: give {dims} values, e.g. data.crop_size=[{','.join(['128'] * dims)}]")
         return crop
 
     def setup(self, stage: str | None = None) -> None:

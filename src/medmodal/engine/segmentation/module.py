@@ -101,13 +101,13 @@ class SegmentationModule(L.LightningModule):
         self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
         if (self.loss_cfg.use_rd or self.loss_cfg.use_pd) and not hasattr(self.model, "feature_channels"):
             raise ConfigError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
-                             f"loss.use_rd=false and loss.use_pd=false")
+                              f"loss.use_rd=false and loss.use_pd=false")
         self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
         self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
         self._train_forward = None  # the compiled forward_loss when trainer.compile is on
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
             raise ConfigError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
-                             f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
+                              f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
         get_protocol(self.cfg.eval.protocol, self.spec).columns(self.spec)  # unknown protocol / regions: fail now
         self.eval_settings = SubsetEvaluation(self.cfg.eval.roi_size, self.cfg.eval.overlap,
                                               self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)

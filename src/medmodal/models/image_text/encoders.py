@@ -144,8 +144,8 @@ class ImageEncoder(nn.Module):
         unexpected = [k for k in result.unexpected_keys if not k.startswith(_HEAD_PREFIXES)]
         if missing or unexpected:
             raise EncoderLoadError(f"{path}: weights do not fit timm {self.name!r}: missing {missing[:8]}"
-                             f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-                             f"{' ...' if len(unexpected) > 8 else ''}")
+                                   f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+                                   f"{' ...' if len(unexpected) > 8 else ''}")
 
     def backbone_state_dict(self) -> dict[str, torch.Tensor]:
         """The backbone weights without head, in timm format (CPU copies).

@@ -196,7 +196,7 @@ class DetectionDataset(_DownstreamImages):
         super().__init__(samples, image_cache, image_size)
         if geometry not in DETECTION_GEOMETRIES:
             raise ConfigError(f"unknown detection geometry {geometry!r}; "
-                             f"choose one of {', '.join(DETECTION_GEOMETRIES)}")
+                              f"choose one of {', '.join(DETECTION_GEOMETRIES)}")
         missing = next((s for s in self.samples if s.boxes is None), None)
         if missing is not None:
             raise DataError(f"{missing.sample_id} ({missing.source}): no boxes (not a detection dataset)")

@@ -57,7 +57,7 @@ def rle_decode(rle: str, height: int, width: int) -> np.ndarray:
     ends = starts + lengths
     if ends[-1] > flat.size:
         raise DataError(f"RLE runs to pixel {int(ends[-1])}, past the {height} x {width} image "
-                         f"({flat.size} pixels)")
+                        f"({flat.size} pixels)")
     delta = np.zeros(flat.size + 1, np.int64)
     np.add.at(delta, starts, 1)
     np.add.at(delta, ends, -1)
