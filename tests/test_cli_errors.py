@@ -73,3 +73,9 @@ def test_debug_prints_the_traceback(tmp_path):
     debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], capture_output=True, text=True)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
     assert "LayoutError" in debug.stderr
+
+
+def test_a_bad_list_option_is_one_line(brats2020_root):
+    result = runner.invoke(app, ["data", "split", str(brats2020_root), "--fractions", "0.7,x,0.2"])
+    assert result.exit_code == 1 and result.output.startswith("error:")
+    assert "--fractions: 'x' is not a number" in result.output

@@ -16,7 +16,7 @@ import functools
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -48,6 +48,7 @@ SkipInvalidOpt = typer.Option(False, "--skip-invalid-sequences", help="treat a c
 DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
                                                     "brats2020 | brats2023 | myops2020")
 
+T = TypeVar("T")
 DEBUG_ENV = "MEDMODAL_DEBUG"
 _debug = {"on": False}  # set by the root callback on every invocation of ``app``
 
@@ -134,6 +135,30 @@ def user_errors(func):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def split_option(text: str, convert: Callable[[str], T], option: str) -> list[T]:
+    """A comma-separated option value as a list (``"1,2"`` -> ``[1, 2]`` with ``convert=int``).
+
+    Raises:
+        ConfigError: an item does not convert (the message names the option and the item), so a
+            typo is one ``error:`` line, not a traceback.
+    """
+    items = [item.strip() for item in text.split(",")]
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        bad = next(item for item in items if not _converts(convert, item))
+        kind = {int: "an integer", float: "a number"}.get(convert, "valid")
+        raise ConfigError(f"{option}: {bad!r} is not {kind} (expected a comma-separated list)") from None
+
+
+def _converts(convert: Callable[[str], object], item: str) -> bool:
+    try:
+        convert(item)
+    except ValueError:
+        return False
+    return True
 
 
 def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
