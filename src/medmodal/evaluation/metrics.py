@@ -189,8 +189,9 @@ def region_metrics(pred_classes: ArrayLike, ref_classes: ArrayLike, spec: Datase
         Values may be NaN where the protocol leaves a case undefined (MyoPS: empty reference).
 
     Raises:
-        ValueError: shapes differ, a class map holds values outside the spec, a spacing of the
-        wrong length, or a protocol whose regions the spec lacks.
+        ValueError: shapes differ or a spacing of the wrong length (programming errors).
+        DataError: a class map holds values outside the spec. ConfigError: a protocol whose
+        regions the spec lacks.
     """
     protocol = get_protocol(protocol, spec)
     pred_np, ref_np = to_numpy(pred_classes), to_numpy(ref_classes)

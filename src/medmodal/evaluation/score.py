@@ -253,12 +253,14 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         on_case: called with ``(case_id, row)`` after each case.
 
     Raises:
-        ValueError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
-        mismatch or bad label values (naming the files), an unknown protocol or convention.
+        DataError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
+        mismatch or bad label values (naming the files). ConfigError (``UnknownNameError``): the
+        same folder twice, an unknown protocol or convention. All but ``FileNotFoundError`` are
+        :class:`~medmodal.errors.InputError` (a ``ValueError``).
     """
     if Path(pred_dir).resolve() == Path(ref_dir).resolve():
-        raise ConfigError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
-                          f"scored against itself")
+        raise ConfigError(f"{Path(pred_dir).resolve()}: predictions and references are the same folder; every "
+                          f"prediction would be scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
     spec, pred_spec = _label_specs(list(references.values()), labels, pred_labels)

@@ -758,7 +758,7 @@ def synth_cxr(out: str | Path, num_studies: int = 100, seed: int = 0, size: int 
         Summary: ``studies``, ``splits`` counts, ``source`` of the reports, ``positives`` per label.
 
     Raises:
-        ValueError: ``num_studies`` < 1 or ``size`` < 64; CXRDataError for a bad reports file.
+        ConfigError: ``num_studies`` < 1 or ``size`` < 64. CXRDataError: a bad reports file.
     """
     from medmodal.data.splits import make_splits
 
