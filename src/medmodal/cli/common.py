@@ -144,21 +144,14 @@ def split_option(text: str, convert: Callable[[str], T], option: str) -> list[T]
         ConfigError: an item does not convert (the message names the option and the item), so a
             typo is one ``error:`` line, not a traceback.
     """
-    items = [item.strip() for item in text.split(",")]
-    try:
-        return [convert(item) for item in items]
-    except ValueError:
-        bad = next(item for item in items if not _converts(convert, item))
-        kind = {int: "an integer", float: "a number"}.get(convert, "valid")
-        raise ConfigError(f"{option}: {bad!r} is not {kind} (expected a comma-separated list)") from None
-
-
-def _converts(convert: Callable[[str], object], item: str) -> bool:
-    try:
-        convert(item)
-    except ValueError:
-        return False
-    return True
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            values.append(convert(item))
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(convert, "valid")
+            raise ConfigError(f"{option}: {item!r} is not {kind} (expected a comma-separated list)") from None
+    return values
 
 
 def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
