@@ -14,6 +14,13 @@ REAL_DATA = Path(os.environ.get("MEDMODAL_SHARED_DATA", REPO.parent / "shared" /
 BRATS_REAL = REAL_DATA / "brats-real"
 TCGA_MAPPING = "flair=*_fla_bet*,t1=*_t1_bet*,t1ce=*_t1c_bet*,t2=*_t2_bet*,seg=*_seg_fusion*"
 
+# Tests may know where the lab's shared data lies; the library does not (it reads arguments and MEDMODAL_*
+# variables only). Where the shared copies exist, point the library's variables at them, as before.
+if (REAL_DATA / "cxr-reports-real" / "indiana_reports.csv").is_file():
+    os.environ.setdefault("MEDMODAL_IU_REPORTS", str(REAL_DATA / "cxr-reports-real" / "indiana_reports.csv"))
+if (BRATS_REAL / "TCGA-DU-7294").is_dir():
+    os.environ.setdefault("MEDMODAL_REAL_CASE", str(BRATS_REAL / "TCGA-DU-7294"))
+
 requires_real_data = pytest.mark.skipif(not BRATS_REAL.is_dir(), reason=f"real data not found at {BRATS_REAL}")
 
 

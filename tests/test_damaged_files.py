@@ -14,10 +14,11 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from medmodal.cli import app
-from medmodal.engine.checkpoint import CheckpointError, load_model
+from medmodal.errors import CheckpointError
 from medmodal.engine.endoscopy.train import load_pretrained_encoders
 from medmodal.engine.trainer import find_resume_checkpoint
 from medmodal.io import DamagedFileError, check_torch_file, load_safetensors_file, load_torch_file, read_json_file
+from medmodal.models.bundles import load_model
 from medmodal.models.encoder_export import EncoderLoadError, read_state_dict
 
 runner = CliRunner()

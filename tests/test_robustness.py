@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from medmodal.cli import app
 from medmodal.config import load_config, packaged_config
 from medmodal.data.volumes.synthetic_myops import synth_myops
-from medmodal.engine.checkpoint import save_bundle
+from medmodal.models.bundles import save_bundle
 from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
 from tests.conftest import save_nifti, tiny_volumes, write_brats2020_case
 

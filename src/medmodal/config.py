@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_write_text
 
 #: PASSION-style imbalanced missing rates (issue protocol: FLAIR 20 / T1 40 / T1ce 60 / T2 80 %).
@@ -134,14 +135,14 @@ def _from_dict(cls, data: dict | None, where: str, base=None):
     them for the keys the mapping does not set); ``base`` is that instance for ``cls`` itself.
     """
     if data is not None and not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
+        raise ConfigError(f"{where}: expected a mapping of keys, got {data!r}")
     data = dict(data or {})
     for key in LEGACY_KEYS.get(cls.__name__, ()):
         data.pop(key, None)
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ValueError(f"{where}: unknown config keys {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown config keys {unknown}; known: {sorted(names)}")
     kwargs = {}
     for name, value in data.items():
         f = names[name]
@@ -175,7 +176,7 @@ def _float(text: str, where: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+        raise ConfigError(f"{where}: expected a number, got {text!r}") from None
 
 
 def dataclass_from_dict(cls, data: dict | None, where: str = "config"):
@@ -205,9 +206,9 @@ def read_yaml_mapping(path: str | Path | None, overrides: list[str] | None = Non
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from None
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: a config must be a mapping at the top level")
+            raise ConfigError(f"{path}: a config must be a mapping at the top level")
     for item in overrides or []:
         apply_override(data, item)
     return data
@@ -221,14 +222,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def apply_override(data: dict, item: str) -> None:
     """Set ``data["a"]["b"] = value`` from ``"a.b=value"`` (value parsed as YAML)."""
     if "=" not in item:
-        raise ValueError(f"bad override {item!r}: expected key.path=value")
+        raise ConfigError(f"bad override {item!r}: expected key.path=value")
     key, raw = item.split("=", 1)
     node = data
     parts = key.strip().split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ValueError(f"bad override {item!r}: {part} is not a section")
+            raise ConfigError(f"bad override {item!r}: {part} is not a section")
     node[parts[-1]] = yaml.safe_load(raw)
 
 

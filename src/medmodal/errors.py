@@ -15,7 +15,7 @@ This module imports nothing from medmodal, so every layer may raise these errors
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ConfigError", "LayoutError", "CaseError", "InvalidSequenceError", "DataError",
+__all__ = ["InputError", "ConfigError", "UnknownNameError", "LayoutError", "CaseError", "InvalidSequenceError", "DataError",
            "ImageReadError", "DamagedFileError", "CheckpointError", "EncoderLoadError"]
 
 
@@ -25,6 +25,16 @@ class InputError(ValueError):
 
 class ConfigError(InputError):
     """A config file, preset, ``--set`` override or option value is invalid (unknown key, bad value)."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """An unknown name (model, dataset spec, protocol, sequence); the message lists the known ones.
+
+    Also a ``KeyError``, so callers that looked a name up with ``except KeyError`` keep working.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class LayoutError(InputError):

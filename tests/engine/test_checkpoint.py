@@ -6,7 +6,8 @@ import pickle
 import pytest
 import torch
 
-from medmodal.engine.checkpoint import CheckpointError, check_modalities, load_model
+from medmodal.errors import CheckpointError
+from medmodal.models.bundles import check_modalities, load_model
 
 MARKER_ENV = "MEDMODAL_PWNED_MARKER"
 
@@ -70,7 +71,7 @@ def test_sequences_must_match_the_model():
 
 def test_a_runs_checkpoints_folder_means_its_last_ckpt(tmp_path):
     """``-m run/checkpoints`` used to fail with "no ... checkpoints/last.ckpt inside" beside a last.ckpt."""
-    from medmodal.engine.checkpoint import resolve_checkpoint
+    from medmodal.models.bundles import resolve_checkpoint
 
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
@@ -80,3 +81,12 @@ def test_a_runs_checkpoints_folder_means_its_last_ckpt(tmp_path):
     (folder / "last.ckpt").write_bytes(b"")
     assert resolve_checkpoint(folder) == folder / "last.ckpt"
     assert resolve_checkpoint(tmp_path / "run") == folder / "last.ckpt"
+
+
+def test_old_import_path_reexports_the_bundle_module():
+    """``medmodal.engine.checkpoint`` (the old path, kept one release) re-exports :mod:`medmodal.models.bundles`."""
+    import medmodal.engine.checkpoint as old
+    import medmodal.models.bundles as new
+
+    assert old.load_model is new.load_model and old.save_bundle is new.save_bundle
+    assert old.CheckpointError is CheckpointError

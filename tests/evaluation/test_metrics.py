@@ -8,7 +8,8 @@ import torch
 from monai.metrics import compute_hausdorff_distance
 
 from medmodal.data.volumes.spec import BRATS2020
-from medmodal.evaluation.metrics import HD95_PENALTY, classes_to_regions, postprocess_et, region_metrics
+from medmodal.evaluation.metrics import HD95_PENALTY, classes_to_regions, region_metrics
+from medmodal.inference import postprocess_et
 
 SHAPE = (20, 20, 20)
 WT, TC, ET = "WT", "TC", "ET"

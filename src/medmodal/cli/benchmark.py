@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import REAL_CASE_MAPPING, app, console, user_errors
+from medmodal.errors import ConfigError
 
 
 @app.command("benchmark")
@@ -49,7 +50,7 @@ def benchmark_cmd(
     chest X-ray downstream task and label fraction; ``--suite endoscopy``: MICS, its ablations and
     the supervised / FixMatch baselines at each label fraction)."""
     if suite not in ("segmentation", "cxr", "endoscopy"):
-        raise ValueError(f"--suite must be segmentation, cxr or endoscopy, got {suite!r}")
+        raise ConfigError(f"--suite must be segmentation, cxr or endoscopy, got {suite!r}")
     if suite != "cxr" and (fractions or tasks or imagenet_weights):
         console.print("note: --fractions / --tasks / --imagenet-weights apply to --suite cxr only (ignored)",
                       soft_wrap=True)
@@ -101,7 +102,7 @@ def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optio
     from medmodal.evaluation.cxr_benchmark import CXR_PROFILES, run_cxr_benchmark, with_overrides
 
     if profile not in CXR_PROFILES:
-        raise ValueError(f"unknown profile {profile!r} for --suite cxr; choose one of {', '.join(CXR_PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r} for --suite cxr; choose one of {', '.join(CXR_PROFILES)}")
     prof = CXR_PROFILES[profile]
     if epochs is not None:  # the pre-training budget of every method
         prof = with_overrides(prof, pretrain_epochs=int(epochs),
@@ -112,7 +113,7 @@ def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optio
         for item in tasks.split(","):
             task, _, dataset = item.strip().partition(":")
             if not dataset:
-                raise ValueError(f"--tasks: {item!r} is not task:dataset (e.g. classification:rsna)")
+                raise ConfigError(f"--tasks: {item!r} is not task:dataset (e.g. classification:rsna)")
             pairs.append((task, dataset))
     report = run_cxr_benchmark(
         out, prof if epochs is not None else profile, [m.strip() for m in methods.split(",")] if methods else None,
@@ -201,7 +202,7 @@ def bench_speed_cmd(
         console.print(f"JSON: {out}", soft_wrap=True)
         return
     if suite != "segmentation":
-        raise ValueError(f"--suite must be segmentation or cmcgns, got {suite!r}")
+        raise ConfigError(f"--suite must be segmentation or cmcgns, got {suite!r}")
     from medmodal.engine.segmentation.speed import SpeedSettings, format_report, run_speed_benchmark
 
     out = out or Path("runs/bench_speed.json")

@@ -1,7 +1,10 @@
 """Shared pieces of the command line: the Typer apps, consoles, common options and the error guard.
 
-Errors caused by the user's input (bad files, bad layout, unwritable folders) are printed as
-one clear line naming the file and the problem, with exit code 1: never a torch traceback.
+Errors caused by the user's input (:class:`medmodal.errors.InputError`: bad files, bad layout, bad
+options; and any ``OSError``, e.g. an unwritable folder) are printed as one clear line naming the
+file and the problem, with exit code 1: never a torch traceback. Every other exception is a
+programming error and keeps its traceback. ``medmodal --debug ...`` (or ``MEDMODAL_DEBUG=1``)
+shows the traceback of input errors too.
 Input warnings (:class:`medmodal.notices.InputWarning`: a file ignored, a sequence treated as
 missing, a model without a training geometry) are printed as one ``warning:`` line each.
 """
@@ -10,12 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+
+from medmodal.errors import ConfigError, InputError
+from medmodal.notices import InputWarning
 
 app = typer.Typer(help="medmodal: multi-modal medical image learning with missing modalities.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -41,6 +48,22 @@ SkipInvalidOpt = typer.Option(False, "--skip-invalid-sequences", help="treat a c
 DatasetOpt = typer.Option("auto", "--dataset", help="auto (myops2020 for MyoPS-layout files, else brats2020) | "
                                                     "brats2020 | brats2023 | myops2020")
 
+T = TypeVar("T")
+DEBUG_ENV = "MEDMODAL_DEBUG"
+_debug = {"on": False}  # set by the root callback on every invocation of ``app``
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show the traceback of every error, input errors "
+                                                              "included (or set MEDMODAL_DEBUG=1)")) -> None:
+    """medmodal: multi-modal medical image learning with missing modalities."""
+    _debug["on"] = debug
+
+
+def debug_enabled() -> bool:
+    """``True`` under ``medmodal --debug ...`` or with ``$MEDMODAL_DEBUG`` set to anything but ``""`` / ``0``."""
+    return _debug["on"] or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
 
 def print_wide(renderable) -> None:
     """Print a table whole: on a terminal at its width, when piped / redirected at its natural width
@@ -58,8 +81,6 @@ def print_wide(renderable) -> None:
 @contextlib.contextmanager
 def print_input_warnings():
     """Show each :class:`~medmodal.notices.InputWarning` as one ``warning:`` line on stderr, as it happens."""
-    from medmodal.notices import InputWarning
-
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -94,21 +115,43 @@ def error_line(err: BaseException) -> str:
 
 
 def user_errors(func):
-    """Turn input errors into one red line on stderr and exit code 1; print input warnings as lines."""
-    from medmodal.data.volumes.layouts import LayoutError
-    from medmodal.data.volumes.loading import CaseError
-    from medmodal.io import OutputError
+    """Turn input errors into one red line on stderr and exit code 1; print input warnings as lines.
+
+    Caught: :class:`medmodal.errors.InputError` (every error the user's files, folders, options or
+    config can cause) and ``OSError`` (missing / unreadable files; :class:`medmodal.io.OutputError`).
+    Anything else (``ValueError``, ``KeyError``, ``ZeroDivisionError`` ...) is a programming error and
+    propagates with its traceback. Under ``--debug`` (``$MEDMODAL_DEBUG``) input errors propagate too.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             with print_input_warnings():
                 return func(*args, **kwargs)
-        except (CaseError, LayoutError, OutputError, FileNotFoundError, PermissionError, KeyError, ValueError) as err:
+        except (InputError, OSError) as err:
+            if debug_enabled():
+                raise
             err_console.print(f"[bold red]error:[/] {error_line(err)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def split_option(text: str, convert: Callable[[str], T], option: str) -> list[T]:
+    """A comma-separated option value as a list (``"1,2"`` -> ``[1, 2]`` with ``convert=int``).
+
+    Raises:
+        ConfigError: an item does not convert (the message names the option and the item), so a
+            typo is one ``error:`` line, not a traceback.
+    """
+    values = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            values.append(convert(item))
+        except ValueError:
+            kind = {int: "an integer", float: "a number"}.get(convert, "valid")
+            raise ConfigError(f"{option}: {item!r} is not {kind} (expected a comma-separated list)") from None
+    return values
 
 
 def discover(root: Path, layout: str, mapping: Optional[str], labels: Optional[str], modalities=None):
@@ -133,7 +176,7 @@ def experiment_config(config, preset, out, data, override):
     from medmodal.config import load_config, packaged_config
 
     if config and preset:
-        raise ValueError("give --config or --preset, not both")
+        raise ConfigError("give --config or --preset, not both")
     cfg = load_config(config or (packaged_config(preset) if preset else None), override)
     if out:
         cfg.out_dir = str(out)

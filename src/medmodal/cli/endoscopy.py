@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import app, console, user_errors
+from medmodal.errors import ConfigError
 
 LayoutOpt = typer.Option("auto", "--layout", help="auto | authors | wl-nbi | kvasir | kvasir-seg | image-folder | csv")
 
@@ -128,7 +129,7 @@ def predict_endoscopy_cmd(
 
     use = tuple(m.strip().lower() for m in modalities.split(","))
     if not set(use) <= {"wli", "nbi"} or not use:
-        raise ValueError(f"--modalities must be wli, nbi or wli,nbi, got {modalities!r}")
+        raise ConfigError(f"--modalities must be wli, nbi or wli,nbi, got {modalities!r}")
     net, classes = load_classifier(model, device)
     if input.is_dir() and layout == "auto" and not any(p.is_dir() for p in input.iterdir()):
         layout = "image-folder"

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import app, console, user_errors
+from medmodal.errors import ConfigError
 
 
 @app.command("finetune")
@@ -69,8 +70,8 @@ def finetune_cmd(
     check_config(cfg)
     if exact_protocol:
         if cfg.task != "classification":
-            raise ValueError("--exact-protocol applies to classification (segmentation and detection always "
-                             "run the encoder on every batch)")
+            raise ConfigError("--exact-protocol applies to classification (segmentation and detection always "
+                              "run the encoder on every batch)")
         cfg.classification.features, cfg.classification.train_transform = "augmented", "reference"
     if not cfg.data.root or not Path(cfg.data.root).exists():
         raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import app, console, user_errors
+from medmodal.errors import ConfigError
 
 
 @app.command("pretrain")
@@ -36,7 +37,7 @@ def pretrain_cmd(
     from medmodal.evaluation.image_text import format_evaluation_tables
 
     if config is None and preset is None:
-        raise ValueError("give --preset (pretrain_mimic_cxr | pretrain_iu_xray | pretrain_demo_cpu) or --config")
+        raise ConfigError("give --preset (pretrain_mimic_cxr | pretrain_iu_xray | pretrain_demo_cpu) or --config")
     cfg = load_pretrain_config(config, preset, list(override))
     if data is not None:
         cfg.data.root = str(data)

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from medmodal.errors import ConfigError, DataError
 from medmodal.io import atomic_write_text
 
 
@@ -45,7 +46,7 @@ def parse_subset(name: str, modalities: Sequence[str]) -> tuple[bool, ...]:
     parts = [p.strip().lower() for p in name.replace(",", "+").split("+") if p.strip()]
     unknown = [p for p in parts if p not in modalities]
     if unknown or not parts:
-        raise ValueError(f"bad subset {name!r}: sequences must be among {', '.join(modalities)}")
+        raise ConfigError(f"bad subset {name!r}: sequences must be among {', '.join(modalities)}")
     return tuple(m in parts for m in modalities)
 
 
@@ -80,9 +81,9 @@ def assign_imbalanced(case_ids: Sequence[str], missing_rates: Mapping[str, float
     rates = np.array([float(missing_rates.get(m, 0.0)) for m in modalities])
     unknown = set(missing_rates) - set(modalities)
     if unknown:
-        raise ValueError(f"missing rates name unknown sequences {sorted(unknown)}; known: {list(modalities)}")
+        raise ConfigError(f"missing rates name unknown sequences {sorted(unknown)}; known: {list(modalities)}")
     if ((rates < 0) | (rates >= 1)).any():
-        raise ValueError(f"missing rates must be in [0, 1): {dict(zip(modalities, rates))}")
+        raise ConfigError(f"missing rates must be in [0, 1): {dict(zip(modalities, rates))}")
     patterns = all_subsets(len(modalities))
     probs = np.array([np.prod(np.where(p, 1 - rates, rates)) for p in patterns])
     probs /= probs.sum()
@@ -122,15 +123,15 @@ def read_missing_csv(path: str | Path, modalities: Sequence[str]) -> dict[str, t
         header = reader.fieldnames or []
         absent = [m for m in ("case_id", *modalities) if m not in header]
         if absent:
-            raise ValueError(f"{path}: columns {absent} missing (header: {header})")
+            raise DataError(f"{path}: columns {absent} missing (header: {header})")
         out: dict[str, tuple[bool, ...]] = {}
         for lineno, row in enumerate(reader, start=2):
             try:
                 mask = tuple(bool(int(row[m])) for m in modalities)
             except (TypeError, ValueError):
-                raise ValueError(f"{path}:{lineno}: presence flags must be 0 or 1, got {row}") from None
+                raise DataError(f"{path}:{lineno}: presence flags must be 0 or 1, got {row}") from None
             if not any(mask):
-                raise ValueError(f"{path}:{lineno}: case {row['case_id']} has no sequence present")
+                raise DataError(f"{path}:{lineno}: case {row['case_id']} has no sequence present")
             out[row["case_id"]] = mask
     return out
 
@@ -143,7 +144,7 @@ def parse_rates(text: str | Iterable[str]) -> dict[str, float]:
         if not item.strip():
             continue
         if "=" not in item:
-            raise ValueError(f"bad missing rate {item!r}: expected name=rate")
+            raise ConfigError(f"bad missing rate {item!r}: expected name=rate")
         name, value = item.split("=", 1)
         v = float(value.strip().rstrip("%"))
         rates[name.strip().lower()] = v / 100 if value.strip().endswith("%") or v > 1 else v

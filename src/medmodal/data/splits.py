@@ -11,6 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from medmodal.errors import ConfigError, DataError
 from medmodal.io import atomic_write_json
 
 DEFAULT_FRACTIONS = (219 / 369, 50 / 369, 100 / 369)
@@ -25,10 +26,10 @@ def make_splits(case_ids: Sequence[str], fractions: Sequence[float] = DEFAULT_FR
     The result depends only on the sorted ids and the seed, never on discovery order.
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise ValueError(f"fractions must be three non-negative numbers, got {list(fractions)}")
+        raise ConfigError(f"fractions must be three non-negative numbers, got {list(fractions)}")
     ids = sorted(case_ids)
     if len(set(ids)) != len(ids):
-        raise ValueError("case ids are not unique")
+        raise DataError("case ids are not unique")
     rng = np.random.default_rng(seed)
     order = [ids[i] for i in rng.permutation(len(ids))]
     frac = np.asarray(fractions, float) / sum(fractions)
@@ -55,10 +56,10 @@ def read_splits(path: str | Path) -> dict[str, list[str]]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: split file not found") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not a valid split file ({err})") from None
+        raise DataError(f"{path}: not a valid split file ({err})") from None
     missing = [k for k in SPLIT_NAMES if k not in data]
     if missing:
-        raise ValueError(f"{path}: split file lacks {missing}")
+        raise DataError(f"{path}: split file lacks {missing}")
     return {k: list(data[k]) for k in SPLIT_NAMES}
 
 
@@ -76,7 +77,7 @@ def load_or_make_splits(data_root: str | Path, case_ids: Sequence[str], seed: in
         listed = {c for v in splits.values() for c in v}
         unknown = listed - set(case_ids)
         if unknown:
-            raise ValueError(f"{path}: lists cases not found in the data: {sorted(unknown)[:5]}")
+            raise DataError(f"{path}: lists cases not found in the data: {sorted(unknown)[:5]}")
         return splits
     splits = make_splits(case_ids, fractions, seed)
     try:
@@ -103,4 +104,4 @@ def check_disjoint_groups(assignments: Iterable[tuple[str, str]], what: str = "p
     if bad:
         shown = "; ".join(f"{what} {g} in {', '.join(sorted(s))}" for g, s in sorted(bad.items())[:3])
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
-        raise ValueError(f"{len(bad)} {what}(s) in more than one split: {shown}{more}")
+        raise DataError(f"{len(bad)} {what}(s) in more than one split: {shown}{more}")

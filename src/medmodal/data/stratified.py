@@ -16,13 +16,14 @@ from typing import Sequence
 import numpy as np
 
 from medmodal.data.splits import SPLIT_NAMES, make_splits
+from medmodal.errors import ConfigError, DataError
 
 
 def _by_class(ids: Sequence[str], labels: Sequence[str | None]) -> tuple[dict[str, list[str]], list[str]]:
     if len(ids) != len(labels):
         raise ValueError(f"{len(ids)} ids but {len(labels)} labels")
     if len(set(ids)) != len(ids):
-        raise ValueError("ids are not unique")
+        raise DataError("ids are not unique")
     groups: dict[str, list[str]] = {}
     unlabelled = []
     for i, lab in sorted(zip(ids, labels), key=lambda t: t[0]):
@@ -59,7 +60,7 @@ def label_fraction_subset(ids: Sequence[str], labels: Sequence[str | None], frac
     are never returned. Raises ``ValueError`` for a fraction outside (0, 1].
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
     groups, _ = _by_class(ids, labels)
     rng = np.random.default_rng(seed)
     keep = []
@@ -78,7 +79,7 @@ def fold_splits(ids: Sequence[str], folds: Sequence[str | None], labels: Sequenc
     without a fold are left out (the caller reports them). Raises ``ValueError`` for an unknown fold.
     """
     if test_fold not in set(folds):
-        raise ValueError(f"fold {test_fold!r} not found; folds are {sorted({f for f in folds if f})}")
+        raise ConfigError(f"fold {test_fold!r} not found; folds are {sorted({f for f in folds if f})}")
     test = sorted(i for i, f in zip(ids, folds) if f == test_fold)
     rest = [(i, lab) for i, f, lab in zip(ids, folds, labels) if f is not None and f != test_fold]
     inner = stratified_splits([i for i, _ in rest], [lab for _, lab in rest], (1 - val_fraction, val_fraction, 0), seed)

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 from medmodal.engine.loggers import KeepLogHistoryUntilResumePoint, ResumableCSVLogger
+from medmodal.errors import DamagedFileError
 from medmodal.io import atomic_path
 
 __all__ = ["AtomicCheckpointIO", "TRAIN_TIME_FILE", "find_resume_checkpoint", "quiet_lightning", "make_trainer",
@@ -83,7 +84,7 @@ def finished_run(run_dir: Path, resume: str | None, name: str = "metrics.json") 
         return None
     result = read_json_file(done)
     if not isinstance(result, dict):
-        raise ValueError(f"{done}: not a run result (a JSON object expected); delete it to train again")
+        raise DamagedFileError(f"{done}: not a run result (a JSON object expected); delete it to train again")
     here = str(Path(run_dir))
     recorded = str(result.get("run_dir") or here)
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from medmodal.config import load_config, packaged_config
 from medmodal.data.volumes.spec import BRATS2020
+from medmodal.errors import ConfigError
 from medmodal.evaluation.protocols import LEGACY_PROTOCOL, get_protocol
 from medmodal.evaluation.tables import (
     ABSENT,
@@ -232,8 +233,8 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
         get_protocol(eval_protocol, BRATS2020).columns(BRATS2020)  # unknown or non-BraTS protocol: fail now
     unknown = [m for m in methods if m not in METHODS] + [p for p in protocols if p not in PROTOCOLS]
     if unknown:
-        raise ValueError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
-                         f"protocols: {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
+                          f"protocols: {', '.join(PROTOCOLS)}")
     out = ensure_writable_dir(out)
     data = out / "data"
     if not (data / ".complete").is_file():
@@ -320,8 +321,8 @@ def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -
     """
     scored = sorted({r.get("eval_protocol", LEGACY_PROTOCOL) for r in rows})
     if len(scored) != 1:
-        raise ValueError(f"benchmark runs were scored under different evaluation protocols {scored}; re-run with "
-                         f"--protocol to score them all alike")
+        raise ConfigError(f"benchmark runs were scored under different evaluation protocols {scored}; re-run with "
+                          f"--protocol to score them all alike")
     scoring = get_protocol(scored[0], BRATS2020)
     rows = [{**r, "eval_protocol": scoring.name} for r in rows]
     report_dir = ensure_writable_dir(report_dir)

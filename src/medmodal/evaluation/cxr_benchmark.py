@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medmodal.errors import ConfigError
 from medmodal.evaluation.tables import csv_text, mean_std
 from medmodal.io import atomic_write_text, ensure_writable_dir
 
@@ -259,7 +260,7 @@ def encoder_source(name: str, profile: CXRProfile, pretrain_dir: Path,
         return "random", profile.arch
     if method.init == "imagenet":
         if imagenet_weights is None:
-            raise ValueError("the imagenet method needs a local weight file (--imagenet-weights)")
+            raise ConfigError("the imagenet method needs a local weight file (--imagenet-weights)")
         return f"imagenet:{imagenet_weights}", profile.arch
     return str(pretrain_dir / _slug(name)), profile.arch  # the export must be this arch (checked on load)
 
@@ -308,7 +309,7 @@ def run_cxr_benchmark(out: str | Path, profile: str | CXRProfile = "cpu-quick", 
 
     if isinstance(profile, str):
         if profile not in CXR_PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(CXR_PROFILES)}")
+            raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(CXR_PROFILES)}")
         prof = CXR_PROFILES[profile]
     else:
         prof = profile
@@ -318,7 +319,7 @@ def run_cxr_benchmark(out: str | Path, profile: str | CXRProfile = "cpu-quick", 
     names = list(methods or prof.methods)
     unknown = [m for m in names if m not in CXR_METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; methods: {', '.join(CXR_METHODS)}")
+        raise ConfigError(f"unknown method(s) {unknown}; methods: {', '.join(CXR_METHODS)}")
     notes = []
     if "imagenet" in names and weights is None:
         names.remove("imagenet")
@@ -327,7 +328,7 @@ def run_cxr_benchmark(out: str | Path, profile: str | CXRProfile = "cpu-quick", 
     task_list = [tuple(t) for t in (tasks or prof.tasks)]
     bad = [t for t in task_list if t not in DOWNSTREAM_TASKS]
     if bad:
-        raise ValueError(f"unknown task/dataset pair(s) {bad}; known: {list(DOWNSTREAM_TASKS)}")
+        raise ConfigError(f"unknown task/dataset pair(s) {bad}; known: {list(DOWNSTREAM_TASKS)}")
     out = ensure_writable_dir(out)
     started = time.perf_counter()
     pretrain_data = out / "data" / "pretrain"

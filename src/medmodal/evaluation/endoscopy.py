@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from medmodal.errors import ConfigError
 from medmodal.evaluation.tables import mean_std
 from medmodal.io import atomic_path, atomic_write_text, ensure_writable_dir
 
@@ -191,12 +192,12 @@ def run_endoscopy_benchmark(out: str | Path, profile: str = "cpu-quick", methods
     from medmodal.engine.endoscopy.train import results_rows, run_finetune, run_pretrain
 
     if profile not in ENDOSCOPY_PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(ENDOSCOPY_PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(ENDOSCOPY_PROFILES)}")
     prof = ENDOSCOPY_PROFILES[profile]
     methods = list(methods or ENDOSCOPY_METHODS)
     unknown = [m for m in methods if m not in ENDOSCOPY_METHODS]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(ENDOSCOPY_METHODS)}")
+        raise ConfigError(f"unknown methods {unknown}; choose from {', '.join(ENDOSCOPY_METHODS)}")
     seeds = list(seeds if seeds is not None else prof.seeds)
     fractions = [float(f) for f in (fractions or prof.fractions)]
     out = ensure_writable_dir(out)

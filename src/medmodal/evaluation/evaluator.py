@@ -21,10 +21,11 @@ from torch import nn
 
 from medmodal.data.missing import all_subsets, subset_name
 from medmodal.data.volumes.spec import DatasetSpec
-from medmodal.engine.segmentation.inference import (inference_precision, native_classes, predict_probabilities,
-                                                    predict_probabilities_all_subsets)
+from medmodal.errors import CaseError
 from medmodal.evaluation.metrics import region_metrics
 from medmodal.evaluation.protocols import LEGACY_PROTOCOL, EvaluationProtocol, et_threshold, get_protocol
+from medmodal.inference.segmentation import (inference_precision, native_classes, predict_probabilities,
+                                             predict_probabilities_all_subsets)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def evaluate_subsets(model: nn.Module, dataset, spec: DatasetSpec, settings: Sub
         for i in indices:
             item = dataset[i]
             if "label" not in item:
-                raise ValueError(f"case {item['case_id']}: evaluation needs a label file")
+                raise CaseError(f"case {item['case_id']}: evaluation needs a label file")
             rows.extend(evaluate_case(model, item, spec, subsets, settings, device))
     finally:
         model.train(was_training)

@@ -8,8 +8,9 @@ or medmodal's earlier MONAI convention) that fixes the distance definition, the 
 regions and the ET post-processing.
 
 * :func:`classes_to_regions` - class map ``[*spatial]`` -> boolean region masks ``[R, *spatial]``.
-* :func:`postprocess_et` - a predicted enhancing tumour smaller than ``min_voxels`` voxels is
-  relabelled (BraTS 2020: as necrosis), as nnU-Net's BraTS post-processing does.
+* :func:`~medmodal.inference.postprocess.postprocess_et` (imported from :mod:`medmodal.inference`) - a
+  predicted enhancing tumour smaller than ``min_voxels`` voxels is relabelled (BraTS 2020: as
+  necrosis), as nnU-Net's BraTS post-processing does.
 * :func:`surface_distances` - MONAI's edge-to-edge distances in both directions.
 * :func:`region_metrics` - Dice and HD95 (or HD) per region under a protocol.
 """
@@ -25,28 +26,22 @@ from monai.metrics import get_confusion_matrix
 from monai.metrics.utils import get_edge_surface_distance
 
 from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.errors import DataError
 from medmodal.evaluation.protocols import ETPRO, EvaluationProtocol, et_threshold, get_protocol
+from medmodal.inference.postprocess import ArrayLike, postprocess_et, to_numpy
 
 #: HD95 of ``monai-max-directed`` (medmodal's earlier default) when exactly one of prediction /
 #: reference is empty: the diagonal of a BraTS volume of 240 x 240 x 155 voxels of 1 mm
 #: (``sqrt(240**2 + 240**2 + 155**2)`` = 373.12866, rounded). ``brats-challenge`` uses 373.12866.
 HD95_PENALTY = 373.13
 
-ArrayLike = np.ndarray | torch.Tensor
-
-
-def _to_numpy(array: ArrayLike) -> np.ndarray:
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu().numpy()
-    return np.asarray(array)
-
 
 def _check_classes(classes: np.ndarray, spec: DatasetSpec) -> None:
     if classes.dtype.kind not in "iub":
         raise TypeError(f"class map must hold integers, got dtype {classes.dtype}")
     if classes.size and (classes.min() < 0 or classes.max() >= spec.num_classes):
-        raise ValueError(f"class map values must be in 0..{spec.num_classes - 1} for {spec.name}, "
-                         f"got range {classes.min()}..{classes.max()}")
+        raise DataError(f"class map values must be in 0..{spec.num_classes - 1} for {spec.name}, "
+                        f"got range {classes.min()}..{classes.max()}")
 
 
 def classes_to_regions(classes: ArrayLike, spec: DatasetSpec) -> np.ndarray:
@@ -60,38 +55,13 @@ def classes_to_regions(classes: ArrayLike, spec: DatasetSpec) -> np.ndarray:
     Returns:
         bool array ``[R, *spatial]``, channels in the order of ``spec.region_names``.
     """
-    classes = _to_numpy(classes)
+    classes = to_numpy(classes)
     _check_classes(classes, spec)
     return np.stack([np.isin(classes, region) for region in spec.regions.values()])
 
 
-def postprocess_et(classes: ArrayLike, spec: DatasetSpec, min_voxels: int = 500) -> np.ndarray:
-    """Relabel a too-small predicted enhancing tumour (nnU-Net's BraTS post-processing).
-
-    If class ``spec.et_class`` covers fewer than ``min_voxels`` voxels of the whole volume,
-    those voxels become ``spec.et_replacement``. No-op when ``spec.et_class`` is ``None`` or
-    ``min_voxels <= 0``. The input is never modified.
-
-    Args:
-        classes: integer class map ``[*spatial]``.
-
-    Returns:
-        class map ``[*spatial]``, same dtype (a copy when anything was relabelled).
-    """
-    classes = _to_numpy(classes)
-    if spec.et_class is None or min_voxels <= 0:
-        return classes
-    et = classes == spec.et_class
-    count = int(et.sum())
-    if count == 0 or count >= min_voxels:
-        return classes
-    out = classes.copy()
-    out[et] = spec.et_replacement
-    return out
-
-
 def _spacing(spacing: float | Sequence[float] | ArrayLike, ndim: int) -> tuple[float, ...]:
-    values = _to_numpy(spacing).astype(float).ravel()
+    values = to_numpy(spacing).astype(float).ravel()
     if values.size == 1:
         values = np.repeat(values, ndim)
     if values.size != ndim:
@@ -219,11 +189,12 @@ def region_metrics(pred_classes: ArrayLike, ref_classes: ArrayLike, spec: Datase
         Values may be NaN where the protocol leaves a case undefined (MyoPS: empty reference).
 
     Raises:
-        ValueError: shapes differ, a class map holds values outside the spec, a spacing of the
-        wrong length, or a protocol whose regions the spec lacks.
+        ValueError: shapes differ or a spacing of the wrong length (programming errors).
+        DataError: a class map holds values outside the spec. ConfigError: a protocol whose
+        regions the spec lacks.
     """
     protocol = get_protocol(protocol, spec)
-    pred_np, ref_np = _to_numpy(pred_classes), _to_numpy(ref_classes)
+    pred_np, ref_np = to_numpy(pred_classes), to_numpy(ref_classes)
     if pred_np.shape != ref_np.shape:
         raise ValueError(f"prediction {pred_np.shape} and reference {ref_np.shape} shapes differ")
     _check_classes(pred_np, spec)

@@ -64,6 +64,7 @@ import math
 from dataclasses import dataclass, field
 
 from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.errors import ConfigError, UnknownNameError
 
 ETPRO = "ETPro"
 #: scored with what medmodal computed before ``eval.protocol`` existed (bundles without the field)
@@ -159,8 +160,8 @@ class EvaluationProtocol:
         regions = tuple(spec.region_names if self.regions is None else self.regions)
         unknown = [r for r in regions if r not in spec.regions]
         if unknown:
-            raise ValueError(f"protocol {self.name!r} scores regions {list(regions)}, but {spec.name} has "
-                             f"{list(spec.region_names)}; choose another --protocol")
+            raise ConfigError(f"protocol {self.name!r} scores regions {list(regions)}, but {spec.name} has "
+                              f"{list(spec.region_names)}; choose another --protocol")
         if self.et_postprocess == "etpro" and spec.et_class is not None:
             regions += (ETPRO,)
         return regions
@@ -252,7 +253,7 @@ def get_protocol(name: str | EvaluationProtocol | None, spec: DatasetSpec | None
     try:
         return PROTOCOLS[name]
     except KeyError:
-        raise KeyError(f"unknown evaluation protocol {name!r}; known: auto, {', '.join(PROTOCOLS)}") from None
+        raise UnknownNameError(f"unknown evaluation protocol {name!r}; known: auto, {', '.join(PROTOCOLS)}") from None
 
 
 def et_threshold(protocol: EvaluationProtocol, et_min_voxels: int | None) -> int:

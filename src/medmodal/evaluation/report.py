@@ -27,13 +27,14 @@ from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_di
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE
-from medmodal.engine.checkpoint import check_modalities, load_model, model_geometry
-from medmodal.engine.segmentation.inference import resolve_device
+from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_subsets
 from medmodal.evaluation.plots import subset_heatmap
 from medmodal.evaluation.protocols import EvaluationProtocol, get_protocol, protocol_of_run
 from medmodal.evaluation.tables import markdown_subset_table, write_rows_csv
+from medmodal.inference.segmentation import resolve_device
 from medmodal.io import atomic_write_text, ensure_writable_dir
+from medmodal.models.bundles import check_modalities, load_model, model_geometry
 
 
 @dataclass
@@ -55,14 +56,14 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
                   mapping: str | None, labels: str | None, modalities):
     root = data or (Path(cfg.data.root) if cfg else None)
     if root is None:
-        raise ValueError(f"{run}: no config.yaml in the run; pass --data")
+        raise ConfigError(f"{run}: no config.yaml in the run; give the data folder (data)")
     if cfg is not None and data is None and layout == "auto" and mapping is None:
         layout, mapping, labels = cfg.data.layout, cfg.data.mapping, labels or cfg.data.labels
     cases = {c.case_id: c for c in discover_cases(root, layout, mapping, modalities, labels)}
     if split == "all":
         return root, list(cases.values())
     if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r}; choose train, val, test or all")
+        raise ConfigError(f"unknown split {split!r}; choose train, val, test or all")
     split_file = run / "splits.json"
     if split_file.is_file() and data is None:
         ids = read_splits(split_file)[split]
@@ -70,7 +71,7 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
         ids = load_or_make_splits(root, list(cases), cfg.data.split_seed if cfg else 0)[split]
     chosen = [cases[i] for i in ids if i in cases]
     if not chosen:
-        raise ValueError(f"{root}: no case of the {split!r} split found (use --split all for another dataset)")
+        raise DataError(f"{root}: no case of the {split!r} split found (split 'all' scores every case of another dataset)")
     return root, chosen
 
 

@@ -36,6 +36,7 @@ from medmodal.data.volumes.layouts import Case, LayoutError, discover_cases, str
 from medmodal.data.volumes.loading import (DEFAULT_AFFINE_TOLERANCE, CaseError, check_label_values, label_spec_for,
                                            read_nifti)
 from medmodal.data.volumes.spec import SPECS, DatasetSpec, get_spec, resolve_declared_labels
+from medmodal.errors import CaseError, ConfigError, DataError
 from medmodal.evaluation.metrics import region_metrics
 from medmodal.evaluation.protocols import EvaluationProtocol, et_threshold, get_protocol
 from medmodal.evaluation.tables import write_rows_csv
@@ -124,7 +125,7 @@ def discover_references(ref_dir: str | Path, layout: str = "auto", mapping: str 
     labelled = [c for c in cases if c.label is not None]
     if not labelled:
         raise LayoutError(f"{root}: no reference label files found ({len(cases)} cases without a label); "
-                          f"pass --layout or --map with a seg= pattern")
+                          f"give a layout, or a mapping with a seg= pattern")
     return labelled
 
 
@@ -168,14 +169,14 @@ def _check_grid(pred_path: Path, pred, ref_path: Path, ref, tolerance: float) ->
     """Same shape; affines equal within ``tolerance`` x the reference's smallest voxel size (as the
     case check of :mod:`medmodal.data.volumes.loading`)."""
     if pred.shape != ref.shape:
-        raise ValueError(f"{pred_path}: shape {pred.shape} differs from its reference {ref_path} {ref.shape}")
+        raise CaseError(f"{pred_path}: shape {pred.shape} differs from its reference {ref_path} {ref.shape}")
     diff = float(np.abs(pred.affine - ref.affine).max())
     zooms = [tuple(round(float(z), 4) for z in img.header.get_zooms()[:3]) for img in (pred, ref)]
     allowed = tolerance * min(zooms[1])
     if diff > allowed:
-        raise ValueError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
-                         f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
-                         f"the prediction onto the reference grid first")
+        raise CaseError(f"{pred_path}: affine differs from its reference {ref_path} by up to {diff:.3g} mm "
+                        f"(tolerance {tolerance:g} of a voxel; voxel sizes {zooms[0]} vs {zooms[1]} mm); resample "
+                        f"the prediction onto the reference grid first")
 
 
 def score_case(pred_path: Path, reference: Case, spec: DatasetSpec, pred_spec: DatasetSpec,
@@ -212,8 +213,8 @@ def _reference_convention(case: Case) -> str:
         except ValueError:
             continue
         return name
-    raise ValueError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
-                     f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
+    raise DataError(f"{case.extra.get('dataset_json', 'dataset.json')}: the declared labels "
+                    f"{case.declared_labels} fit none of the known datasets ({', '.join(SPECS)})")
 
 
 def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: str | None
@@ -224,11 +225,11 @@ def _label_specs(references: Sequence[Case], labels: str | None, pred_labels: st
     spec = get_spec(labels or conventions[0])
     for name in conventions:
         if get_spec(name).class_names != spec.class_names:
-            raise ValueError(f"references mix label conventions {conventions}; pass --labels")
+            raise ConfigError(f"references mix label conventions {conventions}; give labels (their convention)")
     pred_spec = get_spec(pred_labels) if pred_labels else spec
     if pred_spec.class_names != spec.class_names:
-        raise ValueError(f"prediction labels {pred_spec.name!r} do not describe the classes of the references' "
-                         f"{spec.name!r} ({', '.join(spec.class_names)})")
+        raise ConfigError(f"prediction labels {pred_spec.name!r} do not describe the classes of the references' "
+                          f"{spec.name!r} ({', '.join(spec.class_names)})")
     return spec, pred_spec
 
 
@@ -252,12 +253,14 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         on_case: called with ``(case_id, row)`` after each case.
 
     Raises:
-        ValueError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
-        mismatch or bad label values (naming the files), an unknown protocol or convention.
+        DataError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
+        mismatch or bad label values (naming the files). ConfigError (``UnknownNameError``): the
+        same folder twice, an unknown protocol or convention. All but ``FileNotFoundError`` are
+        :class:`~medmodal.errors.InputError` (a ``ValueError``).
     """
     if Path(pred_dir).resolve() == Path(ref_dir).resolve():
-        raise ValueError(f"{Path(pred_dir).resolve()}: -p and -r are the same folder; every prediction would be "
-                         f"scored against itself")
+        raise ConfigError(f"{Path(pred_dir).resolve()}: predictions and references are the same folder; every "
+                          f"prediction would be scored against itself")
     predictions = discover_predictions(pred_dir)
     references = {c.case_id: c for c in discover_references(ref_dir, layout, mapping, labels)}
     spec, pred_spec = _label_specs(list(references.values()), labels, pred_labels)
@@ -267,8 +270,8 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     missing_predictions = sorted(set(references) - set(predictions))
     missing_references = sorted(set(predictions) - set(references))
     if not common:
-        raise ValueError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
-                         f"({_preview(references)})")
+        raise DataError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
+                        f"({_preview(references)})")
     rows = []
     for case_id in common:
         rows.append(score_case(predictions[case_id], references[case_id], spec, pred_spec, protocol,

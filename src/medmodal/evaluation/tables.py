@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from medmodal.data.missing import all_subsets, parse_subset, subset_name
+from medmodal.errors import DataError
 from medmodal.io import atomic_write_text
 
 #: Columns of a row that identify it; every other column is a metric value.
@@ -86,7 +87,7 @@ def read_rows_csv(path: str | Path) -> list[dict]:
         reader = csv.DictReader(fh)
         missing = [c for c in KEY_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}: columns {missing} missing (header: {reader.fieldnames})")
+            raise DataError(f"{path}: columns {missing} missing (header: {reader.fieldnames})")
         return [{k: v if k in KEY_COLUMNS else _parse(v) for k, v in raw.items()} for raw in reader]
 
 

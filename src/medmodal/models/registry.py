@@ -35,6 +35,8 @@ from typing import Callable, Sequence, TypeVar
 
 from torch import nn
 
+from medmodal.errors import UnknownNameError
+
 __all__ = ["register_model", "create_model", "list_models", "get_model_factory", "get_model_task", "TASKS"]
 
 #: the known tasks; each has its own construction contract (module docstring)
@@ -103,7 +105,7 @@ def get_model_factory(name: str) -> Callable[..., nn.Module]:
         return _REGISTRY[key]
     except KeyError:
         known = ", ".join(list_models()) or "(none)"
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+        raise UnknownNameError(f"unknown model {name!r}; known models: {known}") from None
 
 
 def create_model(name: str, modalities: Sequence[str] | None = None, num_classes: int | None = None,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from medmodal.data.missing import all_subsets
-from medmodal.engine.segmentation.inference import predict_probabilities, predict_probabilities_all_subsets
+from medmodal.inference.segmentation import predict_probabilities, predict_probabilities_all_subsets
 from medmodal.models import create_model
 
 TINY = {"widths": (4, 8, 16), "token_grid": 2, "num_heads": 2, "depth": 1}
@@ -55,3 +55,11 @@ def test_2d_model_on_a_volume_is_slice_wise():
     torch.testing.assert_close(shared, naive, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="does not fit an image"):
         predict_probabilities(model, image, mask, (16,))
+
+
+def test_old_import_path_reexports_the_inference_module():
+    """``medmodal.engine.segmentation.inference`` (the old path, kept one release) re-exports :mod:`medmodal.inference.segmentation`."""
+    import medmodal.engine.segmentation.inference as old
+    import medmodal.inference.segmentation as new
+
+    assert old.predict_probabilities is new.predict_probabilities and old.resolve_device is new.resolve_device

@@ -178,7 +178,7 @@ def test_bundle_and_checkpoints_record_the_training_geometry(trained_run):
 
     import torch
 
-    from medmodal.engine.checkpoint import load_model
+    from medmodal.models.bundles import load_model
 
     _, run = trained_run
     expected = {"orientation": "RAS", "spacing": [10.0, 10.0, 10.0], "spatial_dims": 3}

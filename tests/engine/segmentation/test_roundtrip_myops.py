@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from medmodal.cli import app
 from medmodal.config import load_config, packaged_config
-from medmodal.engine.checkpoint import load_model
+from medmodal.models.bundles import load_model
 from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 from medmodal.engine.segmentation.train import run_training
 from medmodal.evaluation.report import run_evaluation

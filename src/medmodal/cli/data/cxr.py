@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import console, data_app, user_errors
+from medmodal.errors import DataError
 
 ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-images checks per image: verify (exists, "
                              "header and size readable, file complete: PNG CRCs / JPEG end marker / DICOM pixel "
@@ -46,7 +47,7 @@ def synth_cxr_cmd(
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", "-s", help="image side in pixels"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="Open-i indiana_reports.csv (default: "
-                                           "$MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/; else the "
+                                           "$MEDMODAL_IU_REPORTS; else the "
                                            "built-in templates)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="rendering processes"),
 ):
@@ -107,7 +108,7 @@ def cxr_reports_cmd(
         result.studies = assign_patient_splits(result.studies, seed=split_seed)
         result.notes.append(f"rows without split got a patient-level split (70/10/20, seed {split_seed})")
     if not result.studies:
-        raise ValueError(f"{root}: no image-report pair kept ({result.account_line()})")
+        raise DataError(f"{root}: no image-report pair kept ({result.account_line()})")
     write_study_table(result.studies, out)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -182,8 +183,8 @@ def downstream_summary_cmd(
         if fraction != 1.0:
             result = sample_training_fraction(result, fraction, seed=fraction_seed)
     if not result.samples:
-        raise ValueError(f"{root}: no image kept (dropped: {dict(result.dropped) or 'none'}; "
-                         f"bad: {len(result.skipped)})")
+        raise DataError(f"{root}: no image kept (dropped: {dict(result.dropped) or 'none'}; "
+                        f"bad: {len(result.skipped)})")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     for _, problem in result.skipped[:20]:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, data_app, err_console, user_errors
+from medmodal.cli.common import console, data_app, err_console, split_option, user_errors
 
 EndoLayoutOpt = typer.Option("auto", "--layout", help="auto | authors (<class>_WLI/ + <class>_NBI/) | wl-nbi "
                                                       "(WL/<class>/ + NBI/<class>/) | kvasir (class folders) | "
@@ -113,7 +113,7 @@ def split_endoscopy_cmd(
     if test_fold is not None:
         splits = fold_splits(ids, [s.split for s in samples], labels, test_fold, seed=seed)
     else:
-        frac = tuple(float(x) for x in fractions.split(","))
+        frac = tuple(split_option(fractions, float, "--fractions"))
         splits = stratified_splits(ids, labels, frac, seed)
     payload = {"seed": seed, **splits}
     if label_fraction is not None:

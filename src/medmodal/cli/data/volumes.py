@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, data_app, discover,
-                                  discover_dataset, print_wide, user_errors)
+                                  discover_dataset, print_wide, split_option, user_errors)
 
 @data_app.command("synth-brats")
 @user_errors
@@ -79,7 +79,7 @@ def split_cmd(
     from medmodal.data.splits import DEFAULT_FRACTIONS, default_split_path, make_splits, write_splits
 
     found = discover(root, layout, mapping, None)
-    frac = tuple(float(x) for x in fractions.split(",")) if fractions else DEFAULT_FRACTIONS
+    frac = tuple(split_option(fractions, float, "--fractions")) if fractions else DEFAULT_FRACTIONS
     splits = make_splits([c.case_id for c in found], frac, seed)
     path = write_splits(out or default_split_path(root, seed), splits, seed)
     console.print(f"{path}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))

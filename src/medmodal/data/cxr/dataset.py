@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 from medmodal.data.cxr.images import DEFAULT_RESIZE, ImageCache
 from medmodal.data.cxr.records import Study
 from medmodal.data.cxr.text import DEFAULT_MAX_LENGTH, DEFAULT_MAX_SENTENCES, load_tokenizer, tokenize_sentences
+from medmodal.errors import DataError
 
 __all__ = ["Study", "ImageReportDataset", "ImageReportCollator", "label_names_of", "IMAGE_MEAN", "IMAGE_STD"]
 
@@ -93,12 +94,12 @@ class ImageReportDataset(Dataset):
 
         self.studies = list(studies)
         if not self.studies:
-            raise ValueError("no image-report pairs to build a dataset from")
+            raise DataError("no image-report pairs to build a dataset from")
         for study in self.studies:
             if not study.image_paths:
-                raise ValueError(f"study {study.study_id} ({study.source}): no image")
+                raise DataError(f"study {study.study_id} ({study.source}): no image")
             if not study.sentences:
-                raise ValueError(f"study {study.study_id} ({study.source}): no report sentence")
+                raise DataError(f"study {study.study_id} ({study.source}): no report sentence")
         if not isinstance(image_cache, ImageCache):
             image_cache = ImageCache([s.image_path for s in self.studies], image_cache, size=DEFAULT_RESIZE)
         self.image_cache = image_cache

@@ -50,6 +50,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from medmodal.data.cxr.records import CXRDataError
+from medmodal.errors import ConfigError
 
 #: Side of the cached square images (the reference's ``imsize``).
 DEFAULT_RESIZE = 256
@@ -196,7 +197,7 @@ def resolve_image_check(check: bool | str | None) -> str | None:
     if check is False or check is None or check == "none":
         return None
     if check not in IMAGE_CHECKS:
-        raise ValueError(f"unknown image check {check!r}; choose one of none, {', '.join(IMAGE_CHECKS)}")
+        raise ConfigError(f"unknown image check {check!r}; choose one of none, {', '.join(IMAGE_CHECKS)}")
     return check
 
 

@@ -19,6 +19,7 @@ from medmodal.data.cxr.iu import REPORTS_NAME, read_iu_annotation, read_openi_cs
 from medmodal.data.cxr.mimic import is_mimic_root, read_mimic_cxr
 from medmodal.data.cxr.records import CXRDataError, ReadResult
 from medmodal.data.cxr.table import read_csv_table
+from medmodal.errors import ConfigError
 
 LAYOUTS = ("auto", "mimic", "iu", "openi", "csv")
 
@@ -64,7 +65,7 @@ def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResul
         ValueError: an unknown layout, or an option set that the layout's reader does not take.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        raise ConfigError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     detected, target = detect_layout(path)
     if layout == "auto":
         layout = detected
@@ -76,5 +77,5 @@ def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResul
     accepted = set(inspect.signature(reader).parameters)
     unused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
     if unused:
-        raise ValueError(f"the {layout} layout does not take {', '.join(unused)}")
+        raise ConfigError(f"the {layout} layout does not take {', '.join(unused)}")
     return reader(target, **{k: v for k, v in options.items() if v is not None and k in accepted})

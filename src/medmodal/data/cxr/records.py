@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from medmodal.errors import DataError
+from medmodal.errors import DataError, ConfigError
 
 #: Labels of a study: finding name -> 1 (positive), 0 (negative), -1 (uncertain, CheXpert's
 #: convention) or ``None`` (not mentioned / unknown).
@@ -226,9 +226,9 @@ def is_frontal(view: str) -> bool:
 
 def check_row_options(views: str, rows: str) -> None:
     if views not in ("frontal", "all"):
-        raise ValueError(f"views must be 'frontal' or 'all', got {views!r}")
+        raise ConfigError(f"views must be 'frontal' or 'all', got {views!r}")
     if rows not in ROW_MODES:
-        raise ValueError(f"rows must be one of {', '.join(ROW_MODES)}, got {rows!r}")
+        raise ConfigError(f"rows must be one of {', '.join(ROW_MODES)}, got {rows!r}")
 
 
 def make_rows(template: Study, images: list[tuple[Path, str]], rows: str) -> list[Study]:
@@ -253,5 +253,5 @@ def parse_label(value: object) -> Optional[int]:
         return None
     number = float(text)
     if number not in (1.0, 0.0, -1.0):
-        raise ValueError(f"label value {text!r} is not 1, 0, -1 or blank")
+        raise DataError(f"label value {text!r} is not 1, 0, -1 or blank")
     return int(number)

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from medmodal.data.cxr.records import Study
 from medmodal.data.splits import check_disjoint_groups, make_splits
+from medmodal.errors import DataError
 
 #: R2Gen's IU X-ray proportions (train / val / test = 70 / 10 / 20 %).
 IU_FRACTIONS = (0.7, 0.1, 0.2)
@@ -42,7 +43,7 @@ def assign_patient_splits(studies: Sequence[Study], fractions: Sequence[float] =
         fixed = {s.patient_id for s in studies if s.split is not None}
         mixed = sorted(fixed & {s.patient_id for s in studies if s.split is None})
         if mixed:
-            raise ValueError(f"patient {mixed[0]} has rows with and without a split; use overwrite=True")
+            raise DataError(f"patient {mixed[0]} has rows with and without a split; use overwrite=True")
     todo = sorted({s.patient_id for s in studies if overwrite or s.split is None})
     split_of = {p: name for name, ids in make_splits(todo, fractions, seed).items() for p in ids} if todo else {}
     return [dataclasses.replace(s, split=split_of.get(s.patient_id, None if overwrite else s.split))

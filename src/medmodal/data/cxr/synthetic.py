@@ -1,9 +1,9 @@
 """``medmodal data synth-cxr``: real IU X-ray reports with frontal radiographs drawn from them.
 
 Each synthetic study takes a **real report** (findings + impression + MeSH) from Open-i's
-``indiana_reports.csv`` (the shared copy, ``$MEDMODAL_IU_REPORTS``, or ``reports=``); when no
-copy is found, a small set of report templates shipped here (:data:`TEMPLATE_REPORTS`,
-written for medmodal, with MeSH) is used instead and a note says so. Its image is a synthetic
+``indiana_reports.csv`` (``reports=``, else ``$MEDMODAL_IU_REPORTS``); when neither is given,
+a small set of report templates shipped here (:data:`TEMPLATE_REPORTS`, written for medmodal,
+with MeSH) is used instead and a note says so. Its image is a synthetic
 PA chest radiograph **rendered from the report's findings** (:func:`report_findings`: MeSH terms
 with their locations, or negation-aware keywords without MeSH).
 
@@ -78,12 +78,12 @@ from scipy import ndimage
 from medmodal.data.cxr.findings import EXTRA_FINDINGS, LABEL_NAMES, Finding, labels_of, report_findings
 from medmodal.data.cxr.records import CXRDataError, decode_lenient
 from medmodal.data.cxr.text import is_blank_report, report_text
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir
 
 SYNTH_FRACTIONS = (0.7, 0.1, 0.2)
 MASK_NAMES = ("Pleural Effusion", "Pneumothorax")
 BOX_FINDINGS = ("Lung Opacity", "Consolidation", "Nodule", "Atelectasis")
-IU_REPORTS = Path("shared/data/cxr-reports-real/indiana_reports.csv")
 
 #: Fallback reports (written for medmodal in the style of chest X-ray reports) with MeSH terms.
 TEMPLATE_REPORTS = (
@@ -131,25 +131,21 @@ TEMPLATE_REPORTS = (
 
 
 def default_reports_path() -> Path | None:
-    """``$MEDMODAL_IU_REPORTS``, else ``shared/data/cxr-reports-real/indiana_reports.csv`` under
-    ``$MEDMODAL_SHARED_DATA``'s parent layout, beside the working folder or beside this checkout;
-    ``None`` when none exists.
+    """``$MEDMODAL_IU_REPORTS`` (the path of Open-i's ``indiana_reports.csv``), else ``None``
+    (:func:`load_report_pool` then falls back to :data:`TEMPLATE_REPORTS` and says so).
+
+    No other place is searched: data locations come from arguments or ``MEDMODAL_*`` variables only.
 
     Raises:
         FileNotFoundError: ``$MEDMODAL_IU_REPORTS`` is set but names no file (an explicit choice is
             never silently replaced by the built-in templates).
     """
     env = os.environ.get("MEDMODAL_IU_REPORTS")
-    if env:
-        if not Path(env).is_file():
-            raise FileNotFoundError(f"MEDMODAL_IU_REPORTS={env}: no such file (the Open-i indiana_reports.csv)")
-        return Path(env)
-    shared = os.environ.get("MEDMODAL_SHARED_DATA")
-    checkout = Path(__file__).resolve().parents[4]
-    candidates = ([Path(shared) / IU_REPORTS.relative_to("shared/data")] if shared else []) + [
-        Path("..") / IU_REPORTS, checkout.parent / IU_REPORTS]
-    found = next((c for c in candidates if c.is_file()), None)
-    return found.resolve() if found is not None else None
+    if not env:
+        return None
+    if not Path(env).is_file():
+        raise FileNotFoundError(f"MEDMODAL_IU_REPORTS={env}: no such file (the Open-i indiana_reports.csv)")
+    return Path(env)
 
 
 @dataclass
@@ -762,14 +758,14 @@ def synth_cxr(out: str | Path, num_studies: int = 100, seed: int = 0, size: int 
         Summary: ``studies``, ``splits`` counts, ``source`` of the reports, ``positives`` per label.
 
     Raises:
-        ValueError: ``num_studies`` < 1 or ``size`` < 64; CXRDataError for a bad reports file.
+        ConfigError: ``num_studies`` < 1 or ``size`` < 64. CXRDataError: a bad reports file.
     """
     from medmodal.data.splits import make_splits
 
     if num_studies < 1:
-        raise ValueError(f"number of studies must be >= 1, got {num_studies}")
+        raise ConfigError(f"number of studies must be >= 1, got {num_studies}")
     if size < 64:
-        raise ValueError(f"image size must be >= 64 pixels, got {size}")
+        raise ConfigError(f"image size must be >= 64 pixels, got {size}")
     out = ensure_writable_dir(out)
     pool, source = load_report_pool(reports)
     order = np.random.default_rng([seed, 10**6]).permutation(len(pool))

@@ -38,6 +38,8 @@ from typing import Sequence
 
 import torch
 
+from medmodal.errors import ConfigError
+
 #: Reports with fewer word tokens than this are dropped (the reference keeps ``cnt >= 3``).
 MIN_REPORT_TOKENS = 3
 
@@ -178,13 +180,13 @@ def tokenize_sentences(tokenizer, reports: Sequence[Sequence[str]], max_length: 
         after truncation). ``L`` is the longest report of the batch (rounded up as asked).
     """
     if max_length < 3 or max_sentences < 1:
-        raise ValueError(f"max_length must be >= 3 and max_sentences >= 1 (got {max_length}, {max_sentences})")
+        raise ConfigError(f"max_length must be >= 3 and max_sentences >= 1 (got {max_length}, {max_sentences})")
     if method == "auto":
         method = "offsets" if getattr(tokenizer, "is_fast", False) else "per_sentence"
     if method not in ("offsets", "per_sentence"):
-        raise ValueError(f"unknown tokenisation method {method!r}; choose auto | offsets | per_sentence")
+        raise ConfigError(f"unknown tokenisation method {method!r}; choose auto | offsets | per_sentence")
     if method == "offsets" and not getattr(tokenizer, "is_fast", False):
-        raise ValueError("method='offsets' needs a fast tokenizer (offset mappings)")
+        raise ConfigError("method='offsets' needs a fast tokenizer (offset mappings)")
     reports = [list(r)[:max_sentences] for r in reports]
     rows = (_offsets if method == "offsets" else _per_sentence)(tokenizer, reports, max_length)
     length = max((len(ids) for ids, _ in rows), default=0)
@@ -224,8 +226,8 @@ def load_tokenizer(path: str | Path | None = None):
 
     path = Path(path) if path is not None else default_tokenizer_path()
     if not path.is_dir():
-        raise ValueError(f"{path}: tokenizer folder not found")
+        raise ConfigError(f"{path}: tokenizer folder not found")
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a Hugging Face tokenizer folder ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"{path}: not a Hugging Face tokenizer folder ({str(err).splitlines()[0]})") from None

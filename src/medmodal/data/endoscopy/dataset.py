@@ -38,6 +38,7 @@ from torchvision.transforms import v2
 
 from medmodal.data.endoscopy.images import DecodedImageCache
 from medmodal.data.endoscopy.samples import MODALITIES, PairedSample, class_names
+from medmodal.errors import ConfigError, DataError
 
 #: ImageNet channel statistics (RGB, for values in [0, 1]); torchvision / timm defaults.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,10 +94,10 @@ class PairedImageDataset(Dataset):
         self.class_to_index = {c: i for i, c in enumerate(self.classes)}
         unknown = sorted({s.label for s in self.samples if s.label is not None and s.label not in self.class_to_index})
         if unknown:
-            raise ValueError(f"labels not among the classes {self.classes}: {unknown}")
+            raise DataError(f"labels not among the classes {self.classes}: {unknown}")
         bad = [m for m in modalities if m not in MODALITIES]
         if bad or not modalities:
-            raise ValueError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
+            raise ConfigError(f"modalities must be a non-empty subset of {MODALITIES}, got {list(modalities)}")
         self.use = tuple(m in modalities for m in MODALITIES)
         self.cache = cache if cache is not None else DecodedImageCache(self.image_size)
         if self.cache.image_size != self.image_size:

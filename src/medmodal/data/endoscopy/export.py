@@ -16,6 +16,7 @@ import numpy as np
 from medmodal.data.endoscopy.images import ImageReadError, load_image, resize_square, save_png
 from medmodal.data.endoscopy.nbi import NBIParams, simulate_nbi
 from medmodal.data.endoscopy.samples import PairedSample, logger, warn_lines
+from medmodal.errors import DataError
 from medmodal.io import atomic_write_json, ensure_writable_dir
 
 UNLABELLED_CLASS = "unlabelled"
@@ -70,8 +71,8 @@ def simulate_nbi_dataset(samples: Sequence[PairedSample], out: str | Path, param
     for s in usable:
         key = (s.label or UNLABELLED_CLASS, s.wli.stem)
         if key in seen:
-            raise ValueError(f"two images of class {key[0]!r} are named {key[1]!r} ({seen[key]}, {s.wli}); "
-                             f"the authors' layout cannot hold both")
+            raise DataError(f"two images of class {key[0]!r} are named {key[1]!r} ({seen[key]}, {s.wli}); "
+                            f"the authors' layout cannot hold both")
         seen[key] = s.wli
     written, bad = [], []
     iterator = usable

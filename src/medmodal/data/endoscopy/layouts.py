@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from medmodal.errors import LayoutError
+from medmodal.errors import LayoutError, ConfigError, DataError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
                                              warn_lines)
@@ -166,18 +166,18 @@ def read_official_split(path: str | Path) -> dict[str, tuple[str, str]]:
     need = ("file_name", "class_name", "split_index")
     missing = [c for c in need if c not in header]
     if missing:
-        raise ValueError(f"{path}: not a split file (needs columns file-name, class-name, split-index; "
-                         f"header is {rows[0] if rows else 'empty'})")
+        raise DataError(f"{path}: not a split file (needs columns file-name, class-name, split-index; "
+                        f"header is {rows[0] if rows else 'empty'})")
     idx = [header.index(c) for c in need]
     table: dict[str, tuple[str, str]] = {}
     for n, row in enumerate(rows[1:], start=2):
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) < len(header):
-            raise ValueError(f"{path}:{n}: expected {len(header)} columns, got {len(row)}")
+            raise DataError(f"{path}:{n}: expected {len(header)} columns, got {len(row)}")
         name, cls, fold = (row[i].strip() for i in idx)
         if name in table:
-            raise ValueError(f"{path}:{n}: {name} is listed twice")
+            raise DataError(f"{path}:{n}: {name} is listed twice")
         table[name] = (cls, f"fold{fold}")
     return table
 
@@ -205,7 +205,7 @@ def read_class_folders(root: str | Path, split_file: str | Path | None = None,
     """Single-modality class folders (Kvasir v2, HyperKvasir), optionally with an official split file."""
     root = Path(root)
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; choose wli or nbi")
+        raise ConfigError(f"unknown modality {modality!r}; choose wli or nbi")
     files, masks = _walk_images(root)
     _warn_ignored(masks, "segmentation masks, not class images")
     if not files:
@@ -281,7 +281,7 @@ def read_csv_samples(path: str | Path) -> list[PairedSample]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     if not rows:
-        raise ValueError(f"{path}: empty CSV file")
+        raise DataError(f"{path}: empty CSV file")
     header = [_normalise_column(c) for c in rows[0]]
     cols = {}
     for key, aliases in CSV_COLUMNS.items():
@@ -289,7 +289,7 @@ def read_csv_samples(path: str | Path) -> list[PairedSample]:
         if hits:
             cols[key] = hits[0]
     if "wli" not in cols and "nbi" not in cols:
-        raise ValueError(f"{path}: the header needs a 'wli' and/or an 'nbi' column (got {rows[0]})")
+        raise DataError(f"{path}: the header needs a 'wli' and/or an 'nbi' column (got {rows[0]})")
     base = path.parent
     samples = []
     for n, row in enumerate(rows[1:], start=2):
@@ -313,11 +313,11 @@ def read_csv_samples(path: str | Path) -> list[PairedSample]:
                 raise FileNotFoundError(f"{path}:{n}: {p} does not exist")
             files[mod] = p
         if files["wli"] is None and files["nbi"] is None:
-            raise ValueError(f"{path}:{n}: row has neither a WLI nor an NBI image")
+            raise DataError(f"{path}:{n}: row has neither a WLI nor an NBI image")
         sid = cell("sample_id") or (files["wli"] or files["nbi"]).stem
         samples.append(PairedSample(sid, files["wli"], files["nbi"], cell("label"), cell("split"), "csv"))
     if not samples:
-        raise ValueError(f"{path}: no rows")
+        raise DataError(f"{path}: no rows")
     return samples
 
 

@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from medmodal.errors import ConfigError, DataError
+
 MIN_REFLECTANCE = 1e-3
 
 
@@ -89,7 +91,7 @@ class NBIParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown NBI simulation parameters {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown NBI simulation parameters {unknown}; known: {sorted(known)}")
         return cls(**{k: float(v) for k, v in values.items()})
 
     @classmethod
@@ -102,7 +104,7 @@ class NBIParams:
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such parameter file") from None
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not a JSON parameter file ({err})") from None
+            raise DataError(f"{path}: not a JSON parameter file ({err})") from None
         return cls.from_dict(data.get("params", data))
 
 

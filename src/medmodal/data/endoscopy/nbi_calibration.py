@@ -30,6 +30,7 @@ from medmodal.data.endoscopy.images import load_image, resize_square
 from medmodal.data.endoscopy.nbi import (PHYSICAL_PRIOR, NBIParams, band_densities, band_inputs, linear_to_srgb,
                                          nbi_display, simulate_nbi, srgb_to_linear)
 from medmodal.data.endoscopy.samples import PairedSample
+from medmodal.errors import ConfigError, DataError
 
 CALIBRATION_SIZE = 96
 KL_BINS = 32
@@ -67,7 +68,7 @@ def load_pairs(samples: Sequence[PairedSample]) -> tuple[list[str], list[tuple[n
     """``(ids, [(wli, nbi), ...])`` decoded ``uint8`` images of the paired samples (unpaired ones skipped)."""
     paired = [s for s in samples if s.paired]
     if not paired:
-        raise ValueError("no WLI / NBI pairs to calibrate on")
+        raise DataError("no WLI / NBI pairs to calibrate on")
     return [s.sample_id for s in paired], [(load_image(s.wli), load_image(s.nbi)) for s in paired]
 
 
@@ -136,7 +137,7 @@ def calibrate(pairs: Sequence[tuple[np.ndarray, np.ndarray]], size: int = CALIBR
         The fitted :class:`NBIParams` (deterministic for given inputs).
     """
     if not pairs:
-        raise ValueError("no WLI / NBI pairs to calibrate on")
+        raise DataError("no WLI / NBI pairs to calibrate on")
     return _from_theta(_fit(_NBIModel(init), _theta(init), pairs, size, max_evals), init)
 
 
@@ -196,7 +197,7 @@ def cross_validate(ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndar
     n = len(pairs)
     folds = n if folds is None else int(folds)
     if n < 2 or not 2 <= folds <= n:
-        raise ValueError(f"cross-validation needs at least 2 pairs and 2 <= folds <= pairs (pairs {n}, folds {folds})")
+        raise ConfigError(f"cross-validation needs at least 2 pairs and 2 <= folds <= pairs (pairs {n}, folds {folds})")
     outputs = {row: [None] * n for row in ROWS}
     fitted, tone = [], _ToneCurve()
     for k in range(folds):

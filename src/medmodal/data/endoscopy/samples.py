@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from medmodal.errors import ConfigError, DataError
+
 logger = logging.getLogger("medmodal.data.endoscopy")
 
 #: canonical modality order inside medmodal (``present`` masks, dataset keys).
@@ -59,7 +61,7 @@ class PairedSample:
 
     def path(self, modality: str) -> Path | None:
         if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
+            raise ConfigError(f"unknown modality {modality!r}; choose one of {', '.join(MODALITIES)}")
         return self.wli if modality == "wli" else self.nbi
 
     def files(self) -> list[Path]:
@@ -127,8 +129,8 @@ def check_unique_ids(samples: Sequence[PairedSample], where: str | Path) -> None
     for s in samples:
         if s.sample_id in seen:
             first = seen[s.sample_id]
-            raise ValueError(f"{where}: sample id {s.sample_id!r} appears twice "
-                             f"({name_some([str(p) for p in first.files() + s.files()])})")
+            raise DataError(f"{where}: sample id {s.sample_id!r} appears twice "
+                            f"({name_some([str(p) for p in first.files() + s.files()])})")
         seen[s.sample_id] = s
 
 

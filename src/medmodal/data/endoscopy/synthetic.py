@@ -51,6 +51,7 @@ from scipy import ndimage
 from medmodal.data.endoscopy.export import write_authors_pair
 from medmodal.data.endoscopy.nbi import NBIParams, linear_to_srgb, nbi_display
 from medmodal.data.endoscopy.samples import AUTHORS_CLASSES, PairedSample
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_write_json, ensure_writable_dir
 
 #: base optical density of each tissue per band (R, G, B, 415 nm, 540 nm); chosen so that the WLI
@@ -307,7 +308,7 @@ def render_scene(label: str, size: int = 128, rng: np.random.Generator | None = 
     Raises ``ValueError`` for a class without a renderer (see :data:`RENDERERS`).
     """
     if label not in RENDERERS:
-        raise ValueError(f"no synthetic renderer for class {label!r}; classes: {', '.join(RENDERERS)}")
+        raise ConfigError(f"no synthetic renderer for class {label!r}; classes: {', '.join(RENDERERS)}")
     rng = rng or np.random.default_rng()
     params = params or NBIParams()
     sc = _Scene(size, rng)
@@ -363,12 +364,12 @@ def synth_endoscopy(out: str | Path, num_samples: int = 600, size: int = 128, se
     the generator settings. ``workers`` > 1 renders in that many processes. Returns the samples.
     """
     if num_samples < 1:
-        raise ValueError(f"number of samples must be positive, got {num_samples}")
+        raise ConfigError(f"number of samples must be positive, got {num_samples}")
     if size < 32:
-        raise ValueError(f"image size must be at least 32 pixels, got {size}")
+        raise ConfigError(f"image size must be at least 32 pixels, got {size}")
     unknown = [c for c in classes if c not in RENDERERS]
     if unknown or not classes:
-        raise ValueError(f"no synthetic renderer for classes {unknown}; classes: {', '.join(RENDERERS)}")
+        raise ConfigError(f"no synthetic renderer for classes {unknown}; classes: {', '.join(RENDERERS)}")
     out = ensure_writable_dir(out)
     params = NBIParams()
     jobs = [(out, classes[i % len(classes)], i, size, seed, params) for i in range(num_samples)]

@@ -18,6 +18,7 @@ from monai import transforms as T
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.missing import random_subset_mask
 from medmodal.data.volumes.preprocess import PreprocessedCache
+from medmodal.errors import CaseError, ConfigError, DataError
 
 MISSING_PROTOCOLS = ("full", "balanced", "imbalanced")
 
@@ -37,9 +38,9 @@ class MissingProtocol:
 
     def __post_init__(self):
         if self.kind not in MISSING_PROTOCOLS:
-            raise ValueError(f"unknown missing protocol {self.kind!r}; choose one of {', '.join(MISSING_PROTOCOLS)}")
+            raise ConfigError(f"unknown missing protocol {self.kind!r}; choose one of {', '.join(MISSING_PROTOCOLS)}")
         if self.kind == "imbalanced" and self.assignment is None:
-            raise ValueError("the imbalanced protocol needs a per-case assignment (missing-rate CSV)")
+            raise ConfigError("the imbalanced protocol needs a per-case assignment (missing-rate CSV)")
 
     def mask(self, case_id: str, present: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``[M]`` bool presence mask for one sample."""
@@ -49,7 +50,7 @@ class MissingProtocol:
         if self.kind == "balanced":
             return random_subset_mask(present.size, rng, available=present)
         if case_id not in self.assignment:
-            raise KeyError(f"case {case_id} is not in the missing-rate assignment")
+            raise DataError(f"case {case_id} is not in the missing-rate assignment")
         mask = present & np.asarray(self.assignment[case_id], bool)
         return mask if mask.any() else present.copy()
 
@@ -95,7 +96,7 @@ class CropDataset(torch.utils.data.Dataset):
                  missing: MissingProtocol, augment: bool = True, samples_per_epoch: int | None = None,
                  seed: int = 0, foreground_ratio: float = 0.5):
         if not cases:
-            raise ValueError("no training cases")
+            raise DataError("no training cases")
         self.cache, self.cases, self.missing = cache, list(cases), missing
         spec = getattr(cache, "spec", None)
         self.transforms = training_transforms(crop_size, augment, foreground_ratio,
@@ -112,7 +113,7 @@ class CropDataset(torch.utils.data.Dataset):
         case = self.cases[index % len(self.cases)]
         pre = self.cache.get(case)
         if pre.label is None:
-            raise ValueError(f"case {case.case_id}: training needs a label file")
+            raise CaseError(f"case {case.case_id}: training needs a label file")
         rng = np.random.default_rng([self.seed, epoch, index])
         mask = self.missing.mask(case.case_id, pre.present, rng)
         self.transforms.set_random_state(seed=int(rng.integers(2**31 - 1)))

@@ -46,6 +46,7 @@ import torch
 from nibabel import orientations as ornt_lib
 from scipy import ndimage
 
+from medmodal.errors import ConfigError, DataError
 from medmodal.notices import warn
 
 #: spacing differences up to this fraction are not resampled (interpolation would only blur).
@@ -75,7 +76,7 @@ def parse_orientation(codes: str | Sequence[str]) -> tuple[str, str, str]:
     letters = tuple(str(c).upper() for c in codes)
     axes = sorted(next((i for i, pair in enumerate(_PAIRS) if c in pair), -1) for c in letters)
     if len(letters) != 3 or axes != [0, 1, 2]:
-        raise ValueError(f"orientation {''.join(letters)!r} must name each of L/R, A/P, I/S once, e.g. RAS or LPS")
+        raise ConfigError(f"orientation {''.join(letters)!r} must name each of L/R, A/P, I/S once, e.g. RAS or LPS")
     return letters  # type: ignore[return-value]
 
 
@@ -102,7 +103,7 @@ class Geometry:
     def from_dict(cls, data: dict[str, Any]) -> "Geometry":
         spacing = tuple(None if s is None else float(s) for s in data["spacing"])
         if len(spacing) != 3:
-            raise ValueError(f"geometry spacing must have 3 entries, got {list(data['spacing'])}")
+            raise ConfigError(f"geometry spacing must have 3 entries, got {list(data['spacing'])}")
         return cls(parse_orientation(data["orientation"]), spacing, int(data.get("spatial_dims", 3)))  # type: ignore[arg-type]
 
     def describe(self) -> str:
@@ -325,7 +326,7 @@ def training_geometry(affines: Sequence[np.ndarray], spatial_dims: int = 3, orie
             per-axis median over the cases, measured after reorientation.
     """
     if not affines:
-        raise ValueError("no training case to derive the training geometry from")
+        raise DataError("no training case to derive the training geometry from")
     counts = Counter(axis_codes(a) for a in affines)
     codes = parse_orientation(orientation) if orientation else max(counts, key=lambda c: counts[c])
     if spacing is not None:
@@ -333,7 +334,7 @@ def training_geometry(affines: Sequence[np.ndarray], spatial_dims: int = 3, orie
         if spatial_dims == 2 and len(target) == 2:
             target.append(None)
         if len(target) != 3 or any(s is not None and s <= 0 for s in target):
-            raise ValueError(f"target spacing {list(spacing)}: give 3 positive values (2 for a 2-D dataset)")
+            raise ConfigError(f"target spacing {list(spacing)}: give 3 positive values (2 for a 2-D dataset)")
         if spatial_dims == 2:
             target[2] = None
         return Geometry(codes, tuple(target), spatial_dims)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from medmodal.data.volumes.geometry import Geometry, GridTransform, plan_grid, r
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE, LoadedCase, load_case, label_spec_for
 from medmodal.data.volumes.spec import DatasetSpec
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_save_npy, atomic_write_json
 
 PREPROCESS_VERSION = 2
@@ -134,7 +135,7 @@ def preprocess(loaded: LoadedCase, normalization: str = "brain", geometry: Geome
     """Bring to ``geometry``, crop to the non-zero box and z-score (see module docstring;
     ``normalization``: brain | volume; ``geometry=None``: the case is used as stored)."""
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+        raise ConfigError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     grid = plan_grid(loaded.affine, loaded.image.shape[1:], geometry, case_id=loaded.case_id)
     native_label = None
     if grid.identity:

@@ -14,7 +14,7 @@ of MyoPS files). Every random draw is a function of ``(seed, epoch, index)`` as 
 ``CropDataset``, so runs and resumed runs are reproducible with any number of workers.
 
 Whole cases for validation / test stay volumes (:class:`medmodal.data.volumes.dataset.CaseDataset`);
-:func:`medmodal.engine.segmentation.inference.sliding_window` predicts them slice by slice (a 2-D window on a
+:func:`medmodal.inference.segmentation.sliding_window` predicts them slice by slice (a 2-D window on a
 volume windows the slices along the last axis as one batch).
 """
 
@@ -28,6 +28,7 @@ import torch
 from medmodal.data.volumes.dataset import MissingProtocol, training_transforms
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.preprocess import PreprocessedCache
+from medmodal.errors import CaseError, ConfigError, DataError
 
 __all__ = ["SliceDataset"]
 
@@ -64,12 +65,12 @@ class SliceDataset(torch.utils.data.Dataset):
                  missing: MissingProtocol, augment: bool = True, samples_per_epoch: int | None = None,
                  seed: int = 0, foreground_ratio: float = 0.5, slice_axis: int = 2, skip_empty: bool = False):
         if not cases:
-            raise ValueError("no training cases")
+            raise DataError("no training cases")
         crop_size = tuple(int(c) for c in crop_size)
         if len(crop_size) != 2 or min(crop_size) < 1:
-            raise ValueError(f"crop_size must be 2 positive ints (H, W) for slices, got {crop_size}")
+            raise ConfigError(f"crop_size must be 2 positive ints (H, W) for slices, got {crop_size}")
         if slice_axis not in (0, 1, 2, -1):
-            raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
+            raise ConfigError(f"slice_axis must be 0, 1 or 2, got {slice_axis}")
         self.cache, self.cases, self.missing = cache, list(cases), missing
         self.slice_axis = slice_axis % 3
         self.crop_size = crop_size
@@ -80,13 +81,13 @@ class SliceDataset(torch.utils.data.Dataset):
         for ci, case in enumerate(self.cases):
             pre = cache.get(case)
             if pre.label is None:
-                raise ValueError(f"case {case.case_id}: training needs a label file")
+                raise CaseError(f"case {case.case_id}: training needs a label file")
             for k in range(pre.label.shape[self.slice_axis]):
                 if skip_empty and not np.take(pre.label, k, axis=self.slice_axis).any():
                     continue
                 self.slices.append((ci, k))
         if not self.slices:
-            raise ValueError("no training slices (every slice is empty and skip_empty=True)")
+            raise DataError("no training slices (every slice is empty and skip_empty=True)")
         self.samples_per_epoch = samples_per_epoch or len(self.slices)
         self.seed = seed
 

@@ -32,6 +32,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from medmodal.errors import DataError, UnknownNameError
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -81,7 +83,7 @@ class DatasetSpec:
         try:
             return self.modalities.index(name)
         except ValueError:
-            raise KeyError(f"unknown sequence {name!r} for {self.name}; known: {', '.join(self.modalities)}") from None
+            raise UnknownNameError(f"unknown sequence {name!r} for {self.name}; known: {', '.join(self.modalities)}") from None
 
     def allowed_label_values(self) -> set[int]:
         return set(self.source_labels)
@@ -144,7 +146,7 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return SPECS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset spec {name!r}; known: {', '.join(sorted(SPECS))}") from None
+        raise UnknownNameError(f"unknown dataset spec {name!r}; known: {', '.join(sorted(SPECS))}") from None
 
 
 def register_spec(spec: DatasetSpec) -> DatasetSpec:
@@ -223,16 +225,16 @@ def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, wher
     for name, value in plain:
         canonical = CLASS_NAME_ALIASES.get(_norm(name))
         if canonical not in spec.class_names:
-            raise ValueError(f"{where}: declared label {name!r} (value {value}) matches no class of the {spec.name} "
-                             f"convention ({', '.join(spec.class_names)})")
+            raise DataError(f"{where}: declared label {name!r} (value {value}) matches no class of the {spec.name} "
+                            f"convention ({', '.join(spec.class_names)})")
         out[int(value)] = spec.class_names.index(canonical)
     if regions:
         membership: dict[int, set[str]] = {}
         for name, values in regions:
             region = REGION_NAME_ALIASES.get(_norm(name))
             if region not in spec.regions:
-                raise ValueError(f"{where}: declared region {name!r} {list(values)} matches no region of "
-                                 f"{spec.name} ({', '.join(spec.regions)})")
+                raise DataError(f"{where}: declared region {name!r} {list(values)} matches no region of "
+                                f"{spec.name} ({', '.join(spec.regions)})")
             for v in values:
                 membership.setdefault(int(v), set()).add(region)
         by_regions = {frozenset(r for r, members in spec.regions.items() if c in members): c
@@ -240,14 +242,14 @@ def resolve_declared_labels(declared: Mapping[str, Any], spec: DatasetSpec, wher
         for value, regs in sorted(membership.items()):
             cls = by_regions.get(frozenset(regs))
             if cls is None:
-                raise ValueError(f"{where}: label value {value} lies in regions {sorted(regs)}, which is no class "
-                                 f"of {spec.name}")
+                raise DataError(f"{where}: label value {value} lies in regions {sorted(regs)}, which is no class "
+                                f"of {spec.name}")
             out[value] = cls
     if len(set(out.values())) != len(out):
-        raise ValueError(f"{where}: two declared label values map to one {spec.name} class ({declared})")
+        raise DataError(f"{where}: two declared label values map to one {spec.name} class ({declared})")
     if not any(cls > 0 for cls in out.values()):
-        raise ValueError(f"{where}: declares no foreground label ({dict(declared)}); cannot tell what the "
-                         f"label values mean")
+        raise DataError(f"{where}: declares no foreground label ({dict(declared)}); cannot tell what the "
+                        f"label values mean")
     out.setdefault(0, 0)
     return out
 

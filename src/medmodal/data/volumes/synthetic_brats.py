@@ -65,6 +65,7 @@ from scipy import ndimage
 
 from medmodal.data.volumes.layouts import BRATS2020_SUFFIXES, BRATS2023_SUFFIXES, LABEL_KEY
 from medmodal.data.volumes.spec import BRATS2020, BRATS2023, BRATS_MODALITIES
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_path, ensure_writable_dir
 
 __all__ = ["TISSUES", "INTENSITY", "smooth_noise", "synth_case", "synth_brats", "default_spacing"]
@@ -105,7 +106,7 @@ Axes = tuple[np.ndarray, np.ndarray, np.ndarray]
 def _as_shape(size: int | Sequence[int]) -> tuple[int, int, int]:
     shape = (int(size),) * 3 if np.isscalar(size) else tuple(int(s) for s in size)
     if len(shape) != 3 or min(shape) < MIN_SIZE:
-        raise ValueError(f"size must be an int or 3 ints, each >= {MIN_SIZE}; got {size!r}")
+        raise ConfigError(f"size must be an int or 3 ints, each >= {MIN_SIZE}; got {size!r}")
     return shape  # type: ignore[return-value]
 
 
@@ -368,13 +369,13 @@ def synth_brats(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
         spacing: voxel size in mm written in the affine; default ``240 / max(size)``.
     """
     if naming not in NAMINGS:
-        raise ValueError(f"unknown naming {naming!r}; known: {', '.join(NAMINGS)}")
+        raise ConfigError(f"unknown naming {naming!r}; known: {', '.join(NAMINGS)}")
     if num_cases < 0:
-        raise ValueError(f"num_cases must be >= 0, got {num_cases}")
+        raise ConfigError(f"num_cases must be >= 0, got {num_cases}")
     shape = _as_shape(size)
     spacing = default_spacing(shape) if spacing is None else float(spacing)
     if not spacing > 0:
-        raise ValueError(f"spacing must be > 0 mm, got {spacing}")
+        raise ConfigError(f"spacing must be > 0 mm, got {spacing}")
     separator, suffixes, spec = NAMINGS[naming]
     affine = _affine(shape, spacing)
     root = ensure_writable_dir(out_dir)

@@ -65,6 +65,7 @@ from scipy import ndimage
 
 from medmodal.data.volumes.spec import MYOPS2020, MYOPS_MODALITIES
 from medmodal.data.volumes.synthetic_brats import _save_nifti, smooth_noise
+from medmodal.errors import ConfigError
 from medmodal.io import ensure_writable_dir
 
 __all__ = ["MYOPS_TISSUES", "MYOPS_INTENSITY", "MYOPS_FILE_SUFFIXES", "synth_myops_case", "synth_myops",
@@ -105,7 +106,7 @@ def default_myops_spacing(size: Sequence[int]) -> float:
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
     shape = (int(size),) * 2 if np.isscalar(size) else tuple(int(s) for s in size)
     if len(shape) != 2 or min(shape) < MIN_SIZE:
-        raise ValueError(f"size must be an int or 2 ints (in-plane), each >= {MIN_SIZE}; got {size!r}")
+        raise ConfigError(f"size must be an int or 2 ints (in-plane), each >= {MIN_SIZE}; got {size!r}")
     return shape  # type: ignore[return-value]
 
 
@@ -335,10 +336,10 @@ def _geometry(size, slices, spacing, slice_spacing) -> tuple[tuple[int, int], in
     """Validated ``(in-plane shape, slices, in-plane spacing)``; clear ``ValueError`` otherwise."""
     shape = _as_size(size)
     if int(slices) < 1:
-        raise ValueError(f"slices must be >= 1, got {slices}")
+        raise ConfigError(f"slices must be >= 1, got {slices}")
     spacing = default_myops_spacing(shape) if spacing is None else float(spacing)
     if not (spacing > 0 and slice_spacing > 0):
-        raise ValueError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
+        raise ConfigError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
     return shape, int(slices), spacing
 
 
@@ -375,7 +376,7 @@ def synth_myops(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
         The case ids written, in order.
     """
     if num_cases < 0:
-        raise ValueError(f"num_cases must be >= 0, got {num_cases}")
+        raise ConfigError(f"num_cases must be >= 0, got {num_cases}")
     shape, slices, spacing = _geometry(size, slices, spacing, slice_spacing)
     affine = _affine((*shape, slices), (spacing, spacing, float(slice_spacing)))
     root = ensure_writable_dir(out_dir)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.errors import ConfigError
 from medmodal.models.endoscopy.classifier import FUSIONS, SHIFTS, MICSClassifierConfig
 from medmodal.models.endoscopy.pretrain import MICSPretrainConfig
 
@@ -173,24 +174,24 @@ class MICSFinetuneRunConfig:
 
 def _load(cls, path: str | Path | None, preset: str | None, overrides: list[str] | None):
     if path is not None and preset is not None:
-        raise ValueError("give --config or --preset, not both")
+        raise ConfigError("give --config or --preset, not both")
     source = packaged_config(preset) if preset else path
     return dataclass_from_dict(cls, read_yaml_mapping(source, overrides), str(source or "config"))
 
 
 def _check_common(cfg) -> None:
     if cfg.data.image_size < 16:
-        raise ValueError(f"data.image_size must be at least 16, got {cfg.data.image_size}")
+        raise ConfigError(f"data.image_size must be at least 16, got {cfg.data.image_size}")
     if not 0 < cfg.data.label_fraction <= 1:
-        raise ValueError(f"data.label_fraction must be in (0, 1], got {cfg.data.label_fraction}")
+        raise ConfigError(f"data.label_fraction must be in (0, 1], got {cfg.data.label_fraction}")
     if cfg.data.batch_size < 2:
-        raise ValueError(f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
+        raise ConfigError(f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
     if cfg.trainer.max_epochs < 1:
-        raise ValueError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
+        raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
 
 
 def load_pretrain_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None) -> MICSPretrainRunConfig:
+                          overrides: list[str] | None = None) -> MICSPretrainRunConfig:
     """YAML file or packaged preset (else defaults) with ``a.b=value`` overrides, checked.
 
     Raises:
@@ -203,7 +204,7 @@ def load_pretrain_config(path: str | Path | None = None, preset: str | None = No
 
 
 def load_finetune_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
+                          overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
     """As :func:`load_pretrain_config`, for fine-tuning."""
     cfg = _load(MICSFinetuneRunConfig, path, preset, overrides)
     check_finetune_config(cfg)
@@ -214,21 +215,21 @@ def check_finetune_config(cfg: MICSFinetuneRunConfig) -> None:
     """Refuse a fine-tuning config that cannot run (one line). Raises ``ValueError``."""
     _check_common(cfg)
     if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+        raise ConfigError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     if cfg.model.fusion not in FUSIONS:
-        raise ValueError(f"unknown model.fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        raise ConfigError(f"unknown model.fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
     if cfg.model.shift not in SHIFTS:
-        raise ValueError(f"unknown model.shift {cfg.model.shift!r}; choose one of {', '.join(SHIFTS)}")
+        raise ConfigError(f"unknown model.shift {cfg.model.shift!r}; choose one of {', '.join(SHIFTS)}")
     if int(cfg.optim.freeze_encoders_epochs) < 0:
-        raise ValueError(f"optim.freeze_encoders_epochs must be >= 0, got {cfg.optim.freeze_encoders_epochs}")
+        raise ConfigError(f"optim.freeze_encoders_epochs must be >= 0, got {cfg.optim.freeze_encoders_epochs}")
     if not 0 <= cfg.modality_dropout < 1:
-        raise ValueError(f"modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
+        raise ConfigError(f"modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
     cfg.model.modalities = tuple(cfg.model.modalities)
     cfg.test_modalities = tuple(tuple(m) for m in cfg.test_modalities)
     if len(cfg.model.modalities) == 1:  # a single-modality model: its full test is the only one
         cfg.test_modalities = ()
     for subset in cfg.test_modalities:
         if not subset or any(m not in cfg.model.modalities for m in subset):
-            raise ValueError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
-                             f"{list(cfg.model.modalities)}")
+            raise ConfigError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
+                              f"{list(cfg.model.modalities)}")
     cfg.model.image_size = cfg.data.image_size

@@ -22,6 +22,7 @@ from medmodal.data.endoscopy.images import DecodedImageCache
 from medmodal.data.endoscopy.layouts import read_samples
 from medmodal.data.endoscopy.samples import PairedSample, class_names
 from medmodal.data.stratified import label_fraction_subset, stratified_splits
+from medmodal.errors import ConfigError, DataError
 from medmodal.io import atomic_write_json
 
 __all__ = ["EndoscopyDataModule", "TwoViewDataset", "strong_image_transform"]
@@ -88,8 +89,8 @@ class EndoscopyDataModule(L.LightningDataModule):
         if mode == "pretrain":
             paired = [i for i in train if self.samples[i].paired]
             if len(paired) < 2:
-                raise ValueError(f"{data.root}: {len(paired)} WLI / NBI pairs in the training split; "
-                                 "pre-training needs at least 2 (simulate NBI with `medmodal data simulate-nbi`)")
+                raise DataError(f"{data.root}: {len(paired)} WLI / NBI pairs in the training split; "
+                                "pre-training needs at least 2 (simulate NBI with `medmodal data simulate-nbi`)")
             if len(paired) < len(train):
                 self.notes.append(f"pre-training uses the {len(paired)} paired training samples; "
                                   f"{len(train) - len(paired)} single-modality samples left out")
@@ -98,14 +99,14 @@ class EndoscopyDataModule(L.LightningDataModule):
             self.unlabelled_ids: list[str] = []
         else:
             if not self.classes:
-                raise ValueError(f"{data.root}: no labelled samples; fine-tuning needs class labels")
+                raise DataError(f"{data.root}: no labelled samples; fine-tuning needs class labels")
             lab = {i: self.samples[i].label for i in train}
             self.train_ids = label_fraction_subset(train, [lab[i] for i in train], data.label_fraction, self.seed)
             chosen = set(self.train_ids)
             self.unlabelled_ids = [i for i in train if i not in chosen]
             self.val_ids = self.splits["val"]
             if not self.splits["test"]:
-                raise ValueError(f"{data.root}: the test split is empty; more samples per class are needed")
+                raise DataError(f"{data.root}: the test split is empty; more samples per class are needed")
         self.cache = DecodedImageCache(data.image_size, data.cache_dir)
 
     def split_payload(self) -> dict:
@@ -151,7 +152,7 @@ class EndoscopyDataModule(L.LightningDataModule):
         if not (self.unlabelled and self.mode == "finetune"):
             return labelled
         if not self.unlabelled_ids:
-            raise ValueError("FixMatch needs unlabelled training pairs; at label fraction 1.0 there are none")
+            raise ConfigError("FixMatch needs unlabelled training pairs; at label fraction 1.0 there are none")
         fm = self.fixmatch
         weak = self.dataset(self.unlabelled_ids, True, 1, hide_labels=True)
         strong = self.dataset(self.unlabelled_ids, True, 2, hide_labels=True,

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.errors import ConfigError
 
 __all__ = ["DataSettings", "EncoderSettings", "OptimSettings", "TrainerSettings", "ClassificationSettings",
            "SegmentationSettings", "DetectionSettings", "FinetuneConfig", "ClassificationConfig",
@@ -280,23 +281,23 @@ def load_finetune_config(path: str | Path | None = None, preset: str | None = No
         FileNotFoundError: the file or preset does not exist.
     """
     if path is not None and preset is not None:
-        raise ValueError("give --config or --preset, not both")
+        raise ConfigError("give --config or --preset, not both")
     source = packaged_config(preset) if preset else path
     data = read_yaml_mapping(source, overrides)
     where = str(source or "config")
     in_file = data.get("task")
     if task is not None and in_file is not None and task != in_file:
-        raise ValueError(f"{where} is a {in_file} config, not {task} (--task)")
+        raise ConfigError(f"{where} is a {in_file} config, not {task} (--task)")
     task = task or in_file
     if task is None:
-        raise ValueError("no task: give --task classification|segmentation|detection (or a preset)")
+        raise ConfigError("no task: give --task classification|segmentation|detection (or a preset)")
     if task not in TASK_CONFIGS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     data["task"] = task
     if dataset is not None:
         data.setdefault("data", {})
         if not isinstance(data["data"], dict):
-            raise ValueError(f"{where}: 'data' must be a mapping")
+            raise ConfigError(f"{where}: 'data' must be a mapping")
         data["data"]["dataset"] = dataset
     cfg = dataclass_from_dict(TASK_CONFIGS[task], data, where)
     check_config(cfg)
@@ -314,25 +315,25 @@ def check_config(cfg: FinetuneConfig) -> None:
     entry = dataset_entry(cfg.data.dataset)
     cfg.data.dataset = entry.descriptor.name
     if cfg.task not in entry.descriptor.tasks:
-        raise ValueError(f"{entry.descriptor.name} has no {cfg.task} task (it supports "
-                         f"{', '.join(entry.descriptor.tasks)})")
+        raise ConfigError(f"{entry.descriptor.name} has no {cfg.task} task (it supports "
+                          f"{', '.join(entry.descriptor.tasks)})")
     if not 0 < float(cfg.data.fraction) <= 1:
-        raise ValueError(f"data.fraction must be in (0, 1], got {cfg.data.fraction}")
+        raise ConfigError(f"data.fraction must be in (0, 1], got {cfg.data.fraction}")
     if cfg.data.image_size < 32 or cfg.data.image_size % 32:
-        raise ValueError(f"data.image_size must be a multiple of 32 (>= 32), got {cfg.data.image_size}")
+        raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {cfg.data.image_size}")
     if cfg.data.resize is not None and cfg.data.resize < cfg.data.image_size:
-        raise ValueError(f"data.resize {cfg.data.resize} is smaller than data.image_size {cfg.data.image_size}")
+        raise ConfigError(f"data.resize {cfg.data.resize} is smaller than data.image_size {cfg.data.image_size}")
     if cfg.trainer.mode not in ("min", "max"):
-        raise ValueError(f"trainer.mode must be min or max, got {cfg.trainer.mode!r}")
+        raise ConfigError(f"trainer.mode must be min or max, got {cfg.trainer.mode!r}")
     if cfg.task == "classification":
         s = cfg.classification
         if s.features not in FEATURE_PATHS:
-            raise ValueError(f"classification.features must be one of {', '.join(FEATURE_PATHS)}, got {s.features!r}")
+            raise ConfigError(f"classification.features must be one of {', '.join(FEATURE_PATHS)}, got {s.features!r}")
         if s.train_transform not in TRAIN_TRANSFORMS:
-            raise ValueError(f"classification.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, "
-                             f"got {s.train_transform!r}")
+            raise ConfigError(f"classification.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, "
+                              f"got {s.train_transform!r}")
     if cfg.task == "detection" and cfg.data.geometry not in ("stretch", "pad"):
-        raise ValueError(f"data.geometry must be stretch or pad, got {cfg.data.geometry!r}")
+        raise ConfigError(f"data.geometry must be stretch or pad, got {cfg.data.geometry!r}")
 
 
 def resolved_resize(cfg: FinetuneConfig) -> int:

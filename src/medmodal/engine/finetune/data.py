@@ -38,6 +38,7 @@ from medmodal.data.cxr.records import CXRDataWarning
 from medmodal.distributed import is_distributed
 from medmodal.engine.finetune.config import FinetuneConfig, resolved_resize
 from medmodal.engine.finetune.features import FeatureCache, FeatureDataset, extract_missing, feature_cache_key
+from medmodal.errors import DataError
 from medmodal.io import atomic_write_json
 
 __all__ = ["FinetuneDataModule", "default_cache_dir"]
@@ -92,8 +93,8 @@ class FinetuneDataModule(L.LightningDataModule):
         self.samples = {split: self.result.select(split) for split in SPLITS}
         empty = [split for split, rows in self.samples.items() if not rows]
         if empty:
-            raise ValueError(f"{d.root}: the {self.descriptor.name} {cfg.task} splits have no "
-                             f"{' / '.join(empty)} images ({len(full.samples)} images read)")
+            raise DataError(f"{d.root}: the {self.descriptor.name} {cfg.task} splits have no "
+                            f"{' / '.join(empty)} images ({len(full.samples)} images read)")
         self.cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir(d.root)
         self.image_cache = ImageCache([s.image_path for s in full.samples], self.cache_dir, size=resolved_resize(cfg))
         self.datasets: dict[str, torch.utils.data.Dataset] = {}

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from medmodal.data.cxr.downstream.base import DownstreamSample
+from medmodal.errors import DamagedFileError
 
 __all__ = ["FeatureCache", "feature_cache_key", "extract_missing", "FeatureDataset", "classification_target"]
 
@@ -65,8 +66,8 @@ class FeatureCache:
             self._create()
         shape = np.load(self.file, mmap_mode="r").shape
         if shape != (self.num_rows, self.dim + 1):
-            raise ValueError(f"{self.file}: feature cache of shape {shape}, expected {(self.num_rows, self.dim + 1)} "
-                             f"(delete the file)")
+            raise DamagedFileError(f"{self.file}: feature cache of shape {shape}, expected {(self.num_rows, self.dim + 1)} "
+                                   f"(delete the file)")
 
     def _create(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npy")
@@ -173,7 +174,7 @@ class FeatureDataset(Dataset):
         self.samples, self.rows, self.cache, self.label_kind = list(samples), list(rows), cache, label_kind
         missing = cache.missing(self.rows)
         if missing:
-            raise ValueError(f"{cache.file}: {len(missing)} feature rows are not filled (extraction incomplete)")
+            raise DamagedFileError(f"{cache.file}: {len(missing)} feature rows are not filled (extraction incomplete)")
 
     def __len__(self) -> int:
         return len(self.samples)

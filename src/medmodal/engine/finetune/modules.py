@@ -29,6 +29,7 @@ from torch import nn
 
 from medmodal.engine.finetune.config import FinetuneConfig
 from medmodal.engine.finetune.metrics import DetectionMAP, PerLabelAUROC, ReferenceDice
+from medmodal.errors import CheckpointError
 
 __all__ = ["FinetuneTask", "ClassificationTask", "SegmentationTask", "DetectionTask", "slug"]
 
@@ -95,8 +96,8 @@ class FinetuneTask(L.LightningModule):
         if not frozen:
             return
         if frozen["fingerprint"] != self._encoder_fingerprint():
-            raise ValueError(f"this checkpoint was trained on another frozen encoder (fingerprint "
-                             f"{frozen['fingerprint'][:12]}, this run's {self._encoder_fingerprint()[:12]})")
+            raise CheckpointError(f"this checkpoint was trained on another frozen encoder (fingerprint "
+                                  f"{frozen['fingerprint'][:12]}, this run's {self._encoder_fingerprint()[:12]})")
         own = {k: v for k, v in self.state_dict().items() if k.startswith(frozen["prefix"])}
         checkpoint["state_dict"] = {**checkpoint["state_dict"], **own}
 

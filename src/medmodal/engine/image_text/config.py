@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.errors import ConfigError
 
 __all__ = ["PretrainDataSettings", "PretrainModelSettings", "PretrainOptimSettings", "PretrainTrainerSettings",
            "PretrainEvalSettings", "PretrainConfig", "load_pretrain_config", "check_pretrain_config",
@@ -191,7 +192,7 @@ def load_pretrain_config(path: str | Path | None = None, preset: str | None = No
         FileNotFoundError: the file or preset does not exist.
     """
     if path is not None and preset is not None:
-        raise ValueError("give --config or --preset, not both")
+        raise ConfigError("give --config or --preset, not both")
     source = packaged_config(preset) if preset else path
     cfg = dataclass_from_dict(PretrainConfig, read_yaml_mapping(source, overrides), str(source or "config"))
     check_pretrain_config(cfg)
@@ -208,28 +209,28 @@ def check_pretrain_config(cfg: PretrainConfig) -> None:
 
     names = list_models(task="image_text")
     if cfg.model.name not in names:
-        raise ValueError(f"model.name {cfg.model.name!r} is not a registered image_text model; known: "
-                         f"{', '.join(names) or 'none'}")
+        raise ConfigError(f"model.name {cfg.model.name!r} is not a registered image_text model; known: "
+                          f"{', '.join(names) or 'none'}")
     if not isinstance(cfg.model.kwargs, dict):
-        raise ValueError("model.kwargs must be a mapping")
+        raise ConfigError("model.kwargs must be a mapping")
     d, o, t = cfg.data, cfg.optim, cfg.trainer
     if d.image_size < 32 or d.image_size % 32:
-        raise ValueError(f"data.image_size must be a multiple of 32 (>= 32), got {d.image_size}")
+        raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {d.image_size}")
     if d.resize is not None and d.resize < d.image_size:
-        raise ValueError(f"data.resize {d.resize} is smaller than data.image_size {d.image_size}")
+        raise ConfigError(f"data.resize {d.resize} is smaller than data.image_size {d.image_size}")
     if d.batch_size < 2:
-        raise ValueError(f"data.batch_size must be >= 2 (contrastive losses need negatives), got {d.batch_size}")
+        raise ConfigError(f"data.batch_size must be >= 2 (contrastive losses need negatives), got {d.batch_size}")
     if o.optimizer not in ("adam", "adamw"):
-        raise ValueError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
+        raise ConfigError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
     if o.lr <= 0 or o.warmup_epochs < 0:
-        raise ValueError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
+        raise ConfigError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
     if t.stage1_epochs < 0 or t.stage2_epochs < 0 or t.max_epochs < 1:
-        raise ValueError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in total, "
-                         f"got {t.stage1_epochs} / {t.stage2_epochs}")
+        raise ConfigError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in total, "
+                          f"got {t.stage1_epochs} / {t.stage2_epochs}")
     if cfg.eval.checkpoint not in ("last", "best"):
-        raise ValueError(f"eval.checkpoint must be last or best, got {cfg.eval.checkpoint!r}")
+        raise ConfigError(f"eval.checkpoint must be last or best, got {cfg.eval.checkpoint!r}")
     if not cfg.eval.ks or any(int(k) < 1 for k in cfg.eval.ks):
-        raise ValueError(f"eval.ks must be positive integers, got {list(cfg.eval.ks)}")
+        raise ConfigError(f"eval.ks must be positive integers, got {list(cfg.eval.ks)}")
 
 
 def resolved_resize(cfg: PretrainConfig) -> int:

@@ -34,6 +34,7 @@ from medmodal.data.cxr.readers import read_studies
 from medmodal.data.cxr.records import CXRDataWarning, Study
 from medmodal.data.cxr.splits import assign_patient_splits, check_patient_splits, select_split
 from medmodal.engine.image_text.config import PretrainConfig, resolved_resize
+from medmodal.errors import DataError
 
 __all__ = ["PretrainDataModule", "read_pretraining_studies", "default_cache_dir"]
 
@@ -69,7 +70,7 @@ def read_pretraining_studies(cfg: PretrainConfig) -> tuple[list[Study], list[str
         notes.append(f"skipped bad input: ... and {len(result.skipped) - 20} more")
     studies = result.studies
     if not studies:
-        raise ValueError(f"{d.root}: no image-report pair kept")
+        raise DataError(f"{d.root}: no image-report pair kept")
     if any(s.split is None for s in studies):
         studies = assign_patient_splits(studies, seed=d.split_seed)
         notes.append(f"rows without an official split got a patient-level split (70/10/20, seed {d.split_seed})")
@@ -103,7 +104,7 @@ class PretrainDataModule(L.LightningDataModule):
                               f"{len(self.splits[d.train_split])} training rows")
             self.splits[d.train_split] = self.splits[d.train_split][: d.max_studies]
         if not self.splits[d.train_split]:
-            raise ValueError(f"{d.root}: no row in the training split {d.train_split!r}")
+            raise DataError(f"{d.root}: no row in the training split {d.train_split!r}")
         self.label_names = label_names_of(studies)
         cache_dir = d.cache_dir or default_cache_dir(d.root)
         rows = [s for name in self.splits for s in self.splits[name]]
@@ -117,7 +118,7 @@ class PretrainDataModule(L.LightningDataModule):
         """The :class:`ImageReportDataset` of a split (``train``: random crops)."""
         rows = self.splits.get(split) or []
         if not rows:
-            raise ValueError(f"{self.cfg.data.root}: no row in split {split!r}")
+            raise DataError(f"{self.cfg.data.root}: no row in split {split!r}")
         return ImageReportDataset(rows, self.image_cache, train=train, image_size=self.cfg.data.image_size,
                                   label_names=self.label_names)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from medmodal.errors import CheckpointError, ConfigError
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 from medmodal.models.encoder_export import EXPORT_DIR, IMAGE_ENCODER_DIR, save_image_encoder
 
@@ -144,7 +145,7 @@ def checkpoint_of_run(run_dir: str | Path, which: str = "last") -> Path:
     if run_dir.is_file():
         return run_dir
     if which not in ("last", "best"):
-        raise ValueError(f"checkpoint must be last or best, got {which!r}")
+        raise ConfigError(f"checkpoint must be last or best, got {which!r}")
     path = run_dir / "checkpoints" / f"{which}.ckpt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {which} checkpoint (is {run_dir} a pre-training run folder?)")
@@ -165,7 +166,7 @@ def export_run(run_dir: str | Path, which: str = "last", out_dir: str | Path | N
     data = load_torch_file(ckpt)
     hparams = data.get("hyper_parameters", {}) if isinstance(data, dict) else {}
     if "config" not in hparams or "pretrain" not in (hparams.get("config") or {}):
-        raise ValueError(f"{ckpt}: not an image-text pre-training checkpoint (no pretrain config in it)")
+        raise CheckpointError(f"{ckpt}: not an image-text pre-training checkpoint (no pretrain config in it)")
     module = ImageTextPretrainModule(hparams["config"])
     module.load_state_dict(data["state_dict"])
     module.eval()

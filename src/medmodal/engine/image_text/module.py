@@ -44,6 +44,7 @@ import torch
 
 from medmodal.config import config_to_dict, dataclass_from_dict
 from medmodal.engine.image_text.config import PretrainConfig
+from medmodal.errors import ConfigError
 from medmodal.models import create_model
 
 __all__ = ["ImageTextPretrainModule", "build_model", "freeze_parameters", "model_batch", "stage_of_epoch",
@@ -62,7 +63,7 @@ def build_model(cfg: PretrainConfig) -> torch.nn.Module:
     from medmodal.models import get_model_task
 
     if get_model_task(cfg.model.name) != "image_text":
-        raise ValueError(f"model {cfg.model.name!r} is not an image_text model")
+        raise ConfigError(f"model {cfg.model.name!r} is not an image_text model")
     kwargs = dict(cfg.model.kwargs)
     if "image_size" in kwargs:
         return _create(cfg.model.name, kwargs)
@@ -78,7 +79,7 @@ def _create(name: str, kwargs: dict) -> torch.nn.Module:
     try:
         return create_model(name, **kwargs)
     except TypeError as err:  # unknown option of the model's config: one line, not a traceback
-        raise ValueError(f"model.kwargs of {name!r}: {err}") from None
+        raise ConfigError(f"model.kwargs of {name!r}: {err}") from None
 
 
 def freeze_parameters(model: torch.nn.Module, prefixes) -> list[str]:
@@ -90,7 +91,7 @@ def freeze_parameters(model: torch.nn.Module, prefixes) -> list[str]:
     for prefix in prefixes or []:
         names = [n for n, _ in model.named_parameters() if n.startswith(prefix)]
         if not names:
-            raise ValueError(f"model.freeze: no parameter of the model starts with {prefix!r}")
+            raise ConfigError(f"model.freeze: no parameter of the model starts with {prefix!r}")
         frozen += names
     for name, param in model.named_parameters():
         if name in frozen:

@@ -33,6 +33,7 @@ from typing import Callable
 import torch
 
 from medmodal.data.cxr.synthetic import default_reports_path
+from medmodal.errors import ConfigError
 from medmodal.models import create_model
 from medmodal.models.image_text.reference_loop import reference_compute_losses
 
@@ -73,7 +74,7 @@ class CMCGNSSpeedSettings:
             ValueError: the config's model is not ``cmcgns``.
         """
         if cfg.model.name != "cmcgns":
-            raise ValueError(f"bench-speed --suite cmcgns times CM-CGNS, but the config trains {cfg.model.name!r}")
+            raise ConfigError(f"bench-speed --suite cmcgns times CM-CGNS, but the config trains {cfg.model.name!r}")
         kwargs = dict(cfg.model.kwargs)
         values = {"image_encoder": kwargs.pop("image_encoder", cls.image_encoder),
                   "image_size": kwargs.pop("image_size", cfg.data.image_size),

@@ -36,6 +36,7 @@ from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
 from medmodal.engine.trainer import (TRAIN_TIME_FILE, expected_eval_mode_modules, find_resume_checkpoint,
                                      finished_run, fit_time_seconds, make_trainer, quiet_lightning)
+from medmodal.errors import DataError
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
 __all__ = ["run_pretraining", "evaluate_run_model", "SPLITS_FILE"]
@@ -103,8 +104,8 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
     tokenizer = training_tokenizer(module.model)
     data = PretrainDataModule(cfg, tokenizer=tokenizer)
     if not data.splits.get(cfg.data.val_split):
-        raise ValueError(f"{cfg.data.root}: no row in the validation split {cfg.data.val_split!r} "
-                         f"(best.ckpt is chosen on val/loss)")
+        raise DataError(f"{cfg.data.root}: no row in the validation split {cfg.data.val_split!r} "
+                        f"(best.ckpt is chosen on val/loss)")
     if is_global_zero():
         save_config(cfg, run_dir / "config.yaml")
         _write_splits(run_dir / SPLITS_FILE, data, cfg)

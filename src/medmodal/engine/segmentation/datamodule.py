@@ -28,6 +28,7 @@ from medmodal.data.volumes.slices import SliceDataset
 from medmodal.data.sampler import EpochSampler
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import default_split_path, load_or_make_splits, write_splits
+from medmodal.errors import ConfigError
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -112,8 +113,8 @@ class SegmentationDataModule(L.LightningDataModule):
         dims = self.spec.spatial_dims
         if len(crop) != dims:
             kind = "2-D slices (H, W)" if dims == 2 else "3-D crops (X, Y, Z)"
-            raise ValueError(f"data.crop_size {list(crop)} has {len(crop)} values, but {self.spec.name} trains on "
-                             f"{kind}: give {dims} values, e.g. data.crop_size=[{','.join(['128'] * dims)}]")
+            raise ConfigError(f"data.crop_size {list(crop)} has {len(crop)} values, but {self.spec.name} trains on "
+                              f"{kind}: give {dims} values, e.g. data.crop_size=[{','.join(['128'] * dims)}]")
         return crop
 
     def setup(self, stage: str | None = None) -> None:

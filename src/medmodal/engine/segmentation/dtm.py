@@ -62,6 +62,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from medmodal.errors import ConfigError
+
 __all__ = ["DTMConfig", "DynamicTrainingMonitor"]
 
 
@@ -104,13 +106,13 @@ class DTMConfig:
 
     def __post_init__(self):
         if not 0.0 <= self.ema_momentum < 1.0:
-            raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
+            raise ConfigError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
         if not 0.0 < self.beta_min <= self.beta_max:
-            raise ValueError(f"need 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}")
+            raise ConfigError(f"need 0 < beta_min <= beta_max, got {self.beta_min}, {self.beta_max}")
         if not 0.0 <= self.grad_min_scale <= 1.0:
-            raise ValueError(f"grad_min_scale must be in [0, 1], got {self.grad_min_scale}")
+            raise ConfigError(f"grad_min_scale must be in [0, 1], got {self.grad_min_scale}")
         if self.eta_growth_every < 1:
-            raise ValueError(f"eta_growth_every must be >= 1, got {self.eta_growth_every}")
+            raise ConfigError(f"eta_growth_every must be >= 1, got {self.eta_growth_every}")
 
 
 class DynamicTrainingMonitor:

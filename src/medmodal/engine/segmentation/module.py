@@ -27,6 +27,7 @@ from medmodal.data.volumes.geometry import Geometry
 from medmodal.data.volumes.spec import get_spec
 from medmodal.distributed import all_gather_no_grad
 from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
+from medmodal.errors import ConfigError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
 from medmodal.evaluation.protocols import get_protocol
 from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
@@ -45,7 +46,7 @@ def compile_training_step(fn, mode: str = "default"):
     ``(total, terms dict, gaps)``.
     """
     if mode not in COMPILE_MODES:
-        raise ValueError(f"trainer.compile_mode must be one of {COMPILE_MODES}, got {mode!r}")
+        raise ConfigError(f"trainer.compile_mode must be one of {COMPILE_MODES}, got {mode!r}")
     compiled = torch.compile(fn, fullgraph=True, mode=mode)
 
     def step(*args):
@@ -99,14 +100,14 @@ class SegmentationModule(L.LightningModule):
                                   num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
         self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
         if (self.loss_cfg.use_rd or self.loss_cfg.use_pd) and not hasattr(self.model, "feature_channels"):
-            raise ValueError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
-                             f"loss.use_rd=false and loss.use_pd=false")
+            raise ConfigError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
+                              f"loss.use_rd=false and loss.use_pd=false")
         self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
         self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
         self._train_forward = None  # the compiled forward_loss when trainer.compile is on
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
-            raise ValueError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
-                             f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
+            raise ConfigError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
+                              f"for {self.spec.name} (the model sees {self.spec.spatial_dims}-D inputs)")
         get_protocol(self.cfg.eval.protocol, self.spec).columns(self.spec)  # unknown protocol / regions: fail now
         self.eval_settings = SubsetEvaluation(self.cfg.eval.roi_size, self.cfg.eval.overlap,
                                               self.cfg.eval.sw_batch_size, self.cfg.eval.et_min_voxels, hd95=False)
@@ -219,7 +220,7 @@ class SegmentationModule(L.LightningModule):
         elif o.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
         else:
-            raise ValueError(f"unknown optimizer {o.optimizer!r}; choose adamw or adam")
+            raise ConfigError(f"unknown optimizer {o.optimizer!r}; choose adamw or adam")
         total = max(1, self.cfg.trainer.max_epochs)
         if o.schedule == "poly":
             fn = lambda e: (1 - min(e, total - 1) / total) ** o.poly_power  # noqa: E731
@@ -228,7 +229,7 @@ class SegmentationModule(L.LightningModule):
         elif o.schedule == "constant":
             fn = lambda e: 1.0  # noqa: E731
         else:
-            raise ValueError(f"unknown schedule {o.schedule!r}; choose poly, cosine or constant")
+            raise ConfigError(f"unknown schedule {o.schedule!r}; choose poly, cosine or constant")
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 

@@ -37,10 +37,11 @@ from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE, label_spec_for, load_case
 from medmodal.data.volumes.preprocess import preprocess
 from medmodal.data.volumes.spec import DatasetSpec, describe_source_labels, get_spec
-from medmodal.engine.checkpoint import check_modalities, model_geometry
-from medmodal.engine.segmentation.inference import inference_precision, native_classes, predict_probabilities
+from medmodal.errors import ConfigError
 from medmodal.evaluation.protocols import et_threshold, protocol_of_run
+from medmodal.inference.segmentation import inference_precision, native_classes, predict_probabilities
 from medmodal.io import OutputError, atomic_path, atomic_write_json, ensure_writable_dir
+from medmodal.models.bundles import check_modalities, model_geometry
 
 
 @dataclass
@@ -125,8 +126,8 @@ def output_convention(case: Case, spec: DatasetSpec, forced: str | None = None) 
     """The label convention of the output file: ``forced`` (``--output-labels``) or the case's own."""
     convention = get_spec(forced) if forced else label_spec_for(case, spec)
     if convention.class_names != spec.class_names:
-        raise ValueError(f"output labels {convention.name!r} do not fit the model's classes "
-                         f"({spec.name}: {', '.join(spec.class_names)})")
+        raise ConfigError(f"output labels {convention.name!r} do not fit the model's classes "
+                          f"({spec.name}: {', '.join(spec.class_names)})")
     return convention
 
 

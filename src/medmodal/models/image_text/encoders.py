@@ -25,6 +25,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
+from medmodal.errors import EncoderLoadError
+
 __all__ = ["ImageFeatures", "ImageEncoder", "TextEncoder", "load_weight_file", "default_text_encoder_path"]
 
 _HEAD_PREFIXES = ("fc.", "head.", "classifier.", "head_dist.", "last_linear.")
@@ -65,7 +67,7 @@ def load_weight_file(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[key]
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: does not hold a state dict of tensors")
+        raise EncoderLoadError(f"{path}: does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -141,9 +143,9 @@ class ImageEncoder(nn.Module):
         missing = [k for k in result.missing_keys if not k.startswith(_HEAD_PREFIXES)]
         unexpected = [k for k in result.unexpected_keys if not k.startswith(_HEAD_PREFIXES)]
         if missing or unexpected:
-            raise ValueError(f"{path}: weights do not fit timm {self.name!r}: missing {missing[:8]}"
-                             f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
-                             f"{' ...' if len(unexpected) > 8 else ''}")
+            raise EncoderLoadError(f"{path}: weights do not fit timm {self.name!r}: missing {missing[:8]}"
+                                   f"{' ...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+                                   f"{' ...' if len(unexpected) > 8 else ''}")
 
     def backbone_state_dict(self) -> dict[str, torch.Tensor]:
         """The backbone weights without head, in timm format (CPU copies).

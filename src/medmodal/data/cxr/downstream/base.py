@@ -21,6 +21,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from medmodal.data.cxr.records import CXRDataError, ReadAccount, decode_lenient, has_undecodable
+from medmodal.errors import ConfigError
 
 TASKS = ("classification", "segmentation", "detection")
 SPLITS = ("train", "val", "test")
@@ -153,7 +154,7 @@ class DownstreamDataset:
 
     def check_task(self, task: str) -> str:
         if task not in self.tasks:
-            raise ValueError(f"{self.name} supports {', '.join(self.tasks)}, not {task!r}")
+            raise ConfigError(f"{self.name} supports {', '.join(self.tasks)}, not {task!r}")
         return task
 
 
@@ -177,7 +178,7 @@ class DownstreamReadResult(ReadAccount):
     def select(self, split: str) -> list[DownstreamSample]:
         """Samples of one split (``train`` | ``val`` | ``test``)."""
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+            raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return [s for s in self.samples if s.split == split]
 
     def split_ids(self) -> dict[str, list[str]]:

@@ -49,6 +49,7 @@ from medmodal.data.cxr.downstream.synthetic import (check_twin_args, draw, rng_f
                                                     write_csv, zone)
 from medmodal.data.cxr.findings import Finding
 from medmodal.data.cxr.records import CXRDataError, parse_label
+from medmodal.errors import ConfigError
 
 CHEXPERT_FINDINGS = ("No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
                      "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
@@ -115,11 +116,11 @@ def read_chexpert(root: str | Path, task: str = "classification", findings: str 
     DESCRIPTOR.check_task(task)
     names = _finding_names(findings)
     if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(f"uncertain policy must be one of {', '.join(UNCERTAIN_POLICIES)}, got {uncertain!r}")
+        raise ConfigError(f"uncertain policy must be one of {', '.join(UNCERTAIN_POLICIES)}, got {uncertain!r}")
     if blank not in BLANK_POLICIES:
-        raise ValueError(f"blank policy must be one of {', '.join(BLANK_POLICIES)}, got {blank!r}")
+        raise ConfigError(f"blank policy must be one of {', '.join(BLANK_POLICIES)}, got {blank!r}")
     if views not in ("frontal", "all"):
-        raise ValueError(f"views must be 'frontal' or 'all', got {views!r}")
+        raise ConfigError(f"views must be 'frontal' or 'all', got {views!r}")
     folder = find_chexpert_root(root)
     image_root = Path(image_root) if image_root is not None else folder
     result = DownstreamReadResult(dataset=dataclasses.replace(DESCRIPTOR, label_names=names), task=task)
@@ -168,7 +169,7 @@ def _finding_names(findings) -> tuple[str, ...]:
     names = tuple(findings)
     unknown = [n for n in names if n not in CHEXPERT_FINDINGS]
     if unknown or not names:
-        raise ValueError(f"unknown CheXpert finding(s) {unknown}; choose from {', '.join(CHEXPERT_FINDINGS)}")
+        raise ConfigError(f"unknown CheXpert finding(s) {unknown}; choose from {', '.join(CHEXPERT_FINDINGS)}")
     return names
 
 

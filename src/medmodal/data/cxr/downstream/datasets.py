@@ -24,6 +24,7 @@ from medmodal.data.cxr.downstream.transforms import (classification_transform, d
                                                      segmentation_transform)
 from medmodal.data.cxr.images import (DEFAULT_RESIZE, ImageCache, boxes_to_resized_frame, read_image_size,
                                       resize_and_pad_mask, resize_pad_geometry)
+from medmodal.errors import ConfigError, DataError
 
 DEFAULT_SIZE = 224
 DETECTION_GEOMETRIES = ("pad", "stretch")
@@ -36,7 +37,7 @@ class _DownstreamImages(Dataset):
                  image_size: int):
         self.samples = list(samples)
         if not self.samples:
-            raise ValueError("no downstream samples to build a dataset from")
+            raise DataError("no downstream samples to build a dataset from")
         if not isinstance(image_cache, ImageCache):
             image_cache = ImageCache([s.image_path for s in self.samples], image_cache, size=DEFAULT_RESIZE)
         self.image_cache = image_cache
@@ -100,9 +101,9 @@ class ClassificationDataset(_DownstreamImages):
                  for s in self.samples}
         if None in kinds:
             bad = next(s for s in self.samples if s.class_index is None and s.labels is None)
-            raise ValueError(f"{bad.sample_id} ({bad.source}): no image label")
+            raise DataError(f"{bad.sample_id} ({bad.source}): no image label")
         if len(kinds) > 1:
-            raise ValueError("samples mix multi-label and multi-class targets")
+            raise DataError("samples mix multi-label and multi-class targets")
         self.label_kind = kinds.pop()
         if dataset is not None and dataset.label_kind != self.label_kind:
             raise ValueError(f"{dataset.name} is {dataset.label_kind}, the samples are {self.label_kind}")
@@ -142,7 +143,7 @@ class SegmentationDataset(_DownstreamImages):
         super().__init__(samples, image_cache, image_size)
         missing = next((s for s in self.samples if s.mask is None), None)
         if missing is not None:
-            raise ValueError(f"{missing.sample_id} ({missing.source}): no mask source")
+            raise DataError(f"{missing.sample_id} ({missing.source}): no mask source")
         self.train = train
         self.augment = augment
         self.transform = segmentation_transform(augment, train, self.image_size)
@@ -154,7 +155,7 @@ class SegmentationDataset(_DownstreamImages):
             mask = self.samples[index].mask.rasterise(height, width)
         except ValueError as err:
             s = self.samples[index]
-            raise ValueError(f"{s.source or s.sample_id}: {err}") from None
+            raise DataError(f"{s.source or s.sample_id}: {err}") from None
         return resize_and_pad_mask(mask, self.image_cache.size)
 
     def __getitem__(self, index: int) -> dict:
@@ -194,11 +195,11 @@ class DetectionDataset(_DownstreamImages):
                  train: bool = True, image_size: int = DEFAULT_SIZE, geometry: str = "pad", augment: str = "none"):
         super().__init__(samples, image_cache, image_size)
         if geometry not in DETECTION_GEOMETRIES:
-            raise ValueError(f"unknown detection geometry {geometry!r}; "
-                             f"choose one of {', '.join(DETECTION_GEOMETRIES)}")
+            raise ConfigError(f"unknown detection geometry {geometry!r}; "
+                              f"choose one of {', '.join(DETECTION_GEOMETRIES)}")
         missing = next((s for s in self.samples if s.boxes is None), None)
         if missing is not None:
-            raise ValueError(f"{missing.sample_id} ({missing.source}): no boxes (not a detection dataset)")
+            raise DataError(f"{missing.sample_id} ({missing.source}): no boxes (not a detection dataset)")
         self.train = train
         self.geometry = geometry
         self.transform = detection_transform(augment, train, self.image_size)

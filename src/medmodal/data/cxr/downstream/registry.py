@@ -10,6 +10,7 @@ from typing import Callable
 from medmodal.data.cxr.downstream import chexpert, covidx, object_cxr, rsna, siim
 from medmodal.data.cxr.downstream.base import DownstreamDataset, DownstreamReadResult
 from medmodal.data.cxr.images import resolve_image_check
+from medmodal.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def dataset_entry(name: str) -> DatasetEntry:
     """The registry entry of ``name``. Raises ValueError for an unknown dataset."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in DATASETS:
-        raise ValueError(f"unknown downstream dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ConfigError(f"unknown downstream dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[key]
 
 
@@ -60,7 +61,7 @@ def read_downstream(name: str, root: str | Path, task: str | None = None, **opti
     given = {k: v for k, v in options.items() if v is not None}
     unused = sorted(k for k in given if k not in accepted)
     if unused:
-        raise ValueError(f"the {entry.descriptor.name} reader does not take {', '.join(unused)}")
+        raise ConfigError(f"the {entry.descriptor.name} reader does not take {', '.join(unused)}")
     check = resolve_image_check(given.get("check_images", True))
     if "check_images" in accepted:
         given["check_images"] = check is not None

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medmodal.errors import DataError
+
 NO_MASK = "-1"
 
 
@@ -43,19 +45,19 @@ def rle_decode(rle: str, height: int, width: int) -> np.ndarray:
         values = np.array([int(t) for t in text.split()], np.int64)
     except ValueError:
         bad = next(t for t in text.split() if not t.lstrip("-").isdigit())
-        raise ValueError(f"RLE token {bad!r} is not an integer") from None
+        raise DataError(f"RLE token {bad!r} is not an integer") from None
     if values.size % 2:
-        raise ValueError(f"RLE has an odd number of values ({values.size}): expected offset / length pairs")
+        raise DataError(f"RLE has an odd number of values ({values.size}): expected offset / length pairs")
     if np.any(values < 0):
-        raise ValueError(f"RLE has a negative value ({int(values[values < 0][0])})")
+        raise DataError(f"RLE has a negative value ({int(values[values < 0][0])})")
     offsets, lengths = values[0::2], values[1::2]
     if np.any(lengths == 0):
-        raise ValueError("RLE has a run of length 0")
+        raise DataError("RLE has a run of length 0")
     starts = np.cumsum(offsets) + np.concatenate([[0], np.cumsum(lengths)[:-1]])
     ends = starts + lengths
     if ends[-1] > flat.size:
-        raise ValueError(f"RLE runs to pixel {int(ends[-1])}, past the {height} x {width} image "
-                         f"({flat.size} pixels)")
+        raise DataError(f"RLE runs to pixel {int(ends[-1])}, past the {height} x {width} image "
+                        f"({flat.size} pixels)")
     delta = np.zeros(flat.size + 1, np.int64)
     np.add.at(delta, starts, 1)
     np.add.at(delta, ends, -1)

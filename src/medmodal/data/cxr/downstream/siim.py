@@ -38,6 +38,7 @@ from medmodal.data.cxr.downstream.synthetic import (check_twin_args, dicom_uid, 
 from medmodal.data.cxr.findings import Finding
 from medmodal.data.cxr.images import read_image_size
 from medmodal.data.cxr.records import CXRDataError
+from medmodal.errors import ConfigError
 
 TABLE = "train-rle.csv"
 IMAGE_DIR = "dicom-images-train"
@@ -74,7 +75,7 @@ def read_siim(root: str | Path, task: str = "segmentation", seed: int = 0, balan
     """
     DESCRIPTOR.check_task(task)
     if patients not in PATIENT_MODES:
-        raise ValueError(f"patients must be one of {', '.join(PATIENT_MODES)}, got {patients!r}")
+        raise ConfigError(f"patients must be one of {', '.join(PATIENT_MODES)}, got {patients!r}")
     root = Path(root)
     table = root if root.is_file() else root / TABLE
     image_dir = Path(image_dir) if image_dir is not None else table.parent / IMAGE_DIR

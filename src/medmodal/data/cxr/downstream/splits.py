@@ -37,6 +37,7 @@ import numpy as np
 
 from medmodal.data.cxr.downstream.base import SPLITS, DownstreamReadResult, DownstreamSample
 from medmodal.data.splits import check_disjoint_groups, make_splits
+from medmodal.errors import ConfigError, DataError
 
 FRACTION_METHODS = ("classification", "dense")
 
@@ -63,7 +64,7 @@ def split_by_group(samples: Sequence[DownstreamSample], fractions: Sequence[floa
     """
     group = group or (lambda s: s.patient_id)
     if len(fractions) != len(names):
-        raise ValueError(f"{len(names)} splits need {len(names)} fractions, got {list(fractions)}")
+        raise ConfigError(f"{len(names)} splits need {len(names)} fractions, got {list(fractions)}")
     padded = list(fractions) + [0.0] * (3 - len(fractions))
     drawn = make_splits(sorted({group(s) for s in samples}), padded, seed) if samples else {}
     split_of = {}
@@ -122,13 +123,13 @@ def sample_training_fraction(result: DownstreamReadResult, fraction: float, seed
         ValueError: ``fraction`` outside ``(0, 1]``, an unknown method, no training images.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
     method = method or ("classification" if result.task == "classification" else "dense")
     if method not in FRACTION_METHODS:
-        raise ValueError(f"unknown fraction method {method!r}; choose one of {', '.join(FRACTION_METHODS)}")
+        raise ConfigError(f"unknown fraction method {method!r}; choose one of {', '.join(FRACTION_METHODS)}")
     train = [s for s in result.samples if s.split == "train"]
     if not train:
-        raise ValueError(f"{result.dataset.name if result.dataset else 'dataset'}: no training images to sample")
+        raise DataError(f"{result.dataset.name if result.dataset else 'dataset'}: no training images to sample")
     out = dataclasses.replace(result, samples=list(result.samples), notes=list(result.notes),
                               dropped=result.dropped.copy(), skipped=list(result.skipped))
     if fraction == 1:

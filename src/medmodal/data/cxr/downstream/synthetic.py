@@ -26,6 +26,7 @@ import numpy as np
 
 from medmodal.data.cxr.findings import Finding
 from medmodal.data.cxr.synthetic import render_radiograph
+from medmodal.errors import ConfigError
 from medmodal.io import atomic_path, atomic_write_text
 
 #: Per-dataset code in the random streams, so twins of one seed differ from each other.
@@ -152,9 +153,9 @@ def write_csv(path: Path, rows: Sequence[Sequence[object]], delimiter: str = ","
 def check_twin_args(images: int, size: int, minimum: int = 10) -> None:
     """Raises ValueError for too few images or too small a drawing."""
     if images < minimum:
-        raise ValueError(f"a twin needs at least {minimum} images, got {images}")
+        raise ConfigError(f"a twin needs at least {minimum} images, got {images}")
     if size < MIN_SIZE:
-        raise ValueError(f"image size must be >= {MIN_SIZE} pixels, got {size}")
+        raise ConfigError(f"image size must be >= {MIN_SIZE} pixels, got {size}")
 
 
 def side(rng: np.random.Generator) -> str:

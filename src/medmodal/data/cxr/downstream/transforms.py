@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 
 from medmodal.data.cxr.dataset import IMAGE_MEAN, IMAGE_STD
+from medmodal.errors import ConfigError
 
 CLASSIFICATION_AUGMENTS = ("crop", "moco2", "none")
 SEGMENTATION_AUGMENTS = ("shift_scale_rotate", "none")
@@ -47,7 +48,7 @@ def _finish():
 
 def _check(augment: str, choices: tuple[str, ...], what: str) -> None:
     if augment not in choices:
-        raise ValueError(f"unknown {what} augmentation {augment!r}; choose one of {', '.join(choices)}")
+        raise ConfigError(f"unknown {what} augmentation {augment!r}; choose one of {', '.join(choices)}")
 
 
 def classification_transform(augment: str, train: bool, size: int = 224):
