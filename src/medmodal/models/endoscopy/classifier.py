@@ -66,7 +66,7 @@ class MICSClassifierConfig:
     dropout: float = 0.1
 
 
-@register_model("mics", task="endoscopy")
+@register_model("mics", task="paired_views", tiny={"num_classes": 3, "fusion_depth": 1})
 class MICSClassifier(nn.Module):
     """See the module docstring. Built as ``create_model("mics", num_classes=K, modalities=(...), ...)``.
 

@@ -152,7 +152,8 @@ def _all_gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-@register_model("mics_pretrain", task="endoscopy")
+@register_model("mics_pretrain", task="paired_views",
+                tiny={"embed_dim": 16, "queue_size": 8, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2})
 class MICSPretrainer(nn.Module):
     """WLI / NBI encoders with the three MICS pre-training objectives (module docstring).
 

@@ -66,7 +66,7 @@ class ConVIRTConfig(ImageTextConfig):
         ]
 
 
-@register_model("convirt", task="image_text")
+@register_model("convirt", task="image_text", tiny={"projection_hidden_dim": 16})
 class ConVIRT(ImageTextModel):
     """ConVIRT image-report model (global contrast only).
 

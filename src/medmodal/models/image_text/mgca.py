@@ -92,7 +92,7 @@ class MGCAConfig(ImageTextConfig):
         ]
 
 
-@register_model("mgca", task="image_text")
+@register_model("mgca", task="image_text", tiny={"projection_hidden_dim": 16, "num_prototypes": 8})
 class MGCA(ImageTextModel):
     """MGCA-style image-report model (module docstring).
 
