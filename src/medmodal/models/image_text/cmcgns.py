@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import (
     BATCH_KEYS,
     ImageTextConfig,
@@ -76,7 +77,6 @@ from medmodal.models.image_text.layers import (
 )
 from medmodal.models.image_text.objectives import (
     cluster_guided_info_nce,
-    info_nce_loss,
     reconstruction_l1,
     simsiam_loss,
 )

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel, word_mask
 from medmodal.models.image_text.layers import ProjectionHead
 from medmodal.models.image_text.objectives import (
-    info_nce_loss,
     prototype_swap_loss,
     token_alignment_loss,
 )
