@@ -66,6 +66,13 @@ class Objective(nn.Module):
     #: the registry name (set by :func:`register_objective`)
     name: str = ""
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None, **sizes: Any) -> "Objective":
+        """Build from a config's ``loss`` options (``name`` already removed) and what the engine knows of
+        the model (segmentation: ``feature_channels``, ``num_modalities``, ``num_classes``, ``model_name``).
+        Default: ``cls(**options)``, the sizes ignored; an objective that needs them overrides this."""
+        return cls(**dict(options or {}))
+
     def forward(self, inputs: Any, context: StepContext) -> dict[str, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 

@@ -30,10 +30,13 @@ module (whether it passes DTM weights and scales encoder gradients); the loss it
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from medmodal.errors import ConfigError
 from medmodal.losses.base import Objective, StepContext, register_objective
 from medmodal.losses.distillation import (
     CovarianceConsistencyLoss,
@@ -286,19 +289,19 @@ class DMAFNetLoss(Objective):
         return torch.where(count > 0, out, torch.full_like(out, math.nan))
 
     @classmethod
-    def from_options(cls, options: dict | None = None, *, feature_channels: int | None = None,
+    def from_options(cls, options: Mapping[str, Any] | None = None, *, feature_channels: int | None = None,
                      num_modalities: int = 4, num_classes: int | None = None,
                      model_name: str | None = None) -> "DMAFNetLoss":
         """Build from a config's ``loss`` options (the fields of :class:`DMAFNetLossConfig`) and the
         model's sizes (what :meth:`SegmentationModule.build_objective` passes every segmentation objective).
 
         Raises:
-            ValueError: RD or PD on for a model without per-sequence features (``feature_channels`` is
-                ``None``); bad options (:class:`DMAFNetLossConfig`).
+            ConfigError: RD or PD on for a model without per-sequence features (``feature_channels`` is
+                ``None``). ValueError / TypeError: bad options (:class:`DMAFNetLossConfig`).
         """
         cfg = DMAFNetLossConfig(**dict(options or {}))
         if (cfg.use_rd or cfg.use_pd) and feature_channels is None:
-            raise ValueError(f"model {model_name!r} has no per-sequence features to distil: set "
+            raise ConfigError(f"model {model_name!r} has no per-sequence features to distil: set "
                              f"loss.use_rd=false and loss.use_pd=false")
         dims = {"feature_channels": feature_channels} if feature_channels is not None else {}
         return cls(cfg, **dims, num_modalities=num_modalities, num_classes=num_classes)
