@@ -85,7 +85,7 @@ def test_adversarial_term_trains_the_encoders_with_reversed_gradient():
     assert reversed_grad.abs().sum() > 0
     pre.zero_grad()
     # the same loss without reversal: the encoder gradient must be the exact negative
-    pre.cfg.grl_lambda = -1.0
+    pre.config.grl_lambda = -1.0
     mics_losses(pre, w, n)["loss"].backward()
     assert torch.allclose(param.grad, -reversed_grad, atol=1e-6)
     # the discriminator itself is trained normally (same gradient either way)

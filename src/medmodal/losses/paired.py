@@ -45,7 +45,7 @@ def contrastive_term(model: MICSPretrainer, tokens: Mapping[str, torch.Tensor], 
     negatives (their logits are set to ``-inf``); ``None``: nothing is masked and the keys are
     queued with id -1.
     """
-    cfg = model.cfg
+    cfg = model.config
     z = {m: F.normalize(model.projections[m](tokens[m].mean(1)), dim=-1) for m in MODALITIES}
     with torch.no_grad():
         if update:
@@ -74,7 +74,7 @@ def reconstruction_term(model: MICSPretrainer, target: str, images: Mapping[str,
                         context: torch.Tensor) -> torch.Tensor:
     """Mask ``mask_ratio`` (75 %) of ``target``'s patches, reconstruct them with ``context`` (the other
     view's tokens); pixel MSE on the masked patches (per-patch normalised targets with ``norm_pix_loss``)."""
-    cfg = model.cfg
+    cfg = model.config
     enc = model.encoders[target]
     x = images[target]
     visible, masked = random_patch_mask(x.shape[0], enc.num_tokens, cfg.mask_ratio, device=x.device)
@@ -99,7 +99,7 @@ def adversarial_term(model: MICSPretrainer, tokens: Mapping[str, torch.Tensor]) 
     BCE on detached tokens + ``grl_lambda`` x BCE with flipped labels for the encoders (discriminator
     parameters detached in that term).
     """
-    cfg = model.cfg
+    cfg = model.config
     flip = cfg.adversarial_objective == "non_saturating"
     frozen = {k: v.detach() for k, v in model.discriminator.named_parameters()} if flip else None
     logits, labels, fooled = [], [], []
@@ -141,7 +141,7 @@ class MICSObjective(Objective):
         wli, nbi = views["wli"], views["nbi"]
         if wli.shape != nbi.shape:
             raise ValueError(f"WLI {tuple(wli.shape)} and NBI {tuple(nbi.shape)} batches differ in shape")
-        cfg = model.cfg
+        cfg = model.config
         update = model.training if context.update is None else context.update
         images = {"wli": wli, "nbi": nbi}
         tokens = {m: model.encoders[m](images[m]) for m in MODALITIES}

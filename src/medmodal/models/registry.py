@@ -28,7 +28,7 @@ nothing here names a family. The contracts of this package:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from torch import nn
@@ -37,7 +37,7 @@ from medmodal.errors import ConfigError
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_factory", "get_model_task", "TASKS",
            "ModelContract", "register_contract", "get_contract", "list_contracts", "get_tiny_kwargs",
-           "UnknownModelError"]
+           "UnknownModelError", "model_config"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
@@ -53,6 +53,25 @@ class UnknownModelError(ConfigError, KeyError):
     the CLI) that is still a :class:`KeyError` for callers that caught the old error."""
 
     __str__ = BaseException.__str__  # the message, not KeyError's quoted repr
+
+
+C = TypeVar("C")
+
+
+def model_config(cls: type[C], config: C | Mapping[str, Any] | None = None, **overrides) -> C:
+    """The one constructor shape's config: ``cls`` (a dataclass) from ``config`` (an instance of it, or
+    a mapping of its fields, or ``None``) with ``overrides`` on top.
+
+    Raises:
+        TypeError: a key that is not a field of ``cls`` (the message lists the known ones).
+    """
+    base = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config or {})
+    base.update(overrides)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(base) - known)
+    if unknown:
+        raise TypeError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
+    return cls(**base)
 
 
 def _default_build(factory: Callable[..., nn.Module], name: str, modalities: Sequence[str] | None,

@@ -44,15 +44,16 @@ id-aware queue, decoders, discriminator); the three terms are computed by the ob
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from medmodal.layers.momentum import ema_update_, momentum_copy, register_id_queue
 from medmodal.models.endoscopy.blocks import CrossAttentionBlock, TokenEncoder
-from medmodal.models.registry import register_model
+from medmodal.models.registry import model_config, register_model
 
 __all__ = ["MICSPretrainConfig", "MICSPretrainer", "MaskedDecoder", "MODALITIES", "sample_id_keys"]
 
@@ -146,16 +147,18 @@ def sample_id_keys(sample_ids: Sequence[str], device: torch.device | str | None 
 class MICSPretrainer(nn.Module):
     """WLI / NBI encoders and the parts the three MICS pre-training terms use (module docstring).
 
-    Built as ``create_model("mics_pretrain", **fields of MICSPretrainConfig)``. The losses of a batch
+    Built as ``create_model("mics_pretrain", **fields of MICSPretrainConfig)`` or
+    ``MICSPretrainer(config: MICSPretrainConfig | dict | None = None, **overrides)`` (``config``: the resolved
+    settings; ``cfg`` its old name, one release). The losses of a batch
     of pairs: ``MICSObjective()({"wli": wli, "nbi": nbi}, StepContext(model=self, ...))``
     (:mod:`medmodal.losses.paired`; until this release ``compute_losses(wli, nbi, update, sample_ids)``
     here). ``encoders`` (``ModuleDict`` wli / nbi of :class:`TokenEncoder`) is what the
     fine-tuning model loads (:meth:`encoder_state_dict`).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, config: MICSPretrainConfig | Mapping[str, Any] | None = None, **overrides):
         super().__init__()
-        cfg = MICSPretrainConfig(**kwargs)
+        cfg = model_config(MICSPretrainConfig, config, **overrides)
         cfg.reconstruct = tuple(cfg.reconstruct)
         bad = [m for m in cfg.reconstruct if m not in MODALITIES]
         if bad:
@@ -168,7 +171,7 @@ class MICSPretrainer(nn.Module):
         weights = (cfg.recon_weight, cfg.contrastive_weight, cfg.adversarial_weight)
         if min(weights) < 0 or not any(weights):
             raise ValueError(f"loss weights must be >= 0 with at least one > 0, got {weights}")
-        self.cfg = cfg
+        self.config = cfg
         self.encoders = nn.ModuleDict({m: TokenEncoder(cfg.arch, cfg.image_size, cfg.encoder_kwargs)
                                        for m in MODALITIES})
         enc = self.encoders["wli"]
@@ -185,6 +188,11 @@ class MICSPretrainer(nn.Module):
                                            nn.Linear(cfg.discriminator_hidden, 1))
 
     # ------------------------------------------------------------------ pieces
+    @property
+    def cfg(self) -> MICSPretrainConfig:
+        """Old name of :attr:`config` (kept for one release)."""
+        return self.config
+
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """``{"wli.<timm key>": ..., "nbi.<timm key>": ...}`` (CPU copies) for the fine-tuning model."""
         return {k: v.detach().cpu().clone() for k, v in self.encoders.state_dict().items()}
@@ -192,6 +200,6 @@ class MICSPretrainer(nn.Module):
     @torch.no_grad()
     def momentum_update(self) -> None:
         """One EMA step of the momentum encoders and projections (:func:`~medmodal.layers.momentum.ema_update_`)."""
-        m = self.cfg.momentum
+        m = self.config.momentum
         for online, target in ((self.encoders, self.momentum_encoders), (self.projections, self.momentum_projections)):
             ema_update_(online, target, m)
