@@ -24,6 +24,8 @@ nothing here names a family. The contracts of this package:
   ``factory(**kwargs)`` with ``modalities`` / ``num_classes`` passed on when given; classifiers take
   ``forward(images [B, M, 3, S, S], modality_mask [B, M] bool) -> logits [B, K]`` and predict from a
   single view; pre-training models expose one token encoder per view.
+* ``"heads"`` (:mod:`medmodal.models.downstream.contract`): ``factory(encoder=DownstreamEncoder, **options)``;
+  a task head (``linear_classifier``, ``unet_segmenter``, ``yolov3_detector``) on an exported image encoder.
 """
 
 from __future__ import annotations
