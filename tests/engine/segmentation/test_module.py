@@ -134,3 +134,24 @@ def test_objective_and_monitor_names_and_switches_from_config():
     with pytest.raises(ConfigError, match="unknown dtm.name"):
         SegmentationModule.from_experiment(load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}",
                                                                                      "dtm.name=nope"]))
+
+
+def test_a_paradigm_subclass_overrides_only_what_differs(monkeypatch):
+    """A new paradigm (e.g. a mean teacher) overrides compute_objective only; training_step, the monitor
+    update and the logging come from SegmentationModule."""
+
+    class Doubled(SegmentationModule):
+        def compute_objective(self, batch):
+            out = super().compute_objective(batch)
+            return {**out, "loss": 2 * out["loss"], "consistency": torch.zeros(())}
+
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "dtm.enabled=false"])
+    torch.manual_seed(0)
+    base = SegmentationModule.from_experiment(cfg)
+    torch.manual_seed(0)
+    sub = Doubled.from_experiment(cfg)
+    logged = {}
+    monkeypatch.setattr(sub, "log", lambda name, value, **kw: logged.__setitem__(name, value))
+    loss = sub.training_step(_batch(), 0)
+    assert torch.equal(loss, 2 * base.compute_objective(_batch())["loss"])
+    assert {"train/loss", "train/consistency", "train/seg"} <= set(logged) and "train/gaps" not in logged
