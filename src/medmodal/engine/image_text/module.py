@@ -46,7 +46,7 @@ import torch
 from medmodal.config import config_to_dict, dataclass_from_dict
 from medmodal.engine.image_text.config import PretrainConfig
 from medmodal.losses import Objective, StepContext, build_objective, split_objective_config
-from medmodal.models import create_model
+from medmodal.models import create_model, get_model_task
 
 __all__ = ["ImageTextPretrainModule", "build_model", "freeze_parameters", "model_batch", "stage_of_epoch",
            "stage_lr_factor", "ddp_strategy"]
@@ -61,8 +61,6 @@ def build_model(cfg: PretrainConfig) -> torch.nn.Module:
     Raises:
         ValueError: the model is not an ``image_text`` model; bad model options (one line).
     """
-    from medmodal.models import get_model_task
-
     if get_model_task(cfg.model.name) != "image_text":
         raise ValueError(f"model {cfg.model.name!r} is not an image_text model")
     kwargs = dict(cfg.model.kwargs)

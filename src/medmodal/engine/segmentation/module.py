@@ -29,7 +29,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from medmodal.config import ExperimentConfig, config_to_dict
+from medmodal.config import ExperimentConfig, config_from_dict, config_to_dict
 from medmodal.data.missing import all_subsets
 from medmodal.data.volumes.geometry import Geometry
 from medmodal.data.volumes.spec import get_spec
@@ -116,8 +116,6 @@ class SegmentationModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()  # plain dicts only: the checkpoint loads with weights_only=True
         self.bundle = dict(config.get("bundle") or {})  # hyper_parameters.config.bundle in the .ckpt
-        from medmodal.config import config_from_dict
-
         self.cfg = config_from_dict(config["experiment"])
         self.spec = get_spec(self.cfg.data.dataset)
         self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
