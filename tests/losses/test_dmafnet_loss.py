@@ -41,7 +41,7 @@ def _loss(**cfg):
 def test_full_loss_terms_gradients_and_gaps():
     out, y = _outputs(), _target()
     crit = _loss()
-    total, terms, gaps = crit(out, y)
+    total, terms, gaps = crit.compute(out, y)
     assert total.ndim == 0 and torch.isfinite(total)
     assert set(terms) == {"seg", "deep", "aux", "cca", "maa", "rd", "proto", "pd"}
     assert all(not v.requires_grad and torch.isfinite(v) for v in terms.values())
@@ -68,7 +68,7 @@ def test_full_loss_terms_gradients_and_gaps():
 def test_gaps_are_per_sequence_means_of_distillation_over_present_samples():
     out, y = _outputs(), _target()
     crit = _loss()
-    _, _, gaps = crit(out, y)
+    _, _, gaps = crit.compute(out, y)
     e, f = out["modality_features"], out["fused_features"]
     pair = 0.5 * crit.cca(e, f, MASK) + 0.5 * crit.maa(e, f, MASK) + 0.5 * crit.proto(e, f, y, MASK, num_classes=K)
     assert torch.allclose(gaps[0], pair[:, 0].mean(), atol=1e-6)   # present in both samples
@@ -77,9 +77,9 @@ def test_gaps_are_per_sequence_means_of_distillation_over_present_samples():
 
 def test_gap_sources():
     out, y = _outputs(), _target()
-    _, _, distill = _loss()(out, y)
-    _, _, aux_gap = _loss(gap_source="aux")(out, y)
-    _, _, both = _loss(gap_source="distill+aux", aux_weight=2.0)(out, y)
+    _, _, distill = _loss().compute(out, y)
+    _, _, aux_gap = _loss(gap_source="aux").compute(out, y)
+    _, _, both = _loss(gap_source="distill+aux", aux_weight=2.0).compute(out, y)
     aux = masked_aux_loss(out["aux_logits"], y, MASK, SegmentationLoss()).detach()
     assert torch.allclose(aux_gap[0], aux[:, 0].mean(), atol=1e-6)
     assert torch.allclose(both[[0, 2]], distill[[0, 2]] + 2.0 * aux_gap[[0, 2]], atol=1e-5)
@@ -88,7 +88,7 @@ def test_gap_sources():
 
 def test_switching_rd_and_pd_off_drops_terms_and_parameters():
     out, y = _outputs(), _target()
-    full_total, full_terms, _ = _loss()(out, y)
+    full_total, full_terms, _ = _loss().compute(out, y)
     no_rd = _loss(use_rd=False)
     assert no_rd.cca is None and no_rd.maa is None and len(list(no_rd.parameters())) == 0
     total, terms, _ = no_rd(out, y)
@@ -116,19 +116,19 @@ def test_switching_rd_and_pd_off_drops_terms_and_parameters():
 def test_sequence_weights_scale_each_sequence():
     out, y = _outputs(), _target()
     crit = _loss()
-    base, _, gaps = crit(out, y)
-    ones, _, gaps1 = crit(out, y, sequence_weights=torch.ones(M))
+    base, _, gaps = crit.compute(out, y)
+    ones, _, gaps1 = crit.compute(out, y, sequence_weights=torch.ones(M))
     assert torch.allclose(base, ones) and torch.allclose(gaps, gaps1, equal_nan=True)
 
     w = torch.tensor([1.0, 1.0, 0.0])
-    wt, _, gaps_w = crit(out, y, sequence_weights=w)
+    wt, _, gaps_w = crit.compute(out, y, sequence_weights=w)
     assert torch.allclose(gaps_w, gaps, equal_nan=True)  # gaps are unweighted
     out2 = dict(out)
     aux = out["aux_logits"].detach().clone()
     aux[0, 2] = torch.randn(K, 8, 8, 8)
     out2["aux_logits"] = aux
-    assert torch.allclose(crit(out2, y, sequence_weights=w)[0], wt, atol=1e-6)
-    assert not torch.allclose(crit(out2, y)[0], base, atol=1e-6)
+    assert torch.allclose(crit.compute(out2, y, sequence_weights=w)[0], wt, atol=1e-6)
+    assert not torch.allclose(crit.compute(out2, y)[0], base, atol=1e-6)
 
     # doubling a present sequence's weight adds exactly its (pair-mean-normalised) contribution once more
     s = _loss(use_rd=False, use_pd=False)
@@ -137,12 +137,12 @@ def test_sequence_weights_scale_each_sequence():
     aux_pairs = masked_aux_loss(out["aux_logits"], y, MASK, s.seg)
     assert torch.allclose(t2 - t1, aux_pairs[0, 2] / MASK.sum(), atol=1e-5)
     with pytest.raises(ValueError):
-        crit(out, y, sequence_weights=torch.ones(M + 1))
+        crit.compute(out, y, sequence_weights=torch.ones(M + 1))
 
 
 def test_full_resolution_deep_logits_and_channel_target():
     out, y = _outputs(deep_small=False), _target()
-    total, terms, _ = _loss()(out, y[:, None])
+    total, terms, _ = _loss().compute(out, y[:, None])
     assert torch.isfinite(total) and "deep" in terms
 
 
@@ -167,8 +167,28 @@ def test_with_the_dmafnet_model():
                        num_modalities=M, num_classes=K)
     x = torch.randn(B, M, 8, 8, 8)
     out = model.forward_train(x, MASK)
-    total, terms, gaps = crit(out, _target())
+    total, terms, gaps = crit.compute(out, _target())
     total.backward()
     assert torch.isfinite(total) and math.isnan(gaps[1])
     g = [sum(p.grad.abs().sum() for p in enc.parameters() if p.grad is not None) for enc in model.encoders]
     assert g[0] > 0 and g[2] > 0 and g[1] == 0
+
+
+def test_objective_contract_dict_and_old_tuple_call():
+    """forward(outputs, StepContext) -> {"loss", terms, "gaps"}, equal to compute(); the old call
+    loss(outputs, target, sequence_weights=...) still returns the tuple (one release)."""
+    from medmodal.losses import StepContext, build_objective, get_objective_class
+
+    assert get_objective_class("dmafnet") is DMAFNetLoss
+    out, y, w = _outputs(), _target(), torch.tensor([1.5, 1.0, 0.5])
+    crit = _loss()
+    total, terms, gaps = crit.compute(out, y, sequence_weights=w)
+    got = crit(out, StepContext(target=y, sequence_weights=w))
+    assert set(got) == {"loss", "gaps", *terms} and torch.equal(got["loss"], total)
+    assert all(torch.equal(got[k], v) for k, v in terms.items())
+    torch.testing.assert_close(got["gaps"], gaps, rtol=0, atol=0, equal_nan=True)
+    old = crit(out, y, sequence_weights=w)
+    assert torch.equal(old[0], total)
+    torch.manual_seed(0)
+    built = build_objective("dmafnet", config=DMAFNetLossConfig(), feature_channels=C, num_modalities=M, num_classes=K)
+    assert torch.equal(built.compute(out, y)[0], crit.compute(out, y)[0])

@@ -168,3 +168,33 @@ def test_reconstruction_l1_weight_and_resize():
     torch.testing.assert_close(reconstruction_l1(image + 0.5, image, weight=10.0), torch.tensor(5.0))
     small = F.interpolate(image, size=(4, 4), mode="bilinear", align_corners=True)
     assert reconstruction_l1(small, image, 1.0) < 1e-6
+
+
+def test_gathered_info_nce_moved_to_layers_unchanged():
+    """layers.contrastive is the home; the old paths re-export the same objects; values as before the move."""
+    from medmodal.layers import contrastive
+    from medmodal.losses import image_text
+    from medmodal.models.image_text import objectives
+
+    assert image_text.info_nce_loss is objectives.info_nce_loss is contrastive.info_nce_loss
+    assert image_text.gather_with_grad is objectives.gather_with_grad is contrastive.gather_with_grad
+    g = torch.Generator().manual_seed(0)
+    a = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    b = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    # computed on the tree before the move (commit a3d1149)
+    assert contrastive.info_nce_loss(a, b, 14.0).item() == 4.403466701507568
+    assert contrastive.info_nce_loss(a, b, torch.tensor(3.0), weights=(0.75, 0.25)).item() == 1.8381372690200806
+
+
+def test_image_text_objective_is_the_models_compute_losses():
+    from medmodal.losses import StepContext, build_objective
+    from tests.models.image_text.conftest import tiny_batch, tiny_model
+
+    batch = tiny_batch()
+    objective = build_objective("image_text")
+    for update in (True, False):
+        torch.manual_seed(0)
+        want = tiny_model().compute_losses(batch, stage=2, update_clusters=update)
+        torch.manual_seed(0)
+        got = objective(batch, StepContext(model=tiny_model(), stage=2, update=update))
+        assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)

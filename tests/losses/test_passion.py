@@ -47,11 +47,11 @@ def test_dmafnet_loss_passion_options_change_the_objective():
            "modality_features": None, "fused_features": None, "modality_mask": MASK}
     target = torch.randint(0, k, (b, 8, 8), generator=torch.Generator().manual_seed(3))
     base = DMAFNetLossConfig(use_rd=False, use_pd=False)
-    plain, _, _ = DMAFNetLoss(base, num_modalities=m)(out, target)
+    plain, _, _ = DMAFNetLoss(base, num_modalities=m).compute(out, target)
     passion = DMAFNetLossConfig(use_rd=False, use_pd=False, self_distill_weight=1.0, preference_weighting=True)
-    total, terms, _ = DMAFNetLoss(passion, num_modalities=m)(out, target)
+    total, terms, _ = DMAFNetLoss(passion, num_modalities=m).compute(out, target)
     assert torch.isfinite(total) and terms["self_distill"] > 0 and not torch.isclose(total, plain)
-    no_aux, terms, _ = DMAFNetLoss(passion, num_modalities=m)({**out, "aux_logits": None}, target)
+    no_aux, terms, _ = DMAFNetLoss(passion, num_modalities=m).compute({**out, "aux_logits": None}, target)
     assert "aux" not in terms and torch.isfinite(no_aux)  # single-encoder models: seg terms only
 
 

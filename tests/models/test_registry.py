@@ -1,9 +1,9 @@
-"""Registry-driven tests: every registered segmentation model x every subset of sequences.
+"""Registry-driven tests: every registered segmentation model x every subset of sequences (gradients,
+2-D inputs; the contract check itself, mixed subsets and absent-input invariance, runs in
+``tests/models/test_contracts.py``).
 
-(Image-text models have their own contract and tests in ``tests/models/image_text``.)
-
-Each model is built tiny (``TINY_KWARGS[name]``, else ``DEFAULT_TINY``: every registered model
-accepts ``widths``) so that the whole folder runs in well under a minute on 2 CPU cores.
+Each model is built tiny (``get_tiny_kwargs(name)``: its contract's and its own ``tiny`` kwargs
+merged) so that the whole folder runs in well under a minute on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -14,21 +14,16 @@ from torch import nn
 
 from medmodal.data.missing import all_subsets
 from medmodal.models import create_model, list_models, register_model
-from medmodal.models.registry import TASKS, get_model_factory
+from medmodal.models.registry import get_model_factory, get_tiny_kwargs, list_contracts
 
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 NUM_CLASSES = 4
 SIZE = (16, 16, 16)
-DEFAULT_TINY = {"widths": (4, 8, 16)}
-TINY_KWARGS = {
-    "dmafnet": {"widths": (4, 8, 16), "token_grid": 2, "num_heads": 2, "depth": 2},
-}
-SUBSETS = torch.tensor(all_subsets(len(MODALITIES)))  # [15, 4] bool
 
 
 def tiny_model(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return create_model(name, modalities=MODALITIES, num_classes=NUM_CLASSES, **TINY_KWARGS.get(name, DEFAULT_TINY))
+    return create_model(name, modalities=MODALITIES, num_classes=NUM_CLASSES, **get_tiny_kwargs(name))
 
 
 def images(batch: int, seed: int = 1) -> torch.Tensor:
@@ -44,7 +39,7 @@ def model_name(request) -> str:
 def test_dmafnet_is_registered():
     assert "dmafnet" in list_models()
     assert list_models() == sorted(list_models())
-    assert set().union(*(list_models(task=t) for t in TASKS)) == set(list_models())
+    assert set().union(*(list_models(task=t) for t in list_contracts())) == set(list_models())
 
 
 def test_task_tags():
@@ -93,33 +88,6 @@ def test_attributes(model_name):
     assert model.num_classes == NUM_CLASSES
 
 
-def test_every_subset_shape_finite_and_mixed_batch(model_name):
-    """All 15 subsets, one per sample of a mixed batch, equal the same subsets run one by one."""
-    model = tiny_model(model_name).eval()
-    x = images(len(SUBSETS))
-    with torch.no_grad():
-        mixed = model(x, SUBSETS)
-        assert mixed.shape == (len(SUBSETS), NUM_CLASSES, *SIZE)
-        assert torch.isfinite(mixed).all()
-        for i, subset in enumerate(SUBSETS):
-            single = model(x[i:i + 1], subset[None])
-            assert single.shape == (1, NUM_CLASSES, *SIZE)
-            torch.testing.assert_close(single, mixed[i:i + 1], rtol=1e-4, atol=1e-5)
-
-
-def test_masked_input_invariance(model_name):
-    """Changing the voxels of absent sequences leaves the prediction bit-identical (every subset)."""
-    model = tiny_model(model_name).eval()
-    x = images(len(SUBSETS))
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)) * 1000
-    view = SUBSETS[:, :, None, None, None]
-    x_corrupt = torch.where(view, x, noise)
-    with torch.no_grad():
-        clean, corrupt = model(x, SUBSETS), model(x_corrupt, SUBSETS)
-    for i in range(len(SUBSETS)):
-        assert torch.equal(clean[i], corrupt[i]), f"subset {SUBSETS[i].tolist()} leaks absent inputs"
-
-
 @pytest.mark.parametrize("subset", [tuple(s) for s in all_subsets(len(MODALITIES))],
                          ids=lambda s: "".join("1" if p else "0" for p in s))
 def test_gradients_reach_present_sequences_only(model_name, subset):
@@ -141,18 +109,11 @@ def test_gradients_reach_present_sequences_only(model_name, subset):
                 assert total == 0, f"encoder {i} of an absent sequence got gradient {total}"
 
 
-def test_all_missing_sample_raises(model_name):
-    model = tiny_model(model_name)
-    mask = torch.tensor([[True, False, False, False], [False, False, False, False]])
-    with pytest.raises(ValueError, match="no sequence"):
-        model(images(2), mask)
-
-
 def test_2d_three_sequences_every_subset(model_name):
     """MyoPS-like: 2-D slices, 3 sequences (the count is a dataset property), 7 subsets; absent
     sequences never leak."""
     torch.manual_seed(0)
-    kwargs = {**TINY_KWARGS.get(model_name, DEFAULT_TINY), "spatial_dims": 2}
+    kwargs = {**get_tiny_kwargs(model_name), "spatial_dims": 2}
     model = create_model(model_name, modalities=("c0", "de", "t2"), num_classes=6, **kwargs).eval()
     subsets = torch.tensor(all_subsets(3))
     x = torch.randn(len(subsets), 3, 16, 16, generator=torch.Generator().manual_seed(1))

@@ -1,6 +1,25 @@
-"""Training losses: Dice+CE segmentation, masked per-sequence auxiliary loss, deep supervision,
-DMAF-Net relation / prototype distillation, the combined DMAF-Net objective, and the image-report
-pre-training losses (:mod:`medmodal.losses.image_text`)."""
+"""Training losses, the single home of every method's objective.
+
+The objective contract (:mod:`medmodal.losses.base`): ``objective(inputs, StepContext) -> {"loss", <terms>}``,
+built by name (``loss.name``) with :func:`build_objective`. Registered objectives: ``dmafnet``
+(:class:`DMAFNetLoss`, every segmentation model; baselines turn its switches off), ``image_text``
+(:class:`~medmodal.losses.image_text.ImageTextObjective`), ``mics``
+(:class:`~medmodal.losses.paired.MICSObjective`).
+
+Parts: Dice+CE segmentation, masked per-sequence auxiliary loss, deep supervision, DMAF-Net relation /
+prototype distillation, PASSION terms, the image-report pre-training losses
+(:mod:`medmodal.losses.image_text`), the paired-view MICS terms (:mod:`medmodal.losses.paired`).
+"""
+
+from medmodal.losses.base import (
+    Objective,
+    StepContext,
+    build_objective,
+    get_objective_class,
+    list_objectives,
+    register_objective,
+    split_objective_config,
+)
 
 from medmodal.losses.distillation import (
     CovarianceConsistencyLoss,
@@ -11,6 +30,7 @@ from medmodal.losses.distillation import (
 )
 from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
 from medmodal.losses.image_text import (
+    ImageTextObjective,
     OnlineKMeans,
     bidirectional_margin_loss,
     cluster_guided_info_nce,
@@ -19,6 +39,7 @@ from medmodal.losses.image_text import (
     reconstruction_l1,
     simsiam_loss,
 )
+from medmodal.losses.paired import MICSObjective
 from medmodal.losses.passion import preference_weights, self_distillation_loss
 from medmodal.losses.segmentation import (
     SegmentationLoss,
@@ -29,6 +50,15 @@ from medmodal.losses.segmentation import (
 )
 
 __all__ = [
+    "Objective",
+    "StepContext",
+    "build_objective",
+    "get_objective_class",
+    "list_objectives",
+    "register_objective",
+    "split_objective_config",
+    "ImageTextObjective",
+    "MICSObjective",
     "SegmentationLoss",
     "masked_aux_loss",
     "masked_mean",

@@ -30,11 +30,14 @@ module (whether it passes DTM weights and scales encoder gradients); the loss it
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
+from medmodal.errors import ConfigError
+from medmodal.losses.base import Objective, StepContext, register_objective
 from medmodal.losses.distillation import (
     CovarianceConsistencyLoss,
     MaskedAttentionAlignmentLoss,
@@ -132,7 +135,8 @@ class DMAFNetLossConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-class DMAFNetLoss(nn.Module):
+@register_objective("dmafnet")
+class DMAFNetLoss(Objective):
     """Segmentation + deep supervision + per-sequence auxiliary + RD/PD distillation.
 
     Args:
@@ -165,8 +169,30 @@ class DMAFNetLoss(nn.Module):
                                                    include_background=cfg.proto_include_background,
                                                    mode=cfg.proto_mode, detach_teacher=cfg.detach_teacher)
 
-    def forward(self, outputs: dict, target: torch.Tensor, sequence_weights: torch.Tensor | None = None):
-        """Compute the objective.
+    def forward(self, outputs: dict, context: StepContext | torch.Tensor,
+                sequence_weights: torch.Tensor | None = None):
+        """The objective contract (:class:`~medmodal.losses.base.Objective`).
+
+        Args:
+            outputs: ``model.forward_train`` dict (``logits``, ``deep_logits``, ``aux_logits``,
+                ``modality_features``, ``fused_features``, ``modality_mask``).
+            context: a :class:`~medmodal.losses.base.StepContext` with ``target`` ``[B, *S]`` class
+                indices and ``sequence_weights`` ``[M]`` (DTM) or ``None`` (ones).
+
+        Returns:
+            ``{"loss": total, <term>: detached scalar, ..., "gaps": [M]}``: the terms of :meth:`compute`,
+            and ``gaps`` the detached per-sequence training-monitor signal (not a loss term).
+
+        The old call ``loss(outputs, target, sequence_weights=None) -> (total, terms, gaps)`` (a tensor
+        instead of a context) still works for one release: it is :meth:`compute`.
+        """
+        if not isinstance(context, StepContext):
+            return self.compute(outputs, context, sequence_weights)
+        total, terms, gaps = self.compute(outputs, context.target, context.sequence_weights)
+        return {"loss": total, **terms, "gaps": gaps}
+
+    def compute(self, outputs: dict, target: torch.Tensor, sequence_weights: torch.Tensor | None = None):
+        """Compute the objective as a tuple.
 
         Args:
             outputs: ``model.forward_train`` dict (``logits``, ``deep_logits``, ``aux_logits``,
@@ -261,3 +287,21 @@ class DMAFNetLoss(nn.Module):
         sums = torch.where(mask, values, torch.zeros_like(values)).sum(0)
         out = sums / count.clamp_min(1).to(values.dtype)
         return torch.where(count > 0, out, torch.full_like(out, math.nan))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None, *, feature_channels: int | None = None,
+                     num_modalities: int = 4, num_classes: int | None = None,
+                     model_name: str | None = None) -> "DMAFNetLoss":
+        """Build from a config's ``loss`` options (the fields of :class:`DMAFNetLossConfig`) and the
+        model's sizes (what :meth:`SegmentationModule.build_objective` passes every segmentation objective).
+
+        Raises:
+            ConfigError: RD or PD on for a model without per-sequence features (``feature_channels`` is
+                ``None``). ValueError / TypeError: bad options (:class:`DMAFNetLossConfig`).
+        """
+        cfg = DMAFNetLossConfig(**dict(options or {}))
+        if (cfg.use_rd or cfg.use_pd) and feature_channels is None:
+            raise ConfigError(f"model {model_name!r} has no per-sequence features to distil: set "
+                             f"loss.use_rd=false and loss.use_pd=false")
+        dims = {"feature_channels": feature_channels} if feature_channels is not None else {}
+        return cls(cfg, **dims, num_modalities=num_modalities, num_classes=num_classes)

@@ -8,6 +8,9 @@ Segmentation models (:mod:`medmodal.models.segmentation`):
 ``forward(images [B, M, *S], modality_mask [B, M] bool) -> logits [B, K, *S]``.
 Image-report models (:mod:`medmodal.models.image_text`): ``compute_losses(batch, stage=..., update_clusters=...)``,
 ``encode_image``, ``encode_text``. timm and transformers are imported when such a model is built.
+Paired-view models (:mod:`medmodal.models.endoscopy`, contract ``paired_views``, old tag ``endoscopy``) and
+the CXR downstream heads (:mod:`medmodal.models.downstream`, contract ``heads``). Each family registers
+its contract (:func:`~medmodal.models.registry.register_contract`) next to its models.
 """
 
 from medmodal.models.registry import create_model, get_model_factory, get_model_task, list_models, register_model
@@ -19,6 +22,7 @@ from medmodal.models.segmentation.passion import PASSIONNet  # noqa: E402
 from medmodal.models.segmentation.rfnet import RFNet, RFNetConfig  # noqa: E402
 from medmodal.models.segmentation.zero_unet import ZeroUNet, ZeroUNetConfig  # noqa: E402
 from medmodal.models.image_text.cmcgns import CMCGNS, CMCGNSConfig  # noqa: E402
+from medmodal.models.downstream import LinearClassifier, UNetSegmenter, YOLOv3Detector  # noqa: E402
 from medmodal.models.endoscopy import (  # noqa: E402
     MICSClassifier,
     MICSClassifierConfig,
@@ -29,4 +33,5 @@ from medmodal.models.endoscopy import (  # noqa: E402
 __all__ = ["create_model", "list_models", "register_model", "get_model_factory", "get_model_task", "DMAFNet",
            "DMAFNetConfig", "MMFormer", "MMFormerConfig", "PASSIONNet", "RFNet", "RFNetConfig", "ZeroUNet",
            "ZeroUNetConfig", "CMCGNS", "CMCGNSConfig",
-           "MICSClassifier", "MICSClassifierConfig", "MICSPretrainConfig", "MICSPretrainer"]
+           "MICSClassifier", "MICSClassifierConfig", "MICSPretrainConfig", "MICSPretrainer",
+           "LinearClassifier", "UNetSegmenter", "YOLOv3Detector"]

@@ -29,7 +29,7 @@ def test_module_setup_applies_channels_last_and_trains():
     assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in module.model.parameters() if p.dim() == 5)
     batch = {"image": torch.randn(2, 4, 16, 16, 16), "modality_mask": torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]]).bool(),
              "label": torch.randint(0, 4, (2, 1, 16, 16, 16))}
-    loss, _, _ = module.forward_loss(module._images(batch), batch["modality_mask"], batch["label"], None)
+    loss = module.forward_loss(module._images(batch), batch["modality_mask"], batch["label"], None)["loss"]
     loss.backward()
     assert torch.isfinite(loss) and module.model.encoders[0].parameters().__next__().grad is not None
 
@@ -64,9 +64,9 @@ def test_compiled_training_step_is_one_graph_and_matches_eager(monkeypatch):
     batch, weights = _batch(), torch.tensor([1.2, 0.8, 1.0, 1.0])
     want = eager.forward_loss(batch["image"], batch["modality_mask"], batch["label"], weights)
     got = compiled._train_forward(batch["image"], batch["modality_mask"], batch["label"], weights)
-    torch.testing.assert_close(got[0], want[0])
-    assert got[1].keys() == want[1].keys()
-    torch.testing.assert_close(got[2], want[2], equal_nan=True)
+    torch.testing.assert_close(got["loss"], want["loss"])
+    assert got.keys() == want.keys()
+    torch.testing.assert_close(got["gaps"], want["gaps"], equal_nan=True)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their keys
 
 
@@ -90,10 +90,9 @@ def test_compiled_step_and_dtm_never_wait_for_the_gpu():
     batch = {k: v.cuda() for k, v in _batch().items()}
 
     def step():
-        total, _, gaps = module._train_forward(batch["image"], batch["modality_mask"], batch["label"],
-                                               module.dtm.loss_weights)
-        total.backward()
-        module.dtm.update(gaps)
+        out = module._train_forward(batch["image"], batch["modality_mask"], batch["label"], module.dtm.loss_weights)
+        out["loss"].backward()
+        module.dtm.update(out["gaps"])
         module.dtm.scale_encoder_gradients(module.model.encoders)
 
     step()  # compiles (which may synchronise)
@@ -104,3 +103,55 @@ def test_compiled_step_and_dtm_never_wait_for_the_gpu():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert module.dtm.steps == 2 and torch.isfinite(module.dtm.gap_ema).any()
+
+
+#: ``forward_loss`` on the tree before the objective contract (commit a3d1149), same module, weights and batch
+BEFORE_CONTRACT = {'loss': 6.194086074829102, 'seg': 2.2070393562316895, 'deep': 1.1092541217803955, 'aux': 2.2232351303100586, 'cca': 0.22223089635372162, 'maa': 1.0682363510131836, 'rd': 0.6452335715293884, 'proto': 0.006383825093507767, 'pd': 0.0031919125467538834, 'gaps': [0.6452314853668213, 0.5444982647895813, 0.7271000146865845, 0.6768723130226135]}
+
+
+def test_objective_from_config_gives_the_values_of_before():
+    """loss.name defaults to dmafnet and dtm.name to dtm: the step's numbers are those of before (bit-identical)."""
+    torch.manual_seed(0)
+    module = SegmentationModule.from_experiment(
+        load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "loss.use_dtm=true"]))
+    assert type(module.objective).__name__ == "DMAFNetLoss" and module.objective is module.criterion
+    assert type(module.monitor).__name__ == "DynamicTrainingMonitor" and module.use_dtm
+    batch = _batch()
+    out = module.forward_loss(batch["image"], batch["modality_mask"], batch["label"], torch.tensor([1.2, 0.8, 1.0, 1.0]))
+    got = {k: (v.tolist() if k == "gaps" else v.item()) for k, v in out.items()}
+    assert got == BEFORE_CONTRACT
+
+
+def test_objective_and_monitor_names_and_switches_from_config():
+    from medmodal.errors import ConfigError
+
+    named = SegmentationModule.from_experiment(load_config(packaged_config("demo_cpu"), [
+        f"model.kwargs={TINY}", "loss.name=dmafnet", "loss.use_dtm=true", "dtm.name=dtm", "dtm.enabled=false"]))
+    assert type(named.objective).__name__ == "DMAFNetLoss" and not named.use_dtm
+    with pytest.raises(ConfigError, match="unknown loss.name"):
+        SegmentationModule.from_experiment(load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}",
+                                                                                     "loss.name=nope"]))
+    with pytest.raises(ConfigError, match="unknown dtm.name"):
+        SegmentationModule.from_experiment(load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}",
+                                                                                     "dtm.name=nope"]))
+
+
+def test_a_paradigm_subclass_overrides_only_what_differs(monkeypatch):
+    """A new paradigm (e.g. a mean teacher) overrides compute_objective only; training_step, the monitor
+    update and the logging come from SegmentationModule."""
+
+    class Doubled(SegmentationModule):
+        def compute_objective(self, batch):
+            out = super().compute_objective(batch)
+            return {**out, "loss": 2 * out["loss"], "consistency": torch.zeros(())}
+
+    cfg = load_config(packaged_config("demo_cpu"), [f"model.kwargs={TINY}", "dtm.enabled=false"])
+    torch.manual_seed(0)
+    base = SegmentationModule.from_experiment(cfg)
+    torch.manual_seed(0)
+    sub = Doubled.from_experiment(cfg)
+    logged = {}
+    monkeypatch.setattr(sub, "log", lambda name, value, **kw: logged.__setitem__(name, value))
+    loss = sub.training_step(_batch(), 0)
+    assert torch.equal(loss, 2 * base.compute_objective(_batch())["loss"])
+    assert {"train/loss", "train/consistency", "train/seg"} <= set(logged) and "train/gaps" not in logged

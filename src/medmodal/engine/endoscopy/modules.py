@@ -25,6 +25,7 @@ from torchmetrics.functional.classification import (
 )
 
 from medmodal.data.endoscopy.samples import MODALITIES
+from medmodal.losses import Objective, StepContext, build_objective, split_objective_config
 from medmodal.models.endoscopy.pretrain import sample_id_keys
 
 __all__ = ["MICSPretrainTask", "MICSClassificationTask", "classification_metrics", "subset_name"]
@@ -89,9 +90,20 @@ class _EndoscopyTask(L.LightningModule):
 
 
 class MICSPretrainTask(_EndoscopyTask):
-    """Pre-training on pairs: :meth:`MICSPretrainer.compute_losses` per batch, with each pair's sample id
-    (so its own older key in the contrastive queue is not a negative). The discriminator is a separate
+    """Pre-training on pairs: the objective (:meth:`build_objective`; default ``mics``,
+    :class:`~medmodal.losses.paired.MICSObjective`) per batch, with each pair's sample id (so its own
+    older key in the contrastive queue is not a negative). The discriminator is a separate
     parameter group (authors' lr 2e-3, betas 0.5 / 0.999, no weight decay)."""
+
+    def __init__(self, cfg, model: torch.nn.Module, hparams: dict):
+        super().__init__(cfg, model, hparams)
+        self.objective = self.build_objective()
+
+    def build_objective(self) -> Objective:
+        """``build_objective(loss.name or "mics", **other loss options)`` from the config's optional
+        ``loss`` mapping (absent today: the MICS terms take their weights from the model config)."""
+        name, options = split_objective_config(getattr(self.cfg, "loss", None), "mics")
+        return build_objective(name, **options)
 
     def parameter_groups(self) -> list[dict]:
         o = self.cfg.optim
@@ -103,7 +115,8 @@ class MICSPretrainTask(_EndoscopyTask):
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         ids = sample_id_keys(batch["sample_id"], batch["wli"].device) if "sample_id" in batch else None
-        out = self.model.compute_losses(batch["wli"], batch["nbi"], update=stage == "train", sample_ids=ids)
+        out = self.objective({"wli": batch["wli"], "nbi": batch["nbi"]},
+                             StepContext(model=self.model, update=stage == "train", sample_ids=ids))
         n = batch["wli"].shape[0]
         self.log(f"{stage}/loss", out["loss"], prog_bar=True, batch_size=n, sync_dist=stage != "train",
                  on_step=stage == "train", on_epoch=True)

@@ -1,9 +1,10 @@
 """The Lightning module of image-text pre-training (model-agnostic: CM-CGNS and its baselines).
 
 The module builds ``create_model(cfg.model.name, **kwargs)`` for any registered
-``task="image_text"`` model and uses only its pre-training interface::
+``task="image_text"`` model and uses only its pre-training interface, through the objective contract
+(:class:`~medmodal.losses.image_text.ImageTextObjective`, ``loss.name: image_text``)::
 
-    losses = model.compute_losses(batch, stage=1|2, update_clusters=bool)   # dict, "loss" = total
+    losses = objective(batch, StepContext(model=model, stage=1|2, update=bool))   # = model.compute_losses(...)
     model.encode_image(images) -> [B, E];  model.encode_text(ids, mask, sentence_index, num_sentences) -> [B, E]
     model.backbone_state_dict()  (export)
 
@@ -21,7 +22,7 @@ and the global / Python RNG states are saved beside it, so a resumed run continu
 bit-identically (the train order comes from a ``(seed, epoch)``-seeded sampler).
 
 **DDP**: the global InfoNCE gathers the embeddings of every process (negatives from all GPUs,
-gradients through the gather: :func:`medmodal.models.image_text.objectives.info_nce_loss`); the
+gradients through the gather: :func:`medmodal.layers.contrastive.info_nce_loss`); the
 local report loss and the k-means run per process on that process's sentences, as released.
 With Lightning's DDP (``broadcast_buffers=True``) rank 0's buffers, its k-means centroids
 included, are broadcast to every process before each forward: all replicas use and checkpoint
@@ -45,7 +46,8 @@ import torch
 from medmodal.config import config_to_dict, dataclass_from_dict
 from medmodal.engine.image_text.config import PretrainConfig
 from medmodal.errors import ConfigError
-from medmodal.models import create_model
+from medmodal.losses import Objective, StepContext, build_objective, split_objective_config
+from medmodal.models import create_model, get_model_task
 
 __all__ = ["ImageTextPretrainModule", "build_model", "freeze_parameters", "model_batch", "stage_of_epoch",
            "stage_lr_factor", "ddp_strategy"]
@@ -60,8 +62,6 @@ def build_model(cfg: PretrainConfig) -> torch.nn.Module:
     Raises:
         ValueError: the model is not an ``image_text`` model; bad model options (one line).
     """
-    from medmodal.models import get_model_task
-
     if get_model_task(cfg.model.name) != "image_text":
         raise ConfigError(f"model {cfg.model.name!r} is not an image_text model")
     kwargs = dict(cfg.model.kwargs)
@@ -170,6 +170,17 @@ class ImageTextPretrainModule(L.LightningModule):
         # a Hugging Face ``from_pretrained`` model comes in eval mode (dropout off), which Lightning
         # >= 2.2 keeps through fit; the released code (Lightning 1.5) trained it with its dropout
         self.model.train()
+        self.objective = self.build_objective()
+
+    def build_objective(self) -> Objective:
+        """``build_objective(loss.name or "image_text", **other loss options)`` from the config's
+        optional ``loss`` mapping (absent today: each model computes its method's terms)."""
+        name, options = split_objective_config(getattr(self.cfg, "loss", None), "image_text")
+        return build_objective(name, **options)
+
+    def compute_losses(self, batch: dict, *, update: bool) -> dict[str, torch.Tensor]:
+        """The objective of one collated batch at the current stage."""
+        return self.objective(model_batch(batch), StepContext(model=self.model, stage=self.stage, update=update))
 
     @classmethod
     def from_config(cls, cfg: PretrainConfig) -> "ImageTextPretrainModule":
@@ -182,7 +193,7 @@ class ImageTextPretrainModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.model.compute_losses(model_batch(batch), stage=self.stage, update_clusters=True)
+        losses = self.compute_losses(batch, update=True)
         bs = int(batch["image"].shape[0])
         self.log("train/loss", losses["loss"].detach(), prog_bar=True, batch_size=bs)
         for name, value in losses.items():
@@ -204,7 +215,7 @@ class ImageTextPretrainModule(L.LightningModule):
 
     # ---------------------------------------------------------------- validation
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        losses = self.model.compute_losses(model_batch(batch), stage=self.stage, update_clusters=False)
+        losses = self.compute_losses(batch, update=False)
         bs = int(batch["image"].shape[0])
         self.log("val/loss", losses["loss"], prog_bar=True, batch_size=bs, sync_dist=True)
         for name in ("global_loss", "local_image_loss", "local_report_loss", "reconstruction_loss"):

@@ -57,14 +57,17 @@ SGD (OGM-GE's setting) it acts fully.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from medmodal.errors import ConfigError
 
-__all__ = ["DTMConfig", "DynamicTrainingMonitor"]
+__all__ = ["DTMConfig", "DynamicTrainingMonitor", "register_monitor", "build_monitor", "list_monitors",
+           "split_monitor_config"]
 
 
 @dataclass
@@ -300,3 +303,53 @@ class DynamicTrainingMonitor:
             "loss_weights": self.loss_weights.tolist(),
             "grad_scales": self.grad_scales.tolist(),
         }
+
+
+# ------------------------------------------------------------------ training monitors by name
+#: ``name -> factory(num_modalities, **options)``; a monitor offers ``loss_weights [M]``,
+#: ``update(gaps [M])``, ``scale_encoder_gradients(encoders)``, ``step_epoch()``, ``to(device)``,
+#: ``state_dict()`` / ``load_state_dict()`` and ``loss_weights`` / ``grad_scales`` for logging
+_MONITORS: dict[str, Callable[..., Any]] = {}
+
+
+def register_monitor(name: str) -> Callable:
+    """Decorator registering a training-monitor factory ``factory(num_modalities, **options)`` under ``name``."""
+    key = name.strip().lower()
+
+    def decorator(factory):
+        _MONITORS[key] = factory
+        return factory
+
+    return decorator
+
+
+def list_monitors() -> list[str]:
+    """Sorted names of the registered training monitors."""
+    return sorted(_MONITORS)
+
+
+def split_monitor_config(section: Mapping[str, Any] | None, default: str = "dtm") -> tuple[str, bool | None, dict]:
+    """``(name, enabled, options)`` of a config's ``dtm`` section: ``name`` (``default`` when absent) and
+    ``enabled`` (``None`` when absent) popped, the other keys the monitor's options."""
+    options = dict(section or {})
+    name = options.pop("name", None) or default
+    enabled = options.pop("enabled", None)
+    return str(name), (None if enabled is None else bool(enabled)), options
+
+
+def build_monitor(name: str, num_modalities: int, **options) -> Any:
+    """Build the training monitor registered as ``name`` for ``num_modalities`` sequences.
+
+    Raises:
+        ConfigError: unknown ``name`` (the message lists the known ones).
+    """
+    key = str(name).strip().lower()
+    if key not in _MONITORS:
+        raise ConfigError(f"unknown dtm.name {name!r}; known monitors: {', '.join(list_monitors())}")
+    return _MONITORS[key](num_modalities, **options)
+
+
+@register_monitor("dtm")
+def _dtm(num_modalities: int, **options) -> DynamicTrainingMonitor:
+    """DTM from the fields of :class:`DTMConfig`."""
+    return DynamicTrainingMonitor(num_modalities, DTMConfig(**options))

@@ -1,9 +1,17 @@
 """Lightning module training a missing-modality segmentation network.
 
-Training step: ``model.forward_train(image, mask)`` -> the method's loss (for DMAF-Net:
-segmentation + deep supervision + per-sequence auxiliary + relation / prototype distillation,
-weighted per sequence by Dynamic Training Monitoring). After backward, DTM scales each
-sequence encoder's gradients. Validation: sliding-window Dice on whole validation cases with
+Training step: ``model.forward_train(image, mask)`` -> the objective (``loss.name``, default
+``dmafnet``: :class:`~medmodal.losses.dmafnet_loss.DMAFNetLoss`, segmentation + deep supervision +
+per-sequence auxiliary + relation / prototype distillation) weighted per sequence by the training
+monitor (``dtm.name``, default ``dtm``: Dynamic Training Monitoring). After backward, the monitor
+scales each sequence encoder's gradients.
+
+A new training paradigm subclasses :class:`SegmentationModule` and overrides only what differs:
+:meth:`~SegmentationModule.build_objective` / :meth:`~SegmentationModule.build_monitor` (what is
+built from ``cfg.loss`` / ``cfg.dtm``), :meth:`~SegmentationModule.step_context` (what the
+objective gets besides the model outputs), :meth:`~SegmentationModule.compute_objective` (one
+training batch -> the objective's dict; e.g. a mean teacher adds its consistency term here),
+:meth:`~SegmentationModule.update_monitor` and :meth:`~SegmentationModule.log_terms`. Validation: sliding-window Dice on whole validation cases with
 all sequences (or all subsets), gathered across DDP processes.
 
 DDP note: every encoder runs on every sample (missing sequences are zero inputs whose
@@ -21,16 +29,16 @@ import lightning as L
 import numpy as np
 import torch
 
-from medmodal.config import ExperimentConfig, config_to_dict
+from medmodal.config import ExperimentConfig, config_from_dict, config_to_dict
 from medmodal.data.missing import all_subsets
 from medmodal.data.volumes.geometry import Geometry
 from medmodal.data.volumes.spec import get_spec
 from medmodal.distributed import all_gather_no_grad
-from medmodal.engine.segmentation.dtm import DTMConfig, DynamicTrainingMonitor
+from medmodal.engine.segmentation.dtm import build_monitor, split_monitor_config
 from medmodal.errors import ConfigError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
 from medmodal.evaluation.protocols import get_protocol
-from medmodal.losses.dmafnet_loss import DMAFNetLoss, DMAFNetLossConfig
+from medmodal.losses import Objective, StepContext, get_objective_class, split_objective_config
 from medmodal.models import create_model
 from medmodal.models.segmentation.blocks import to_channels_last_3d
 
@@ -42,7 +50,8 @@ def compile_training_step(fn, mode: str = "default"):
     """``torch.compile(fn, fullgraph=True, mode=mode)`` whose outputs survive the next call.
 
     With CUDA graphs (``reduce-overhead`` / ``max-autotune``) every call overwrites the previous
-    outputs; the logged terms and DTM gaps are small, so they are cloned. ``fn`` returns
+    outputs; the logged terms and DTM gaps are small, so they are cloned. ``fn`` returns the
+    objective's dict (``{"loss", <terms>, "gaps"}``; all but ``loss`` are cloned) or the old tuple
     ``(total, terms dict, gaps)``.
     """
     if mode not in COMPILE_MODES:
@@ -51,7 +60,10 @@ def compile_training_step(fn, mode: str = "default"):
 
     def step(*args):
         torch.compiler.cudagraph_mark_step_begin()
-        total, terms, gaps = compiled(*args)
+        out = compiled(*args)
+        if isinstance(out, dict):
+            return {k: (v if k == "loss" else v.clone()) for k, v in out.items()}
+        total, terms, gaps = out
         return total, {k: v.clone() for k, v in terms.items()}, gaps.clone()
 
     return step
@@ -86,24 +98,32 @@ def bundle_meta(cfg: ExperimentConfig, geometry: Geometry | None = None) -> dict
     return meta
 
 
+#: ``loss.name`` / ``dtm.name`` of a config without one (every run folder written before the names existed)
+DEFAULT_OBJECTIVE = "dmafnet"
+DEFAULT_MONITOR = "dtm"
+
+
 class SegmentationModule(L.LightningModule):
+    """Trains a registered segmentation model with its objective and training monitor (module docstring).
+
+    Attributes:
+        model: the network. criterion: the objective (:meth:`build_objective`; attribute name kept so
+            checkpoints keep their ``criterion.*`` keys); also :attr:`objective`. dtm: the training
+            monitor (:meth:`build_monitor`); also :attr:`monitor`. use_dtm: whether the monitor weights
+            the loss and scales gradients.
+    """
+
     def __init__(self, config: dict):
         super().__init__()
         self.save_hyperparameters()  # plain dicts only: the checkpoint loads with weights_only=True
         self.bundle = dict(config.get("bundle") or {})  # hyper_parameters.config.bundle in the .ckpt
-        from medmodal.config import config_from_dict
-
         self.cfg = config_from_dict(config["experiment"])
         self.spec = get_spec(self.cfg.data.dataset)
-        m = self.spec.num_modalities
         self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
                                   num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
-        self.loss_cfg = DMAFNetLossConfig(**self.cfg.loss)
-        if (self.loss_cfg.use_rd or self.loss_cfg.use_pd) and not hasattr(self.model, "feature_channels"):
-            raise ConfigError(f"model {self.cfg.model.name!r} has no per-sequence features to distil: set "
-                              f"loss.use_rd=false and loss.use_pd=false")
-        self.criterion = DMAFNetLoss(self.loss_cfg, **self._loss_dims())
-        self.dtm = DynamicTrainingMonitor(m, DTMConfig(**self.cfg.dtm))
+        self.criterion = self.build_objective()
+        self.dtm = self.build_monitor()
+        self._dtm_enabled = split_monitor_config(self.cfg.dtm, DEFAULT_MONITOR)[1]
         self._train_forward = None  # the compiled forward_loss when trainer.compile is on
         if len(self.cfg.eval.roi_size) != self.spec.spatial_dims:
             raise ConfigError(f"eval.roi_size {list(self.cfg.eval.roi_size)} must have {self.spec.spatial_dims} values "
@@ -116,18 +136,45 @@ class SegmentationModule(L.LightningModule):
     def from_experiment(cls, cfg: ExperimentConfig, geometry: Geometry | None = None) -> "SegmentationModule":
         return cls({"experiment": config_to_dict(cfg), "bundle": bundle_meta(cfg, geometry)})
 
-    def _loss_dims(self) -> dict:
-        """Feature sizes the distillation heads need (deepest encoder width), if the model exposes them."""
-        dims = {}
-        if hasattr(self.model, "feature_channels"):
-            dims["feature_channels"] = self.model.feature_channels
-        dims["num_modalities"] = self.spec.num_modalities
-        dims["num_classes"] = self.spec.num_classes
-        return dims
+    # ------------------------------------------------------------ objective / monitor
+    def build_objective(self) -> Objective:
+        """The objective named by ``cfg.loss.name`` (default :data:`DEFAULT_OBJECTIVE`), built as
+        ``cls.from_options(other loss options, feature_channels=, num_modalities=, num_classes=, model_name=)``
+        (the model's deepest width when it has per-sequence features, else ``None``).
+
+        Raises:
+            ConfigError: unknown ``loss.name``. ValueError: the objective's own checks (DMAF-Net: RD / PD
+                on for a model without per-sequence features).
+        """
+        name, options = split_objective_config(self.cfg.loss, DEFAULT_OBJECTIVE)
+        return get_objective_class(name).from_options(
+            options, feature_channels=getattr(self.model, "feature_channels", None),
+            num_modalities=self.spec.num_modalities, num_classes=self.spec.num_classes, model_name=self.cfg.model.name)
+
+    def build_monitor(self):
+        """The training monitor named by ``cfg.dtm.name`` (default :data:`DEFAULT_MONITOR`) with the other
+        ``dtm`` options (``enabled`` read by :attr:`use_dtm`). Always built, so checkpoints keep its state."""
+        name, _, options = split_monitor_config(self.cfg.dtm, DEFAULT_MONITOR)
+        return build_monitor(name, self.spec.num_modalities, **options)
+
+    @property
+    def objective(self) -> Objective:
+        return self.criterion
+
+    @property
+    def monitor(self):
+        return self.dtm
+
+    @property
+    def loss_cfg(self):
+        """The objective's config (DMAF-Net: :class:`~medmodal.losses.dmafnet_loss.DMAFNetLossConfig`), or ``None``."""
+        return getattr(self.criterion, "config", None)
 
     @property
     def use_dtm(self) -> bool:
-        return bool(self.loss_cfg.use_dtm)
+        """``dtm.enabled`` (default true) and the objective's ``use_dtm`` switch (``loss.use_dtm``; true when it has none)."""
+        enabled = True if self._dtm_enabled is None else self._dtm_enabled
+        return enabled and bool(getattr(self.loss_cfg, "use_dtm", True))
 
     @property
     def sequence_encoders(self):
@@ -150,9 +197,14 @@ class SegmentationModule(L.LightningModule):
             self._train_forward = compile_training_step(self.forward_loss, t.compile_mode)
 
     def forward_loss(self, images: torch.Tensor, modality_mask: torch.Tensor, label: torch.Tensor,
-                     sequence_weights: torch.Tensor | None):
-        """``model.forward_train`` + the loss: ``(total, terms, gaps)`` (see :class:`DMAFNetLoss`)."""
-        return self.criterion(self.model.forward_train(images, modality_mask), label, sequence_weights=sequence_weights)
+                     sequence_weights: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """``model.forward_train`` + the objective: ``{"loss", <terms>, "gaps"}`` (what ``trainer.compile`` compiles)."""
+        return self.criterion(self.model.forward_train(images, modality_mask),
+                              self.step_context(label, sequence_weights))
+
+    def step_context(self, label: torch.Tensor, sequence_weights: torch.Tensor | None) -> StepContext:
+        """What the objective gets besides the model outputs: the target and the per-sequence weights."""
+        return StepContext(target=label, sequence_weights=sequence_weights)
 
     def _is_volumetric(self) -> bool:
         return any(p.dim() == 5 for p in self.model.parameters())
@@ -165,16 +217,29 @@ class SegmentationModule(L.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.compute_objective(batch)
+        self.update_monitor(out)
+        self.log_terms("train", out, batch["image"].shape[0])
+        return out["loss"]
+
+    def compute_objective(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One training batch -> the objective's dict, with the monitor's loss weights when it is on
+        (compiled when ``trainer.compile``)."""
         weights = self.dtm.loss_weights.to(self.device) if self.use_dtm else None
         step = self._train_forward or self.forward_loss
-        total, terms, gaps = step(self._images(batch), batch["modality_mask"], batch["label"], weights)
-        if self.use_dtm:
-            self.dtm.update(self._gather_gaps(gaps))
-        bs = batch["image"].shape[0]
-        self.log("train/loss", total, prog_bar=True, batch_size=bs)
-        for name, value in terms.items():
-            self.log(f"train/{name}", value, batch_size=bs)
-        return total
+        return step(self._images(batch), batch["modality_mask"], batch["label"], weights)
+
+    def update_monitor(self, out: dict[str, torch.Tensor]) -> None:
+        """Feed the objective's per-sequence ``gaps`` (gathered over processes) to the monitor when it is on."""
+        if self.use_dtm and "gaps" in out:
+            self.dtm.update(self._gather_gaps(out["gaps"]))
+
+    def log_terms(self, phase: str, out: dict[str, torch.Tensor], batch_size: int) -> None:
+        """``<phase>/loss`` (progress bar) and every other scalar term; ``gaps`` is the monitor's, not logged."""
+        self.log(f"{phase}/loss", out["loss"], prog_bar=True, batch_size=batch_size)
+        for name, value in out.items():
+            if name not in ("loss", "gaps"):
+                self.log(f"{phase}/{name}", value, batch_size=batch_size)
 
     def _gather_gaps(self, gaps: torch.Tensor) -> torch.Tensor:
         """Average per-sequence gaps over DDP processes (NaN = sequence absent on that process).

@@ -13,6 +13,8 @@ Every model has an ``encoder`` (frozen, or trained with the encoder learning rat
 and a ``head`` (always trained).
 """
 
+# the contract first: the heads register under it
+from medmodal.models.downstream import contract  # noqa: F401
 from medmodal.models.downstream.encoder import DownstreamEncoder, InputNormalization
 from medmodal.models.downstream.linear import LinearClassifier
 from medmodal.models.downstream.unet import UNetSegmenter

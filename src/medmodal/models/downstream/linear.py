@@ -6,10 +6,12 @@ import torch
 from torch import nn
 
 from medmodal.models.downstream.encoder import DownstreamEncoder
+from medmodal.models.registry import register_model
 
 __all__ = ["LinearClassifier"]
 
 
+@register_model("linear_classifier", task="heads", tiny={"num_outputs": 3})
 class LinearClassifier(nn.Module):
     """Pooled encoder feature -> Dropout(p) -> Linear(D, K).
 

@@ -14,10 +14,12 @@ import torch
 from torch import nn
 
 from medmodal.models.downstream.encoder import DownstreamEncoder
+from medmodal.models.registry import register_model
 
 __all__ = ["UNetSegmenter"]
 
 
+@register_model("unet_segmenter", task="heads", tiny={"decoder_channels": (32, 16, 16, 8, 8)})
 class UNetSegmenter(nn.Module):
     """``smp.Unet`` (1 output channel, no activation) with the exported encoder weights.
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medmodal.models.downstream.encoder import DownstreamEncoder
+from medmodal.models.registry import register_model
 
 __all__ = ["COCO_ANCHORS", "REFERENCE_INPUT", "scaled_anchors", "YOLOv3Head", "YOLOv3Detector", "build_targets",
            "decode_predictions", "postprocess_detections"]
@@ -129,6 +130,7 @@ class YOLOv3Head(nn.Module):
         return [out0, out1, out2]
 
 
+@register_model("yolov3_detector", task="heads", tiny={"num_classes": 1, "image_size": 64, "width": 0.25})
 class YOLOv3Detector(nn.Module):
     """Encoder C3-C5 + :class:`YOLOv3Head`.
 

@@ -7,6 +7,8 @@
 ...                    encoder_kwargs={"patch_size": 8, "depth": 1}, fusion_depth=1)
 """
 
+# the contract first: the model modules register under it
+from medmodal.models.endoscopy import contract  # noqa: F401
 from medmodal.models.endoscopy.blocks import (
     CrossAttentionBlock,
     FeatureStatisticsShift,

@@ -23,13 +23,15 @@ blocks + classifier (single-modality baseline).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from medmodal.models.endoscopy.blocks import FeatureStatisticsShift, FusionTransformer, TokenEncoder, masked_mean
-from medmodal.models.registry import register_model
+from medmodal.models.registry import model_config, register_model
 
 __all__ = ["MICSClassifierConfig", "MICSClassifier", "FUSIONS", "SHIFTS"]
 
@@ -66,18 +68,20 @@ class MICSClassifierConfig:
     dropout: float = 0.1
 
 
-@register_model("mics", task="endoscopy")
+@register_model("mics", task="paired_views", tiny={"num_classes": 3, "fusion_depth": 1})
 class MICSClassifier(nn.Module):
-    """See the module docstring. Built as ``create_model("mics", num_classes=K, modalities=(...), ...)``.
+    """See the module docstring. Built as ``create_model("mics", num_classes=K, modalities=(...), ...)`` or
+    ``MICSClassifier(config: MICSClassifierConfig | dict | None = None, **overrides)``; ``config`` holds the
+    resolved settings (``cfg``: its old name, one release).
 
     Raises:
         ValueError: unknown / duplicate / out-of-order modalities, unknown fusion or shift,
             ``num_classes < 2``; in :meth:`forward`, bad shapes or a sample without any modality.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, config: MICSClassifierConfig | Mapping[str, Any] | None = None, **overrides):
         super().__init__()
-        cfg = MICSClassifierConfig(**kwargs)
+        cfg = model_config(MICSClassifierConfig, config, **overrides)
         cfg.modalities = tuple(cfg.modalities)
         order = [m for m in ALL_MODALITIES if m in cfg.modalities]
         if not cfg.modalities or list(cfg.modalities) != order or len(order) != len(cfg.modalities):
@@ -89,7 +93,7 @@ class MICSClassifier(nn.Module):
             raise ValueError(f"unknown shift {cfg.shift!r}; choose one of {', '.join(SHIFTS)}")
         if int(cfg.num_classes) < 2:
             raise ValueError(f"num_classes must be >= 2, got {cfg.num_classes}")
-        self.cfg = cfg
+        self.config = cfg
         self.modalities, self.num_classes = cfg.modalities, int(cfg.num_classes)
         self.encoders = nn.ModuleDict({m: TokenEncoder(cfg.arch, cfg.image_size, cfg.encoder_kwargs)
                                        for m in cfg.modalities})
@@ -121,8 +125,8 @@ class MICSClassifier(nn.Module):
                 self.encoders[m].load_state_dict(part, strict=True)
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0]
-                raise ValueError(f"pre-trained {m.upper()} encoder does not fit {self.cfg.arch!r} at "
-                                 f"{self.cfg.image_size} px: {first}") from None
+                raise ValueError(f"pre-trained {m.upper()} encoder does not fit {self.config.arch!r} at "
+                                 f"{self.config.image_size} px: {first}") from None
             loaded.append(m)
         return loaded
 
@@ -143,9 +147,14 @@ class MICSClassifier(nn.Module):
         pooled = torch.stack([self.shift(s).mean(1) for s in streams], 1)  # [B, M, D]
         return self.norm(masked_mean(pooled, present))
 
+    @property
+    def cfg(self) -> MICSClassifierConfig:
+        """Old name of :attr:`config` (kept for one release)."""
+        return self.config
+
     def forward(self, images: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
         """``images [B, M, 3, S, S]``, ``modality_mask [B, M] bool`` -> ``logits [B, K]``."""
-        if self.cfg.fusion == "cross_attention":
+        if self.config.fusion == "cross_attention":
             return self.head(self.features(images, modality_mask))
         self._check(images, modality_mask)
         logits = torch.stack([self.heads[m](self.encoders[m](images[:, i]).mean(1))

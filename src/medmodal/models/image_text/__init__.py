@@ -12,6 +12,8 @@ pooling, sigmoid cross-attention, CM-MIR decoder), :mod:`.clustering` (online k-
 :mod:`.gloria`, :mod:`.mgca`, and :mod:`.reference_loop` (per-sample comparison implementation).
 """
 
+# the contract first: the model modules register under it
+from medmodal.models.image_text import contract  # noqa: F401
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel
 from medmodal.models.image_text.clustering import OnlineKMeans
 from medmodal.models.image_text.cmcgns import ABLATIONS, BATCH_KEYS, CMCGNS, CMCGNSConfig, CMCGNSFeatures

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from medmodal.models.image_text.encoders import ImageEncoder, TextEncoder
+from medmodal.models.registry import model_config
 
 __all__ = ["BATCH_KEYS", "ImageTextConfig", "ImageTextModel", "check_batch", "word_mask"]
 
@@ -97,13 +98,7 @@ class ImageTextConfig:
     @classmethod
     def from_kwargs(cls, config: ImageTextConfig | Mapping[str, Any] | None = None, **overrides):
         """Build from a config / dict plus keyword overrides; unknown keys raise :class:`TypeError`."""
-        base = asdict(config) if isinstance(config, ImageTextConfig) else dict(config or {})
-        base.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(base) - known)
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**base)
+        cfg = model_config(cls, config, **overrides)
         cfg.normalize()
         cfg.validate()
         return cfg

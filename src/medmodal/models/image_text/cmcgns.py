@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import (
     BATCH_KEYS,
     ImageTextConfig,
@@ -76,7 +77,6 @@ from medmodal.models.image_text.layers import (
 )
 from medmodal.models.image_text.objectives import (
     cluster_guided_info_nce,
-    info_nce_loss,
     reconstruction_l1,
     simsiam_loss,
 )
@@ -223,7 +223,11 @@ class CMCGNSFeatures:
     global_text: torch.Tensor
 
 
-@register_model("cmcgns", task="image_text")
+_TINY = {"num_clusters": 4, "decoder_channels": (16, 8), "decoder_layers": 2, "decoder_heads": 4,
+         "decoder_ff_dim": 32, "decoder_dropout": 0.0, "text_pool_heads": 4}  # contract check (CPU-cheap)
+
+
+@register_model("cmcgns", task="image_text", tiny=_TINY)
 class CMCGNS(ImageTextModel):
     """CM-CGNS image-report model: encoders, alignment heads, CM-MIR decoder and k-means state.
 
@@ -411,4 +415,4 @@ def _ablation_factory(name: str, flags: dict[str, bool]):
 
 
 for _name, _flags in ABLATIONS.items():
-    register_model(_name, task="image_text")(_ablation_factory(_name, _flags))
+    register_model(_name, task="image_text", tiny=_TINY)(_ablation_factory(_name, _flags))

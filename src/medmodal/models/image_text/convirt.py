@@ -14,7 +14,7 @@ Defaults from the paper (Sec. 3-4): ``E = 512``, ``tau = 0.1`` (fixed), ``lambda
 learning rate 1e-4, weight decay 1e-6, batch 32. Differences here, all configurable: the text
 encoder is the shared local one (default MiniLM-L6; the paper used ClinicalBERT and froze its
 embeddings and first 6 layers, which would freeze the whole 6-layer default model, so all layers
-train); the negatives are gathered across processes (:func:`~.objectives.info_nce_loss`);
+train); the negatives are gathered across processes (:func:`~medmodal.layers.contrastive.info_nce_loss`);
 epochs default to 50 like GLoRIA / MGCA (the paper stops early on the validation loss).
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel
 from medmodal.models.image_text.layers import ProjectionHead, masked_max
-from medmodal.models.image_text.objectives import info_nce_loss
 from medmodal.models.registry import register_model
 
 __all__ = ["ConVIRT", "ConVIRTConfig"]
@@ -66,7 +66,7 @@ class ConVIRTConfig(ImageTextConfig):
         ]
 
 
-@register_model("convirt", task="image_text")
+@register_model("convirt", task="image_text", tiny={"projection_hidden_dim": 16})
 class ConVIRT(ImageTextModel):
     """ConVIRT image-report model (global contrast only).
 

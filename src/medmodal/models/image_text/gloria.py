@@ -30,10 +30,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel, word_mask
 from medmodal.models.image_text.layers import ProjectionHead
 from medmodal.models.image_text.objectives import (
-    info_nce_loss,
     word_region_attention_loss,
 )
 from medmodal.models.registry import register_model

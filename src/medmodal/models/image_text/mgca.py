@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import ImageTextConfig, ImageTextModel, word_mask
 from medmodal.models.image_text.layers import ProjectionHead
 from medmodal.models.image_text.objectives import (
-    info_nce_loss,
     prototype_swap_loss,
     token_alignment_loss,
 )
@@ -92,7 +92,7 @@ class MGCAConfig(ImageTextConfig):
         ]
 
 
-@register_model("mgca", task="image_text")
+@register_model("mgca", task="image_text", tiny={"projection_hidden_dim": 16, "num_prototypes": 8})
 class MGCA(ImageTextModel):
     """MGCA-style image-report model (module docstring).
 

@@ -5,9 +5,8 @@ functions live in the models package because a model computes its own objective
 (:meth:`CMCGNS.compute_losses`) and the package layering lets ``losses`` import ``models``, not
 the reverse.
 
-* :func:`gather_with_grad` / :func:`info_nce_loss`: symmetric CLIP/InfoNCE with negatives gathered
-  across processes, gradients flowing through the gather (ConVIRT, GLoRIA's global term, MGCA's
-  ITA, PRIOR and CM-CGNS's global loss; open_clip ``ClipLoss(local_loss=True, gather_with_grad=True)``).
+* :func:`gather_with_grad` / :func:`info_nce_loss`: gathered symmetric InfoNCE, moved to
+  :mod:`medmodal.layers.contrastive` (a shared building block) and re-exported here for one release.
 * :func:`simsiam_loss`: negative-cosine SimSiam loss with stop-gradient targets (PRIOR's and
   CM-CGNS's local image loss).
 * :func:`bidirectional_margin_loss` and :func:`cluster_guided_info_nce`: CM-CGNS's local report
@@ -30,6 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from medmodal.layers.contrastive import gather_with_grad, info_nce_loss, is_distributed
 from medmodal.models.image_text.clustering import OnlineKMeans
 
 __all__ = [
@@ -45,61 +45,6 @@ __all__ = [
     "sinkhorn_knopp",
     "prototype_swap_loss",
 ]
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All-gather ``x [B, ...]`` from every process along dim 0, gradients flowing back to each
-    process's own slice (``torch.distributed.nn.functional.all_gather``).
-
-    Returns ``(x_all [W*B, ...], offset)`` where ``offset = rank * B`` is where this process's rows
-    start. Without an initialised process group (or one process) returns ``(x, 0)``. Every process
-    must pass the same ``B`` (use ``drop_last=True`` for training batches under DDP).
-    """
-    if not _distributed():
-        return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0), dist.get_rank() * x.shape[0]
-
-
-def info_nce_loss(image_embed: torch.Tensor, text_embed: torch.Tensor, logit_scale: torch.Tensor | float,
-                  gather: bool = True, weights: tuple[float, float] = (0.5, 0.5)) -> torch.Tensor:
-    """Symmetric InfoNCE between paired image and report embeddings.
-
-    ``loss = w_i2t * CE(s * I T_all^T, y) + w_t2i * CE(s * T I_all^T, y)`` with ``s = logit_scale`` (the
-    inverse temperature, e.g. ``exp(learnable log-scale)``), the local rows against the
-    embeddings of all processes and ``y = rank * B + arange(B)``: CM-CGNS
-    ``global_alignment_loss`` (pl_bolts ``SyncFunction`` there; here
-    :func:`gather_with_grad`).
-
-    Args:
-        image_embed, text_embed: ``[B, E]``, L2-normalised by the caller.
-        logit_scale: scalar tensor or float (not clamped here).
-        gather: gather negatives across processes when a process group is initialised.
-        weights: ``(w_i2t, w_t2i)``: ``(0.5, 0.5)`` CM-CGNS / CLIP; ``(0.75, 0.25)`` ConVIRT
-            (``lambda = 0.75``); ``(1, 1)`` GLoRIA / MGCA (the two directions summed).
-
-    Raises:
-        ValueError: shapes differ or are not 2-D.
-    """
-    if image_embed.ndim != 2 or image_embed.shape != text_embed.shape:
-        raise ValueError(f"image / text embeddings must both be [B, E], got {tuple(image_embed.shape)} "
-                         f"and {tuple(text_embed.shape)}")
-    image_embed, text_embed = image_embed.float(), text_embed.float()
-    if gather:
-        image_all, offset = gather_with_grad(image_embed)
-        text_all, _ = gather_with_grad(text_embed)
-    else:
-        image_all, text_all, offset = image_embed, text_embed, 0
-    labels = offset + torch.arange(image_embed.shape[0], device=image_embed.device)
-    logits_per_image = logit_scale * image_embed @ text_all.t()
-    logits_per_text = logit_scale * text_embed @ image_all.t()
-    return (weights[0] * F.cross_entropy(logits_per_image, labels)
-            + weights[1] * F.cross_entropy(logits_per_text, labels))
 
 
 def simsiam_loss(x: torch.Tensor, y: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
@@ -355,7 +300,7 @@ def sinkhorn_knopp(logits: torch.Tensor, epsilon: float = 0.05, iterations: int 
         ``[B, K]`` codes, rows summing to 1, no gradient.
     """
     log_q = (logits.float() / epsilon).t()  # [K, B]
-    distributed = _distributed()
+    distributed = is_distributed()
     world = dist.get_world_size() if distributed else 1
     k, b = log_q.shape
 

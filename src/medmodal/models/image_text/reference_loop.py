@@ -33,9 +33,9 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
+from medmodal.layers.contrastive import info_nce_loss
 from medmodal.models.image_text.base import check_batch
 from medmodal.models.image_text.cmcgns import CMCGNS
-from medmodal.models.image_text.objectives import info_nce_loss
 
 __all__ = ["reference_compute_losses"]
 

@@ -20,7 +20,7 @@ The convolutional blocks are MONAI's (``UnetResBlock``, ``UnetUpBlock``, ``UnetO
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import torch
@@ -29,6 +29,8 @@ from monai.networks.blocks import UnetOutBlock, UnetResBlock, UnetUpBlock
 from monai.networks.blocks.dynunet_block import get_conv_layer
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
+
+from medmodal.models.registry import model_config
 
 __all__ = [
     "DEFAULT_ACT",
@@ -509,14 +511,9 @@ class BackboneConfig:
 
     @classmethod
     def from_kwargs(cls, config=None, **overrides):
-        """Build from a config / dict plus keyword overrides; unknown keys raise :class:`TypeError`."""
-        base = asdict(config) if isinstance(config, BackboneConfig) else dict(config or {})
-        base.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(base) - known)
-        if unknown:
-            raise TypeError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
-        return cls(**base)
+        """Build from a config / dict plus keyword overrides (:func:`~medmodal.models.registry.model_config`);
+        unknown keys raise :class:`TypeError`."""
+        return model_config(cls, config, **overrides)
 
 
 def to_channels_last_3d(model: nn.Module) -> nn.Module:

@@ -179,7 +179,7 @@ class DMAFFusion(nn.Module):
         return fused, maps.mean(dim=2)
 
 
-@register_model("dmafnet")
+@register_model("dmafnet", tiny={"widths": (4, 8, 16), "token_grid": 2, "num_heads": 2, "depth": 2})
 class DMAFNet(nn.Module):
     """DMAF-Net for segmentation with any subset of input sequences.
 

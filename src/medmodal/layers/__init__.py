@@ -1,0 +1,1 @@
+"""Shared building blocks below the models (contrastive losses' gathers, momentum teachers, ...)."""
