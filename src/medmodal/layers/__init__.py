@@ -1,0 +1,8 @@
+"""Building blocks shared by every family (timm's ``layers/``, MONAI's ``networks/blocks``).
+
+Layer order: ``layers`` sits above ``data`` and below ``models`` (it imports only torch and the
+lowest layers). Import from the submodules, e.g. ``from medmodal.layers.masking import masked_mean``.
+
+* :mod:`~medmodal.layers.masking`: masked means over a presence mask, modality-mask checks.
+* :mod:`~medmodal.layers.domain`: DSU feature-statistics shift, gradient reversal.
+"""
