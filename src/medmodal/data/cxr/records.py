@@ -23,19 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from medmodal.errors import DataError
+from medmodal.data.cxr.errors import CXRDataError, CXRDataWarning
+from medmodal.data.images import image_problem
 
 #: Labels of a study: finding name -> 1 (positive), 0 (negative), -1 (uncertain, CheXpert's
 #: convention) or ``None`` (not mentioned / unknown).
 Labels = dict[str, Optional[int]]
-
-
-class CXRDataError(DataError):
-    """Bad chest X-ray input; the message is one line naming the file and the problem."""
-
-
-class CXRDataWarning(UserWarning):
-    """An assumption a reader made about the data (also kept in :attr:`ReadResult.notes`)."""
 
 
 @dataclass
@@ -93,7 +86,7 @@ class ReadAccount:
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
         image_check: the check run on every kept image file
-            (:data:`medmodal.data.cxr.images.IMAGE_CHECKS`; ``None``: not checked).
+            (:data:`medmodal.data.images.IMAGE_CHECKS`; ``None``: not checked).
         images_checked: image files that check was run on.
     """
 
@@ -112,8 +105,6 @@ class ReadAccount:
         """
         if self.image_check is None:
             return None
-        from medmodal.data.cxr.images import image_problem
-
         for path in paths:
             self.images_checked += 1
             problem = image_problem(path, self.image_check)
