@@ -57,13 +57,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from medmodal.errors import ConfigError, ImageReadError
+from medmodal.io import create_npy_once, ensure_writable_dir
 
 __all__ = [
     "CACHE_VERSION", "DEFAULT_RESIZE", "DICOM_SUFFIXES", "decode_image", "load_dicom", "load_picture", "is_dicom", "read_image_size",
@@ -500,8 +500,6 @@ class ImageCache:
         self._memory: dict[int, np.ndarray] = {}
         self._array = None
         if cache_dir is not None:
-            from medmodal.io import ensure_writable_dir
-
             folder = ensure_writable_dir(cache_dir)
             self.file = folder / f"images{self.size}_{cache_key(self.paths, self.size, error)}.npy"
             self._create()
@@ -518,24 +516,7 @@ class ImageCache:
         return state
 
     def _create(self) -> None:
-        if self.file.exists():
-            return
-        fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-", suffix=".npy")
-        os.close(fd)
-        try:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                              shape=(len(self.paths), int(np.prod(self.shape)) + 1))
-            array.flush()
-            del array
-            try:
-                os.link(tmp, self.file)  # create-if-absent: a concurrent creator's file wins
-            except FileExistsError:
-                pass
-            except OSError:  # a file system without hard links: plain rename (last creator wins)
-                if not self.file.exists():
-                    os.replace(tmp, self.file)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        create_npy_once(self.file, (len(self.paths), int(np.prod(self.shape)) + 1), np.uint8)
 
     def _rows(self) -> np.ndarray:
         if self._array is None:
