@@ -5,4 +5,9 @@ lowest layers). Import from the submodules, e.g. ``from medmodal.layers.masking 
 
 * :mod:`~medmodal.layers.masking`: masked means over a presence mask, modality-mask checks.
 * :mod:`~medmodal.layers.domain`: DSU feature-statistics shift, gradient reversal.
+* :mod:`~medmodal.layers.ramps`: ramp-up / ramp-down schedules of a loss weight.
 """
+
+from medmodal.layers import domain, masking, ramps
+
+__all__ = ["domain", "masking", "ramps"]
