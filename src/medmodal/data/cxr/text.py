@@ -38,6 +38,8 @@ from typing import Sequence
 
 import torch
 
+from medmodal.data.cxr.errors import CXRDataError
+
 #: Reports with fewer word tokens than this are dropped (the reference keeps ``cnt >= 3``).
 MIN_REPORT_TOKENS = 3
 
@@ -94,9 +96,7 @@ def is_blank_report(text: str | None) -> bool:
 
 
 def check_report(text: str | None, source: str | Path) -> None:
-    """Raise :class:`~medmodal.data.cxr.records.CXRDataError` naming ``source`` for a blank report."""
-    from medmodal.data.cxr.records import CXRDataError
-
+    """Raise :class:`~medmodal.data.cxr.errors.CXRDataError` naming ``source`` for a blank report."""
     if is_blank_report(text):
         what = "empty" if not (text or "").strip() else "only de-identification tokens (XXXX)"
         raise CXRDataError(f"{source}: report is {what}")
