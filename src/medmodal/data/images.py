@@ -66,7 +66,8 @@ from medmodal.errors import ConfigError, ImageReadError
 from medmodal.io import create_npy_once, ensure_writable_dir
 
 __all__ = [
-    "CACHE_VERSION", "DEFAULT_RESIZE", "DICOM_SUFFIXES", "decode_image", "load_dicom", "load_picture", "is_dicom", "read_image_size",
+    "CACHE_VERSION", "DEFAULT_RESIZE", "DICOM_SUFFIXES", "decode_image", "load_dicom", "load_picture", "is_dicom",
+    "read_image_size",
     "IMAGE_CHECKS", "DEFAULT_IMAGE_CHECK", "IMAGE_CHECK_TEXT", "resolve_image_check", "image_problem",
     "resize_pad_geometry", "resize_and_pad", "resize_and_pad_mask", "boxes_to_resized_frame", "resize_square",
     "save_png", "cache_key", "ImageCache",

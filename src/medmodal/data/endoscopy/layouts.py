@@ -337,7 +337,8 @@ def write_samples_csv(path: str | Path, samples: Sequence[PairedSample]) -> Path
     return path
 
 
-def _folder_detector(name: str, test):
+def _folder_detector(test):
+    """``detect`` of a folder layout: ``root`` when it is a folder that passes ``test``."""
     return lambda root: root if root.is_dir() and test(root) else None
 
 
@@ -412,14 +413,14 @@ for _layout in (
     Layout(FAMILY, "csv", _read(read_csv_samples), lambda root: root if root.is_file() and root.suffix.lower() == ".csv"
            else None),
     Layout(FAMILY, "authors", _read(read_authors_layout),
-           _folder_detector("authors", lambda root: any(_AUTHORS_DIR.match(d.name) for d in visible_dirs(root)))),
+           _folder_detector(lambda root: any(_AUTHORS_DIR.match(d.name) for d in visible_dirs(root)))),
     Layout(FAMILY, "wl-nbi", _read(read_wl_nbi_layout), _folder_detector(
-        "wl-nbi", lambda root: any(d.name.lower() in WL_DIR_NAMES + NBI_DIR_NAMES for d in visible_dirs(root)))),
+        lambda root: any(d.name.lower() in WL_DIR_NAMES + NBI_DIR_NAMES for d in visible_dirs(root)))),
     Layout(FAMILY, "kvasir-seg", _read(read_kvasir_seg),
-           _folder_detector("kvasir-seg", lambda root: _kvasir_seg_root(root) is not None)),
-    Layout(FAMILY, "kvasir", read_class_folders, _folder_detector("kvasir", _has_class_folders_of_images)),
+           _folder_detector(lambda root: _kvasir_seg_root(root) is not None)),
+    Layout(FAMILY, "kvasir", read_class_folders, _folder_detector(_has_class_folders_of_images)),
     Layout(FAMILY, "image-folder", _read(read_image_folder),
-           _folder_detector("image-folder", lambda root: bool(image_files(root)))),
+           _folder_detector(lambda root: bool(image_files(root)))),
 ):
     register_layout(_layout)
 
