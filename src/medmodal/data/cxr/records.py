@@ -160,6 +160,16 @@ class ReadResult(ReadAccount):
         }
 
 
+def _read_bytes(path: Path) -> bytes:
+    """Bytes of ``path``; :class:`CXRDataError` naming it when it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CXRDataError(f"{path}: file not found") from None
+    except OSError as err:
+        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
 def read_utf8(path: str | Path) -> str:
     """Text of ``path`` decoded as UTF-8 (a BOM is accepted).
 
@@ -167,12 +177,7 @@ def read_utf8(path: str | Path) -> str:
         CXRDataError: the file cannot be read or is not UTF-8 (naming the byte offset).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CXRDataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+    data = _read_bytes(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -186,12 +191,7 @@ def decode_lenient(path: str | Path) -> str:
     failing the whole file; :func:`has_undecodable` finds those rows.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CXRDataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+    data = _read_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     return data.decode("utf-8", errors="surrogateescape")
