@@ -81,6 +81,35 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> Path:
     return Path(path)
 
 
+def create_npy_once(path: str | Path, shape: tuple[int, ...], dtype) -> Path:
+    """Create a zero-filled ``.npy`` of ``shape`` / ``dtype`` at ``path`` unless one is there.
+
+    Safe between concurrent processes (DataLoader workers, DDP ranks, runs): the file is written
+    under a temporary name in the same folder, then hard-linked into place only if absent, so all
+    agree on one file (a file system without hard links: renamed into place, last creator wins).
+    Read it back with ``np.load(path, mmap_mode="r+")``.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+    os.close(fd)
+    try:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        array.flush()
+        del array
+        try:
+            os.link(tmp, path)  # create-if-absent: a concurrent creator's file wins
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: plain rename (last creator wins)
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)

@@ -116,13 +116,10 @@ def test_masked_aux_loss_ignores_missing_pairs():
     assert (g[~mask] == 0).all() and (g[mask] > 0).all()
 
 
-def test_masked_mean_weights_and_empty():
-    v = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    mask = torch.tensor([[True, False], [True, True]])
-    assert masked_mean(v, mask).item() == pytest.approx((1 + 3 + 4) / 3)
-    w = torch.tensor([2.0, 0.5])
-    assert masked_mean(v, mask, w).item() == pytest.approx((2 + 6 + 2) / 3)
-    assert masked_mean(v, torch.zeros(2, 2, dtype=torch.bool)).item() == 0.0
+def test_masked_mean_old_name_is_masked_pair_mean():
+    from medmodal.layers.masking import masked_pair_mean
+
+    assert masked_mean is masked_pair_mean
 
 
 def test_resize_labels_nearest():

@@ -25,7 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.masking import masked_pair_mean
 from medmodal.models.segmentation.pairs import gather_pairs, pair_indices, scatter_pairs
+
+#: Old name of :func:`medmodal.layers.masking.masked_pair_mean` (kept for one release).
+masked_mean = masked_pair_mean
 
 __all__ = [
     "SegmentationLoss",
@@ -135,22 +139,6 @@ class SegmentationLoss(nn.Module):
         return self.lambda_dice * dice + self.lambda_ce * ce
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of ``values`` ``[B, M]`` over the present pairs (``mask`` ``[B, M]`` bool).
-
-    With ``weights`` ``[M]`` (per-sequence, e.g. DTM loss weights) the result is
-    ``sum_{(b,m) present} w_m * v_bm / #present``: the weights scale the contribution of each
-    sequence without being renormalised (DTM keeps their L2 norm at ``sqrt(M)``, i.e. mean
-    close to 1). Absent pairs are masked out with ``torch.where`` (no gradient, NaN-safe); 0 when none is present.
-    """
-    mask = mask.to(torch.bool)
-    v = values
-    if weights is not None:
-        v = v * weights.to(device=values.device, dtype=values.dtype).expand_as(values)
-    v = torch.where(mask, v, torch.zeros((), dtype=v.dtype, device=v.device))  # static shapes (torch.compile)
-    return v.sum() / mask.sum().clamp_min(1).to(v.dtype)
-
-
 def masked_aux_loss(
     aux_logits: torch.Tensor,
     target: torch.Tensor,
@@ -186,7 +174,7 @@ def masked_aux_loss(
     if reduction == "none":
         return out
     if reduction == "mean":
-        return masked_mean(out, mask)
+        return masked_pair_mean(out, mask)
     raise ValueError(f"reduction must be 'none' or 'mean', got {reduction!r}")
 
 

@@ -32,7 +32,7 @@ def test_bad_image_is_one_line_or_skipped(authors_root):
     bad.write_bytes(bad.read_bytes()[:100])
     result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root)])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "polyps_WLI/002.png: cannot read image" in result.output
+    assert "polyps_WLI/002.png: unreadable or truncated image" in result.output
     result = runner.invoke(app, ["data", "summary-endoscopy", str(authors_root), "--skip-bad"])
     assert result.exit_code == 0, result.output
     assert "1 unreadable skipped" in result.output and "7 samples" in result.output

@@ -28,11 +28,11 @@ def test_load_image_modes(tmp_path):
 
 def test_truncated_or_fake_image_is_one_line_naming_the_file(tmp_path):
     bad = _truncate(write_image(tmp_path / "bad.jpg", size=(64, 64)))
-    with pytest.raises(ImageReadError, match=r"bad.jpg: cannot read image \(") as err:
+    with pytest.raises(ImageReadError, match=r"bad.jpg: unreadable or truncated image \(") as err:
         load_image(bad)
     assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
     (tmp_path / "text.png").write_text("not a png")
-    with pytest.raises(ImageReadError, match="text.png: cannot read image"):
+    with pytest.raises(ImageReadError, match="text.png: not an image Pillow can read"):
         load_image(tmp_path / "text.png")
     with pytest.raises(FileNotFoundError, match="absent.png: no such image file"):
         load_image(tmp_path / "absent.png")
@@ -41,14 +41,14 @@ def test_truncated_or_fake_image_is_one_line_naming_the_file(tmp_path):
 def test_check_images_raises_or_skips_and_names(authors_root, caplog):
     _truncate(write_image(authors_root / "polyps_NBI" / "001.png", size=(64, 64)))
     samples = read_samples(authors_root)
-    with pytest.raises(ImageReadError, match="polyps_NBI/001.png: cannot read image"):
+    with pytest.raises(ImageReadError, match="polyps_NBI/001.png: unreadable or truncated image"):
         check_images(samples)
     with caplog.at_level(logging.WARNING, logger="medmodal.data.endoscopy"):
         result = check_images(samples, skip_bad=True)
     assert [p.name for p, _ in result.bad] == ["001.png"]
     assert len(result.samples) == len(samples) - 1  # the whole pair is left out, not turned into WLI-only
     assert "polyps/001" not in {s.sample_id for s in result.samples}
-    assert "polyps_NBI/001.png: cannot read image" in caplog.text
+    assert "polyps_NBI/001.png: unreadable or truncated image" in caplog.text
     assert "1 unreadable image file(s) skipped" in caplog.text
 
 

@@ -8,12 +8,11 @@ import torch.nn.functional as F
 
 from medmodal.data.missing import all_subsets
 from medmodal.models import DMAFNet, DMAFNetConfig, create_model
+from medmodal.layers.masking import present_mean
 from medmodal.models.segmentation.blocks import (
     MaskedMeanFusion,
     MaskedMultiheadAttention,
     MaskedTransformer,
-    check_modality_mask,
-    masked_mean,
 )
 from medmodal.models.segmentation.dmafnet import DMAFFusion
 
@@ -214,12 +213,9 @@ def test_masked_attention_ignores_masked_keys():
     torch.testing.assert_close(out[key_mask], tr(y, key_mask)[key_mask])
 
 
-def test_mask_helpers():
+def test_mean_fusion():
     feats = torch.randn(2, 3, 5, 4)
     mask = torch.tensor([[True, False, True], [False, False, True]])
-    torch.testing.assert_close(masked_mean(feats, mask)[1], feats[1, 2])
     fused, w = MaskedMeanFusion()(feats, mask)
-    torch.testing.assert_close(fused, masked_mean(feats, mask))
+    torch.testing.assert_close(fused, present_mean(feats, mask))
     assert w.shape == (2, 3, 4)
-    with pytest.raises(ValueError, match=r"\[1\]"):
-        check_modality_mask(torch.tensor([[True, False], [False, False]]), 2, 2)

@@ -19,13 +19,43 @@ from medmodal.data.cxr.iu import REPORTS_NAME, read_iu_annotation, read_openi_cs
 from medmodal.data.cxr.mimic import is_mimic_root, read_mimic_cxr
 from medmodal.data.cxr.records import CXRDataError, ReadResult
 from medmodal.data.cxr.table import read_csv_table
-from medmodal.errors import ConfigError
+from medmodal.data.layouts import Layout, find_layout, layout_reader, layout_readers, register_layout
+from medmodal.errors import ConfigError, LayoutError
 
 LAYOUTS = ("auto", "mimic", "iu", "openi", "csv")
+#: Key of these readers in :mod:`medmodal.data.layouts`.
+FAMILY = "cxr"
+
+
+def _mimic(path: Path) -> Path | None:
+    return path if path.is_dir() and is_mimic_root(path) else None
+
+
+def _iu(path: Path) -> Path | None:
+    if path.is_file():
+        return path if path.suffix.lower() == ".json" else None
+    return path / "annotation.json" if (path / "annotation.json").is_file() else None
+
+
+def _openi(path: Path) -> Path | None:
+    if path.is_file():
+        return path if path.name == REPORTS_NAME else None
+    return path / REPORTS_NAME if (path / REPORTS_NAME).is_file() else None
+
+
+def _csv(path: Path) -> Path | None:
+    return path if path.is_file() and path.suffix.lower() == ".csv" else None
+
+
+# Detection order: a MIMIC-CXR folder, an IU annotation.json, an Open-i indiana_reports.csv, any CSV.
+for _layout in (Layout(FAMILY, "mimic", read_mimic_cxr, _mimic), Layout(FAMILY, "iu", read_iu_annotation, _iu),
+                Layout(FAMILY, "openi", read_openi_csv, _openi), Layout(FAMILY, "csv", read_csv_table, _csv)):
+    register_layout(_layout)
 
 
 def detect_layout(path: str | Path) -> tuple[str, Path]:
-    """``(layout, the file or folder to read)`` for ``path``.
+    """``(layout, the file or folder to read)`` for ``path`` (the first registered reader of
+    :mod:`medmodal.data.layouts` that recognises it).
 
     Raises:
         CXRDataError: nothing recognisable at ``path``.
@@ -33,25 +63,17 @@ def detect_layout(path: str | Path) -> tuple[str, Path]:
     path = Path(path)
     if not path.exists():
         raise CXRDataError(f"{path}: not found")
+    found = find_layout(FAMILY, path)
+    if found is not None:
+        return found
     if path.is_file():
-        if path.suffix.lower() == ".json":
-            return "iu", path
-        if path.name == REPORTS_NAME:
-            return "openi", path
-        if path.suffix.lower() == ".csv":
-            return "csv", path
         raise CXRDataError(f"{path}: not a known chest X-ray layout file (annotation .json, {REPORTS_NAME}, .csv)")
-    if is_mimic_root(path):
-        return "mimic", path
-    if (path / "annotation.json").is_file():
-        return "iu", path / "annotation.json"
-    if (path / REPORTS_NAME).is_file():
-        return "openi", path / REPORTS_NAME
     raise CXRDataError(f"{path}: no MIMIC-CXR tables (mimic-cxr-2.0.0-metadata.csv[.gz]), annotation.json or "
                        f"{REPORTS_NAME} found; give --layout and a file")
 
 
-READERS = {"mimic": read_mimic_cxr, "iu": read_iu_annotation, "openi": read_openi_csv, "csv": read_csv_table}
+#: layout -> reader function (the registered readers' ``read``).
+READERS = {reader.name: reader.read for reader in layout_readers(FAMILY)}
 
 
 def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResult:
@@ -62,10 +84,10 @@ def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResul
     ``projections`` (iu, openi, csv), column names (csv).
 
     Raises:
-        ValueError: an unknown layout, or an option set that the layout's reader does not take.
+        LayoutError: an unknown layout. ConfigError: an option set that the layout's reader does not take.
     """
     if layout not in LAYOUTS:
-        raise ConfigError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     detected, target = detect_layout(path)
     if layout == "auto":
         layout = detected
@@ -73,7 +95,7 @@ def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResul
         target = target if detected == layout else Path(path)
     else:
         target = Path(path)
-    reader = READERS[layout]
+    reader = layout_reader(FAMILY, layout).read
     accepted = set(inspect.signature(reader).parameters)
     unused = sorted(k for k, v in options.items() if v is not None and k not in accepted)
     if unused:

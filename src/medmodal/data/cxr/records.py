@@ -23,19 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from medmodal.errors import DataError, ConfigError
+from medmodal.data.cxr.errors import CXRDataError, CXRDataWarning
+from medmodal.data.images import image_problem
+from medmodal.errors import ConfigError, DataError
 
 #: Labels of a study: finding name -> 1 (positive), 0 (negative), -1 (uncertain, CheXpert's
 #: convention) or ``None`` (not mentioned / unknown).
 Labels = dict[str, Optional[int]]
-
-
-class CXRDataError(DataError):
-    """Bad chest X-ray input; the message is one line naming the file and the problem."""
-
-
-class CXRDataWarning(UserWarning):
-    """An assumption a reader made about the data (also kept in :attr:`ReadResult.notes`)."""
 
 
 @dataclass
@@ -93,7 +87,7 @@ class ReadAccount:
         skipped: ``(file, problem)`` for every bad input skipped under ``skip_bad=True``.
         notes: assumptions the reader made that a user should know (printed by the CLI).
         image_check: the check run on every kept image file
-            (:data:`medmodal.data.cxr.images.IMAGE_CHECKS`; ``None``: not checked).
+            (:data:`medmodal.data.images.IMAGE_CHECKS`; ``None``: not checked).
         images_checked: image files that check was run on.
     """
 
@@ -112,8 +106,6 @@ class ReadAccount:
         """
         if self.image_check is None:
             return None
-        from medmodal.data.cxr.images import image_problem
-
         for path in paths:
             self.images_checked += 1
             problem = image_problem(path, self.image_check)
@@ -169,6 +161,16 @@ class ReadResult(ReadAccount):
         }
 
 
+def _read_bytes(path: Path) -> bytes:
+    """Bytes of ``path``; :class:`CXRDataError` naming it when it is missing or unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CXRDataError(f"{path}: file not found") from None
+    except OSError as err:
+        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
 def read_utf8(path: str | Path) -> str:
     """Text of ``path`` decoded as UTF-8 (a BOM is accepted).
 
@@ -176,12 +178,7 @@ def read_utf8(path: str | Path) -> str:
         CXRDataError: the file cannot be read or is not UTF-8 (naming the byte offset).
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CXRDataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+    data = _read_bytes(path)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -195,12 +192,7 @@ def decode_lenient(path: str | Path) -> str:
     failing the whole file; :func:`has_undecodable` finds those rows.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CXRDataError(f"{path}: file not found") from None
-    except OSError as err:
-        raise CXRDataError(f"{path}: cannot read ({err.strerror or err})") from None
+    data = _read_bytes(path)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     return data.decode("utf-8", errors="surrogateescape")

@@ -38,6 +38,7 @@ from typing import Sequence
 
 import torch
 
+from medmodal.data.cxr.errors import CXRDataError
 from medmodal.errors import ConfigError
 
 #: Reports with fewer word tokens than this are dropped (the reference keeps ``cnt >= 3``).
@@ -96,9 +97,7 @@ def is_blank_report(text: str | None) -> bool:
 
 
 def check_report(text: str | None, source: str | Path) -> None:
-    """Raise :class:`~medmodal.data.cxr.records.CXRDataError` naming ``source`` for a blank report."""
-    from medmodal.data.cxr.records import CXRDataError
-
+    """Raise :class:`~medmodal.data.cxr.errors.CXRDataError` naming ``source`` for a blank report."""
     if is_blank_report(text):
         what = "empty" if not (text or "").strip() else "only de-identification tokens (XXXX)"
         raise CXRDataError(f"{source}: report is {what}")

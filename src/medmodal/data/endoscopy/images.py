@@ -1,80 +1,47 @@
 """Decoding endoscopy images, and a cache of the decoded, resized images.
 
-:func:`load_image` reads a JPEG/PNG/... into ``uint8 [H, W, 3]`` RGB or raises
+The decoder and the cache key are the shared ones of :mod:`medmodal.data.images`; this module is
+their endoscopy configuration. :func:`load_image` reads a JPEG/PNG/... into ``uint8 [H, W, 3]``
+RGB (:func:`medmodal.data.images.decode_image` with ``colour="rgb"``) or raises
 :class:`ImageReadError` (a ``ValueError``) naming the file. :class:`DecodedImageCache` decodes
-each file once, resizes it to ``image_size x image_size`` (bilinear with antialiasing, the
-aspect ratio is not kept: the MICS authors' ``Resize((384, 384))``) and keeps the ``uint8``
-result in memory or, with ``cache_dir``, as memory-mappable ``.npy`` files keyed by the source
-file's path, size and modification time (editing a file invalidates its entry), as
-:class:`medmodal.data.volumes.preprocess.PreprocessedCache` does for volumes.
+each file once, resizes it to ``image_size x image_size`` (:func:`resize_square`: bilinear with
+antialiasing, the aspect ratio is not kept: the MICS authors' ``Resize((384, 384))``) and keeps the
+``uint8`` result in memory or, with ``cache_dir``, as memory-mappable ``<key>.npy`` files, one per
+source file, keyed (:func:`medmodal.data.images.cache_key`, version
+:data:`medmodal.data.images.CACHE_VERSION`) by the file's resolved path, size and modification time
+(editing a file invalidates its entry), as :class:`medmodal.data.volumes.preprocess.PreprocessedCache`
+does for volumes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
-from medmodal.errors import ImageReadError
 from medmodal.data.endoscopy.samples import PairedSample, warn_lines
+from medmodal.data.images import CACHE_VERSION, cache_key, decode_image, resize_square, save_png  # noqa: F401
+from medmodal.errors import ImageReadError
 from medmodal.io import atomic_save_npy
-
-CACHE_VERSION = 1
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """Decode ``path`` fully into ``uint8 [H, W, 3]`` RGB.
 
-    Grey images are repeated to three channels, alpha is dropped, 16-bit images are scaled to 8 bit.
-    Raises :class:`ImageReadError` naming the file (truncated or corrupt data, not an image) and
-    ``FileNotFoundError`` when it does not exist.
+    Grey images are repeated to three channels, alpha is dropped, 16-bit images are scaled to 8 bit
+    (by 65535, or 255 when no value exceeds 255). Raises :class:`ImageReadError` naming the file
+    (truncated or corrupt data, not an image) and ``FileNotFoundError`` when it does not exist.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
-            im.load()  # decodes everything: a truncated file fails here, not later in a worker
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                scale = 65535.0 if arr.max() > 255 else 255.0
-                arr = np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                return np.repeat(arr[..., None], 3, axis=-1)
-            rgb = im.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        reason = str(err) or type(err).__name__
-        raise ImageReadError(f"{path}: cannot read image ({reason})") from None
-    arr = np.asarray(rgb, dtype=np.uint8)
-    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageReadError(f"{path}: cannot read image (empty image of shape {arr.shape})")
-    return arr
-
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """``uint8 [H, W, 3]`` -> ``uint8 [size, size, 3]`` (bilinear, antialiased when shrinking)."""
-    if image.shape[:2] == (size, size):
-        return np.ascontiguousarray(image)
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR), dtype=np.uint8)
-
-
-def save_png(path: str | Path, image: np.ndarray, compress_level: int = 6) -> Path:
-    """Write ``uint8 [H, W, 3]`` as PNG atomically (temporary file, then rename); ``compress_level`` 0-9
-    (zlib; lossless at every level, 1 is several times faster than the default 6)."""
-    from medmodal.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", compress_level=compress_level)
-    return Path(path)
+    return decode_image(path, "rgb", ImageReadError)
 
 
 def _key(path: Path, image_size: int) -> str:
-    st = path.stat()
-    h = hashlib.sha1(f"v{CACHE_VERSION}|{image_size}|{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:20]
+    return cache_key([path.resolve()], image_size)
 
 
 class DecodedImageCache:

@@ -33,13 +33,16 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from medmodal.errors import LayoutError, ConfigError, DataError
+from medmodal.data.layouts import Layout, find_layout, layout_reader, register_layout
+from medmodal.errors import ConfigError, DataError, LayoutError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
                                              warn_lines)
 from medmodal.io import atomic_path
 
 LAYOUTS = ("auto", "authors", "wl-nbi", "kvasir", "kvasir-seg", "image-folder", "csv")
+#: Key of these readers in :mod:`medmodal.data.layouts`.
+FAMILY = "endoscopy"
 
 _AUTHORS_DIR = re.compile(r"^(?P<cls>.+)_(?P<mod>WLI|NBI)$", re.I)
 WL_DIR_NAMES = ("wl", "wli", "white-light", "white_light", "whitelight")
@@ -334,24 +337,26 @@ def write_samples_csv(path: str | Path, samples: Sequence[PairedSample]) -> Path
     return path
 
 
+def _folder_detector(test):
+    """``detect`` of a folder layout: ``root`` when it is a folder that passes ``test``."""
+    return lambda root: root if root.is_dir() and test(root) else None
+
+
+def _has_class_folders_of_images(root: Path) -> bool:
+    return any(is_image_file(f) for d in visible_dirs(root) for f in _iter_files(d))
+
+
 def detect_layout(root: str | Path) -> str:
-    """Name of the layout of ``root`` (see the module docstring), or :class:`LayoutError`."""
+    """Name of the layout of ``root`` (see the module docstring), or :class:`LayoutError`: the first
+    registered reader (:mod:`medmodal.data.layouts`) that recognises it."""
     root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such folder or file")
+    found = find_layout(FAMILY, root)
+    if found is not None:
+        return found[0]
     if root.is_file():
-        if root.suffix.lower() == ".csv":
-            return "csv"
         raise LayoutError(f"{root}: expected a dataset folder or a CSV file")
-    dirs = visible_dirs(root)
-    if any(_AUTHORS_DIR.match(d.name) for d in dirs):
-        return "authors"
-    if any(d.name.lower() in WL_DIR_NAMES + NBI_DIR_NAMES for d in dirs):
-        return "wl-nbi"
-    if _kvasir_seg_root(root) is not None:
-        return "kvasir-seg"
-    if any(is_image_file(f) for d in dirs for f in _iter_files(d)):
-        return "kvasir"
-    if image_files(root):
-        return "image-folder"
     raise LayoutError(
         f"{root}: cannot recognise the layout (expected '<class>_WLI/' + '<class>_NBI/' folders, "
         f"'WL/<class>/' + 'NBI/<class>/', class folders of images (Kvasir, HyperKvasir), Kvasir-SEG "
@@ -389,20 +394,35 @@ def read_samples(root: str | Path, layout: str = "auto", split_file: str | Path 
         raise LayoutError(f"{root}: layout {layout!r} needs a folder")
     if split_file is not None and layout != "kvasir":
         raise LayoutError(f"a split file is read with the 'kvasir' layout only (layout here: {layout!r})")
-    readers = {
-        "authors": lambda: read_authors_layout(root),
-        "wl-nbi": lambda: read_wl_nbi_layout(root),
-        "kvasir": lambda: read_class_folders(root, split_file),
-        "kvasir-seg": lambda: read_kvasir_seg(root),
-        "image-folder": lambda: read_image_folder(root),
-        "csv": lambda: read_csv_samples(root),
-    }
-    samples = readers[layout]()
+    samples = layout_reader(FAMILY, layout).read(root, split_file=split_file)
     if not samples:
         raise LayoutError(f"{root}: no samples found for layout {layout!r}")
     check_unique_ids(samples, root)
     report_unpaired(samples)
     return sorted(samples, key=lambda s: s.sample_id)
+
+
+def _read(reader):
+    """``read(root, split_file=None)`` of a reader that takes no split file."""
+    return lambda root, split_file=None: reader(root)
+
+
+# Detection order: a CSV file, then folders: the authors' <class>_WLI / <class>_NBI, WL/ + NBI/,
+# Kvasir-SEG, class folders of images (Kvasir, HyperKvasir), images directly in the folder.
+for _layout in (
+    Layout(FAMILY, "csv", _read(read_csv_samples), lambda root: root if root.is_file() and root.suffix.lower() == ".csv"
+           else None),
+    Layout(FAMILY, "authors", _read(read_authors_layout),
+           _folder_detector(lambda root: any(_AUTHORS_DIR.match(d.name) for d in visible_dirs(root)))),
+    Layout(FAMILY, "wl-nbi", _read(read_wl_nbi_layout), _folder_detector(
+        lambda root: any(d.name.lower() in WL_DIR_NAMES + NBI_DIR_NAMES for d in visible_dirs(root)))),
+    Layout(FAMILY, "kvasir-seg", _read(read_kvasir_seg),
+           _folder_detector(lambda root: _kvasir_seg_root(root) is not None)),
+    Layout(FAMILY, "kvasir", read_class_folders, _folder_detector(_has_class_folders_of_images)),
+    Layout(FAMILY, "image-folder", _read(read_image_folder),
+           _folder_detector(lambda root: bool(image_files(root)))),
+):
+    register_layout(_layout)
 
 
 __all__ = ["LAYOUTS", "LayoutError", "detect_layout", "read_samples", "read_authors_layout", "read_wl_nbi_layout",

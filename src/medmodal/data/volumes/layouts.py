@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from medmodal.data.layouts import Layout, find_layout, layout_reader, register_layout
 from medmodal.errors import LayoutError
 from medmodal.data.volumes.spec import (BRATS_MODALITIES, SPECS, describe_source_labels, get_spec,
                                         resolve_declared_labels)
@@ -86,6 +87,8 @@ MYOPS_SUFFIXES = {"C0": "c0", "DE": "de", "LGE": "de", "T2": "t2", "GD": LABEL_K
 _MYOPS_FILE = re.compile(r"^(?P<case>.+)_(?P<key>C0|DE|LGE|T2|gd)$", re.I)
 
 LAYOUTS = ("auto", "brats2020", "brats2023", "myops2020", "nnunet", "msd", "mapping")
+#: Key of these readers in :mod:`medmodal.data.layouts`.
+FAMILY = "volumes"
 
 #: folders that archive tools add and that never hold data (besides hidden ``.*`` entries).
 IGNORED_NAMES = ("__MACOSX",)
@@ -490,13 +493,9 @@ def _apply_declared_labels(cases: Sequence[Case], root: Path, modalities: Sequen
 
 
 # ---------------------------------------------------------------------------- detection and entry point
-def detect_layout(root: Path) -> str:
-    """Guess the layout of ``root`` (dataset folder or single case folder)."""
-    if (root / "dataset.json").is_file() and any((root / d).is_dir() for d in ("imagesTr", "imagesTs")):
-        _, meta = _read_dataset_json(root)
-        return "msd" if _is_decathlon(root, meta) else "nnunet"
-    folders = _case_folder_list(root)[:20]
-    for folder in folders:
+def _first_folder_layout(root: Path) -> str | None:
+    """Layout of the first of (up to 20) case folders whose file names show one, else ``None``."""
+    for folder in _case_folder_list(root)[:20]:
         stems = [strip_nifti_suffix(p.name) or "" for p in _nifti_files(folder)]
         if any(s.endswith(("_flair", "_t1ce")) for s in stems):
             return "brats2020"
@@ -504,6 +503,48 @@ def detect_layout(root: Path) -> str:
             return "brats2023"
         if any(s.lower().endswith(("_c0", "_de", "_lge")) for s in stems):
             return "myops2020"
+    return None
+
+
+def _declared_layout(root: Path) -> str | None:
+    """``nnunet`` / ``msd`` for a folder with ``dataset.json`` and ``imagesTr`` / ``imagesTs``, else ``None``."""
+    if (root / "dataset.json").is_file() and any((root / d).is_dir() for d in ("imagesTr", "imagesTs")):
+        _, meta = _read_dataset_json(root)
+        return "msd" if _is_decathlon(root, meta) else "nnunet"
+    return None
+
+
+def _detector(name: str, guess):
+    return lambda root: root if guess(root) == name else None
+
+
+def _read_suffix_layout(layout: str):
+    return lambda root, *, labels, **_: _discover_suffix_layout(root, layout, labels)
+
+
+# Detection order: a dataset.json first, then the first recognisable case folder.
+for _layout in (
+    Layout(FAMILY, "nnunet", lambda root, *, modalities, labels, **_: _discover_nnunet(root, modalities, labels),
+           _detector("nnunet", _declared_layout)),
+    Layout(FAMILY, "msd", lambda root, *, modalities, labels, **_: _discover_msd(root, modalities, labels),
+           _detector("msd", _declared_layout)),
+    Layout(FAMILY, "brats2020", _read_suffix_layout("brats2020"), _detector("brats2020", _first_folder_layout)),
+    Layout(FAMILY, "brats2023", _read_suffix_layout("brats2023"), _detector("brats2023", _first_folder_layout)),
+    Layout(FAMILY, "myops2020", lambda root, *, labels, **_: _discover_myops(root, labels),
+           _detector("myops2020", _first_folder_layout)),
+    Layout(FAMILY, "mapping", lambda root, *, mapping, modalities, labels, **_:
+           _discover_mapping(root, parse_mapping(mapping), modalities, labels)),
+):
+    register_layout(_layout)
+
+
+def detect_layout(root: Path) -> str:
+    """Guess the layout of ``root`` (dataset folder or single case folder): the first registered
+    reader (:mod:`medmodal.data.layouts`) that recognises it: nnU-Net / Decathlon by ``dataset.json``,
+    then BraTS 2020 / BraTS 2023 / MyoPS by the file names of the first recognisable case folder."""
+    found = find_layout(FAMILY, root)
+    if found is not None:
+        return found[0]
     raise LayoutError(
         f"{root}: cannot recognise the layout (no BraTS 2020 '<case>_flair.nii.gz', no BraTS 2023 "
         f"'<case>-t2f.nii.gz', no MyoPS '<case>_C0.nii.gz', no nnU-Net / Decathlon dataset.json). "
@@ -547,19 +588,11 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
         layout = detect_layout(root)
     default_labels = layout if layout in ("brats2023", "myops2020") else "brats2020"
     labels = source_labels or default_labels
-    if layout == "mapping":
-        if mapping is None:
-            raise LayoutError("layout 'mapping' needs a mapping, e.g. flair=*_fla*.nii.gz,...")
-        cases, unmatched = _discover_mapping(root, parse_mapping(mapping), modalities, labels)
-    elif layout in ("nnunet", "msd"):
-        reader = _discover_nnunet if layout == "nnunet" else _discover_msd
-        cases, unmatched = reader(root, modalities, labels)
-        if cases:
-            _apply_declared_labels(cases, root, modalities, source_labels)
-    elif layout == "myops2020":
-        cases, unmatched = _discover_myops(root, labels)
-    else:
-        cases, unmatched = _discover_suffix_layout(root, layout, labels)
+    if layout == "mapping" and mapping is None:
+        raise LayoutError("layout 'mapping' needs a mapping, e.g. flair=*_fla*.nii.gz,...")
+    cases, unmatched = layout_reader(FAMILY, layout).read(root, mapping=mapping, modalities=modalities, labels=labels)
+    if layout in ("nnunet", "msd") and cases:
+        _apply_declared_labels(cases, root, modalities, source_labels)
     for case in cases:
         if not case.case_id:
             raise LayoutError(f"{root}: a case without a name (files {', '.join(str(p) for p in case.files())})")

@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from medmodal.data.cache import default_cache_dir  # noqa: F401  (re-exported: its home until issue 24)
 from medmodal.data.volumes.geometry import Geometry, GridTransform, plan_grid, reference_affine
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE, LoadedCase, load_case, label_spec_for
@@ -265,15 +266,3 @@ class PreprocessedCache:
         with Progress(transient=True) as bar:  # closed (and cleared) even when a case is refused
             for case in bar.track(todo, description="preprocessing"):
                 self.build(case)
-
-
-def default_cache_dir(data_root: str | Path) -> Path:
-    """``<root>/.medmodal_cache`` when the dataset folder is writable, else a per-dataset folder
-    under ``$MEDMODAL_CACHE`` (default ``~/.cache/medmodal``)."""
-    import os
-
-    root = Path(data_root).resolve()
-    if os.access(root, os.W_OK):
-        return root / ".medmodal_cache"
-    base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
-    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"

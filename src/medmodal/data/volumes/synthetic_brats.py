@@ -59,14 +59,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from medmodal.data.volumes.layouts import BRATS2020_SUFFIXES, BRATS2023_SUFFIXES, LABEL_KEY
 from medmodal.data.volumes.spec import BRATS2020, BRATS2023, BRATS_MODALITIES
+from medmodal.data.volumes.synthetic_common import (Axes, TEXTURE_SCALE, centred_affine, draw_acquisition,
+                                                    rician_magnitude, save_nifti, smooth_noise, textured)
 from medmodal.errors import ConfigError
-from medmodal.io import atomic_path, ensure_writable_dir
+from medmodal.io import ensure_writable_dir
 
 __all__ = ["TISSUES", "INTENSITY", "smooth_noise", "synth_case", "synth_brats", "default_spacing"]
 
@@ -99,7 +100,6 @@ PARTIAL_VOLUME_SIGMA = 0.4
 FIELD_OF_VIEW_MM = 240.0
 MIN_SIZE = 16
 
-Axes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 # --------------------------------------------------------------------------- geometry helpers
@@ -124,43 +124,10 @@ def _normalised_axes(shape: Sequence[int]) -> Axes:
     return tuple(((np.arange(n, dtype=np.float32) + 0.5) - n / 2.0) / half for n in shape)  # type: ignore[return-value]
 
 
-def _affine(shape: Sequence[int], spacing: float) -> np.ndarray:
-    """Diagonal ``[4, 4]`` affine with isotropic ``spacing``, grid centred on the world origin."""
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = [-spacing * (n - 1) / 2.0 for n in shape]
-    return affine
-
-
 def _open_grid(axes: Axes) -> Axes:
     """Broadcastable views ``[X,1,1]``, ``[1,Y,1]``, ``[1,1,Z]`` of the per-axis coordinates."""
     x, y, z = axes
     return x[:, None, None], y[None, :, None], z[None, None, :]
-
-
-def smooth_noise(rng: np.random.Generator, axes: Axes, scale: float) -> np.ndarray:
-    """Smooth Gaussian random field with features about ``scale`` in size, zero mean, unit std.
-
-    The field is a sum of isotropic Gaussian bumps (std ``scale``) on a regular lattice with
-    spacing ``scale`` in normalised units, with standard-normal weights. It is evaluated
-    separably (three small matrix products), so it costs O(voxels) and, for a given ``rng``
-    state, does not depend on the grid resolution.
-
-    Args:
-        rng: random generator (the lattice weights are drawn from it).
-        axes: per-axis normalised coordinates, lengths ``X``, ``Y``, ``Z``.
-        scale: feature size in normalised units (the longest edge spans [-1, 1]).
-
-    Returns:
-        ``[X, Y, Z]`` float32.
-    """
-    lattice = np.arange(-1.0 - 2 * scale, 1.0 + 2 * scale + 1e-6, scale, dtype=np.float32)
-    weights = rng.standard_normal((lattice.size,) * 3, dtype=np.float32)
-    kernels = [np.exp(-0.5 * ((ax[:, None] - lattice[None, :]) / scale) ** 2).astype(np.float32) for ax in axes]
-    field = np.tensordot(kernels[0], weights, axes=(1, 0))          # [X, L, L]
-    field = np.matmul(kernels[1], field)                             # [X, Y, L]
-    field = np.matmul(field, kernels[2].T)                           # [X, Y, Z]
-    field -= field.mean()
-    return field / max(float(field.std()), 1e-8)
 
 
 def _clipped_noise(rng: np.random.Generator, axes: Axes, scale: float, limit: float = 2.0) -> np.ndarray:
@@ -279,15 +246,8 @@ def make_tumour(rng: np.random.Generator, axes: Axes, u: Axes, tissue: np.ndarra
 # --------------------------------------------------------------------------- rendering
 def _sequence_params(rng: np.random.Generator, axes: Axes) -> dict[str, dict]:
     """Per-sequence random acquisition parameters (drawn before any voxel noise)."""
-    params = {}
-    for name in BRATS_MODALITIES:
-        params[name] = {
-            "intensity": (np.asarray(INTENSITY[name]) * rng.uniform(0.95, 1.05, len(TISSUES))).astype(np.float32),
-            "bias": np.exp(rng.uniform(0.05, 0.15) * smooth_noise(rng, axes, 0.5)),
-            "noise": rng.uniform(0.015, 0.04),
-            "scale": float(np.exp(rng.uniform(np.log(200.0), np.log(2500.0)))),
-        }
-    return params
+    return {name: draw_acquisition(rng, axes, INTENSITY[name], bias=(0.05, 0.15), bias_scale=0.5,
+                                   noise=(0.015, 0.04), scale=(200.0, 2500.0)) for name in BRATS_MODALITIES}
 
 
 def render_sequence(tissue: np.ndarray, brain: np.ndarray, texture: np.ndarray, params: dict,
@@ -303,14 +263,10 @@ def render_sequence(tissue: np.ndarray, brain: np.ndarray, texture: np.ndarray, 
     Returns:
         ``[X, Y, Z]`` int16, 0 outside the brain and >= 1 inside.
     """
-    amplitude = np.asarray(TEXTURE, np.float32)[tissue]
-    clean = params["intensity"][tissue] * (1.0 + amplitude * texture)
+    clean = textured(tissue, params["intensity"], TEXTURE, texture)
     clean = ndimage.gaussian_filter(clean, sigma=PARTIAL_VOLUME_SIGMA) * params["bias"]
     sigma = params["noise"] * float(clean[brain].mean())
-    real = clean + sigma * noise_rng.standard_normal(clean.shape, dtype=np.float32)
-    imag = sigma * noise_rng.standard_normal(clean.shape, dtype=np.float32)
-    image = np.sqrt(real * real + imag * imag) * params["scale"]
-    return np.where(brain, np.clip(np.rint(image), 1, np.iinfo(np.int16).max), 0).astype(np.int16)
+    return np.where(brain, rician_magnitude(clean, sigma, params["scale"], noise_rng), 0).astype(np.int16)
 
 
 def synth_case(size: int | Sequence[int] = 64, seed: int = 0,
@@ -334,22 +290,13 @@ def synth_case(size: int | Sequence[int] = 64, seed: int = 0,
     u = _brain_coordinates(rng, axes)
     tissue, brain = make_anatomy(rng, axes, u)
     tissue, label = make_tumour(rng, axes, u, tissue, brain)
-    texture = smooth_noise(rng, axes, 0.04)
+    texture = smooth_noise(rng, axes, TEXTURE_SCALE)
     params = _sequence_params(rng, axes)
     images = {name: render_sequence(tissue, brain, texture, params[name], noise_rng) for name in BRATS_MODALITIES}
     return images, label
 
 
 # --------------------------------------------------------------------------- writing
-def _save_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
-    image = nib.Nifti1Image(array, affine)
-    image.header.set_xyzt_units("mm")
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
-    with atomic_path(path) as tmp:
-        nib.save(image, str(tmp))
-
-
 def synth_brats(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[int] = 64, seed: int = 0,
                 naming: str = "brats2020", spacing: float | None = None) -> list[Path]:
     """Write ``num_cases`` synthetic cases in the official BraTS layout; returns the case folders.
@@ -377,7 +324,7 @@ def synth_brats(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
     if not spacing > 0:
         raise ConfigError(f"spacing must be > 0 mm, got {spacing}")
     separator, suffixes, spec = NAMINGS[naming]
-    affine = _affine(shape, spacing)
+    affine = centred_affine(shape, spacing)
     root = ensure_writable_dir(out_dir)
 
     folders = []
@@ -387,6 +334,6 @@ def synth_brats(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
         images, label = synth_case(shape, seed, index)
         arrays = {**images, LABEL_KEY: spec.decode_labels(label).astype(np.uint8)}
         for key, array in arrays.items():
-            _save_nifti(folder / f"{case_id}{separator}{suffixes[key]}.nii.gz", array, affine)
+            save_nifti(folder / f"{case_id}{separator}{suffixes[key]}.nii.gz", array, affine)
         folders.append(folder)
     return folders

@@ -64,7 +64,8 @@ import numpy as np
 from scipy import ndimage
 
 from medmodal.data.volumes.spec import MYOPS2020, MYOPS_MODALITIES
-from medmodal.data.volumes.synthetic_brats import _save_nifti, smooth_noise
+from medmodal.data.volumes.synthetic_common import (TEXTURE_SCALE, centred_affine, draw_acquisition, rician_magnitude,
+                                                    save_nifti, smooth_noise, textured)
 from medmodal.errors import ConfigError
 from medmodal.io import ensure_writable_dir
 
@@ -269,33 +270,27 @@ def make_heart(rng: np.random.Generator, x_mm: np.ndarray, y_mm: np.ndarray, dep
 
 # --------------------------------------------------------------------------- rendering
 def _sequence_params(rng: np.random.Generator, axes, y_norm: np.ndarray) -> dict[str, dict]:
-    """Per-sequence random acquisition parameters (drawn before any voxel noise)."""
+    """Per-sequence random acquisition parameters (drawn before any voxel noise): a coil profile along
+    ``y``, then :func:`~medmodal.data.volumes.synthetic_common.draw_acquisition`."""
     params = {}
     for name in MYOPS_MODALITIES:
         coil = 1.0 + rng.uniform(-0.2, 0.2) * y_norm[None, :, None]
-        params[name] = {
-            "intensity": (np.asarray(MYOPS_INTENSITY[name]) * rng.uniform(0.95, 1.05, len(MYOPS_TISSUES))
-                          ).astype(np.float32),
-            "bias": (np.exp(rng.uniform(0.05, 0.12) * smooth_noise(rng, axes, 0.6)) * coil).astype(np.float32),
-            "noise": rng.uniform(0.03, 0.07) if name == "de" else rng.uniform(0.02, 0.05),
-            "scale": float(np.exp(rng.uniform(np.log(300.0), np.log(4000.0)))),
-        }
+        p = draw_acquisition(rng, axes, MYOPS_INTENSITY[name], bias=(0.05, 0.12), bias_scale=0.6,
+                             noise=(0.03, 0.07) if name == "de" else (0.02, 0.05), scale=(300.0, 4000.0))
+        p["bias"] = (p["bias"] * coil).astype(np.float32)
+        params[name] = p
     return params
 
 
 def _render(tissue: np.ndarray, texture: np.ndarray, params: dict, noise_rng: np.random.Generator,
             sub: int) -> np.ndarray:
     """One sequence: ``[X, Y, Zs]`` tissue map (``sub`` sub-slices per slice) -> ``[X, Y, Z]`` int16."""
-    amplitude = np.asarray(TEXTURE, np.float32)[tissue]
-    clean = params["intensity"][tissue] * (1.0 + amplitude * texture) * params["bias"]
+    clean = textured(tissue, params["intensity"], TEXTURE, texture) * params["bias"]
     x, y, zs = clean.shape
     clean = clean.reshape(x, y, zs // sub, sub).mean(axis=-1)                   # through-plane partial volume
     clean = ndimage.gaussian_filter(clean, sigma=(PARTIAL_VOLUME_SIGMA, PARTIAL_VOLUME_SIGMA, 0))
     sigma = params["noise"] * float(clean.mean())
-    real = clean + sigma * noise_rng.standard_normal(clean.shape, dtype=np.float32)
-    imag = sigma * noise_rng.standard_normal(clean.shape, dtype=np.float32)
-    image = np.sqrt(real * real + imag * imag) * params["scale"]
-    return np.clip(np.rint(image), 1, np.iinfo(np.int16).max).astype(np.int16)
+    return rician_magnitude(clean, sigma, params["scale"], noise_rng).astype(np.int16)
 
 
 def synth_myops_case(size: int | Sequence[int] = (96, 96), slices: int = 6, seed: int = 0, index: int = 0,
@@ -326,7 +321,7 @@ def synth_myops_case(size: int | Sequence[int] = (96, 96), slices: int = 6, seed
     axes = (x_mm / half, y_mm / half, ((depth - depth.mean()) / half).astype(np.float32))
     tissue, label = make_heart(rng, x_mm, y_mm, depth, axes, slices, slice_spacing)
     label = label[..., SUB_SLICES // 2::SUB_SLICES]                                  # centre sub-slice
-    texture = smooth_noise(rng, axes, 0.04)
+    texture = smooth_noise(rng, axes, TEXTURE_SCALE)
     params = _sequence_params(rng, axes, y_mm / half)
     images = {name: _render(tissue, texture, params[name], noise_rng, SUB_SLICES) for name in MYOPS_MODALITIES}
     return images, label
@@ -341,12 +336,6 @@ def _geometry(size, slices, spacing, slice_spacing) -> tuple[tuple[int, int], in
     if not (spacing > 0 and slice_spacing > 0):
         raise ConfigError(f"spacings must be > 0 mm, got {spacing} and {slice_spacing}")
     return shape, int(slices), spacing
-
-
-def _affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = [-s * (n - 1) / 2.0 for s, n in zip(spacing, shape)]
-    return affine
 
 
 def synth_myops(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[int] = (96, 96), slices: int = 6,
@@ -378,15 +367,15 @@ def synth_myops(out_dir: str | Path, num_cases: int = 8, size: int | Sequence[in
     if num_cases < 0:
         raise ConfigError(f"num_cases must be >= 0, got {num_cases}")
     shape, slices, spacing = _geometry(size, slices, spacing, slice_spacing)
-    affine = _affine((*shape, slices), (spacing, spacing, float(slice_spacing)))
+    affine = centred_affine((*shape, slices), (spacing, spacing, float(slice_spacing)))
     root = ensure_writable_dir(out_dir)
     case_ids = []
     for index in range(num_cases):
         case_id = f"myops_training_{first_id + index}"
         images, label = synth_myops_case(shape, slices, seed, index, spacing, slice_spacing)
         for name, array in images.items():
-            _save_nifti(root / images_dir / f"{case_id}_{MYOPS_FILE_SUFFIXES[name]}.nii.gz", array, affine)
+            save_nifti(root / images_dir / f"{case_id}_{MYOPS_FILE_SUFFIXES[name]}.nii.gz", array, affine)
         gd = MYOPS2020.decode_labels(label).astype(np.uint16)
-        _save_nifti(root / labels_dir / f"{case_id}_{MYOPS_FILE_SUFFIXES['seg']}.nii.gz", gd, affine)
+        save_nifti(root / labels_dir / f"{case_id}_{MYOPS_FILE_SUFFIXES['seg']}.nii.gz", gd, affine)
         case_ids.append(case_id)
     return case_ids

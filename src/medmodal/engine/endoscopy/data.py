@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler
 from torchvision.transforms import v2
 
 from medmodal.data.endoscopy.dataset import PairedImageDataset, default_image_transform
@@ -22,42 +22,16 @@ from medmodal.data.endoscopy.images import DecodedImageCache
 from medmodal.data.endoscopy.layouts import read_samples
 from medmodal.data.endoscopy.samples import PairedSample, class_names
 from medmodal.data.stratified import label_fraction_subset, stratified_splits
+from medmodal.data.views import Cutout, TwoViewDataset
 from medmodal.errors import ConfigError, DataError
 from medmodal.io import atomic_write_json
 
-__all__ = ["EndoscopyDataModule", "TwoViewDataset", "strong_image_transform"]
+__all__ = ["EndoscopyDataModule", "strong_image_transform"]
 
 
 def strong_image_transform(ops: int = 2, magnitude: int = 10) -> v2.Transform:
     """FixMatch strong view (photometric part): RandAugment (``ops``, ``magnitude``) then the weak jitter."""
     return v2.Compose([v2.RandAugment(num_ops=ops, magnitude=magnitude), default_image_transform()])
-
-
-class TwoViewDataset(Dataset):
-    """``{"weak": item, "strong": item}`` of one unlabelled pair (FixMatch); the strong view also
-    gets Cutout: a random square covering ``cutout`` of the area set to 0 (the normalised mean)."""
-
-    def __init__(self, weak: PairedImageDataset, strong: PairedImageDataset, cutout: float = 0.25):
-        self.weak, self.strong, self.cutout = weak, strong, float(cutout)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.weak.set_epoch(epoch)
-        self.strong.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.weak)
-
-    def __getitem__(self, index: int) -> dict:
-        strong = self.strong[index]
-        if self.cutout > 0:
-            key = hash((self.strong.seed, self.strong.epoch, index, 17)) & 0xFFFF_FFFF
-            g = torch.Generator().manual_seed(key)
-            s = strong["wli"].shape[-1]
-            edge = max(1, int(round(s * self.cutout ** 0.5)))
-            for m in ("wli", "nbi"):
-                y, x = (int(v) for v in torch.randint(0, s - edge + 1, (2,), generator=g))
-                strong[m][:, y:y + edge, x:x + edge] = 0
-        return {"weak": self.weak[index], "strong": strong}
 
 
 class EndoscopyDataModule(L.LightningDataModule):
@@ -157,7 +131,8 @@ class EndoscopyDataModule(L.LightningDataModule):
         weak = self.dataset(self.unlabelled_ids, True, 1, hide_labels=True)
         strong = self.dataset(self.unlabelled_ids, True, 2, hide_labels=True,
                               image_transform=strong_image_transform(fm.randaugment_ops, fm.randaugment_magnitude))
-        unl = self._loader(TwoViewDataset(weak, strong, fm.cutout), self.data.batch_size * fm.mu, True)
+        views = TwoViewDataset(weak, strong, Cutout(fm.cutout, ("wli", "nbi"), seed=strong.seed))
+        unl = self._loader(views, self.data.batch_size * fm.mu, True)
         from lightning.pytorch.utilities import CombinedLoader
 
         return CombinedLoader({"labelled": labelled, "unlabelled": unl}, mode="max_size_cycle")

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from medmodal.data.cxr.downstream import (ClassificationDataset, DetectionDataset, SegmentationDataset,
                                           check_no_leakage, collate_detection, read_downstream,
                                           sample_training_fraction)
+from medmodal.data.cache import default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.records import CXRDataWarning
 from medmodal.distributed import is_distributed
@@ -44,11 +45,6 @@ from medmodal.io import atomic_write_json
 __all__ = ["FinetuneDataModule", "default_cache_dir"]
 
 SPLITS = ("train", "val", "test")
-
-
-def default_cache_dir(root: str | Path) -> Path:
-    """``<root>/.medmodal_cache`` (as the segmentation engine's)."""
-    return Path(root) / ".medmodal_cache"
 
 
 class FinetuneDataModule(L.LightningDataModule):

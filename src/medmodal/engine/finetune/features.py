@@ -19,8 +19,6 @@ extraction resumes, other fractions reuse them. Under DDP each process fills eve
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from medmodal.data.cxr.downstream.base import DownstreamSample
 from medmodal.errors import DamagedFileError
+from medmodal.io import create_npy_once, ensure_writable_dir
 
 __all__ = ["FeatureCache", "feature_cache_key", "extract_missing", "FeatureDataset", "classification_target"]
 
@@ -56,8 +55,6 @@ class FeatureCache:
     """
 
     def __init__(self, folder: str | Path, key: str, num_rows: int, dim: int):
-        from medmodal.io import ensure_writable_dir
-
         self.folder = ensure_writable_dir(folder)
         self.num_rows, self.dim = int(num_rows), int(dim)
         self.file = self.folder / f"features{self.dim}_{key}.npy"
@@ -70,21 +67,7 @@ class FeatureCache:
                                    f"(delete the file)")
 
     def _create(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".npy")
-        os.close(fd)
-        try:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(self.num_rows, self.dim + 1))
-            array.flush()
-            del array
-            try:
-                os.link(tmp, self.file)  # create-if-absent: a concurrent creator's file wins
-            except FileExistsError:
-                pass
-            except OSError:  # no hard links on this file system: rename (last creator wins)
-                if not self.file.exists():
-                    os.replace(tmp, self.file)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        create_npy_once(self.file, (self.num_rows, self.dim + 1), np.float32)
 
     def __getstate__(self):  # DataLoader workers re-open the map
         state = dict(self.__dict__)

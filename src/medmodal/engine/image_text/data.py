@@ -29,6 +29,7 @@ import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
 from medmodal.data.cxr.dataset import ImageReportCollator, ImageReportDataset, label_names_of
+from medmodal.data.cache import default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.readers import read_studies
 from medmodal.data.cxr.records import CXRDataWarning, Study
@@ -37,12 +38,6 @@ from medmodal.engine.image_text.config import PretrainConfig, resolved_resize
 from medmodal.errors import DataError
 
 __all__ = ["PretrainDataModule", "read_pretraining_studies", "default_cache_dir"]
-
-
-def default_cache_dir(root: str | Path) -> Path:
-    """``<root folder>/.medmodal_cache`` (a file root: the folder holding it)."""
-    root = Path(root)
-    return (root if root.is_dir() else root.parent) / ".medmodal_cache"
 
 
 def read_pretraining_studies(cfg: PretrainConfig) -> tuple[list[Study], list[str]]:

@@ -5,10 +5,8 @@
 * :class:`CrossAttentionBlock`: pre-norm transformer block, self-attention, then cross-attention to
   a context sequence (ALBEF fusion layer), then MLP; the cross-attention is gated per sample so an
   absent context modality contributes nothing (the masking used for absent MRI sequences).
-* :func:`grad_reverse`: gradient reversal (Ganin & Lempitsky, ICML 2015, "Unsupervised domain
-  adaptation by backpropagation"): identity forward, ``-lambda * grad`` backward.
-* :class:`FeatureStatisticsShift`: DSU (Li et al., ICLR 2022, "Uncertainty modeling for
-  out-of-distribution generalization") on token features.
+* :func:`grad_reverse`, :class:`FeatureStatisticsShift` (DSU), :func:`masked_mean`: re-exported from
+  :mod:`medmodal.layers.domain` and :mod:`medmodal.layers.masking` (their home since issue 24).
 * :func:`patchify`, :func:`random_patch_mask`: MAE helpers (He et al., CVPR 2022).
 """
 
@@ -16,6 +14,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from medmodal.layers.domain import FeatureStatisticsShift, grad_reverse
+from medmodal.layers.masking import masked_mean
 
 __all__ = ["TokenEncoder", "CrossAttentionBlock", "FusionTransformer", "FeatureStatisticsShift", "grad_reverse",
            "patchify", "random_patch_mask", "masked_mean"]
@@ -154,56 +155,6 @@ class FusionTransformer(nn.Module):
         return streams
 
 
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, lam):
-        ctx.lam = lam
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.lam * grad, None
-
-
-def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
-    """Identity forward; the backward pass multiplies the gradient by ``-lam`` (Ganin & Lempitsky 2015)."""
-    return _GradReverse.apply(x, float(lam))
-
-
-class FeatureStatisticsShift(nn.Module):
-    """DSU feature-statistics shift of token features, training only.
-
-    For tokens ``x [B, N, D]`` of each sample: ``mu = mean_N x``, ``sigma = sqrt(var_N x + eps)``
-    (``[B, D]``). Their uncertainty is estimated over the batch:
-    ``Sigma_mu^2 = var_B mu``, ``Sigma_sigma^2 = var_B sigma``. New statistics are drawn
-    ``beta = mu + e1 * Sigma_mu``, ``gamma = sigma + e2 * Sigma_sigma`` (``e ~ N(0, 1)``) and
-    ``x' = gamma * (x - mu) / sigma + beta``. Each sample is shifted with probability ``p``
-    (DSU: 0.5). Source: Li et al., ICLR 2022, eq. 1-6 (applied there to CNN channel statistics
-    over space; here over the token axis of the fused features, the MICS "distribution shift" of
-    fused features, whose exact formula the authors did not publish). Identity in eval mode or
-    for a batch of one.
-    """
-
-    def __init__(self, p: float = 0.5, eps: float = 1e-6):
-        super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"shift probability must be in [0, 1], got {p}")
-        self.p, self.eps = float(p), float(eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.shape[0] < 2:
-            return x
-        mu = x.mean(1, keepdim=True)
-        sigma = (x.var(1, keepdim=True) + self.eps).sqrt()
-        sig_mu = (mu.var(0, keepdim=True) + self.eps).sqrt()
-        sig_sigma = (sigma.var(0, keepdim=True) + self.eps).sqrt()
-        beta = mu + torch.randn_like(mu) * sig_mu
-        gamma = sigma + torch.randn_like(sigma) * sig_sigma
-        shifted = (x - mu) / sigma * gamma + beta
-        apply = (torch.rand(x.shape[0], 1, 1, device=x.device) < self.p).to(x.dtype)
-        return apply * shifted + (1 - apply) * x
-
-
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     """``[B, C, H, W]`` -> ``[B, (H/p)(W/p), p*p*C]`` (row-major patches, MAE order)."""
     b, c, h, w = images.shape
@@ -222,15 +173,3 @@ def random_patch_mask(batch: int, num_tokens: int, ratio: float, device=None,
     masked = torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
     masked.scatter_(1, visible, False)
     return visible, masked
-
-
-def masked_mean(values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values [B, M, ...]`` over the present entries (``present [B, M] bool``, >= 1 per row).
-
-    Raises:
-        ValueError: a sample with no present entry.
-    """
-    if not bool(present.any(1).all()):
-        raise ValueError("a sample has no modality present (need white light, narrow band or both)")
-    w = present.to(values.dtype).view(*present.shape, *([1] * (values.dim() - 2)))
-    return (values * w).sum(1) / w.sum(1)

@@ -30,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from medmodal.models.endoscopy.blocks import FeatureStatisticsShift, FusionTransformer, TokenEncoder, masked_mean
+from medmodal.layers.domain import FeatureStatisticsShift
+from medmodal.layers.masking import masked_mean
+from medmodal.models.endoscopy.blocks import FusionTransformer, TokenEncoder
 from medmodal.models.registry import model_config, register_model
 
 __all__ = ["MICSClassifierConfig", "MICSClassifier", "FUSIONS", "SHIFTS"]
@@ -137,6 +139,8 @@ class MICSClassifier(nn.Module):
                              f"got {list(images.shape)}")
         if tuple(modality_mask.shape) != (images.shape[0], m):
             raise ValueError(f"modality_mask must be [B, {m}], got {list(modality_mask.shape)}")
+        if not bool(modality_mask.bool().any(1).all()):
+            raise ValueError("a sample has no modality present (need white light, narrow band or both)")
 
     def features(self, images: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
         """Pooled fused feature ``[B, D]`` (cross-attention fusion)."""

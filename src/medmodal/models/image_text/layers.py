@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medmodal.layers.masking import masked_mean
+
 __all__ = [
     "pool_sentences",
     "SentenceAttentionPool",
@@ -282,12 +284,6 @@ class ProjectionHead(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x.reshape(*shape[:-1], x.shape[-1])
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x [B, L, D]`` over the positions where ``mask [B, L]`` is true -> ``[B, D]``."""
-    weight = mask.to(x.dtype)[..., None]
-    return (x * weight).sum(1) / weight.sum(1).clamp_min(1.0)
 
 
 def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

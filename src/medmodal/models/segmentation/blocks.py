@@ -30,6 +30,10 @@ from monai.networks.blocks.dynunet_block import get_conv_layer
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
+from medmodal.layers.masking import check_modality_mask, mask_modalities, present_mean
+
+#: Old name of :func:`medmodal.layers.masking.present_mean` (kept for one release).
+masked_mean = present_mean
 from medmodal.models.registry import model_config
 
 __all__ = [
@@ -54,72 +58,6 @@ __all__ = [
 
 #: MONAI activation spec used by default (nnU-Net / RFNet style LeakyReLU).
 DEFAULT_ACT: tuple = ("leakyrelu", {"negative_slope": 0.01, "inplace": True})
-
-
-# --------------------------------------------------------------------------- mask helpers
-def check_modality_mask(modality_mask: torch.Tensor, batch_size: int | None, num_modalities: int,
-                        device: torch.device | None = None) -> torch.Tensor:
-    """Validate a presence mask and return it as bool on ``device``.
-
-    Args:
-        modality_mask: ``[B, M]`` bool (or 0/1 numbers), True = present.
-        batch_size: expected ``B`` (``None``: any).
-        num_modalities: expected ``M``.
-
-    Returns:
-        ``[B, M]`` bool tensor.
-
-    Raises:
-        ValueError: wrong shape, or a sample with no sequence present.
-    """
-    if not isinstance(modality_mask, torch.Tensor):
-        modality_mask = torch.as_tensor(modality_mask)
-    if modality_mask.ndim != 2 or modality_mask.shape[1] != num_modalities or (
-            batch_size is not None and modality_mask.shape[0] != batch_size):
-        raise ValueError(f"modality_mask must have shape [B={batch_size if batch_size is not None else 'B'}, "
-                         f"M={num_modalities}], got {tuple(modality_mask.shape)}")
-    mask = modality_mask.to(device=device) if device is not None else modality_mask
-    mask = mask if mask.dtype == torch.bool else mask != 0
-    empty = ~mask.any(dim=1)
-    if torch.compiler.is_compiling():  # no host sync inside a compiled graph: checked on the device
-        torch._assert_async(~empty.any(), "a sample of the batch has no sequence present")
-        return mask
-    if bool(empty.any()):
-        rows = torch.nonzero(empty).flatten().tolist()
-        raise ValueError(f"sample(s) {rows} of the batch have no sequence present; "
-                         "every sample needs at least one sequence")
-    return mask
-
-
-def mask_modalities(x: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
-    """Replace the entries of absent sequences by exact zeros.
-
-    Args:
-        x: ``[B, M, ...]`` (images ``[B, M, *S]`` or features ``[B, M, C, *S]``).
-        modality_mask: ``[B, M]`` bool.
-
-    Returns:
-        Same shape as ``x``. Uses ``torch.where``, so even NaN/inf in an absent sequence cannot
-        leak, and gradients into absent entries are exactly zero.
-    """
-    view = modality_mask.reshape(*modality_mask.shape, *[1] * (x.ndim - 2))
-    return torch.where(view, x, torch.zeros((), dtype=x.dtype, device=x.device))
-
-
-def masked_mean(features: torch.Tensor, modality_mask: torch.Tensor) -> torch.Tensor:
-    """Average over the *present* sequences.
-
-    Args:
-        features: ``[B, M, C, *S]``.
-        modality_mask: ``[B, M]`` bool with at least one True per row.
-
-    Returns:
-        ``[B, C, *S]``.
-    """
-    weights = modality_mask.to(features.dtype)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    view = weights.reshape(*weights.shape, *[1] * (features.ndim - 2))
-    return (mask_modalities(features, modality_mask) * view).sum(dim=1)
 
 
 def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -390,7 +328,7 @@ class MaskedMeanFusion(nn.Module):
     def forward(self, features: torch.Tensor, modality_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = modality_mask.to(features.dtype)
         weights = weights / weights.sum(dim=1, keepdim=True)
-        fused = masked_mean(features, modality_mask)
+        fused = present_mean(features, modality_mask)
         spatial = features.shape[3:]
         return fused, weights.reshape(*weights.shape, *[1] * len(spatial)).expand(*weights.shape, *spatial)
 

@@ -34,6 +34,7 @@ import torch
 from monai.networks.layers import Conv
 from torch import nn
 
+from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.segmentation.blocks import (
     BackboneConfig,
     MaskedMeanFusion,
@@ -41,8 +42,6 @@ from medmodal.models.segmentation.blocks import (
     ModalityTokenizer,
     SequenceEncoder,
     UNetDecoder,
-    check_modality_mask,
-    mask_modalities,
     resize_to,
 )
 from medmodal.models.segmentation.pairs import gather_pairs, pair_indices, scatter_pairs

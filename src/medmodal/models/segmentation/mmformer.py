@@ -40,13 +40,13 @@ import torch
 from monai.networks.layers import Conv
 from torch import nn
 
+from medmodal.layers.masking import mask_modalities
 from medmodal.models.segmentation.blocks import (
     BackboneConfig,
     DEFAULT_ACT,
     MaskedConcatFusion,
     MaskedTransformer,
     ModalityTokenizer,
-    mask_modalities,
     mask_tokens,
     resize_to,
 )

@@ -30,7 +30,7 @@ from typing import Iterator
 
 import torch
 
-from medmodal.models.segmentation.blocks import mask_modalities
+from medmodal.layers.masking import mask_modalities
 
 __all__ = ["static_pair_shapes", "use_static_shapes", "pair_indices", "gather_pairs", "scatter_pairs"]
 

@@ -44,12 +44,12 @@ import torch
 from monai.networks.layers import Conv
 from torch import nn
 
+from medmodal.layers.masking import mask_modalities
 from medmodal.models.segmentation.blocks import (
     BackboneConfig,
     ConvNormAct,
     DEFAULT_ACT,
     MaskedConcatFusion,
-    mask_modalities,
     resize_to,
 )
 from medmodal.models.segmentation.dmafnet import DMAFNet

@@ -27,12 +27,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.segmentation.blocks import (
     BackboneConfig,
     SequenceEncoder,
     UNetDecoder,
-    check_modality_mask,
-    mask_modalities,
     resize_to,
 )
 from medmodal.models.registry import register_model

@@ -1,0 +1,28 @@
+"""Where a dataset's caches live by default (decoded images, preprocessed volumes, features)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+__all__ = ["default_cache_dir"]
+
+
+def default_cache_dir(data_root: str | Path) -> Path:
+    """``<dataset folder>/.medmodal_cache`` when that folder is writable, else a per-dataset folder
+    under ``$MEDMODAL_CACHE`` (default ``~/.cache/medmodal``).
+
+    The dataset folder is ``data_root`` itself, or the folder holding it when ``data_root`` is a
+    file (a CSV / JSON table). The result is absolute (symlinks resolved). One definition for
+    every family (formerly three: the segmentation one, with the writable fallback; the CXR
+    pre-training one, with the file-root rule; the CXR fine-tuning one, with neither: for a
+    writable dataset folder all three gave the same folder).
+    """
+    root = Path(data_root).resolve()
+    if root.is_file():
+        root = root.parent
+    if os.access(root, os.W_OK):
+        return root / ".medmodal_cache"
+    base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
+    return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"
