@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, user_errors
+from medmodal.cli.common import console, user_errors
 
 LayoutOpt = typer.Option("auto", "--layout", help="auto | authors | wl-nbi | kvasir | kvasir-seg | image-folder | csv")
 
@@ -23,7 +23,6 @@ def _apply_data(cfg, data: Optional[Path], layout: str, split_file: Optional[Pat
         raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")
 
 
-@app.command("pretrain-endoscopy")
 @user_errors
 def pretrain_endoscopy_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="paired dataset folder or CSV (data.root)"),
@@ -57,7 +56,6 @@ def pretrain_endoscopy_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("finetune-endoscopy")
 @user_errors
 def finetune_endoscopy_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="labelled dataset folder or CSV (data.root)"),
@@ -106,7 +104,6 @@ def finetune_endoscopy_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("predict-endoscopy")
 @user_errors
 def predict_endoscopy_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="images: any endoscopy layout, a CSV, or a plain "
@@ -157,7 +154,6 @@ DEMO_PRETRAIN_EPOCHS = 20
 DEMO_FINETUNE_EPOCHS = 10
 
 
-@app.command("demo-endoscopy")
 @user_errors
 def demo_endoscopy_cmd(
     out: Path = typer.Option(Path("runs/demo-endoscopy"), "--out", help="folder for data, runs and the table"),

@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, user_errors
+from medmodal.cli.common import console, user_errors
 
 
-@app.command("finetune")
 @user_errors
 def finetune_cmd(
     task: Optional[str] = typer.Option(None, "--task", help="classification | segmentation | detection "
@@ -86,7 +85,6 @@ def finetune_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("finetune-speed")
 @user_errors
 def finetune_speed_cmd(
     out: Path = typer.Option(Path("runs/bench_finetune"), "--out", help="working folder (data, runs, speed.json)"),

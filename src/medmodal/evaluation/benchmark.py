@@ -216,11 +216,17 @@ def _averages(rows: Sequence[dict], eval_protocol: str) -> dict:
 def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods: Sequence[str] | None = None,
                   protocols: Sequence[str] = PROTOCOLS, seeds: Sequence[int] | None = None, epochs: int | None = None,
                   real: bool | None = None, real_cases: Sequence[tuple[Path, str | None]] = (),
-                  on_run: Callable[[dict], None] | None = None, eval_protocol: str | None = None) -> Path:
+                  on_run: Callable[[dict], None] | None = None, eval_protocol: str | None = None,
+                  data: str | Path | None = None) -> Path:
     """Run the benchmark; returns the report folder. See the module docstring.
 
     ``protocols``: missing-sequence protocols (balanced / imbalanced); ``eval_protocol``: the
-    evaluation protocol every run is scored under (``None``: the runs' configured one, ``passion``).
+    evaluation protocol every run is scored under (``None``: the runs' configured one, ``passion``);
+    ``data``: the user's own labelled dataset folder (``None``: a synthetic BraTS-like set of the
+    profile's size in ``OUT/data``, written once).
+
+    Raises:
+        FileNotFoundError: ``data`` is not a folder.
     """
     from medmodal.data.volumes.synthetic_brats import synth_brats
 
@@ -234,9 +240,12 @@ def run_benchmark(out: str | Path, profile: str | Profile = "cpu-quick", methods
     if unknown:
         raise ValueError(f"unknown method/protocol {unknown}; methods: {', '.join(METHODS)}; "
                          f"protocols: {', '.join(PROTOCOLS)}")
+    if data is not None and not Path(data).is_dir():
+        raise FileNotFoundError(f"{data}: no such dataset folder (--data)")
     out = ensure_writable_dir(out)
-    data = out / "data"
-    if not (data / ".complete").is_file():
+    if data is not None:
+        data = Path(data)
+    elif not ((data := out / "data") / ".complete").is_file():
         synth_brats(data, num_cases=prof.cases, size=prof.size, seed=0)
         atomic_write_text(data / ".complete", "")
     use_real = prof.real if real is None else real

@@ -296,12 +296,16 @@ def _fraction_slug(fraction: float) -> str:
 def run_cxr_benchmark(out: str | Path, profile: str | CXRProfile = "cpu-quick", methods: Sequence[str] | None = None,
                       seeds: Sequence[int] | None = None, fractions: Sequence[float] | None = None,
                       tasks: Sequence[tuple[str, str]] | None = None, imagenet_weights: str | Path | None = None,
-                      on_run: Callable[[dict], None] | None = None) -> Path:
+                      on_run: Callable[[dict], None] | None = None, data: str | Path | None = None) -> Path:
     """Run the suite (module docstring); returns the report folder.
+
+    ``data``: the user's own data, a folder with ``pretrain/`` (pre-training data in any layout the
+    pre-training engine reads) and ``downstream/<dataset>/`` (each task's dataset as distributed);
+    ``None``: synthetic twins of the profile's size written once into ``OUT/data``.
 
     Raises:
         ValueError: an unknown profile / method / task, or the ImageNet method without weights.
-        FileNotFoundError: ``imagenet_weights`` is not a file.
+        FileNotFoundError: ``imagenet_weights`` is not a file; ``data`` lacks ``pretrain/`` or a task's dataset.
     """
     from medmodal.data.cxr.downstream import synth_downstream
     from medmodal.data.cxr.synthetic import synth_cxr
@@ -328,15 +332,22 @@ def run_cxr_benchmark(out: str | Path, profile: str | CXRProfile = "cpu-quick", 
     bad = [t for t in task_list if t not in DOWNSTREAM_TASKS]
     if bad:
         raise ValueError(f"unknown task/dataset pair(s) {bad}; known: {list(DOWNSTREAM_TASKS)}")
+    if data is not None:
+        wanted = [Path(data) / "pretrain"] + [Path(data) / "downstream" / d for d in dict.fromkeys(d for _, d in task_list)]
+        absent = [str(p) for p in wanted if not p.exists()]
+        if absent:
+            raise FileNotFoundError(f"{', '.join(absent)}: not found (--data: a folder with pretrain/ and "
+                                    f"downstream/<dataset>/)")
     out = ensure_writable_dir(out)
     started = time.perf_counter()
-    pretrain_data = out / "data" / "pretrain"
-    if not (pretrain_data / ".complete").is_file():
+    own = data is not None
+    pretrain_data = Path(data) / "pretrain" if own else out / "data" / "pretrain"
+    if not own and not (pretrain_data / ".complete").is_file():
         synth_cxr(pretrain_data, num_studies=prof.pretrain_studies, seed=0, size=prof.pretrain_size)
         atomic_write_text(pretrain_data / ".complete", "")
-    downstream = out / "data" / "downstream"
+    downstream = Path(data) / "downstream" if own else out / "data" / "downstream"
     for dataset in dict.fromkeys(d for _, d in task_list):
-        if not (downstream / dataset / ".complete").is_file():
+        if not own and not (downstream / dataset / ".complete").is_file():
             synth_downstream(downstream, dataset, images=prof.twin_images, size=prof.twin_size, seed=0)
             atomic_write_text(downstream / dataset / ".complete", "")
     pretrain_dir = out / "pretrain"

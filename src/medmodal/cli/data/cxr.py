@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, data_app, user_errors
+from medmodal.cli.common import console, user_errors
 
 ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-images checks per image: verify (exists, "
                              "header and size readable, file complete: PNG CRCs / JPEG end marker / DICOM pixel "
@@ -38,7 +38,6 @@ def _print_image_check(result) -> None:
                       f"{result.images_checked}", highlight=False, soft_wrap=True)
 
 
-@data_app.command("synth-cxr")
 @user_errors
 def synth_cxr_cmd(
     out: Path = typer.Argument(..., help="output folder (IU X-ray R2Gen layout: annotation.json + images/<id>/0.png)"),
@@ -65,7 +64,6 @@ def synth_cxr_cmd(
     console.print(f"drawn findings (images): {positives}; {summary['boxes']} boxes", highlight=False, soft_wrap=True)
 
 
-@data_app.command("cxr-reports")
 @user_errors
 def cxr_reports_cmd(
     root: Path = typer.Argument(..., help="MIMIC-CXR-JPG folder, IU annotation.json, indiana_reports.csv or a CSV"),
@@ -124,7 +122,6 @@ def cxr_reports_cmd(
     _print_image_check(result)
 
 
-@data_app.command("synth-downstream")
 @user_errors
 def synth_downstream_cmd(
     out: Path = typer.Argument(..., help="output folder: each dataset goes to OUT/<dataset> in its own layout"),
@@ -143,7 +140,6 @@ def synth_downstream_cmd(
         console.print(f"{name}: {summary['root']} ({counts})", highlight=False, soft_wrap=True)
 
 
-@data_app.command("downstream-summary")
 @user_errors
 def downstream_summary_cmd(
     root: Path = typer.Argument(..., help="the dataset's folder, as distributed"),
