@@ -153,3 +153,31 @@ def test_demo_endoscopy_prints_its_table_unwrapped(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert len(row) > 120 and row in result.output.splitlines()
     assert f"report: {report}" in result.output
+
+
+def test_a_family_registered_after_import_is_mounted_with_its_aliases():
+    import typer
+
+    from medmodal.cli.family import Alias, Family, family_app, register_family, unregister_family
+
+    toy = family_app("toy", "A toy family.")
+
+    @toy.command("demo")
+    def toy_demo(n: int = typer.Option(2, "--n")):
+        """Toy demo."""
+        typer.echo(f"toy demo {n}")
+
+    family = Family(key="toy", help="A toy family.", app=toy, aliases=(Alias("toy-demo", toy_demo, "toy demo"),))
+    register_family(family)
+    try:
+        assert "toy" in _commands(runner.invoke(app, ["--help"]).output)
+        result = runner.invoke(app, ["toy", "demo", "--n", "3"])
+        assert result.exit_code == 0 and result.stdout == "toy demo 3\n"
+        result = runner.invoke(app, ["toy-demo"])
+        assert result.exit_code == 0 and result.stdout == "toy demo 2\n" and "'medmodal toy demo'" in result.stderr
+        with pytest.raises(ValueError, match="already registered"):
+            register_family(Family(key="toy", help="", app=family_app("toy", "")))
+    finally:
+        unregister_family("toy")
+    assert "toy" not in _commands(runner.invoke(app, ["--help"]).output)
+    assert runner.invoke(app, ["toy-demo"]).exit_code != 0

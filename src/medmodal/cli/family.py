@@ -24,6 +24,7 @@ from medmodal.cli.common import data_app, err_console
 
 #: the registered families, in registration order (``medmodal --help`` lists them in this order)
 FAMILIES: list["Family"] = []
+_MOUNTED: dict[str, list] = {}  # key -> (registry list, entry) pairs register_family added to the Typer apps
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,23 @@ def register_family(family: Family, root: typer.Typer = root_app) -> Family:
                 return family
             raise ValueError(f"a family {family.key!r} is already registered")
     root.add_typer(family.app, name=family.key, help=family.help)
+    added = [(root.registered_groups, root.registered_groups[-1])]
     for alias in family.aliases:
         words = alias.old.split()
         target = data_app if words[0] == "data" and len(words) == 2 else root
         target.command(words[-1], hidden=target is root)(old_spelling(alias.func, alias.old, alias.new))
+        added.append((target.registered_commands, target.registered_commands[-1]))
     FAMILIES.append(family)
+    _MOUNTED[family.key] = added
     return family
+
+
+def unregister_family(key: str) -> None:
+    """Undo :func:`register_family` (for tests that register a family of their own)."""
+    family = get_family(key)
+    for registry, entry in _MOUNTED.pop(key, []):
+        registry.remove(entry)
+    FAMILIES.remove(family)
 
 
 def get_family(key: str) -> Family:
