@@ -140,15 +140,14 @@ def test_preprocess_refusing_a_case_leaves_no_progress_bar_behind(brats2020_root
 
 def test_demo_endoscopy_prints_its_table_unwrapped(tmp_path, monkeypatch):
     """Redirected output (not a terminal): the markdown table and the report path are not cut at 80 columns."""
-    import medmodal.data.endoscopy.synthetic as synthetic
-    import medmodal.evaluation.endoscopy as evaluation
+    import medmodal.experiments.endoscopy.demo as demo
 
     row = "| " + " | ".join(f"method-{k} accuracy 0.{k}00 +- 0.0{k}" for k in range(5)) + " |"
     report = tmp_path / ("a-long-report-folder-name-" * 4)
     report.mkdir()
     (report / "comparison.md").write_text(row + "\n")
-    monkeypatch.setattr(synthetic, "synth_endoscopy", lambda *a, **k: None)
-    monkeypatch.setattr(evaluation, "run_endoscopy_benchmark", lambda *a, **k: report)
+    monkeypatch.setattr(demo, "synth_endoscopy", lambda *a, **k: None)
+    monkeypatch.setattr(demo, "run", lambda *a, **k: report)
     result = runner.invoke(app, ["endoscopy", "demo", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert len(row) > 120 and row in result.output.splitlines()

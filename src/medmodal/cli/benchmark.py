@@ -79,9 +79,9 @@ def _print_report(report: Path, *names: str) -> None:
 
 def _endoscopy_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str],
                          epochs: Optional[int], data: Optional[Path] = None, fractions: Optional[str] = None) -> None:
-    from medmodal.evaluation.endoscopy import run_endoscopy_benchmark
+    from medmodal.experiments.endoscopy.benchmark import run
 
-    report = run_endoscopy_benchmark(
+    report = run(
         out, profile, _split(methods), _split(seeds, int), _split(fractions, float), finetune_epochs=epochs,
         data=data,
         on_run=lambda r: console.print(f"{r['bench_method']:<24} labels {r['label_fraction']:g} seed {r['seed']}: "
@@ -92,7 +92,7 @@ def _endoscopy_benchmark(out: Path, profile: str, methods: Optional[str], seeds:
 def _seg_benchmark(out: Path, profile: str, methods: Optional[str], protocols: str, seeds: Optional[str],
                    epochs: Optional[int], real: Optional[bool], real_data: Optional[Path], real_map: Optional[str],
                    eval_protocol: Optional[str], data: Optional[Path] = None) -> None:
-    from medmodal.evaluation.benchmark import METHODS, PROFILES, default_real_case, run_benchmark
+    from medmodal.experiments.seg.benchmark import METHODS, PROFILES, default_real_case, run
 
     names = _split(methods) or list(METHODS)
     if real_data is not None and not real_data.is_dir():
@@ -106,20 +106,19 @@ def _seg_benchmark(out: Path, profile: str, methods: Optional[str], protocols: s
         console.print("note: the real labelled case was not found; the benchmark runs without it (--real-data)",
                       soft_wrap=True)
     real_cases = [(real_root, real_map)] if real_root is not None else []
-    report = run_benchmark(out, profile, names, [p.strip() for p in protocols.split(",")], _split(seeds, int),
-                           epochs, real, real_cases,
-                           on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
-                                                          f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
-                                                          f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)",
-                                                          soft_wrap=True),
-                           eval_protocol=eval_protocol, data=data)
+    report = run(out, profile, names, _split(seeds, int), protocols=[p.strip() for p in protocols.split(",")],
+                 epochs=epochs, real=real, real_cases=real_cases,
+                 on_run=lambda r: console.print(f"{r['protocol']:>10} {r['method']:<18} seed {r['seed']}: "
+                                                f"Dice WT/TC/ET {r['Dice_WT']:.1f}/{r['Dice_TC']:.1f}/"
+                                                f"{r['Dice_ET']:.1f}  ({r['train_s']:.0f} s)", soft_wrap=True),
+                 eval_protocol=eval_protocol, data=data)
     _print_report(report, "report.md")
 
 
 def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str], fractions: Optional[str],
                    tasks: Optional[str], imagenet_weights: Optional[Path], epochs: Optional[int],
                    data: Optional[Path] = None) -> None:
-    from medmodal.evaluation.cxr_benchmark import CXR_PROFILES, run_cxr_benchmark, with_overrides
+    from medmodal.experiments.cxr.benchmark import CXR_PROFILES, run, with_overrides
 
     if profile not in CXR_PROFILES:
         raise ConfigError(f"unknown profile {profile!r} for --suite cxr; choose one of {', '.join(CXR_PROFILES)}")
@@ -135,7 +134,7 @@ def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optio
             if not dataset:
                 raise ConfigError(f"--tasks: {item!r} is not task:dataset (e.g. classification:rsna)")
             pairs.append((task, dataset))
-    report = run_cxr_benchmark(
+    report = run(
         out, prof if epochs is not None else profile, [m.strip() for m in methods.split(",")] if methods else None,
         [int(s) for s in seeds.split(",")] if seeds else None,
         [float(f) for f in fractions.split(",")] if fractions else None, pairs, imagenet_weights, data=data,
@@ -205,11 +204,7 @@ def _cxr_speed(steps: Optional[int], batch_size: Optional[int], image_encoder: O
                image_size: Optional[int], text_encoder: Optional[Path], reports: Optional[Path], preset: Optional[str],
                threads: Optional[int], device: Optional[str], out: Path) -> None:
     """``image_encoder`` / ``image_size`` / ``batch_size``: ``None`` = the preset's, else resnet18 / 128 / 32."""
-    from medmodal.engine.image_text.speed import (
-        CMCGNSSpeedSettings,
-        format_cmcgns_report,
-        run_cmcgns_speed_benchmark,
-    )
+    from medmodal.experiments.cxr.speed import CMCGNSSpeedSettings, format_report, run
 
     if text_encoder is not None and not text_encoder.is_dir():
         raise FileNotFoundError(f"{text_encoder}: no such folder (--text-encoder)")
@@ -227,15 +222,15 @@ def _cxr_speed(steps: Optional[int], batch_size: Optional[int], image_encoder: O
     else:
         settings = CMCGNSSpeedSettings(image_encoder=image_encoder or "resnet18", image_size=image_size or 128,
                                        batch_size=batch_size or 32, **common)
-    report = run_cmcgns_speed_benchmark(settings, out)
-    console.print(format_cmcgns_report(report), markup=False, highlight=False, soft_wrap=True)
+    report = run(settings, out)
+    console.print(format_report(report), markup=False, highlight=False, soft_wrap=True)
     console.print(f"JSON: {out}", soft_wrap=True)
 
 
 def _seg_speed(crop: int, case_size: str, overlap: float, sw_batch_size: int, steps: Optional[int],
                widths: Optional[str], compile: bool, compile_mode: str, batch_size: Optional[int], evaluate: bool,
                channels_last: bool, device: Optional[str], peak_tflops: Optional[float], out: Path) -> None:
-    from medmodal.engine.segmentation.speed import SpeedSettings, format_report, run_speed_benchmark
+    from medmodal.experiments.seg.speed import SpeedSettings, format_report, run
 
     kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
     settings = SpeedSettings(model_kwargs=kwargs, crop=crop, case_size=tuple(int(v) for v in case_size.split(",")),
@@ -243,14 +238,13 @@ def _seg_speed(crop: int, case_size: str, overlap: float, sw_batch_size: int, st
                              evaluate=evaluate, peak_tflops=peak_tflops, overlap=overlap,
                              sw_batch_size=sw_batch_size, channels_last=channels_last,
                              **({"device": device} if device else {}))
-    report = run_speed_benchmark(settings, out)
+    report = run(settings, out)
     console.print(format_report(report), soft_wrap=True)
     console.print(f"JSON: {out}", soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- one command per family
 
-OutOpt = typer.Option(None, "--out", help="folder for data, runs and report/ (default runs/benchmark_<family>)")
 ProfileHelp = "cpu-quick (2 CPU cores, ~20-30 min) | gpu-full"
 MethodsOpt = typer.Option(None, "--methods", help="comma list (default: the profile's methods)")
 SeedsOpt = typer.Option(None, "--seeds", help="comma list (default: the profile's)")
@@ -259,8 +253,9 @@ SeedsOpt = typer.Option(None, "--seeds", help="comma list (default: the profile'
 @user_errors
 def seg_benchmark_cmd(
     out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
-    data: Optional[Path] = typer.Option(None, "--data", help="your own labelled dataset folder (any layout `medmodal "
-                                        "seg summary` reads); default: a built-in synthetic BraTS-like set in OUT/data"),
+    data: Optional[Path] = typer.Option(None, "--data", help="your own labelled dataset folder (any layout "
+                                        "`medmodal seg summary` reads); default: a built-in synthetic BraTS-like "
+                                        "set in OUT/data"),
     profile: str = typer.Option("cpu-quick", "--profile", help=ProfileHelp),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
     protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, experiment_config, user_errors
+from medmodal.cli.common import console, user_errors
 
 @user_errors
 def demo_cmd(
@@ -20,19 +20,10 @@ def demo_cmd(
     """The main job on built-in synthetic data: synthesise, train DMAF-Net briefly, evaluate all subsets."""
     import time
 
-    from medmodal.data.volumes.synthetic_brats import synth_brats
-    from medmodal.engine.segmentation.train import run_training
-    from medmodal.evaluation.report import run_evaluation
+    from medmodal.experiments.seg.demo import run_demo
 
     start = time.perf_counter()
-    data = out / "data"
-    if not any(data.glob("*/*_seg.nii.gz")):
-        synth_brats(data, num_cases=cases, size=size, seed=0)
-        console.print(f"synthetic BraTS-layout dataset: {cases} cases of {size}^3 in {data}", soft_wrap=True)
-    overrides = [f"trainer.max_epochs={epochs}"] if epochs else []
-    cfg = experiment_config(None, "demo_cpu", out / "run", data, overrides)
-    run_dir = run_training(cfg, resume="auto")
-    result = run_evaluation(run_dir, split="test", progress=True)
+    result, run_dir = run_demo(out, cases, size, epochs, say=lambda line: console.print(line, soft_wrap=True))
     console.print(result.markdown, markup=False, soft_wrap=True)
     minutes = (time.perf_counter() - start) / 60
     console.print(f"done in {minutes:.1f} min. per-case CSV: {result.csv}\ntable: {result.table}\n"

@@ -1,5 +1,5 @@
-"""``medmodal data ...`` for chest X-rays: the synthetic IU dataset, the report tables, and the downstream
-datasets (synthetic twins, summaries with the reference splits)."""
+"""``medmodal cxr <data verb>`` (old spelling ``medmodal data ...``) for chest X-rays: the synthetic IU dataset,
+the report tables, and the downstream datasets (synthetic twins, summaries with the reference splits)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,7 @@ def synth_cxr_cmd(
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", "-s", help="image side in pixels"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="Open-i indiana_reports.csv (default: "
-                                           "$MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/; else the "
-                                           "built-in templates)"),
+                                           "$MEDMODAL_IU_REPORTS; else the built-in templates)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="rendering processes"),
 ):
     """Write synthetic chest radiographs drawn from real IU X-ray reports, with labels, masks and boxes."""

@@ -1,5 +1,6 @@
-"""``medmodal data ...`` for paired white-light / narrow-band endoscopy (MICS): inspect, split,
-simulate NBI, calibrate the simulation on real pairs, synthesise the built-in dataset."""
+"""``medmodal endoscopy <data verb>`` (old spelling ``medmodal data ...``) for paired white-light / narrow-band
+endoscopy (MICS): inspect, split, simulate NBI, calibrate the simulation on real pairs, synthesise the built-in
+dataset."""
 
 from __future__ import annotations
 
