@@ -180,3 +180,12 @@ def test_a_family_registered_after_import_is_mounted_with_its_aliases():
         unregister_family("toy")
     assert "toy" not in _commands(runner.invoke(app, ["--help"]).output)
     assert runner.invoke(app, ["toy-demo"]).exit_code != 0
+
+
+def test_cxr_demo_runs_the_family_verbs_and_stops_at_a_failing_step(tmp_path):
+    """``cxr demo`` = ``cxr synth OUT/data -n N`` then ``cxr pretrain --preset pretrain_demo_cpu``; a step's
+    one-line error ends it with exit code 1 (here the draw refuses 0 studies: nothing is pre-trained)."""
+    result = runner.invoke(app, ["cxr", "demo", "--out", str(tmp_path / "demo"), "--studies", "0"])
+    assert result.exit_code == 1, result.output
+    assert "error: number of studies must be >= 1" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "demo" / "run").exists()
