@@ -14,6 +14,46 @@ from medmodal.cli.common import REAL_CASE_MAPPING, console, user_errors
 from medmodal.errors import ConfigError
 
 
+# ----------------------------------------------------------------------------- options (shared by the family
+# commands and the old --suite commands, whose options are their union)
+
+ProfileHelp = "cpu-quick (2 CPU cores, ~20-30 min) | gpu-full"
+MethodsOpt = typer.Option(None, "--methods", help="comma list (default: the profile's methods)")
+SeedsOpt = typer.Option(None, "--seeds", help="comma list (default: the profile's)")
+ProtocolsOpt = typer.Option("balanced,imbalanced", "--missing", "--protocols",
+                            help="missing-sequence protocols trained under: balanced,imbalanced")
+RealOpt = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case (default: gpu-full "
+                       "yes, cpu-quick no)")
+RealDataOpt = typer.Option(None, "--real-data", help="real case folder (default: $MEDMODAL_REAL_CASE)")
+RealMapOpt = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case")
+EvalProtocolOpt = typer.Option(None, "--protocol", help="evaluation protocol every run is scored under (default: "
+                               "the runs' config, passion): passion | brats-challenge | monai-max-directed")
+TasksOpt = typer.Option(None, "--tasks", help="task:dataset list, e.g. classification:rsna,segmentation:siim "
+                        "(default: all seven)")
+ImagenetWeightsOpt = typer.Option(None, "--imagenet-weights", help="local ImageNet weight file of the profile's "
+                                  "backbone (adds the ImageNet-init row and initialises pre-training from it, as "
+                                  "the papers)")
+CropOpt = typer.Option(80, "--crop", help="training crop / sliding-window edge")
+CaseSizeOpt = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)")
+OverlapOpt = typer.Option(0.5, "--overlap", help="sliding-window overlap")
+SwBatchSizeOpt = typer.Option(2, "--sw-batch-size", help="windows per forward pass")
+WidthsOpt = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128")
+CompileOpt = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)")
+CompileModeOpt = typer.Option("default", "--compile-mode", help="default | reduce-overhead (CUDA graphs) | "
+                              "max-autotune | max-autotune-no-cudagraphs")
+EvaluateOpt = typer.Option(True, help="also time the 15-subset evaluation and full-case inference")
+ChannelsLastOpt = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)")
+TextEncoderOpt = typer.Option(None, "--text-encoder", help="Hugging Face folder (default: the shipped MiniLM-L6)")
+ReportsOpt = typer.Option(None, "--reports", help="indiana_reports.csv for the batch's text (default: "
+                          "$MEDMODAL_IU_REPORTS; else four built-in reports)")
+SpeedPresetOpt = typer.Option(None, "--preset", help="time the model of a pre-training preset (e.g. "
+                              "pretrain_demo_cpu: encoder, image size, text cache, batch); --image-encoder / "
+                              "--image-size / --batch-size given explicitly win")
+ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads")
+DeviceOpt = typer.Option(None, "--device", help="cpu | cuda (default: cuda if available)")
+PeakTflopsOpt = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)")
+
+
 @user_errors
 def benchmark_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="folder for data, runs and report/ (default "
@@ -26,25 +66,17 @@ def benchmark_cmd(
                                 "(cxr only: 2 CPU cores, ~1 h, the one CPU profile that compares methods) | gpu-full"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: the profile's methods; "
                                           "segmentation: all methods and ablations)"),
-    protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
-                                  help="segmentation: missing-sequence protocols trained under: balanced,imbalanced"),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="comma list (default: the profile's)"),
+    protocols: str = ProtocolsOpt,
+    seeds: Optional[str] = SeedsOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
-    real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
-                                        "(default: gpu-full yes, cpu-quick no)"),
-    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
-                                             "$MEDMODAL_REAL_CASE)"),
-    real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
-    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="segmentation: evaluation protocol every "
-                                                "run is scored under (default: the runs' config, passion): passion | "
-                                                "brats-challenge | monai-max-directed"),
+    real: Optional[bool] = RealOpt,
+    real_data: Optional[Path] = RealDataOpt,
+    real_map: Optional[str] = RealMapOpt,
+    eval_protocol: Optional[str] = EvalProtocolOpt,
     fractions: Optional[str] = typer.Option(None, "--fractions", help="cxr: label fractions, e.g. 0.01,0.1,1 "
                                             "(default: the profile's)"),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="cxr: task:dataset list, e.g. "
-                                        "classification:rsna,segmentation:siim (default: all seven)"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights", help="cxr: local ImageNet weight "
-                                                    "file of the profile's backbone (adds the ImageNet-init row "
-                                                    "and initialises pre-training from it, as the papers)"),
+    tasks: Optional[str] = TasksOpt,
+    imagenet_weights: Optional[Path] = ImagenetWeightsOpt,
 ):
     """Compare methods on one dataset with one budget and write a report (``--suite segmentation``: every
     DMAF-Net baseline and ablation; ``--suite cxr``: every image-report pre-training method on every
@@ -64,6 +96,14 @@ def benchmark_cmd(
         return
     _seg_benchmark(out or Path("runs/benchmark"), profile, methods, protocols, seeds, epochs, real, real_data,
                    real_map, eval_protocol)
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    """``torch.set_num_threads(threads)`` when given (before anything is timed)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _split(text: Optional[str], kind=str) -> Optional[list]:
@@ -148,40 +188,31 @@ def _cxr_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optio
 def bench_speed_cmd(
     suite: str = typer.Option("segmentation", "--suite", help="segmentation (DMAF-Net: reference loop vs fast "
                               "path) | cmcgns (CM-CGNS: per-sample vs batched train step)"),
-    crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
-    case_size: str = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)"),
-    overlap: float = typer.Option(0.5, "--overlap", help="sliding-window overlap"),
-    sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
+    crop: int = CropOpt,
+    case_size: str = CaseSizeOpt,
+    overlap: float = OverlapOpt,
+    sw_batch_size: int = SwBatchSizeOpt,
     steps: Optional[int] = typer.Option(None, "--steps", help="timed steps (default: segmentation 10, cmcgns 3)"),
-    widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)"),
-    compile_mode: str = typer.Option("default", "--compile-mode",
-                                     help="default | reduce-overhead (CUDA graphs) | max-autotune | "
-                                          "max-autotune-no-cudagraphs"),
+    widths: Optional[str] = WidthsOpt,
+    compile: bool = CompileOpt,
+    compile_mode: str = CompileModeOpt,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="samples per step, both variants "
                                              "(default: segmentation 1, cmcgns 32)"),
-    evaluate: bool = typer.Option(True, help="also time the 15-subset evaluation and full-case inference"),
-    channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
+    evaluate: bool = EvaluateOpt,
+    channels_last: bool = ChannelsLastOpt,
     image_encoder: str = typer.Option("resnet18", "--image-encoder", help="cmcgns: timm backbone"),
     image_size: int = typer.Option(128, "--image-size", help="cmcgns: image edge in pixels"),
-    text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="cmcgns: Hugging Face folder "
-                                                "(default: the shipped MiniLM-L6)"),
-    reports: Optional[Path] = typer.Option(None, "--reports", help="cmcgns: indiana_reports.csv for the batch's "
-                                           "text (default: $MEDMODAL_IU_REPORTS)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="cmcgns: time the model of a pre-training preset "
-                                         "(e.g. pretrain_demo_cpu: encoder, image size, text cache, batch); "
-                                         "--image-encoder / --image-size / --batch-size given explicitly win"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
-    device: Optional[str] = typer.Option(None, "--device"),
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
+    text_encoder: Optional[Path] = TextEncoderOpt,
+    reports: Optional[Path] = ReportsOpt,
+    preset: Optional[str] = SpeedPresetOpt,
+    threads: Optional[int] = ThreadsOpt,
+    device: Optional[str] = DeviceOpt,
+    peak_tflops: Optional[float] = PeakTflopsOpt,
     out: Optional[Path] = typer.Option(None, "--out", help="JSON report (default runs/bench_speed.json, "
                                        "cmcgns: runs/bench_speed_cmcgns.json)"),
 ):
     """Training / evaluation speed: reference-style loop vs medmodal's fast path."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     ignored = ([name for name, given in (("--widths", widths), ("--compile", compile), ("--peak-tflops", peak_tflops))
                 if given] if suite == "cmcgns" else
                [name for name, given in (("--text-encoder", text_encoder), ("--reports", reports),
@@ -245,11 +276,6 @@ def _seg_speed(crop: int, case_size: str, overlap: float, sw_batch_size: int, st
 
 # ----------------------------------------------------------------------------- one command per family
 
-ProfileHelp = "cpu-quick (2 CPU cores, ~20-30 min) | gpu-full"
-MethodsOpt = typer.Option(None, "--methods", help="comma list (default: the profile's methods)")
-SeedsOpt = typer.Option(None, "--seeds", help="comma list (default: the profile's)")
-
-
 @user_errors
 def seg_benchmark_cmd(
     out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
@@ -258,18 +284,13 @@ def seg_benchmark_cmd(
                                         "set in OUT/data"),
     profile: str = typer.Option("cpu-quick", "--profile", help=ProfileHelp),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
-    protocols: str = typer.Option("balanced,imbalanced", "--missing", "--protocols",
-                                  help="missing-sequence protocols trained under: balanced,imbalanced"),
+    protocols: str = ProtocolsOpt,
     seeds: Optional[str] = SeedsOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
-    real: Optional[bool] = typer.Option(None, "--real/--no-real", help="also evaluate on the real labelled case "
-                                        "(default: gpu-full yes, cpu-quick no)"),
-    real_data: Optional[Path] = typer.Option(None, "--real-data", help="real case folder (default: "
-                                             "$MEDMODAL_REAL_CASE)"),
-    real_map: Optional[str] = typer.Option(REAL_CASE_MAPPING, "--real-map", help="--map for the real case"),
-    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol every run is scored "
-                                                "under (default: the runs' config, passion): passion | "
-                                                "brats-challenge | monai-max-directed"),
+    real: Optional[bool] = RealOpt,
+    real_data: Optional[Path] = RealDataOpt,
+    real_map: Optional[str] = RealMapOpt,
+    eval_protocol: Optional[str] = EvalProtocolOpt,
 ):
     """Compare every segmentation method and DMAF-Net ablation on one dataset with one budget; writes a report."""
     _seg_benchmark(out, profile, methods, protocols, seeds, epochs, real, real_data, real_map, eval_protocol, data)
@@ -289,11 +310,8 @@ def cxr_benchmark_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's pre-training epochs"),
     fractions: Optional[str] = typer.Option(None, "--fractions", help="label fractions, e.g. 0.01,0.1,1 "
                                             "(default: the profile's)"),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="task:dataset list, e.g. "
-                                        "classification:rsna,segmentation:siim (default: all seven)"),
-    imagenet_weights: Optional[Path] = typer.Option(None, "--imagenet-weights", help="local ImageNet weight file of "
-                                                    "the profile's backbone (adds the ImageNet-init row and "
-                                                    "initialises pre-training from it, as the papers)"),
+    tasks: Optional[str] = TasksOpt,
+    imagenet_weights: Optional[Path] = ImagenetWeightsOpt,
 ):
     """Compare every image-report pre-training method on every chest X-ray downstream task and label fraction."""
     _cxr_benchmark(out, profile, methods, seeds, fractions, tasks, imagenet_weights, epochs, data)
@@ -318,35 +336,26 @@ def endoscopy_benchmark_cmd(
     _endoscopy_benchmark(out, profile, methods, seeds, epochs, data, fractions)
 
 
-ThreadsOpt = typer.Option(None, "--threads", help="torch CPU threads")
-DeviceOpt = typer.Option(None, "--device", help="cpu | cuda (default: cuda if available)")
-
-
 @user_errors
 def seg_speed_cmd(
-    crop: int = typer.Option(80, "--crop", help="training crop / sliding-window edge"),
-    case_size: str = typer.Option("240,240,155", "--case-size", help="evaluation volume X,Y,Z (a full BraTS case)"),
-    overlap: float = typer.Option(0.5, "--overlap", help="sliding-window overlap"),
-    sw_batch_size: int = typer.Option(2, "--sw-batch-size", help="windows per forward pass"),
+    crop: int = CropOpt,
+    case_size: str = CaseSizeOpt,
+    overlap: float = OverlapOpt,
+    sw_batch_size: int = SwBatchSizeOpt,
     steps: int = typer.Option(10, "--steps", help="timed steps"),
-    widths: Optional[str] = typer.Option(None, "--widths", help="encoder widths, e.g. 16,32,64,128"),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile forward + loss of the fast path (one graph)"),
-    compile_mode: str = typer.Option("default", "--compile-mode",
-                                     help="default | reduce-overhead (CUDA graphs) | max-autotune | "
-                                          "max-autotune-no-cudagraphs"),
+    widths: Optional[str] = WidthsOpt,
+    compile: bool = CompileOpt,
+    compile_mode: str = CompileModeOpt,
     batch_size: int = typer.Option(1, "--batch-size", help="samples per step, both variants"),
-    evaluate: bool = typer.Option(True, help="also time the 15-subset evaluation and full-case inference"),
-    channels_last: bool = typer.Option(True, help="channels_last_3d memory format on the fast path (CUDA)"),
+    evaluate: bool = EvaluateOpt,
+    channels_last: bool = ChannelsLastOpt,
     threads: Optional[int] = ThreadsOpt,
     device: Optional[str] = DeviceOpt,
-    peak_tflops: Optional[float] = typer.Option(None, "--peak-tflops", help="device bf16 peak, e.g. 989 (H100 SXM)"),
+    peak_tflops: Optional[float] = PeakTflopsOpt,
     out: Path = typer.Option(Path("runs/bench_speed.json"), "--out", help="JSON report"),
 ):
     """Segmentation training / evaluation speed: reference-style loop vs medmodal's fast path (DMAF-Net)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     _seg_speed(crop, case_size, overlap, sw_batch_size, steps, widths, compile, compile_mode, batch_size, evaluate,
                channels_last, device, peak_tflops, out)
 
@@ -360,20 +369,13 @@ def cxr_speed_cmd(
                                                 "preset's, else resnet18)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="image edge in pixels (default: the "
                                              "preset's, else 128)"),
-    text_encoder: Optional[Path] = typer.Option(None, "--text-encoder", help="Hugging Face folder "
-                                                "(default: the shipped MiniLM-L6)"),
-    reports: Optional[Path] = typer.Option(None, "--reports", help="indiana_reports.csv for the batch's text "
-                                           "(default: $MEDMODAL_IU_REPORTS; else four built-in reports)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="time the model of a pre-training preset "
-                                         "(e.g. pretrain_demo_cpu: encoder, image size, text cache, batch); "
-                                         "--image-encoder / --image-size / --batch-size given explicitly win"),
+    text_encoder: Optional[Path] = TextEncoderOpt,
+    reports: Optional[Path] = ReportsOpt,
+    preset: Optional[str] = SpeedPresetOpt,
     threads: Optional[int] = ThreadsOpt,
     device: Optional[str] = DeviceOpt,
     out: Path = typer.Option(Path("runs/bench_speed_cmcgns.json"), "--out", help="JSON report"),
 ):
     """CM-CGNS pre-training step speed: per-sample (the released code's loops) vs batched."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     _cxr_speed(steps, batch_size, image_encoder, image_size, text_encoder, reports, preset, threads, device, out)
