@@ -18,25 +18,33 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# The three demos share the 2 cores: first the chest X-rays for CM-CGNS are drawn (2 processes, ~1 min), then
+# The three demos (medmodal seg demo, medmodal cxr synth + pretrain, i.e. medmodal cxr demo in two steps,
+# medmodal endoscopy demo) share the 2 cores: first the chest X-rays for CM-CGNS are drawn (2 processes, ~1 min), then
 # DMAF-Net runs in the foreground with its progress on screen while CM-CGNS, then MICS, run in the background,
 # one CPU thread each (logs runs/demo_cmcgns.log, runs/demo-endoscopy.log; their tables are printed at the end).
 # Measured 11.6 / 12.4 min in two runs on a quiet 2-core machine (README).
 DEMO_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# The real Open-i reports the CM-CGNS demo draws its studies from: IU_REPORTS=... wins; else $$MEDMODAL_IU_REPORTS
+# (read by medmodal itself); else shared/data/cxr-reports-real/indiana_reports.csv under $$MEDMODAL_SHARED_DATA's
+# parent or beside this checkout (medmodal itself no longer looks there: data roots come from arguments or
+# MEDMODAL_* variables only, so the Makefile passes it).
 IU_REPORTS ?=
+SHARED_IU_REPORTS := $(firstword $(if $(MEDMODAL_SHARED_DATA),$(realpath $(MEDMODAL_SHARED_DATA)/cxr-reports-real/indiana_reports.csv)) \
+                                 $(realpath ../shared/data/cxr-reports-real/indiana_reports.csv))
+DEMO_IU_REPORTS := $(or $(IU_REPORTS),$(if $(MEDMODAL_IU_REPORTS),,$(SHARED_IU_REPORTS)))
 demo: $(STAMP)
 	@mkdir -p runs
 	@echo "drawing 2000 chest X-rays for the CM-CGNS demo (2 processes, ~1 min) from the real Open-i reports:"
 	@echo "  indiana_reports.csv from IU_REPORTS=..., \$$MEDMODAL_IU_REPORTS or shared/data/cxr-reports-real/ beside"
 	@echo "  this checkout; without it from 20 built-in templates (then the README's CM-CGNS figures do not apply)"
-	@$(DEMO_THREADS) $(BIN)/medmodal data synth-cxr runs/demo_cmcgns/data -n 2000 $(if $(IU_REPORTS),--reports "$(IU_REPORTS)") \
+	@$(DEMO_THREADS) $(BIN)/medmodal cxr synth runs/demo_cmcgns/data -n 2000 $(if $(DEMO_IU_REPORTS),--reports "$(DEMO_IU_REPORTS)") \
 	  > runs/demo_cmcgns.log 2>&1 || { tail -n 15 runs/demo_cmcgns.log; exit 1; }
 	@cat runs/demo_cmcgns.log
 	@echo "CM-CGNS and MICS demos run in the background (logs: runs/demo_cmcgns.log, runs/demo-endoscopy.log)"
-	@( $(DEMO_THREADS) $(BIN)/medmodal pretrain --preset pretrain_demo_cpu >> runs/demo_cmcgns.log 2>&1 \
-	   && $(DEMO_THREADS) $(BIN)/medmodal demo-endoscopy --out runs/demo-endoscopy > runs/demo-endoscopy.log 2>&1 \
+	@( $(DEMO_THREADS) $(BIN)/medmodal cxr pretrain --preset pretrain_demo_cpu >> runs/demo_cmcgns.log 2>&1 \
+	   && $(DEMO_THREADS) $(BIN)/medmodal endoscopy demo --out runs/demo-endoscopy > runs/demo-endoscopy.log 2>&1 \
 	 ) & background=$$!; \
-	$(DEMO_THREADS) $(BIN)/medmodal demo --out runs/demo; dmafnet=$$?; \
+	$(DEMO_THREADS) $(BIN)/medmodal seg demo --out runs/demo; dmafnet=$$?; \
 	echo "DMAF-Net demo done; waiting for the CM-CGNS and MICS demos ..."; \
 	wait $$background; others=$$?; \
 	for log in runs/demo_cmcgns.log runs/demo-endoscopy.log; do \

@@ -67,7 +67,7 @@ def test_debug_reraises_input_errors(failing_command, monkeypatch):
 
 def test_debug_prints_the_traceback(tmp_path):
     """End to end: ``medmodal --debug`` prints the Python traceback of an input error; without it one line."""
-    cmd = [sys.executable, "-m", "medmodal.cli", "data", "summary", str(tmp_path)]
+    cmd = [sys.executable, "-m", "medmodal.cli", "seg", "summary", str(tmp_path)]
     plain = subprocess.run(cmd, capture_output=True, text=True)
     assert plain.returncode == 1 and plain.stderr.startswith("error:") and "Traceback" not in plain.stderr
     debug = subprocess.run([*cmd[:3], "--debug", *cmd[3:]], capture_output=True, text=True)
@@ -76,6 +76,6 @@ def test_debug_prints_the_traceback(tmp_path):
 
 
 def test_a_bad_list_option_is_one_line(brats2020_root):
-    result = runner.invoke(app, ["data", "split", str(brats2020_root), "--fractions", "0.7,x,0.2"])
+    result = runner.invoke(app, ["seg", "split", str(brats2020_root), "--fractions", "0.7,x,0.2"])
     assert result.exit_code == 1 and result.output.startswith("error:")
     assert "--fractions: 'x' is not a number" in result.output

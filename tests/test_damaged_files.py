@@ -110,7 +110,7 @@ def test_pretrained_encoders_damaged(tmp_path):
 
 def test_cli_export_damaged_last_ckpt(ckpt):
     truncated(ckpt)
-    result = runner.invoke(app, ["export", str(ckpt.parent.parent)])
+    result = runner.invoke(app, ["cxr", "export", str(ckpt.parent.parent)])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "last.ckpt: damaged or incomplete checkpoint" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
@@ -121,7 +121,7 @@ def test_cli_predict_endoscopy_damaged_model(tmp_path, safetensors_file):
     run.mkdir()
     (run / "model.json").write_text(json.dumps({"model": "x", "config": {}, "classes": ["a", "b"]}))
     (run / "model.safetensors").write_bytes(truncated(safetensors_file, 100).read_bytes())
-    result = runner.invoke(app, ["predict-endoscopy", "-i", str(tmp_path), "-o", str(tmp_path / "p.csv"),
+    result = runner.invoke(app, ["endoscopy", "predict", "-i", str(tmp_path), "-o", str(tmp_path / "p.csv"),
                                  "-m", str(run)])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "model.safetensors: damaged or incomplete" in result.output

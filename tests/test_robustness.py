@@ -57,7 +57,7 @@ def assert_clear_failure(result, *fragments):
 
 
 def predict(case, out, model):
-    return runner.invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(model),
+    return runner.invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(model),
                                "--disable-progress-bar"])
 
 
@@ -129,7 +129,7 @@ def test_unknown_label_values(tmp_path):
     _, seg = tiny_volumes()
     seg[0, 0, 0] = 7
     save_nifti(case / f"{case.name}_seg.nii.gz", seg)
-    result = runner.invoke(app, ["data", "preprocess", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")])
+    result = runner.invoke(app, ["seg", "preprocess", str(tmp_path / "data"), "--cache", str(tmp_path / "cache")])
     assert_clear_failure(result, f"{case.name}_seg.nii.gz", "label values [7]")
 
 
@@ -205,6 +205,6 @@ def test_myops_unknown_label_values(myops_root, tmp_path):
     labels = np.asarray(img.dataobj).copy()
     labels[0, 0, 0] = 999
     nib.save(nib.Nifti1Image(labels, img.affine), str(gd))
-    result = runner.invoke(app, ["data", "preprocess", str(myops_root), "--dataset", "myops2020",
+    result = runner.invoke(app, ["seg", "preprocess", str(myops_root), "--dataset", "myops2020",
                                  "--cache", str(tmp_path / "cache")])
     assert_clear_failure(result, gd.name, "999")

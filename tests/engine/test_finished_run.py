@@ -40,7 +40,7 @@ def test_pretrain_out_wins_over_a_copied_run(tmp_path):
     original, copy = finished_pretraining(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
-    result = runner.invoke(app, ["pretrain", "--preset", "pretrain_demo_cpu", "--data", str(data),
+    result = runner.invoke(app, ["cxr", "pretrain", "--preset", "pretrain_demo_cpu", "--data", str(data),
                                  "--out", str(copy)])
     assert result.exit_code == 0, result.output
     joined = result.output.replace("\n", "")

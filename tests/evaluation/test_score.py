@@ -35,7 +35,7 @@ def folder_pair(tmp_path):
 
 def test_cli_scores_matched_cases_and_lists_the_others(folder_pair):
     pred, ref, label = folder_pair
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "--protocol", "brats-challenge"])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(ref), "--protocol", "brats-challenge"])
     assert result.exit_code == 0, result.output
     out = pred / "score_brats-challenge"
     summary = json.loads((out / "summary.json").read_text())
@@ -100,7 +100,7 @@ def test_prediction_label_convention(folder_pair, tmp_path):
     for path in pred.glob("*.nii.gz"):
         seg = np.asarray(nib.load(str(path)).dataobj)
         save_nifti(pred23 / path.name, np.where(seg == 4, 3, seg).astype(np.uint8))
-    result = runner.invoke(app, ["score", "-p", str(pred23), "-r", str(ref), "--quiet"])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred23), "-r", str(ref), "--quiet"])
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and "label values [3]" in message and "--pred-labels" in message
     ok = score_folders(pred23, ref, "passion", tmp_path / "o", pred_labels="brats2023")
@@ -116,7 +116,7 @@ def test_grid_mismatch_names_both_files(folder_pair, what):
     else:
         affine = np.diag([1.0, 1.0, 1.5, 1.0])  # another slice thickness
         save_nifti(target, label, affine)
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref)])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(ref)])
     assert result.exit_code == 1
     message = " ".join(result.output.split())
     assert str(target) in message and f"{IDS[1]}_seg.nii.gz" in message and "Traceback" not in result.output
@@ -126,7 +126,7 @@ def test_grid_mismatch_names_both_files(folder_pair, what):
 def test_nothing_in_common_is_an_error(folder_pair, tmp_path):
     _, ref, label = folder_pair
     save_nifti(tmp_path / "other" / "x.nii.gz", label)
-    result = runner.invoke(app, ["score", "-p", str(tmp_path / "other"), "-r", str(ref)])
+    result = runner.invoke(app, ["seg", "score", "-p", str(tmp_path / "other"), "-r", str(ref)])
     assert result.exit_code == 1 and "no case id is in both" in result.output
 
 
@@ -175,7 +175,7 @@ def test_unrecognised_reference_case_folder_warns_about_no_guessed_layout(folder
     case = tmp_path / "TCGA-XX-0001"
     save_nifti(case / "TCGA-XX-0001_fla_bet.nii.gz", label.astype(np.float32))
     save_nifti(case / "TCGA-XX-0001_seg_fusion.nii.gz", label)
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(case)])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(case)])
     assert result.exit_code == 1 and "no case id is in both" in result.output
     assert "myops2020" not in result.output and "Traceback" not in result.output
 
@@ -185,7 +185,7 @@ def test_non_integer_prediction_is_named_without_a_label_convention_hint(folder_
     pred, ref, label = folder_pair
     target = pred / f"{IDS[1]}.nii.gz"
     save_nifti(target, label.astype(np.float32) / 2)
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "--quiet"])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(ref), "--quiet"])
     message = " ".join(result.output.split())
     assert result.exit_code == 1 and str(target) in message and "non-integer values" in message
     assert "--pred-labels" not in message and "Traceback" not in result.output
@@ -194,7 +194,7 @@ def test_non_integer_prediction_is_named_without_a_label_convention_hint(folder_
 def test_printed_table_is_not_wrapped_when_piped(folder_pair, tmp_path):
     """Piped / redirected output (no terminal, 80 columns): the summary table rows print whole, as in summary.md."""
     pred, ref, _ = folder_pair
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(ref), "-o", str(tmp_path / "o"), "--quiet"])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(ref), "-o", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 0, result.output
     rows = [line for line in (tmp_path / "o" / "summary.md").read_text().splitlines() if line.startswith("| ")]
     assert rows and max(len(r) for r in rows) > 80
@@ -204,5 +204,5 @@ def test_printed_table_is_not_wrapped_when_piped(folder_pair, tmp_path):
 
 def test_same_folder_for_predictions_and_references_is_refused(folder_pair, tmp_path):
     pred, _, _ = folder_pair
-    result = runner.invoke(app, ["score", "-p", str(pred), "-r", str(pred / "." ), "-o", str(tmp_path / "o")])
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(pred / "." ), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1 and "same folder" in result.output and not (tmp_path / "o").exists()

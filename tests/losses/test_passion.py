@@ -57,7 +57,7 @@ def test_dmafnet_loss_passion_options_change_the_objective():
 
 def test_passion_preset_matches_the_benchmark_method():
     from medmodal.config import load_config, packaged_config
-    from medmodal.evaluation.benchmark import METHODS
+    from medmodal.experiments.seg.benchmark import METHODS
 
     cfg = load_config(packaged_config("passion_brats2020"))
     loss = DMAFNetLossConfig(**cfg.loss)

@@ -26,8 +26,10 @@ from medmodal.notices import InputWarning
 
 app = typer.Typer(help="medmodal: multi-modal medical image learning with missing modalities.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Datasets: synthesise, inspect, split, assign missing sequences.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+#: the old ``medmodal data <verb>`` spellings (hidden; each family's data verbs live under ``medmodal <family>``)
+data_app = typer.Typer(help="Old spellings of the data verbs, kept one release: use medmodal seg|cxr|endoscopy "
+                       "<verb>.", no_args_is_help=True)
+app.add_typer(data_app, name="data", hidden=True)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,4 +1,4 @@
-"""``medmodal pretrain-endoscopy`` / ``finetune-endoscopy`` / ``predict-endoscopy`` / ``demo-endoscopy`` (MICS)."""
+"""``medmodal endoscopy pretrain|finetune|predict|demo`` (MICS; old spellings ``pretrain-endoscopy`` ...)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, user_errors
+from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
 LayoutOpt = typer.Option("auto", "--layout", help="auto | authors | wl-nbi | kvasir | kvasir-seg | image-folder | csv")
@@ -24,7 +24,6 @@ def _apply_data(cfg, data: Optional[Path], layout: str, split_file: Optional[Pat
         raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")
 
 
-@app.command("pretrain-endoscopy")
 @user_errors
 def pretrain_endoscopy_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="paired dataset folder or CSV (data.root)"),
@@ -58,7 +57,6 @@ def pretrain_endoscopy_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("finetune-endoscopy")
 @user_errors
 def finetune_endoscopy_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="labelled dataset folder or CSV (data.root)"),
@@ -107,7 +105,6 @@ def finetune_endoscopy_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("predict-endoscopy")
 @user_errors
 def predict_endoscopy_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="images: any endoscopy layout, a CSV, or a plain "
@@ -152,41 +149,27 @@ def predict_endoscopy_cmd(
     console.print(f"{len(rows) - len(skipped)} predictions -> {output}", highlight=False, soft_wrap=True)
 
 
-#: pre-training / fine-tuning epochs of ``demo-endoscopy`` (the cpu-quick benchmark's); 10 / 6 was measured
-#: faster but left every model near chance (README, "Endoscopy: MICS")
-DEMO_PRETRAIN_EPOCHS = 20
-DEMO_FINETUNE_EPOCHS = 10
-
-
-@app.command("demo-endoscopy")
 @user_errors
 def demo_endoscopy_cmd(
     out: Path = typer.Option(Path("runs/demo-endoscopy"), "--out", help="folder for data, runs and the table"),
     samples: int = typer.Option(240, "--samples", "-n", help="synthetic WLI / NBI pairs"),
     seeds: str = typer.Option("0", "--seeds", help="fine-tuning seeds, comma list"),
-    pretrain_epochs: int = typer.Option(DEMO_PRETRAIN_EPOCHS, "--pretrain-epochs",
-                                        help="pre-training epochs (the cpu-quick benchmark uses 20)"),
-    finetune_epochs: int = typer.Option(DEMO_FINETUNE_EPOCHS, "--finetune-epochs",
-                                        help="fine-tuning epochs (the cpu-quick benchmark uses 10)"),
+    pretrain_epochs: int = typer.Option(20, "--pretrain-epochs", help="pre-training epochs (the cpu-quick "
+                                        "benchmark's; experiments/endoscopy/demo.py DEMO_PRETRAIN_EPOCHS)"),
+    finetune_epochs: int = typer.Option(10, "--finetune-epochs", help="fine-tuning epochs (the cpu-quick "
+                                        "benchmark's; DEMO_FINETUNE_EPOCHS)"),
 ):
     """Short MICS demo on 2 cores: synth-endoscopy -> pre-train -> fine-tune at 5 % labels (with and
     without pre-training, WLI-only baseline) -> comparison table."""
     import time
 
-    from medmodal.data.endoscopy.synthetic import synth_endoscopy
-    from medmodal.evaluation.endoscopy import run_endoscopy_benchmark
+    from medmodal.experiments.endoscopy.demo import run_demo
 
     start = time.perf_counter()
-    data = out / "data"
-    if not (data / "synthetic.json").is_file():
-        synth_endoscopy(data, samples, 64, seed=0)
-        console.print(f"built-in paired dataset: {samples} WLI / NBI pairs of 64 px in {data}", soft_wrap=True)
-    report = run_endoscopy_benchmark(out, "cpu-quick", ["wli-only", "fusion-no-pretrain", "mics"],
-                                     [int(s) for s in seeds.split(",")], [0.05], data=data,
-                                     pretrain_epochs=pretrain_epochs, finetune_epochs=finetune_epochs,
-                                     on_run=lambda r: console.print(
-                                         f"{r['bench_method']:<20} seed {r['seed']}: accuracy "
-                                         f"{r['test']['accuracy']:.3f}", highlight=False, soft_wrap=True))
+    report = run_demo(out, samples, [int(s) for s in seeds.split(",")], pretrain_epochs, finetune_epochs,
+                      say=lambda line: console.print(line, soft_wrap=True),
+                      on_run=lambda r: console.print(f"{r['bench_method']:<20} seed {r['seed']}: accuracy "
+                                                     f"{r['test']['accuracy']:.3f}", highlight=False, soft_wrap=True))
     console.print((report / "comparison.md").read_text(), markup=False, highlight=False, soft_wrap=True)
     console.print(f"done in {(time.perf_counter() - start) / 60:.1f} min. report: {report}", highlight=False,
                   soft_wrap=True)

@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, SkipInvalidOpt, app, console,
+from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, SkipInvalidOpt, console,
                                   user_errors)
 
-@app.command("evaluate")
 @user_errors
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="run folder (or model bundle / .ckpt with --data)"),

@@ -7,11 +7,10 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, user_errors
+from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
 
-@app.command("finetune")
 @user_errors
 def finetune_cmd(
     task: Optional[str] = typer.Option(None, "--task", help="classification | segmentation | detection "
@@ -87,7 +86,6 @@ def finetune_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("finetune-speed")
 @user_errors
 def finetune_speed_cmd(
     out: Path = typer.Option(Path("runs/bench_finetune"), "--out", help="working folder (data, runs, speed.json)"),
@@ -105,7 +103,7 @@ def finetune_speed_cmd(
 ):
     """Linear probe on cached features vs re-encoding every epoch: wall time and test metric, side by side."""
     from medmodal.data.cxr.downstream import synth_downstream
-    from medmodal.engine.finetune.speed import LinearProbeSpeedSettings, format_speed_report, run_linear_probe_speed
+    from medmodal.experiments.cxr.finetune_speed import LinearProbeSpeedSettings, format_report, run
     from medmodal.models.encoder_export import architecture_for
 
     if data is None:
@@ -117,6 +115,6 @@ def finetune_speed_cmd(
     settings = LinearProbeSpeedSettings(data=str(data), dataset=dataset, encoder=encoder, arch=arch,
                                         image_size=image_size, epochs=epochs, batch_size=batch_size,
                                         accelerator=accelerator)
-    report = run_linear_probe_speed(settings, out)
-    console.print(format_speed_report(report), highlight=False, markup=False, soft_wrap=True)
+    report = run(settings, out)
+    console.print(format_report(report), highlight=False, markup=False, soft_wrap=True)
     console.print(f"JSON: {out / 'speed.json'}", highlight=False, soft_wrap=True)

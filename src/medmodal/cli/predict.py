@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import AffineTolOpt, LayoutOpt, MapOpt, SkipInvalidOpt, app, console, discover, user_errors
+from medmodal.cli.common import AffineTolOpt, LayoutOpt, MapOpt, SkipInvalidOpt, console, discover, user_errors
 
-@app.command("predict")
 @user_errors
 def predict_cmd(
     input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout)"),

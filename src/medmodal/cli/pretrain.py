@@ -7,11 +7,10 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, user_errors
+from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
 
-@app.command("pretrain")
 @user_errors
 def pretrain_cmd(
     preset: Optional[str] = typer.Option(None, "--preset", help="packaged config: pretrain_mimic_cxr | "
@@ -70,7 +69,6 @@ def pretrain_cmd(
     console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
 
 
-@app.command("export")
 @user_errors
 def export_cmd(
     run: Path = typer.Argument(..., help="pre-training run folder (or a checkpoint file)"),

@@ -7,11 +7,10 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, ProtocolOpt, app, console, err_console,
+from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, ProtocolOpt, console, err_console,
                                   user_errors)
 
 
-@app.command("score")
 @user_errors
 def score_cmd(
     pred: Path = typer.Option(..., "-p", "--pred", help="folder of predicted label maps <case>.nii.gz"),

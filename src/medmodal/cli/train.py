@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import app, console, experiment_config, user_errors
+from medmodal.cli.common import console, experiment_config, user_errors
 
 
-@app.command("train")
 @user_errors
 def train_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: paper defaults)"),

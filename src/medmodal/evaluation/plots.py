@@ -1,7 +1,8 @@
-"""Figures of per-subset results.
+"""Figures of results.
 
 :func:`subset_heatmap` draws the mean metric of every subset (rows) and region (columns) as an
-annotated heatmap, with the average over subsets as the last row. Figures are rendered with
+annotated heatmap, with the average over subsets as the last row; :func:`confusion_png` a
+classifier's confusion matrix. Figures are rendered with
 matplotlib's Agg canvas directly (no pyplot, no display needed) and written atomically.
 """
 
@@ -77,3 +78,32 @@ def _annotate(ax, values: np.ndarray, image, digits: int) -> None:
         red, green, blue, _ = image.cmap(image.norm(value))
         colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
         ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=8, color=colour)
+
+
+def confusion_png(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Confusion matrix (rows true, columns predicted) as a PNG with counts; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.1 * k + 2.5, 1.0 * k + 2))
+    shown = matrix / np.maximum(1, matrix.sum(1, keepdims=True))
+    ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center",
+                    color="white" if shown[i, j] > 0.5 else "black", fontsize=9)
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)

@@ -1,4 +1,4 @@
-"""``medmodal data synth-cxr`` / ``cxr-reports``: outputs, counts, one-line errors."""
+"""``medmodal cxr synth`` / ``cxr reports``: outputs, counts, one-line errors."""
 
 import pytest
 from typer.testing import CliRunner
@@ -9,7 +9,7 @@ from tests.data.cxr.test_synthetic import write_reports
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("cmd", [["data", "synth-cxr"], ["data", "cxr-reports"]])
+@pytest.mark.parametrize("cmd", [["cxr", "synth"], ["cxr", "reports"]])
 def test_help(cmd):
     result = runner.invoke(app, [*cmd, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
@@ -17,13 +17,13 @@ def test_help(cmd):
 
 def test_synth_cxr_command(tmp_path):
     reports = write_reports(tmp_path / "reports.csv")
-    result = runner.invoke(app, ["data", "synth-cxr", str(tmp_path / "out"), "-n", "5", "--size", "96",
+    result = runner.invoke(app, ["cxr", "synth", str(tmp_path / "out"), "-n", "5", "--size", "96",
                                  "--reports", str(reports), "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "wrote 5 studies" in result.output and (tmp_path / "out" / "annotation.json").is_file()
-    bad = runner.invoke(app, ["data", "synth-cxr", str(tmp_path / "x"), "-n", "0"])
+    bad = runner.invoke(app, ["cxr", "synth", str(tmp_path / "x"), "-n", "0"])
     assert bad.exit_code == 1 and "error: number of studies must be >= 1" in bad.output
     (tmp_path / "broken.csv").write_text("a,b\n1,2\n")
-    bad = runner.invoke(app, ["data", "synth-cxr", str(tmp_path / "y"), "--reports", str(tmp_path / "broken.csv")])
+    bad = runner.invoke(app, ["cxr", "synth", str(tmp_path / "y"), "--reports", str(tmp_path / "broken.csv")])
     assert bad.exit_code == 1 and "broken.csv: expected Open-i indiana_reports.csv columns" in bad.output
     assert not (tmp_path / "y" / "annotation.json").exists()

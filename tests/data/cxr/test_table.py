@@ -74,7 +74,7 @@ def test_layout_detection(tmp_path):
 def test_cxr_reports_command(tmp_path):
     mimic = write_mimic(tmp_path / "mimic")
     out = tmp_path / "table.csv"
-    result = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(out)])
+    result = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "5 rows, 4 studies, 3 patients; rows per split: test 1, train 2, val 2" in result.output
     assert ("studies dropped: no FINDINGS or IMPRESSION: 1; studies skipped as bad input: 0; images excluded from "
@@ -82,10 +82,10 @@ def test_cxr_reports_command(tmp_path):
     header = out.read_text().splitlines()[0]
     assert header.startswith("study_id,patient_id,split,image_paths,view_positions,findings,impression")
     (mimic / "files/p10/p10000004/s50000005.txt").write_bytes(b" FINDINGS: \xff\n")
-    bad = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "bad.csv")])
+    bad = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "bad.csv")])
     assert bad.exit_code == 1 and "s50000005.txt: not UTF-8 text" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "bad.csv").exists()
-    skipped = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "ok.csv"), "--skip-bad"])
+    skipped = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "ok.csv"), "--skip-bad"])
     assert skipped.exit_code == 0 and "skipped: " in skipped.output
     assert "studies skipped as bad input: 1" in skipped.output
 
@@ -93,23 +93,23 @@ def test_cxr_reports_command(tmp_path):
 def test_cxr_reports_summary_counts_one_row(tmp_path):
     write_generic(tmp_path)
     (tmp_path / "one.csv").write_text(f'image,report\nimg/a0.png,"{REPORTS[0]}"\n')
-    result = runner.invoke(app, ["data", "cxr-reports", str(tmp_path / "one.csv"), "-o", str(tmp_path / "t.csv")])
+    result = runner.invoke(app, ["cxr", "reports", str(tmp_path / "one.csv"), "-o", str(tmp_path / "t.csv")])
     assert result.exit_code == 0, result.output
     assert "1 row, 1 study, 1 patient; rows per split: no split 1" in result.output
 
 
 @requires_iu_real
 def test_cxr_reports_on_the_real_files(tmp_path):
-    result = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "annotation_r2gen_layout.json"), "-o",
+    result = runner.invoke(app, ["cxr", "reports", str(IU_REAL / "annotation_r2gen_layout.json"), "-o",
                                  str(tmp_path / "t.csv"), "--no-check-images"])
     assert result.exit_code == 0, result.output
     assert "2955 rows" in result.output and "'    '" in result.output
-    pairs = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "p.csv"),
+    pairs = runner.invoke(app, ["cxr", "reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "p.csv"),
                                 "--report-col", "report_findings_plus_impression", "--views", "frontal"])
     assert pairs.exit_code == 0, pairs.output
     assert "3 rows, 3 studies" in pairs.output
     assert "images excluded from kept studies: view not frontal: 2" in pairs.output
-    split = runner.invoke(app, ["data", "cxr-reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
+    split = runner.invoke(app, ["cxr", "reports", str(IU_REAL / "pairs.csv"), "-o", str(tmp_path / "s.csv"),
                                 "--report-col", "report_findings_plus_impression", "--split-seed", "0"])
     assert split.exit_code == 0 and "no split" not in split.output and "patient-level split" in split.output
     assert "rows per split: no split " in pairs.output  # without --split-seed the rows have no split
@@ -141,18 +141,18 @@ def test_cxr_reports_finds_truncated_images_at_preparation(tmp_path):
     --skip-bad counts and names it; the summary says which check ran."""
     mimic = write_mimic(tmp_path / "mimic")
     bad = _truncate(mimic / "files/p10/p10000004/s50000005/d50000005-1.jpg")
-    failed = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv")])
+    failed = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "t.csv")])
     assert failed.exit_code == 1 and len(failed.output.strip().splitlines()) == 1
     assert f"{bad}: unreadable or truncated image" in failed.output and not (tmp_path / "t.csv").exists()
-    skipped = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "t.csv"), "--skip-bad"])
+    skipped = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "t.csv"), "--skip-bad"])
     assert skipped.exit_code == 0, skipped.output
     assert f"skipped: {bad}: unreadable or truncated" in skipped.output and "skipped as bad input: 1" in skipped.output
     assert "images checked (verify: file exists, header and size readable, file complete" in skipped.output
     assert "d50000005" not in (tmp_path / "t.csv").read_text()  # the whole study is left out, named above
-    exists = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "e.csv"),
+    exists = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "e.csv"),
                                  "--image-check", "exists"])
     assert exists.exit_code == 0 and "images checked (exists: file exists): 5" in exists.output
-    unchecked = runner.invoke(app, ["data", "cxr-reports", str(mimic), "-o", str(tmp_path / "n.csv"),
+    unchecked = runner.invoke(app, ["cxr", "reports", str(mimic), "-o", str(tmp_path / "n.csv"),
                                     "--no-check-images"])
     assert unchecked.exit_code == 0 and "images: not checked (--no-check-images)" in unchecked.output
 

@@ -93,11 +93,11 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     for f in sorted((tiny_pairs / "polyps_WLI").glob("*.png"))[:3]:
         (wli_only / f.name).write_bytes(f.read_bytes())
     out = tmp_path / "pred.csv"
-    res = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(run)])
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(wli_only), "-o", str(out), "-m", str(run)])
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 3 and {r["used"] for r in rows} == {"wli"} and all(r["prediction"] for r in rows)
-    bad = runner.invoke(app, ["predict-endoscopy", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
+    bad = runner.invoke(app, ["endoscopy", "predict", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
     assert bad.exit_code == 1 and "model.json" in bad.output
 
     # an input laid out by class: one folder the model knows, one it does not (HyperKvasir's name of a class)
@@ -106,12 +106,12 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     for folder, f in (("polyps", files[0]), ("cecum", files[1])):
         (by_class / folder).mkdir(parents=True)
         (by_class / folder / f.name).write_bytes(f.read_bytes())
-    res = runner.invoke(app, ["predict-endoscopy", "-i", str(by_class), "-o", str(out), "-m", str(run)])
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(by_class), "-o", str(out), "-m", str(run)])
     assert res.exit_code == 0, res.output
     lines = [line for line in res.output.splitlines() if line.startswith("warning:")]
     assert len(lines) == 1 and "1 input class(es) are not classes of the model: cecum" in lines[0]
     assert "'cecum' may be the model's 'normal-cecum'" in lines[0] and "esophagitis" in lines[0]
-    res = runner.invoke(app, ["predict-endoscopy", "-i", str(by_class / "polyps"), "-o", str(out), "-m", str(run)])
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(by_class / "polyps"), "-o", str(out), "-m", str(run)])
     assert res.exit_code == 0 and "warning:" not in res.output  # a plain folder: no class names to compare
 
 
@@ -165,12 +165,12 @@ def test_freeze_encoders_epochs_keeps_then_releases_pretrained_encoders(tiny_pai
 
 
 def test_linear_probe_benchmark_methods_are_valid_configs():
-    from medmodal.evaluation.endoscopy import ENDOSCOPY_METHODS
+    from medmodal.experiments.endoscopy.benchmark import ENDOSCOPY_METHODS
 
     for name in ("mics-lp", "late-fusion-lp"):
-        cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=ENDOSCOPY_METHODS[name][1])
+        cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=list(ENDOSCOPY_METHODS[name].overrides))
         assert cfg.model.fusion == "late" and cfg.optim.freeze_encoders_epochs >= cfg.trainer.max_epochs
-    assert ENDOSCOPY_METHODS["mics-lp"][0] == "full" and ENDOSCOPY_METHODS["late-fusion-lp"][0] is None
+    assert ENDOSCOPY_METHODS["mics-lp"].pretrain == "full" and ENDOSCOPY_METHODS["late-fusion-lp"].pretrain is None
 
 
 def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
@@ -193,7 +193,7 @@ def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
 
 
 def test_finetune_cli_bad_data_is_one_line(tmp_path):
-    res = runner.invoke(app, ["finetune-endoscopy", "--preset", "mics_finetune_demo_cpu", "--data",
+    res = runner.invoke(app, ["endoscopy", "finetune", "--preset", "mics_finetune_demo_cpu", "--data",
                               str(tmp_path / "missing")])
     assert res.exit_code == 1 and "not found" in res.output and "Traceback" not in res.output
 
@@ -223,7 +223,7 @@ def test_queue_size_warning_names_the_fix():
 def test_pretrain_queue_warning_is_printed_once(tiny_pairs, tmp_path):
     """A queue larger than the training pairs: one 'warning:' line at the start (not again as a note after
     training), kept in metrics.json under 'warnings'."""
-    res = runner.invoke(app, ["pretrain-endoscopy", "--preset", "mics_pretrain_demo_cpu", "--data", str(tiny_pairs),
+    res = runner.invoke(app, ["endoscopy", "pretrain", "--preset", "mics_pretrain_demo_cpu", "--data", str(tiny_pairs),
                               "--out", str(tmp_path / "pre"), *[a for o in PRE if "queue_size" not in o
                                                                for a in ("--set", o)],
                               "--set", "model.queue_size=4096"])

@@ -33,7 +33,7 @@ def captured(monkeypatch):
 
 
 def invoke(tmp_path, *args):
-    return runner.invoke(app, ["finetune", "--preset", "finetune_tiny_classification", "--dataset", "rsna",
+    return runner.invoke(app, ["cxr", "finetune", "--preset", "finetune_tiny_classification", "--dataset", "rsna",
                                "--data", str(tmp_path), "-o", str(tmp_path / "run"), *args])
 
 

@@ -20,7 +20,7 @@ runner = CliRunner()
 
 
 def finetune(*args: str):
-    result = runner.invoke(app, ["finetune", *args])
+    result = runner.invoke(app, ["cxr", "finetune", *args])
     if result.exit_code != 0 and result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result

@@ -1,4 +1,4 @@
-"""``medmodal pretrain`` / ``medmodal export``: bad requests fail with one line and exit code 1."""
+"""``medmodal cxr pretrain`` / ``medmodal cxr export``: bad requests fail with one line and exit code 1."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["pretrain"], "give --preset"),
-    (["pretrain", "--preset", "nope"], "no packaged config 'nope'"),
-    (["pretrain", "--preset", "pretrain_demo_cpu", "--data", "/no/such/folder"], "/no/such/folder: data not found"),
-    (["pretrain", "--preset", "pretrain_demo_cpu", "--model", "dmafnet"], "not a registered image_text model"),
-    (["pretrain", "--preset", "pretrain_demo_cpu", "--set", "optim.lr=fast"], "optim.lr: expected a number"),
-    (["export", "/no/such/run"], "no last checkpoint"),
+    (["cxr", "pretrain"], "give --preset"),
+    (["cxr", "pretrain", "--preset", "nope"], "no packaged config 'nope'"),
+    (["cxr", "pretrain", "--preset", "pretrain_demo_cpu", "--data", "/no/such/folder"],
+     "/no/such/folder: data not found"),
+    (["cxr", "pretrain", "--preset", "pretrain_demo_cpu", "--model", "dmafnet"], "not a registered image_text model"),
+    (["cxr", "pretrain", "--preset", "pretrain_demo_cpu", "--set", "optim.lr=fast"], "optim.lr: expected a number"),
+    (["cxr", "export", "/no/such/run"], "no last checkpoint"),
 ])
 def test_bad_requests_fail_with_one_line(args, message):
     result = runner.invoke(app, args)
@@ -30,5 +31,5 @@ def test_export_refuses_a_checkpoint_that_is_not_pre_training(tmp_path):
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir()
     torch.save({"state_dict": {}, "hyper_parameters": {"config": {"experiment": {}}}}, ckpt)
-    result = runner.invoke(app, ["export", str(tmp_path)])
+    result = runner.invoke(app, ["cxr", "export", str(tmp_path)])
     assert result.exit_code == 1 and "not an image-text pre-training checkpoint" in result.output

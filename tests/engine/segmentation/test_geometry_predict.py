@@ -41,7 +41,8 @@ def bundles(tmp_path_factory):
 
 
 def predict(case, out, model, *extra):
-    return runner.invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(model), "--device", "cpu", *extra])
+    return runner.invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(model), "--device", "cpu",
+                               *extra])
 
 
 def write_oriented_case(root, codes, shape=(18, 20, 22)):
@@ -151,7 +152,7 @@ def test_affine_tolerance_from_the_cli(tmp_path, bundles):
     assert "np.float" not in result.output and "Traceback" not in result.output
     result = predict(case, tmp_path / "out", with_geometry, "--affine-tolerance", "0.05")
     assert result.exit_code == 0, result.output
-    evaluate = ["evaluate", str(with_geometry), "--data", str(tmp_path / "data"), "--split", "all", "--no-hd95",
+    evaluate = ["seg", "evaluate", str(with_geometry), "--data", str(tmp_path / "data"), "--split", "all", "--no-hd95",
                 "--no-progress", "--device", "cpu", "-o", str(tmp_path / "ev")]
     assert runner.invoke(app, evaluate).exit_code == 1
     result = runner.invoke(app, [*evaluate, "--affine-tolerance", "0.05"])
@@ -164,7 +165,7 @@ def test_skip_invalid_sequences_on_evaluate_reports_the_sequence(tmp_path, bundl
     root = tmp_path / "data"
     case = write_brats2020_case(root, "BraTS20_Training_022")
     save_nifti(case / "BraTS20_Training_022_t1.nii.gz", np.ones((16, 16, 16), np.int16))
-    evaluate = ["evaluate", str(with_geometry), "--data", str(root), "--split", "all", "--no-hd95", "--no-progress",
+    evaluate = ["seg", "evaluate", str(with_geometry), "--data", str(root), "--split", "all", "--no-hd95", "--no-progress",
                 "--device", "cpu", "-o", str(tmp_path / "ev")]
     result = runner.invoke(app, evaluate)
     assert result.exit_code == 1 and "sequence is constant (every voxel is 1)" in result.output
@@ -235,7 +236,7 @@ def test_data_summary_piped_prints_the_whole_table_and_the_convention(tmp_path):
         save_nifti(folder / f"{long_id}-{suffix}.nii.gz", images[name])
     save_nifti(folder / f"{long_id}-seg.nii.gz", np.where(seg == 4, 3, seg).astype(np.uint8))
     save_nifti(folder / f"{long_id}-t1c-mask.nii.gz", (seg > 0).astype(np.uint8))
-    result = runner.invoke(app, ["data", "summary", str(root)], env={"COLUMNS": "80"})
+    result = runner.invoke(app, ["seg", "summary", str(root)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     assert "…" not in result.output and long_id in result.output
     assert "16x16x16" in result.output and "enhancing" in result.output

@@ -59,7 +59,7 @@ def test_evaluate_all_subsets(trained_run):
 @pytest.mark.parametrize("protocol", ["passion", "brats-challenge", "monai-max-directed"])
 def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
     _, run = trained_run
-    result = CliRunner().invoke(app, ["evaluate", str(run), "--protocol", protocol, "-o", str(tmp_path / "ev"),
+    result = CliRunner().invoke(app, ["seg", "evaluate", str(run), "--protocol", protocol, "-o", str(tmp_path / "ev"),
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     table = (tmp_path / "ev" / "table.md").read_text()
@@ -73,7 +73,7 @@ def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
 
 def test_evaluate_protocol_errors_and_old_bundles(trained_run, tmp_path):
     _, run = trained_run
-    result = CliRunner().invoke(app, ["evaluate", str(run), "--protocol", "myops", "-o", str(tmp_path / "x")])
+    result = CliRunner().invoke(app, ["seg", "evaluate", str(run), "--protocol", "myops", "-o", str(tmp_path / "x")])
     assert result.exit_code == 1 and "choose another --protocol" in result.output
     assert run_evaluation(run, split="test", progress=False, out=tmp_path / "new").protocol == "passion"
     # a run folder written before protocols existed: its bundle has no eval.protocol -> the old scoring
@@ -88,11 +88,11 @@ def test_evaluate_protocol_errors_and_old_bundles(trained_run, tmp_path):
 
 def test_score_reads_what_predict_writes(trained_run, tmp_path):
     data, run = trained_run
-    result = CliRunner().invoke(app, ["predict", "-i", str(data), "-o", str(tmp_path / "pred"), "-m", str(run),
+    result = CliRunner().invoke(app, ["seg", "predict", "-i", str(data), "-o", str(tmp_path / "pred"), "-m", str(run),
                                       "--disable-progress-bar"])
     assert result.exit_code == 0, result.output
     (tmp_path / "pred" / sorted((tmp_path / "pred").glob("*.nii.gz"))[0].name).unlink()  # one case not predicted
-    result = CliRunner().invoke(app, ["score", "-p", str(tmp_path / "pred"), "-r", str(data), "--quiet"])
+    result = CliRunner().invoke(app, ["seg", "score", "-p", str(tmp_path / "pred"), "-r", str(data), "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "pred" / "score_passion" / "summary.json").read_text())
     assert summary["cases"] == 3 and len(summary["missing_predictions"]) == 1 and not summary["missing_references"]
@@ -120,7 +120,7 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     (case / f"{case.name}_t1ce.nii.gz").unlink()  # the new patient lacks T1ce
     (case / f"{case.name}_seg.nii.gz").unlink()
     out = tmp_path / "pred"
-    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run),
+    result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run),
                                       "--save-probabilities"])
     assert result.exit_code == 0, result.output
     written = nib.load(str(out / f"{case.name}.nii.gz"))
@@ -130,7 +130,7 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     probs = np.load(out / f"{case.name}.npz")["probabilities"]
     assert probs.shape == (4, *ref.shape)
     # --continue skips what exists
-    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run), "--continue"])
+    result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run), "--continue"])
     assert "skipped" in result.output
 
 
@@ -144,7 +144,7 @@ def test_predict_real_brats2023_case_with_sequences_removed(trained_run, tmp_pat
         if "-t1n" not in f.name and "-t2w" not in f.name:  # only FLAIR (t2f) and T1ce (t1c)
             (case / f.name).symlink_to(f)
     out = tmp_path / "pred"
-    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run)])
+    result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run)])
     assert result.exit_code == 0, result.output
     written = nib.load(str(out / f"{src.name}.nii.gz"))
     ref = nib.load(str(src / f"{src.name}-t2f.nii.gz"))
@@ -162,7 +162,7 @@ def test_predict_real_case_via_mapping_without_t1(trained_run, tmp_path):
         if "_t1_bet" not in f.name and "_seg" not in f.name:
             (case / f.name).symlink_to(f)
     out = tmp_path / "pred"
-    result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run),
+    result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run),
                                       "--map", TCGA_MAPPING, "--output-labels", "brats2020"])
     assert result.exit_code == 0, result.output
     written = nib.load(str(out / f"{src.name}.nii.gz"))
@@ -195,7 +195,7 @@ def test_predict_from_a_ckpt_equals_the_bundle(trained_run, tmp_path):
     case = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))[1]
     outputs = {}
     for name, model in (("bundle", run / "model" / "model.safetensors"), ("ckpt", run / "checkpoints" / "best.ckpt")):
-        result = CliRunner().invoke(app, ["predict", "-i", str(case), "-o", str(tmp_path / name), "-m", str(model)])
+        result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(tmp_path / name), "-m", str(model)])
         assert result.exit_code == 0, result.output
         outputs[name] = np.asarray(nib.load(str(tmp_path / name / f"{case.name}.nii.gz")).dataobj)
     np.testing.assert_array_equal(outputs["ckpt"], outputs["bundle"])

@@ -29,7 +29,8 @@ def tiny_myops_config(data, out, *overrides):
 def trained_myops(tmp_path_factory):
     base = tmp_path_factory.mktemp("myops_roundtrip")
     data = base / "data"
-    result = runner.invoke(app, ["data", "synth-myops", str(data), "-n", "4", "-s", "32", "--slices", "3"])
+    result = runner.invoke(app, ["seg", "synth", "--dataset", "myops2020", str(data), "-n", "4", "-s", "32",
+                                 "--slices", "3"])
     assert result.exit_code == 0, result.output
     run_dir = run_training(tiny_myops_config(data, base / "run"), resume="never")
     return data, run_dir
@@ -38,14 +39,14 @@ def trained_myops(tmp_path_factory):
 def test_cli_data_commands_detect_myops(trained_myops, tmp_path):
     data, _ = trained_myops
     assert {"train25", "train25_myops_gd"} <= {p.name for p in data.iterdir()}
-    result = runner.invoke(app, ["data", "summary", str(data)])
+    result = runner.invoke(app, ["seg", "summary", str(data)])
     assert result.exit_code == 0, result.output
     assert "myops2020" in result.output and "c0 4/4" in result.output and "de 4/4" in result.output
-    result = runner.invoke(app, ["data", "preprocess", str(data), "--dataset", "myops2020", "--cache",
+    result = runner.invoke(app, ["seg", "preprocess", str(data), "--dataset", "myops2020", "--cache",
                                  str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     assert "4 cases cached" in result.output
-    result = runner.invoke(app, ["data", "missing-rates", str(data), "--out", str(tmp_path / "m.csv")])
+    result = runner.invoke(app, ["seg", "missing-rates", str(data), "--out", str(tmp_path / "m.csv")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.csv").read_text().splitlines()[0].endswith("c0,de,t2")
 
@@ -86,7 +87,7 @@ def test_predict_cli_without_lge(trained_myops, tmp_path):
     for key in ("C0", "T2"):
         shutil.copy(data / "train25" / f"{case_id}_{key}.nii.gz", case)
     out = tmp_path / "pred"
-    result = runner.invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run), "--save-probabilities",
+    result = runner.invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run), "--save-probabilities",
                                  "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "c0+t2" in result.output
@@ -96,7 +97,7 @@ def test_predict_cli_without_lge(trained_myops, tmp_path):
     assert set(np.unique(np.asarray(written.dataobj)).tolist()) <= MYOPS_LABELS
     probs = np.load(out / f"{case_id}.npz")["probabilities"]
     assert probs.shape == (6, *ref.shape)
-    result = runner.invoke(app, ["predict", "-i", str(case), "-o", str(out), "-m", str(run),
+    result = runner.invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run),
                                  "--output-labels", "brats2020"])
     assert result.exit_code == 1 and "do not fit the model's classes" in result.output
 

@@ -1,5 +1,5 @@
-"""``medmodal data ...`` for chest X-rays: the synthetic IU dataset, the report tables, and the downstream
-datasets (synthetic twins, summaries with the reference splits)."""
+"""``medmodal cxr <data verb>`` (old spelling ``medmodal data ...``) for chest X-rays: the synthetic IU dataset,
+the report tables, and the downstream datasets (synthetic twins, summaries with the reference splits)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, data_app, user_errors
+from medmodal.cli.common import console, user_errors
 from medmodal.errors import DataError
 
 ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-images checks per image: verify (exists, "
@@ -39,7 +39,6 @@ def _print_image_check(result) -> None:
                       f"{result.images_checked}", highlight=False, soft_wrap=True)
 
 
-@data_app.command("synth-cxr")
 @user_errors
 def synth_cxr_cmd(
     out: Path = typer.Argument(..., help="output folder (IU X-ray R2Gen layout: annotation.json + images/<id>/0.png)"),
@@ -47,8 +46,7 @@ def synth_cxr_cmd(
     seed: int = typer.Option(0, "--seed"),
     size: int = typer.Option(256, "--size", "-s", help="image side in pixels"),
     reports: Optional[Path] = typer.Option(None, "--reports", help="Open-i indiana_reports.csv (default: "
-                                           "$MEDMODAL_IU_REPORTS; else the "
-                                           "built-in templates)"),
+                                           "$MEDMODAL_IU_REPORTS; else the built-in templates)"),
     workers: int = typer.Option(min(2, os.cpu_count() or 1), "--workers", help="rendering processes"),
 ):
     """Write synthetic chest radiographs drawn from real IU X-ray reports, with labels, masks and boxes."""
@@ -66,7 +64,6 @@ def synth_cxr_cmd(
     console.print(f"drawn findings (images): {positives}; {summary['boxes']} boxes", highlight=False, soft_wrap=True)
 
 
-@data_app.command("cxr-reports")
 @user_errors
 def cxr_reports_cmd(
     root: Path = typer.Argument(..., help="MIMIC-CXR-JPG folder, IU annotation.json, indiana_reports.csv or a CSV"),
@@ -125,7 +122,6 @@ def cxr_reports_cmd(
     _print_image_check(result)
 
 
-@data_app.command("synth-downstream")
 @user_errors
 def synth_downstream_cmd(
     out: Path = typer.Argument(..., help="output folder: each dataset goes to OUT/<dataset> in its own layout"),
@@ -144,7 +140,6 @@ def synth_downstream_cmd(
         console.print(f"{name}: {summary['root']} ({counts})", highlight=False, soft_wrap=True)
 
 
-@data_app.command("downstream-summary")
 @user_errors
 def downstream_summary_cmd(
     root: Path = typer.Argument(..., help="the dataset's folder, as distributed"),

@@ -1,5 +1,6 @@
-"""``medmodal data ...`` for paired white-light / narrow-band endoscopy (MICS): inspect, split,
-simulate NBI, calibrate the simulation on real pairs, synthesise the built-in dataset."""
+"""``medmodal endoscopy <data verb>`` (old spelling ``medmodal data ...``) for paired white-light / narrow-band
+endoscopy (MICS): inspect, split, simulate NBI, calibrate the simulation on real pairs, synthesise the built-in
+dataset."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, data_app, err_console, split_option, user_errors
+from medmodal.cli.common import console, err_console, split_option, user_errors
 
 EndoLayoutOpt = typer.Option("auto", "--layout", help="auto | authors (<class>_WLI/ + <class>_NBI/) | wl-nbi "
                                                       "(WL/<class>/ + NBI/<class>/) | kvasir (class folders) | "
@@ -45,7 +46,6 @@ def _read(root: Path, layout: str, split_file: Optional[Path]):
     return samples, (detect_layout(root) if layout == "auto" else layout)
 
 
-@data_app.command("summary-endoscopy")
 @user_errors
 def summary_endoscopy_cmd(
     root: Path = typer.Argument(..., help="dataset folder (or CSV file: wli,nbi,label)"),
@@ -90,7 +90,6 @@ def summary_endoscopy_cmd(
         console.print(f"sample list: {write_samples_csv(out, samples)}")
 
 
-@data_app.command("split-endoscopy")
 @user_errors
 def split_endoscopy_cmd(
     root: Path = typer.Argument(..., help="dataset folder (or CSV file)"),
@@ -127,7 +126,6 @@ def split_endoscopy_cmd(
     console.print(f"{target}: " + ", ".join(f"{k} {len(splits[k])}" for k in ("train", "val", "test")) + extra)
 
 
-@data_app.command("simulate-nbi")
 @user_errors
 def simulate_nbi_cmd(
     src: Path = typer.Argument(..., help="white-light dataset (Kvasir class folders, image folder, any layout)"),
@@ -156,7 +154,6 @@ def simulate_nbi_cmd(
     console.print(f"wrote {len(written)} WLI / simulated-NBI pairs ({len(classes)} classes) to {out}")
 
 
-@data_app.command("calibrate-nbi")
 @user_errors
 def calibrate_nbi_cmd(
     pairs: Path = typer.Argument(..., help="real WLI / NBI pairs (WL/<class>/ + NBI/<class>/, authors' layout, CSV)"),
@@ -195,7 +192,6 @@ def calibrate_nbi_cmd(
             atomic_write_text(report, table)
 
 
-@data_app.command("synth-endoscopy")
 @user_errors
 def synth_endoscopy_cmd(
     out: Path = typer.Argument(..., help="output folder (the authors' layout <class>_WLI/ + <class>_NBI/, PNG)"),

@@ -1,4 +1,5 @@
-"""``medmodal data ...`` for multi-sequence volumes: synthesise, inspect, split, assign missing sequences, preprocess."""
+"""``medmodal seg <data verb>`` (old spelling ``medmodal data ...``) for multi-sequence volumes: synthesise,
+inspect, split, assign missing sequences, preprocess."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, data_app, discover,
+from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt, MapOpt, console, discover,
                                   discover_dataset, print_wide, split_option, user_errors)
+from medmodal.errors import ConfigError
 
-@data_app.command("synth-brats")
 @user_errors
 def synth_brats_cmd(
     out: Path = typer.Argument(..., help="output folder (BraTS 2020 layout is written inside)"),
@@ -26,7 +27,6 @@ def synth_brats_cmd(
     console.print(f"wrote {len(folders)} cases to {out}")
 
 
-@data_app.command("synth-myops")
 @user_errors
 def synth_myops_cmd(
     out: Path = typer.Argument(..., help="output folder (official MyoPS 2020 layout: train25/, train25_myops_gd/)"),
@@ -42,7 +42,26 @@ def synth_myops_cmd(
     console.print(f"wrote {len(ids)} cases to {out}")
 
 
-@data_app.command("summary")
+@user_errors
+def synth_cmd(
+    out: Path = typer.Argument(..., help="output folder (the dataset's official layout is written inside)"),
+    dataset: str = typer.Option("brats2020", "--dataset", "-d", help="brats2020 | brats2023 (BraTS layout, "
+                                "brain MR: FLAIR / T1 / T1ce / T2) | myops2020 (MyoPS layout, cardiac MR: C0 / DE / T2)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases"),
+    size: Optional[int] = typer.Option(None, "--size", "-s", help="volume edge (BraTS) / in-plane edge (MyoPS) in "
+                                       "voxels (default: BraTS 64, MyoPS 96)"),
+    slices: int = typer.Option(6, "--slices", help="myops2020: short-axis slices per stack"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write a synthetic segmentation dataset with real NIfTI files in an official layout."""
+    if dataset in ("brats2020", "brats2023"):
+        synth_brats_cmd(out, cases=cases, size=size or 64, seed=seed, naming=dataset)
+    elif dataset == "myops2020":
+        synth_myops_cmd(out, cases=cases, size=size or 96, slices=slices, seed=seed)
+    else:
+        raise ConfigError(f"--dataset must be brats2020, brats2023 or myops2020, got {dataset!r}")
+
+
 @user_errors
 def summary_cmd(
     root: Path = typer.Argument(..., help="dataset folder or case folder"),
@@ -66,7 +85,6 @@ def summary_cmd(
             console.print(f"  {path}", highlight=False, soft_wrap=True)
 
 
-@data_app.command("split")
 @user_errors
 def split_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),
@@ -85,7 +103,6 @@ def split_cmd(
     console.print(f"{path}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
 
 
-@data_app.command("missing-rates")
 @user_errors
 def missing_rates_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),
@@ -115,7 +132,6 @@ def missing_rates_cmd(
                   + ", ".join(f"{m} {real[m]:.2f}" for m in modalities))
 
 
-@data_app.command("preprocess")
 @user_errors
 def preprocess_cmd(
     root: Path = typer.Argument(..., help="dataset folder"),

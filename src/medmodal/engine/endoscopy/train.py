@@ -218,7 +218,7 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
         _save_safetensors(task.model.state_dict(), run_dir / MODEL_FILE)
         atomic_write_json(run_dir / "model.json", {"model": "mics", "config": config_to_dict(cfg.model),
                                                    "classes": data.classes})
-        from medmodal.evaluation.endoscopy import confusion_png
+        from medmodal.evaluation.plots import confusion_png
 
         for key, metrics in task.results.items():
             if key.startswith("test"):

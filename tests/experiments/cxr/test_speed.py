@@ -9,12 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmodal.cli import app
-from medmodal.engine.image_text.speed import (
-    CMCGNSSpeedSettings,
-    format_cmcgns_report,
-    load_report_sentences,
-    run_cmcgns_speed_benchmark,
-)
+from medmodal.experiments.cxr.speed import CMCGNSSpeedSettings, format_report, load_report_sentences, run
 
 TINY = dict(embed_dim=32, num_clusters=4, decoder_channels=(8,), decoder_layers=1, text_pool_heads=4)
 
@@ -23,13 +18,13 @@ TINY = dict(embed_dim=32, num_clusters=4, decoder_channels=(8,), decoder_layers=
 def test_benchmark_tiny_run_with_the_real_minilm_tokenizer(tmp_path):
     settings = CMCGNSSpeedSettings(image_encoder="test_resnet", image_size=64, batch_size=3, steps=1, warmup=1,
                                    max_text_length=32, model_kwargs=TINY)
-    report = run_cmcgns_speed_benchmark(settings, tmp_path / "speed.json")
+    report = run(settings, tmp_path / "speed.json")
     saved = json.loads((tmp_path / "speed.json").read_text())
     assert set(saved["results"]) == {"train_stage1", "train_stage2", "heads_only_stage2"}
     for row in report["results"].values():
         assert row["per_sample"]["clusters_active"] and row["batched"]["clusters_active"]
         assert row["speedup"] > 0 and row["batched"]["seconds_per_step"] > 0
-    table = format_cmcgns_report(report)
+    table = format_report(report)
     assert "heads only" in table and report["batch"]["sentences"] >= 4
 
 

@@ -4,13 +4,13 @@ import json
 
 import torch
 
-from medmodal.engine.segmentation.speed import SpeedSettings, format_report, run_speed_benchmark
+from medmodal.experiments.seg.speed import SpeedSettings, format_report, run
 
 
 def test_speed_benchmark_runs_on_cpu(tmp_path):
     settings = SpeedSettings(model_kwargs={"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1},
                              crop=16, case_size=(24, 24, 16), steps=1, warmup=0, device="cpu")
-    report = run_speed_benchmark(settings, tmp_path / "speed.json")
+    report = run(settings, tmp_path / "speed.json")
     saved = json.loads((tmp_path / "speed.json").read_text())
     assert saved["train_fast"]["steps_per_s"] > 0 and saved["evaluation"]["subsets_shared_seconds"] > 0
     assert saved["train_fast"]["tflops_per_step"] > 0
@@ -35,7 +35,7 @@ def test_speed_benchmark_compiled_fast_path_on_cpu(tmp_path, monkeypatch):
     settings = SpeedSettings(model_kwargs={"widths": [4, 8, 16], "token_grid": 2, "num_heads": 2, "depth": 1},
                              crop=16, case_size=(16, 16, 16), steps=1, warmup=1, device="cpu", compile=True,
                              compile_mode="max-autotune-no-cudagraphs", batch_size=2, evaluate=False)
-    report = run_speed_benchmark(settings)
+    report = run(settings)
     assert "evaluation" not in report and set(report["ratios"]) == {"train_speedup"}
     assert calls == [{"fullgraph": True, "mode": "max-autotune-no-cudagraphs"}]
     assert report["train_fast"]["steps_per_s"] > 0

@@ -5,15 +5,16 @@ import csv
 from typer.testing import CliRunner
 
 from medmodal.cli import app
-from medmodal.evaluation.benchmark import METHODS, PROFILES, Profile, run_benchmark, run_config
+from medmodal.experiments.seg.benchmark import METHODS, PROFILES, SegProfile, run_config
+from medmodal.experiments.seg.benchmark import run as run_benchmark
 
-TINY = Profile(cases=4, size=24, crop=16, widths=(4, 8, 16), epochs=1, samples_per_epoch=4, batch_size=2,
+TINY = SegProfile(cases=4, size=24, crop=16, widths=(4, 8, 16), epochs=1, samples_per_epoch=4, batch_size=2,
                seeds=(0,), num_workers=0, val_every=1)
 
 
 def test_tiny_benchmark_writes_the_report(tmp_path):
     seen = []
-    report = run_benchmark(tmp_path, TINY, ["dmafnet", "zero_unet", "dmafnet w/o RD"], ["imbalanced"],
+    report = run_benchmark(tmp_path, TINY, ["dmafnet", "zero_unet", "dmafnet w/o RD"], protocols=["imbalanced"],
                            on_run=seen.append)
     text = (report / "report.md").read_text()
     assert "## imbalanced protocol: methods" in text and "## imbalanced protocol: DMAF-Net ablations" in text
@@ -45,11 +46,11 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
     assert (run / "eval_test" / "dice_heatmap.png").is_file() and (run / "missing_sequences.csv").is_file()
     # a second call skips finished runs (resume of an interrupted benchmark)
     again = []
-    run_benchmark(tmp_path, TINY, ["zero_unet"], ["imbalanced"], on_run=again.append)
+    run_benchmark(tmp_path, TINY, ["zero_unet"], protocols=["imbalanced"], on_run=again.append)
     assert again[0] == seen[1]
     # another evaluation protocol re-scores the finished run (no re-training) and says so
     trained = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    report = run_benchmark(tmp_path, TINY, ["zero_unet"], ["imbalanced"], on_run=again.append,
+    report = run_benchmark(tmp_path, TINY, ["zero_unet"], protocols=["imbalanced"], on_run=again.append,
                            eval_protocol="brats-challenge")
     assert again[1]["eval_protocol"] == "brats-challenge" and again[1]["train_s"] == seen[1]["train_s"]
     assert "Dice_ETPro" not in again[1] and (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == trained
@@ -64,29 +65,30 @@ def test_every_method_config_is_valid(tmp_path):
 
 
 def test_cli_rejects_unknown_method(tmp_path):
-    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--methods", "unet9000"])
+    result = CliRunner().invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--methods", "unet9000"])
     assert result.exit_code == 1 and "unknown method" in result.output
-    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--protocol", "myops"])
+    result = CliRunner().invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--protocol", "myops"])
     assert result.exit_code == 1 and "choose another --protocol" in result.output
-    result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path), "--protocol", "hd99"])
+    result = CliRunner().invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--protocol", "hd99"])
     assert result.exit_code == 1 and "unknown evaluation protocol 'hd99'" in result.output
 
 
 def test_cli_real_case_errors(tmp_path, monkeypatch):
     runner = CliRunner()
-    result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), "--real-data", str(tmp_path / "nowhere")])
+    result = runner.invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--real-data", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and "nowhere: no such folder (--real-data)" in result.output
-    monkeypatch.setenv("MEDMODAL_REAL_CASE", str(tmp_path / "absent"))
-    result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), "--real"])
+    monkeypatch.delenv("MEDMODAL_REAL_CASE", raising=False)
+    result = runner.invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--real"])
     assert result.exit_code == 1 and "no real labelled case found" in result.output
+    monkeypatch.setenv("MEDMODAL_REAL_CASE", str(tmp_path / "absent"))  # a typo is named, not ignored
+    result = runner.invoke(app, ["seg", "benchmark", "--out", str(tmp_path), "--real"])
+    assert result.exit_code == 1 and "absent: no such folder ($MEDMODAL_REAL_CASE)" in result.output
 
 
 def test_default_real_case(tmp_path, monkeypatch):
-    from medmodal.evaluation.benchmark import default_real_case
+    from medmodal.experiments.seg.benchmark import default_real_case
 
     monkeypatch.setenv("MEDMODAL_REAL_CASE", str(tmp_path))
     assert default_real_case() == tmp_path
     monkeypatch.delenv("MEDMODAL_REAL_CASE")
-    monkeypatch.chdir(tmp_path)  # not beside the working folder: found beside the checkout, if CI has it
-    found = default_real_case()
-    assert found is None or (found.is_dir() and found.name == "TCGA-DU-7294")
+    assert default_real_case() is None  # no default location: data roots come from arguments or MEDMODAL_*

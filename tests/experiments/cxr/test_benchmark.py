@@ -1,4 +1,4 @@
-"""``medmodal benchmark --suite cxr``: downstream plumbing on tiny twins, resume, report layout."""
+"""``medmodal cxr benchmark``: downstream plumbing on tiny twins, resume, report layout."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from medmodal.evaluation.cxr_benchmark import (
+from medmodal.experiments.cxr.benchmark import (
     CXR_METHODS,
     CXR_PROFILES,
     DOWNSTREAM_TASKS,
-    run_cxr_benchmark,
+    run,
     task_table,
     with_overrides,
 )
@@ -24,7 +24,7 @@ TINY = with_overrides(CXR_PROFILES["cpu-quick"], pretrain_studies=24, pretrain_s
 
 
 def test_methods_cover_every_pretraining_model_and_the_papers_tasks():
-    pretrained = {m.model for m in CXR_METHODS.values() if m.init == "pretrain"}
+    pretrained = {m.model for m in CXR_METHODS.values() if m.init is None}  # init None: pre-trained as m.model
     assert pretrained == set(list_models(task="image_text"))
     assert {d for _, d in DOWNSTREAM_TASKS} == {"chexpert", "rsna", "covidx", "siim", "object-cxr"}
     quick = CXR_PROFILES["cpu-quick"]
@@ -34,20 +34,20 @@ def test_methods_cover_every_pretraining_model_and_the_papers_tasks():
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown profile"):
-        run_cxr_benchmark(tmp_path, "tpu-huge")
+        run(tmp_path, "tpu-huge")
     with pytest.raises(ValueError, match="unknown method"):
-        run_cxr_benchmark(tmp_path, TINY, methods=["simclr"])
+        run(tmp_path, TINY, methods=["simclr"])
     with pytest.raises(ValueError, match="task/dataset"):
-        run_cxr_benchmark(tmp_path, TINY, methods=["random"], tasks=[("classification", "siim")])
+        run(tmp_path, TINY, methods=["random"], tasks=[("classification", "siim")])
     with pytest.raises(FileNotFoundError, match="no such weight file"):
-        run_cxr_benchmark(tmp_path, TINY, imagenet_weights=tmp_path / "nope.pth")
+        run(tmp_path, TINY, imagenet_weights=tmp_path / "nope.pth")
 
 
 @pytest.mark.slow
 def test_random_init_runs_every_task_resumes_and_reports(tmp_path):
     tasks = [("classification", "covidx"), ("segmentation", "siim"), ("detection", "object-cxr")]
     seen = []
-    report = run_cxr_benchmark(tmp_path, TINY, methods=["random", "imagenet"], tasks=tasks, on_run=seen.append)
+    report = run(tmp_path, TINY, methods=["random", "imagenet"], tasks=tasks, on_run=seen.append)
     assert len(seen) == 3 * 2  # imagenet left out (no weights), 3 tasks x 2 fractions x 1 seed
     text = (report / "report.md").read_text()
     assert "ImageNet init: left out" in text
@@ -62,7 +62,7 @@ def test_random_init_runs_every_task_resumes_and_reports(tmp_path):
     assert (report / "fractions.png").stat().st_size > 0
     # resume: everything finished is skipped, the same numbers come back
     again = []
-    run_cxr_benchmark(tmp_path, TINY, methods=["random"], tasks=tasks, on_run=again.append)
+    run(tmp_path, TINY, methods=["random"], tasks=tasks, on_run=again.append)
     assert [r["value"] for r in again] == [r["value"] for r in seen]
 
 
@@ -78,7 +78,7 @@ def test_task_table_layout_mean_std_over_seeds():
 def test_pretrained_method_flows_through_the_engine_into_every_task_family(tmp_path):
     """ConVIRT pre-trained 1 epoch by the engine; its export is what the downstream run loads."""
     tasks = [("classification", "covidx")]
-    report = run_cxr_benchmark(tmp_path, TINY, methods=["convirt"], tasks=tasks, fractions=[1.0])
+    report = run(tmp_path, TINY, methods=["convirt"], tasks=tasks, fractions=[1.0])
     export = tmp_path / "pretrain" / "convirt" / "export" / "image_encoder"
     assert (export / "model.safetensors").is_file()
     metrics = (tmp_path / "runs" / "classification" / "covidx" / "convirt" / "frac1" / "seed0" / "metrics.json")
@@ -93,10 +93,11 @@ def test_cli_rejects_bad_suite_profile_and_tasks_in_one_line(tmp_path):
     from medmodal.cli import app
 
     runner = CliRunner()
-    for args, message in ((["--suite", "nope"], "--suite must be"), (["--suite", "cxr", "--profile", "tpu"],
-                                                                      "unknown profile"),
-                          (["--suite", "cxr", "--tasks", "classification"], "not task:dataset")):
-        result = runner.invoke(app, ["benchmark", "--out", str(tmp_path), *args])
+    for args, message in ((["benchmark", "--suite", "nope"], "--suite must be"),  # the old spelling
+                          (["cxr", "benchmark", "--profile", "tpu"], "unknown profile"),
+                          (["cxr", "benchmark", "--tasks", "classification"], "not task:dataset"),
+                          (["cxr", "benchmark", "--data", str(tmp_path / "own")], "own/pretrain")):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path)])
         assert result.exit_code == 1, result.output
         assert message in result.output and "Traceback" not in result.output
 
@@ -120,7 +121,7 @@ def test_cpu_compare_profile_pretrains_every_method_as_the_cmcgns_demo_preset():
 
 
 def test_report_summarises_the_pretraining_evaluation(tmp_path):
-    from medmodal.evaluation.cxr_benchmark import pretrain_quality, write_cxr_report
+    from medmodal.experiments.cxr.benchmark import pretrain_quality, write_cxr_report
 
     evaluation = {name: {"retrieval": {"image_to_report": {"R@10": r}, "report_to_image": {"R@10": r / 2},
                                        "chance": {"R@10": 0.05}}, "zero_shot": {"mean_auroc": a}}
@@ -140,7 +141,7 @@ def test_report_summarises_the_pretraining_evaluation(tmp_path):
 
 def test_every_method_gives_the_profile_arch_to_the_finetuning_engine(tmp_path):
     """The task presets name their own backbone; a pre-trained export is checked against the arch given."""
-    from medmodal.evaluation.cxr_benchmark import encoder_source
+    from medmodal.experiments.cxr.benchmark import encoder_source
 
     prof = CXR_PROFILES["cpu-compare"]
     assert encoder_source("convirt", prof, tmp_path, None) == (str(tmp_path / "convirt"), "resnet10t")

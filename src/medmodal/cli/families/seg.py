@@ -1,0 +1,37 @@
+"""``medmodal seg``: every segmentation method (today DMAF-Net and its baselines): a model trained by any of
+them is trained, evaluated, scored and predicted the same way."""
+
+from __future__ import annotations
+
+from medmodal.cli.benchmark import seg_benchmark_cmd, seg_speed_cmd
+from medmodal.cli.data.volumes import (missing_rates_cmd, preprocess_cmd, split_cmd, summary_cmd, synth_brats_cmd,
+                                       synth_cmd, synth_myops_cmd)
+from medmodal.cli.demo import demo_cmd
+from medmodal.cli.evaluate import evaluate_cmd
+from medmodal.cli.family import Alias, Family, family_app
+from medmodal.cli.predict import predict_cmd
+from medmodal.cli.score import score_cmd
+from medmodal.cli.train import train_cmd
+
+HELP = ("Segmentation (multi-modal MRI with missing sequences; DMAF-Net and baselines): train, evaluate, score, "
+        "predict, benchmark, speed, demo, and the data verbs.")
+app = family_app("seg", HELP)
+for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict", predict_cmd), ("score", score_cmd),
+                   ("benchmark", seg_benchmark_cmd), ("speed", seg_speed_cmd), ("demo", demo_cmd),
+                   ("synth", synth_cmd), ("summary", summary_cmd), ("split", split_cmd),
+                   ("missing-rates", missing_rates_cmd), ("preprocess", preprocess_cmd)):
+    app.command(verb)(func)
+
+FAMILY = Family(
+    key="seg", help=HELP, app=app,
+    presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020"),
+    benchmark="medmodal.experiments.seg.benchmark", speed="medmodal.experiments.seg.speed", demo="demo",
+    aliases=(Alias("train", train_cmd, "seg train"), Alias("evaluate", evaluate_cmd, "seg evaluate"),
+             Alias("predict", predict_cmd, "seg predict"), Alias("score", score_cmd, "seg score"),
+             Alias("demo", demo_cmd, "seg demo"),
+             Alias("data synth-brats", synth_brats_cmd, "seg synth --dataset brats2020"),
+             Alias("data synth-myops", synth_myops_cmd, "seg synth --dataset myops2020"),
+             Alias("data summary", summary_cmd, "seg summary"), Alias("data split", split_cmd, "seg split"),
+             Alias("data missing-rates", missing_rates_cmd, "seg missing-rates"),
+             Alias("data preprocess", preprocess_cmd, "seg preprocess")),
+)

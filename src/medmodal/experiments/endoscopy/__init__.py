@@ -1,0 +1,1 @@
+"""Benchmark, speed and demo of the ``endoscopy`` family."""
