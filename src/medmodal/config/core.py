@@ -207,7 +207,8 @@ def packaged_config(name: str, family: str | None = None) -> Path:
     """Path of a preset shipped with medmodal (``src/medmodal/configs/<family>/<name>.yaml``).
 
     ``name`` is ``<family>/<name>``, a name of ``family``'s folder, a flat name of an earlier
-    release (:data:`LEGACY_PRESETS`, e.g. ``demo_cpu``), or a name found in exactly one family folder.
+    release (:data:`LEGACY_PRESETS`, e.g. ``demo_cpu``), or (no ``family`` given) a name found in
+    exactly one family folder.
 
     Raises:
         FileNotFoundError: no such preset (the available ones are named).
@@ -222,7 +223,7 @@ def packaged_config(name: str, family: str | None = None) -> Path:
         if name in LEGACY_PRESETS:
             candidates.append(LEGACY_PRESETS[name])
         found = [f"{fam}/{name}" for fam in PRESET_FAMILIES if (CONFIGS_DIR / fam / f"{name}.yaml").is_file()]
-        if len(found) == 1:
+        if len(found) == 1 and not family:
             candidates.append(found[0])
     for candidate in candidates:
         path = CONFIGS_DIR / f"{candidate}.yaml"
