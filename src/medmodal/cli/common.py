@@ -175,11 +175,10 @@ def discover_dataset(root: Path, dataset: str, layout: str, mapping: Optional[st
 
 
 def experiment_config(config, preset, out, data, override):
-    from medmodal.config import load_config, packaged_config
+    """The segmentation run config of ``--config`` / ``--preset`` with ``--set`` items, ``--out`` and ``--data``."""
+    from medmodal.config import SegmentationRunConfig, load_run_config
 
-    if config and preset:
-        raise ConfigError("give --config or --preset, not both")
-    cfg = load_config(config or (packaged_config(preset) if preset else None), override)
+    cfg = load_run_config(SegmentationRunConfig, config, preset, override)
     if out:
         cfg.out_dir = str(out)
     if data:

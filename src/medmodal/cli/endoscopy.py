@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
@@ -33,28 +34,23 @@ def pretrain_endoscopy_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
     override: list[str] = typer.Option([], "--set", help="override a value, e.g. --set model.adversarial_weight=0"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/mics/pretrain)"),
-    resume: str = typer.Option("auto", "--resume", help="auto | never | PATH"),
+    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
 ):
     """MICS self-supervised pre-training on unlabelled WLI / NBI pairs (reconstruction + contrastive +
     adversarial); writes encoders.safetensors for finetune-endoscopy --init."""
     from medmodal.engine.endoscopy import load_pretrain_config, run_pretrain
 
-    cfg = load_pretrain_config(config, preset, list(override))
+    cfg = run_config(load_pretrain_config, config, preset, override, out=out)
     _apply_data(cfg, data, layout, split_file)
-    if out is not None:
-        cfg.out_dir = str(out)
-    result = run_pretrain(cfg, resume=resume)
-    for note in result.get("notes", []):
-        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
+
+    def report(result) -> None:
+        losses = result["losses"]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()) if k.startswith("val/")) or \
+            ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))
+        console.print(f"pre-trained on {result['pairs']} pairs, {result['epochs']} epochs: {shown}", highlight=False,
                       soft_wrap=True)
-    losses = result["losses"]
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()) if k.startswith("val/")) or \
-        ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))
-    console.print(f"pre-trained on {result['pairs']} pairs, {result['epochs']} epochs: {shown}", highlight=False,
-                  soft_wrap=True)
-    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+
+    run_and_report(run_pretrain, cfg, resume, report)
 
 
 @user_errors
@@ -72,15 +68,14 @@ def finetune_endoscopy_cmd(
     override: list[str] = typer.Option([], "--set", help="override a value, e.g. --set model.shift=none"),
     seed: Optional[int] = typer.Option(None, "--seed", help="training seed (label subset, init, augmentation)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/mics/finetune)"),
-    resume: str = typer.Option("auto", "--resume", help="auto | never | PATH"),
+    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
 ):
     """Fine-tune the MICS classifier (or a baseline) with few labels; tests with all modalities and with
     white light only; writes metrics.json, results.csv, per_class.csv, confusion.png, model.safetensors."""
     from medmodal.engine.endoscopy import load_finetune_config, run_finetune
-    from medmodal.engine.endoscopy.config import check_finetune_config
     from medmodal.engine.endoscopy.train import format_result
 
-    cfg = load_finetune_config(config, preset, list(override))
+    cfg = run_config(load_finetune_config, config, preset, override, out=out, seed=seed)
     _apply_data(cfg, data, layout, split_file)
     if init is not None:
         cfg.init = init
@@ -90,19 +85,8 @@ def finetune_endoscopy_cmd(
         cfg.method = method
     if modalities is not None:
         cfg.model.modalities = tuple(m.strip().lower() for m in modalities.split(","))
-    if seed is not None:
-        cfg.trainer.seed = int(seed)
-    if out is not None:
-        cfg.out_dir = str(out)
-    check_finetune_config(cfg)
-    result = run_finetune(cfg, resume=resume)
-    for note in result.get("notes", []):
-        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
-                      soft_wrap=True)
-    console.print(format_result(result), highlight=False, soft_wrap=True)
-    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+    run_and_report(run_finetune, cfg, resume, lambda result: console.print(
+        format_result(result), highlight=False, soft_wrap=True))
 
 
 @user_errors

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
@@ -38,17 +39,15 @@ def finetune_cmd(
     exact_protocol: bool = typer.Option(False, "--exact-protocol", help="classification: re-encode the augmented "
                                         "images every epoch as the references (default: cached features, no "
                                         "training augmentation)"),
-    resume: str = typer.Option("auto", "--resume", help="auto (skip a finished run, continue from last.ckpt) | "
-                               "never | PATH"),
+    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
 ):
     """Fine-tune a pre-trained image encoder on a chest X-ray downstream task (MGCA / CM-CGNS protocol);
     writes checkpoints, logs, splits, metrics.json and results.csv into the run folder."""
-    from medmodal.distributed import is_global_zero
-    from medmodal.engine.finetune.config import check_config, load_finetune_config
+    from medmodal.engine.finetune.config import load_finetune_config
     from medmodal.engine.finetune.train import format_result, run_finetune
     from medmodal.models.encoder_export import architecture_for
 
-    cfg = load_finetune_config(config, preset, list(override), task=task, dataset=dataset)
+    cfg = run_config(load_finetune_config, config, preset, override, out=out, seed=seed, task=task, dataset=dataset)
     if data is not None:
         cfg.data.root = str(data)
     if fraction is not None:
@@ -60,13 +59,9 @@ def finetune_cmd(
     elif not any(item.split("=", 1)[0].strip() == "encoder.arch" for item in override):
         # a preset's / config's arch is the default for sources that need one; an export names its own
         cfg.encoder.arch = architecture_for(cfg.encoder.source, cfg.encoder.arch)
-    if seed is not None:
-        cfg.trainer.seed = int(seed)
-    if out is not None:
-        cfg.out_dir = str(out)
     if unfreeze:
         cfg.encoder.freeze = False
-    check_config(cfg)
+    cfg.validate()
     if exact_protocol:
         if cfg.task != "classification":
             raise ConfigError("--exact-protocol applies to classification (segmentation and detection always "
@@ -74,16 +69,8 @@ def finetune_cmd(
         cfg.classification.features, cfg.classification.train_transform = "augmented", "reference"
     if not cfg.data.root or not Path(cfg.data.root).exists():
         raise FileNotFoundError(f"{cfg.data.root}: dataset folder not found (--data)")
-    result = run_finetune(cfg, resume=resume)
-    if not is_global_zero():  # under DDP every process runs this command; one reports
-        return
-    for note in result.get("notes", []):
-        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
-    if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
-                      soft_wrap=True)
-    console.print(format_result(result), highlight=False, soft_wrap=True)
-    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+    run_and_report(run_finetune, cfg, resume, lambda result: console.print(
+        format_result(result), highlight=False, soft_wrap=True))
 
 
 @user_errors

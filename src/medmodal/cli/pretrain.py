@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
@@ -25,48 +26,38 @@ def pretrain_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default: the config's out_dir, "
                                        "else runs/pretrain/<model>-<data>-seed<seed>)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default 42)"),
-    resume: str = typer.Option("auto", "--resume", help="auto (skip a finished run, continue from last.ckpt) | "
-                               "never | PATH"),
+    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
 ):
     """Pre-train an image-report model (stage I, then stage II), export its encoders into RUN/export and
     evaluate retrieval (R@1/5/10) and zero-shot AUROC on the held-out test split."""
-    from medmodal.distributed import is_global_zero
-    from medmodal.engine.image_text.config import check_pretrain_config, load_pretrain_config
+    from medmodal.engine.image_text.config import load_pretrain_config
     from medmodal.engine.image_text.train import run_pretraining
     from medmodal.evaluation.image_text import format_evaluation_tables
 
     if config is None and preset is None:
         raise ConfigError("give --preset (pretrain_mimic_cxr | pretrain_iu_xray | pretrain_demo_cpu) or --config")
-    cfg = load_pretrain_config(config, preset, list(override))
+    cfg = run_config(load_pretrain_config, config, preset, override, out=out, seed=seed)
     if data is not None:
         cfg.data.root = str(data)
     if model is not None:
         cfg.model.name = model
-    if seed is not None:
-        cfg.trainer.seed = int(seed)
-    if out is not None:
-        cfg.out_dir = str(out)
-    check_pretrain_config(cfg)
+    cfg.validate()
     if not Path(cfg.data.root).exists():
         raise FileNotFoundError(f"{cfg.data.root}: data not found (--data; `medmodal data synth-cxr OUT` writes a "
                                 f"built-in dataset)")
-    result = run_pretraining(cfg, resume=resume)
-    if not is_global_zero():  # under DDP every process runs this command; one reports
-        return
-    for note in result.get("notes", []):
-        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
-    if result.get("skipped"):
-        console.print(f"finished run found (--resume never to train again): {result['run_dir']}", highlight=False,
-                      soft_wrap=True)
-    if result.get("evaluation"):
-        console.print(format_evaluation_tables(result["evaluation"]), highlight=False, soft_wrap=True, markup=False)
-    seconds = result.get("wall_seconds")
-    console.print(f"{result['model']}: {result['epochs']} epochs, {result['counts']} rows"
-                  + (f", {seconds / 60:.1f} min" if seconds else ""), highlight=False, soft_wrap=True)
-    if result.get("export"):
-        console.print(f"export: {result['export']['image_encoder']} ({result['export']['architecture']}), "
-                      f"{result['export']['text_encoder']}", highlight=False, soft_wrap=True)
-    console.print(f"run folder: {result['run_dir']}", highlight=False, soft_wrap=True)
+
+    def report(result) -> None:
+        if result.get("evaluation"):
+            console.print(format_evaluation_tables(result["evaluation"]), highlight=False, soft_wrap=True,
+                          markup=False)
+        seconds = result.get("wall_seconds")
+        console.print(f"{result['model']}: {result['epochs']} epochs, {result['counts']} rows"
+                      + (f", {seconds / 60:.1f} min" if seconds else ""), highlight=False, soft_wrap=True)
+        if result.get("export"):
+            console.print(f"export: {result['export']['image_encoder']} ({result['export']['architecture']}), "
+                          f"{result['export']['text_encoder']}", highlight=False, soft_wrap=True)
+
+    run_and_report(run_pretraining, cfg, resume, report)
 
 
 @user_errors

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import console, experiment_config, user_errors
+from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli.common import console, user_errors
 
 
 @user_errors
@@ -17,14 +18,18 @@ def train_cmd(
                                                                 "dmafnet_brats2020, dmafnet_myops2020, tiny_myops2020"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (overrides out_dir)"),
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (overrides data.root)"),
-    resume: str = typer.Option("auto", "--resume", help="auto (continue from last.ckpt if any) | never | PATH"),
+    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
     override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
 ):
     """Train a model (DMAF-Net by default); writes checkpoints, logs and a model bundle into the run folder."""
-    from medmodal.distributed import is_global_zero
+    from functools import partial
+
+    from medmodal.config import load_run_config
+    from medmodal.engine.segmentation.config import SegmentationRunConfig
     from medmodal.engine.segmentation.train import run_training
 
-    cfg = experiment_config(config, preset, out, data, override)
-    run_dir = run_training(cfg, resume=resume)
-    if is_global_zero():  # under DDP every process runs this command; one reports
-        console.print(f"run folder: {run_dir}  (model bundle: {run_dir / 'model'})", soft_wrap=True)
+    cfg = run_config(partial(load_run_config, SegmentationRunConfig), config, preset, override, out=out)
+    if data:
+        cfg.data.root = str(data)
+    run_and_report(run_training, cfg, resume, report=lambda result: console.print(
+        f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True))

@@ -1,7 +1,7 @@
 """Pieces every training engine shares: atomic checkpoints, resume, quiet Lightning, the Trainer.
 
-Used by the segmentation engine (:mod:`medmodal.engine.segmentation.train`) and the chest X-ray
-fine-tuning engine (:mod:`medmodal.engine.finetune.train`); each engine says what it monitors.
+Used by every engine (``engine/*/train.py``); each engine passes its ``trainer`` settings and says
+what it monitors. :mod:`medmodal.engine.run` builds the run result and the resume rule on top.
 
 Run-folder conventions the trainer builds: ``checkpoints/best.ckpt`` (best value of the monitored
 metric) and ``checkpoints/last.ckpt`` (every epoch, overwritten), both written atomically
@@ -22,6 +22,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from medmodal.config.common import TrainerSettings
 from medmodal.engine.callbacks import RichProgressBarEveryN, TrainingSpeedMonitor
 from medmodal.engine.loggers import KeepLogHistoryUntilResumePoint, ResumableCSVLogger
 from medmodal.errors import DamagedFileError
@@ -135,24 +136,32 @@ def expected_eval_mode_modules():
         yield
 
 
-def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, accelerator: str = "auto",
-                 devices: Any = "auto", num_nodes: int = 1, precision: str = "32-true", val_every_n_epochs: int = 1,
-                 log_every_n_steps: int = 10, progress_bar: bool = True, deterministic: bool = False,
-                 gradient_clip_val: float | None = None, early_stopping_patience: int | None = None,
+def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode: str,
+                 grad_clip: float | None = None, precision: str | None = None, max_epochs: int | None = None,
                  use_distributed_sampler: bool = False, extra_callbacks: Sequence[Callback] = (),
                  strategy: Any = "auto") -> L.Trainer:
     """A Lightning ``Trainer`` writing into ``run_dir`` with the shared callbacks and loggers.
 
     Args:
+        settings: the run's ``trainer`` section (:class:`medmodal.config.common.TrainerSettings` or a
+            family subclass): accelerator, devices, num_nodes, precision, val_every_n_epochs,
+            log_every_n_steps, progress_bar; and, when the section has them, ``max_epochs``,
+            ``deterministic`` (default ``False``) and ``patience`` (validations without improvement of
+            ``monitor`` before training stops; default ``None``: no early stopping).
         monitor / mode: the validation metric of ``best.ckpt`` (and of early stopping), ``min`` / ``max``.
-        early_stopping_patience: validations without improvement of ``monitor`` before training
-            stops (``None``: no early stopping).
+        grad_clip: gradient-norm clipping (``optim.grad_clip``; ``None``: off).
+        precision / max_epochs: override the settings' (e.g. a resolved ``precision: auto``).
         use_distributed_sampler: let Lightning shard plain samplers under DDP (an engine with its
             own DDP-aware sampler passes ``False``).
         extra_callbacks: appended after the shared ones.
         strategy: Lightning strategy (``auto``; e.g. ``ddp_find_unused_parameters_true`` for a
             model with parameters that some steps leave without gradient).
     """
+    t = settings
+    max_epochs = int(t.max_epochs if max_epochs is None else max_epochs)
+    precision = t.precision if precision is None else precision
+    early_stopping_patience = getattr(t, "patience", None)
+    log_every_n_steps, progress_bar = t.log_every_n_steps, t.progress_bar
     ckpt_dir = Path(run_dir) / "checkpoints"
     callbacks = [
         # best.ckpt: best monitored value; last.ckpt: every epoch, overwritten (a separate unmonitored
@@ -175,10 +184,11 @@ def make_trainer(run_dir: Path, *, monitor: str, mode: str, max_epochs: int, acc
     loggers = [ResumableCSVLogger(run_dir, name="logs", version=""),
                TensorBoardLogger(run_dir, name="logs", version="")]
     return L.Trainer(
-        default_root_dir=run_dir, max_epochs=max_epochs, accelerator=accelerator, devices=devices,
-        num_nodes=num_nodes, strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers,
-        check_val_every_n_epoch=val_every_n_epochs, log_every_n_steps=log_every_n_steps,
-        enable_progress_bar=progress_bar, deterministic=deterministic, gradient_clip_val=gradient_clip_val,
+        default_root_dir=run_dir, max_epochs=max_epochs, accelerator=t.accelerator, devices=t.devices,
+        num_nodes=t.num_nodes, strategy=strategy, precision=precision, callbacks=callbacks, logger=loggers,
+        check_val_every_n_epoch=t.val_every_n_epochs, log_every_n_steps=log_every_n_steps,
+        enable_progress_bar=progress_bar, deterministic=bool(getattr(t, "deterministic", False)),
+        gradient_clip_val=grad_clip,
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=use_distributed_sampler, num_sanity_val_steps=0,
         enable_model_summary=False,
     )

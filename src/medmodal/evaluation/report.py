@@ -23,7 +23,8 @@ import torch
 from medmodal.config import ExperimentConfig, load_config
 from medmodal.data.volumes.dataset import CaseDataset
 from medmodal.data.volumes.layouts import discover_cases
-from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
+from medmodal.data.cache import default_cache_dir
+from medmodal.data.volumes.preprocess import PreprocessedCache
 from medmodal.data.volumes.spec import get_spec
 from medmodal.data.splits import load_or_make_splits, read_splits
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE

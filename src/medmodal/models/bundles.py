@@ -7,7 +7,8 @@ A checkpoint is input: it is never unpickled with code execution. Two formats lo
 
 * a **model bundle** (what ``medmodal predict -m`` wants): a folder with ``model.safetensors``
   (weights, safetensors format) and ``model.json`` (architecture name, sequences, classes,
-  model kwargs, dataset spec, inference settings). ``train`` writes one into ``<run>/model``.
+  model kwargs, dataset spec, inference settings; ``format: seg/model`` since the tag exists, see
+  :mod:`medmodal.bundle`). ``train`` writes one into ``<run>/model``.
 * a Lightning ``.ckpt`` written by ``train``, loaded with ``torch.load(weights_only=True)``;
   its ``hyper_parameters.config.bundle`` holds the same description as ``model.json``.
 
@@ -25,42 +26,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
+from medmodal import bundle
 from medmodal.data.volumes.geometry import Geometry
 from medmodal.errors import CheckpointError
-from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
-                         load_torch_file, read_json_file)
+from medmodal.io import DamagedFileError, load_torch_file
 from medmodal.models.registry import create_model
 from medmodal.notices import warn
 
-BUNDLE_WEIGHTS = "model.safetensors"
-BUNDLE_META = "model.json"
+BUNDLE_WEIGHTS, BUNDLE_META = bundle.FORMATS[bundle.SEG_MODEL]
 MODEL_PREFIX = "model."
 
 
 def save_bundle(folder: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` + ``model.json`` into ``folder`` (each atomically)."""
-    folder = ensure_writable_dir(folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / BUNDLE_WEIGHTS) as tmp:
-        save_file(state, str(tmp))
-    atomic_write_json(folder / BUNDLE_META, meta)
-    return folder
+    """Write ``model.safetensors`` + ``model.json`` (tagged ``seg/model``) into ``folder`` (each atomically)."""
+    return bundle.save_bundle(folder, model, meta, format=bundle.SEG_MODEL)
 
 
 def _read_bundle(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    meta_path, weights = folder / BUNDLE_META, folder / BUNDLE_WEIGHTS
-    if not meta_path.is_file() or not weights.is_file():
-        raise CheckpointError(f"{folder}: not a model bundle (needs {BUNDLE_META} and {BUNDLE_WEIGHTS})")
-    try:
-        meta, state = read_json_file(meta_path), load_safetensors_file(weights)
-    except DamagedFileError as err:
-        raise CheckpointError(str(err)) from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{meta_path}: not a model description (a JSON object expected)")
-    return state, meta
+    return bundle.read_bundle(folder, bundle.SEG_MODEL)
 
 
 def _read_lightning_ckpt(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

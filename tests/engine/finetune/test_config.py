@@ -46,7 +46,7 @@ def test_a_partial_section_keeps_the_tasks_other_defaults():
 
 
 def test_refusals_are_one_line():
-    with pytest.raises(ValueError, match="no task: give --task"):
+    with pytest.raises(ValueError, match="no task: give the task"):
         load_finetune_config()
     with pytest.raises(ValueError, match="object-cxr has no classification task"):
         load_finetune_config(task="classification", dataset="object_cxr")

@@ -55,7 +55,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     data = tmp_path / "data"
     synth_brats(data, num_cases=4, size=24, seed=0)
     extra = {"trainer.max_epochs": 3, "data.samples_per_epoch": 6}  # 3 steps per epoch
-    straight = run_training(tiny_config(data, tmp_path / "straight", **extra), resume="never")
+    straight = run_training(tiny_config(data, tmp_path / "straight", **extra), resume="never").path
 
     killed_dir = tmp_path / "killed"
     # killed as by SIGKILL, in its own process: no exception handler or teardown runs
@@ -67,7 +67,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     before = torch.load(killed_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert before["global_step"] == 3  # the last checkpoint is the end of epoch 0
     clock_at_resume = ClockAtTrainStart()
-    resumed = run_training(tiny_config(data, killed_dir, **extra), resume="auto", extra_callbacks=[clock_at_resume])
+    resumed = run_training(tiny_config(data, killed_dir, **extra), resume="auto",
+                           extra_callbacks=[clock_at_resume]).path
 
     (a, metrics_a), (b, metrics_b) = final_state(straight), final_state(resumed)
     assert a["global_step"] == b["global_step"] == 9

@@ -35,7 +35,7 @@ def trained_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("roundtrip")
     data = base / "data"
     synth_brats(data, num_cases=4, size=24, seed=0)
-    run_dir = run_training(tiny_config(data, base / "run"), resume="never")
+    run_dir = run_training(tiny_config(data, base / "run"), resume="never").path
     return data, run_dir
 
 

@@ -32,7 +32,7 @@ def trained_myops(tmp_path_factory):
     result = runner.invoke(app, ["seg", "synth", "--dataset", "myops2020", str(data), "-n", "4", "-s", "32",
                                  "--slices", "3"])
     assert result.exit_code == 0, result.output
-    run_dir = run_training(tiny_myops_config(data, base / "run"), resume="never")
+    run_dir = run_training(tiny_myops_config(data, base / "run"), resume="never").path
     return data, run_dir
 
 

@@ -140,7 +140,8 @@ def preprocess_cmd(
     dataset: str = DatasetOpt, affine_tolerance: float = AffineTolOpt,
 ):
     """Validate, crop and normalise every case once (as stored: no training geometry), caching the result as .npy."""
-    from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
+    from medmodal.data.cache import default_cache_dir
+    from medmodal.data.volumes.preprocess import PreprocessedCache
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
     store = PreprocessedCache(cache or default_cache_dir(root), spec, affine_tolerance)

@@ -6,32 +6,35 @@ epochs, loss weights 10 / 1 / 0.1, discriminator Adam lr 2e-3 betas (0.5, 0.999)
 code is not released: its optimiser follows the pre-training one (lr 1e-4, AdamW), FixMatch
 follows Sohn et al., NeurIPS 2020 (threshold 0.95, lambda_u 1, mu 7).
 
-Packaged presets (``src/medmodal/configs/``): ``mics_pretrain_kvasir`` / ``mics_finetune_kvasir``
-(paper defaults), ``mics_pretrain_demo_cpu`` / ``mics_finetune_demo_cpu`` (tiny ViT at 64 px,
-minutes on 2 cores).
+Packaged presets (``src/medmodal/configs/endoscopy/``): ``pretrain_kvasir`` / ``finetune_kvasir``
+(paper defaults), ``pretrain_demo_cpu`` / ``finetune_demo_cpu`` (tiny ViT at 64 px, minutes on 2 cores);
+the earlier names ``mics_pretrain_kvasir`` ... still resolve.
+
+The sections subclass :mod:`medmodal.config.common`; ``validate()`` replaces ``check_finetune_config``
+(kept as an alias, as are ``load_pretrain_config`` / ``load_finetune_config``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import ClassVar, Optional, Sequence
 
-from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.config import LoaderSettings, OptimSettings, TrainerSettings, load_run_config
 from medmodal.errors import ConfigError
 from medmodal.models.endoscopy.classifier import FUSIONS, SHIFTS, MICSClassifierConfig
 from medmodal.models.endoscopy.pretrain import MICSPretrainConfig
 
 __all__ = ["EndoscopyDataSettings", "EndoscopyOptimSettings", "EndoscopyTrainerSettings", "FixMatchSettings",
            "MICSPretrainRunConfig", "MICSFinetuneRunConfig", "load_pretrain_config", "load_finetune_config",
-           "METHODS"]
+           "check_finetune_config", "METHODS"]
 
 #: fine-tuning methods: plain supervised training on the labelled pairs, or FixMatch (+ unlabelled pairs)
 METHODS = ("supervised", "fixmatch")
 
 
 @dataclass
-class EndoscopyDataSettings:
+class EndoscopyDataSettings(LoaderSettings):
     """Which data and how it is split.
 
     Attributes:
@@ -58,22 +61,20 @@ class EndoscopyDataSettings:
     split_file: Optional[str] = None
     image_size: int = 384
     fractions: tuple = (0.7, 0.1, 0.2)
-    split_seed: int = 0
     label_fraction: float = 1.0
     labelled_draws: Optional[int] = None
     batch_size: int = 32
     eval_batch_size: Optional[int] = None
-    num_workers: int = 2
-    cache_dir: Optional[str] = None
     joint_geometry: bool = True
 
 
 @dataclass
-class EndoscopyOptimSettings:
+class EndoscopyOptimSettings(OptimSettings):
     """AdamW + cosine decay per step after a linear warm-up.
 
     Attributes:
         lr / weight_decay: AdamW (authors 1e-4 / 0.02). warmup_epochs: linear warm-up.
+        schedule: ``warmup_cosine`` (per step; :func:`medmodal.engine.optim.build_optimizer`).
         encoder_lr: fine-tuning learning rate of *pre-trained* encoders (``None``: ``lr``); randomly
             initialised encoders always use ``lr``. On the built-in data at 5 % labels ``lr / 10`` was
             measured worse than ``lr`` (README, "Endoscopy: MICS").
@@ -91,28 +92,20 @@ class EndoscopyOptimSettings:
 
     lr: float = 1e-4
     weight_decay: float = 0.02
+    schedule: str = "warmup_cosine"
     warmup_epochs: int = 1
     encoder_lr: Optional[float] = None
     discriminator_lr: float = 2e-3
     discriminator_betas: tuple = (0.5, 0.999)
-    grad_clip: Optional[float] = None
     freeze_encoders_epochs: int = 0
 
 
 @dataclass
-class EndoscopyTrainerSettings:
+class EndoscopyTrainerSettings(TrainerSettings):
     """Lightning settings (see :func:`medmodal.engine.trainer.make_trainer`)."""
 
     max_epochs: int = 30
     patience: Optional[int] = None
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    precision: str = "32-true"
-    val_every_n_epochs: int = 1
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
 
 
 @dataclass
@@ -138,11 +131,22 @@ class FixMatchSettings:
 class MICSPretrainRunConfig:
     """``medmodal pretrain-endoscopy``: data, model (:class:`MICSPretrainConfig`), optimiser, trainer."""
 
+    family: ClassVar[str] = "endoscopy"
+
     out_dir: str = "runs/mics/pretrain"
     data: EndoscopyDataSettings = field(default_factory=EndoscopyDataSettings)
     model: MICSPretrainConfig = field(default_factory=MICSPretrainConfig)
     optim: EndoscopyOptimSettings = field(default_factory=EndoscopyOptimSettings)
     trainer: EndoscopyTrainerSettings = field(default_factory=EndoscopyTrainerSettings)
+
+    def validate(self) -> None:
+        """Refuse a config that cannot run (one line); ``model.image_size`` follows ``data.image_size``.
+
+        Raises:
+            ConfigError: sizes, fractions or epochs out of range, an unknown optimiser / schedule.
+        """
+        _check_common(self)
+        self.model.image_size = self.data.image_size
 
 
 @dataclass
@@ -160,6 +164,8 @@ class MICSFinetuneRunConfig:
             the usual clinical case); ignored by single-modality models.
     """
 
+    family: ClassVar[str] = "endoscopy"
+
     out_dir: str = "runs/mics/finetune"
     init: str = "none"
     method: str = "supervised"
@@ -171,12 +177,33 @@ class MICSFinetuneRunConfig:
     optim: EndoscopyOptimSettings = field(default_factory=EndoscopyOptimSettings)
     trainer: EndoscopyTrainerSettings = field(default_factory=EndoscopyTrainerSettings)
 
+    def validate(self) -> None:
+        """Refuse a fine-tuning config that cannot run (one line); normalises the modality tuples and
+        sets ``model.image_size`` from ``data.image_size``.
 
-def _load(cls, path: str | Path | None, preset: str | None, overrides: list[str] | None):
-    if path is not None and preset is not None:
-        raise ConfigError("give --config or --preset, not both")
-    source = packaged_config(preset) if preset else path
-    return dataclass_from_dict(cls, read_yaml_mapping(source, overrides), str(source or "config"))
+        Raises:
+            ConfigError: an unknown method / fusion / shift, values out of range, a bad test subset.
+        """
+        _check_common(self)
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.model.fusion not in FUSIONS:
+            raise ConfigError(f"unknown model.fusion {self.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if self.model.shift not in SHIFTS:
+            raise ConfigError(f"unknown model.shift {self.model.shift!r}; choose one of {', '.join(SHIFTS)}")
+        if int(self.optim.freeze_encoders_epochs) < 0:
+            raise ConfigError(f"optim.freeze_encoders_epochs must be >= 0, got {self.optim.freeze_encoders_epochs}")
+        if not 0 <= self.modality_dropout < 1:
+            raise ConfigError(f"modality_dropout must be in [0, 1), got {self.modality_dropout}")
+        self.model.modalities = tuple(self.model.modalities)
+        self.test_modalities = tuple(tuple(m) for m in self.test_modalities)
+        if len(self.model.modalities) == 1:  # a single-modality model: its full test is the only one
+            self.test_modalities = ()
+        for subset in self.test_modalities:
+            if not subset or any(m not in self.model.modalities for m in subset):
+                raise ConfigError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
+                                  f"{list(self.model.modalities)}")
+        self.model.image_size = self.data.image_size
 
 
 def _check_common(cfg) -> None:
@@ -188,48 +215,25 @@ def _check_common(cfg) -> None:
         raise ConfigError(f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
     if cfg.trainer.max_epochs < 1:
         raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
+    cfg.optim.validate()
 
 
 def load_pretrain_config(path: str | Path | None = None, preset: str | None = None,
-                          overrides: list[str] | None = None) -> MICSPretrainRunConfig:
-    """YAML file or packaged preset (else defaults) with ``a.b=value`` overrides, checked.
+                         overrides: Sequence[str] | None = None) -> MICSPretrainRunConfig:
+    """:func:`medmodal.config.load_run_config` of :class:`MICSPretrainRunConfig` (kept for one release).
 
     Raises:
-        ValueError: unknown key, bad value (one line). FileNotFoundError: no such file / preset.
+        ConfigError: unknown key, bad value (one line). FileNotFoundError: no such file / preset.
     """
-    cfg = _load(MICSPretrainRunConfig, path, preset, overrides)
-    _check_common(cfg)
-    cfg.model.image_size = cfg.data.image_size
-    return cfg
+    return load_run_config(MICSPretrainRunConfig, path, preset, overrides or ())
 
 
 def load_finetune_config(path: str | Path | None = None, preset: str | None = None,
-                          overrides: list[str] | None = None) -> MICSFinetuneRunConfig:
-    """As :func:`load_pretrain_config`, for fine-tuning."""
-    cfg = _load(MICSFinetuneRunConfig, path, preset, overrides)
-    check_finetune_config(cfg)
-    return cfg
+                         overrides: Sequence[str] | None = None) -> MICSFinetuneRunConfig:
+    """As :func:`load_pretrain_config`, for fine-tuning (kept for one release)."""
+    return load_run_config(MICSFinetuneRunConfig, path, preset, overrides or ())
 
 
 def check_finetune_config(cfg: MICSFinetuneRunConfig) -> None:
-    """Refuse a fine-tuning config that cannot run (one line). Raises ``ValueError``."""
-    _check_common(cfg)
-    if cfg.method not in METHODS:
-        raise ConfigError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
-    if cfg.model.fusion not in FUSIONS:
-        raise ConfigError(f"unknown model.fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}")
-    if cfg.model.shift not in SHIFTS:
-        raise ConfigError(f"unknown model.shift {cfg.model.shift!r}; choose one of {', '.join(SHIFTS)}")
-    if int(cfg.optim.freeze_encoders_epochs) < 0:
-        raise ConfigError(f"optim.freeze_encoders_epochs must be >= 0, got {cfg.optim.freeze_encoders_epochs}")
-    if not 0 <= cfg.modality_dropout < 1:
-        raise ConfigError(f"modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
-    cfg.model.modalities = tuple(cfg.model.modalities)
-    cfg.test_modalities = tuple(tuple(m) for m in cfg.test_modalities)
-    if len(cfg.model.modalities) == 1:  # a single-modality model: its full test is the only one
-        cfg.test_modalities = ()
-    for subset in cfg.test_modalities:
-        if not subset or any(m not in cfg.model.modalities for m in subset):
-            raise ConfigError(f"test_modalities {list(subset)} must be a non-empty subset of the model's "
-                              f"{list(cfg.model.modalities)}")
-    cfg.model.image_size = cfg.data.image_size
+    """``cfg.validate()`` (kept for one release)."""
+    cfg.validate()

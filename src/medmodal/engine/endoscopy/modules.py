@@ -10,7 +10,6 @@ white light alone).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import lightning as L
@@ -25,6 +24,7 @@ from torchmetrics.functional.classification import (
 )
 
 from medmodal.data.endoscopy.samples import MODALITIES
+from medmodal.engine.optim import build_optimizer
 from medmodal.losses import Objective, StepContext, build_objective, split_objective_config
 from medmodal.models.endoscopy.pretrain import sample_id_keys
 
@@ -67,18 +67,10 @@ class _EndoscopyTask(L.LightningModule):
         return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-        optimiser = torch.optim.AdamW(self.parameter_groups(), lr=o.lr, weight_decay=o.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(total - 1, int(round(total * o.warmup_epochs / max(1, self.trainer.max_epochs))))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        """:func:`medmodal.engine.optim.build_optimizer` of the parameter groups (``warmup_cosine`` per
+        step; torch's default kernels, ``fused=None``, as this engine always had)."""
+        return build_optimizer(self.parameter_groups(), self.cfg.optim, max_epochs=self.trainer.max_epochs,
+                               total_steps=int(self.trainer.estimated_stepping_batches), fused=None)
 
     def on_train_epoch_start(self) -> None:
         loaders = self.trainer.train_dataloader

@@ -23,19 +23,13 @@ import torch
 
 from medmodal.config import config_to_dict, save_config
 from medmodal.distributed import is_global_zero
-from medmodal.engine.endoscopy.config import MICSFinetuneRunConfig, MICSPretrainRunConfig, check_finetune_config
+from medmodal.engine.endoscopy.config import MICSFinetuneRunConfig, MICSPretrainRunConfig
 from medmodal.engine.endoscopy.data import EndoscopyDataModule
+from medmodal.bundle import ENDOSCOPY_CLASSIFIER, ENDOSCOPY_ENCODERS, FORMATS, read_bundle, save_bundle
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
-from medmodal.engine.trainer import (
-    TRAIN_TIME_FILE,
-    expected_eval_mode_modules,
-    finished_run,
-    find_resume_checkpoint,
-    fit_time_seconds,
-    make_trainer,
-    quiet_lightning,
-)
-from medmodal.io import (atomic_path, atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
+from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
+from medmodal.io import (atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
 from medmodal.notices import warn as warn_input
 
@@ -44,50 +38,32 @@ __all__ = ["run_pretrain", "queue_size_warning", "run_finetune", "load_classifie
            "METRICS_FILE", "ENCODERS_FILE", "MODEL_FILE"]
 
 METRICS_FILE = "metrics.json"
-ENCODERS_FILE = "encoders.safetensors"
-MODEL_FILE = "model.safetensors"
-
-
-def _save_safetensors(state: dict, path: Path) -> Path:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-    return path
+ENCODERS_FILE = FORMATS[ENDOSCOPY_ENCODERS][0]
+MODEL_FILE = FORMATS[ENDOSCOPY_CLASSIFIER][0]
 
 
 def _trainer(cfg, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
-    t = cfg.trainer
-    return make_trainer(run_dir, monitor=monitor, mode=mode, max_epochs=t.max_epochs, accelerator=t.accelerator,
-                        devices=t.devices, num_nodes=t.num_nodes, precision=t.precision,
-                        val_every_n_epochs=t.val_every_n_epochs, log_every_n_steps=t.log_every_n_steps,
-                        progress_bar=t.progress_bar, gradient_clip_val=cfg.optim.grad_clip,
-                        early_stopping_patience=t.patience, use_distributed_sampler=True)
+    return make_trainer(run_dir, cfg.trainer, monitor=monitor, mode=mode, grad_clip=cfg.optim.grad_clip,
+                        use_distributed_sampler=True)
 
 
 def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> None:
-    ckpt = find_resume_checkpoint(run_dir, resume)
     # encoders frozen for the first fine-tuning epochs run in eval mode on purpose
-    with warnings.catch_warnings(), expected_eval_mode_modules():
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    fit(trainer, task, data, run_dir, resume, eval_mode_expected=True, existing_checkpoints_expected=True)
 
 
-def _finished(run_dir: Path, resume: str | None) -> dict | None:
-    return finished_run(run_dir, resume, METRICS_FILE)
-
-
-def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dict:
+def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> RunResult:
     """Pre-train the MICS encoders on the training split's pairs (labels unused).
 
-    Returns the content of ``metrics.json`` (``run_dir``, last validation losses, ``train_seconds``).
+    Returns :class:`~medmodal.engine.run.RunResult` of the content of ``metrics.json`` (``run_dir``, last
+    validation losses, ``train_seconds``); ``artefacts["encoders"]``.
     Raises ValueError / FileNotFoundError / LayoutError for bad input (one line).
     """
     from medmodal.models import create_model
 
     quiet_lightning()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    done = _finished(run_dir, resume)
+    done = finished_result(run_dir, resume, METRICS_FILE, {"encoders": run_dir / ENCODERS_FILE})
     if done is not None:
         return done
     started = time.perf_counter()
@@ -114,13 +90,12 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> dic
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2)}
     if trainer.is_global_zero:
-        _save_safetensors(model.encoder_state_dict(), run_dir / ENCODERS_FILE)
-        atomic_write_json(run_dir / "encoders.json", {"arch": cfg.model.arch, "image_size": cfg.model.image_size,
-                                                      "encoder_kwargs": cfg.model.encoder_kwargs,
-                                                      "modalities": ["wli", "nbi"]})
+        save_bundle(run_dir, model.encoder_state_dict(), {"arch": cfg.model.arch, "image_size": cfg.model.image_size,
+                                                          "encoder_kwargs": cfg.model.encoder_kwargs,
+                                                          "modalities": ["wli", "nbi"]}, format=ENDOSCOPY_ENCODERS)
         atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
         atomic_write_json(run_dir / METRICS_FILE, result)
-    return result
+    return RunResult.from_dict(result, {"encoders": run_dir / ENCODERS_FILE})
 
 
 def queue_size_warning(queue_size: int, pairs: int, batch_size: int) -> str | None:
@@ -154,18 +129,19 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     return load_safetensors_file(file), read_json_file(spec_file)
 
 
-def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dict:
+def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> RunResult:
     """Fine-tune the MICS classifier (or a baseline), test the best checkpoint, write the run folder.
 
-    Returns the content of ``metrics.json``: ``test`` (all modalities) and ``test_<subset>`` dicts of
-    accuracy / precision / recall / f1 (macro), ``per_class``, ``counts``, ``notes`` ...
+    Returns :class:`~medmodal.engine.run.RunResult` of the content of ``metrics.json``: ``test`` (all
+    modalities) and ``test_<subset>`` dicts of accuracy / precision / recall / f1 (macro), ``per_class``,
+    ``counts``, ``notes`` ...; ``artefacts["model"]``.
     """
     from medmodal.models import create_model
 
     quiet_lightning()
-    check_finetune_config(cfg)
+    cfg.validate()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    done = _finished(run_dir, resume)
+    done = finished_result(run_dir, resume, METRICS_FILE, {"model": run_dir / MODEL_FILE})
     if done is not None:
         return done
     started = time.perf_counter()
@@ -215,9 +191,8 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2), "notes": notes}
     if trainer.is_global_zero:
-        _save_safetensors(task.model.state_dict(), run_dir / MODEL_FILE)
-        atomic_write_json(run_dir / "model.json", {"model": "mics", "config": config_to_dict(cfg.model),
-                                                   "classes": data.classes})
+        save_bundle(run_dir, task.model, {"model": "mics", "config": config_to_dict(cfg.model),
+                                          "classes": data.classes}, format=ENDOSCOPY_CLASSIFIER)
         from medmodal.evaluation.plots import confusion_png
 
         for key, metrics in task.results.items():
@@ -229,7 +204,7 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> dic
         atomic_write_text(run_dir / "results.csv", _csv(results_rows(result)))
         atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
         atomic_write_json(run_dir / METRICS_FILE, result)
-    return result
+    return RunResult.from_dict(result, {"model": run_dir / MODEL_FILE})
 
 
 def results_rows(result: dict) -> list[dict]:
@@ -275,7 +250,7 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     if not spec_file.is_file() or not weights.is_file():
         raise FileNotFoundError(f"{run}: no model.json / {MODEL_FILE} (is it a finished `medmodal "
                                 "finetune-endoscopy` run?)")
-    spec, state = read_json_file(spec_file), load_safetensors_file(weights)
+    state, spec = read_bundle(run, ENDOSCOPY_CLASSIFIER)
     model = create_model(spec["model"], **spec["config"])
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), list(spec["classes"])

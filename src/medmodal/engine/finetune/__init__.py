@@ -2,7 +2,7 @@
 U-Net segmentation and YOLOv3 detection on an exported image encoder, MGCA / CM-CGNS protocol.
 
 * :mod:`.config`: one config dataclass per task (the references' defaults), YAML presets in
-  ``medmodal/configs/finetune_*.yaml``;
+  ``medmodal/configs/cxr/finetune_*.yaml``;
 * :mod:`.data`: splits, label fraction, image cache, datasets and loaders;
 * :mod:`.features`: the cached-feature fast path of the linear probe;
 * :mod:`.modules`: the Lightning modules; :mod:`.metrics`: AUROC, reference Dice, mAP;

@@ -30,21 +30,30 @@ with ``optim.encoder_lr`` (default ``lr / 10``); ``classification.features: cach
 extracts the frozen features once and trains the head on them (the training augmentation is
 dropped: every epoch sees the evaluation view, centre crop), ``augmented`` (``--exact-protocol``)
 re-encodes the augmented images every epoch as the references do.
+
+The sections subclass :mod:`medmodal.config.common`. Earlier names stay as aliases for one release:
+``DataSettings`` / ``OptimSettings`` / ``TrainerSettings`` (= ``Finetune*Settings``), ``FinetuneConfig``,
+``ClassificationConfig``, ``SegmentationConfig``, ``DetectionConfig`` (= ``*RunConfig``); ``check_config(cfg)``
+is ``cfg.validate()``. Presets: ``src/medmodal/configs/cxr/finetune_*.yaml``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, Sequence
 
-from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.config import common, load_run_config
+from medmodal.config.core import read_yaml_mapping, resolve_source
+from medmodal.data.cxr.downstream import dataset_entry
 from medmodal.errors import ConfigError
 
-__all__ = ["DataSettings", "EncoderSettings", "OptimSettings", "TrainerSettings", "ClassificationSettings",
-           "SegmentationSettings", "DetectionSettings", "FinetuneConfig", "ClassificationConfig",
-           "SegmentationConfig", "DetectionConfig", "TASK_CONFIGS", "load_finetune_config", "TASKS",
-           "FEATURE_PATHS", "TRAIN_TRANSFORMS", "default_run_dir", "check_config", "resolved_resize"]
+__all__ = ["FinetuneDataSettings", "EncoderSettings", "FinetuneOptimSettings", "FinetuneTrainerSettings",
+           "ClassificationSettings", "SegmentationSettings", "DetectionSettings", "FinetuneRunConfig",
+           "ClassificationRunConfig", "SegmentationRunConfig", "DetectionRunConfig", "DataSettings", "OptimSettings",
+           "TrainerSettings", "FinetuneConfig", "ClassificationConfig", "SegmentationConfig", "DetectionConfig",
+           "TASK_CONFIGS", "load_finetune_config", "TASKS", "FEATURE_PATHS", "TRAIN_TRANSFORMS", "default_run_dir",
+           "check_config", "resolved_resize"]
 
 TASKS = ("classification", "segmentation", "detection")
 FEATURE_PATHS = ("cached", "augmented")
@@ -52,7 +61,7 @@ TRAIN_TRANSFORMS = ("reference", "eval")
 
 
 @dataclass
-class DataSettings:
+class FinetuneDataSettings(common.LoaderSettings):
     """Which data, which labels, which images.
 
     Attributes:
@@ -85,10 +94,8 @@ class DataSettings:
     resize: Optional[int] = None
     augment: Optional[str] = None
     geometry: str = "stretch"
-    cache_dir: Optional[str] = None
     batch_size: int = 48
     eval_batch_size: Optional[int] = None
-    num_workers: int = 2
     skip_bad: bool = False
 
 
@@ -111,10 +118,11 @@ class EncoderSettings:
 
 
 @dataclass
-class OptimSettings:
+class FinetuneOptimSettings(common.OptimSettings):
     """AdamW + cosine annealing per epoch (``CosineAnnealingLR(T_max, eta_min=0)``, as the references).
 
     Attributes:
+        schedule: ``cosine_annealing`` (torch ``CosineAnnealingLR`` per epoch, the references').
         encoder_lr: learning rate of an unfrozen encoder (``None``: ``lr / 10``).
         t_max: cosine period in epochs (``None``: ``trainer.max_epochs``).
         grad_clip: gradient-norm clipping (``None``: off, as the references).
@@ -123,14 +131,14 @@ class OptimSettings:
     lr: float = 5e-4
     encoder_lr: Optional[float] = None
     weight_decay: float = 1e-6
+    schedule: str = "cosine_annealing"
     betas: tuple[float, float] = (0.9, 0.999)
     t_max: Optional[int] = 100
     eta_min: float = 0.0
-    grad_clip: Optional[float] = None
 
 
 @dataclass
-class TrainerSettings:
+class FinetuneTrainerSettings(common.TrainerSettings):
     """Lightning trainer settings; ``monitor`` / ``mode`` choose ``best.ckpt`` and early stopping.
 
     Attributes:
@@ -143,13 +151,6 @@ class TrainerSettings:
     monitor: str = "val/loss"
     mode: str = "min"
     seed: int = 43
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
-    precision: str = "32-true"
-    val_every_n_epochs: int = 1
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
     deterministic: bool = False
 
 
@@ -206,14 +207,16 @@ class DetectionSettings:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneRunConfig:
     """Shared sections of every task's config (``task``, ``data``, ``encoder``, ``optim``, ``trainer``)."""
 
+    family: ClassVar[str] = "cxr"
+
     task: str = "classification"
-    data: DataSettings = field(default_factory=DataSettings)
+    data: FinetuneDataSettings = field(default_factory=FinetuneDataSettings)
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    trainer: TrainerSettings = field(default_factory=TrainerSettings)
+    optim: FinetuneOptimSettings = field(default_factory=FinetuneOptimSettings)
+    trainer: FinetuneTrainerSettings = field(default_factory=FinetuneTrainerSettings)
     out_dir: Optional[str] = None
 
     @property
@@ -225,72 +228,110 @@ class FinetuneConfig:
     def t_max(self) -> int:
         return int(self.optim.t_max or self.trainer.max_epochs)
 
+    def validate(self) -> None:
+        """Refuse a config that cannot run (one clear line); ``data.dataset`` becomes the dataset's
+        canonical name.
+
+        Raises:
+            ConfigError: a dataset without the task, values out of range, unknown choices.
+        """
+        entry = dataset_entry(self.data.dataset)
+        self.data.dataset = entry.descriptor.name
+        if self.task not in entry.descriptor.tasks:
+            raise ConfigError(f"{entry.descriptor.name} has no {self.task} task (it supports "
+                              f"{', '.join(entry.descriptor.tasks)})")
+        if not 0 < float(self.data.fraction) <= 1:
+            raise ConfigError(f"data.fraction must be in (0, 1], got {self.data.fraction}")
+        if self.data.image_size < 32 or self.data.image_size % 32:
+            raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {self.data.image_size}")
+        if self.data.resize is not None and self.data.resize < self.data.image_size:
+            raise ConfigError(f"data.resize {self.data.resize} is smaller than data.image_size "
+                              f"{self.data.image_size}")
+        if self.trainer.mode not in ("min", "max"):
+            raise ConfigError(f"trainer.mode must be min or max, got {self.trainer.mode!r}")
+        self.optim.validate()
+        if self.task == "classification":
+            s = self.classification
+            if s.features not in FEATURE_PATHS:
+                raise ConfigError(f"classification.features must be one of {', '.join(FEATURE_PATHS)}, "
+                                  f"got {s.features!r}")
+            if s.train_transform not in TRAIN_TRANSFORMS:
+                raise ConfigError(f"classification.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, "
+                                  f"got {s.train_transform!r}")
+        if self.task == "detection" and self.data.geometry not in ("stretch", "pad"):
+            raise ConfigError(f"data.geometry must be stretch or pad, got {self.data.geometry!r}")
+
 
 @dataclass
-class ClassificationConfig(FinetuneConfig):
+class ClassificationRunConfig(FinetuneRunConfig):
     """Linear classification (CheXpert, RSNA, COVIDx); defaults = ``cgns_finetuner.py``."""
 
     task: str = "classification"
-    data: DataSettings = field(default_factory=lambda: DataSettings(dataset="chexpert", batch_size=48))
-    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=5e-4, weight_decay=1e-6, t_max=100))
-    trainer: TrainerSettings = field(default_factory=lambda: TrainerSettings(max_epochs=100, patience=10, seed=43))
+    data: FinetuneDataSettings = field(default_factory=lambda: FinetuneDataSettings(dataset="chexpert", batch_size=48))
+    optim: FinetuneOptimSettings = field(default_factory=lambda: FinetuneOptimSettings(lr=5e-4, weight_decay=1e-6, t_max=100))
+    trainer: FinetuneTrainerSettings = field(default_factory=lambda: FinetuneTrainerSettings(max_epochs=100, patience=10, seed=43))
     classification: ClassificationSettings = field(default_factory=ClassificationSettings)
 
 
 @dataclass
-class SegmentationConfig(FinetuneConfig):
+class SegmentationRunConfig(FinetuneRunConfig):
     """U-Net segmentation (SIIM, RSNA boxes as masks); defaults = ``cgns_segmenter.py`` (README lr)."""
 
     task: str = "segmentation"
-    data: DataSettings = field(default_factory=lambda: DataSettings(dataset="siim", batch_size=16))
-    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=5e-4, weight_decay=0.05, t_max=50))
-    trainer: TrainerSettings = field(default_factory=lambda: TrainerSettings(max_epochs=50, patience=10, seed=42))
+    data: FinetuneDataSettings = field(default_factory=lambda: FinetuneDataSettings(dataset="siim", batch_size=16))
+    optim: FinetuneOptimSettings = field(default_factory=lambda: FinetuneOptimSettings(lr=5e-4, weight_decay=0.05, t_max=50))
+    trainer: FinetuneTrainerSettings = field(default_factory=lambda: FinetuneTrainerSettings(max_epochs=50, patience=10, seed=42))
     segmentation: SegmentationSettings = field(default_factory=SegmentationSettings)
 
 
 @dataclass
-class DetectionConfig(FinetuneConfig):
+class DetectionRunConfig(FinetuneRunConfig):
     """YOLOv3 detection (RSNA, Object-CXR); defaults = ``cgns_detector.py`` (README lr)."""
 
     task: str = "detection"
-    data: DataSettings = field(default_factory=lambda: DataSettings(dataset="rsna", batch_size=16))
-    optim: OptimSettings = field(default_factory=lambda: OptimSettings(lr=5e-4, weight_decay=1e-6, t_max=50))
-    trainer: TrainerSettings = field(default_factory=lambda: TrainerSettings(
+    data: FinetuneDataSettings = field(default_factory=lambda: FinetuneDataSettings(dataset="rsna", batch_size=16))
+    optim: FinetuneOptimSettings = field(default_factory=lambda: FinetuneOptimSettings(lr=5e-4, weight_decay=1e-6, t_max=50))
+    trainer: FinetuneTrainerSettings = field(default_factory=lambda: FinetuneTrainerSettings(
         max_epochs=50, patience=10, seed=42, monitor="val/map", mode="max"))
     detection: DetectionSettings = field(default_factory=DetectionSettings)
 
 
-TASK_CONFIGS: dict[str, type[FinetuneConfig]] = {"classification": ClassificationConfig,
-                                                 "segmentation": SegmentationConfig, "detection": DetectionConfig}
+#: earlier names (kept for one release)
+DataSettings, OptimSettings, TrainerSettings = FinetuneDataSettings, FinetuneOptimSettings, FinetuneTrainerSettings
+FinetuneConfig, ClassificationConfig = FinetuneRunConfig, ClassificationRunConfig
+SegmentationConfig, DetectionConfig = SegmentationRunConfig, DetectionRunConfig
+
+TASK_CONFIGS: dict[str, type[FinetuneRunConfig]] = {"classification": ClassificationRunConfig,
+                                                    "segmentation": SegmentationRunConfig,
+                                                    "detection": DetectionRunConfig}
 
 
-def default_run_dir(cfg: FinetuneConfig) -> str:
+def default_run_dir(cfg: FinetuneRunConfig) -> str:
     """``runs/finetune/<dataset>-<task>-<fraction>-seed<seed>``."""
     return f"runs/finetune/{cfg.data.dataset}-{cfg.task}-{cfg.data.fraction:g}-seed{cfg.trainer.seed}"
 
 
 def load_finetune_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None, task: str | None = None,
-                         dataset: str | None = None) -> FinetuneConfig:
+                         overrides: Sequence[str] | None = None, task: str | None = None,
+                         dataset: str | None = None) -> FinetuneRunConfig:
     """Read a fine-tuning config (YAML file or packaged preset; else the task's defaults), apply
-    ``a.b=value`` overrides and the explicit ``task`` / ``dataset``, then check it.
+    ``a.b=value`` overrides and the explicit ``task`` / ``dataset``, then validate it: the task picks
+    the run config class, then :func:`medmodal.config.load_run_config` builds it.
 
     Raises:
-        ValueError: no task given anywhere, a task / dataset that contradicts the file, an unknown
+        ConfigError: no task given anywhere, a task / dataset that contradicts the file, an unknown
             key, a dataset that does not support the task, a bad value (one line each).
         FileNotFoundError: the file or preset does not exist.
     """
-    if path is not None and preset is not None:
-        raise ConfigError("give --config or --preset, not both")
-    source = packaged_config(preset) if preset else path
+    source = resolve_source(path, preset, FinetuneRunConfig.family)
     data = read_yaml_mapping(source, overrides)
     where = str(source or "config")
     in_file = data.get("task")
     if task is not None and in_file is not None and task != in_file:
-        raise ConfigError(f"{where} is a {in_file} config, not {task} (--task)")
+        raise ConfigError(f"{where} is a {in_file} config, not {task} (task)")
     task = task or in_file
     if task is None:
-        raise ConfigError("no task: give --task classification|segmentation|detection (or a preset)")
+        raise ConfigError("no task: give the task (classification | segmentation | detection) or a preset")
     if task not in TASK_CONFIGS:
         raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     data["task"] = task
@@ -299,44 +340,15 @@ def load_finetune_config(path: str | Path | None = None, preset: str | None = No
         if not isinstance(data["data"], dict):
             raise ConfigError(f"{where}: 'data' must be a mapping")
         data["data"]["dataset"] = dataset
-    cfg = dataclass_from_dict(TASK_CONFIGS[task], data, where)
-    check_config(cfg)
-    return cfg
+    return load_run_config(TASK_CONFIGS[task], data=data, where=where)
 
 
-def check_config(cfg: FinetuneConfig) -> None:
-    """Refuse a config that cannot run (one clear line).
-
-    Raises:
-        ValueError: see :func:`load_finetune_config`.
-    """
-    from medmodal.data.cxr.downstream import dataset_entry
-
-    entry = dataset_entry(cfg.data.dataset)
-    cfg.data.dataset = entry.descriptor.name
-    if cfg.task not in entry.descriptor.tasks:
-        raise ConfigError(f"{entry.descriptor.name} has no {cfg.task} task (it supports "
-                          f"{', '.join(entry.descriptor.tasks)})")
-    if not 0 < float(cfg.data.fraction) <= 1:
-        raise ConfigError(f"data.fraction must be in (0, 1], got {cfg.data.fraction}")
-    if cfg.data.image_size < 32 or cfg.data.image_size % 32:
-        raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {cfg.data.image_size}")
-    if cfg.data.resize is not None and cfg.data.resize < cfg.data.image_size:
-        raise ConfigError(f"data.resize {cfg.data.resize} is smaller than data.image_size {cfg.data.image_size}")
-    if cfg.trainer.mode not in ("min", "max"):
-        raise ConfigError(f"trainer.mode must be min or max, got {cfg.trainer.mode!r}")
-    if cfg.task == "classification":
-        s = cfg.classification
-        if s.features not in FEATURE_PATHS:
-            raise ConfigError(f"classification.features must be one of {', '.join(FEATURE_PATHS)}, got {s.features!r}")
-        if s.train_transform not in TRAIN_TRANSFORMS:
-            raise ConfigError(f"classification.train_transform must be one of {', '.join(TRAIN_TRANSFORMS)}, "
-                              f"got {s.train_transform!r}")
-    if cfg.task == "detection" and cfg.data.geometry not in ("stretch", "pad"):
-        raise ConfigError(f"data.geometry must be stretch or pad, got {cfg.data.geometry!r}")
+def check_config(cfg: FinetuneRunConfig) -> None:
+    """``cfg.validate()`` (kept for one release)."""
+    cfg.validate()
 
 
-def resolved_resize(cfg: FinetuneConfig) -> int:
+def resolved_resize(cfg: FinetuneRunConfig) -> int:
     """Side of the cached frame: ``data.resize`` or ``round(image_size * 256 / 224)``."""
     return int(cfg.data.resize or round(cfg.data.image_size * 256 / 224))
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from medmodal.engine.finetune.config import FinetuneConfig
 from medmodal.engine.finetune.metrics import DetectionMAP, PerLabelAUROC, ReferenceDice
+from medmodal.engine.optim import build_optimizer
 from medmodal.errors import CheckpointError
 
 __all__ = ["FinetuneTask", "ClassificationTask", "SegmentationTask", "DetectionTask", "slug"]
@@ -117,14 +118,9 @@ class FinetuneTask(L.LightningModule):
         return groups
 
     def configure_optimizers(self):
-        o = self.cfg.optim
-        groups = self.parameter_groups()
-        fused = all(p.is_cuda for g in groups for p in g["params"])
-        optimizer = torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                      fused=fused)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, self.cfg.t_max),
-                                                               eta_min=o.eta_min)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        """:func:`medmodal.engine.optim.build_optimizer` of the parameter groups (``cosine_annealing``
+        per epoch, ``T_max = optim.t_max or trainer.max_epochs``)."""
+        return build_optimizer(self.parameter_groups(), self.cfg.optim, max_epochs=self.cfg.trainer.max_epochs)
 
     def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int, terms: dict | None = None) -> None:
         training = stage == "train"

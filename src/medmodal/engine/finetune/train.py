@@ -10,8 +10,8 @@ Run folder ``<out_dir>/``::
     results.csv          the same as one row (header + row), for tables across runs
     train_time.json      fit wall time (summed over resumed sessions)
 
-``resume="auto"``: a folder that already holds ``metrics.json`` is a finished run and is returned as
-is (``skipped: true``); one with ``checkpoints/last.ckpt`` continues from it.
+``resume="auto"`` (:mod:`medmodal.engine.run`): a folder that already holds ``metrics.json`` is a finished
+run and is returned as is (``skipped=True``); one with ``checkpoints/last.ckpt`` continues from it.
 
 Only the global rank 0 writes (:func:`medmodal.distributed.is_global_zero`); every DDP process
 runs this function.
@@ -24,7 +24,6 @@ import csv
 import io
 import math
 import time
-import warnings
 
 import lightning as L
 
@@ -34,8 +33,8 @@ from medmodal.engine.finetune.config import FinetuneConfig, default_run_dir
 from medmodal.engine.finetune.data import FinetuneDataModule
 from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, expected_eval_mode_modules, find_resume_checkpoint,
-                                     finished_run, fit_time_seconds, make_trainer, quiet_lightning)
+from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
 __all__ = ["run_finetune", "prepare_config", "build_task", "PRIMARY_METRICS", "METRICS_FILE", "RESULTS_FILE"]
@@ -83,11 +82,12 @@ def build_task(cfg: FinetuneConfig, data: FinetuneDataModule, encoder, hparams: 
     return DetectionTask(cfg, model, hparams)
 
 
-def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbacks=()) -> dict:
+def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbacks=()) -> RunResult:
     """Fine-tune, test the best checkpoint, write the run folder (module docstring).
 
     Returns:
-        The content of ``metrics.json`` (``run_dir``, ``metric``, ``value``, ``test``, ``notes`` ...).
+        :class:`~medmodal.engine.run.RunResult` of the content of ``metrics.json`` (``run_dir``,
+        ``metric``, ``value``, ``test``, ``notes`` ...).
 
     Raises:
         ValueError / FileNotFoundError / EncoderLoadError / CXRDataError: bad input (one line each).
@@ -99,7 +99,7 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / METRICS_FILE
-    done = finished_run(run_dir, resume, METRICS_FILE)
+    done = finished_result(run_dir, resume, METRICS_FILE)
     if done is not None:
         return done
     started = time.perf_counter()
@@ -117,18 +117,10 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
                "label_names": list(data.descriptor.label_names)}
     task = build_task(cfg, data, encoder, hparams)
     t = cfg.trainer
-    trainer = make_trainer(run_dir, monitor=t.monitor, mode=t.mode, max_epochs=t.max_epochs,
-                           accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, precision=t.precision,
-                           val_every_n_epochs=t.val_every_n_epochs, log_every_n_steps=t.log_every_n_steps,
-                           progress_bar=t.progress_bar, deterministic=t.deterministic,
-                           gradient_clip_val=cfg.optim.grad_clip, early_stopping_patience=t.patience,
+    trainer = make_trainer(run_dir, t, monitor=t.monitor, mode=t.mode, grad_clip=cfg.optim.grad_clip,
                            use_distributed_sampler=True, extra_callbacks=extra_callbacks)
-    ckpt_path = find_resume_checkpoint(run_dir, resume)
     # a frozen encoder is kept in eval mode on purpose (BatchNorm statistics fixed)
-    with warnings.catch_warnings(), expected_eval_mode_modules():
-        if ckpt_path is not None:  # resuming: checkpoints/ is expected to hold the run's checkpoints
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    fit(trainer, task, data, run_dir, resume, eval_mode_expected=True)
     best = run_dir / "checkpoints" / "best.ckpt"
     epochs = int(trainer.current_epoch)
     tested = trainer.test(task, datamodule=data, ckpt_path=str(best) if best.is_file() else None,
@@ -150,7 +142,7 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
         atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
         atomic_write_text(run_dir / RESULTS_FILE, results_csv(result))
         atomic_write_json(finished, result)  # written last: its presence marks a finished run
-    return result
+    return RunResult.from_dict(result)
 
 
 def results_csv(result: dict) -> str:

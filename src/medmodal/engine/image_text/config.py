@@ -18,29 +18,33 @@ images             longer side 256, zero-pad, train ``RandomCrop(224)`` / eval `
 text               256 tokens, 16 sentences per report
 =================  ===================================================================
 
-Presets (``src/medmodal/configs/``): ``pretrain_mimic_cxr`` (the paper's setting),
+Presets (``src/medmodal/configs/cxr/``): ``pretrain_mimic_cxr`` (the paper's setting),
 ``pretrain_iu_xray`` (the same recipe on IU X-ray, R2Gen splits) and ``pretrain_demo_cpu``
 (ResNet-10-T at 64 px, frozen MiniLM text encoder with cached features, minutes on 2 CPU cores).
+
+The sections subclass :mod:`medmodal.config.common` (``PretrainRunConfig`` was ``PretrainConfig``, kept
+as an alias; ``check_pretrain_config(cfg)`` is ``cfg.validate()``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, Sequence
 
-from medmodal.config import dataclass_from_dict, packaged_config, read_yaml_mapping
+from medmodal.config import LoaderSettings, OptimSettings, TrainerSettings, load_run_config
 from medmodal.errors import ConfigError
+from medmodal.models.registry import list_models
 
 __all__ = ["PretrainDataSettings", "PretrainModelSettings", "PretrainOptimSettings", "PretrainTrainerSettings",
-           "PretrainEvalSettings", "PretrainConfig", "load_pretrain_config", "check_pretrain_config",
-           "resolved_resize", "resolved_precision", "PRESETS"]
+           "PretrainEvalSettings", "PretrainRunConfig", "PretrainConfig", "load_pretrain_config",
+           "check_pretrain_config", "resolved_resize", "resolved_precision", "PRESETS"]
 
 PRESETS = ("pretrain_mimic_cxr", "pretrain_iu_xray", "pretrain_demo_cpu")
 
 
 @dataclass
-class PretrainDataSettings:
+class PretrainDataSettings(LoaderSettings):
     """Which image-report pairs and how they are loaded (:mod:`medmodal.data.cxr`).
 
     Attributes:
@@ -65,7 +69,6 @@ class PretrainDataSettings:
     root: str = "data/mimic-cxr-jpg"
     layout: str = "auto"
     reader: dict[str, Any] = field(default_factory=dict)
-    split_seed: int = 0
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -76,7 +79,6 @@ class PretrainDataSettings:
     batch_size: int = 64
     eval_batch_size: Optional[int] = None
     num_workers: int = 4
-    cache_dir: Optional[str] = None
     skip_bad: bool = False
     max_studies: Optional[int] = None
 
@@ -99,12 +101,14 @@ class PretrainModelSettings:
 
 
 @dataclass
-class PretrainOptimSettings:
+class PretrainOptimSettings(OptimSettings):
     """Adam(W) + per-iteration linear warm-up and cosine decay within each stage (released values).
 
     Attributes:
         optimizer: ``adam`` (released) | ``adamw``.
         lr: peak learning rate (1e-5). weight_decay: 1e-6.
+        schedule: ``staged`` (the released per-stage restart, see
+            :func:`medmodal.engine.optim.staged_warmup_cosine_factor`).
         warmup_epochs: linear warm-up from ``warmup_start_lr`` (1 epoch from 1e-7).
         final_lr: cosine floor (0).
         grad_clip: gradient-norm clipping (``None``: off, as released).
@@ -113,14 +117,14 @@ class PretrainOptimSettings:
     optimizer: str = "adam"
     lr: float = 1e-5
     weight_decay: float = 1e-6
+    schedule: str = "staged"
     warmup_epochs: float = 1.0
     warmup_start_lr: float = 1e-7
     final_lr: float = 0.0
-    grad_clip: Optional[float] = None
 
 
 @dataclass
-class PretrainTrainerSettings:
+class PretrainTrainerSettings(TrainerSettings):
     """Stages and the Lightning trainer.
 
     Attributes:
@@ -133,13 +137,7 @@ class PretrainTrainerSettings:
     stage1_epochs: int = 10
     stage2_epochs: int = 20
     seed: int = 42
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
     precision: str = "auto"
-    val_every_n_epochs: int = 1
-    log_every_n_steps: int = 10
-    progress_bar: bool = True
     deterministic: bool = False
     monitor: str = "val/loss"
 
@@ -170,8 +168,10 @@ class PretrainEvalSettings:
 
 
 @dataclass
-class PretrainConfig:
+class PretrainRunConfig:
     """One image-text pre-training run: ``data``, ``model``, ``optim``, ``trainer``, ``eval``, ``export``."""
+
+    family: ClassVar[str] = "cxr"
 
     data: PretrainDataSettings = field(default_factory=PretrainDataSettings)
     model: PretrainModelSettings = field(default_factory=PretrainModelSettings)
@@ -181,64 +181,65 @@ class PretrainConfig:
     export: bool = True
     out_dir: Optional[str] = None
 
+    def validate(self) -> None:
+        """Refuse a config that cannot run (one clear line).
+
+        Raises:
+            ConfigError: unknown model / optimiser / schedule / evaluation checkpoint, sizes or epochs out of range.
+        """
+        names = list_models(task="image_text")
+        if self.model.name not in names:
+            raise ConfigError(f"model.name {self.model.name!r} is not a registered image_text model; known: "
+                              f"{', '.join(names) or 'none'}")
+        if not isinstance(self.model.kwargs, dict):
+            raise ConfigError("model.kwargs must be a mapping")
+        d, o, t = self.data, self.optim, self.trainer
+        if d.image_size < 32 or d.image_size % 32:
+            raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {d.image_size}")
+        if d.resize is not None and d.resize < d.image_size:
+            raise ConfigError(f"data.resize {d.resize} is smaller than data.image_size {d.image_size}")
+        if d.batch_size < 2:
+            raise ConfigError(f"data.batch_size must be >= 2 (contrastive losses need negatives), got {d.batch_size}")
+        if o.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
+        if o.lr <= 0 or o.warmup_epochs < 0:
+            raise ConfigError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
+        o.validate()
+        if t.stage1_epochs < 0 or t.stage2_epochs < 0 or t.max_epochs < 1:
+            raise ConfigError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in "
+                              f"total, got {t.stage1_epochs} / {t.stage2_epochs}")
+        if self.eval.checkpoint not in ("last", "best"):
+            raise ConfigError(f"eval.checkpoint must be last or best, got {self.eval.checkpoint!r}")
+        if not self.eval.ks or any(int(k) < 1 for k in self.eval.ks):
+            raise ConfigError(f"eval.ks must be positive integers, got {list(self.eval.ks)}")
+
+
+#: the earlier name (kept for one release)
+PretrainConfig = PretrainRunConfig
+
 
 def load_pretrain_config(path: str | Path | None = None, preset: str | None = None,
-                         overrides: list[str] | None = None) -> PretrainConfig:
-    """Read a pre-training config (YAML file or packaged preset; else the defaults), apply
-    ``a.b=value`` overrides and check it.
+                         overrides: Sequence[str] | None = None) -> PretrainRunConfig:
+    """:func:`medmodal.config.load_run_config` of :class:`PretrainRunConfig` (kept for one release).
 
     Raises:
-        ValueError: both ``path`` and ``preset``, an unknown key, a bad value (one line each).
+        ConfigError: both ``path`` and ``preset``, an unknown key, a bad value (one line each).
         FileNotFoundError: the file or preset does not exist.
     """
-    if path is not None and preset is not None:
-        raise ConfigError("give --config or --preset, not both")
-    source = packaged_config(preset) if preset else path
-    cfg = dataclass_from_dict(PretrainConfig, read_yaml_mapping(source, overrides), str(source or "config"))
-    check_pretrain_config(cfg)
-    return cfg
+    return load_run_config(PretrainRunConfig, path, preset, overrides or ())
 
 
-def check_pretrain_config(cfg: PretrainConfig) -> None:
-    """Refuse a config that cannot run (one clear line).
-
-    Raises:
-        ValueError: unknown model / optimiser / evaluation checkpoint, sizes or epochs out of range.
-    """
-    from medmodal.models.registry import list_models
-
-    names = list_models(task="image_text")
-    if cfg.model.name not in names:
-        raise ConfigError(f"model.name {cfg.model.name!r} is not a registered image_text model; known: "
-                          f"{', '.join(names) or 'none'}")
-    if not isinstance(cfg.model.kwargs, dict):
-        raise ConfigError("model.kwargs must be a mapping")
-    d, o, t = cfg.data, cfg.optim, cfg.trainer
-    if d.image_size < 32 or d.image_size % 32:
-        raise ConfigError(f"data.image_size must be a multiple of 32 (>= 32), got {d.image_size}")
-    if d.resize is not None and d.resize < d.image_size:
-        raise ConfigError(f"data.resize {d.resize} is smaller than data.image_size {d.image_size}")
-    if d.batch_size < 2:
-        raise ConfigError(f"data.batch_size must be >= 2 (contrastive losses need negatives), got {d.batch_size}")
-    if o.optimizer not in ("adam", "adamw"):
-        raise ConfigError(f"optim.optimizer must be adam or adamw, got {o.optimizer!r}")
-    if o.lr <= 0 or o.warmup_epochs < 0:
-        raise ConfigError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
-    if t.stage1_epochs < 0 or t.stage2_epochs < 0 or t.max_epochs < 1:
-        raise ConfigError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in total, "
-                          f"got {t.stage1_epochs} / {t.stage2_epochs}")
-    if cfg.eval.checkpoint not in ("last", "best"):
-        raise ConfigError(f"eval.checkpoint must be last or best, got {cfg.eval.checkpoint!r}")
-    if not cfg.eval.ks or any(int(k) < 1 for k in cfg.eval.ks):
-        raise ConfigError(f"eval.ks must be positive integers, got {list(cfg.eval.ks)}")
+def check_pretrain_config(cfg: PretrainRunConfig) -> None:
+    """``cfg.validate()`` (kept for one release)."""
+    cfg.validate()
 
 
-def resolved_resize(cfg: PretrainConfig) -> int:
+def resolved_resize(cfg: PretrainRunConfig) -> int:
     """Side of the cached frame: ``data.resize`` or ``round(image_size * 256 / 224)`` (the references' ratio)."""
     return int(cfg.data.resize or round(cfg.data.image_size * 256 / 224))
 
 
-def resolved_precision(cfg: PretrainConfig) -> str:
+def resolved_precision(cfg: PretrainRunConfig) -> str:
     """``trainer.precision``; ``auto`` = ``bf16-mixed`` when training runs on CUDA, else ``32-true``."""
     if cfg.trainer.precision != "auto":
         return cfg.trainer.precision
@@ -249,6 +250,6 @@ def resolved_precision(cfg: PretrainConfig) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
-def default_run_dir(cfg: PretrainConfig) -> str:
+def default_run_dir(cfg: PretrainRunConfig) -> str:
     """``runs/pretrain/<model>-<data folder name>-seed<seed>``."""
     return f"runs/pretrain/{cfg.model.name}-{Path(cfg.data.root).stem or 'data'}-seed{cfg.trainer.seed}"

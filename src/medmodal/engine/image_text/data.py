@@ -23,7 +23,6 @@ shares under DDP); the evaluation after training runs on one process over the wh
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler

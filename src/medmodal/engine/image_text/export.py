@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from medmodal.bundle import CXR_EXPORT, FORMAT_KEY
 from medmodal.errors import CheckpointError, ConfigError
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 from medmodal.models.encoder_export import EXPORT_DIR, IMAGE_ENCODER_DIR, save_image_encoder
@@ -175,5 +176,5 @@ def export_run(run_dir: str | Path, which: str = "last", out_dir: str | Path | N
                           f"(epoch {int(data.get('epoch', -1))})", image_size=module.cfg.data.image_size,
                           tokenizer=training_tokenizer(module.model))
     result.update({"checkpoint": str(ckpt), "epoch": int(data.get("epoch", -1)), "model": module.cfg.model.name})
-    atomic_write_json(out / "export.json", result)
+    atomic_write_json(out / "export.json", {**result, FORMAT_KEY: CXR_EXPORT})
     return result

@@ -36,7 +36,6 @@ loss scaler; bf16 does not), float32 on CPU; the losses compute in float32 insid
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -45,6 +44,7 @@ import torch
 
 from medmodal.config import config_to_dict, dataclass_from_dict
 from medmodal.engine.image_text.config import PretrainConfig
+from medmodal.engine.optim import build_optimizer, staged_warmup_cosine_factor
 from medmodal.errors import ConfigError
 from medmodal.losses import Objective, StepContext, build_objective, split_objective_config
 from medmodal.models import create_model, get_model_task
@@ -110,28 +110,10 @@ def stage_of_epoch(epoch: int, stage1_epochs: int) -> int:
 
 
 def stage_lr_factor(step: int, steps_per_epoch: int, cfg: PretrainConfig) -> float:
-    """Learning rate of optimiser step ``step`` (global, 0-based) divided by ``optim.lr``.
-
-    Within each stage (its own step count): linear warm-up from ``warmup_start_lr`` over
-    ``warmup_epochs`` epochs, then cosine annealing to ``final_lr`` at the stage's last step
-    (pl_bolts ``LinearWarmupCosineAnnealingLR`` stepped per iteration, as released).
-    """
-    o, t = cfg.optim, cfg.trainer
-    steps_per_epoch = max(1, int(steps_per_epoch))
-    stage1_steps = int(t.stage1_epochs) * steps_per_epoch
-    if step < stage1_steps:
-        local, total = step, stage1_steps
-    else:
-        local, total = step - stage1_steps, int(t.stage2_epochs) * steps_per_epoch
-    total = max(1, total)
-    warmup = min(int(round(o.warmup_epochs * steps_per_epoch)), total)
-    if local < warmup:
-        lr = o.warmup_start_lr + (o.lr - o.warmup_start_lr) * local / warmup
-    else:
-        span = max(1, total - warmup)
-        progress = min(1.0, (local - warmup) / span)
-        lr = o.final_lr + 0.5 * (o.lr - o.final_lr) * (1.0 + math.cos(math.pi * progress))
-    return lr / o.lr
+    """Learning rate of optimiser step ``step`` divided by ``optim.lr``:
+    :func:`medmodal.engine.optim.staged_warmup_cosine_factor` with the config's two stages."""
+    return staged_warmup_cosine_factor(step, steps_per_epoch, cfg.optim,
+                                       (cfg.trainer.stage1_epochs, cfg.trainer.stage2_epochs))
 
 
 def ddp_strategy(cfg: PretrainConfig) -> str:
@@ -224,15 +206,13 @@ class ImageTextPretrainModule(L.LightningModule):
 
     # ----------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        o = self.cfg.optim
+        """:func:`medmodal.engine.optim.build_optimizer` of ``optim`` (``staged``: warm-up + cosine per step
+        within each stage, restarting at stage II)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        fused = bool(params) and all(p.is_cuda for p in params)
-        kind = torch.optim.Adam if o.optimizer == "adam" else torch.optim.AdamW
-        optimizer = kind(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
-        steps_per_epoch = max(1, int(self.trainer.estimated_stepping_batches) // max(1, self.trainer.max_epochs))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: stage_lr_factor(step, steps_per_epoch, self.cfg))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        t = self.cfg.trainer
+        return build_optimizer(params, self.cfg.optim, max_epochs=self.trainer.max_epochs,
+                               total_steps=int(self.trainer.estimated_stepping_batches),
+                               stage_epochs=(t.stage1_epochs, t.stage2_epochs))
 
     # --------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -12,8 +12,8 @@ Run folder ``<out_dir>/``::
                          model untrained (random-init image encoder); metrics.json is written last
     train_time.json      fit wall time (summed over resumed sessions)
 
-``resume="auto"``: a folder holding ``metrics.json`` is a finished run (returned as is,
-``skipped: true``); one with ``checkpoints/last.ckpt`` continues from it bit-identically.
+``resume="auto"`` (:mod:`medmodal.engine.run`): a folder holding ``metrics.json`` is a finished run
+(returned as is, ``skipped=True``); one with ``checkpoints/last.ckpt`` continues from it bit-identically.
 
 Every DDP process runs this function; only the global rank 0 writes and evaluates.
 """
@@ -30,12 +30,13 @@ import torch
 
 from medmodal.config import save_config
 from medmodal.distributed import is_global_zero
+from medmodal.bundle import CXR_EXPORT, FORMAT_KEY
 from medmodal.engine.image_text.config import PretrainConfig, default_run_dir, resolved_precision
 from medmodal.engine.image_text.data import PretrainDataModule
 from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
-from medmodal.engine.trainer import (TRAIN_TIME_FILE, expected_eval_mode_modules, find_resume_checkpoint,
-                                     finished_run, fit_time_seconds, make_trainer, quiet_lightning)
+from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import DataError
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
 
@@ -72,7 +73,11 @@ def evaluate_run_model(model: torch.nn.Module, data: PretrainDataModule, cfg: Pr
                                batch_size=cfg.data.eval_batch_size or cfg.data.batch_size)
 
 
-def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_callbacks=()) -> dict:
+def _artefacts(run_dir: Path, cfg: PretrainConfig) -> dict:
+    return {"export": str(run_dir / "export")} if cfg.export else {}
+
+
+def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_callbacks=()) -> RunResult:
     """Pre-train, export and evaluate; write the run folder (module docstring).
 
     Args:
@@ -81,9 +86,9 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         extra_callbacks: Lightning callbacks appended to the shared ones.
 
     Returns:
-        ``{"run_dir", "model", "epochs", "train_seconds", "wall_seconds", "counts", "export",
-        "evaluation" (per model label: retrieval + zero-shot), "notes"}`` (``metrics.json``; on
-        non-zero DDP ranks a dict without ``evaluation``).
+        :class:`~medmodal.engine.run.RunResult` of ``{"run_dir", "model", "epochs", "train_seconds",
+        "wall_seconds", "counts", "export", "evaluation" (per model label: retrieval + zero-shot),
+        "notes"}`` (``metrics.json``; on non-zero DDP ranks without ``evaluation``); ``artefacts["export"]``.
 
     Raises:
         ValueError / FileNotFoundError / CXRDataError / EncoderLoadError: bad input (one line each).
@@ -95,7 +100,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         cfg.out_dir = default_run_dir(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / "metrics.json"
-    done = finished_run(run_dir, resume)
+    done = finished_result(run_dir, resume, artefacts=_artefacts(run_dir, cfg))
     if done is not None:
         return done
     started = time.perf_counter()
@@ -110,25 +115,17 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         save_config(cfg, run_dir / "config.yaml")
         _write_splits(run_dir / SPLITS_FILE, data, cfg)
     t = cfg.trainer
-    trainer = make_trainer(run_dir, monitor=t.monitor, mode="min", max_epochs=t.max_epochs,
-                           accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-                           precision=resolved_precision(cfg), val_every_n_epochs=t.val_every_n_epochs,
-                           log_every_n_steps=t.log_every_n_steps, progress_bar=t.progress_bar,
-                           deterministic=t.deterministic, gradient_clip_val=cfg.optim.grad_clip,
-                           use_distributed_sampler=False, extra_callbacks=extra_callbacks,
-                           strategy=ddp_strategy(cfg))
-    ckpt_path = find_resume_checkpoint(run_dir, resume)
+    trainer = make_trainer(run_dir, t, monitor=t.monitor, mode="min", grad_clip=cfg.optim.grad_clip,
+                           precision=resolved_precision(cfg), use_distributed_sampler=False,
+                           extra_callbacks=extra_callbacks, strategy=ddp_strategy(cfg))
     # the frozen, feature-caching text encoder (``cache_text_features``) stays in eval mode on purpose
-    with warnings.catch_warnings(), expected_eval_mode_modules():
-        if ckpt_path is not None:
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    fit(trainer, module, data, run_dir, resume, eval_mode_expected=True)
     result = {"run_dir": str(run_dir), "model": cfg.model.name, "epochs": int(trainer.current_epoch),
               "stages": {"stage1_epochs": t.stage1_epochs, "stage2_epochs": t.stage2_epochs},
               "train_seconds": round(fit_time_seconds(trainer), 2), "counts": data.counts(),
               "notes": list(data.notes)}
     if not trainer.is_global_zero:
-        return result
+        return RunResult.from_dict(result)
     atomic_write_json(run_dir / TRAIN_TIME_FILE, {"train_seconds": result["train_seconds"]})
     model = module.model
     checkpoint = "final weights (last.ckpt)"
@@ -142,7 +139,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         exported = export_model(model, run_dir / "export", source=f"{cfg.model.name} pre-training, run {run_dir} "
                                 f"({checkpoint})", image_size=cfg.data.image_size, tokenizer=tokenizer)
         atomic_write_json(run_dir / "export" / "export.json", {**exported, "checkpoint": checkpoint,
-                                                                "model": cfg.model.name})
+                                                                "model": cfg.model.name, FORMAT_KEY: CXR_EXPORT})
         result["export"] = exported
     if cfg.eval.enabled and data.splits.get(cfg.data.test_split):
         from medmodal.evaluation.image_text import write_evaluation_report
@@ -167,4 +164,4 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         if cfg.eval.enabled:
             result["notes"].append(f"no row in the test split {cfg.data.test_split!r}: no evaluation")
         atomic_write_json(finished, result)
-    return result
+    return RunResult.from_dict(result, _artefacts(run_dir, cfg))

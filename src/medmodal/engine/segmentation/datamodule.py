@@ -23,7 +23,8 @@ from medmodal.data.volumes.dataset import CaseDataset, CropDataset, MissingProto
 from medmodal.data.volumes.geometry import Geometry, reference_affine, training_geometry
 from medmodal.data.volumes.layouts import discover_cases
 from medmodal.data.missing import assign_imbalanced, read_missing_csv, write_missing_csv
-from medmodal.data.volumes.preprocess import PreprocessedCache, default_cache_dir
+from medmodal.data.cache import default_cache_dir
+from medmodal.data.volumes.preprocess import PreprocessedCache
 from medmodal.data.volumes.slices import SliceDataset
 from medmodal.data.sampler import EpochSampler
 from medmodal.data.volumes.spec import get_spec

@@ -20,7 +20,6 @@ features are masked), so no parameter is unused and ``find_unused_parameters`` i
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import asdict
 from typing import Any
@@ -34,6 +33,7 @@ from medmodal.data.missing import all_subsets
 from medmodal.data.volumes.geometry import Geometry
 from medmodal.data.volumes.spec import get_spec
 from medmodal.distributed import all_gather_no_grad
+from medmodal.engine.optim import build_optimizer
 from medmodal.engine.segmentation.dtm import build_monitor, split_monitor_config
 from medmodal.errors import ConfigError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
@@ -277,26 +277,9 @@ class SegmentationModule(L.LightningModule):
 
     # ----------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        o = self.cfg.optim
+        """:func:`medmodal.engine.optim.build_optimizer` of ``optim`` (poly / cosine / constant per epoch)."""
         params = [p for p in self.parameters() if p.requires_grad]
-        fused = all(p.is_cuda for p in params)  # one fused CUDA kernel instead of per-tensor launches
-        if o.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
-        elif o.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay, fused=fused)
-        else:
-            raise ConfigError(f"unknown optimizer {o.optimizer!r}; choose adamw or adam")
-        total = max(1, self.cfg.trainer.max_epochs)
-        if o.schedule == "poly":
-            fn = lambda e: (1 - min(e, total - 1) / total) ** o.poly_power  # noqa: E731
-        elif o.schedule == "cosine":
-            fn = lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))  # noqa: E731
-        elif o.schedule == "constant":
-            fn = lambda e: 1.0  # noqa: E731
-        else:
-            raise ConfigError(f"unknown schedule {o.schedule!r}; choose poly, cosine or constant")
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return build_optimizer(params, self.cfg.optim, max_epochs=self.cfg.trainer.max_epochs)
 
     # --------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -29,7 +29,7 @@ from medmodal.data.missing import all_subsets
 from medmodal.engine.segmentation.inference import predict_probabilities, predict_probabilities_all_subsets
 from medmodal.engine.segmentation.module import compile_training_step
 from medmodal.experiments.suite import SpeedSuite
-from medmodal.experiments.timing import sync, timed
+from medmodal.experiments.timing import timed
 from medmodal.models import create_model
 from medmodal.models.segmentation.blocks import to_channels_last_3d
 

@@ -1,0 +1,142 @@
+"""One writer and reader for what a run leaves for later use: weights (safetensors) plus a JSON
+description carrying a ``format`` tag that names the family's kind of bundle.
+
+==========================  =====================================================================
+format                      files (written by)
+==========================  =====================================================================
+``seg/model``               ``<run>/model/model.safetensors`` + ``model.json`` (segmentation
+                            ``train``; read by ``evaluate`` / ``predict``,
+                            :func:`medmodal.engine.checkpoint.load_model`)
+``endoscopy/encoders``      ``<run>/encoders.safetensors`` + ``encoders.json`` (MICS pre-training;
+                            read by ``finetune-endoscopy --init``)
+``endoscopy/classifier``    ``<run>/model.safetensors`` + ``model.json`` (MICS fine-tuning; read
+                            by ``predict-endoscopy``)
+``cxr/export``              ``<run>/export/export.json`` beside ``image_encoder/``
+                            (medmodal-image-encoder/1) and ``text_encoder/`` (Hugging Face), written
+                            by CXR pre-training / ``medmodal export``; read by ``finetune --encoder``
+                            (:mod:`medmodal.models.encoder_export`)
+==========================  =====================================================================
+
+Bundles written before the tag existed have none: :func:`bundle_format` infers it from the files
+and the description's keys, so old run folders keep loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from medmodal.errors import CheckpointError
+from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
+                         read_json_file)
+
+__all__ = ["FORMAT_KEY", "SEG_MODEL", "ENDOSCOPY_ENCODERS", "ENDOSCOPY_CLASSIFIER", "CXR_EXPORT", "FORMATS",
+           "save_weights", "save_bundle", "read_bundle", "bundle_format", "infer_format"]
+
+#: the key of the format tag in a bundle's JSON description
+FORMAT_KEY = "format"
+SEG_MODEL = "seg/model"
+ENDOSCOPY_ENCODERS = "endoscopy/encoders"
+ENDOSCOPY_CLASSIFIER = "endoscopy/classifier"
+CXR_EXPORT = "cxr/export"
+#: format -> (weights file, description file); the CXR export's weights live in its sub-folders
+FORMATS = {SEG_MODEL: ("model.safetensors", "model.json"),
+           ENDOSCOPY_ENCODERS: ("encoders.safetensors", "encoders.json"),
+           ENDOSCOPY_CLASSIFIER: ("model.safetensors", "model.json"),
+           CXR_EXPORT: (None, "export.json")}
+
+
+def save_weights(state: Mapping[str, torch.Tensor] | nn.Module, path: str | Path) -> Path:
+    """Write a state dict (or a module's) as a safetensors file, atomically (CPU, contiguous tensors)."""
+    from safetensors.torch import save_file
+
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
+    return path
+
+
+def save_bundle(folder: str | Path, state: Mapping[str, torch.Tensor] | nn.Module, meta: Mapping[str, Any], *,
+                format: str) -> Path:
+    """Write the weights and the description of a ``format`` bundle into ``folder`` (each atomically);
+    the description gets ``"format": format``. Returns ``folder``."""
+    weights, description = FORMATS[format]
+    folder = ensure_writable_dir(folder)
+    if weights is not None:
+        save_weights(state, folder / weights)
+    atomic_write_json(folder / description, {**meta, FORMAT_KEY: format})
+    return folder
+
+
+def infer_format(folder: Path, meta: Mapping[str, Any] | None = None) -> str | None:
+    """The format of a bundle folder: its tag, else what its files and description say (bundles
+    written before the tag), else ``None``."""
+    folder = Path(folder)
+    if meta is not None and meta.get(FORMAT_KEY):
+        return str(meta[FORMAT_KEY])
+    if (folder / "encoders.json").is_file() and (folder / "encoders.safetensors").is_file():
+        return ENDOSCOPY_ENCODERS
+    if (folder / "export.json").is_file() or (folder / "image_encoder").is_dir():
+        return CXR_EXPORT
+    if (folder / "model.json").is_file():
+        if meta is None:
+            try:
+                meta = read_json_file(folder / "model.json")
+            except DamagedFileError:
+                return None
+        if isinstance(meta, Mapping):
+            if "model_name" in meta:
+                return SEG_MODEL
+            if "classes" in meta and "config" in meta:
+                return ENDOSCOPY_CLASSIFIER
+    return None
+
+
+def bundle_format(folder: str | Path) -> str | None:
+    """The format tag of the bundle in ``folder`` (inferred for untagged bundles), ``None`` if none is there."""
+    folder = Path(folder)
+    for _, description in FORMATS.values():
+        path = folder / description
+        if path.is_file():
+            try:
+                meta = read_json_file(path)
+            except DamagedFileError:
+                continue
+            if isinstance(meta, Mapping) and meta.get(FORMAT_KEY):
+                return str(meta[FORMAT_KEY])
+    return infer_format(folder)
+
+
+def read_bundle(folder: str | Path, formats: str | Sequence[str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state, meta)`` of a bundle of one of ``formats`` in ``folder`` (tagged, or untagged and inferred).
+
+    Raises:
+        CheckpointError: the files are missing or damaged, the description is not a JSON object, or the
+            bundle is of another format (each names the folder).
+    """
+    folder = Path(folder)
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    weights, description = FORMATS[formats[0]]
+    if any(FORMATS[f] != (weights, description) for f in formats):
+        raise ValueError(f"formats {formats} are not stored alike")
+    meta_path = folder / description
+    weight_path = folder / weights if weights is not None else None
+    if not meta_path.is_file() or (weight_path is not None and not weight_path.is_file()):
+        needs = description if weight_path is None else f"{description} and {weights}"
+        raise CheckpointError(f"{folder}: not a model bundle (needs {needs})")
+    try:
+        meta = read_json_file(meta_path)
+        state = load_safetensors_file(weight_path) if weight_path is not None else {}
+    except DamagedFileError as err:
+        raise CheckpointError(str(err)) from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{meta_path}: not a model description (a JSON object expected)")
+    found = infer_format(folder, meta)
+    if found is not None and found not in formats:
+        raise CheckpointError(f"{folder}: the bundle there is {found}, not {' or '.join(formats)}")
+    return state, meta
