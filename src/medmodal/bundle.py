@@ -18,7 +18,8 @@ format                      files (written by)
 ==========================  =====================================================================
 
 Bundles written before the tag existed have none: :func:`bundle_format` infers it from the files
-and the description's keys, so old run folders keep loading.
+and the description's keys, so old run folders keep loading. Segmentation bundles of those releases
+carry ``"format": "medmodal-bundle/1"`` (:data:`LEGACY_FORMATS`): read as ``seg/model``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from medmodal.errors import CheckpointError
 from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
 
-__all__ = ["FORMAT_KEY", "SEG_MODEL", "ENDOSCOPY_ENCODERS", "ENDOSCOPY_CLASSIFIER", "CXR_EXPORT", "FORMATS",
+__all__ = ["FORMAT_KEY", "LEGACY_FORMATS", "SEG_MODEL", "ENDOSCOPY_ENCODERS", "ENDOSCOPY_CLASSIFIER", "CXR_EXPORT", "FORMATS",
            "save_weights", "save_bundle", "read_bundle", "bundle_format", "infer_format"]
 
 #: the key of the format tag in a bundle's JSON description
@@ -42,6 +43,8 @@ SEG_MODEL = "seg/model"
 ENDOSCOPY_ENCODERS = "endoscopy/encoders"
 ENDOSCOPY_CLASSIFIER = "endoscopy/classifier"
 CXR_EXPORT = "cxr/export"
+#: ``format`` values written before the family tags, and the tag each means
+LEGACY_FORMATS = {"medmodal-bundle/1": "seg/model"}
 #: format -> (weights file, description file); the CXR export's weights live in its sub-folders
 FORMATS = {SEG_MODEL: ("model.safetensors", "model.json"),
            ENDOSCOPY_ENCODERS: ("encoders.safetensors", "encoders.json"),
@@ -78,7 +81,8 @@ def infer_format(folder: Path, meta: Mapping[str, Any] | None = None) -> str | N
     written before the tag), else ``None``."""
     folder = Path(folder)
     if meta is not None and meta.get(FORMAT_KEY):
-        return str(meta[FORMAT_KEY])
+        tag = str(meta[FORMAT_KEY])
+        return LEGACY_FORMATS.get(tag, tag)
     if (folder / "encoders.json").is_file() and (folder / "encoders.safetensors").is_file():
         return ENDOSCOPY_ENCODERS
     if (folder / "export.json").is_file() or (folder / "image_encoder").is_dir():
@@ -108,7 +112,7 @@ def bundle_format(folder: str | Path) -> str | None:
             except DamagedFileError:
                 continue
             if isinstance(meta, Mapping) and meta.get(FORMAT_KEY):
-                return str(meta[FORMAT_KEY])
+                return infer_format(folder, meta)
     return infer_format(folder)
 
 

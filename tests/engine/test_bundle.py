@@ -22,6 +22,8 @@ def test_tagged_bundle_roundtrip(tmp_path):
 
 @pytest.mark.parametrize("files,meta,expected", [
     (("model.safetensors",), {"model_name": "dmafnet", "modalities": ["t1"]}, bundle.SEG_MODEL),
+    # what `medmodal train` wrote before the family tags: a version string under the same key
+    (("model.safetensors",), {"format": "medmodal-bundle/1", "model_name": "dmafnet"}, bundle.SEG_MODEL),
     (("model.safetensors",), {"model": "mics", "config": {}, "classes": ["a"]}, bundle.ENDOSCOPY_CLASSIFIER),
     (("encoders.safetensors",), {"arch": "vit", "image_size": 64}, bundle.ENDOSCOPY_ENCODERS),
     ((), {"image_encoder": "x", "architecture": "resnet50"}, bundle.CXR_EXPORT),
