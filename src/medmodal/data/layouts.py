@@ -30,7 +30,8 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from medmodal.errors import LayoutError
 
-__all__ = ["LayoutReader", "Layout", "register_layout", "layout_readers", "layout_reader", "find_layout"]
+__all__ = ["LayoutReader", "Layout", "register_layout", "unregister_layout", "layout_readers", "layout_reader",
+           "find_layout"]
 
 
 @runtime_checkable
@@ -68,6 +69,18 @@ def register_layout(reader: LayoutReader) -> LayoutReader:
     a ``(family, name)`` again replaces the reader in place (a module imported twice)."""
     _REGISTRY.setdefault(reader.family, {})[reader.name] = reader
     return reader
+
+
+def unregister_layout(family: str, name: str | None = None) -> None:
+    """Undo :func:`register_layout` (tests and plug-ins): the reader ``name`` of ``family``, or every
+    reader of ``family`` when ``name`` is ``None``. Unknown names do nothing."""
+    if name is None:
+        _REGISTRY.pop(family, None)
+        return
+    readers = _REGISTRY.get(family, {})
+    readers.pop(name, None)
+    if not readers:
+        _REGISTRY.pop(family, None)
 
 
 def layout_readers(family: str) -> list[LayoutReader]:
