@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 from medmodal.errors import LayoutError
 
 __all__ = ["LayoutReader", "Layout", "register_layout", "unregister_layout", "layout_readers", "layout_reader",
-           "find_layout"]
+           "find_layout", "known_layouts"]
 
 
 @runtime_checkable
@@ -86,6 +86,12 @@ def unregister_layout(family: str, name: str | None = None) -> None:
 def layout_readers(family: str) -> list[LayoutReader]:
     """The readers of ``family`` in detection order (empty when its layout module is not imported)."""
     return list(_REGISTRY.get(family, {}).values())
+
+
+def known_layouts(family: str, listed: tuple[str, ...] = ("auto",)) -> tuple[str, ...]:
+    """The layout names ``family`` accepts: ``listed`` (a family's documented names, ``auto`` first) then
+    every other registered reader's (a layout added by :func:`register_layout` is accepted everywhere)."""
+    return (*listed, *(name for name in _REGISTRY.get(family, {}) if name not in listed))
 
 
 def layout_reader(family: str, name: str) -> LayoutReader:
