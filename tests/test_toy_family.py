@@ -86,7 +86,8 @@ def test_toy_models_pass_their_contract(toy):
 
 
 def test_toy_input_errors_are_one_line(toy, tmp_path):
-    result = runner.invoke(app, ["toy", "train", "--preset", "train_demo", "--data", str(tmp_path / "none")])
+    result = runner.invoke(app, ["toy", "train", "--preset", "train_demo", "--data", str(tmp_path / "none"),
+                                 "--out", str(tmp_path / "run")])
     assert result.exit_code == 1 and "no toy layout found" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["toy", "demo", "--out", str(tmp_path), "-n", "2"])
     assert result.exit_code == 1 and "at least 4 images" in result.output and "Traceback" not in result.output
