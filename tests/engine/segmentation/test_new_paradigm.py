@@ -25,6 +25,7 @@ from medmodal.layers.momentum import ema_update_, momentum_copy
 from medmodal.layers.ramps import sigmoid_rampup
 from medmodal.losses import Objective, StepContext, get_objective_class, register_objective, split_objective_config
 from medmodal.losses.base import unregister_objective
+from medmodal.models.bundles import load_model
 
 
 # ---------------------------------------------------------------- the worked example (docs/extending.md)
@@ -95,3 +96,6 @@ def test_a_mean_teacher_subclass_trains_with_its_objective_from_config(mean_teac
     assert bundle_format(result / "model") == "seg/model"  # evaluate / score / predict serve it unchanged
     state = torch.load(result.path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert any(k.startswith("teacher.") for k in state) and any(k.startswith("criterion.supervised.") for k in state)
+    for source in (result / "model", result.path / "checkpoints" / "last.ckpt"):  # what evaluate / predict load
+        model, meta = load_model(source)
+        assert meta["model_name"] == "dmafnet" and model.num_classes == 4
