@@ -77,7 +77,8 @@ def test_a_variant_entry_point_joins_the_sweep():
     try:
         assert get_model_task("zero_unet_small") == "segmentation" and "zero_unet_small" in list_models("segmentation")
         test_every_registered_model_passes_its_contract("zero_unet_small")
-        assert create_model("zero_unet_small", modalities=("t1", "t2"), num_classes=2).config.widths == (16, 32, 64, 128)
+        model = create_model("zero_unet_small", modalities=("t1", "t2"), num_classes=2)
+        assert model.config.widths == (16, 32, 64, 128)
     finally:
         unregister_model("zero_unet_small")
     assert "zero_unet_small" not in list_models()

@@ -52,7 +52,8 @@ def synth_cmd(out: Path = typer.Argument(..., help="output folder (png-csv layou
 def train_cmd(preset: Optional[str] = typer.Option(None, "--preset", help="packaged config, e.g. train_demo"),
               config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
               data: Optional[Path] = typer.Option(None, "--data", help="png-csv folder (data.root)"),
-              override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set data.batch_size=2"),
+              override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set "
+                                                 "data.batch_size=2"),
               out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (out_dir)"),
               seed: Optional[int] = typer.Option(None, "--seed", help="training seed"),
               resume: str = typer.Option("auto", "--resume", help=RESUME_HELP)):
