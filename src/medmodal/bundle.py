@@ -17,6 +17,9 @@ format                      files (written by)
                             (:mod:`medmodal.models.encoder_export`)
 ==========================  =====================================================================
 
+A new family registers its own format with :func:`register_format` (``"<family>/<kind>"``, e.g.
+``register_format("fundus/model", "model.safetensors", "model.json")``) before it writes one.
+
 Bundles written before the tag existed have none: :func:`bundle_format` infers it from the files
 and the description's keys, so old run folders keep loading. Segmentation bundles of those releases
 carry ``"format": "medmodal-bundle/1"`` (:data:`LEGACY_FORMATS`): read as ``seg/model``.
@@ -34,8 +37,9 @@ from medmodal.errors import CheckpointError
 from medmodal.io import (DamagedFileError, atomic_path, atomic_write_json, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
 
-__all__ = ["FORMAT_KEY", "LEGACY_FORMATS", "SEG_MODEL", "ENDOSCOPY_ENCODERS", "ENDOSCOPY_CLASSIFIER", "CXR_EXPORT", "FORMATS",
-           "save_weights", "save_bundle", "read_bundle", "bundle_format", "infer_format"]
+__all__ = ["FORMAT_KEY", "LEGACY_FORMATS", "SEG_MODEL", "ENDOSCOPY_ENCODERS", "ENDOSCOPY_CLASSIFIER", "CXR_EXPORT",
+           "FORMATS", "save_weights", "save_bundle", "read_bundle", "bundle_format", "infer_format", "register_format",
+           "unregister_format"]
 
 #: the key of the format tag in a bundle's JSON description
 FORMAT_KEY = "format"
@@ -50,6 +54,27 @@ FORMATS = {SEG_MODEL: ("model.safetensors", "model.json"),
            ENDOSCOPY_ENCODERS: ("encoders.safetensors", "encoders.json"),
            ENDOSCOPY_CLASSIFIER: ("model.safetensors", "model.json"),
            CXR_EXPORT: (None, "export.json")}
+_BUILTIN_FORMATS = frozenset(FORMATS)
+
+
+def register_format(format: str, weights: str | None, description: str) -> str:
+    """Register a bundle ``format`` (``"<family>/<kind>"``) stored as ``weights`` (a safetensors file name,
+    ``None``: the weights live elsewhere) plus the JSON ``description`` file. Returns ``format``.
+
+    Raises:
+        ValueError: ``format`` is registered already with other file names (a programming error).
+    """
+    files = (weights, description)
+    if FORMATS.get(format, files) != files:
+        raise ValueError(f"bundle format {format!r} is already registered as {FORMATS[format]}")
+    FORMATS[format] = files
+    return format
+
+
+def unregister_format(format: str) -> None:
+    """Undo :func:`register_format` (tests and plug-ins); the built-in formats stay."""
+    if format not in _BUILTIN_FORMATS:
+        FORMATS.pop(format, None)
 
 
 def save_weights(state: Mapping[str, torch.Tensor] | nn.Module, path: str | Path) -> Path:

@@ -9,7 +9,8 @@ import pytest
 import medmodal.data.cxr.readers as cxr
 import medmodal.data.endoscopy.layouts as endoscopy
 import medmodal.data.volumes.layouts as volumes
-from medmodal.data.layouts import Layout, LayoutReader, find_layout, layout_reader, layout_readers, register_layout
+from medmodal.data.layouts import (Layout, LayoutReader, find_layout, known_layouts, layout_reader, layout_readers,
+                                   register_layout, unregister_layout)
 from medmodal.errors import LayoutError
 
 
@@ -36,6 +37,53 @@ def test_a_new_family_registers_and_is_detected(tmp_path):
     assert layout_reader("toy-family", "marker").read(tmp_path / "fundus") == ["ok.marker"]
     with pytest.raises(LayoutError, match="unknown toy-family layout 'nope'; choose one of marker, manual"):
         layout_reader("toy-family", "nope")
+    unregister_layout("toy-family", "manual")
+    assert [r.name for r in layout_readers("toy-family")] == ["marker"]
+    unregister_layout("toy-family")
+    assert layout_readers("toy-family") == []
+
+
+def read_flat(root: Path, *, modalities, labels, **_):
+    """A layout added to the volumes family (docs/extending.md, "A new data layout"): every file of one
+    folder, ``<case>.<sequence>.nii.gz`` and ``<case>.seg.nii.gz``. Readers are asked in registration order
+    and this one comes last, so its names must not look like a built-in layout's (``<case>_flair`` would be
+    detected as a BraTS 2020 case)."""
+    cases, unmatched = {}, []
+    for path in sorted(root.glob("*.nii.gz")):
+        case_id, _, key = path.name.removesuffix(".nii.gz").rpartition(".")
+        case = cases.setdefault(case_id, volumes.Case(case_id, {}, layout="flat", source_labels=labels))
+        if key == "seg":
+            case.label = path
+        elif key in modalities:
+            case.images[key] = path
+        else:
+            unmatched.append(path)
+    return list(cases.values()), unmatched
+
+
+def detect_flat(root: Path):
+    return root if any(root.glob("*.seg.nii.gz")) and not any(p.is_dir() for p in root.iterdir()) else None
+
+
+def test_a_layout_registered_later_is_accepted_by_its_family(tmp_path):
+    from tests.conftest import tiny_volumes, save_nifti
+
+    images, label = tiny_volumes((8, 8, 8))
+    for case in ("a", "b"):
+        for name, image in images.items():
+            save_nifti(tmp_path / f"{case}.{name}.nii.gz", image)
+        save_nifti(tmp_path / f"{case}.seg.nii.gz", label)
+    register_layout(Layout(volumes.FAMILY, "flat", read=read_flat, detect=detect_flat))
+    try:
+        assert "flat" in known_layouts(volumes.FAMILY, volumes.LAYOUTS)
+        for layout in ("flat", "auto"):
+            cases = volumes.discover_cases(tmp_path, layout=layout)
+            assert cases.layout == "flat" and [c.case_id for c in cases] == ["a", "b"]
+            assert set(cases[0].images) == {"flair", "t1", "t1ce", "t2"} and cases[0].label.name == "a.seg.nii.gz"
+    finally:
+        unregister_layout(volumes.FAMILY, "flat")
+    with pytest.raises(LayoutError, match="unknown layout 'flat'; choose one of auto, brats2020"):
+        volumes.discover_cases(tmp_path, layout="flat")
 
 
 def test_family_messages_are_kept(tmp_path):

@@ -62,3 +62,23 @@ def test_unknown_model_is_an_input_error_and_a_keyerror():
         create_model("no-such-net")
     assert isinstance(info.value, ConfigError) and isinstance(info.value, KeyError)
     assert str(info.value).startswith("unknown model 'no-such-net'")
+
+
+def test_a_variant_entry_point_joins_the_sweep():
+    """docs/extending.md, "A model for an existing contract": a timm-style variant of ZeroUNet."""
+    from medmodal.models.registry import unregister_model
+    from medmodal.models.segmentation.zero_unet import ZeroUNet
+
+    @register_model("zero_unet_small", tiny={"widths": (4, 8, 16)})
+    def zero_unet_small(modalities, num_classes, config=None, **overrides):
+        """ZeroUNet with half the widths."""
+        return ZeroUNet(modalities, num_classes, config, **{"widths": (16, 32, 64, 128), **overrides})
+
+    try:
+        assert get_model_task("zero_unet_small") == "segmentation" and "zero_unet_small" in list_models("segmentation")
+        test_every_registered_model_passes_its_contract("zero_unet_small")
+        model = create_model("zero_unet_small", modalities=("t1", "t2"), num_classes=2)
+        assert model.config.widths == (16, 32, 64, 128)
+    finally:
+        unregister_model("zero_unet_small")
+    assert "zero_unet_small" not in list_models()

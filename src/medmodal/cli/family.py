@@ -47,6 +47,19 @@ class Family:
     the family's benchmark / speed suite under :mod:`medmodal.experiments` (a string, so that ``--help``
     imports no torch), ``None`` when the family has none; ``demo``: the verb that runs the family's
     demo on built-in data (``None``: none); ``aliases``: old spellings kept for one release.
+
+    What the family sweep (``tests/test_families_sweep.py``) needs, so that it names no family:
+
+    * ``configs``: preset verb -> ``"module:Name"`` of that verb's run config: a ``*RunConfig`` class
+      (a preset ``<verb>_<dataset|demo>.yaml`` is loaded with
+      :func:`medmodal.config.load_run_config`) or a loader ``Name(path, preset, overrides)`` (a verb
+      whose presets hold several config classes, e.g. the CXR fine-tuning tasks); e.g.
+      ``{"train": "medmodal.config.segmentation:SegmentationRunConfig"}``. Strings, so that ``--help``
+      imports no torch; :func:`load_family_preset` resolves them.
+    * ``smoke``: command lines (word lists after ``medmodal``; ``{out}`` is an empty folder) that synthesise
+      tiny data and train the demo preset one step on CPU, e.g. ``(("seg", "synth", "{out}/data", "-n", "3"),
+      ("seg", "train", "--preset", "train_demo_cpu", "--data", "{out}/data", ...))``; the last one must print
+      ``run folder:`` (:func:`medmodal.cli._run.print_result`).
     """
 
     key: str
@@ -57,6 +70,30 @@ class Family:
     speed: Optional[str] = None
     demo: Optional[str] = "demo"
     aliases: tuple[Alias, ...] = field(default_factory=tuple)
+    configs: dict[str, str] = field(default_factory=dict)
+    smoke: tuple[tuple[str, ...], ...] = ()
+
+
+def load_family_preset(family: "Family", preset: str, overrides=()):
+    """The validated run config of ``family``'s preset ``preset`` (``<verb>_<dataset|demo>``, with or
+    without ``<family>/``), through ``family.configs[<verb>]``.
+
+    Raises:
+        KeyError: the family names no config for the preset's verb (a programming error of the family).
+        ConfigError / FileNotFoundError: as :func:`medmodal.config.load_run_config`.
+    """
+    import importlib
+
+    from medmodal.config.core import load_run_config
+
+    name = preset.split("/", 1)[-1]
+    verb = name.split("_", 1)[0]
+    module, _, attr = family.configs[verb].partition(":")
+    target = getattr(importlib.import_module(module), attr)
+    preset = f"{family.key}/{name}"
+    if isinstance(target, type):
+        return load_run_config(target, None, preset, list(overrides))
+    return target(None, preset, list(overrides))
 
 
 def deprecation_note(old: str, new: str) -> str:

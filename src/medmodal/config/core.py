@@ -36,7 +36,7 @@ from medmodal.io import atomic_write_text
 
 __all__ = ["LEGACY_KEYS", "LEGACY_PRESETS", "PRESET_FAMILIES", "dataclass_from_dict", "read_yaml_mapping",
            "apply_override", "config_to_dict", "save_config", "packaged_config", "preset_names", "load_run_config",
-           "resolve_source"]
+           "resolve_source", "preset_families", "register_presets", "unregister_presets"]
 
 T = TypeVar("T")
 
@@ -68,6 +68,33 @@ LEGACY_PRESETS = {
 }
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+#: preset folders of families that ship outside ``src/medmodal/configs/`` (plug-ins, tests): family -> folder
+_PRESET_DIRS: dict[str, Path] = {}
+
+
+def register_presets(family: str, folder: str | Path) -> Path:
+    """Make the ``*.yaml`` files of ``folder`` the presets of ``family`` (a family shipped outside
+    medmodal: a plug-in, a test). A built-in family's folder is ``src/medmodal/configs/<family>/``
+    and needs no registration. Returns the folder."""
+    _PRESET_DIRS[family] = Path(folder)
+    return Path(folder)
+
+
+def unregister_presets(family: str) -> None:
+    """Undo :func:`register_presets`."""
+    _PRESET_DIRS.pop(family, None)
+
+
+def preset_families() -> tuple[str, ...]:
+    """Every family with presets: :data:`PRESET_FAMILIES` first, then any other folder of
+    ``src/medmodal/configs/`` (a new built-in family needs no entry here), then registered folders."""
+    found = sorted(p.name for p in CONFIGS_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    return tuple(dict.fromkeys([*PRESET_FAMILIES, *found, *_PRESET_DIRS]))
+
+
+def _preset_dir(family: str) -> Path:
+    return _PRESET_DIRS.get(family, CONFIGS_DIR / family)
 
 
 def _legacy_keys(cls) -> tuple[str, ...]:
@@ -199,12 +226,13 @@ def save_config(cfg, path: str | Path) -> Path:
 
 def preset_names(family: str | None = None) -> list[str]:
     """``<family>/<name>`` of every packaged preset (of one family when given), sorted."""
-    families = (family,) if family else PRESET_FAMILIES
-    return sorted(f"{fam}/{p.stem}" for fam in families for p in (CONFIGS_DIR / fam).glob("*.yaml"))
+    families = (family,) if family else preset_families()
+    return sorted(f"{fam}/{p.stem}" for fam in families for p in _preset_dir(fam).glob("*.yaml"))
 
 
 def packaged_config(name: str, family: str | None = None) -> Path:
-    """Path of a preset shipped with medmodal (``src/medmodal/configs/<family>/<name>.yaml``).
+    """Path of a preset shipped with medmodal (``src/medmodal/configs/<family>/<name>.yaml``, or the
+    folder a family registered with :func:`register_presets`).
 
     ``name`` is ``<family>/<name>``, a name of ``family``'s folder, a flat name of an earlier
     release (:data:`LEGACY_PRESETS`, e.g. ``demo_cpu``), or (no ``family`` given) a name found in
@@ -222,11 +250,12 @@ def packaged_config(name: str, family: str | None = None) -> Path:
             candidates.append(f"{family}/{name}")
         if name in LEGACY_PRESETS:
             candidates.append(LEGACY_PRESETS[name])
-        found = [f"{fam}/{name}" for fam in PRESET_FAMILIES if (CONFIGS_DIR / fam / f"{name}.yaml").is_file()]
+        found = [f"{fam}/{name}" for fam in preset_families() if (_preset_dir(fam) / f"{name}.yaml").is_file()]
         if len(found) == 1 and not family:
             candidates.append(found[0])
     for candidate in candidates:
-        path = CONFIGS_DIR / f"{candidate}.yaml"
+        fam, _, stem = candidate.partition("/")
+        path = _preset_dir(fam) / f"{stem}.yaml"
         if path.is_file():
             return path
     raise FileNotFoundError(f"no packaged config {name!r}; available: {', '.join(preset_names(family))}")

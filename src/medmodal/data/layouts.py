@@ -30,7 +30,8 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from medmodal.errors import LayoutError
 
-__all__ = ["LayoutReader", "Layout", "register_layout", "layout_readers", "layout_reader", "find_layout"]
+__all__ = ["LayoutReader", "Layout", "register_layout", "unregister_layout", "layout_readers", "layout_reader",
+           "find_layout", "known_layouts"]
 
 
 @runtime_checkable
@@ -70,9 +71,27 @@ def register_layout(reader: LayoutReader) -> LayoutReader:
     return reader
 
 
+def unregister_layout(family: str, name: str | None = None) -> None:
+    """Undo :func:`register_layout` (tests and plug-ins): the reader ``name`` of ``family``, or every
+    reader of ``family`` when ``name`` is ``None``. Unknown names do nothing."""
+    if name is None:
+        _REGISTRY.pop(family, None)
+        return
+    readers = _REGISTRY.get(family, {})
+    readers.pop(name, None)
+    if not readers:
+        _REGISTRY.pop(family, None)
+
+
 def layout_readers(family: str) -> list[LayoutReader]:
     """The readers of ``family`` in detection order (empty when its layout module is not imported)."""
     return list(_REGISTRY.get(family, {}).values())
+
+
+def known_layouts(family: str, listed: tuple[str, ...] = ("auto",)) -> tuple[str, ...]:
+    """The layout names ``family`` accepts: ``listed`` (a family's documented names, ``auto`` first) then
+    every other registered reader's (a layout added by :func:`register_layout` is accepted everywhere)."""
+    return (*listed, *(name for name in _REGISTRY.get(family, {}) if name not in listed))
 
 
 def layout_reader(family: str, name: str) -> LayoutReader:

@@ -33,7 +33,7 @@ from torch import nn
 from medmodal.errors import ConfigError
 
 __all__ = ["Objective", "StepContext", "register_objective", "build_objective", "list_objectives",
-           "get_objective_class", "split_objective_config"]
+           "get_objective_class", "split_objective_config", "unregister_objective"]
 
 
 @dataclass
@@ -102,6 +102,11 @@ def register_objective(name: str) -> Callable[[O], O]:
         return factory
 
     return decorator
+
+
+def unregister_objective(name: str) -> None:
+    """Undo :func:`register_objective` (tests and plug-ins); an unknown name does nothing."""
+    _OBJECTIVES.pop(str(name).strip().lower(), None)
 
 
 def list_objectives() -> list[str]:

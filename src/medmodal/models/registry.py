@@ -39,7 +39,7 @@ from medmodal.errors import UnknownNameError
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_factory", "get_model_task", "TASKS",
            "ModelContract", "register_contract", "get_contract", "list_contracts", "get_tiny_kwargs",
-           "UnknownModelError", "model_config"]
+           "UnknownModelError", "model_config", "unregister_model", "unregister_contract"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
@@ -131,6 +131,19 @@ def register_contract(contract: ModelContract) -> ModelContract:
     return contract
 
 
+def unregister_contract(name: str) -> None:
+    """Undo :func:`register_contract` (tests and plug-ins that register a contract of their own): the
+    contract, its aliases and every model registered under it. An unknown name does nothing."""
+    key = _canonical_task(name)
+    if key is None:
+        return
+    for model in [m for m, task in _TASKS.items() if task == key]:
+        unregister_model(model)
+    for alias in [a for a, target in _ALIASES.items() if target == key]:
+        del _ALIASES[alias]
+    del _CONTRACTS[key]
+
+
 def _canonical_task(task: str) -> str | None:
     task = str(task).strip().lower()
     if task in _CONTRACTS:
@@ -193,6 +206,13 @@ def register_model(name: str, task: str = "segmentation", *, tiny: Mapping[str, 
         return factory
 
     return decorator
+
+
+def unregister_model(name: str) -> None:
+    """Undo :func:`register_model` for ``name`` (tests and plug-ins); an unknown name does nothing."""
+    key = str(name).strip().lower()
+    for table in (_REGISTRY, _TASKS, _TINY):
+        table.pop(key, None)
 
 
 def _qualname(obj) -> str:

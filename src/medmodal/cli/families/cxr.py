@@ -31,4 +31,14 @@ FAMILY = Family(
              Alias("data synth-cxr", synth_cxr_cmd, "cxr synth"), Alias("data cxr-reports", cxr_reports_cmd, "cxr reports"),
              Alias("data synth-downstream", synth_downstream_cmd, "cxr synth-downstream"),
              Alias("data downstream-summary", downstream_summary_cmd, "cxr summary")),
+    configs={"pretrain": "medmodal.engine.image_text.config:PretrainRunConfig",
+             "finetune": "medmodal.engine.finetune.config:load_finetune_config"},  # the task picks the class
+    smoke=(("cxr", "synth", "{out}/data", "-n", "16", "-s", "64", "--workers", "1"),
+           ("cxr", "pretrain", "--preset", "pretrain_demo_cpu", "--data", "{out}/data", "--out", "{out}/run",
+            *(a for o in ("trainer.stage1_epochs=1", "trainer.stage2_epochs=0", "trainer.progress_bar=false",
+                          "data.batch_size=16", "data.max_length=48", "model.freeze=[]",
+                          "model.kwargs={image_encoder: resnet18, embed_dim: 32, text_pool_heads: 4, decoder_heads: 4, "
+                          "num_clusters: 4, kmeans_activation_cosine: 1.0, decoder_channels: [8, 8], text_model_config: "
+                          "{hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}}")
+              for a in ("--set", o)))),
 )

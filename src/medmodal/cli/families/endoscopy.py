@@ -32,4 +32,12 @@ FAMILY = Family(
              Alias("data simulate-nbi", simulate_nbi_cmd, "endoscopy simulate-nbi"),
              Alias("data calibrate-nbi", calibrate_nbi_cmd, "endoscopy calibrate-nbi"),
              Alias("data synth-endoscopy", synth_endoscopy_cmd, "endoscopy synth")),
+    configs={"pretrain": "medmodal.engine.endoscopy.config:MICSPretrainRunConfig",
+             "finetune": "medmodal.engine.endoscopy.config:MICSFinetuneRunConfig"},
+    smoke=(("endoscopy", "synth", "{out}/data", "-n", "48", "-s", "32"),
+           ("endoscopy", "pretrain", "--preset", "pretrain_demo_cpu", "--data", "{out}/data", "--out", "{out}/run",
+            *(a for o in ("trainer.max_epochs=1", "data.image_size=32", "data.batch_size=16", "model.queue_size=8",
+                          "model.encoder_kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}",
+                          "model.decoder_depth=1", "model.decoder_dim=16", "model.embed_dim=16")
+              for a in ("--set", o)))),
 )

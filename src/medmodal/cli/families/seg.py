@@ -34,4 +34,11 @@ FAMILY = Family(
              Alias("data summary", summary_cmd, "seg summary"), Alias("data split", split_cmd, "seg split"),
              Alias("data missing-rates", missing_rates_cmd, "seg missing-rates"),
              Alias("data preprocess", preprocess_cmd, "seg preprocess")),
+    configs={"train": "medmodal.config.segmentation:SegmentationRunConfig"},
+    smoke=(("seg", "synth", "{out}/data", "-n", "4", "-s", "16"),
+           ("seg", "train", "--preset", "train_demo_cpu", "--data", "{out}/data", "--out", "{out}/run",
+            *(a for o in ("trainer.max_epochs=1", "trainer.val_every_n_epochs=1", "trainer.progress_bar=false",
+                          "data.samples_per_epoch=2", "data.split_fractions=[0.5,0.25,0.25]",
+                          "data.crop_size=[16,16,16]", "eval.roi_size=[16,16,16]", "model.kwargs.widths=[4,8,16,32]")
+              for a in ("--set", o)))),
 )

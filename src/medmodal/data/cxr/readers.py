@@ -19,7 +19,7 @@ from medmodal.data.cxr.iu import REPORTS_NAME, read_iu_annotation, read_openi_cs
 from medmodal.data.cxr.mimic import is_mimic_root, read_mimic_cxr
 from medmodal.data.cxr.records import CXRDataError, ReadResult
 from medmodal.data.cxr.table import read_csv_table
-from medmodal.data.layouts import Layout, find_layout, layout_reader, layout_readers, register_layout
+from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, layout_readers, register_layout
 from medmodal.errors import ConfigError, LayoutError
 
 LAYOUTS = ("auto", "mimic", "iu", "openi", "csv")
@@ -86,8 +86,8 @@ def read_studies(path: str | Path, layout: str = "auto", **options) -> ReadResul
     Raises:
         LayoutError: an unknown layout. ConfigError: an option set that the layout's reader does not take.
     """
-    if layout not in LAYOUTS:
-        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout not in known_layouts(FAMILY, LAYOUTS):
+        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(known_layouts(FAMILY, LAYOUTS))}")
     detected, target = detect_layout(path)
     if layout == "auto":
         layout = detected

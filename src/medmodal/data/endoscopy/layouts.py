@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from medmodal.data.layouts import Layout, find_layout, layout_reader, register_layout
+from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
 from medmodal.errors import ConfigError, DataError, LayoutError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
@@ -386,8 +386,8 @@ def read_samples(root: str | Path, layout: str = "auto", split_file: str | Path 
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder or file")
-    if layout not in LAYOUTS:
-        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout not in known_layouts(FAMILY, LAYOUTS):
+        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(known_layouts(FAMILY, LAYOUTS))}")
     if layout == "auto":
         layout = detect_layout(root)
     if layout != "csv" and not root.is_dir():

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from medmodal.data.layouts import Layout, find_layout, layout_reader, register_layout
+from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
 from medmodal.errors import LayoutError
 from medmodal.data.volumes.spec import (BRATS_MODALITIES, SPECS, describe_source_labels, get_spec,
                                         resolve_declared_labels)
@@ -578,8 +578,8 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
         raise FileNotFoundError(f"{root}: no such folder")
     if not root.is_dir():
         raise LayoutError(f"{root}: expected a folder (a dataset or a case), got a file")
-    if layout not in LAYOUTS:
-        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if layout not in known_layouts(FAMILY, LAYOUTS):
+        raise LayoutError(f"unknown layout {layout!r}; choose one of {', '.join(known_layouts(FAMILY, LAYOUTS))}")
     if source_labels is not None and source_labels not in SPECS:
         raise LayoutError(f"unknown label convention {source_labels!r}; choose one of {', '.join(SPECS)}")
     if mapping is not None and layout == "auto":

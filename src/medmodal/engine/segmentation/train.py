@@ -55,8 +55,13 @@ def finished_training(run_dir: Path, cfg: SegmentationRunConfig, resume: str | N
                      artefacts={"model": str(bundle)}, seconds=recorded.get("train_seconds"))
 
 
-def run_training(cfg: SegmentationRunConfig, resume: str | None = "auto", extra_callbacks=()) -> RunResult:
+def run_training(cfg: SegmentationRunConfig, resume: str | None = "auto", extra_callbacks=(),
+                 module_cls: type[SegmentationModule] = SegmentationModule) -> RunResult:
     """Train with ``cfg``; the result's ``run_dir`` then holds ``model/`` (``artefacts["model"]``).
+
+    ``module_cls``: the training paradigm, :class:`SegmentationModule` or a subclass that overrides only
+    what differs (e.g. a mean teacher); the bundle it writes is the same ``seg/model``, so ``evaluate``,
+    ``score`` and ``predict`` serve it unchanged.
 
     Returns:
         :class:`~medmodal.engine.run.RunResult` with ``metrics`` ``{"train_seconds", "epochs"}``
@@ -71,7 +76,7 @@ def run_training(cfg: SegmentationRunConfig, resume: str | None = "auto", extra_
         save_config(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = SegmentationDataModule(cfg.data, run_dir, seed=cfg.trainer.seed)
-    module = SegmentationModule.from_experiment(cfg, datamodule.geometry)  # the bundle records it
+    module = module_cls.from_experiment(cfg, datamodule.geometry)  # the bundle records it
     trainer = build_trainer(cfg, run_dir, extra_callbacks)
     fit(trainer, module, datamodule, run_dir, resume)
     timing = {"train_seconds": round(fit_time_seconds(trainer), 1), "epochs": int(trainer.current_epoch)}
