@@ -97,6 +97,23 @@ def test_family_commands_carry_only_their_own_options():
         assert "--suite" not in result.output and foreign not in result.output
 
 
+@pytest.mark.parametrize("command", [("seg", "train"), ("cxr", "pretrain"), ("cxr", "finetune"),
+                                     ("endoscopy", "pretrain"), ("endoscopy", "finetune")], ids=" ".join)
+def test_training_verbs_share_the_common_run_options(command):
+    """preset, config, --set, out, seed, resume: declared once (cli/_run.py), alike on every training verb."""
+    from medmodal.config import preset_names
+
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    for option in ("--preset", "--config", "--set", "--out", "--seed", "--resume"):
+        assert option in result.output, option
+    assert "skip a finished run, else continue from last.ckpt" in result.output
+    family, verb = command
+    for name in preset_names(family):  # the help lists this verb's presets of this family, no other
+        stem = name.split("/", 1)[1]
+        assert (stem in result.output) == stem.startswith(f"{verb}_"), stem
+
+
 def test_summary_split_missing_rates(brats2020_root):
     result = runner.invoke(app, ["seg", "summary", str(brats2020_root)])
     assert result.exit_code == 0, result.output

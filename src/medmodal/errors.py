@@ -15,8 +15,8 @@ This module imports nothing from medmodal, so every layer may raise these errors
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ConfigError", "UnknownNameError", "LayoutError", "CaseError", "InvalidSequenceError", "DataError",
-           "ImageReadError", "DamagedFileError", "CheckpointError", "EncoderLoadError"]
+__all__ = ["InputError", "ConfigError", "UnknownNameError", "UnknownOptionError", "LayoutError", "CaseError",
+           "InvalidSequenceError", "DataError", "ImageReadError", "DamagedFileError", "CheckpointError", "EncoderLoadError"]
 
 
 class InputError(ValueError):
@@ -35,6 +35,11 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """An option a component does not take (a model's or an objective's config key); also a ``TypeError``,
+    as an unexpected keyword argument is in Python."""
 
 
 class LayoutError(InputError):

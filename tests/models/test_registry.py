@@ -123,3 +123,18 @@ def test_2d_three_sequences_every_subset(model_name):
         corrupt = model(torch.where(subsets[:, :, None, None], x, noise), subsets)
     assert clean.shape == (len(subsets), 6, 16, 16) and torch.isfinite(clean).all()
     assert torch.equal(clean, corrupt)
+
+
+def test_a_bad_model_or_loss_option_is_an_input_error():
+    """``model.kwargs`` / ``loss`` come from the user's config: one ``error:`` line on the command line, never a
+    traceback (ConfigError), while the unknown-key error stays a TypeError for Python callers."""
+    from medmodal.errors import ConfigError, UnknownOptionError
+    from medmodal.losses.dmafnet_loss import DMAFNetLoss
+    from medmodal.models.registry import model_config
+    from medmodal.models.segmentation.dmafnet import DMAFNetConfig
+
+    with pytest.raises(UnknownOptionError, match="unknown DMAFNetConfig option.*'widht'") as info:
+        model_config(DMAFNetConfig, {"widht": (8, 16)})
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ConfigError)
+    with pytest.raises(ConfigError, match="DMAFNetLossConfig: gap_source must be one of"):
+        DMAFNetLoss.from_options({"gap_source": "bogus"}, feature_channels=8, num_modalities=4)

@@ -12,7 +12,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
+                               seed_option)
 from medmodal.cli.common import console, user_errors
 from medmodal.cli.family import Alias, Family, family_app
 from medmodal.config.core import register_presets
@@ -49,14 +50,10 @@ def synth_cmd(out: Path = typer.Argument(..., help="output folder (png-csv layou
 
 @app.command("train")
 @user_errors
-def train_cmd(preset: Optional[str] = typer.Option(None, "--preset", help="packaged config, e.g. train_demo"),
-              config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
-              data: Optional[Path] = typer.Option(None, "--data", help="png-csv folder (data.root)"),
-              override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set "
-                                                 "data.batch_size=2"),
-              out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (out_dir)"),
-              seed: Optional[int] = typer.Option(None, "--seed", help="training seed"),
-              resume: str = typer.Option("auto", "--resume", help=RESUME_HELP)):
+def train_cmd(data: Optional[Path] = typer.Option(None, "--data", help="png-csv folder (data.root)"),
+              preset: Optional[str] = preset_option("toy", "train"), config: Optional[Path] = ConfigOpt,
+              override: list[str] = SetOpt, out: Optional[Path] = out_option("runs/toy/run"),
+              seed: Optional[int] = seed_option("0"), resume: str = ResumeOpt):
     """Train a toy classifier; writes checkpoints, logs, a toy/model bundle and metrics.json."""
     cfg = run_config(load_toy_config, config, preset, override, out=out, seed=seed)
     if data is not None:

@@ -1,7 +1,16 @@
-"""The common run options of every training command (preset, config, ``--set``, out, seed, resume)
-and how a run's result is printed.
+"""The common run options of every training command (preset, config, ``--set``, out, seed, resume),
+declared once here, and how a run's result is printed.
 
-A training command keeps only its own flags::
+A training command declares its own flags plus these options::
+
+    preset: Optional[str] = preset_option("cxr", "pretrain"),
+    config: Optional[Path] = ConfigOpt,
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("runs/pretrain/<model>-<data>-seed<seed>"),
+    seed: Optional[int] = seed_option("42"),
+    resume: str = ResumeOpt,
+
+and its body keeps only what its own flags do::
 
     cfg = run_config(load_pretrain_config, config, preset, override, out=out, seed=seed)
     cfg.data.root = ...                      # the command's own flags
@@ -17,15 +26,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+import typer
+
 from medmodal.cli.common import console
+from medmodal.config import preset_names
 
 if TYPE_CHECKING:  # the engine (torch, Lightning) is imported when a command runs, not by --help
     from medmodal.engine.run import RunResult
 
-__all__ = ["run_config", "run_and_report", "print_result", "RESUME_HELP"]
+__all__ = ["run_config", "run_and_report", "print_result", "RESUME_HELP", "ConfigOpt", "SetOpt", "ResumeOpt",
+           "preset_option", "out_option", "seed_option"]
 
 #: the help of every training command's ``--resume`` (the meaning: :mod:`medmodal.engine.run`)
 RESUME_HELP = "auto (skip a finished run, else continue from last.ckpt) | never | PATH"
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (keys as in the presets; default: the "
+                         "paper's defaults)")
+SetOpt = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5 (repeatable)")
+ResumeOpt = typer.Option("auto", "--resume", help=RESUME_HELP)
+
+
+def preset_option(family: str, verb: str):
+    """``--preset``, its help listing the family's packaged presets of ``verb`` (``configs/<family>/<verb>_*``)."""
+    names = [name.split("/", 1)[1] for name in preset_names(family) if name.split("/", 1)[1].startswith(f"{verb}_")]
+    return typer.Option(None, "--preset", help=f"packaged config: {' | '.join(names)} (a name of the previous "
+                        f"release, e.g. demo_cpu, still works)")
+
+
+def out_option(default: str):
+    """``--out`` / ``-o``: the run folder, ``default`` saying where it goes otherwise."""
+    return typer.Option(None, "--out", "-o", help=f"run folder (overrides out_dir; default {default})")
+
+
+def seed_option(default: str):
+    """``--seed``: ``trainer.seed`` (``default`` names the family's reference seed)."""
+    return typer.Option(None, "--seed", help=f"training seed (trainer.seed; default {default})")
 
 
 def run_config(load: Callable[..., Any], config: Optional[Path], preset: Optional[str], overrides: Sequence[str],

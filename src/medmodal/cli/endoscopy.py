@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
+                               seed_option)
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
@@ -30,17 +31,18 @@ def pretrain_endoscopy_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="paired dataset folder or CSV (data.root)"),
     layout: str = LayoutOpt,
     split_file: Optional[Path] = typer.Option(None, "--split-file", help="official split file (kvasir layout)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="mics_pretrain_kvasir | mics_pretrain_demo_cpu"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
-    override: list[str] = typer.Option([], "--set", help="override a value, e.g. --set model.adversarial_weight=0"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/mics/pretrain)"),
-    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
+    preset: Optional[str] = preset_option("endoscopy", "pretrain"),
+    config: Optional[Path] = ConfigOpt,
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("runs/mics/pretrain"),
+    seed: Optional[int] = seed_option("0"),
+    resume: str = ResumeOpt,
 ):
     """MICS self-supervised pre-training on unlabelled WLI / NBI pairs (reconstruction + contrastive +
     adversarial); writes encoders.safetensors for finetune-endoscopy --init."""
     from medmodal.engine.endoscopy import load_pretrain_config, run_pretrain
 
-    cfg = run_config(load_pretrain_config, config, preset, override, out=out)
+    cfg = run_config(load_pretrain_config, config, preset, override, out=out, seed=seed)
     _apply_data(cfg, data, layout, split_file)
 
     def report(result) -> None:
@@ -63,12 +65,12 @@ def finetune_endoscopy_cmd(
     fraction: Optional[float] = typer.Option(None, "--fraction", help="label fraction: 0.01 | 0.05 | 0.1 | 1"),
     method: Optional[str] = typer.Option(None, "--method", help="supervised | fixmatch"),
     modalities: Optional[str] = typer.Option(None, "--modalities", help="model streams: wli,nbi | wli | nbi"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="mics_finetune_kvasir | mics_finetune_demo_cpu"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
-    override: list[str] = typer.Option([], "--set", help="override a value, e.g. --set model.shift=none"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (label subset, init, augmentation)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/mics/finetune)"),
-    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
+    preset: Optional[str] = preset_option("endoscopy", "finetune"),
+    config: Optional[Path] = ConfigOpt,
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("runs/mics/finetune"),
+    seed: Optional[int] = seed_option("0: label subset, init, augmentation"),
+    resume: str = ResumeOpt,
 ):
     """Fine-tune the MICS classifier (or a baseline) with few labels; tests with all modalities and with
     white light only; writes metrics.json, results.csv, per_class.csv, confusion.png, model.safetensors."""

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
+                               seed_option)
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
@@ -26,20 +27,17 @@ def finetune_cmd(
     arch: Optional[str] = typer.Option(None, "--arch", help="timm architecture of a weight file or random init "
                                        "(default: the preset's, else resnet50); an export names its own, checked "
                                        "against --arch only when --arch is given"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config, e.g. finetune_chexpert_linear, "
-                                         "finetune_siim_segmentation, finetune_rsna_detection, "
-                                         "finetune_tiny_classification"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
-    override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default runs/finetune/"
-                                       "<dataset>-<task>-<fraction>-seed<seed>)"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default: the task's reference seed)"),
+    preset: Optional[str] = preset_option("cxr", "finetune"),
+    config: Optional[Path] = ConfigOpt,
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("runs/finetune/<dataset>-<task>-<fraction>-seed<seed>"),
+    seed: Optional[int] = seed_option("the task's reference seed"),
     unfreeze: bool = typer.Option(False, "--unfreeze", help="fine-tune the encoder too (optim.encoder_lr, "
                                   "default lr / 10)"),
     exact_protocol: bool = typer.Option(False, "--exact-protocol", help="classification: re-encode the augmented "
                                         "images every epoch as the references (default: cached features, no "
                                         "training augmentation)"),
-    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
+    resume: str = ResumeOpt,
 ):
     """Fine-tune a pre-trained image encoder on a chest X-ray downstream task (MGCA / CM-CGNS protocol);
     writes checkpoints, logs, splits, metrics.json and results.csv into the run folder."""

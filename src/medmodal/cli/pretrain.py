@@ -7,26 +7,24 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
+                               seed_option)
 from medmodal.cli.common import console, user_errors
 from medmodal.errors import ConfigError
 
 
 @user_errors
 def pretrain_cmd(
-    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config: pretrain_mimic_cxr | "
-                                         "pretrain_iu_xray | pretrain_demo_cpu"),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file"),
+    preset: Optional[str] = preset_option("cxr", "pretrain"),
+    config: Optional[Path] = ConfigOpt,
     data: Optional[Path] = typer.Option(None, "--data", help="MIMIC-CXR-JPG folder | IU annotation.json (or its "
                                         "folder) | indiana_reports.csv | generic CSV (data.root)"),
     model: Optional[str] = typer.Option(None, "--model", help="registered image_text model (default: the "
                                         "config's, cmcgns)"),
-    override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set "
-                                       "trainer.stage1_epochs=2 --set model.kwargs.image_encoder=resnet18"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (default: the config's out_dir, "
-                                       "else runs/pretrain/<model>-<data>-seed<seed>)"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default 42)"),
-    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("the config's out_dir, else runs/pretrain/<model>-<data>-seed<seed>"),
+    seed: Optional[int] = seed_option("42"),
+    resume: str = ResumeOpt,
 ):
     """Pre-train an image-report model (stage I, then stage II), export its encoders into RUN/export and
     evaluate retrieval (R@1/5/10) and zero-shot AUROC on the held-out test split."""

@@ -7,19 +7,20 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli._run import RESUME_HELP, run_and_report, run_config
+from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
+                               seed_option)
 from medmodal.cli.common import console, user_errors
 
 
 @user_errors
 def train_cmd(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (default: paper defaults)"),
-    preset: Optional[str] = typer.Option(None, "--preset", help="packaged config name, e.g. demo_cpu, "
-                                                                "dmafnet_brats2020, dmafnet_myops2020, tiny_myops2020"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run folder (overrides out_dir)"),
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (overrides data.root)"),
-    resume: str = typer.Option("auto", "--resume", help=RESUME_HELP),
-    override: list[str] = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5"),
+    preset: Optional[str] = preset_option("seg", "train"),
+    config: Optional[Path] = ConfigOpt,
+    override: list[str] = SetOpt,
+    out: Optional[Path] = out_option("runs/dmafnet"),
+    seed: Optional[int] = seed_option("0"),
+    resume: str = ResumeOpt,
 ):
     """Train a model (DMAF-Net by default); writes checkpoints, logs and a model bundle into the run folder."""
     from functools import partial
@@ -28,7 +29,7 @@ def train_cmd(
     from medmodal.engine.segmentation.config import SegmentationRunConfig
     from medmodal.engine.segmentation.train import run_training
 
-    cfg = run_config(partial(load_run_config, SegmentationRunConfig), config, preset, override, out=out)
+    cfg = run_config(partial(load_run_config, SegmentationRunConfig), config, preset, override, out=out, seed=seed)
     if data:
         cfg.data.root = str(data)
     run_and_report(run_training, cfg, resume, report=lambda result: console.print(

@@ -45,6 +45,7 @@ from medmodal.losses.distillation import (
 )
 from medmodal.losses.passion import preference_weights, self_distillation_loss
 from medmodal.losses.segmentation import SegmentationLoss, deep_supervision_loss, masked_aux_loss, masked_mean
+from medmodal.models.registry import model_config
 
 __all__ = ["DMAFNetLossConfig", "DMAFNetLoss"]
 
@@ -297,9 +298,9 @@ class DMAFNetLoss(Objective):
 
         Raises:
             ConfigError: RD or PD on for a model without per-sequence features (``feature_channels`` is
-                ``None``). ValueError / TypeError: bad options (:class:`DMAFNetLossConfig`).
+                ``None``); a bad option (:class:`DMAFNetLossConfig`: unknown key or refused value).
         """
-        cfg = DMAFNetLossConfig(**dict(options or {}))
+        cfg = model_config(DMAFNetLossConfig, options)
         if (cfg.use_rd or cfg.use_pd) and feature_channels is None:
             raise ConfigError(f"model {model_name!r} has no per-sequence features to distil: set "
                              f"loss.use_rd=false and loss.use_pd=false")

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from torch import nn
 
-from medmodal.errors import UnknownNameError
+from medmodal.errors import ConfigError, UnknownNameError, UnknownOptionError
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_factory", "get_model_task", "TASKS",
            "ModelContract", "register_contract", "get_contract", "list_contracts", "get_tiny_kwargs",
@@ -62,16 +62,25 @@ def model_config(cls: type[C], config: C | Mapping[str, Any] | None = None, **ov
     """The one constructor shape's config: ``cls`` (a dataclass) from ``config`` (an instance of it, or
     a mapping of its fields, or ``None``) with ``overrides`` on top.
 
+    The options come from a user's config (``model.kwargs``, ``loss``), so what is wrong with them is
+    an input error: one line on the command line.
+
     Raises:
-        TypeError: a key that is not a field of ``cls`` (the message lists the known ones).
+        UnknownOptionError: a key that is not a field of ``cls`` (the message lists the known ones; also a
+            ``TypeError``). ConfigError: the dataclass refuses a value (its ``__post_init__`` check).
     """
     base = asdict(config) if is_dataclass(config) and not isinstance(config, type) else dict(config or {})
     base.update(overrides)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(base) - known)
     if unknown:
-        raise TypeError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
-    return cls(**base)
+        raise UnknownOptionError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**base)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{cls.__name__}: {err}") from None
 
 
 def _default_build(factory: Callable[..., nn.Module], name: str, modalities: Sequence[str] | None,
