@@ -186,8 +186,19 @@ BEFORE_MOVE = {'grl': [{'adversarial': 0.6926978230476379,
 
 @pytest.mark.parametrize("adversarial", ["grl", "non_saturating"])
 def test_values_equal_the_implementation_before_the_move(adversarial):
-    """Bit-identical to the model methods this objective was moved from (3 training steps with the queue
-    filling, ids from the second step on, gradients, queue, EMA, then one frozen evaluation step)."""
+    """The values of the model methods this objective was moved from (3 training steps with the queue
+    filling, ids from the second step on, gradients, queue, EMA, then one frozen evaluation step). Recorded on
+    one thread, bit-identical there at the move; compared here to 1e-5 on one thread, so that another CPU's
+    kernels do not fail it while any change of a formula does."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _check_values_before_the_move(adversarial)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_values_before_the_move(adversarial):
     from medmodal.models.endoscopy.pretrain import sample_id_keys
 
     torch.manual_seed(0)
@@ -209,4 +220,8 @@ def test_values_equal_the_implementation_before_the_move(adversarial):
     with torch.no_grad():
         out = objective({"wli": w, "nbi": n}, StepContext(model=pre, update=False, sample_ids=ids))
     got.append({k: v.item() for k, v in out.items()})
-    assert got == BEFORE_MOVE[adversarial]
+    expected = BEFORE_MOVE[adversarial]
+    assert [sorted(row) for row in got] == [sorted(row) for row in expected]
+    for row, want in zip(got, expected):
+        for key, value in want.items():
+            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
