@@ -30,6 +30,7 @@ import typer
 
 from medmodal.cli.common import console
 from medmodal.config import preset_names
+from medmodal.config.core import legacy_preset_names
 
 if TYPE_CHECKING:  # the engine (torch, Lightning) is imported when a command runs, not by --help
     from medmodal.engine.run import RunResult
@@ -49,8 +50,9 @@ ResumeOpt = typer.Option("auto", "--resume", help=RESUME_HELP)
 def preset_option(family: str, verb: str):
     """``--preset``, its help listing the family's packaged presets of ``verb`` (``configs/<family>/<verb>_*``)."""
     names = [name.split("/", 1)[1] for name in preset_names(family) if name.split("/", 1)[1].startswith(f"{verb}_")]
-    return typer.Option(None, "--preset", help=f"packaged config: {' | '.join(names)} (a name of the previous "
-                        f"release, e.g. demo_cpu, still works)")
+    legacy = legacy_preset_names(family, f"{verb}_")
+    old = f" (the previous release's names still work: {', '.join(legacy)})" if legacy else ""
+    return typer.Option(None, "--preset", help=f"packaged config: {' | '.join(names)}{old}")
 
 
 def out_option(default: str):

@@ -34,7 +34,7 @@ import yaml
 from medmodal.errors import ConfigError
 from medmodal.io import atomic_write_text
 
-__all__ = ["LEGACY_KEYS", "LEGACY_PRESETS", "PRESET_FAMILIES", "dataclass_from_dict", "read_yaml_mapping",
+__all__ = ["LEGACY_KEYS", "LEGACY_PRESETS", "legacy_preset_names", "PRESET_FAMILIES", "dataclass_from_dict", "read_yaml_mapping",
            "apply_override", "config_to_dict", "save_config", "packaged_config", "preset_names", "load_run_config",
            "resolve_source", "preset_families", "register_presets", "unregister_presets"]
 
@@ -116,7 +116,8 @@ def _from_dict(cls, data: dict | None, where: str, base=None):
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(f"{where}: unknown config keys {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown config keys {unknown} (in the file or an override); known: "
+                          f"{sorted(names)}")
     kwargs = {}
     for name, value in data.items():
         f = names[name]
@@ -125,14 +126,54 @@ def _from_dict(cls, data: dict | None, where: str, base=None):
         else:
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
-            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}", base=default)
+            kwargs[name] = _from_dict(type(default), value, _join(where, name), base=default)
         elif isinstance(default, tuple) and isinstance(value, list):
             kwargs[name] = tuple(value)
         elif isinstance(value, str) and _is_float_field(cls, name):
-            kwargs[name] = _float(value, f"{where}.{name}")
+            kwargs[name] = _float(value, _join(where, name))
         else:
-            kwargs[name] = value
+            kwargs[name] = _checked(cls, name, value, _join(where, name))
     return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+
+
+def _join(where: str, key: str) -> str:
+    """``train_demo_cpu.yaml: data`` for a file's section, ``...: data.batch_size`` below it."""
+    return f"{where}: {key}" if where.endswith((".yaml", ".yml")) else f"{where}.{key}"
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _scalar_types(cls, name: str) -> tuple[type, ...] | None:
+    """The types a field annotated with scalars (``int``, ``float | None``, ``str``, ``bool``) accepts;
+    ``None`` for any other annotation (containers, ``Any``, mixed unions: not checked here)."""
+    try:
+        hint = typing.get_type_hints(cls)[name]
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: no check
+        return None
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not args or not all(a in _SCALARS or a is type(None) for a in args):
+        return None
+    return tuple(args) + ((int,) if float in args and int not in args else ())
+
+
+def _checked(cls, name: str, value, where: str):
+    """``value`` if it fits field ``name``'s scalar annotation; a config value of the wrong kind (``--set
+    data.batch_size=abc``) is refused here, with the key named, not deep inside a run.
+
+    Raises:
+        ConfigError: e.g. ``config.yaml.data.batch_size: expected an integer, got 'abc'``.
+    """
+    allowed = _scalar_types(cls, name)
+    if allowed is None:
+        return value
+    fits = (value is None and type(None) in allowed) or (
+        value is not None and isinstance(value, allowed) and (not isinstance(value, bool) or bool in allowed))
+    if not fits:
+        words = {bool: "true / false", int: "an integer", float: "a number", str: "a text", type(None): "null"}
+        wanted = " or ".join(dict.fromkeys(words[a] for a in allowed if not (a is int and float in allowed)))
+        raise ConfigError(f"{where}: expected {wanted}, got {value!r}")
+    return value
 
 
 def _is_float_field(cls, name: str) -> bool:
@@ -230,13 +271,19 @@ def preset_names(family: str | None = None) -> list[str]:
     return sorted(f"{fam}/{p.stem}" for fam in families for p in _preset_dir(fam).glob("*.yaml"))
 
 
+def legacy_preset_names(family: str, prefix: str = "") -> list[str]:
+    """The flat preset names of the previous release that mean a preset of ``family`` whose name starts with
+    ``prefix`` (e.g. ``("seg", "train_")`` -> ``demo_cpu``, ``dmafnet_brats2020``, ...)."""
+    return sorted(old for old, new in LEGACY_PRESETS.items() if new.startswith(f"{family}/{prefix}"))
+
+
 def packaged_config(name: str, family: str | None = None) -> Path:
     """Path of a preset shipped with medmodal (``src/medmodal/configs/<family>/<name>.yaml``, or the
     folder a family registered with :func:`register_presets`).
 
     ``name`` is ``<family>/<name>``, a name of ``family``'s folder, a flat name of an earlier
-    release (:data:`LEGACY_PRESETS`, e.g. ``demo_cpu``), or (no ``family`` given) a name found in
-    exactly one family folder.
+    release (:data:`LEGACY_PRESETS`, e.g. ``demo_cpu``; with ``family`` given only one of that family's),
+    or (no ``family`` given) a name found in exactly one family folder.
 
     Raises:
         FileNotFoundError: no such preset (the available ones are named).
@@ -244,12 +291,16 @@ def packaged_config(name: str, family: str | None = None) -> Path:
     name = str(name).removesuffix(".yaml")
     candidates = []
     if "/" in name:
+        if family and not name.startswith(f"{family}/"):
+            raise FileNotFoundError(f"preset {name!r} is not one of family {family!r}; available: "
+                                    f"{', '.join(preset_names(family))}")
         candidates.append(name)
     else:
         if family:
             candidates.append(f"{family}/{name}")
-        if name in LEGACY_PRESETS:
-            candidates.append(LEGACY_PRESETS[name])
+        legacy = LEGACY_PRESETS.get(name)
+        if legacy is not None and (not family or legacy.startswith(f"{family}/")):  # demo_cpu is seg's only
+            candidates.append(legacy)
         found = [f"{fam}/{name}" for fam in preset_families() if (_preset_dir(fam) / f"{name}.yaml").is_file()]
         if len(found) == 1 and not family:
             candidates.append(found[0])

@@ -168,7 +168,10 @@ def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode
         # callback: Lightning's save_last only refreshes last.ckpt when another checkpoint is saved)
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
                         enable_version_counter=False),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False),
+        # every epoch, validated or not (Lightning would save it only after a validation when validation
+        # runs less often than every epoch): an interrupted run always has its last epoch to continue from
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                        save_on_train_epoch_end=True),
         LearningRateMonitor(logging_interval="epoch"),
         Timer(),  # training wall time, kept in the checkpoints: the total over resumed sessions
         TrainingSpeedMonitor(),  # train/steps_per_s and train/epoch_seconds per epoch
