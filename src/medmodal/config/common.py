@@ -19,7 +19,7 @@ section             shared fields (defaults here; the family subclasses set thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from medmodal.errors import ConfigError
@@ -63,6 +63,15 @@ class TrainerSettings:
     val_every_n_epochs: int = 1
     log_every_n_steps: int = 10
     progress_bar: bool = True
+
+    def validate(self, where: str = "trainer") -> None:
+        """Raises ConfigError: a period, node count or ``max_epochs`` (of a subclass that has it) below 1
+        (0 epochs would write an untrained model as if it were trained)."""
+        keys = ["num_nodes", "val_every_n_epochs", "log_every_n_steps"] + [
+            f.name for f in fields(self) if f.name == "max_epochs"]
+        for key in keys:
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{where}.{key} must be >= 1, got {getattr(self, key)}")
 
 
 @dataclass

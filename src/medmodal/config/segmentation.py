@@ -130,9 +130,11 @@ class SegmentationRunConfig:
         """Refuse a config that cannot run (one line).
 
         Raises:
-            ConfigError: an unknown optimiser or schedule, a learning rate <= 0.
+            ConfigError: an unknown optimiser or schedule, a learning rate <= 0, an epoch count or period
+                below 1.
         """
         self.optim.validate()
+        self.trainer.validate()
 
 
 #: earlier names (kept for one release)

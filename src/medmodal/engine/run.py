@@ -13,6 +13,10 @@ A run is *finished* when its completion marker is present: ``metrics.json`` (wri
 CXR pre-training / fine-tuning and MICS engines; for the segmentation engine the model bundle
 ``model/`` and ``train_time.json`` recording as many epochs as ``trainer.max_epochs`` asks (so raising
 ``max_epochs`` continues the run).
+
+Either way the run's stored ``config.yaml`` is compared with the config asked for
+(:func:`warn_config_changes`): a finished run reported, or an unfinished one continued, under another
+config is named in one :class:`~medmodal.notices.InputWarning` with the keys that differ, never silently.
 """
 
 from __future__ import annotations
@@ -25,10 +29,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
+import yaml
 
+from medmodal.config import config_to_dict
 from medmodal.engine.trainer import expected_eval_mode_modules, find_resume_checkpoint, finished_run
+from medmodal.notices import warn
 
-__all__ = ["RunResult", "finished_result", "fit"]
+__all__ = ["RunResult", "finished_result", "fit", "config_changes", "warn_config_changes"]
+
+#: keys whose change does not make another run (where it goes, how it is shown)
+_NOT_COMPARED = ("out_dir", "trainer.progress_bar", "trainer.log_every_n_steps", "data.num_workers")
 
 _FIELDS = ("run_dir", "skipped", "notes")
 
@@ -103,11 +113,58 @@ class RunResult(Mapping):
 
 
 def finished_result(run_dir: Path, resume: str | None, marker: str = "metrics.json",
-                    artefacts: Mapping | None = None) -> RunResult | None:
+                    artefacts: Mapping | None = None, cfg: Any = None) -> RunResult | None:
     """The stored result of a finished run (``resume="auto"`` and ``marker`` present), else ``None``
-    (see :func:`medmodal.engine.trainer.finished_run`: paths are rebased onto ``run_dir``)."""
+    (see :func:`medmodal.engine.trainer.finished_run`: paths are rebased onto ``run_dir``). With ``cfg``,
+    a stored config that differs is warned about (:func:`warn_config_changes`)."""
     done = finished_run(run_dir, resume, marker)
+    if cfg is not None:
+        warn_config_changes(run_dir, cfg, resume, finished=done is not None)
     return None if done is None else RunResult.from_dict(done, artefacts)
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_changes(run_dir: str | os.PathLike, cfg: Any) -> list[str]:
+    """The dotted keys whose value in ``cfg`` differs from the run's stored ``config.yaml`` (keys only one
+    side has included; where the run goes and how it is shown are not compared); ``[]`` without a stored
+    config. An unreadable stored config counts as ``["config.yaml"]``."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return []
+    try:
+        stored = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ["config.yaml"]
+    old, new = _flat(stored), _flat(config_to_dict(cfg))
+    return sorted(key for key in set(old) | set(new)
+                  if key not in _NOT_COMPARED and old.get(key, "<absent>") != new.get(key, "<absent>"))
+
+
+def warn_config_changes(run_dir: str | os.PathLike, cfg: Any, resume: str | None, finished: bool) -> None:
+    """One :class:`~medmodal.notices.InputWarning` when ``resume="auto"`` reports a finished run, or continues
+    an unfinished one from ``last.ckpt``, whose stored config differs from ``cfg`` (the keys named)."""
+    if resume != "auto":
+        return
+    if not finished and not (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+        return
+    changed = config_changes(run_dir, cfg)
+    if not changed:
+        return
+    shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+    if finished:
+        warn(f"{run_dir}: the finished run there was trained with another config (differs: {shown}); it is "
+             f"reported, not retrained: give another output folder, or resume='never' to train it again")
+    else:
+        warn(f"{run_dir}: continuing from checkpoints/last.ckpt of a run with another config (differs: {shown}); "
+             f"give another output folder, or resume='never' to start again")
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: Path,

@@ -213,8 +213,7 @@ def _check_common(cfg) -> None:
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {cfg.data.label_fraction}")
     if cfg.data.batch_size < 2:
         raise ConfigError(f"data.batch_size must be >= 2, got {cfg.data.batch_size}")
-    if cfg.trainer.max_epochs < 1:
-        raise ConfigError(f"trainer.max_epochs must be >= 1, got {cfg.trainer.max_epochs}")
+    cfg.trainer.validate()
     cfg.optim.validate()
 
 

@@ -63,7 +63,7 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> Run
 
     quiet_lightning()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    done = finished_result(run_dir, resume, METRICS_FILE, {"encoders": run_dir / ENCODERS_FILE})
+    done = finished_result(run_dir, resume, METRICS_FILE, {"encoders": run_dir / ENCODERS_FILE}, cfg=cfg)
     if done is not None:
         return done
     started = time.perf_counter()
@@ -141,7 +141,7 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> Run
     quiet_lightning()
     cfg.validate()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    done = finished_result(run_dir, resume, METRICS_FILE, {"model": run_dir / MODEL_FILE})
+    done = finished_result(run_dir, resume, METRICS_FILE, {"model": run_dir / MODEL_FILE}, cfg=cfg)
     if done is not None:
         return done
     started = time.perf_counter()
@@ -187,7 +187,8 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> Run
               "fusion": cfg.model.fusion, "shift": cfg.model.shift, "modalities": list(cfg.model.modalities),
               "label_fraction": cfg.data.label_fraction, "seed": cfg.trainer.seed, "classes": data.classes,
               **scores,
-              "val_accuracy": None if best_val is None else float(best_val), "per_class": per_class, "counts": data.counts(), "epochs": int(trainer.current_epoch),
+              "val_accuracy": None if best_val is None else float(best_val), "per_class": per_class,
+              "counts": data.counts(), "epochs": int(trainer.current_epoch),
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2), "notes": notes}
     if trainer.is_global_zero:

@@ -250,6 +250,7 @@ class FinetuneRunConfig:
         if self.trainer.mode not in ("min", "max"):
             raise ConfigError(f"trainer.mode must be min or max, got {self.trainer.mode!r}")
         self.optim.validate()
+        self.trainer.validate()
         if self.task == "classification":
             s = self.classification
             if s.features not in FEATURE_PATHS:

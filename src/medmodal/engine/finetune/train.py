@@ -99,7 +99,7 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     cfg, notes = prepare_config(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / METRICS_FILE
-    done = finished_result(run_dir, resume, METRICS_FILE)
+    done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg)
     if done is not None:
         return done
     started = time.perf_counter()

@@ -205,6 +205,7 @@ class PretrainRunConfig:
         if o.lr <= 0 or o.warmup_epochs < 0:
             raise ConfigError("optim.lr must be > 0 and optim.warmup_epochs >= 0")
         o.validate()
+        t.validate()
         if t.stage1_epochs < 0 or t.stage2_epochs < 0 or t.max_epochs < 1:
             raise ConfigError(f"trainer.stage1_epochs / stage2_epochs must be >= 0 with at least one epoch in "
                               f"total, got {t.stage1_epochs} / {t.stage2_epochs}")

@@ -100,7 +100,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
         cfg.out_dir = default_run_dir(cfg)
     run_dir = ensure_writable_dir(cfg.out_dir)
     finished = run_dir / "metrics.json"
-    done = finished_result(run_dir, resume, artefacts=_artefacts(run_dir, cfg))
+    done = finished_result(run_dir, resume, artefacts=_artefacts(run_dir, cfg), cfg=cfg)
     if done is not None:
         return done
     started = time.perf_counter()

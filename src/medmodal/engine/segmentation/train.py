@@ -22,7 +22,7 @@ from medmodal.config import save_config
 from medmodal.config.segmentation import SegmentationRunConfig
 from medmodal.distributed import is_global_zero
 from medmodal.engine.checkpoint import save_bundle
-from medmodal.engine.run import RunResult, fit
+from medmodal.engine.run import RunResult, fit, warn_config_changes
 from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
 from medmodal.engine.trainer import (TRAIN_TIME_FILE, AtomicCheckpointIO, find_resume_checkpoint,  # noqa: F401
@@ -46,10 +46,12 @@ def finished_training(run_dir: Path, cfg: SegmentationRunConfig, resume: str | N
     """The result of a finished run in ``run_dir`` (module docstring) when ``resume="auto"``, else ``None``."""
     run_dir = Path(run_dir)
     bundle, timing = run_dir / MODEL_DIR, run_dir / TRAIN_TIME_FILE
-    if resume != "auto" or not (bundle / "model.json").is_file() or not timing.is_file():
-        return None
-    recorded = read_json_file(timing)
-    if not isinstance(recorded, dict) or int(recorded.get("epochs", -1)) < int(cfg.trainer.max_epochs):
+    finished = resume == "auto" and (bundle / "model.json").is_file() and timing.is_file()
+    recorded = read_json_file(timing) if finished else None
+    finished = (finished and isinstance(recorded, dict)
+                and int(recorded.get("epochs", -1)) >= int(cfg.trainer.max_epochs))
+    warn_config_changes(run_dir, cfg, resume, finished)
+    if not finished:
         return None
     return RunResult(run_dir=str(run_dir), skipped=True, metrics=dict(recorded),
                      artefacts={"model": str(bundle)}, seconds=recorded.get("train_seconds"))
