@@ -8,12 +8,12 @@ format                      files (written by)
                             ``train``; read by ``evaluate`` / ``predict``,
                             :func:`medmodal.engine.checkpoint.load_model`)
 ``endoscopy/encoders``      ``<run>/encoders.safetensors`` + ``encoders.json`` (MICS pre-training;
-                            read by ``finetune-endoscopy --init``)
+                            read by ``endoscopy finetune --init``)
 ``endoscopy/classifier``    ``<run>/model.safetensors`` + ``model.json`` (MICS fine-tuning; read
-                            by ``predict-endoscopy``)
+                            by ``endoscopy predict``)
 ``cxr/export``              ``<run>/export/export.json`` beside ``image_encoder/``
                             (medmodal-image-encoder/1) and ``text_encoder/`` (Hugging Face), written
-                            by CXR pre-training / ``medmodal export``; read by ``finetune --encoder``
+                            by CXR pre-training / ``medmodal cxr export``; read by ``finetune --encoder``
                             (:mod:`medmodal.models.encoder_export`)
 ==========================  =====================================================================
 

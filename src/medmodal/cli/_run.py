@@ -43,14 +43,15 @@ RESUME_HELP = "auto (skip a finished run, else continue from last.ckpt) | never 
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file (keys as in the presets; default: the "
                          "paper's defaults)")
-SetOpt = typer.Option([], "--set", help="override a config value, e.g. --set trainer.max_epochs=5 (repeatable)")
+SetOpt = typer.Option([], "--set", help="override a config value, e.g. --set optim.lr=1e-4 (repeatable; the "
+                      "keys are those of the presets)")
 ResumeOpt = typer.Option("auto", "--resume", help=RESUME_HELP)
 
 
 def preset_option(family: str, verb: str):
     """``--preset``, its help listing the family's packaged presets of ``verb`` (``configs/<family>/<verb>_*``)."""
     names = [name.split("/", 1)[1] for name in preset_names(family) if name.split("/", 1)[1].startswith(f"{verb}_")]
-    legacy = legacy_preset_names(family, f"{verb}_")
+    legacy = [old for old in legacy_preset_names(family, f"{verb}_") if old not in names]
     old = f" (the previous release's names still work: {', '.join(legacy)})" if legacy else ""
     return typer.Option(None, "--preset", help=f"packaged config: {' | '.join(names)}{old}")
 

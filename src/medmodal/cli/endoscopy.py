@@ -39,7 +39,7 @@ def pretrain_endoscopy_cmd(
     resume: str = ResumeOpt,
 ):
     """MICS self-supervised pre-training on unlabelled WLI / NBI pairs (reconstruction + contrastive +
-    adversarial); writes encoders.safetensors for finetune-endoscopy --init."""
+    adversarial); writes encoders.safetensors for endoscopy finetune --init."""
     from medmodal.engine.endoscopy import load_pretrain_config, run_pretrain
 
     cfg = run_config(load_pretrain_config, config, preset, override, out=out, seed=seed)
@@ -96,7 +96,7 @@ def predict_endoscopy_cmd(
     input: Path = typer.Option(..., "--input", "-i", help="images: any endoscopy layout, a CSV, or a plain "
                                "folder of white-light images"),
     output: Path = typer.Option(..., "--output", "-o", help="predictions CSV"),
-    model: Path = typer.Option(..., "--model", "-m", help="finetune-endoscopy run folder"),
+    model: Path = typer.Option(..., "--model", "-m", help="endoscopy finetune run folder"),
     layout: str = LayoutOpt,
     modalities: str = typer.Option("wli,nbi", "--modalities", help="modalities to use (wli: white light only)"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
@@ -145,7 +145,7 @@ def demo_endoscopy_cmd(
     finetune_epochs: int = typer.Option(10, "--finetune-epochs", help="fine-tuning epochs (the cpu-quick "
                                         "benchmark's; DEMO_FINETUNE_EPOCHS)"),
 ):
-    """Short MICS demo on 2 cores: synth-endoscopy -> pre-train -> fine-tune at 5 % labels (with and
+    """Short MICS demo on 2 cores: endoscopy synth -> pre-train -> fine-tune at 5 % labels (with and
     without pre-training, WLI-only baseline) -> comparison table."""
     import time
 

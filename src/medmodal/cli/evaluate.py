@@ -1,4 +1,4 @@
-"""``medmodal evaluate``: score a trained model on every case under every subset of sequences."""
+"""``medmodal seg evaluate``: score a trained model on every case under every subset of sequences."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``medmodal finetune`` (chest X-ray downstream tasks) and ``medmodal finetune-speed`` (linear-probe speed)."""
+"""``medmodal cxr finetune`` (chest X-ray downstream tasks) and ``medmodal cxr finetune-speed`` (linear-probe speed)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def finetune_speed_cmd(
                                         "into OUT/data)"),
     dataset: str = typer.Option("rsna", "--dataset", "-d", help="classification dataset (rsna | covidx | chexpert)"),
     images: int = typer.Option(240, "--images", help="images of the synthetic twin"),
-    encoder: str = typer.Option("random", "--encoder", help="as medmodal finetune --encoder"),
+    encoder: str = typer.Option("random", "--encoder", help="as medmodal cxr finetune --encoder"),
     arch: Optional[str] = typer.Option(None, "--arch", help="architecture of random / weight-file encoders "
                                        "(default resnet18; an export names its own)"),
     image_size: int = typer.Option(224, "--image-size"),

@@ -1,4 +1,4 @@
-"""``medmodal predict``: segment new cases with whatever sequences they have."""
+"""``medmodal seg predict``: segment new cases with whatever sequences they have."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``medmodal pretrain`` (image-report pre-training: CM-CGNS and baselines) and ``medmodal export RUN``."""
+"""``medmodal cxr pretrain`` (image-report pre-training: CM-CGNS and baselines) and ``medmodal cxr export RUN``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def pretrain_cmd(
         cfg.model.name = model
     cfg.validate()
     if not Path(cfg.data.root).exists():
-        raise FileNotFoundError(f"{cfg.data.root}: data not found (--data; `medmodal data synth-cxr OUT` writes a "
+        raise FileNotFoundError(f"{cfg.data.root}: data not found (--data; `medmodal cxr synth OUT` writes a "
                                 f"built-in dataset)")
 
     def report(result) -> None:

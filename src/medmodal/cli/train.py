@@ -1,4 +1,4 @@
-"""``medmodal train``: train a segmentation model into a run folder."""
+"""``medmodal seg train``: train a segmentation model into a run folder."""
 
 from __future__ import annotations
 

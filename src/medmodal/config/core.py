@@ -203,6 +203,15 @@ def dataclass_from_dict(cls: type[T], data: dict | None, where: str = "config") 
     return _from_dict(cls, data, where)
 
 
+def _one_line(err: yaml.YAMLError) -> str:
+    """A YAML error as one phrase with its place (``mapping values are not allowed here, line 3, column 10``),
+    not PyYAML's several lines with a caret."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else " ".join(
+        str(err).split())
+
+
 def read_yaml_mapping(path: str | Path | None, overrides: Sequence[str] | None = None) -> dict:
     """The mapping in a YAML file (``{}`` for ``None``) with ``a.b=value`` overrides applied.
 
@@ -217,7 +226,7 @@ def read_yaml_mapping(path: str | Path | None, overrides: Sequence[str] | None =
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+            raise ConfigError(f"{path}: not valid YAML ({_one_line(err)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a config must be a mapping at the top level")
     for item in overrides or []:
@@ -243,7 +252,7 @@ def apply_override(data: dict, item: str) -> None:
     try:
         node[parts[-1]] = yaml.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"bad override {item!r}: the value is not valid YAML ({err})") from None
+        raise ConfigError(f"bad override {item!r}: the value is not valid YAML ({_one_line(err)})") from None
 
 
 def config_to_dict(cfg) -> dict:

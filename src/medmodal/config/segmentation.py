@@ -1,4 +1,4 @@
-"""The segmentation family's run config (``medmodal train``; DMAF-Net and its baselines).
+"""The segmentation family's run config (``medmodal seg train``; DMAF-Net and its baselines).
 
 The defaults reproduce the DMAF-Net / PASSION BraTS2020 protocol (AdamW 2e-4, weight decay
 1e-4, poly(0.9), 300 epochs, batch 1, 80^3 crops, sliding window 80^3 with 50 % overlap, scored

@@ -1,7 +1,7 @@
 """A CSV metrics log that survives a resumed run.
 
 Lightning's ``CSVLogger`` deletes ``metrics.csv`` as soon as it opens a log folder that is not
-empty, so after ``medmodal train --resume`` the file held only the epochs trained after the
+empty, so after ``medmodal seg train --resume`` the file held only the epochs trained after the
 resume: the validation-Dice history of the first session was gone. :class:`ResumableCSVLogger`
 keeps the file, and :class:`KeepLogHistoryUntilResumePoint` trims it, once the checkpoint has
 been restored, to the rows logged before the resume point; the epochs that are trained again

@@ -1,4 +1,4 @@
-"""``medmodal evaluate``: score a trained model on every case x every subset and write the report.
+"""``medmodal seg evaluate``: score a trained model on every case x every subset and write the report.
 
 Cases are brought to the model's training geometry (recorded in its bundle) and scored on their
 native grid against the label as stored (:mod:`medmodal.evaluation.evaluator`).
@@ -72,7 +72,8 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
         ids = load_or_make_splits(root, list(cases), cfg.data.split_seed if cfg else 0)[split]
     chosen = [cases[i] for i in ids if i in cases]
     if not chosen:
-        raise DataError(f"{root}: no case of the {split!r} split found (split 'all' scores every case of another dataset)")
+        raise DataError(f"{root}: no case of the {split!r} split found (split 'all' scores every case of another "
+                        f"dataset)")
     return root, chosen
 
 

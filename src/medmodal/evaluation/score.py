@@ -4,7 +4,7 @@ The folder evaluation nnU-Net users know (``nnUNetv2_evaluate_folder``: per-case
 ``summary.json``), under a named evaluation protocol (:mod:`medmodal.evaluation.protocols`).
 
 * **Predictions**: NIfTI label maps directly in ``pred_dir``, one per case, named
-  ``<case>.nii.gz`` (or ``.nii``) as ``medmodal predict``, nnU-Net and the BraTS submission
+  ``<case>.nii.gz`` (or ``.nii``) as ``medmodal seg predict``, nnU-Net and the BraTS submission
   format write them. Other files (``<case>.json``, ``.npz``, hidden temporary files) are ignored.
 * **References**: any layout the readers know (:func:`medmodal.data.volumes.layouts.discover_cases`:
   BraTS 2020/2023 case folders, also with the label file only, nnU-Net raw with ``labelsTr``,

@@ -5,7 +5,7 @@ sit below the engine, can load a model; :mod:`medmodal.engine.checkpoint` re-exp
 
 A checkpoint is input: it is never unpickled with code execution. Two formats load:
 
-* a **model bundle** (what ``medmodal predict -m`` wants): a folder with ``model.safetensors``
+* a **model bundle** (what ``medmodal seg predict -m`` wants): a folder with ``model.safetensors``
   (weights, safetensors format) and ``model.json`` (architecture name, sequences, classes,
   model kwargs, dataset spec, inference settings; ``format: seg/model`` since the tag exists, see
   :mod:`medmodal.bundle`). ``train`` writes one into ``<run>/model``.

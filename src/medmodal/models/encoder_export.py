@@ -1,7 +1,7 @@
 """The exported image encoder (format ``medmodal-image-encoder/1``) and loading any image encoder.
 
 **Export format** (written by the pre-training engine into ``<run>/export/image_encoder/``, read by
-``medmodal finetune --encoder``)::
+``medmodal cxr finetune --encoder``)::
 
     image_encoder/
       model.safetensors   state dict of the timm backbone ``architecture`` WITHOUT its classifier
@@ -18,7 +18,7 @@ Face folder). :func:`save_image_encoder` writes the format (and checks that the 
 strictly into ``timm.create_model(architecture, num_classes=0)``); :func:`load_image_encoder`
 reads it back bit-identically.
 
-**Encoder specifications** (:func:`load_image_encoder`, ``medmodal finetune --encoder``):
+**Encoder specifications** (:func:`load_image_encoder`, ``medmodal cxr finetune --encoder``):
 
 ==========================  ===========================================================
 ``random``                  ``timm.create_model(arch, pretrained=False)``, seeded (``seed``)

@@ -8,7 +8,7 @@
 * readers: :mod:`~medmodal.data.cxr.iu` (R2Gen, flat names, Open-i CSV pair), :mod:`~medmodal.data.cxr.mimic`
   (MIMIC-CXR-JPG + reports), :mod:`~medmodal.data.cxr.table` (generic CSV); :func:`read_studies` dispatches.
 * :mod:`~medmodal.data.cxr.findings` (MeSH / keyword findings), :mod:`~medmodal.data.cxr.synthetic`
-  (``medmodal data synth-cxr``).
+  (``medmodal cxr synth``).
 * :mod:`~medmodal.data.cxr.downstream`: the downstream datasets (CheXpert, RSNA Pneumonia, COVIDx,
   SIIM-ACR, Object-CXR): readers, MGCA's splits and label fractions, torch datasets, synthetic twins.
 """

@@ -1,7 +1,7 @@
 """Findings of a chest X-ray report: from Open-i MeSH terms, or negation-aware keywords.
 
 Used to label Open-i studies (:func:`labels_from_mesh`) and to decide what the synthetic
-radiographs of ``medmodal data synth-cxr`` show (:func:`report_findings`).
+radiographs of ``medmodal cxr synth`` show (:func:`report_findings`).
 
 **Label set** (:data:`LABEL_NAMES`): CheXpert's five competition findings (Atelectasis,
 Cardiomegaly, Consolidation, Edema, Pleural Effusion) and Pneumothorax, Lung Opacity, Nodule,

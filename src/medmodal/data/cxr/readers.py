@@ -1,4 +1,4 @@
-"""One entry point over the chest X-ray layouts: :func:`read_studies` (``medmodal data cxr-reports``).
+"""One entry point over the chest X-ray layouts: :func:`read_studies` (``medmodal cxr reports``).
 
 Layouts (``layout="auto"`` picks by what the path holds):
 

@@ -1,4 +1,4 @@
-"""``medmodal data synth-cxr``: real IU X-ray reports with frontal radiographs drawn from them.
+"""``medmodal cxr synth``: real IU X-ray reports with frontal radiographs drawn from them.
 
 Each synthetic study takes a **real report** (findings + impression + MeSH) from Open-i's
 ``indiana_reports.csv`` (``reports=``, else ``$MEDMODAL_IU_REPORTS``); when neither is given,

@@ -1,4 +1,4 @@
-"""A generic CSV of image-report pairs, and the study table ``medmodal data cxr-reports`` writes.
+"""A generic CSV of image-report pairs, and the study table ``medmodal cxr reports`` writes.
 
 Generic CSV (:func:`read_csv_table`): one row per image (or several images separated by
 ``;``), with columns found by name, case-insensitively, unless given:

@@ -35,7 +35,7 @@ No file is dropped or picked silently:
   :class:`LayoutError` naming both;
 * a NIfTI file that matches no sequence and is not a label is reported: an
   :class:`medmodal.notices.InputWarning` naming it, and listed in ``Case.unmatched`` /
-  :attr:`DiscoveredCases.unmatched` (``medmodal data summary`` prints them).
+  :attr:`DiscoveredCases.unmatched` (``medmodal seg summary`` prints them).
 
 nnU-Net / Decathlon ``dataset.json`` ``labels`` are read and kept on each case
 (``Case.declared_labels``); :func:`medmodal.data.volumes.spec.resolve_declared_labels` maps them to a

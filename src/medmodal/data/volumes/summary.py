@@ -1,4 +1,4 @@
-"""Human-readable dataset summaries (used by ``medmodal data summary``)."""
+"""Human-readable dataset summaries (used by ``medmodal seg summary``)."""
 
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ class FixMatchSettings:
 
 @dataclass
 class MICSPretrainRunConfig:
-    """``medmodal pretrain-endoscopy``: data, model (:class:`MICSPretrainConfig`), optimiser, trainer."""
+    """``medmodal endoscopy pretrain``: data, model (:class:`MICSPretrainConfig`), optimiser, trainer."""
 
     family: ClassVar[str] = "endoscopy"
 
@@ -151,7 +151,7 @@ class MICSPretrainRunConfig:
 
 @dataclass
 class MICSFinetuneRunConfig:
-    """``medmodal finetune-endoscopy``.
+    """``medmodal endoscopy finetune``.
 
     Attributes:
         init: pre-training run folder or its ``encoders.safetensors`` (``none``: random init, the

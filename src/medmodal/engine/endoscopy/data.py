@@ -64,7 +64,7 @@ class EndoscopyDataModule(L.LightningDataModule):
             paired = [i for i in train if self.samples[i].paired]
             if len(paired) < 2:
                 raise DataError(f"{data.root}: {len(paired)} WLI / NBI pairs in the training split; "
-                                "pre-training needs at least 2 (simulate NBI with `medmodal data simulate-nbi`)")
+                                "pre-training needs at least 2 (simulate NBI with `medmodal endoscopy simulate-nbi`)")
             if len(paired) < len(train):
                 self.notes.append(f"pre-training uses the {len(paired)} paired training samples; "
                                   f"{len(train) - len(paired)} single-modality samples left out")

@@ -2,10 +2,10 @@
 
 Pre-training folder: ``config.yaml``, ``splits.json``, ``checkpoints/{best,last}.ckpt``, ``logs/``,
 ``encoders.safetensors`` + ``encoders.json`` (the WLI / NBI encoders and their architecture, what
-``finetune-endoscopy --init`` loads), ``metrics.json`` (written last: marks a finished run).
+``endoscopy finetune --init`` loads), ``metrics.json`` (written last: marks a finished run).
 
 Fine-tuning folder: the same plus ``model.safetensors`` + ``model.json`` (the classifier of the
-best validation checkpoint and its classes, what ``predict-endoscopy`` loads), ``results.csv`` (one
+best validation checkpoint and its classes, what ``endoscopy predict`` loads), ``results.csv`` (one
 row per test modality subset), ``per_class.csv``, ``confusion.png`` (all modalities) and
 ``confusion_<subset>.png``.
 """
@@ -122,7 +122,7 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     path = Path(init)
     file = path / ENCODERS_FILE if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: no {ENCODERS_FILE} (is it a finished `medmodal pretrain-endoscopy` run?)")
+        raise FileNotFoundError(f"{path}: no {ENCODERS_FILE} (is it a finished `medmodal endoscopy pretrain` run?)")
     spec_file = file.with_name("encoders.json")
     if not spec_file.is_file():
         raise FileNotFoundError(f"{spec_file}: missing (the architecture of {file.name})")
@@ -250,7 +250,7 @@ def load_classifier(run: str | Path, device: str = "cpu"):
     spec_file, weights = run / "model.json", run / MODEL_FILE
     if not spec_file.is_file() or not weights.is_file():
         raise FileNotFoundError(f"{run}: no model.json / {MODEL_FILE} (is it a finished `medmodal "
-                                "finetune-endoscopy` run?)")
+                                "endoscopy finetune` run?)")
     state, spec = read_bundle(run, ENDOSCOPY_CLASSIFIER)
     model = create_model(spec["model"], **spec["config"])
     model.load_state_dict(state, strict=True)

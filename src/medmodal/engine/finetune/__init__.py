@@ -1,4 +1,4 @@
-"""Chest X-ray downstream fine-tuning engine (``medmodal finetune``): linear classification,
+"""Chest X-ray downstream fine-tuning engine (``medmodal cxr finetune``): linear classification,
 U-Net segmentation and YOLOv3 detection on an exported image encoder, MGCA / CM-CGNS protocol.
 
 * :mod:`.config`: one config dataclass per task (the references' defaults), YAML presets in

@@ -1,4 +1,4 @@
-"""Run one downstream fine-tuning job (``medmodal finetune``): train, select, test, write the run folder.
+"""Run one downstream fine-tuning job (``medmodal cxr finetune``): train, select, test, write the run folder.
 
 Run folder ``<out_dir>/``::
 

@@ -7,8 +7,8 @@ run folder, export.
 
 Modules: :mod:`.config` (dataclasses, presets), :mod:`.data` (:class:`PretrainDataModule`),
 :mod:`.module` (:class:`ImageTextPretrainModule`: stages, k-means updates in training only, resume,
-DDP), :mod:`.train` (:func:`run_pretraining`), :mod:`.export` (``medmodal export``) and
-:mod:`.speed` (``bench-speed --suite cmcgns``). Names are imported lazily (Lightning is heavy).
+DDP), :mod:`.train` (:func:`run_pretraining`), :mod:`.export` (``medmodal cxr export``) and
+:mod:`.speed` (``cxr speed``). Names are imported lazily (Lightning is heavy).
 """
 
 from __future__ import annotations

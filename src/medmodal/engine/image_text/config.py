@@ -49,7 +49,7 @@ class PretrainDataSettings(LoaderSettings):
 
     Attributes:
         root: a MIMIC-CXR-JPG folder, an IU ``annotation.json`` (or its folder), an Open-i
-            ``indiana_reports.csv`` or a generic CSV (``medmodal data cxr-reports`` layouts).
+            ``indiana_reports.csv`` or a generic CSV (``medmodal cxr reports`` layouts).
         layout: ``auto`` | ``mimic`` | ``iu`` | ``openi`` | ``csv``.
         reader: further options of the reader (``views``, ``reports_root``, ``merge_val_test``,
             ``image_root``, column names ...).

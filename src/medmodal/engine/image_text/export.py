@@ -1,4 +1,4 @@
-"""Export a pre-trained image-text model for downstream use (``medmodal export RUN``).
+"""Export a pre-trained image-text model for downstream use (``medmodal cxr export RUN``).
 
 Writes ``<run>/export/``::
 
@@ -6,7 +6,7 @@ Writes ``<run>/export/``::
                         model.safetensors (timm keys, no classifier) + config.json. Loads strictly into
                         ``timm.create_model(arch, num_classes=0)``; for ResNets the keys are
                         torchvision's too (``torchvision.models.resnet50()`` with ``fc = nn.Identity()``,
-                        or ``strict=False`` missing only ``fc.*``). Read by ``medmodal finetune --encoder RUN``.
+                        or ``strict=False`` missing only ``fc.*``). Read by ``medmodal cxr finetune --encoder RUN``.
     text_encoder/       a Hugging Face folder (``save_pretrained`` of the text model and its tokenizer):
                         ``AutoModel.from_pretrained(folder)`` / ``AutoTokenizer.from_pretrained(folder)``.
     export.json         what was exported from which checkpoint

@@ -1,4 +1,4 @@
-"""Run one image-text pre-training job (``medmodal pretrain``): train, export, evaluate.
+"""Run one image-text pre-training job (``medmodal cxr pretrain``): train, export, evaluate.
 
 Run folder ``<out_dir>/``::
 

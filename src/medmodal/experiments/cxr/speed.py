@@ -1,4 +1,4 @@
-"""CM-CGNS speed benchmark (``medmodal cxr speed``; old spelling ``bench-speed --suite cmcgns``): batched vs
+"""CM-CGNS speed benchmark (``medmodal cxr speed``; old spelling ``cxr speed``): batched vs
 per-sample step.
 
 Measured in one run on one machine, on the same batch and from the same initial weights:
@@ -75,7 +75,7 @@ class CMCGNSSpeedSettings:
             ValueError: the config's model is not ``cmcgns``.
         """
         if cfg.model.name != "cmcgns":
-            raise ConfigError(f"bench-speed --suite cmcgns times CM-CGNS, but the config trains {cfg.model.name!r}")
+            raise ConfigError(f"cxr speed times CM-CGNS, but the config trains {cfg.model.name!r}")
         kwargs = dict(cfg.model.kwargs)
         values = {"image_encoder": kwargs.pop("image_encoder", cls.image_encoder),
                   "image_size": kwargs.pop("image_size", cfg.data.image_size),

@@ -1,6 +1,6 @@
 """The endoscopy benchmark (``medmodal endoscopy benchmark``; old spelling ``benchmark --suite endoscopy``).
 
-The suite draws the built-in paired dataset (``synth-endoscopy``: polyps / normal-cecum differ only
+The suite draws the built-in paired dataset (``endoscopy synth``: polyps / normal-cecum differ only
 in the NBI pit pattern, esophagitis / z-line only in white-light redness, so fusion can beat
 either modality), then trains, for each label fraction and seed:
 

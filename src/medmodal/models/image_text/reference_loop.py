@@ -4,7 +4,7 @@ Not used for training. It exists for two things only:
 
 * the equivalence test (``tests/models/image_text/test_reference_loop.py``): the batched
   :meth:`CMCGNS.compute_losses` must give the same losses (1e-5) and gradients as this;
-* the speed benchmark (``medmodal bench-speed --suite cmcgns``): batched step vs this step.
+* the speed benchmark (``medmodal cxr speed``): batched step vs this step.
 
 It follows the structure of the released code (github.com/violet-42/CM-CGNS,
 ``cgns_module_update.py``, ``utils/gather.py``, ``utils/sentence_pool.py``,
