@@ -3,6 +3,7 @@ engine's "finished" rule (model bundle + train_time.json with the configured epo
 
 import json
 import os
+from pathlib import Path
 
 from medmodal.config import load_config, packaged_config
 from medmodal.engine.run import RunResult, finished_result
@@ -39,3 +40,36 @@ def test_segmentation_run_is_finished_when_its_epochs_are_done(tmp_path):
     assert finished_training(tmp_path, cfg, "never") is None
     more = load_config(packaged_config("demo_cpu"), ["trainer.max_epochs=3"])
     assert finished_training(tmp_path, more, "auto") is None  # more epochs asked: the run continues
+
+
+def test_bad_input_before_training_leaves_no_half_made_run_folder(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from medmodal.engine.run import removes_new_files_on_input_error
+    from medmodal.errors import DataError
+
+    @removes_new_files_on_input_error
+    def run(cfg, trained=False):
+        folder = Path(cfg.out_dir)
+        folder.mkdir(exist_ok=True)
+        (folder / "config.yaml").write_text("x: 1\n")
+        (folder / "logs").mkdir()
+        if trained:
+            (folder / "checkpoints").mkdir()
+        raise DataError("a.png: truncated image")
+
+    with pytest.raises(DataError):
+        run(SimpleNamespace(out_dir=str(tmp_path / "new")))
+    assert not (tmp_path / "new").exists()  # made by the run, emptied: gone
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    os.utime(old / "notes.txt", (os.path.getmtime(old) - 60,) * 2)  # written before the run, as a user's file is
+    with pytest.raises(DataError):
+        run(SimpleNamespace(out_dir=str(old)))
+    assert sorted(p.name for p in old.iterdir()) == ["notes.txt"]  # the user's file and folder stay
+    with pytest.raises(DataError):
+        run(SimpleNamespace(out_dir=str(tmp_path / "trained")), trained=True)
+    assert (tmp_path / "trained" / "config.yaml").is_file()  # it had trained: kept to continue from

@@ -21,7 +21,10 @@ config is named in one :class:`~medmodal.notices.InputWarning` with the keys tha
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,10 +35,13 @@ import lightning as L
 import yaml
 
 from medmodal.config import config_to_dict
+from medmodal.distributed import is_global_zero
 from medmodal.engine.trainer import expected_eval_mode_modules, find_resume_checkpoint, finished_run
+from medmodal.errors import InputError
 from medmodal.notices import warn
 
-__all__ = ["RunResult", "finished_result", "fit", "config_changes", "warn_config_changes"]
+__all__ = ["RunResult", "finished_result", "fit", "config_changes", "warn_config_changes",
+           "removes_new_files_on_input_error"]
 
 #: keys whose change does not make another run (where it goes, how it is shown)
 _NOT_COMPARED = ("out_dir", "trainer.progress_bar", "trainer.log_every_n_steps", "data.num_workers")
@@ -186,3 +192,39 @@ def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDa
                 trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         else:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+
+
+def _remove_new_files(run_dir: Path, started: float, existed: bool | None) -> None:
+    """Remove what a run that failed before training wrote into ``run_dir`` (entries modified since
+    ``started``), then the folder itself when it is empty and was made by the run. Nothing is removed
+    once ``checkpoints/`` exists: a run that has trained keeps its files to continue from."""
+    if not run_dir.is_dir() or (run_dir / "checkpoints").exists():
+        return
+    for entry in run_dir.iterdir():
+        if entry.lstat().st_mtime >= started:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    made_by_run = existed is False or (existed is None and run_dir.stat().st_ctime >= started)
+    if made_by_run and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
+def removes_new_files_on_input_error(run):
+    """Decorator of a family's ``run_<verb>(cfg, ...)``: bad input met before training (a missing folder, a
+    truncated image, a refused option) leaves no half-made run folder behind (no ``config.yaml``,
+    ``splits.json`` or ``logs/`` of a run that never trained; the folder goes too when the run made it).
+    The error is re-raised unchanged; anything else (a bug, an interrupt) leaves the folder as it is."""
+
+    @functools.wraps(run)
+    def wrapper(cfg, *args, **kwargs):
+        started = time.time() - 0.01  # file times may be a little coarser than the clock
+        given = getattr(cfg, "out_dir", None)
+        existed = Path(given).exists() if given else None
+        try:
+            return run(cfg, *args, **kwargs)
+        except (InputError, OSError):
+            out_dir = getattr(cfg, "out_dir", None)
+            if out_dir and is_global_zero():
+                _remove_new_files(Path(out_dir), started, existed)
+            raise
+
+    return wrapper

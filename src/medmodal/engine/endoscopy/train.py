@@ -27,7 +27,7 @@ from medmodal.engine.endoscopy.config import MICSFinetuneRunConfig, MICSPretrain
 from medmodal.engine.endoscopy.data import EndoscopyDataModule
 from medmodal.bundle import ENDOSCOPY_CLASSIFIER, ENDOSCOPY_ENCODERS, FORMATS, read_bundle, save_bundle
 from medmodal.engine.endoscopy.modules import MICSClassificationTask, MICSPretrainTask, subset_name
-from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.io import (atomic_write_json, atomic_write_text, ensure_writable_dir, load_safetensors_file,
                          read_json_file)
@@ -52,6 +52,7 @@ def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> N
     fit(trainer, task, data, run_dir, resume, eval_mode_expected=True, existing_checkpoints_expected=True)
 
 
+@removes_new_files_on_input_error
 def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> RunResult:
     """Pre-train the MICS encoders on the training split's pairs (labels unused).
 
@@ -129,6 +130,7 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     return load_safetensors_file(file), read_json_file(spec_file)
 
 
+@removes_new_files_on_input_error
 def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> RunResult:
     """Fine-tune the MICS classifier (or a baseline), test the best checkpoint, write the run folder.
 

@@ -33,7 +33,7 @@ from medmodal.engine.finetune.config import FinetuneConfig, default_run_dir
 from medmodal.engine.finetune.data import FinetuneDataModule
 from medmodal.engine.finetune.metrics import nan_to_none
 from medmodal.engine.finetune.modules import ClassificationTask, DetectionTask, FinetuneTask, SegmentationTask
-from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
@@ -82,6 +82,7 @@ def build_task(cfg: FinetuneConfig, data: FinetuneDataModule, encoder, hparams: 
     return DetectionTask(cfg, model, hparams)
 
 
+@removes_new_files_on_input_error
 def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbacks=()) -> RunResult:
     """Fine-tune, test the best checkpoint, write the run folder (module docstring).
 

@@ -35,7 +35,7 @@ from medmodal.engine.image_text.config import PretrainConfig, default_run_dir, r
 from medmodal.engine.image_text.data import PretrainDataModule
 from medmodal.engine.image_text.export import export_model, training_tokenizer
 from medmodal.engine.image_text.module import ImageTextPretrainModule, build_model, ddp_strategy
-from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import TRAIN_TIME_FILE, fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import DataError
 from medmodal.io import atomic_write_json, ensure_writable_dir, load_torch_file
@@ -77,6 +77,7 @@ def _artefacts(run_dir: Path, cfg: PretrainConfig) -> dict:
     return {"export": str(run_dir / "export")} if cfg.export else {}
 
 
+@removes_new_files_on_input_error
 def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_callbacks=()) -> RunResult:
     """Pre-train, export and evaluate; write the run folder (module docstring).
 

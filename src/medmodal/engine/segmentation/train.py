@@ -22,7 +22,7 @@ from medmodal.config import save_config
 from medmodal.config.segmentation import SegmentationRunConfig
 from medmodal.distributed import is_global_zero
 from medmodal.engine.checkpoint import save_bundle
-from medmodal.engine.run import RunResult, fit, warn_config_changes
+from medmodal.engine.run import RunResult, fit, removes_new_files_on_input_error, warn_config_changes
 from medmodal.engine.segmentation.datamodule import SegmentationDataModule
 from medmodal.engine.segmentation.module import SegmentationModule, bundle_meta
 from medmodal.engine.trainer import (TRAIN_TIME_FILE, AtomicCheckpointIO, find_resume_checkpoint,  # noqa: F401
@@ -57,6 +57,7 @@ def finished_training(run_dir: Path, cfg: SegmentationRunConfig, resume: str | N
                      artefacts={"model": str(bundle)}, seconds=recorded.get("train_seconds"))
 
 
+@removes_new_files_on_input_error
 def run_training(cfg: SegmentationRunConfig, resume: str | None = "auto", extra_callbacks=(),
                  module_cls: type[SegmentationModule] = SegmentationModule) -> RunResult:
     """Train with ``cfg``; the result's ``run_dir`` then holds ``model/`` (``artefacts["model"]``).
