@@ -39,7 +39,7 @@ from medmodal.errors import ConfigError
 from medmodal.evaluation.evaluator import SubsetEvaluation, evaluate_case
 from medmodal.evaluation.protocols import get_protocol
 from medmodal.losses import Objective, StepContext, get_objective_class, split_objective_config
-from medmodal.models import create_model
+from medmodal.models import create_model, get_model_task, list_models
 from medmodal.models.segmentation.blocks import to_channels_last_3d
 
 
@@ -119,6 +119,9 @@ class SegmentationModule(L.LightningModule):
         self.bundle = dict(config.get("bundle") or {})  # hyper_parameters.config.bundle in the .ckpt
         self.cfg = config_from_dict(config["experiment"])
         self.spec = get_spec(self.cfg.data.dataset)
+        if get_model_task(self.cfg.model.name) != "segmentation":  # unknown names: UnknownModelError
+            raise ConfigError(f"model.name {self.cfg.model.name!r} is not a segmentation model; segmentation "
+                              f"models: {', '.join(list_models(task='segmentation'))}")
         self.model = create_model(self.cfg.model.name, modalities=self.spec.modalities,
                                   num_classes=self.spec.num_classes, **model_kwargs(self.cfg))
         self.criterion = self.build_objective()
