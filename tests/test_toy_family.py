@@ -97,6 +97,25 @@ def test_toy_input_errors_are_one_line(toy, tmp_path):
     assert result.exit_code == 1 and "unknown loss.name 'nope'" in result.output, result.output
 
 
+def test_last_checkpoint_every_epoch_even_between_validations(toy, tmp_path):
+    """last.ckpt is written every epoch (an interrupted run can continue) although validation runs every 2nd."""
+    assert runner.invoke(app, ["toy", "synth", str(tmp_path / "data")]).exit_code == 0
+    result = runner.invoke(app, ["toy", "train", "--preset", "train_demo", "--data", str(tmp_path / "data"),
+                                 "--out", str(tmp_path / "run"), "--set", "trainer.val_every_n_epochs=2",
+                                 "--set", "trainer.max_epochs=3"])
+    assert result.exit_code == 0, result.output
+    import torch
+
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2  # the 3rd epoch, not validated (Lightning alone would have kept the 2nd)
+
+
+def test_a_failed_run_leaves_no_half_made_folder(toy, tmp_path):
+    result = runner.invoke(app, ["toy", "train", "--preset", "train_demo", "--data", str(tmp_path / "none"),
+                                 "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1 and not (tmp_path / "run").exists()
+
+
 def test_unregistering_leaves_nothing_behind():
     import tests.toy_family
     from tests.toy_family import cli as toy_cli

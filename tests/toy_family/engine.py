@@ -20,7 +20,7 @@ from medmodal.bundle import register_format, save_bundle
 from medmodal.config import config_to_dict, load_run_config, save_config
 from medmodal.data.layouts import find_layout, layout_reader
 from medmodal.engine.optim import build_optimizer
-from medmodal.engine.run import RunResult, finished_result, fit
+from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import LayoutError
 from medmodal.io import atomic_write_json, ensure_writable_dir
@@ -109,12 +109,13 @@ class ToyModule(L.LightningModule):
         return build_optimizer(self.parameters(), self.cfg.optim, max_epochs=self.cfg.trainer.max_epochs)
 
 
+@removes_new_files_on_input_error
 def run_train(cfg: ToyRunConfig, resume: str | None = "auto") -> RunResult:
     """Train ``cfg`` (module docstring); ``metrics``: ``epochs``, ``steps``, ``val_loss``, ``train_seconds``."""
     quiet_lightning()
     run_dir = ensure_writable_dir(cfg.out_dir)
     artefacts = {"model": run_dir / MODEL_DIR}
-    done = finished_result(run_dir, resume, artefacts=artefacts)
+    done = finished_result(run_dir, resume, artefacts=artefacts, cfg=cfg)
     if done is not None:
         return done
     save_config(cfg, run_dir / "config.yaml")
