@@ -144,7 +144,8 @@ def load_dicom(path: str | Path, error: ErrorClass = ImageReadError) -> np.ndarr
                     f"(expected MONOCHROME1, MONOCHROME2 or RGB)")
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise error(f"{path}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not a radiograph")
-    problem = dicom_decoder_problem(_compressed_syntax(ds)) if _compressed_syntax(ds) is not None else None
+    syntax = _compressed_syntax(ds)
+    problem = dicom_decoder_problem(syntax, ds.get("BitsStored")) if syntax is not None else None
     if problem:
         raise error(f"{path}: {problem}")
     try:
@@ -302,8 +303,11 @@ def _pip_names(requirements) -> list[str]:
     return names
 
 
-def _missing_decoders(syntax) -> list[list[str]] | None:
-    """The pip packages of each pydicom decoder of ``syntax``; ``None`` if one is installed, ``[]`` if none exists."""
+def _missing_decoders(syntax, bits_stored: int | None = None) -> list[list[str]] | None:
+    """The pip packages of each pydicom decoder of ``syntax``; ``None`` if one is installed, ``[]`` if none exists.
+
+    Pillow, pydicom's only plugin for JPEG Extended out of the box, reads its 8-bit form only.
+    """
     try:
         from pydicom.pixels import get_decoder  # pydicom >= 3
     except ImportError:
@@ -313,7 +317,8 @@ def _missing_decoders(syntax) -> list[list[str]] | None:
             decoder = get_decoder(syntax)
         except (NotImplementedError, ValueError, KeyError):
             return []
-        if decoder.is_available:
+        twelve_bit = syntax == "1.2.840.10008.1.2.4.51" and bits_stored not in (None, 8)
+        if decoder.is_available and not (twelve_bit and set(decoder.available_plugins) <= {"pillow"}):
             return None
         return [_pip_names(text.split(" requires ", 1)[-1].split(" and ")) for text in decoder.missing_dependencies]
     import pydicom.config  # pydicom 2: the handlers, each with its DEPENDENCIES {module: (url, name)}
@@ -325,7 +330,7 @@ def _missing_decoders(syntax) -> list[list[str]] | None:
 
 
 def _compressed_syntax(ds):
-    """The transfer syntax UID of a dataset when its pixel data needs a decoder (compressed or unknown), else ``None``."""
+    """The transfer syntax of a dataset whose pixel data needs a decoder (compressed or unknown), else ``None``."""
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if syntax is None:
         return None
@@ -335,7 +340,7 @@ def _compressed_syntax(ds):
         return syntax
 
 
-def dicom_decoder_problem(syntax) -> str | None:
+def dicom_decoder_problem(syntax, bits_stored: int | None = None) -> str | None:
     """Why no installed pydicom pixel-data decoder reads transfer syntax ``syntax`` (one phrase), or ``None``.
 
     e.g. ``"JPEG Lossless (1.2.840.10008.1.2.4.70) DICOM, no decoder installed: pip install pylibjpeg
@@ -345,7 +350,7 @@ def dicom_decoder_problem(syntax) -> str | None:
     from pydicom.uid import UID
 
     syntax = UID(str(syntax))
-    missing = _missing_decoders(syntax)
+    missing = _missing_decoders(syntax, bits_stored)
     if missing is None:
         return None
     kind = f"{syntax.name.split(',')[0].replace(' Image Compression', '')} ({syntax}) DICOM" if syntax.is_valid \
@@ -354,6 +359,8 @@ def dicom_decoder_problem(syntax) -> str | None:
     if not choices:
         return f"{kind}: pydicom has no decoder for this transfer syntax"
     others = f" (or {', or '.join(' '.join(m) for m in choices[1:])})" if len(choices) > 1 else ""
+    if syntax == "1.2.840.10008.1.2.4.51" and bits_stored not in (None, 8):
+        kind += f" with {bits_stored}-bit samples"
     return f"{kind}, no decoder installed: pip install {' '.join(choices[0])}{others}"
 
 
@@ -382,7 +389,7 @@ def _dicom_problem(path: Path) -> str | None:
         return f"DICOM image of size {rows} x {cols}"
     syntax = _compressed_syntax(ds)
     if syntax is not None:
-        return dicom_decoder_problem(syntax)  # fragments parsed by dcmread; their content needs a decode
+        return dicom_decoder_problem(syntax, ds.get("BitsStored"))  # fragments parsed; their content needs a decode
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     expected = rows * cols * samples * frames * bits // 8
     if len(ds.PixelData) < expected:

@@ -95,3 +95,21 @@ def test_finetune_on_undecodable_dicom_exits_1_and_writes_nothing(tmp_path):
     assert f"{bad}: {LOSSLESS_LINE}" in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
     assert not run.exists()
+
+
+@requires_images_real
+@pytest.mark.skipif(dicom_decoder_problem("1.2.840.10008.1.2.4.51", 12) is None,
+                    reason="a 12-bit JPEG Extended decoder is installed here")
+def test_twelve_bit_jpeg_extended_with_only_pillow_is_refused(tmp_path):
+    """Pillow (pydicom's only JPEG Extended plugin out of the box) decodes its 8-bit form only."""
+    ds = pydicom.dcmread(SIIM_DICOM)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.51"
+    eight = tmp_path / "eight.dcm"
+    ds.save_as(eight)
+    assert image_problem(eight) is None  # 8-bit: Pillow reads it
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    twelve = tmp_path / "twelve.dcm"
+    ds.save_as(twelve)
+    assert image_problem(twelve) == ("JPEG Extended (Process 2 and 4) (1.2.840.10008.1.2.4.51) DICOM with 12-bit "
+                                     "samples, no decoder installed: pip install pylibjpeg pylibjpeg-libjpeg "
+                                     "(or python-gdcm)")
