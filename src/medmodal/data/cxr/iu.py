@@ -161,7 +161,8 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
             ``<annotation folder>/images``).
         views: ``"frontal"`` (default) or ``"all"``.
         rows: ``"image"`` (one row per image) or ``"study"``.
-        projections: ``indiana_projections.csv`` for flat names (default: found beside the file).
+        projections: ``indiana_projections.csv``, the views of flat names and of the R2Gen layout (default:
+            found beside the file or in its parent folder).
         check_images: the check of every selected image (off to read the text of an annotation
             file without its images): ``True`` / ``"verify"`` (exists, header, complete file),
             ``"decode"``, ``"exists"``, ``False``; see :func:`medmodal.data.cxr.images.image_problem`.
