@@ -144,6 +144,10 @@ def load_dicom(path: str | Path, error: ErrorClass = ImageReadError) -> np.ndarr
                     f"(expected MONOCHROME1, MONOCHROME2 or RGB)")
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise error(f"{path}: multi-frame DICOM ({ds.NumberOfFrames} frames) is not a radiograph")
+    syntax = _compressed_syntax(ds)
+    problem = dicom_decoder_problem(syntax, ds.get("BitsStored")) if syntax is not None else None
+    if problem:
+        raise error(f"{path}: {problem}")
     try:
         pixels = ds.pixel_array
     except Exception as err:
@@ -282,6 +286,84 @@ def resolve_image_check(check: bool | str | None) -> str | None:
     return check
 
 
+_PIP_NAMES = {"gdcm": "python-gdcm", "pil": "pillow", "openjpeg": "pylibjpeg-openjpeg",
+              "libjpeg": "pylibjpeg-libjpeg", "rle": "pylibjpeg-rle", "jpeg_ls": "pyjpegls"}
+
+
+def _pip_names(requirements) -> list[str]:
+    """Import / requirement names -> pip package names (numpy, always installed here, left out)."""
+    import re
+
+    names = []
+    for req in requirements:
+        name = re.match(r"\s*([A-Za-z0-9_.-]+)", str(req))
+        name = _PIP_NAMES.get(name.group(1).lower(), name.group(1)) if name else None
+        if name and name != "numpy" and name not in names:
+            names.append(name)
+    return names
+
+
+def _missing_decoders(syntax, bits_stored: int | None = None) -> list[list[str]] | None:
+    """The pip packages of each pydicom decoder of ``syntax``; ``None`` if one is installed, ``[]`` if none exists.
+
+    Pillow, pydicom's only plugin for JPEG Extended out of the box, reads its 8-bit form only.
+    """
+    try:
+        from pydicom.pixels import get_decoder  # pydicom >= 3
+    except ImportError:
+        get_decoder = None
+    if get_decoder is not None:
+        try:
+            decoder = get_decoder(syntax)
+        except (NotImplementedError, ValueError, KeyError):
+            return []
+        twelve_bit = syntax == "1.2.840.10008.1.2.4.51" and bits_stored not in (None, 8)
+        if decoder.is_available and not (twelve_bit and set(decoder.available_plugins) <= {"pillow"}):
+            return None
+        return [_pip_names(text.split(" requires ", 1)[-1].split(" and ")) for text in decoder.missing_dependencies]
+    import pydicom.config  # pydicom 2: the handlers, each with its DEPENDENCIES {module: (url, name)}
+
+    handlers = [h for h in pydicom.config.pixel_data_handlers if h.supports_transfer_syntax(syntax)]
+    if any(h.is_available() for h in handlers):
+        return None
+    return [_pip_names(getattr(h, "DEPENDENCIES", {})) for h in handlers]
+
+
+def _compressed_syntax(ds):
+    """The transfer syntax of a dataset whose pixel data needs a decoder (compressed or unknown), else ``None``."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is None:
+        return None
+    try:
+        return syntax if syntax.is_compressed else None
+    except (ValueError, AttributeError):  # not a transfer syntax pydicom knows (private, newer)
+        return syntax
+
+
+def dicom_decoder_problem(syntax, bits_stored: int | None = None) -> str | None:
+    """Why no installed pydicom pixel-data decoder reads transfer syntax ``syntax`` (one phrase), or ``None``.
+
+    e.g. ``"JPEG Lossless (1.2.840.10008.1.2.4.70) DICOM, no decoder installed: pip install pylibjpeg
+    pylibjpeg-libjpeg (or python-gdcm)"``. Read from pydicom's decoders (3.x: ``get_decoder(uid)``,
+    its ``missing_dependencies``; 2.x: ``config.pixel_data_handlers``), so a decoder installed later is found.
+    """
+    from pydicom.uid import UID
+
+    syntax = UID(str(syntax))
+    missing = _missing_decoders(syntax, bits_stored)
+    if missing is None:
+        return None
+    kind = f"{syntax.name.split(',')[0].replace(' Image Compression', '')} ({syntax}) DICOM" if syntax.is_valid \
+        and syntax.name != str(syntax) else f"DICOM of transfer syntax {syntax}"
+    choices = sorted((m for m in missing if m), key=lambda m: (not m[0].startswith("pylibjpeg"), m))
+    if not choices:
+        return f"{kind}: pydicom has no decoder for this transfer syntax"
+    others = f" (or {', or '.join(' '.join(m) for m in choices[1:])})" if len(choices) > 1 else ""
+    if syntax == "1.2.840.10008.1.2.4.51" and bits_stored not in (None, 8):
+        kind += f" with {bits_stored}-bit samples"
+    return f"{kind}, no decoder installed: pip install {' '.join(choices[0])}{others}"
+
+
 def _dicom_problem(path: Path) -> str | None:
     import warnings
 
@@ -305,9 +387,9 @@ def _dicom_problem(path: Path) -> str | None:
         return "DICOM file without readable Rows / Columns / BitsAllocated"
     if rows < 1 or cols < 1:
         return f"DICOM image of size {rows} x {cols}"
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if syntax is not None and getattr(syntax, "is_compressed", False):
-        return None  # encapsulated fragments: parsed by dcmread; their content needs a decode
+    syntax = _compressed_syntax(ds)
+    if syntax is not None:
+        return dicom_decoder_problem(syntax, ds.get("BitsStored"))  # fragments parsed; their content needs a decode
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     expected = rows * cols * samples * frames * bits // 8
     if len(ds.PixelData) < expected:

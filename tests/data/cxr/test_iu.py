@@ -182,3 +182,73 @@ def test_real_openi_pair_loads():
     assert result.dropped == {"no FINDINGS or IMPRESSION": 25, "every image excluded": 160}  # 3851 - 3666
     positives = sum(s.labels["Cardiomegaly"] == 1 for s in result.studies)
     assert 300 < positives < 400
+
+
+def test_r2gen_views_from_projections_found_beside(r2gen_root):
+    """Issue 25 item 6: the R2Gen layout reads the views from indiana_projections.csv (<k>.png = the k-th
+    file of the study in name order); unmatched studies keep image 0 and are counted."""
+    (r2gen_root / "indiana_projections.csv").write_text(
+        "uid,filename,projection\n"
+        "100,100_IM-0000-1001.dcm.png,Frontal\n100,100_IM-0000-2001.dcm.png,Lateral\n"
+        "101,101_IM-0001-2001.dcm.png,Frontal\n101,101_IM-0001-1001.dcm.png,Lateral\n"  # lateral first by name
+        "102,102_IM-0002-1001.dcm.png,Frontal\n102,102_IM-0002-2001.dcm.png,Lateral\n"
+        "102,102_IM-0002-3001.dcm.png,Lateral\n")  # 3 files for 2 images: cannot be matched; 103 absent
+    result = read_iu_annotation(r2gen_root / "annotation.json")
+    picked = {s.study_id: s.image_paths[0].name for s in result.studies}
+    assert picked == {"CXR100_IM-0000": "0.png", "CXR101_IM-0001": "1.png", "CXR102_IM-0002": "0.png",
+                      "CXR103_IM-0003": "0.png"}
+    assert all(s.view_positions == ["Frontal"] for s in result.studies)
+    assert result.excluded == {"view not frontal": 4}
+    assert any("2 of 4 studies checked, 1 of them list a lateral image first" in n for n in result.notes)
+    assert any("the views of 2 of 4 R2Gen studies cannot be checked" in n for n in result.notes)
+    both = read_iu_annotation(r2gen_root / "annotation.json", views="all")
+    views = {(s.study_id, s.image_paths[0].name): s.view_positions[0] for s in both.studies}
+    assert views[("CXR101_IM-0001", "0.png")] == "Lateral" and views[("CXR101_IM-0001", "1.png")] == "Frontal"
+
+
+def test_r2gen_without_projections_counts_unchecked_studies(r2gen_root):
+    result = read_iu_annotation(r2gen_root / "annotation.json")
+    assert any("no indiana_projections.csv was given or found" in n and "the views of 4 of 4 studies cannot be "
+               "checked" in n for n in result.notes)
+
+
+def _real_r2gen_expected():
+    """Independently of the reader: R2Gen id -> views of its files in name order (None: count differs)."""
+    import csv
+    import re
+
+    files: dict[str, list[tuple[str, str]]] = {}
+    for row in csv.DictReader((REPORTS_REAL / "indiana_projections.csv").open()):
+        match = re.fullmatch(r"(.+)-\d+\.dcm\.png", row["filename"])
+        files.setdefault("CXR" + match.group(1), []).append((row["filename"], row["projection"]))
+    data = json.loads((IU_REAL / "annotation_r2gen_layout.json").read_text())
+    out = {}
+    for entry in (e for entries in data.values() for e in entries):
+        views = [v for _, v in sorted(files.get(entry["id"], []))]
+        out[entry["id"]] = views if len(views) == len(entry["image_path"]) else None
+    return out
+
+
+@requires_iu_real
+@pytest.mark.skipif(not (REPORTS_REAL / "indiana_projections.csv").is_file(), reason="real projections absent")
+def test_real_r2gen_layout_picks_the_frontal_image():
+    expected = _real_r2gen_expected()
+    lateral_first = {i for i, v in expected.items() if v and v[0] != "Frontal"}
+    assert len(expected) == 2955 and sum(v is None for v in expected.values()) == 155
+    assert len(lateral_first) == 296  # 286 lateral then frontal, 10 two laterals
+    result = read_iu_annotation(IU_REAL / "annotation_r2gen_layout.json", check_images=False,
+                                projections=REPORTS_REAL / "indiana_projections.csv")
+    kept = {}
+    for s in result.studies:
+        kept.setdefault(s.study_id, []).append(s.image_paths[0].name)
+    for study in lateral_first:
+        views = expected[study]
+        want = [f"{k}.png" for k, v in enumerate(views) if v == "Frontal"]
+        assert kept.get(study, []) == want, study  # the frontal image, or the study dropped (two laterals)
+    assert sum(1 for s in lateral_first if s not in kept) == 10
+    assert result.dropped == {"every image excluded": 10}
+    assert all(kept[s] == ["0.png"] for s, v in expected.items() if v is None)
+    assert any("2800 of 2955 studies checked, 296 of them list a lateral image first" in n for n in result.notes)
+    assert any("the views of 155 of 2955 R2Gen studies cannot be checked" in n for n in result.notes)
+    plain = read_iu_annotation(IU_REAL / "annotation_r2gen_layout.json", check_images=False)
+    assert any("the views of 2955 of 2955 studies cannot be checked" in n for n in plain.notes)

@@ -70,3 +70,24 @@ def test_layout_errors(tmp_path, mimic_root):
     (mimic_root / "files").rename(reports)
     with pytest.raises(CXRDataError, match="report files .* not found"):
         read_mimic_cxr(mimic_root)
+
+
+def test_dicom_release_is_named(tmp_path, mimic_root):
+    """Issue 25 item 7: a MIMIC-CXR DICOM release (<dicom_id>.dcm where the JPG release has .jpg) is named."""
+    images = sorted((mimic_root / "files").rglob("*.jpg"))
+    for jpg in images:
+        jpg.rename(jpg.with_suffix(".dcm"))
+    with pytest.raises(CXRDataError, match=r"d50000001-0\.jpg: image file not found, but d50000001-0\.dcm is beside "
+                                           r"it: this folder looks like the MIMIC-CXR DICOM release .* medmodal reads "
+                                           r"the MIMIC-CXR-JPG release"):
+        read_mimic_cxr(mimic_root)
+    skipped = read_mimic_cxr(mimic_root, skip_bad=True).skipped
+    assert skipped and all("MIMIC-CXR DICOM release" in problem for _, problem in skipped)
+    (images[0].with_suffix(".dcm")).unlink()  # neither file: the plain line
+    with pytest.raises(CXRDataError, match=r"d50000001-0\.jpg: image file not found$"):
+        read_mimic_cxr(mimic_root)
+    dicom_only = tmp_path / "mimic-cxr"  # the DICOM release's own tables, no JPG tables
+    (dicom_only / "files").mkdir(parents=True)
+    (dicom_only / "cxr-record-list.csv.gz").write_bytes(gzip.compress(b"subject_id,study_id,dicom_id,path\n"))
+    with pytest.raises(CXRDataError, match="looks like the MIMIC-CXR DICOM release"):
+        read_mimic_cxr(dicom_only)

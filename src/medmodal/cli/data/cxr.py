@@ -73,7 +73,8 @@ def cxr_reports_cmd(
     rows: str = typer.Option("image", "--rows", help="image (one row per image) | study"),
     reports_root: Optional[Path] = typer.Option(None, "--reports-root", help="MIMIC: folder with files/pXX/.../s*.txt"),
     merge_val_test: bool = typer.Option(False, "--merge-val-test", help="MIMIC: validate + test -> val (reference)"),
-    projections: Optional[Path] = typer.Option(None, "--projections", help="IU: indiana_projections.csv"),
+    projections: Optional[Path] = typer.Option(None, "--projections", help="IU (flat names, R2Gen): "
+                                               "indiana_projections.csv (default: beside the annotation)"),
     image_root: Optional[Path] = typer.Option(None, "--image-root", help="folder the image paths are relative to"),
     report_col: Optional[str] = typer.Option(None, "--report-col", help="csv: report column"),
     image_col: Optional[str] = typer.Option(None, "--image-col", help="csv: image column"),

@@ -2,9 +2,16 @@
 
 1. **R2Gen** ``annotation.json``: ``{"train"|"val"|"test": [{"id": "CXR2384_IM-0942",
    "report": ..., "image_path": ["CXR2384_IM-0942/0.png", "CXR2384_IM-0942/1.png"],
-   "split": ...}]}`` with the images under ``images/``. R2Gen records no view position; image
-   ``0.png`` of a study is taken as its frontal view (the common convention: report-generation
-   code using one IU image uses ``image_path[0]``), ``views="all"`` keeps both.
+   "split": ...}]}`` with the images under ``images/``. R2Gen records no view position. With
+   ``indiana_projections.csv`` (given, or found next to the annotation file or in its parent
+   folder) the views are read from it: the id is the original file name without its last part
+   (``CXR2384_IM-0942`` -> ``2384_IM-0942-1001.dcm.png``, ``2384_IM-0942-2001.dcm.png``) and
+   ``<k>.png`` is taken as the study's k-th file in file-name order (the order the flat-name
+   annotations list them); in the real annotation 296 of 2,955 studies list a lateral first
+   (286 then a frontal, which is kept; 10 two laterals, dropped). A study whose file count there differs from its images
+   (155 real studies), and every study without the table, keeps the common convention (image
+   ``0.png`` taken as frontal, as report-generation code using one IU image does), and a note
+   says how many studies' views could not be checked. ``views="all"`` keeps every image.
 2. **Flat names** (``annotation.json`` of MRG_RL and others): the same lists with the original
    NLMCXR_png names ``CXR<uid>_IM-<series>-<k>.png`` directly under ``images/``. Views come from
    Open-i's ``indiana_projections.csv`` when given (or found next to the annotation file or in
@@ -154,7 +161,8 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
             ``<annotation folder>/images``).
         views: ``"frontal"`` (default) or ``"all"``.
         rows: ``"image"`` (one row per image) or ``"study"``.
-        projections: ``indiana_projections.csv`` for flat names (default: found beside the file).
+        projections: ``indiana_projections.csv``, the views of flat names and of the R2Gen layout (default:
+            found beside the file or in its parent folder).
         check_images: the check of every selected image (off to read the text of an annotation
             file without its images): ``True`` / ``"verify"`` (exists, header, complete file),
             ``"decode"``, ``"exists"``, ``False``; see :func:`medmodal.data.cxr.images.image_problem`.
@@ -188,6 +196,8 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
         labels = path.parent / LABELS_NAME if (path.parent / LABELS_NAME).is_file() else None
     label_table = read_labels_csv(labels) if labels is not None else {}
     proj_table, proj_path = None, None
+    r2gen = Counter()  # R2Gen-layout studies: checked / lateral_first / unchecked
+    proj_index: dict[str, list[tuple[str, str]]] = {}
 
     for entries, splits in groups:
         for number, (entry, split) in enumerate(zip(entries, splits)):
@@ -210,13 +220,15 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                 result.dropped[DROP_SHORT] += 1
                 continue
             excluded = Counter()  # added to result.excluded only if the study is kept
-            images = _select_images(names, views, path, result, excluded)
-            if proj_table is None and any(not ("/" in n or "\\" in n) for n in names):
+            if proj_table is None:
                 proj_path = Path(projections) if projections is not None else _find_beside(path, PROJECTIONS_NAME)
                 proj_table = read_projections(proj_path) if proj_path is not None else {}
-                if proj_path is None:
-                    result.note(f"{path}: flat image names without {PROJECTIONS_NAME}: view positions unknown, "
-                                f"every image is kept (give the projections table to keep frontal views only)")
+                for key, view in proj_table.items():  # study prefix (name less its last part) -> files
+                    proj_index.setdefault(key.rsplit("-", 1)[0], []).append((key, view))
+            if proj_path is None and any(not ("/" in n or "\\" in n) for n in names):
+                result.note(f"{path}: flat image names without {PROJECTIONS_NAME}: view positions unknown, "
+                            f"every image is kept (give the projections table to keep frontal views only)")
+            images = _select_images(study_id, names, views, proj_index, r2gen, excluded)
             if images is None:  # flat names: views from the projections table
                 images = []
                 for name in names:
@@ -240,19 +252,60 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
                     row.labels = label_table.get(rel[0])
                 result.studies.append(row)
             result.excluded.update(excluded)
+    _note_r2gen_views(path, proj_path, r2gen, result)
     return result
 
 
-def _select_images(names: list[str], views: str, path: Path, result: ReadResult, excluded: Counter):
-    """R2Gen names (``<id>/<k>.png``): image 0 is frontal by convention; ``None`` for flat names."""
+def _note_r2gen_views(path: Path, proj_path: Optional[Path], r2gen: Counter, result: ReadResult) -> None:
+    studies = r2gen["checked"] + r2gen["unchecked"]
+    if not studies:
+        return
+    if proj_path is None:
+        result.note(f"{path}: the R2Gen layout records no view position and no {PROJECTIONS_NAME} was given or "
+                    f"found beside it: image 0 of each study is taken as the frontal view; the views of "
+                    f"{r2gen['unchecked']} of {studies} studies cannot be checked (give the projections table to "
+                    f"check them; views='all' keeps every image)")
+        return
+    result.note(f"{path}: R2Gen views read from {proj_path} (<k>.png = the study's k-th file in file-name order): "
+                f"{r2gen['checked']} of {studies} studies checked, {r2gen['lateral_first']} of them list a lateral "
+                f"image first")
+    if r2gen["unchecked"]:
+        result.note(f"{path}: the views of {r2gen['unchecked']} of {studies} R2Gen studies cannot be checked (their "
+                    f"file count in {proj_path.name} differs from their images, or they are not in it): image 0 "
+                    f"of each study is taken as the frontal view")
+
+
+def _r2gen_views(study_id: str, count: int, proj_index: dict) -> Optional[list[str]]:
+    """Views of an R2Gen study's ``0.png``, ``1.png`` ... from the projections table, or ``None`` if unmatched.
+
+    ``CXR2384_IM-0942`` holds the files ``2384_IM-0942-<n>``; the k-th of them in name order is ``<k>.png``.
+    """
+    files = sorted(proj_index.get(_image_key(study_id), []))
+    if len(files) != count:
+        return None
+    return [view for _, view in files]
+
+
+def _select_images(study_id: str, names: list[str], views: str, proj_index: dict, r2gen: Counter,
+                   excluded: Counter):
+    """R2Gen names (``<id>/<k>.png``): views from the projections table, else image 0 frontal by
+    convention (module docstring); ``None`` for flat names."""
     if not all("/" in n or "\\" in n for n in names):
         return None
-    if views == "all" or len(names) == 1:
-        return [(n, "Frontal" if i == 0 else "Lateral") for i, n in enumerate(names)]
-    result.note(f"{path}: the R2Gen layout records no view position; image 0 of each study is taken as the "
-                f"frontal view (views='all' keeps every image)")
-    excluded[EXCLUDE_VIEW] += len(names) - 1
-    return [(names[0], "Frontal")]
+    known = _r2gen_views(study_id, len(names), proj_index) if proj_index else None
+    if known is None:
+        r2gen["unchecked"] += 1
+        if views == "all" or len(names) == 1:
+            return [(n, "Frontal" if i == 0 else "Lateral") for i, n in enumerate(names)]
+        excluded[EXCLUDE_VIEW] += len(names) - 1
+        return [(names[0], "Frontal")]
+    r2gen["checked"] += 1
+    r2gen["lateral_first"] += not is_frontal(known[0])
+    if views == "all":
+        return list(zip(names, known))
+    kept = [(n, v) for n, v in zip(names, known) if is_frontal(v)]
+    excluded[EXCLUDE_VIEW] += len(names) - len(kept)
+    return kept
 
 
 def read_openi_csv(reports: str | Path, projections: str | Path | None = None, image_root: str | Path | None = None,

@@ -27,6 +27,8 @@ Rules, as the MGCA / CM-CGNS preprocessing (``extract_text=True``):
 Bad input (raised, or skipped and named with ``skip_bad=True``): a missing, unreadable or
 non-UTF-8 report file, a report whose sections hold only de-identification tokens (``___``),
 a missing, unreadable or truncated image (``check_images``). A missing metadata or split table is always an error.
+A folder of the MIMIC-CXR DICOM release (``<dicom_id>.dcm`` beside a missing ``.jpg``, or its
+``cxr-record-list.csv`` without the JPG tables) is named as such: this reader reads the JPG release.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ DROP_NO_SECTIONS = "no FINDINGS or IMPRESSION"
 DROP_SHORT = "report has fewer than 3 tokens"
 EXCLUDE_VIEW = "view not PA/AP"
 EXCLUDE_NO_SPLIT = "not in the split table"
+DICOM_RELEASE_HINT = ("medmodal reads the MIMIC-CXR-JPG release (its mimic-cxr-2.0.0-*.csv tables and "
+                      "files/.../<dicom_id>.jpg): give the MIMIC-CXR-JPG folder (physionet.org/content/mimic-cxr-jpg)")
 
 
 def find_table(root: Path, name: str, required: bool = True) -> Path | None:
@@ -62,8 +66,21 @@ def find_table(root: Path, name: str, required: bool = True) -> Path | None:
         if path.is_file():
             return path
     if required:
+        if any((root / f"cxr-record-list{suffix}").is_file() for suffix in (".csv.gz", ".csv")):
+            raise CXRDataError(f"{root}: {PREFIX}{name}.csv[.gz] not found; cxr-record-list.csv is there: this looks "
+                               f"like the MIMIC-CXR DICOM release. {DICOM_RELEASE_HINT}")
         raise CXRDataError(f"{root}: {PREFIX}{name}.csv[.gz] not found (is this the MIMIC-CXR-JPG folder?)")
     return None
+
+
+def _dicom_release_error(path: Path, error: CXRDataError) -> CXRDataError:
+    """A missing ``<dicom_id>.jpg`` with ``<dicom_id>.dcm`` beside it: name the DICOM release."""
+    dicom = path.with_suffix(".dcm")
+    if str(error).endswith("image file not found") and dicom.is_file():
+        return CXRDataError(f"{path}: image file not found, but {dicom.name} is beside it: this folder looks like the "
+                            f"MIMIC-CXR DICOM release (files/pXX/p<subject>/s<study>/<dicom_id>.dcm). "
+                            f"{DICOM_RELEASE_HINT}")
+    return error
 
 
 def read_table(path: Path, columns: set[str]) -> list[dict]:
@@ -189,7 +206,7 @@ def read_mimic_cxr(root: str | Path, reports_root: str | Path | None = None, *, 
             selected.append((image_path(root, subject, study, row["dicom_id"].strip()), view))
         bad = result.bad_image([p for p, _ in selected])
         if bad is not None:
-            result.bad(bad[1], skip_bad, bad[0])
+            result.bad(_dicom_release_error(*bad), skip_bad, bad[0])
             continue
         if not selected:
             result.dropped[DROP_NO_IMAGE_LEFT] += 1
