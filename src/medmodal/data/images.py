@@ -6,6 +6,15 @@ family chooses its colour, its resize geometry and the error class it raises; no
 
 Decoding (:func:`decode_image`, ``colour="grey"`` -> ``[H, W]``, ``colour="rgb"`` -> ``[H, W, 3]``):
 
+* PNG / JPEG / TIFF ...: the EXIF orientation (tag 274, values 2..8) is applied first
+  (``ImageOps.exif_transpose``, as viewers and OpenCV's ``imread`` do); without it (or with 1)
+  the pixels are as stored. Damage that libjpeg only warns about and zlib may hide is refused:
+  a Huffman-coded JPEG whose last scan stops early (cut short and closed with an end marker;
+  libjpeg's "premature end of data segment" fills the rest grey; :func:`_decode_checked`), stray
+  bytes between JPEG header segments ("N extraneous bytes before marker"), a PNG chunk whose CRC
+  does not match or that is cut short, and whatever Pillow refuses (a truncated JPEG without end
+  marker, a truncated TIFF). Sequential JPEGs cost one decode, progressive ones two.
+
 * PNG / JPEG (any Pillow format), grey: 8-bit grey is kept as stored (the CXR reference reads
   with ``cv2.imread(path, 0)``); RGB / RGBA / palette images are converted with Pillow's ITU-R
   601 luma (``convert("L")``, alpha ignored); 16-bit and 32-bit grey are rescaled linearly from
@@ -34,18 +43,22 @@ side keeps the aspect ratio, zero-padded and centred; :func:`resize_pad_geometry
 
 Checking at preparation time (:func:`image_problem`, what the CXR readers run for
 ``check_images``): ``exists`` (the file is there), ``verify`` (default; the header parses, the size
-is non-zero, and the file is complete: PNG chunk CRCs through ``IEND`` (Pillow ``verify()``), a
-JPEG ends with its end-of-image marker (else it is fully decoded to tell trailing bytes from
-truncation), a DICOM's uncompressed pixel data holds ``Rows x Columns x samples x bits`` bytes,
-other formats decoded), or ``decode`` (every image fully decoded, as training will). ``verify``
-catches truncated and unreadable files without a decode; ``decode`` also catches corrupt data
-inside a complete file. Measured costs per image are in the README (CXR data).
+is non-zero, and the file is complete: PNG chunk CRCs through ``IEND``, a JPEG's header segments
+hold no stray bytes and it ends with its end-of-image marker (else it is fully decoded to tell
+trailing bytes from truncation), a DICOM's uncompressed pixel data holds ``Rows x Columns x
+samples x bits`` bytes, other formats decoded), or ``decode`` (every image fully decoded, as
+training will, with the checks above). ``verify`` catches truncated and unreadable files without a
+decode; ``decode`` also catches corrupt data inside a complete file, among it a JPEG cut short and
+closed with an end marker (no check short of a decode can tell its scan stops early). Measured
+costs per image are in the README (CXR data).
 
 Caching (:class:`ImageCache`): the resized images of a fixed list of files live in ONE
 memory-mapped ``.npy`` per (file list, size): ``images<size>_<key>.npy`` of shape
 ``[N, size * size * channels + 1]`` uint8, each row an image plus a trailing "filled" byte.
 ``key`` (:func:`cache_key`) hashes :data:`CACHE_VERSION`, the size and the files' absolute paths,
-sizes and modification times, so editing or replacing any file gives a new cache. The file is
+sizes and modification times, so editing or replacing any file (its EXIF orientation too) gives a
+new cache; a new decoder rule (version 2: the orientation applied, damaged files refused) a new
+version. The file is
 created atomically (written under a temporary name, then hard-linked into place only if absent,
 so concurrent processes agree on one file); rows are filled the first time an image is asked
 for (or all at once by :meth:`ImageCache.prefill`) and never decoded again, across epochs,
@@ -438,7 +451,7 @@ def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tup
 IMAGE_CHECKS = ("exists", "verify", "decode")
 DEFAULT_IMAGE_CHECK = "verify"
 IMAGE_CHECK_TEXT = {"exists": "file exists", "verify": "file exists, header and size readable, file complete "
-                    "(PNG CRCs, JPEG end marker, DICOM pixel length)", "decode": "full decode"}
+                    "(PNG CRCs, JPEG header and end marker, DICOM pixel length)", "decode": "full decode"}
 _JPEG_PADDING = b"\x00\r\n\t "
 
 
