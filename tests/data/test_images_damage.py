@@ -23,7 +23,7 @@ from medmodal.data.cxr.images import load_image as load_radiograph
 from medmodal.data.cxr.records import CXRDataError
 from medmodal.data.endoscopy.images import DecodedImageCache
 from medmodal.data.endoscopy.images import load_image as load_endoscopy
-from medmodal.data.images import CACHE_VERSION, ImageCache, decode_image, image_problem
+from medmodal.data.images import CACHE_VERSION, ImageCache, decode_image, image_problem, read_image_size
 from medmodal.errors import ImageReadError
 from tests.conftest import REAL_DATA
 from tests.data.endoscopy.conftest import authors_root  # noqa: F401  (fixture)
@@ -72,6 +72,7 @@ def test_radiograph_stored_sideways_with_orientation_6_loads_as_the_viewer_shows
     path = _save_oriented(stored, tmp_path / "film.jpg", 6)
     loaded = load_radiograph(path)
     assert loaded.shape == viewer.shape and _corr(loaded, viewer) > 0.99
+    assert read_image_size(path) == viewer.shape  # the header's size as decoded (boxes are placed with it)
     assert abs(_corr(_pillow(path, "L")[:1000, :1000], viewer[:1000, :1000])) < 0.5  # as stored: not the viewer's
     # the shared cache (the key's version changed with the decoder) gives the turned frame too
     assert CACHE_VERSION == 2

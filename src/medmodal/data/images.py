@@ -420,7 +420,8 @@ def decode_image(path: str | Path, colour: str = "grey", error: ErrorClass = Ima
 
 
 def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tuple[int, int]:
-    """``(height, width)`` of an image file from its header (DICOM ``Rows`` / ``Columns``, Pillow ``size``).
+    """``(height, width)`` of an image file from its header (DICOM ``Rows`` / ``Columns``, Pillow ``size``),
+    as decoded: swapped when the EXIF orientation turns the image by 90 degrees (5..8).
 
     Raises:
         error: the file is missing or its header cannot be read.
@@ -441,7 +442,11 @@ def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tup
     try:
         with Image.open(path) as image:
             width, height = image.size
-            return int(height), int(width)
+            try:
+                turned = image.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+            except Exception:  # an unparsable EXIF block: decoded as stored (_oriented)
+                turned = False
+            return (int(width), int(height)) if turned else (int(height), int(width))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise error(f"{path}: not an image Pillow can read ({err})") from None
 
