@@ -272,8 +272,9 @@ _DAMAGED = "unreadable or truncated image"
 
 
 def _png_problem(data: bytes) -> str | None:
-    """A PNG's chunks through ``IEND``: each CRC (zlib hides some flipped bytes, Pillow's ``load``
-    checks none), each chunk complete. ``None`` for a sound PNG or for a file that is not a PNG."""
+    """A PNG's chunks through ``IEND``: each CRC, each chunk complete (Pillow's ``load`` checks no
+    image-data CRC; zlib's checksum catches most flipped bytes there, none in a chunk after the image
+    data). ``None`` for a sound PNG or for a file that is not a PNG."""
     if data[:8] != _PNG_SIGNATURE:
         return None
     view, pos = memoryview(data), 8
