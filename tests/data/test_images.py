@@ -45,4 +45,4 @@ def test_rgb_cache_rows(tmp_path):
     assert first.shape == (8, 8, 3) and np.array_equal(cache.get(1), first) and cache.decodes == 1
     again = ImageCache(paths, tmp_path / "c", 8, loader=None, resize=resize_square, channels=3)
     assert again.file == cache.file and np.array_equal(again.get(1), first)  # read back, never decoded
-    assert cache.file.name == f"images8_{cache_key(cache.paths, 8)}.npy" and CACHE_VERSION == 1
+    assert cache.file.name == f"images8_{cache_key(cache.paths, 8)}.npy" and CACHE_VERSION == 2

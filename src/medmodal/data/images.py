@@ -6,6 +6,15 @@ family chooses its colour, its resize geometry and the error class it raises; no
 
 Decoding (:func:`decode_image`, ``colour="grey"`` -> ``[H, W]``, ``colour="rgb"`` -> ``[H, W, 3]``):
 
+* PNG / JPEG / TIFF ...: the EXIF orientation (tag 274, values 2..8) is applied first
+  (``ImageOps.exif_transpose``, as viewers and OpenCV's ``imread`` do); without it (or with 1)
+  the pixels are as stored. Damage that libjpeg only warns about and zlib may hide is refused:
+  a Huffman-coded JPEG whose last scan stops early (cut short and closed with an end marker;
+  libjpeg's "premature end of data segment" fills the rest grey; :func:`_decode_checked`), stray
+  bytes between JPEG header segments ("N extraneous bytes before marker"), a PNG chunk whose CRC
+  does not match or that is cut short, and whatever Pillow refuses (a truncated JPEG without end
+  marker, a truncated TIFF). Sequential JPEGs cost one decode, progressive ones two.
+
 * PNG / JPEG (any Pillow format), grey: 8-bit grey is kept as stored (the CXR reference reads
   with ``cv2.imread(path, 0)``); RGB / RGBA / palette images are converted with Pillow's ITU-R
   601 luma (``convert("L")``, alpha ignored); 16-bit and 32-bit grey are rescaled linearly from
@@ -34,18 +43,22 @@ side keeps the aspect ratio, zero-padded and centred; :func:`resize_pad_geometry
 
 Checking at preparation time (:func:`image_problem`, what the CXR readers run for
 ``check_images``): ``exists`` (the file is there), ``verify`` (default; the header parses, the size
-is non-zero, and the file is complete: PNG chunk CRCs through ``IEND`` (Pillow ``verify()``), a
-JPEG ends with its end-of-image marker (else it is fully decoded to tell trailing bytes from
-truncation), a DICOM's uncompressed pixel data holds ``Rows x Columns x samples x bits`` bytes,
-other formats decoded), or ``decode`` (every image fully decoded, as training will). ``verify``
-catches truncated and unreadable files without a decode; ``decode`` also catches corrupt data
-inside a complete file. Measured costs per image are in the README (CXR data).
+is non-zero, and the file is complete: PNG chunk CRCs through ``IEND``, a JPEG's header segments
+hold no stray bytes and it ends with its end-of-image marker (else it is fully decoded to tell
+trailing bytes from truncation), a DICOM's uncompressed pixel data holds ``Rows x Columns x
+samples x bits`` bytes, other formats decoded), or ``decode`` (every image fully decoded, as
+training will, with the checks above). ``verify`` catches truncated and unreadable files without a
+decode; ``decode`` also catches corrupt data inside a complete file, among it a JPEG cut short and
+closed with an end marker (no check short of a decode can tell its scan stops early). Measured
+costs per image are in the README (CXR data).
 
 Caching (:class:`ImageCache`): the resized images of a fixed list of files live in ONE
 memory-mapped ``.npy`` per (file list, size): ``images<size>_<key>.npy`` of shape
 ``[N, size * size * channels + 1]`` uint8, each row an image plus a trailing "filled" byte.
 ``key`` (:func:`cache_key`) hashes :data:`CACHE_VERSION`, the size and the files' absolute paths,
-sizes and modification times, so editing or replacing any file gives a new cache. The file is
+sizes and modification times, so editing or replacing any file (its EXIF orientation too) gives a
+new cache; a new decoder rule (version 2: the orientation applied, damaged files refused) a new
+version. The file is
 created atomically (written under a temporary name, then hard-linked into place only if absent,
 so concurrent processes agree on one file); rows are filled the first time an image is asked
 for (or all at once by :meth:`ImageCache.prefill`) and never decoded again, across epochs,
@@ -56,7 +69,10 @@ DataLoader workers, DDP processes and runs. The endoscopy per-file cache
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
+import zlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -75,8 +91,11 @@ __all__ = [
 
 #: Version of the decoded-image caches (CXR :class:`ImageCache`, endoscopy ``DecodedImageCache``):
 #: part of every cache key, so bumping it (a change of what the decoder or a geometry produces)
-#: makes both families decode again instead of reading stale images. 1 since their first release.
-CACHE_VERSION = 1
+#: makes both families decode again instead of reading stale images. 1 since their first release;
+#: 2 since the decoder applies the EXIF orientation and refuses damaged JPEG / PNG data (a version-1
+#: cache may hold a sideways frame or a half-grey one; the orientation is read from the file, whose
+#: size and modification time are in the key, so a new tag gives a new key).
+CACHE_VERSION = 2
 #: Default side of :func:`resize_and_pad` and :class:`ImageCache` (the CXR reference's ``imsize``).
 DEFAULT_RESIZE = 256
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -188,8 +207,14 @@ def _rgb(image) -> np.ndarray:
 def load_picture(path: str | Path, colour: str = "grey", error: ErrorClass = ImageReadError) -> np.ndarray:
     """A PNG / JPEG / other Pillow image as uint8 ``[H, W]`` (grey) or ``[H, W, 3]`` (rgb), fully decoded.
 
+    The EXIF orientation (tag 274, values 2..8) is applied (``ImageOps.exif_transpose``), as viewers
+    and OpenCV's ``imread`` do; an image without it decodes as stored. Damage that libjpeg and
+    zlib only warn about or hide is refused: a JPEG whose image data stops early (cut short and
+    closed with an end marker: :func:`_decode_checked`), stray bytes between JPEG header segments,
+    a PNG chunk whose CRC does not match (:func:`_png_problem`).
+
     Raises:
-        error: the file is missing, not an image, or truncated (one line naming it).
+        error: the file is missing, not an image, truncated or corrupt (one line naming it).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -197,13 +222,179 @@ def load_picture(path: str | Path, colour: str = "grey", error: ErrorClass = Ima
     if not path.is_file():
         raise error(f"{path}: image file not found")
     try:
-        with Image.open(path) as image:
-            image.load()  # decodes everything: a truncated file fails here, not later in a worker
-            return _grey(image) if colour == "grey" else _rgb(image)
+        data = path.read_bytes()
+    except OSError as err:
+        raise error(f"{path}: cannot read the file ({err.strerror or err})") from None
+    problem = _png_problem(data) or _jpeg_header_problem(data)
+    if problem:
+        raise error(f"{path}: {problem}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read" ...: refused below
+            image = _decode_checked(data)
+            if image is not None:
+                try:
+                    image = _oriented(image)
+                    return _grey(image) if colour == "grey" else _rgb(image)
+                finally:
+                    image.close()
     except UnidentifiedImageError:
         raise error(f"{path}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise error(f"{path}: unreadable or truncated image ({str(err) or type(err).__name__})") from None
+    raise error(f"{path}: {_JPEG_CUT}")
+
+
+def _open_decoded(data: bytes):
+    """A fully decoded Pillow image of the bytes ``data`` (a truncated file fails here, not in a worker)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+#: EXIF / TIFF tag of the orientation; 1 (or absent) is "as stored".
+_ORIENTATION_TAG = 0x0112
+
+
+def _oriented(image):
+    """``image`` turned as its EXIF orientation says (2..8), else unchanged (same object, same pixels)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # an unparsable EXIF block: the orientation is unknown, the pixels are as stored
+        return image
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(image)
+    return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_DAMAGED = "unreadable or truncated image"
+
+
+def _png_problem(data: bytes) -> str | None:
+    """A PNG's chunks through ``IEND``: each CRC, each chunk complete (Pillow's ``load`` checks no
+    image-data CRC; zlib's checksum catches most flipped bytes there, none in a chunk after the image
+    data). ``None`` for a sound PNG or for a file that is not a PNG."""
+    if data[:8] != _PNG_SIGNATURE:
+        return None
+    view, pos = memoryview(data), 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        kind = bytes(view[pos + 4:pos + 8]).decode("latin-1")
+        end = pos + 12 + length
+        if end > len(data):
+            return f"{_DAMAGED} (truncated PNG: {kind} chunk at byte {pos} cut short)"
+        if zlib.crc32(view[pos + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+            return f"{_DAMAGED} (corrupt PNG data: CRC mismatch in the {kind} chunk at byte {pos})"
+        if kind == "IEND":
+            return None
+        pos = end
+    return f"{_DAMAGED} (truncated PNG: no IEND chunk)"
+
+
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+
+
+def _jpeg_header_problem(data: bytes) -> str | None:
+    """The marker segments of a JPEG from its start to the first scan (``SOS``): stray bytes between
+    them (libjpeg's "Corrupt JPEG data: N extraneous bytes before marker") or a header cut short.
+    ``None`` for a sound header or a file that is not a JPEG."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            nxt = data.find(b"\xff", pos)
+            count = (nxt if nxt >= 0 else len(data)) - pos
+            return f"{_DAMAGED} (corrupt JPEG data: {count} extraneous bytes before a marker at byte {pos})"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker == 0xD9:
+            return f"{_DAMAGED} (JPEG ends before its image data: end-of-image marker before any scan)"
+        if marker == 0xDA:
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return f"{_DAMAGED} (truncated JPEG header: no scan)"
+
+
+def _jpeg_frame(data: bytes) -> tuple[int | None, int, int]:
+    """``(start-of-frame marker, components of the frame, components of the first scan)`` of a sound
+    JPEG header (``0xC0`` baseline, ``0xC1`` extended, ``0xC2`` progressive ...; ``None`` if not found)."""
+    pos, sof, frame = 2, None, 0
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF or marker in _JPEG_STANDALONE:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 < len(data):
+            sof, frame = marker, data[pos + 9]
+        if marker == 0xDA:
+            return sof, frame, data[pos + 4] if pos + 4 < len(data) else 0
+        if marker == 0xD9:
+            break
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return sof, frame, 0
+
+
+#: Bytes put before a JPEG's end marker (:func:`_decode_checked`): no 0xFF, so after a complete scan
+#: libjpeg skips them as garbage, while a scan that stops early decodes them as image data.
+_JPEG_PROBE = bytes((i * 73 + 41) % 255 for i in range(512))
+_JPEG_CUT = ("unreadable or truncated image (premature end of JPEG data: the image data stops before the "
+             "last row, a file cut short and closed with an end marker)")
+
+
+def _decode_checked(data: bytes):
+    """A fully decoded Pillow image of ``data``, or ``None`` for a JPEG whose last scan stops early.
+
+    libjpeg meets the end marker inside a scan that stops early, warns "Corrupt JPEG data: premature
+    end of data segment" (Pillow does not surface it) and fills the rest with zeros: the rows below
+    become flat grey. So a Huffman-coded JPEG that ends with its end marker is decoded
+
+    * single-scan sequential (baseline / extended, the common case): with the end marker replaced by
+      zero bytes. A complete scan never reads them (same pixels, one decode); one that stops early
+      runs out of data (Pillow's "image file is truncated");
+    * progressive or multi-scan (all scans are read before any row): as stored and again with
+      :data:`_JPEG_PROBE` before the end marker; a complete last scan skips it (same pixels), one
+      that stops early decodes it (other pixels). Two decodes.
+
+    Arithmetic-coded and lossless JPEGs (libjpeg cannot suspend there) and PNG / TIFF / ... are
+    decoded as stored (a truncated PNG / TIFF fails in Pillow; PNG CRCs: :func:`_png_problem`).
+
+    Raises:
+        OSError, SyntaxError, ValueError, PIL.UnidentifiedImageError: what Pillow raises for the bytes.
+    """
+    if data[:3] != b"\xff\xd8\xff":
+        return _open_decoded(data)
+    end = data.rstrip(_JPEG_PADDING)
+    sof, frame, scan = _jpeg_frame(data)
+    if not end.endswith(b"\xff\xd9") or sof not in (0xC0, 0xC1, 0xC2):
+        return _open_decoded(data)  # no end marker: Pillow decodes trailing bytes, refuses a truncation
+    if sof != 0xC2 and scan == frame:
+        try:
+            return _open_decoded(end[:-2] + bytes(16))
+        except OSError as err:
+            if "truncated" in str(err):
+                return None
+            raise
+    image = _open_decoded(data)
+    probed = _open_decoded(end[:-2] + _JPEG_PROBE + b"\xff\xd9")
+    try:
+        same = probed.size == image.size and probed.tobytes() == image.tobytes()
+    finally:
+        probed.close()
+    if not same:
+        image.close()
+        return None
+    return image
 
 
 def decode_image(path: str | Path, colour: str = "grey", error: ErrorClass = ImageReadError) -> np.ndarray:
@@ -234,7 +425,8 @@ def decode_image(path: str | Path, colour: str = "grey", error: ErrorClass = Ima
 
 
 def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tuple[int, int]:
-    """``(height, width)`` of an image file from its header (DICOM ``Rows`` / ``Columns``, Pillow ``size``).
+    """``(height, width)`` of an image file from its header (DICOM ``Rows`` / ``Columns``, Pillow ``size``),
+    as decoded: swapped when the EXIF orientation turns the image by 90 degrees (5..8).
 
     Raises:
         error: the file is missing or its header cannot be read.
@@ -255,7 +447,11 @@ def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tup
     try:
         with Image.open(path) as image:
             width, height = image.size
-            return int(height), int(width)
+            try:
+                turned = image.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+            except Exception:  # an unparsable EXIF block: decoded as stored (_oriented)
+                turned = False
+            return (int(width), int(height)) if turned else (int(height), int(width))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise error(f"{path}: not an image Pillow can read ({err})") from None
 
@@ -265,7 +461,7 @@ def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tup
 IMAGE_CHECKS = ("exists", "verify", "decode")
 DEFAULT_IMAGE_CHECK = "verify"
 IMAGE_CHECK_TEXT = {"exists": "file exists", "verify": "file exists, header and size readable, file complete "
-                    "(PNG CRCs, JPEG end marker, DICOM pixel length)", "decode": "full decode"}
+                    "(PNG CRCs, JPEG header and end marker, DICOM pixel length)", "decode": "full decode"}
 _JPEG_PADDING = b"\x00\r\n\t "
 
 
@@ -425,27 +621,41 @@ def image_problem(path: str | Path, check: str = DEFAULT_IMAGE_CHECK) -> str | N
             return "empty file"
         if is_dicom(path):
             return _dicom_problem(path)
-        with Image.open(path) as image:
-            width, height = image.size
-            kind = image.format
-            if width < 1 or height < 1:
-                return f"image of size {width} x {height}"
-            if kind == "PNG":
-                image.verify()  # every chunk's CRC through IEND, no decompression
-                return None
-        if kind == "JPEG":
-            with open(path, "rb") as fh:
-                fh.seek(max(0, path.stat().st_size - 64))
-                if fh.read().rstrip(_JPEG_PADDING).endswith(b"\xff\xd9"):
-                    return None
-        load_picture(path)  # no end marker (trailing bytes or truncation) or another format: decode
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read" ...: refused below
+            return _picture_problem(path)
     except ImageReadError as err:
         return str(err).removeprefix(f"{path}: ")
     except UnidentifiedImageError:
         return "not an image Pillow can read"
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return f"unreadable or truncated image ({err})"
+
+
+def _picture_problem(path: Path) -> str | None:
+    """:func:`image_problem`'s ``verify`` of a Pillow image (its exceptions pass through)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+        kind = image.format
+        if width < 1 or height < 1:
+            return f"image of size {width} x {height}"
+        if kind == "PNG":
+            problem = _png_problem(path.read_bytes())  # every chunk's CRC through IEND, no decompression
+            if problem:
+                return problem
+            image.verify()
+            return None
+    if kind == "JPEG":
+        data = path.read_bytes()
+        problem = _jpeg_header_problem(data)
+        if problem:
+            return problem
+        if data.rstrip(_JPEG_PADDING).endswith(b"\xff\xd9"):
+            return None  # complete as far as a check without a decode can tell (module docstring)
+    load_picture(path)  # no end marker (trailing bytes or truncation) or another format: decode
+    return None
 
 
 # --------------------------------------------------------------------------- geometry

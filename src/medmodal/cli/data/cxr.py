@@ -13,9 +13,9 @@ from medmodal.cli.common import console, user_errors
 from medmodal.errors import DataError
 
 ImageCheckOpt = typer.Option("verify", "--image-check", help="what --check-images checks per image: verify (exists, "
-                             "header and size readable, file complete: PNG CRCs / JPEG end marker / DICOM pixel "
-                             "length; ~0.4 ms) | decode (full decode, as training; ~17 ms, ~100 ms for 2 MB "
-                             "radiographs) | exists")
+                             "header and size readable, file complete: PNG CRCs / JPEG header and end marker / "
+                             "DICOM pixel length; ~0.4 ms) | decode (full decode, as training; also a JPEG cut short "
+                             "and closed with an end marker; ~17 ms, ~100 ms for 2 MB radiographs) | exists")
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:

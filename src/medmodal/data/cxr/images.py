@@ -10,8 +10,9 @@ configuration:
 * geometry: :func:`resize_and_pad` to :data:`DEFAULT_RESIZE` = 256 (MGCA / CM-CGNS ``get_imgs``
   with ``imsize=256``), with :func:`resize_pad_geometry`, :func:`boxes_to_resized_frame` and
   :func:`resize_and_pad_mask` keeping boxes and masks aligned;
-* :class:`ImageCache`: the shared memory-mapped cache (``images<size>_<key>.npy``, the key and
-  format unchanged since this module's first release) with :func:`load_image` as its loader;
+* :class:`ImageCache`: the shared memory-mapped cache (``images<size>_<key>.npy``, the format
+  unchanged since this module's first release; the key's version 2 since the decoder applies the
+  EXIF orientation and refuses damaged files) with :func:`load_image` as its loader;
 * :func:`image_problem` / :func:`resolve_image_check`: the preparation-time checks the readers run.
 """
 

@@ -30,9 +30,11 @@ from medmodal.io import atomic_save_npy
 def load_image(path: str | Path) -> np.ndarray:
     """Decode ``path`` fully into ``uint8 [H, W, 3]`` RGB.
 
-    Grey images are repeated to three channels, alpha is dropped, 16-bit images are scaled to 8 bit
-    (by 65535, or 255 when no value exceeds 255). Raises :class:`ImageReadError` naming the file
-    (truncated or corrupt data, not an image) and ``FileNotFoundError`` when it does not exist.
+    The EXIF orientation is applied; grey images are repeated to three channels, alpha is dropped,
+    16-bit images are scaled to 8 bit (by 65535, or 255 when no value exceeds 255). Raises
+    :class:`ImageReadError` naming the file (truncated or corrupt data: also a JPEG cut short and
+    closed with an end marker, a PNG CRC mismatch; not an image) and ``FileNotFoundError`` when it
+    does not exist.
     """
     path = Path(path)
     if not path.is_file():
