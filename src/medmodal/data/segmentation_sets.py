@@ -132,6 +132,13 @@ def _pair_in(folder: Path) -> SegmentationSet | None:
     if len(subs) < 2:
         return None
     files = {d: _images(d) for d in subs}
+    binary: dict[Path, bool] = {}
+
+    def looks_binary(folder: Path) -> bool:
+        if folder not in binary:
+            binary[folder] = _folder_binary(files[folder])
+        return binary[folder]
+
     for masks in subs:
         if not files[masks]:
             continue
@@ -144,7 +151,7 @@ def _pair_in(folder: Path) -> SegmentationSet | None:
                 continue
             if by_name:
                 return SegmentationSet(folder, images, masks, paired, len(files[masks]), "name")
-            if _folder_binary(files[masks]) and not _folder_binary(files[images]):
+            if looks_binary(masks) and not looks_binary(images):
                 return SegmentationSet(folder, images, masks, paired, len(files[masks]), "content")
     return None
 
