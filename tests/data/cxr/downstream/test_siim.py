@@ -124,6 +124,16 @@ def test_stage2_table_with_absolute_rle(tmp_path):
         f"0 both forms"]
     assert read_downstream("siim", root, rle="absolute", balance_train=False).samples[0].mask == got["img-a"].mask
 
+    from typer.testing import CliRunner
+
+    from medmodal.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["cxr", "summary", str(root), "-d", "siim", "--no-check-images"])
+    assert ok.exit_code == 0 and "note: " in ok.output and "absolute RLE" in ok.output, ok.output
+    bad = runner.invoke(app, ["cxr", "summary", str(root), "-d", "siim", "--rle", "relative"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: ") and len(bad.output.strip().splitlines()) == 1
+    assert "RLE fits only the absolute form" in bad.output, bad.output
     with pytest.raises(CXRDataError, match=r"stage_2_train\.csv:2: RLE fits only the absolute form, but the table is "
                                            r"read as relative offsets \(stage 1\) \(so read, it runs to pixel \d+, "
                                            r"past the 1024 x 1024 image\); set the reader option rle: absolute"):
