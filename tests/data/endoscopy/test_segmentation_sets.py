@@ -126,3 +126,13 @@ def test_binary_looking_class_folders_without_name_pairs_are_classes(tmp_path):
     found = find_segmentation_set(root)
     assert (found.images.name, found.masks.name, found.by) == ("polyps", "stencils", "content")
     assert segmentation_set_message(found).startswith(f"{root}: a segmentation set (polyps/ with stencils/ paired")
+
+
+def test_finetune_refuses_a_segmentation_set_and_writes_nothing(layouts, tmp_path):
+    root, images, masks, kind = layouts["pranet"]
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["endoscopy", "finetune", "--data", str(root), "--out", str(out),
+                                 "--preset", "mics_finetune_demo_cpu"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "error: " + expected_line(root, images, masks, kind), result.output
+    assert not out.exists()
