@@ -19,7 +19,10 @@ stem, or the stem plus ``_mask`` / ``_gt`` / ``_segmentation`` ...) AND either
 
 A class folder of binary-looking images with no partner of the same names is a class, not a mask
 folder. The folder itself, its sub-folders and theirs (depth 2: PraNet's ``TestDataset/<set>/``)
-are looked at. The segmentation readers (2-D segmentation family) read these pairs.
+are looked at; a folder is a segmentation set when a pair lies directly in it, or when pairs lie
+deeper and no other image does (a classification tree holding one, as HyperKvasir with its
+``segmented-images/``, is not: its readers skip the pairs). The segmentation readers (2-D
+segmentation family) read these pairs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from medmodal.data.images import decode_image
 
-__all__ = ["SegmentationSet", "find_segmentation_set", "segmentation_set_message", "MASK_DIR_NAMES",
+__all__ = ["SegmentationSet", "find_segmentation_set", "find_segmentation_sets", "segmentation_set_message", "MASK_DIR_NAMES",
            "IMAGE_DIR_NAMES"]
 
 #: folder names of masks (normalised: lower case, no spaces, ``-`` or ``_``).
@@ -127,49 +130,80 @@ def _folder_binary(files: list[Path]) -> bool:
     return bool(sample) and all(_binary_looking(p) for p in sample)
 
 
-def _pair_in(folder: Path) -> SegmentationSet | None:
+def _pairs_in(folder: Path) -> list[SegmentationSet]:
+    """Every image / mask folder pair among ``folder``'s sub-folders (a folder in one pair at most)."""
     subs = _visible_dirs(folder)
     if len(subs) < 2:
-        return None
+        return []
     files = {d: _images(d) for d in subs}
     binary: dict[Path, bool] = {}
 
-    def looks_binary(folder: Path) -> bool:
-        if folder not in binary:
-            binary[folder] = _folder_binary(files[folder])
-        return binary[folder]
+    def looks_binary(d: Path) -> bool:
+        if d not in binary:
+            binary[d] = _folder_binary(files[d])
+        return binary[d]
 
+    found, used = [], set()
     for masks in subs:
-        if not files[masks]:
+        if not files[masks] or masks in used:
             continue
         by_name = _norm(masks.name) in MASK_DIR_NAMES
         for images in subs:
-            if images == masks or not files[images] or _norm(images.name) in MASK_DIR_NAMES:
+            if images == masks or images in used or not files[images] or _norm(images.name) in MASK_DIR_NAMES:
                 continue
             paired = _paired(files[masks], files[images])
             if paired == 0 or paired < PAIRED_SHARE * len(files[masks]):
                 continue
-            if by_name:
-                return SegmentationSet(folder, images, masks, paired, len(files[masks]), "name")
-            if looks_binary(masks) and not looks_binary(images):
-                return SegmentationSet(folder, images, masks, paired, len(files[masks]), "content")
-    return None
+            by = "name" if by_name else "content" if looks_binary(masks) and not looks_binary(images) else None
+            if by is not None:
+                found.append(SegmentationSet(folder, images, masks, paired, len(files[masks]), by))
+                used |= {images, masks}
+                break
+    return found
+
+
+def find_segmentation_sets(root: str | Path, depth: int = 2) -> list[SegmentationSet]:
+    """Every image / mask folder pair in ``root`` or its sub-folders (down to ``depth``), outer ones first
+    (``SegmentationSet.root`` is ``root``)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found: list[SegmentationSet] = []
+    level = [root]
+    for _ in range(depth + 1):
+        taken = set()
+        for folder in level:
+            for pair in _pairs_in(folder):
+                found.append(SegmentationSet(root, pair.images, pair.masks, pair.paired, pair.mask_files, pair.by))
+                taken |= {pair.images, pair.masks}
+        level = [d for folder in level for d in _visible_dirs(folder) if d not in taken]
+    return found
+
+
+def _images_outside(root: Path, skip: set[Path]) -> bool:
+    """Whether an image file lies under ``root`` outside the folders ``skip`` (stops at the first)."""
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX" and here / d not in skip]
+        if any(not n.startswith(".") and n.lower().endswith(_SUFFIXES) for n in names):
+            return True
+    return False
 
 
 def find_segmentation_set(root: str | Path, depth: int = 2) -> SegmentationSet | None:
-    """The first image / mask folder pair in ``root`` or its sub-folders (down to ``depth``), or ``None``
-    (module docstring)."""
+    """The first image / mask folder pair when ``root`` is a segmentation set: a pair directly in
+    ``root``, or pairs in its sub-folders (down to ``depth``: a release's ``Kvasir-SEG/`` or PraNet's
+    ``TrainDataset/`` + ``TestDataset/<set>/``) with no other image under ``root``; else ``None`` (a
+    classification tree that also holds a segmentation set, as HyperKvasir's ``segmented-images/``:
+    :func:`find_segmentation_sets` names its folders)."""
     root = Path(root)
-    if not root.is_dir():
+    sets = find_segmentation_sets(root, depth)
+    if not sets:
         return None
-    level = [root]
-    for _ in range(depth + 1):
-        for folder in level:
-            found = _pair_in(folder)
-            if found is not None:
-                return SegmentationSet(root, found.images, found.masks, found.paired, found.mask_files, found.by)
-        level = [d for folder in level for d in _visible_dirs(folder)]
-    return None
+    if sets[0].images.parent == root:
+        return sets[0]
+    inside = {p for s in sets for p in (s.images, s.masks)}
+    return None if _images_outside(root, inside) else sets[0]
 
 
 def segmentation_set_message(found: SegmentationSet, purpose: str = "a classification layout") -> str:

@@ -136,3 +136,24 @@ def test_finetune_refuses_a_segmentation_set_and_writes_nothing(layouts, tmp_pat
     assert result.exit_code == 1, result.output
     assert result.output.strip() == "error: " + expected_line(root, images, masks, kind), result.output
     assert not out.exists()
+
+
+def test_a_class_tree_holding_a_segmentation_set_reads_its_classes(tmp_path, caplog):
+    """HyperKvasir as downloaded: labelled class folders beside ``segmented-images/images + masks``: the
+    classes are read, the pair's folders are skipped with a warning (not classes 'images' / 'masks')."""
+    import logging
+
+    root = tmp_path / "hyper-kvasir"
+    lay_out(root / "segmented-images", "images", "masks")
+    for k, (image, _) in enumerate(real_pairs()):
+        cls = "polyps" if k < 3 else "cecum"
+        (root / "labeled-images" / "lower-gi-tract" / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, root / "labeled-images" / "lower-gi-tract" / cls / f"x{k}.jpg")
+    assert find_segmentation_set(root) is None
+    with caplog.at_level(logging.WARNING, logger="medmodal.data.endoscopy"):
+        samples = read_samples(root)
+    assert sorted(s.label for s in samples) == ["cecum", "cecum", "polyps", "polyps", "polyps"]
+    assert "2 item(s) ignored (a segmentation set's images or masks" in caplog.text
+    # the segmented-images folder alone is a segmentation set
+    with pytest.raises(LayoutError, match="segmented-images: a segmentation set"):
+        read_samples(root / "segmented-images")

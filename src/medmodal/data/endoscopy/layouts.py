@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
-from medmodal.data.segmentation_sets import find_segmentation_set, segmentation_set_message
+from medmodal.data.segmentation_sets import find_segmentation_set, find_segmentation_sets, segmentation_set_message
 from medmodal.errors import ConfigError, DataError, LayoutError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
@@ -192,14 +192,15 @@ def read_official_split(path: str | Path) -> dict[str, tuple[str, str]]:
     return table
 
 
-def _walk_images(root: Path) -> tuple[list[Path], list[Path]]:
-    """Image files under ``root`` at any depth, skipping hidden entries; also the ``masks`` folders skipped."""
+def _walk_images(root: Path, skip: frozenset[Path] = frozenset()) -> tuple[list[Path], list[Path]]:
+    """Image files under ``root`` at any depth, skipping hidden entries; also the ``masks`` folders (and
+    ``skip``) skipped."""
     found, masks = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         keep = []
         for d in sorted(dirnames):
-            if d.startswith(".") or d == "__MACOSX":
+            if d.startswith(".") or d == "__MACOSX" or here / d in skip:
                 continue
             if d.lower() == "masks":
                 masks.append(here / d)
@@ -217,7 +218,9 @@ def read_class_folders(root: str | Path, split_file: str | Path | None = None,
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; choose wli or nbi")
     refuse_segmentation_set(root)
-    files, masks = _walk_images(root)
+    pairs = [p for s in find_segmentation_sets(root) for p in (s.images, s.masks)]
+    _warn_ignored(pairs, "a segmentation set's images or masks (paired by file name), not a class")
+    files, masks = _walk_images(root, frozenset(pairs))
     _warn_ignored(masks, "segmentation masks, not class images")
     if not files:
         raise LayoutError(f"{root}: no image files in class folders")
