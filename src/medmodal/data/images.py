@@ -174,7 +174,12 @@ def load_dicom(path: str | Path, error: ErrorClass = ImageReadError) -> np.ndarr
         raise error(f"{path}: cannot decode the DICOM pixel data ({message})") from None
     try:
         if interpretation in _GREY_DICOM:
-            values = apply_voi_lut(apply_modality_lut(pixels, ds), ds)
+            values = apply_modality_lut(pixels, ds)
+            voi = ds.get("VOILUTSequence")
+            if voi and "LUTData" in voi[0] and "LUTDescriptor" in voi[0] and not np.issubdtype(values.dtype, np.integer):
+                # a VOI LUT indexes integers: floor as pydicom's own float path does, without its warning
+                values = np.floor(values).astype(np.int64)
+            values = apply_voi_lut(values, ds)
             values = np.asarray(values, np.float64)
             if interpretation == "MONOCHROME1":
                 values = values.max() + values.min() - values

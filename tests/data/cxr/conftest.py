@@ -21,6 +21,17 @@ SIIM_DICOM = TXRV_TESTS / "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.85081
 requires_iu_real = pytest.mark.skipif(not IU_REAL.is_dir(), reason=f"real IU X-ray pairs not found at {IU_REAL}")
 requires_reports_real = pytest.mark.skipif(not (REPORTS_REAL / "indiana_reports.csv").is_file(),
                                            reason=f"real Open-i reports not found at {REPORTS_REAL}")
+KVASIR_SEG_MASKS = REAL_DATA / "endoscopy-real" / "kvasir-seg_from_latent-diffusion-inpainting" / "Kvasir-SEG" / "masks"
+requires_kvasir_masks = pytest.mark.skipif(not KVASIR_SEG_MASKS.is_dir(), reason=f"real Kvasir-SEG masks not found at {KVASIR_SEG_MASKS}")
+
+
+def real_polyp_mask(size: int = 1024, index: int = 0) -> np.ndarray:
+    """A real Kvasir-SEG polyp mask (JPEG, thresholded at 128) resized to ``size`` x ``size`` (nearest)."""
+    path = sorted(KVASIR_SEG_MASKS.glob("*.jpg"))[index]
+    grey = Image.open(path).convert("L").resize((size, size), Image.NEAREST)
+    return (np.asarray(grey) >= 128).astype(np.uint8)
+
+
 requires_images_real = pytest.mark.skipif(not TXRV_TESTS.is_dir(), reason=f"real CXR images not found at {IMAGES_REAL}")
 
 REPORTS = [

@@ -157,6 +157,8 @@ def downstream_summary_cmd(
     train_file: Optional[Path] = typer.Option(None, "--train-file", help="COVIDx: train label file"),
     test_file: Optional[Path] = typer.Option(None, "--test-file", help="COVIDx: test label file"),
     patients: Optional[str] = typer.Option(None, "--patients", help="SIIM: image | dicom (group by DICOM PatientID)"),
+    rle: Optional[str] = typer.Option(None, "--rle", help="SIIM: auto (default: decided from the rows) | relative "
+                                      "(stage 1 train-rle.csv) | absolute (stage_2_train.csv)"),
     check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="check every image file"),
     image_check: str = ImageCheckOpt,
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip bad rows / images, count and name them"),
@@ -171,7 +173,7 @@ def downstream_summary_cmd(
     if val_size is not None:
         val_size = int(val_size) if val_size >= 1 else float(val_size)
     options = dict(seed=seed, uncertain=uncertain, blank=blank, val_size=val_size, train_file=train_file,
-                   test_file=test_file, patients=patients, check_images=_image_check(check_images, image_check),
+                   test_file=test_file, patients=patients, rle=rle, check_images=_image_check(check_images, image_check),
                    skip_bad=skip_bad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CXRDataWarning)  # printed below from result.notes

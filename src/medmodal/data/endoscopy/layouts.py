@@ -15,7 +15,13 @@ Supported layouts (``layout=`` argument, or ``"auto"``):
   With ``split_file`` (HyperKvasir ``official_splits/{2,5}_fold_split.csv``: ``file-name;class-name;
   split-index``) the label is the split file's class name (it differs from the folder names,
   e.g. ``normal-cecum`` for the folder ``cecum``) and the split is ``fold<index>``.
-* ``kvasir-seg`` - Kvasir-SEG: ``<root>/images/*.jpg`` (+ ``masks/``, not read here), all polyps.
+* ``kvasir-seg`` - Kvasir-SEG: ``<root>/images/*.jpg`` (+ ``masks/``, not read here), all polyps; only
+  when asked for (``--layout kvasir-seg``).
+
+A segmentation set (an image folder with a mask folder paired by file name: Kvasir-SEG, PraNet
+``image/`` + ``mask/``, CVC-ClinicDB ``Original/`` + ``Ground Truth/``;
+:mod:`medmodal.data.segmentation_sets`) is refused by ``auto`` and by the ``kvasir`` reader with one
+line saying what it is: its mask folders are not classes of white-light images.
 * ``image-folder`` - images directly in ``<root>``, unlabelled white light (e.g. a prediction input).
 * ``csv`` - a CSV file with a header: ``wli`` and ``nbi`` (paths, relative to the CSV's folder;
   empty = absent), optional ``label`` (empty = unlabelled), ``split`` and ``sample_id``.
@@ -34,6 +40,7 @@ from pathlib import Path
 from typing import Sequence
 
 from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
+from medmodal.data.segmentation_sets import find_segmentation_set, find_segmentation_sets, segmentation_set_message
 from medmodal.errors import ConfigError, DataError, LayoutError
 from medmodal.data.endoscopy.samples import (MODALITIES, PairedSample, check_unique_ids, image_files,
                                              is_image_file, logger, name_some, report_unpaired, visible_dirs,
@@ -185,14 +192,15 @@ def read_official_split(path: str | Path) -> dict[str, tuple[str, str]]:
     return table
 
 
-def _walk_images(root: Path) -> tuple[list[Path], list[Path]]:
-    """Image files under ``root`` at any depth, skipping hidden entries; also the ``masks`` folders skipped."""
+def _walk_images(root: Path, skip: frozenset[Path] = frozenset()) -> tuple[list[Path], list[Path]]:
+    """Image files under ``root`` at any depth, skipping hidden entries; also the ``masks`` folders (and
+    ``skip``) skipped."""
     found, masks = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         keep = []
         for d in sorted(dirnames):
-            if d.startswith(".") or d == "__MACOSX":
+            if d.startswith(".") or d == "__MACOSX" or here / d in skip:
                 continue
             if d.lower() == "masks":
                 masks.append(here / d)
@@ -209,7 +217,10 @@ def read_class_folders(root: str | Path, split_file: str | Path | None = None,
     root = Path(root)
     if modality not in MODALITIES:
         raise ConfigError(f"unknown modality {modality!r}; choose wli or nbi")
-    files, masks = _walk_images(root)
+    refuse_segmentation_set(root)
+    pairs = [p for s in find_segmentation_sets(root) for p in (s.images, s.masks)]
+    _warn_ignored(pairs, "a segmentation set's images or masks (paired by file name), not a class")
+    files, masks = _walk_images(root, frozenset(pairs))
     _warn_ignored(masks, "segmentation masks, not class images")
     if not files:
         raise LayoutError(f"{root}: no image files in class folders")
@@ -346,12 +357,25 @@ def _has_class_folders_of_images(root: Path) -> bool:
     return any(is_image_file(f) for d in visible_dirs(root) for f in _iter_files(d))
 
 
+def refuse_segmentation_set(root: Path) -> None:
+    """:class:`LayoutError` (one line saying what it is) when ``root`` holds a segmentation set."""
+    found = find_segmentation_set(root)
+    if found is not None:
+        hint = ""
+        if (found.images.name, found.masks.name) == ("images", "masks"):
+            hint = " (--layout kvasir-seg reads its images/ alone as one 'polyps' class)"
+        raise LayoutError(segmentation_set_message(found) + hint)
+
+
 def detect_layout(root: str | Path) -> str:
-    """Name of the layout of ``root`` (see the module docstring), or :class:`LayoutError`: the first
-    registered reader (:mod:`medmodal.data.layouts`) that recognises it."""
+    """Name of the layout of ``root`` (see the module docstring), or :class:`LayoutError`: a
+    segmentation set (refused), else the first registered reader (:mod:`medmodal.data.layouts`)
+    that recognises it."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder or file")
+    if root.is_dir():
+        refuse_segmentation_set(root)
     found = find_layout(FAMILY, root)
     if found is not None:
         return found[0]
@@ -359,8 +383,8 @@ def detect_layout(root: str | Path) -> str:
         raise LayoutError(f"{root}: expected a dataset folder or a CSV file")
     raise LayoutError(
         f"{root}: cannot recognise the layout (expected '<class>_WLI/' + '<class>_NBI/' folders, "
-        f"'WL/<class>/' + 'NBI/<class>/', class folders of images (Kvasir, HyperKvasir), Kvasir-SEG "
-        f"'images/' + 'masks/', a folder of images, or a CSV file with wli,nbi,label columns). Pass --layout."
+        f"'WL/<class>/' + 'NBI/<class>/', class folders of images (Kvasir, HyperKvasir), a folder of images, "
+        f"or a CSV file with wli,nbi,label columns). Pass --layout."
     )
 
 
@@ -407,8 +431,9 @@ def _read(reader):
     return lambda root, split_file=None: reader(root)
 
 
-# Detection order: a CSV file, then folders: the authors' <class>_WLI / <class>_NBI, WL/ + NBI/,
-# Kvasir-SEG, class folders of images (Kvasir, HyperKvasir), images directly in the folder.
+# Detection order (after detect_layout refuses a segmentation set): a CSV file, then folders: the authors'
+# <class>_WLI / <class>_NBI, WL/ + NBI/, class folders of images (Kvasir, HyperKvasir), images directly in
+# the folder. Kvasir-SEG is read only when asked for.
 for _layout in (
     Layout(FAMILY, "csv", _read(read_csv_samples), lambda root: root if root.is_file() and root.suffix.lower() == ".csv"
            else None),
@@ -416,8 +441,7 @@ for _layout in (
            _folder_detector(lambda root: any(_AUTHORS_DIR.match(d.name) for d in visible_dirs(root)))),
     Layout(FAMILY, "wl-nbi", _read(read_wl_nbi_layout), _folder_detector(
         lambda root: any(d.name.lower() in WL_DIR_NAMES + NBI_DIR_NAMES for d in visible_dirs(root)))),
-    Layout(FAMILY, "kvasir-seg", _read(read_kvasir_seg),
-           _folder_detector(lambda root: _kvasir_seg_root(root) is not None)),
+    Layout(FAMILY, "kvasir-seg", _read(read_kvasir_seg)),   # asked for only: auto refuses a segmentation set
     Layout(FAMILY, "kvasir", read_class_folders, _folder_detector(_has_class_folders_of_images)),
     Layout(FAMILY, "image-folder", _read(read_image_folder),
            _folder_detector(lambda root: bool(image_files(root)))),

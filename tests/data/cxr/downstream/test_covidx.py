@@ -51,6 +51,32 @@ def test_real_images_load():
     assert data.image_cache.decodes == 27
 
 
+@requires_covidx_real
+def test_real_rows_with_five_fields_read_from_the_right(tmp_path):
+    """The real fig1 rows written with five fields as COVID-Net users met them (the id twice, the file
+    name twice, an id with a space): read as the four-field rows, with the id so written; one note."""
+    subset = (COVIDX_REAL / "train_COVIDx9A_subset.txt").read_text().splitlines()
+    first, second, third = (line.split() for line in subset[:3])
+    five = [" ".join([first[0]] + first), " ".join(second[:2] + second[1:]), " ".join(["COVID", "00012"] + third[1:])]
+    assert [len(line.split()) for line in five] == [5, 5, 5]
+    (tmp_path / "train.txt").write_text("\n".join(five + subset[3:]) + "\n")
+    test = COVIDX_REAL / "test_COVIDx5_subset.txt"
+    got = read_covidx(tmp_path, train_file=tmp_path / "train.txt", test_file=test, image_root=COVIDX_REAL)
+    want = read_covidx(tmp_path, train_file=COVIDX_REAL / "train_COVIDx9A_subset.txt", test_file=test,
+                       image_root=COVIDX_REAL)
+
+    def rows(result):
+        return [(s.sample_id, s.patient_id, s.image_path, s.class_index, s.extra) for s in result.samples]
+
+    expected = [(sid, "COVID 00012" if sid == "train/COVID-00012.jpg" else pid, *rest) for sid, pid, *rest in rows(want)]
+    assert rows(got) == expected and len(expected) == 27
+    assert [s.patient_id for s in got.samples[:3]] == ["COVID-00004", "COVID-00011", "COVID 00012"]
+    assert all(s.image_path.is_file() for s in got.samples)
+    assert [n for n in got.notes if "more than 4 fields" in n] == [
+        f"{tmp_path / 'train.txt'}: 3 row(s) have more than 4 fields, read from the right (filename label source = "
+        f"the last three; the fields before them = the patient id, a repeated one dropped)"]
+
+
 def test_twin(twins):
     result = read_downstream("covidx", twins["covidx"])
     check_no_leakage(result.samples)
@@ -89,6 +115,8 @@ def test_hand_made_irregular_rows(tmp_path):
 
 @pytest.mark.parametrize("line, message", [
     ("p9 z.png normal rsna extra", r":2: 5 fields, expected 'patient_id filename label source'"),
+    ("p9 x.png z.png normal rsna", r":2: 5 fields, expected"),          # two file names: which is the image?
+    ("p9 z.png normal COVID-19 rsna", r":2: 5 fields, expected"),       # two labels
     ("p9 z.png", r":2: 2 fields"),
     ("p9 z.png viral rsna", r":2: unknown label 'viral'"),
     ("p9 a.png normal rsna", r":2: a\.png is already listed on line 1"),

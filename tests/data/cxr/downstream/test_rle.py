@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from medmodal.data.cxr.downstream.rle import boxes_to_mask, rle_decode, rle_encode
+from medmodal.data.cxr.downstream.rle import (boxes_to_mask, choose_rle_form, rle_decode, rle_encode, rle_problem,
+                                              to_relative)
+from tests.data.cxr.conftest import real_polyp_mask, requires_kvasir_masks
 
 
 def reference_loop_decode(rle: str, height: int, width: int) -> np.ndarray:
@@ -65,3 +67,43 @@ def test_boxes_to_mask_covers_touched_pixels_and_clips():
     expected[1:2, 1:3] = 1      # integer box = the reference's mask[y0:y1, x0:x1]
     expected[3:5, 2:4] = 1      # fractional box: every touched pixel, clipped to the image
     assert np.array_equal(mask, expected)
+
+
+def test_absolute_form_of_the_docstring_example():
+    mask = rle_decode("5 2 6 1", 4, 4)
+    assert rle_encode(mask, "absolute") == "6 2 14 1"
+    assert np.array_equal(rle_decode("6 2 14 1", 4, 4, "absolute"), mask)
+    assert to_relative("6 2 14 1", "absolute") == "5 2 6 1"
+    with pytest.raises(ValueError, match="before the end of run 1"):
+        rle_decode("6 2 7 1", 4, 4, "absolute")
+    with pytest.raises(ValueError, match="a start of 0"):
+        rle_decode("0 2", 4, 4, "absolute")
+
+
+@requires_kvasir_masks
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 4])
+def test_real_polyp_mask_in_both_forms(index):
+    """A real Kvasir-SEG mask at SIIM's 1024 x 1024, encoded both ways: each decodes to the mask, each
+    read as the other form does not fit (runs out of order or past the image), and a table of either
+    is recognised."""
+    mask = real_polyp_mask(1024, index)
+    assert 0.01 < mask.mean() < 0.6
+    relative, absolute = rle_encode(mask), rle_encode(mask, "absolute")
+    assert relative != absolute and len(relative.split()) > 20
+    assert np.array_equal(rle_decode(relative, 1024, 1024), mask)
+    assert np.array_equal(rle_decode(absolute, 1024, 1024, "absolute"), mask)
+    assert to_relative(absolute, "absolute") == relative
+    pixels = 1024 * 1024
+    assert rle_problem(relative, pixels, "relative") is None and rle_problem(absolute, pixels, "absolute") is None
+    assert rle_problem(relative, pixels, "absolute") is not None      # offsets read as starts go back
+    assert rle_problem(absolute, pixels, "relative").startswith("runs to pixel")
+    assert choose_rle_form([(relative, pixels)]) == ("relative", {"relative": 1, "absolute": 0, "both": 0})
+    assert choose_rle_form([(absolute, pixels)]) == ("absolute", {"relative": 0, "absolute": 1, "both": 0})
+
+
+def test_short_rows_fit_both_forms_and_the_file_name_decides():
+    one_run = "5 2"   # one run: relative pixels 5-6, absolute (1-based) pixels 4-5
+    assert rle_problem(one_run, 16, "relative") is None and rle_problem(one_run, 16, "absolute") is None
+    assert choose_rle_form([(one_run, 16)]) == ("relative", {"relative": 0, "absolute": 0, "both": 1})
+    assert choose_rle_form([(one_run, 16)], hint_absolute=True)[0] == "absolute"
+    assert choose_rle_form([(one_run, 16), ("6 2 14 1", 16)])[0] == "absolute"

@@ -12,7 +12,8 @@ from medmodal.data.cxr.downstream import (SegmentationDataset, check_no_leakage,
 from medmodal.data.cxr.downstream.siim import DROP_BALANCE, read_siim
 from medmodal.data.cxr.images import resize_and_pad_mask
 from medmodal.data.cxr.records import CXRDataError
-from tests.data.cxr.conftest import SIIM_DICOM, requires_images_real, write_dicom
+from tests.data.cxr.conftest import (SIIM_DICOM, real_polyp_mask, requires_images_real, requires_kvasir_masks,
+                                     write_dicom)
 from tests.data.cxr.downstream.conftest import TWIN_SIZE
 
 pytestmark = pytest.mark.filterwarnings("ignore::medmodal.data.cxr.records.CXRDataWarning")
@@ -90,6 +91,73 @@ def test_real_siim_dicom_with_a_hand_made_rle(tmp_path):
     assert item["image"].shape == (3, 224, 224) and abs(item["mask"].sum().item() / 224 ** 2 - mask.mean()) < 0.005
 
 
+def stage2_folder(root, rows):
+    """A stage-2 download: ``stage_2_train.csv`` (absolute RLE) + the real SIIM DICOM under each id."""
+    folder = root / "dicom-images-train" / "1.2.276.study" / "1.2.276.series"
+    folder.mkdir(parents=True)
+    for image_id in {image_id for image_id, _ in rows}:
+        shutil.copy(SIIM_DICOM, folder / f"{image_id}.dcm")
+    (root / "stage_2_train.csv").write_text("ImageId,EncodedPixels\n" + "".join(f"{i},{c}\n" for i, c in rows))
+    return root
+
+
+@requires_images_real
+@requires_kvasir_masks
+def test_stage2_table_with_absolute_rle(tmp_path):
+    """``stage_2_train.csv`` as the challenge serves it (absolute 1-based starts): read from the folder,
+    the masks equal the real polyp masks they encode, one note says the form; the same masks in the
+    stage-1 form read as before; forcing the wrong form names the file, row and both forms."""
+    masks = {"img-a": real_polyp_mask(1024, 0), "img-b": real_polyp_mask(1024, 1)}
+    left, right = masks["img-b"].copy(), masks["img-b"].copy()   # img-b: two rows (halves), merged
+    left[:, 512:], right[:, :512] = 0, 0
+    rows = [("img-a", rle_encode(masks["img-a"], "absolute")), ("img-b", rle_encode(left, "absolute")),
+            ("img-b", rle_encode(right, "absolute")), ("img-c", "-1")]
+    root = stage2_folder(tmp_path / "stage2", rows)
+    result = read_siim(root, balance_train=False)
+    got = {s.sample_id: s for s in result.samples}
+    assert sorted(got) == ["img-a", "img-b", "img-c"] and got["img-c"].labels == (0.0,)
+    for image_id, mask in masks.items():
+        assert got[image_id].labels == (1.0,) and got[image_id].image_size == (1024, 1024)
+        assert np.array_equal(got[image_id].mask.rasterise(1024, 1024), mask)
+    assert [n for n in result.notes if "absolute RLE" in n] == [
+        f"{root / 'stage_2_train.csv'}: absolute RLE (the stage-2 form: 1-based starts) read; 3 of 3 rows fit only it, "
+        f"0 both forms"]
+    assert read_downstream("siim", root, rle="absolute", balance_train=False).samples[0].mask == got["img-a"].mask
+
+    from typer.testing import CliRunner
+
+    from medmodal.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["cxr", "summary", str(root), "-d", "siim", "--no-check-images"])
+    assert ok.exit_code == 0 and "note: " in ok.output and "absolute RLE" in ok.output, ok.output
+    bad = runner.invoke(app, ["cxr", "summary", str(root), "-d", "siim", "--rle", "relative"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: ") and len(bad.output.strip().splitlines()) == 1
+    assert "RLE fits only the absolute form" in bad.output, bad.output
+    with pytest.raises(CXRDataError, match=r"stage_2_train\.csv:2: RLE fits only the absolute form, but the table is "
+                                           r"read as relative offsets \(stage 1\) \(so read, it runs to pixel \d+, "
+                                           r"past the 1024 x 1024 image\); set the reader option rle: absolute"):
+        read_siim(root, rle="relative")
+
+    relative = [(i, rle_encode(rle_decode(c, 1024, 1024, "absolute")) if c != "-1" else c) for i, c in rows]
+    stage1 = stage2_folder(tmp_path / "stage1", relative)
+    (stage1 / "stage_2_train.csv").rename(stage1 / "train-rle.csv")
+    again = read_siim(stage1, balance_train=False)
+    assert not [n for n in again.notes if "RLE" in n]
+    assert [s.mask for s in again.samples] == [s.mask for s in result.samples]
+
+    (root / "stage_2_train.csv").write_text("ImageId,EncodedPixels\n" + "".join(f"{i},{c}\n" for i, c in rows)
+                                            + "img-d,1048000 100 1000 5\n")
+    shutil.copy(SIIM_DICOM, root / "dicom-images-train" / "1.2.276.study" / "1.2.276.series" / "img-d.dcm")
+    with pytest.raises(CXRDataError, match=r"stage_2_train\.csv:6: RLE fits neither form: read as absolute 1-based "
+                                           r"starts \(stage 2\), run 2 starts at pixel 1000, before the end of run 1 "
+                                           r"\(pixel 1048099\); read as relative offsets \(stage 1\), it runs to pixel "
+                                           r"1049105, past the 1024 x 1024 image$"):
+        read_siim(root)
+    skipped = read_siim(root, skip_bad=True, balance_train=False)
+    assert len(skipped.skipped) == 1 and sorted(s.sample_id for s in skipped.samples) == ["img-a", "img-b", "img-c"]
+
+
 def write_siim(root, lines, size=32):
     (root / "dicom-images-train" / "s" / "r").mkdir(parents=True, exist_ok=True)
     for image_id in {line.split(",")[0] for line in lines}:
@@ -102,7 +170,8 @@ def write_siim(root, lines, size=32):
     (["a, 1 2 3"], r":2: malformed RLE \(3 values"),
     (["a, 1 x"], r":2: malformed RLE \(token 'x'"),
     (["a, 5 0"], r":2: malformed RLE \(a run of length 0\)"),
-    (["a, 1000 100"], r":2: RLE runs to pixel 1100, past the 32 x 32 image"),
+    (["a, 1000 100"], r":2: RLE fits neither form: read as relative offsets \(stage 1\), it runs to pixel 1100, past "
+                      r"the 32 x 32 image; read as absolute 1-based starts \(stage 2\), it runs to pixel 1099, past"),
     (["a, 1 2", "a, -1"], r":2: image a has both '-1' and RLE rows"),
     (["a, 1 2", "b, 1 2, 3"], r":3: 3 fields, the header has 2"),
 ])

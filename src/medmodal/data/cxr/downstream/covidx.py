@@ -19,9 +19,15 @@ spellings of the three names (case, ``COVID19``) are accepted with a note.
 Irregular rows of the real files, tolerated and reported (notes):
 
 * 3-column rows without ``source`` (``test_COVIDx5.txt``: its 197 RSNA rows): source ``""``;
-* the source typo ``rnsa`` (199 rows of ``train_COVIDx9A.txt``): read as ``rsna``.
+* the source typo ``rnsa`` (199 rows of ``train_COVIDx9A.txt``): read as ``rsna``;
+* rows with more than 4 fields (reported by COVID-Net users; none in the four files of commit
+  6599980): read from the right when that is unambiguous: the last three fields are ``filename
+  label source`` (the label a known one, the file name the row's only field with an image suffix,
+  the source neither), and the fields before them are the patient id: a repeated field (the id
+  written twice) is dropped, other extra fields are part of an id with a space (joined by one
+  space). One note per file counts them.
 
-Any other number of fields is bad input (named by file and line).
+Any other row (2 fields, more than 4 that do not read so) is bad input (named by file and line).
 
 Splits (MGCA): the official train file is cut 80 / 20 into train / val (seed 0), BY PATIENT (the
 reference cuts rows, so a patient's images can land in both), the official test file is the
@@ -126,7 +132,7 @@ def _read_label_file(path: Path, result: DownstreamReadResult, skip_bad: bool):
     """``[(line, (patient, filename, label, source))]`` and the file's label set (3-class or binary)."""
     text = decode_lenient(path)
     rows, seen = [], {}
-    three, typos, respelled = 0, Counter(), Counter()
+    three, wide, typos, respelled = 0, 0, Counter(), Counter()
     for line, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
         if not fields:
@@ -135,6 +141,14 @@ def _read_label_file(path: Path, result: DownstreamReadResult, skip_bad: bool):
         if has_undecodable(raw):
             result.bad(CXRDataError(f"{where}: not UTF-8 text"), skip_bad, path)
             continue
+        if len(fields) > 4:
+            read = _from_the_right(fields)
+            if read is None:
+                result.bad(CXRDataError(f"{where}: {len(fields)} fields, expected 'patient_id filename label source' "
+                                        f"(4, or 3 without source; more only when the last three read as filename, "
+                                        f"label, source)"), skip_bad, path)
+                continue
+            fields, wide = read, wide + 1
         if len(fields) not in (3, 4):
             result.bad(CXRDataError(f"{where}: {len(fields)} fields, expected 'patient_id filename label source' "
                                     f"(4, or 3 without source)"), skip_bad, path)
@@ -157,6 +171,9 @@ def _read_label_file(path: Path, result: DownstreamReadResult, skip_bad: bool):
             continue
         seen[filename] = line
         rows.append((line, (patient, filename, canonical, source)))
+    if wide:
+        result.note(f"{path}: {wide} row(s) have more than 4 fields, read from the right (filename label source = "
+                    f"the last three; the fields before them = the patient id, a repeated one dropped)")
     if three:
         result.note(f"{path}: {three} row(s) have 3 columns (no source), read with source unknown")
     for typo, n in typos.items():
@@ -173,6 +190,29 @@ def _read_label_file(path: Path, result: DownstreamReadResult, skip_bad: bool):
         raise CXRDataError(f"{path}: mixes 3-class (normal / pneumonia / COVID-19) and binary (negative / positive) "
                            f"labels")
     return rows, ()
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".bmp", ".tif", ".tiff")
+
+
+def _from_the_right(fields: list[str]) -> list[str] | None:
+    """A row of more than 4 fields as ``[patient, filename, label, source]``, or ``None`` when the last
+    three are not unambiguously ``filename label source`` (module docstring)."""
+    *head, filename, label, source = fields
+
+    def image(token: str) -> bool:
+        return token.lower().endswith(_IMAGE_SUFFIXES)
+
+    if SPELLINGS.get(label.lower()) is None or not image(filename) or image(source) or SPELLINGS.get(source.lower()):
+        return None
+    head = [t for t in head if t != filename]          # the file name written twice
+    if not head or any(image(t) for t in head):        # another file name: which one is the image?
+        return None
+    patient = []
+    for token in head:
+        if token not in patient:                       # the id written twice
+            patient.append(token)
+    return [" ".join(patient), filename, label, source]
 
 
 # ------------------------------------------------------------------------------------------- twin

@@ -1,14 +1,19 @@
-"""SIIM-ACR Pneumothorax Segmentation (stage 1) as distributed: an RLE table + DICOM images.
+"""SIIM-ACR Pneumothorax Segmentation as distributed: an RLE table + DICOM images.
 
 Layout::
 
     train-rle.csv                          ImageId, EncodedPixels     (header with a space, as released)
     dicom-images-train/<study>/<series>/<ImageId>.dcm
 
-``EncodedPixels`` is ``-1`` (no pneumothorax) or a run-length string in the file's own
-convention (column-major, relative offsets: :mod:`~medmodal.data.cxr.downstream.rle`); an image
-with several separate regions has several rows, merged here into one mask (union). Images are
-found anywhere under the DICOM folder by file name (the reference walks it the same way).
+``EncodedPixels`` is ``-1`` (no pneumothorax) or a run-length string (column-major,
+:mod:`~medmodal.data.cxr.downstream.rle`): relative offsets in stage 1's ``train-rle.csv``, absolute
+1-based starts in ``stage_2_train.csv`` (the table the challenge serves today; read when the folder
+has no ``train-rle.csv``, or given as the table). ``rle="auto"`` decides the table's form from its
+rows (each row fits one form, or both when short; a tie follows the file name), ``relative`` /
+``absolute`` force one; a row that fits neither (or only the other form) names the file, the row
+and what each form reads. An image with several separate regions has several rows, merged here
+into one mask (union). Images are found anywhere under the DICOM folder by file name (the
+reference walks it the same way).
 
 Per image: label ``Pneumothorax`` and the mask source (the RLE rows; drawn at the DICOM's
 ``Rows x Columns``, 1024 x 1024 in the release).
@@ -31,7 +36,7 @@ from scipy import ndimage
 
 from medmodal.data.cxr.downstream.base import (DownstreamDataset, DownstreamReadResult, DownstreamSample, MaskSource,
                                                read_csv_rows)
-from medmodal.data.cxr.downstream.rle import NO_MASK, rle_encode
+from medmodal.data.cxr.downstream.rle import NO_MASK, RLE_FORMS, choose_rle_form, rle_encode, rle_problem, to_relative
 from medmodal.data.cxr.downstream.splits import balance_positive_negative, check_no_leakage, split_by_group
 from medmodal.data.cxr.downstream.synthetic import (check_twin_args, dicom_uid, draw, fake_uuid, rng_for, save_dicom,
                                                     severity, side, write_csv)
@@ -41,6 +46,7 @@ from medmodal.data.cxr.records import CXRDataError
 from medmodal.errors import ConfigError
 
 TABLE = "train-rle.csv"
+STAGE2_TABLE = "stage_2_train.csv"
 IMAGE_DIR = "dicom-images-train"
 FRACTIONS = (0.70, 0.15, 0.15)
 PATIENT_MODES = ("image", "dicom")
@@ -56,16 +62,18 @@ DESCRIPTOR = DownstreamDataset(
 
 def read_siim(root: str | Path, task: str = "segmentation", seed: int = 0, balance_train: bool = True,
               patients: str = "image", image_dir: str | Path | None = None, check_images: bool = True,
-              skip_bad: bool = False) -> DownstreamReadResult:
+              skip_bad: bool = False, rle: str = "auto") -> DownstreamReadResult:
     """Read SIIM-ACR Pneumothorax (module docstring).
 
     Args:
-        root: the folder with ``train-rle.csv`` (or the CSV itself).
+        root: the folder with ``train-rle.csv`` or ``stage_2_train.csv`` (or the CSV itself).
         balance_train: keep all positive training images + as many negatives (reference).
         patients: ``image`` (each image its own group) | ``dicom`` (DICOM ``PatientID``).
         image_dir: DICOM folder (default ``dicom-images-train`` beside the table).
         check_images: every image must exist; positive images have their header read and their
             RLE checked against ``Rows x Columns``.
+        rle: ``auto`` (the table's form decided from its rows) | ``relative`` (stage 1) |
+            ``absolute`` (stage 2); the samples hold relative strings either way.
 
     Raises:
         CXRDataError: a missing table or column, an image with both ``-1`` and RLE rows, a
@@ -76,8 +84,12 @@ def read_siim(root: str | Path, task: str = "segmentation", seed: int = 0, balan
     DESCRIPTOR.check_task(task)
     if patients not in PATIENT_MODES:
         raise ConfigError(f"patients must be one of {', '.join(PATIENT_MODES)}, got {patients!r}")
+    if rle not in ("auto", *RLE_FORMS):
+        raise ConfigError(f"rle must be one of auto, {', '.join(RLE_FORMS)}, got {rle!r}")
     root = Path(root)
     table = root if root.is_file() else root / TABLE
+    if not root.is_file() and not table.is_file() and (root / STAGE2_TABLE).is_file():
+        table = root / STAGE2_TABLE
     image_dir = Path(image_dir) if image_dir is not None else table.parent / IMAGE_DIR
     result = DownstreamReadResult(dataset=DESCRIPTOR, task=task)
     rows = read_csv_rows(table, ("ImageId", "EncodedPixels"), result, skip_bad)
@@ -97,6 +109,7 @@ def read_siim(root: str | Path, task: str = "segmentation", seed: int = 0, balan
             result.bad(err, skip_bad, table)
             continue
         result.samples.append(sample)
+    _resolve_rle_form(result, table, rle, skip_bad)
     split_by_group(result.samples, FRACTIONS, seed)
     check_no_leakage(result.samples)
     if balance_train:
@@ -156,8 +169,58 @@ def _check_rle(code: str, size: tuple[int, int] | None, where: str) -> None:
     values = [int(t) for t in tokens]
     if any(v == 0 for v in values[1::2]):
         raise CXRDataError(f"{where}: malformed RLE (a run of length 0)")
-    if size is not None and sum(values) > size[0] * size[1]:
-        raise CXRDataError(f"{where}: RLE runs to pixel {sum(values)}, past the {size[1]} x {size[0]} image")
+
+
+def _resolve_rle_form(result: DownstreamReadResult, table: Path, option: str, skip_bad: bool) -> None:
+    """Decide the table's RLE form (``option`` or ``auto``), refuse the rows that do not fit it and
+    store every mask in the relative form."""
+    rows = [(code, s.image_size[0] * s.image_size[1] if s.image_size else None)
+            for s in result.samples for code in s.mask.rle]
+    if not rows:
+        return
+    form = option
+    if option == "auto":
+        form, counts = choose_rle_form(rows, hint_absolute=table.name.lower().startswith("stage_2"))
+        if form == "absolute":
+            result.note(f"{table}: absolute RLE (the stage-2 form: 1-based starts) read; {counts['absolute']} of "
+                        f"{len(rows)} rows fit only it, {counts['both']} both forms")
+    kept = []
+    for sample in result.samples:
+        size = sample.image_size
+        pixels = size[0] * size[1] if size else None
+        lines = sample.mask.rle
+        try:
+            for k, code in enumerate(lines):
+                problem = rle_problem(code, pixels, form)
+                if problem is None:
+                    continue
+                other = "absolute" if form == "relative" else "relative"
+                other_problem = rle_problem(code, pixels, other)
+                image = f"the {size[1]} x {size[0]} image" if size else "the image"
+                where = f"{sample.source}" + (f" (row {k + 1} of image {sample.sample_id})" if len(lines) > 1 else "")
+                def said(text: str) -> str:
+                    if text.startswith("runs to pixel"):
+                        return f"it {text}, past {image}"
+                    return f"it {text}" if text.startswith("has ") else text
+
+                if other_problem is None:
+                    raise CXRDataError(
+                        f"{where}: RLE fits only the {other} form, but the table is read as {_form_name(form)} "
+                        f"(so read, {said(problem)}); set the reader option rle: {other} if the whole table is "
+                        f"{other}")
+                raise CXRDataError(f"{where}: RLE fits neither form: read as {_form_name(form)}, {said(problem)}; "
+                                   f"read as {_form_name(other)}, {said(other_problem)}")
+        except CXRDataError as err:
+            result.bad(err, skip_bad, table)
+            continue
+        if form != "relative":
+            sample.mask = MaskSource(rle=tuple(to_relative(code, form) for code in lines))
+        kept.append(sample)
+    result.samples = kept
+
+
+def _form_name(form: str) -> str:
+    return "relative offsets (stage 1)" if form == "relative" else "absolute 1-based starts (stage 2)"
 
 
 def _patient_id(path: Path) -> str:
