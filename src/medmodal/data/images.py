@@ -466,7 +466,8 @@ def read_image_size(path: str | Path, error: ErrorClass = ImageReadError) -> tup
 IMAGE_CHECKS = ("exists", "verify", "decode")
 DEFAULT_IMAGE_CHECK = "verify"
 IMAGE_CHECK_TEXT = {"exists": "file exists", "verify": "file exists, header and size readable, file complete "
-                    "(PNG CRCs, JPEG header and end marker, DICOM pixel length)", "decode": "full decode"}
+                    "(PNG CRCs, JPEG header and end marker, DICOM pixel length, a DICOM transfer syntax an "
+                    "installed decoder reads)", "decode": "full decode (also a JPEG cut short and closed)"}
 _JPEG_PADDING = b"\x00\r\n\t "
 
 
