@@ -361,9 +361,10 @@ def refuse_segmentation_set(root: Path) -> None:
     """:class:`LayoutError` (one line saying what it is) when ``root`` holds a segmentation set."""
     found = find_segmentation_set(root)
     if found is not None:
-        hint = ""
         if (found.images.name, found.masks.name) == ("images", "masks"):
             hint = " (--layout kvasir-seg reads its images/ alone as one 'polyps' class)"
+        else:
+            hint = f" (to read its images alone as one class, give {found.images} itself)"
         raise LayoutError(segmentation_set_message(found) + hint)
 
 

@@ -54,7 +54,7 @@ BALANCE_SEED = 42
 DROP_BALANCE = "training negatives outside the balanced subset (positives + as many negatives)"
 
 DESCRIPTOR = DownstreamDataset(
-    name="siim", title="SIIM-ACR Pneumothorax Segmentation (stage 1)", tasks=("segmentation",),
+    name="siim", title="SIIM-ACR Pneumothorax Segmentation", tasks=("segmentation",),
     label_names=("Pneumothorax",), label_kind="multilabel", metrics={"segmentation": "dice"},
     splits={"train": "70 % of images (positives + as many negatives)", "val": "15 % of images",
             "test": "15 % of images"})
@@ -206,8 +206,8 @@ def _resolve_rle_form(result: DownstreamReadResult, table: Path, option: str, sk
                 if other_problem is None:
                     raise CXRDataError(
                         f"{where}: RLE fits only the {other} form, but the table is read as {_form_name(form)} "
-                        f"(so read, {said(problem)}); set the reader option rle: {other} if the whole table is "
-                        f"{other}")
+                        f"(so read, {said(problem)}); set the reader option rle: {other} (`medmodal cxr summary --rle "
+                        f"{other}`) if the whole table is {other}")
                 raise CXRDataError(f"{where}: RLE fits neither form: read as {_form_name(form)}, {said(problem)}; "
                                    f"read as {_form_name(other)}, {said(other_problem)}")
         except CXRDataError as err:
