@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow venv clean
+.PHONY: demo test test-slow docs venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,7 @@ test-slow: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The documentation site (MkDocs + Material; API, CLI and configuration references generated) into site/
+docs: $(STAMP)
+	DISABLE_MKDOCS_2_WARNING=true $(BIN)/python -m mkdocs build --strict
