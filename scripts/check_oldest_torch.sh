@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Check that medmodal installs and runs with the oldest torch / torchvision pair pyproject.toml allows.
 #
-#   scripts/check_oldest_torch.sh [TORCH TORCHVISION]      (default: 2.4.1 0.19.1, CPU builds)
+#   scripts/check_oldest_torch.sh [TORCH TORCHVISION]      (default: 2.6.0 0.21.0, CPU builds)
 #   make check-oldest
 #
 # Makes a fresh venv ($VENV, default /tmp/medmodal-oldest-torch), installs that torch / torchvision pair
@@ -11,8 +11,8 @@
 # the CPU. Needs the network (PyPI and download.pytorch.org; TORCH_INDEX=pypi takes the pair from PyPI,
 # CUDA builds, ~3 GB). Exit code 0: the pair works.
 set -euo pipefail
-TORCH=${1:-2.4.1}
-TORCHVISION=${2:-0.19.1}
+TORCH=${1:-2.6.0}
+TORCHVISION=${2:-0.21.0}
 VENV=${VENV:-/tmp/medmodal-oldest-torch}
 INDEX=${TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 HERE=$(cd "$(dirname "$0")/.." && pwd)

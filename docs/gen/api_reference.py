@@ -90,5 +90,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     print("\n".join(public_modules()))
-else:  # run by mkdocs-gen-files
+elif __name__ == "<run_path>":  # run by mkdocs-gen-files (runpy); imported (tests): nothing written
     main()

@@ -247,7 +247,7 @@ def render() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(render())
-else:  # run by mkdocs-gen-files (runpy, ``__name__ == "<run_path>"``)
+elif __name__ == "<run_path>":  # run by mkdocs-gen-files (runpy); imported (tests): nothing written
     with mkdocs_gen_files.open(PAGE, "w") as f:
         f.write(render())
     mkdocs_gen_files.set_edit_path(PAGE, "docs/gen/cli_reference.py")

@@ -360,7 +360,7 @@ def render() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(render())
-else:  # run by mkdocs-gen-files
+elif __name__ == "<run_path>":  # run by mkdocs-gen-files (runpy); imported (tests): nothing written
     import mkdocs_gen_files
 
     with mkdocs_gen_files.open(PAGE, "w") as f:
