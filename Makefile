@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow docs venv clean
+.PHONY: demo test test-slow docs venv clean check-oldest
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,11 @@ clean:
 # The documentation site (MkDocs + Material; API, CLI and configuration references generated) into site/
 docs: $(STAMP)
 	DISABLE_MKDOCS_2_WARNING=true $(BIN)/python -m mkdocs build --strict
+
+# The oldest torch / torchvision pair pyproject.toml allows, in a fresh venv (/tmp/medmodal-oldest-torch): installs the
+# pair first, then medmodal with the pair pinned, and runs every family's smoke steps (docs/install.md has the outcome).
+# TORCH=... TORCHVISION=... try another pair; TORCH_INDEX=pypi takes it from PyPI instead of the PyTorch CPU index.
+TORCH ?= 2.6.0
+TORCHVISION ?= 0.21.0
+check-oldest:
+	scripts/check_oldest_torch.sh $(TORCH) $(TORCHVISION)

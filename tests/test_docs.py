@@ -89,3 +89,66 @@ def test_readme_is_a_short_guide_without_history():
     for pattern in (r"\bearlier\b", r"before this change", r"\bissue \d+", r"\bthis project's (shared )?machine"):
         hit = re.search(pattern, text, flags=re.IGNORECASE)
         assert not hit, f"README.md says {hit.group(0)!r}: history and machines belong in CHANGELOG.md / docs/results"
+
+
+def _gen(name: str):
+    """A generator script of docs/gen/ as a module (imported, it writes nothing)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"docs_gen_{name}", DOCS / "gen" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_has_every_family_verb():
+    """The generated command-line page has a section (and its anchor) for every verb of every registered family,
+    and no section for a hidden old spelling."""
+    from medmodal.cli.family import FAMILIES
+
+    page = _gen("cli_reference").render()
+    assert FAMILIES
+    for family in FAMILIES:
+        assert f"{{#medmodal-{family.key}}}" in page
+        for command in family.app.registered_commands:
+            name = command.name or command.callback.__name__.replace("_", "-")
+            assert f"{{#medmodal-{family.key}-{name}}}" in page, f"medmodal {family.key} {name} is not on the CLI page"
+        for alias in family.aliases:
+            assert f"### `medmodal {alias.old}`" not in page
+    assert "{#old-spellings}" in page
+
+
+def test_config_reference_lists_every_field():
+    """The generated configuration page lists every key of the segmentation run config (as --set takes it)
+    and has a section for every run config the families name."""
+    import dataclasses
+
+    from medmodal.config import SegmentationRunConfig
+
+    gen = _gen("config_reference")
+    page = gen.render()
+
+    def keys(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from keys(value, f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}"
+
+    for key in keys(SegmentationRunConfig()):
+        assert f"| `{key}` |" in page, f"{key} is not on the configuration page"
+    for family, verb, task, _ in gen.run_configs():
+        anchor = "-".join(p for p in (family, verb, task) if p)
+        assert f"{{#{anchor}}}" in page
+
+
+def test_api_docstring_markdown():
+    """reST roles become optional autorefs (code when the target is not rendered), simple tables become
+    Markdown tables."""
+    rst = _gen("griffe_rst")
+    table = "====  =====\nkey   value\n====  =====\na     one\n      more\nb     two\n====  =====\n"
+    assert rst.simple_tables(table).split("\n")[:4] == ["| key | value |", "|---|---|", "| a | one more |",
+                                                       "| b | two |"]
+    assert rst.literal_blocks("Example::\n\n    code") == "Example:\n\n    code"
+    assert "medmodal.evaluation.protocols" in _gen("api_reference").public_modules()

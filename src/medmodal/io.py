@@ -168,7 +168,7 @@ def load_torch_file(path: str | Path, map_location: Any = "cpu") -> Any:
 
     Raises:
         FileNotFoundError: no such file. DamagedFileError: damaged, or holds pickled code / objects
-        other than tensors and plain containers (refused, never executed).
+            other than tensors and plain containers (refused, never executed).
     """
     import pickle
 

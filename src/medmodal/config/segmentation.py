@@ -41,7 +41,27 @@ def default_missing_rates(dataset: str) -> dict[str, float]:
 @dataclass
 class SegmentationDataSettings(LoaderSettings):
     """Volumes, splits, crops and the missing-sequence protocol (shared fields: :class:`LoaderSettings`;
-    ``cache_dir`` default ``<root>/.medmodal_cache``, ``batch_size`` 1, ``num_workers`` 2)."""
+    ``cache_dir`` default ``<root>/.medmodal_cache``, ``batch_size`` 1, ``num_workers`` 2).
+
+    Attributes:
+        root: the dataset folder (``--data`` overrides it).
+        layout: ``auto`` | ``brats2020`` | ``brats2023`` | ``myops2020`` | ``nnunet`` | ``msd`` | ``mapping``
+            (:mod:`medmodal.data.volumes.layouts`).
+        mapping: layout ``mapping``: one glob per sequence, e.g. ``flair=*_fla*.nii.gz,t1=*_t1_*.nii.gz,seg=*seg*``.
+        labels: label convention of the files (``brats2020`` | ``brats2023`` | ``myops2020``; ``None``: the layout's).
+        dataset: dataset spec (``brats2020`` | ``brats2023`` | ``myops2020``): sequences, classes, regions.
+        split_fractions: train / val / test fractions of the drawn split (default: 219 / 50 / 100 of 369 cases,
+            the PASSION split of BraTS2020).
+        crop_size: training crop in voxels (2 values for 2-D datasets).
+        samples_per_epoch: crops drawn per training epoch (``None``: one per training case).
+        missing: training protocol of missing sequences: ``full`` (all present) | ``balanced`` (a uniformly
+            random non-empty subset per sample) | ``imbalanced`` (a fixed subset per case, ``missing_rates``).
+        missing_rates: per-sequence missing rate of the ``imbalanced`` protocol (default: the dataset's).
+        missing_csv: the case -> available sequences assignment file (``None``: written into the run folder).
+        missing_seed: seed of the ``imbalanced`` assignment.
+        foreground_ratio: probability that a training crop is centred on a labelled voxel.
+        target_spacing: training voxel size in mm (``None``: the median of the training cases).
+    """
 
     root: str = "runs/demo/data"
     layout: str = "auto"
@@ -67,7 +87,13 @@ class SegmentationDataSettings(LoaderSettings):
 
 @dataclass
 class SegmentationModelSettings:
-    """``create_model(name, **kwargs)`` of a registered segmentation model."""
+    """``create_model(name, **kwargs)`` of a registered segmentation model.
+
+    Attributes:
+        name: a registered segmentation model (:func:`medmodal.models.registry.list_models`), e.g.
+            ``dmafnet``, ``passion``.
+        kwargs: keyword arguments of the model's constructor (e.g. ``widths: [8, 16, 32, 64]``).
+    """
 
     name: str = "dmafnet"
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +101,11 @@ class SegmentationModelSettings:
 
 @dataclass
 class SegmentationOptimSettings(OptimSettings):
-    """AdamW 2e-4, weight decay 1e-4, ``poly`` (power 0.9) per epoch (DMAF-Net / PASSION)."""
+    """AdamW 2e-4, weight decay 1e-4, ``poly`` (power 0.9) per epoch (DMAF-Net / PASSION).
+
+    Attributes:
+        poly_power: exponent of the ``poly`` schedule, ``(1 - epoch / max_epochs) ** poly_power``.
+    """
 
     optimizer: str = "adamw"  # adamw | adam
     lr: float = 2e-4
@@ -87,7 +117,12 @@ class SegmentationOptimSettings(OptimSettings):
 @dataclass
 class SegmentationTrainerSettings(TrainerSettings):
     """300 epochs, validation every 10 (shared fields: :class:`TrainerSettings`; ``precision``
-    ``32-true``, ``bf16-mixed`` on GPUs)."""
+    ``32-true``, ``bf16-mixed`` on GPUs).
+
+    Attributes:
+        max_epochs: training epochs.
+        deterministic: Lightning's ``deterministic`` (reproducible kernels, slower).
+    """
 
     max_epochs: int = 300
     val_every_n_epochs: int = 10
@@ -100,6 +135,15 @@ class SegmentationTrainerSettings(TrainerSettings):
 
 @dataclass
 class SegmentationEvalSettings:
+    """Sliding-window inference and scoring (validation and ``medmodal seg evaluate``).
+
+    Attributes:
+        roi_size: sliding-window size in voxels.
+        overlap: overlap of neighbouring windows (0.5 = 50 %).
+        sw_batch_size: windows per forward pass.
+        hd95: also compute HD95 (slower).
+    """
+
     roi_size: tuple[int, ...] = (80, 80, 80)
     overlap: float = 0.5
     sw_batch_size: int = 2
@@ -113,7 +157,14 @@ class SegmentationEvalSettings:
 
 @dataclass
 class SegmentationRunConfig:
-    """One segmentation training run: ``data``, ``model``, ``loss``, ``dtm``, ``optim``, ``trainer``, ``eval``."""
+    """One segmentation training run: ``data``, ``model``, ``loss``, ``dtm``, ``optim``, ``trainer``, ``eval``.
+
+    Attributes:
+        loss: :class:`~medmodal.losses.dmafnet_loss.DMAFNetLossConfig` fields (the DMAF-Net loss; empty: its defaults).
+        dtm: :class:`~medmodal.engine.segmentation.dtm.DTMConfig` fields (the dynamic training monitor: per-sequence
+            loss weights and gradient scales).
+        out_dir: the run folder (``--out`` overrides it).
+    """
 
     family: ClassVar[str] = "seg"
 

@@ -52,7 +52,7 @@ class Layout:
     Attributes:
         family: data family (``volumes`` | ``cxr`` | ``endoscopy`` | ...). name: layout name.
         read: ``read(path, **options)``. detect: ``detect(root) -> Path | None`` or ``None``
-        (never auto-detected).
+            (never auto-detected).
     """
 
     family: str

@@ -61,8 +61,8 @@ class SegmentationSet:
 
     Attributes:
         root: the folder looked at. images / masks: the two folders. paired: masks with an image
-        partner; masks: images in the mask folder. by: ``name`` or ``content`` (why ``masks`` is a
-        mask folder).
+            partner; masks: images in the mask folder. by: ``name`` or ``content`` (why ``masks`` is a
+            mask folder).
     """
 
     root: Path

@@ -191,7 +191,7 @@ def region_metrics(pred_classes: ArrayLike, ref_classes: ArrayLike, spec: Datase
     Raises:
         ValueError: shapes differ or a spacing of the wrong length (programming errors).
         DataError: a class map holds values outside the spec. ConfigError: a protocol whose
-        regions the spec lacks.
+            regions the spec lacks.
     """
     protocol = get_protocol(protocol, spec)
     pred_np, ref_np = to_numpy(pred_classes), to_numpy(ref_classes)

@@ -75,7 +75,7 @@ def discover_predictions(pred_dir: str | Path) -> dict[str, Path]:
 
     Raises:
         FileNotFoundError / LayoutError: no such folder, or no prediction in it; the same case
-        twice (``.nii`` and ``.nii.gz``).
+            twice (``.nii`` and ``.nii.gz``).
     """
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
@@ -254,9 +254,9 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
 
     Raises:
         DataError / LayoutError / CaseError / FileNotFoundError: no case in common, a grid
-        mismatch or bad label values (naming the files). ConfigError (``UnknownNameError``): the
-        same folder twice, an unknown protocol or convention. All but ``FileNotFoundError`` are
-        :class:`~medmodal.errors.InputError` (a ``ValueError``).
+            mismatch or bad label values (naming the files).
+        ConfigError: (``UnknownNameError``) the same folder twice, an unknown protocol or convention.
+            All but ``FileNotFoundError`` are :class:`~medmodal.errors.InputError` (a ``ValueError``).
     """
     if Path(pred_dir).resolve() == Path(ref_dir).resolve():
         raise ConfigError(f"{Path(pred_dir).resolve()}: predictions and references are the same folder; every "

@@ -283,7 +283,7 @@ def load_image_encoder(spec: str | Path, arch: str | None = None, seed: int = 0)
 
     Raises:
         FileNotFoundError: a path that does not exist. EncoderLoadError: an unknown architecture,
-        a folder without an export, an unreadable file, weights that do not fit (one line each).
+            a folder without an export, an unreadable file, weights that do not fit (one line each).
     """
     text = str(spec).strip()
     if text.lower() == "random":

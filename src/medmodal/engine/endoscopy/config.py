@@ -102,7 +102,12 @@ class EndoscopyOptimSettings(OptimSettings):
 
 @dataclass
 class EndoscopyTrainerSettings(TrainerSettings):
-    """Lightning settings (see :func:`medmodal.engine.trainer.make_trainer`)."""
+    """Lightning settings (see :func:`medmodal.engine.trainer.make_trainer`).
+
+    Attributes:
+        max_epochs: training epochs.
+        patience: validations without improvement before stopping (``None``: no early stopping).
+    """
 
     max_epochs: int = 30
     patience: Optional[int] = None

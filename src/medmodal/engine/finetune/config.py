@@ -125,6 +125,8 @@ class FinetuneOptimSettings(common.OptimSettings):
         schedule: ``cosine_annealing`` (torch ``CosineAnnealingLR`` per epoch, the references').
         encoder_lr: learning rate of an unfrozen encoder (``None``: ``lr / 10``).
         t_max: cosine period in epochs (``None``: ``trainer.max_epochs``).
+        eta_min: cosine floor of the learning rate.
+        betas: AdamW's betas.
         grad_clip: gradient-norm clipping (``None``: off, as the references).
     """
 
@@ -143,6 +145,8 @@ class FinetuneTrainerSettings(common.TrainerSettings):
 
     Attributes:
         patience: validations without improvement before stopping (``None``: no early stopping).
+        monitor: validation metric of ``best.ckpt`` and early stopping (``val/loss``; detection ``val/map``).
+        mode: ``min`` | ``max``: whether a lower or a higher ``monitor`` value is better.
         precision: ``32-true`` (CPU), ``bf16-mixed`` on GPUs.
     """
 
@@ -174,7 +178,13 @@ class ClassificationSettings:
 
 @dataclass
 class SegmentationSettings:
-    """U-Net segmentation: ``focal_weight * focal(focal_gamma) - log soft Dice``; Dice at ``threshold``."""
+    """U-Net segmentation: ``focal_weight * focal(focal_gamma) - log soft Dice``; Dice at ``threshold``.
+
+    Attributes:
+        focal_weight / focal_gamma: weight and exponent of the focal term (reference 10 / 2).
+        threshold: probability threshold of the predicted mask (Dice is scored on it).
+        decoder_channels: U-Net decoder widths, deepest first.
+    """
 
     focal_weight: float = 10.0
     focal_gamma: float = 2.0
@@ -188,6 +198,9 @@ class DetectionSettings:
 
     Attributes:
         width: head channel multiplier (1.0 = the reference's 512 / 256 / 128).
+        lambda_xy / lambda_wh / lambda_conf / lambda_cls: YOLOv3 loss weights (reference 2.5 / 2.5 / 1 / 1).
+        noobj_weight: weight of the no-object confidence term (0.5).
+        ignore_threshold: anchor-shape IoU above which a cell's other anchors are not pushed to "no object" (0.5).
         conf_threshold / nms_iou: post-processing (reference 0.5 / 0.5).
         iou_thresholds: of the mAP (0.40:0.05:0.75).
         max_detections: per image after NMS (``None``: all, as the reference).

@@ -91,6 +91,8 @@ class PretrainModelSettings:
     engine passes ``image_size`` from ``data.image_size`` unless given here.
 
     Attributes:
+        name: a registered ``image_text`` model (``cmcgns``, ``convirt``, ``gloria``, ``mgca`` ...).
+        kwargs: keyword arguments of the model's constructor (its config fields).
         freeze: parameter-name prefixes kept frozen (no gradient, not in the optimiser), e.g.
             ``["text_encoder.model.embeddings"]``; empty (released: everything is trained).
     """
@@ -110,6 +112,7 @@ class PretrainOptimSettings(OptimSettings):
         schedule: ``staged`` (the released per-stage restart, see
             :func:`medmodal.engine.optim.staged_warmup_cosine_factor`).
         warmup_epochs: linear warm-up from ``warmup_start_lr`` (1 epoch from 1e-7).
+        warmup_start_lr: learning rate at the start of the warm-up.
         final_lr: cosine floor (0).
         grad_clip: gradient-norm clipping (``None``: off, as released).
     """

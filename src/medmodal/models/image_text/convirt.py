@@ -44,8 +44,8 @@ class ConVIRTConfig(ImageTextConfig):
         image_global_pool: ``"avg"`` (torchvision ResNet-50 pooling).
         projection: ``"mlp"`` (Linear-ReLU-Linear), projection_hidden_dim: ``None`` = the input size.
         image_to_text_weight: ``lambda = 0.75`` (the text-to-image term gets ``1 - lambda``).
-        stage1_epochs 50, stage2_epochs 0, optimizer ``"adam"``, learning_rate 1e-4, weight_decay 1e-6,
-        warmup_epochs 0.
+        stage1_epochs / stage2_epochs: 50 / 0. optimizer: ``"adam"``, learning_rate 1e-4, weight_decay 1e-6,
+            warmup_epochs 0.
     """
 
     image_global_pool: str = "avg"

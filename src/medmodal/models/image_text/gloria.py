@@ -49,8 +49,8 @@ class GLoRIAConfig(ImageTextConfig):
         embed_dim: 768. temperature: 0.1 fixed, i.e. the global logit scale ``temp3 = 10``.
         image_global_pool: ``"avg"``. temp_attention: ``temp1 = 4``. temp_word: ``temp2 = 5``.
         local_logit_scale: ``temp3 = 10`` for the local pair scores. local_weight: 1 (global_weight 1).
-        stage1_epochs 50, stage2_epochs 0, optimizer ``"adam"``, learning_rate 5e-5, weight_decay 1e-6,
-        warmup_epochs 0.
+        stage1_epochs / stage2_epochs: 50 / 0. optimizer: ``"adam"``, learning_rate 5e-5, weight_decay 1e-6,
+            warmup_epochs 0.
     """
 
     image_global_pool: str = "avg"
@@ -81,7 +81,7 @@ class GLoRIA(ImageTextModel):
 
     Attributes:
         global_image_projection, local_image_projection, global_text_projection, word_projection:
-        ``Linear -> E``.
+            ``Linear -> E``.
 
     ``compute_losses`` returns ``{"loss", "global_loss", "local_loss", "temperature"}``; stages 1 and 2
     are the same. Every report needs at least one word token (``sentence_index >= 0``).

@@ -61,7 +61,7 @@ class MGCAConfig(ImageTextConfig):
         num_prototypes: 500. proto_temperature: 0.2. sinkhorn_epsilon: 0.05. sinkhorn_iterations: 3.
         prototype_weight: ``lambda_3 = 0.5``. freeze_prototypes_epochs: 1.
         global_weight: ``lambda_1 = 1``.
-        stage1_epochs 50, stage2_epochs 0, optimizer ``"adamw"``, learning_rate 2e-5, weight_decay 0.05.
+        stage1_epochs / stage2_epochs: 50 / 0. optimizer: ``"adamw"``, learning_rate 2e-5, weight_decay 0.05.
     """
 
     image_global_pool: str = "avg"

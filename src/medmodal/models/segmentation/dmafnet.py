@@ -351,17 +351,18 @@ class DMAFNet(nn.Module):
             images: ``[B, M, *S]``; modality_mask: ``[B, M]`` bool.
 
         Returns:
-            dict with
-              * ``"logits"``: fused prediction ``[B, K, *S]`` (``K`` = num_classes);
-              * ``"deep_logits"``: list of ``[B, K, *S]`` deep-supervision logits from the 1/2,
+            A dict with
+
+            * ``"logits"``: fused prediction ``[B, K, *S]`` (``K`` = num_classes);
+            * ``"deep_logits"``: list of ``[B, K, *S]`` deep-supervision logits from the 1/2,
                 1/4, ... fusion-decoder levels, up-sampled to ``S`` (empty if off);
-              * ``"aux_logits"``: ``[B, M, K, *S]`` shared-decoder outputs per sequence (zero for
+            * ``"aux_logits"``: ``[B, M, K, *S]`` shared-decoder outputs per sequence (zero for
                 absent sequences; the loss ignores them);
-              * ``"modality_features"``: ``[B, M, C_L, *S_L]`` deepest encoder features ``e^m_L``
+            * ``"modality_features"``: ``[B, M, C_L, *S_L]`` deepest encoder features ``e^m_L``
                 (absent ones zero);
-              * ``"fused_features"``: ``[B, C_L, *S_L]`` deepest fused feature ``f_L``;
-              * ``"attention_maps"``: list over levels of ``[B, M, *S_l]`` fusion weights;
-              * ``"modality_mask"``: ``[B, M]`` bool.
+            * ``"fused_features"``: ``[B, C_L, *S_L]`` deepest fused feature ``f_L``;
+            * ``"attention_maps"``: list over levels of ``[B, M, *S_l]`` fusion weights;
+            * ``"modality_mask"``: ``[B, M]`` bool.
         """
         images, mask = self._prepare(images, modality_mask)
         features = self.encode(images)
