@@ -78,7 +78,8 @@ class PairedImageDataset(Dataset):
         joint_geometry: one geometric draw per pair (True) or one per image (False).
         modalities: modalities used; the others are given as absent (e.g. ``("wli",)`` to test with
             white light only).
-        mean, std: normalisation (default ImageNet).
+        mean: normalisation mean per RGB channel (default ImageNet).
+        std: normalisation standard deviation per RGB channel (default ImageNet).
         seed: base seed of the augmentation draws.
     """
 

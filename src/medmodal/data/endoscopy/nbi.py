@@ -58,8 +58,8 @@ class NBIParams:
     """Parameters of :func:`simulate_nbi` (see the module docstring for the formulas).
 
     The defaults of the calibrated fields are the fit on all 12 real pairs of
-    ``endoscopy-real/wli-nbi-colonoscopy`` (``medmodal data calibrate-nbi``, images at 96 px,
-    pooled per-channel Wasserstein objective); the cross-validated figures are in the README.
+    ``endoscopy-real/wli-nbi-colonoscopy`` (``medmodal endoscopy calibrate-nbi``, images at 96 px,
+    pooled per-channel Wasserstein objective); the cross-validated figures are in docs/results/endoscopy.md.
 
     Attributes:
         hb_gain_415: ``k_415``, extra optical density per unit haemoglobin index at 415 nm (calibrated).
@@ -110,7 +110,7 @@ class NBIParams:
 
 #: the starting point of the calibration, set from the physics alone: Soret absorption (415 nm) well
 #: above the Q band (540 nm), neutral display gains except a weaker blue (NBI mucosa is not blue),
-#: linear contrast. ``medmodal data calibrate-nbi`` reports it as "uncalibrated".
+#: linear contrast. ``medmodal endoscopy calibrate-nbi`` reports it as "uncalibrated".
 PHYSICAL_PRIOR = NBIParams(hb_gain_415=1.0, hb_gain_540=0.3, gain_r=1.0, gain_g=1.0, gain_b=0.75, gamma=1.0)
 
 

@@ -187,10 +187,13 @@ def cross_validate(ids: Sequence[str], pairs: Sequence[tuple[np.ndarray, np.ndar
     """Cross-validated distances of the calibration (see the module docstring).
 
     Args:
-        ids, pairs: the lesions and their ``(wli, nbi)`` images.
+        ids: the lesions' sample ids.
+        pairs: their ``(wli, nbi)`` images, in the order of ``ids``.
+        size: edge length the images are resized to for the fits.
+        max_evals: Nelder-Mead evaluations per fit.
         folds: number of folds, pair ``i`` in fold ``i % folds`` (interleaved, so class-sorted ids
             spread over the folds); ``None``: leave one pair out.
-        progress: optional callable ``(done, total)`` after each fold.
+        progress (Callable | None): optional callable ``(done, total)`` after each fold.
 
     Every held-out image is simulated by parameters fitted without it. Needs at least 2 pairs.
     """

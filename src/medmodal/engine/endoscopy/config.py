@@ -8,7 +8,7 @@ follows Sohn et al., NeurIPS 2020 (threshold 0.95, lambda_u 1, mu 7).
 
 Packaged presets (``src/medmodal/configs/endoscopy/``): ``pretrain_kvasir`` / ``finetune_kvasir``
 (paper defaults), ``pretrain_demo_cpu`` / ``finetune_demo_cpu`` (tiny ViT at 64 px, minutes on 2 cores);
-the earlier names ``mics_pretrain_kvasir`` ... still resolve.
+the flat names ``mics_pretrain_kvasir`` ... also resolve.
 
 The sections subclass :mod:`medmodal.config.common`; ``validate()`` replaces ``check_finetune_config``
 (kept as an alias, as are ``load_pretrain_config`` / ``load_finetune_config``).
@@ -77,7 +77,7 @@ class EndoscopyOptimSettings(OptimSettings):
         schedule: ``warmup_cosine`` (per step; :func:`medmodal.engine.optim.build_optimizer`).
         encoder_lr: fine-tuning learning rate of *pre-trained* encoders (``None``: ``lr``); randomly
             initialised encoders always use ``lr``. On the built-in data at 5 % labels ``lr / 10`` was
-            measured worse than ``lr`` (README, "Endoscopy: MICS").
+            measured worse than ``lr`` (docs/results/endoscopy.md).
         discriminator_lr / discriminator_betas: the discriminator's parameter group (authors'
             separate Adam, 2e-3, (0.5, 0.999)); pre-training only.
         grad_clip: gradient-norm clipping (``None``: off).

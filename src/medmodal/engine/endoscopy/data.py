@@ -40,8 +40,12 @@ class EndoscopyDataModule(L.LightningDataModule):
     FixMatch two-view loader).
 
     Args:
-        data: :class:`EndoscopyDataSettings`. seed: label-subset and augmentation seed.
-        fixmatch: :class:`FixMatchSettings` when ``unlabelled``.
+        data (EndoscopyDataSettings): the ``data`` section of the run config.
+        mode: ``pretrain`` or ``finetune``.
+        seed: label-subset and augmentation seed.
+        unlabelled: also build the FixMatch loader of the unlabelled training pairs.
+        fixmatch (FixMatchSettings | None): the FixMatch settings, when ``unlabelled``.
+        classes: class names in index order (default: the sorted labels of the data).
 
     Raises:
         ValueError: too few samples for the split, no pairs to pre-train on (one line each).

@@ -13,7 +13,7 @@ from medmodal.experiments.endoscopy.benchmark import run
 __all__ = ["DEMO_FINETUNE_EPOCHS", "DEMO_METHODS", "DEMO_PRETRAIN_EPOCHS", "run_demo"]
 
 #: pre-training / fine-tuning epochs of the demo (the cpu-quick benchmark's); 10 / 6 was measured
-#: faster but left every model near chance (README, "Endoscopy: MICS")
+#: faster but left every model near chance (docs/results/endoscopy.md)
 DEMO_PRETRAIN_EPOCHS = 20
 DEMO_FINETUNE_EPOCHS = 10
 DEMO_METHODS = ("wli-only", "fusion-no-pretrain", "mics")

@@ -6,7 +6,7 @@
   a context sequence (ALBEF fusion layer), then MLP; the cross-attention is gated per sample so an
   absent context modality contributes nothing (the masking used for absent MRI sequences).
 * :func:`grad_reverse`, :class:`FeatureStatisticsShift` (DSU), :func:`masked_mean`: re-exported from
-  :mod:`medmodal.layers.domain` and :mod:`medmodal.layers.masking` (their home since issue 24).
+  :mod:`medmodal.layers.domain` and :mod:`medmodal.layers.masking`.
 * :func:`patchify`, :func:`random_patch_mask`: MAE helpers (He et al., CVPR 2022).
 """
 
@@ -93,8 +93,11 @@ class CrossAttentionBlock(nn.Module):
     """Pre-norm block: ``x += SA(x)``; ``x += gate * CA(x, context)``; ``x += MLP(x)``.
 
     Args:
-        dim: token width. heads: attention heads. mlp_ratio: MLP hidden / dim. dropout: attention
-        and MLP dropout. cross: build the cross-attention (``False``: a plain transformer block).
+        dim: token width.
+        heads: attention heads.
+        mlp_ratio: MLP hidden width / ``dim``.
+        dropout: attention and MLP dropout.
+        cross: build the cross-attention (``False``: a plain transformer block).
 
     ``forward(x [B, N, D], context [B, M, D] | None, gate [B] bool | None)``: ``gate[b] = False``
     (the context modality is absent for sample ``b``) removes the cross-attention update of that
