@@ -31,8 +31,8 @@ real R2Gen copy in the shared data stores its test list under ``"    "``, four s
 tolerated: its split is read from the entries' ``split`` field, and a note says so. IU X-ray
 has no patient identifiers: each study is its own patient (``patient_id = study_id``), which
 is also how R2Gen splits it. The undivided ``report`` text is stored as the study's
-``findings``. ``labels.csv`` next to the annotation file (written by ``medmodal data
-synth-cxr``: ``image_path`` relative to ``images/`` + one column per finding, 1 / 0 / -1 /
+``findings``. ``labels.csv`` next to the annotation file (written by ``medmodal cxr
+synth``: ``image_path`` relative to ``images/`` + one column per finding, 1 / 0 / -1 /
 blank) is attached when present.
 
 Bad input (:class:`~medmodal.data.cxr.records.CXRDataError`, or skipped and named under

@@ -71,8 +71,8 @@ Masks and boxes go through the image's own resize + pad (then ``Resize(S)`` /
 ``RandomAffine``); ``geometry="stretch"`` is the reference's direct ``S x S`` resize for
 detection. Classification augmentations: ``crop`` (RSNA, COVIDx), ``moco2`` (CheXpert), ``none``.
 
-**Synthetic twins** (``medmodal data synth-downstream``; :func:`synth_downstream`): each dataset
-in its own layout and file formats, drawn by the ``synth-cxr`` generator from findings mapped
+**Synthetic twins** (``medmodal cxr synth-downstream``; :func:`synth_downstream`): each dataset
+in its own layout and file formats, drawn by the ``medmodal cxr synth`` generator from findings mapped
 per dataset (documented in each module), so the tests run the real readers.
 
 **Bad input**: one line naming the file (and line) and the problem (:class:`CXRDataError`);

@@ -1,6 +1,6 @@
-"""Shared pieces of the downstream synthetic twins (``medmodal data synth-downstream``).
+"""Shared pieces of the downstream synthetic twins (``medmodal cxr synth-downstream``).
 
-Every twin draws its radiographs with the ``synth-cxr`` generator
+Every twin draws its radiographs with the ``medmodal cxr synth`` generator
 (:func:`medmodal.data.cxr.synthetic.render_radiograph`) from findings chosen per dataset (each
 dataset module documents its mapping), and takes the generator's masks and lesion boxes as
 ground truth; it then writes them in that dataset's own files, so the real reader reads them.
