@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medmodal.engine.endoscopy.config import load_finetune_config
 from medmodal.engine.endoscopy.train import run_finetune
-from medmodal.evaluation.endoscopy import ENDOSCOPY_METHODS
+from medmodal.experiments.endoscopy.benchmark import ENDOSCOPY_METHODS
 
 
 def main():

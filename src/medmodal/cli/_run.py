@@ -52,7 +52,7 @@ def preset_option(family: str, verb: str):
     """``--preset``, its help listing the family's packaged presets of ``verb`` (``configs/<family>/<verb>_*``)."""
     names = [name.split("/", 1)[1] for name in preset_names(family) if name.split("/", 1)[1].startswith(f"{verb}_")]
     legacy = [old for old in legacy_preset_names(family, f"{verb}_") if old not in names]
-    old = f" (the previous release's names still work: {', '.join(legacy)})" if legacy else ""
+    old = f" (deprecated names, still accepted: {', '.join(legacy)})" if legacy else ""
     return typer.Option(None, "--preset", help=f"packaged config: {' | '.join(names)}{old}")
 
 

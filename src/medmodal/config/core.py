@@ -281,7 +281,7 @@ def preset_names(family: str | None = None) -> list[str]:
 
 
 def legacy_preset_names(family: str, prefix: str = "") -> list[str]:
-    """The flat preset names of the previous release that mean a preset of ``family`` whose name starts with
+    """The deprecated flat preset names (0.1.0) that mean a preset of ``family`` whose name starts with
     ``prefix`` (e.g. ``("seg", "train_")`` -> ``demo_cpu``, ``dmafnet_brats2020``, ...)."""
     return sorted(old for old, new in LEGACY_PRESETS.items() if new.startswith(f"{family}/{prefix}"))
 

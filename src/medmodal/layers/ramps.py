@@ -6,9 +6,9 @@ to a factor in ``[0, 1]``; multiply the term's weight by it. Formulas: Laine & A
 80 epochs) and Tarvainen & Valpola, NeurIPS 2017 (mean teacher: the same sigmoid ramp-up, and a
 cosine ramp-down of the learning rate).
 
-Added for issue 24 as the one home of these schedules: no method of medmodal used one before
-(DMAF-Net, CM-CGNS and MICS weight their terms by constants; their learning-rate warm-ups are
-optimiser schedules, not loss-weight ramps), so nothing was moved here and no number changed.
+This module is the one home of these schedules. DMAF-Net, CM-CGNS and MICS do not use them (they weight
+their terms by constants; their learning-rate warm-ups are optimiser schedules, not loss-weight ramps);
+they are here for the semi-supervised paradigms.
 """
 
 from __future__ import annotations

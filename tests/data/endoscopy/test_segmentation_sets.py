@@ -55,7 +55,7 @@ def layouts(tmp_path):
 
 def expected_line(root, images, masks, kind, binary=""):
     hint = (" (--layout kvasir-seg reads its images/ alone as one 'polyps' class)" if kind.startswith("Kvasir")
-            else f" (to read its images alone as one class, give {root / images} itself)")
+            else f" (to predict on its images alone, unlabelled, give {root / images} itself)")
     return (f"{root}: a segmentation set ({images}/ with {masks}/ paired by file name, 5 of 5 masks{binary}: {kind}), "
             f"not a classification layout; mask folders are not classes{hint}")
 

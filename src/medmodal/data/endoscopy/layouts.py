@@ -364,7 +364,7 @@ def refuse_segmentation_set(root: Path) -> None:
         if (found.images.name, found.masks.name) == ("images", "masks"):
             hint = " (--layout kvasir-seg reads its images/ alone as one 'polyps' class)"
         else:
-            hint = f" (to read its images alone as one class, give {found.images} itself)"
+            hint = f" (to predict on its images alone, unlabelled, give {found.images} itself)"
         raise LayoutError(segmentation_set_message(found) + hint)
 
 

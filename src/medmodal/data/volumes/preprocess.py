@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from medmodal.data.cache import default_cache_dir  # noqa: F401  (re-exported: its home until issue 24)
+from medmodal.data.cache import default_cache_dir  # noqa: F401  (re-exported: its former home)
 from medmodal.data.volumes.geometry import Geometry, GridTransform, plan_grid, reference_affine
 from medmodal.data.volumes.layouts import Case
 from medmodal.data.volumes.loading import DEFAULT_AFFINE_TOLERANCE, LoadedCase, load_case, label_spec_for
