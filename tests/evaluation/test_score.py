@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmodal.cli import app
-from medmodal.evaluation.score import discover_references, score_folders
+from medmodal.evaluation.score import discover_references, score_folders, summary_markdown
 from tests.conftest import BRATS_REAL, requires_real_data, save_nifti, tiny_volumes, write_brats2020_case
 
 runner = CliRunner()
@@ -40,6 +40,9 @@ def test_cli_scores_matched_cases_and_lists_the_others(folder_pair):
     out = pred / "score_brats-challenge"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["cases"] == 2 and summary["protocol"]["name"] == "brats-challenge"
+    assert (out / "summary.md").read_text().startswith("# Scores of 2 cases - protocol")
+    one = summary_markdown({**summary, "cases": 1}, ["WT"], ["Dice"])
+    assert one.startswith("# Scores of 1 case - protocol `brats-challenge`")
     assert summary["missing_predictions"] == [IDS[2]] and summary["missing_references"] == ["stray_case"]
     for text in (result.output, (out / "summary.md").read_text()):
         assert IDS[2] in text and "stray_case" in text  # listed, never silently skipped

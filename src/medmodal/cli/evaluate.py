@@ -18,12 +18,13 @@ def evaluate_cmd(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>)"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
-    hd95: bool = typer.Option(True, help="also compute HD95 (slower)"),
+    hd95: Optional[bool] = typer.Option(None, "--hd95/--no-hd95",
+                                       help="also compute HD95 (slower); default: the run's eval.hd95 (on)"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol: passion | brats-challenge | "
                                            "monai-max-directed | myops | auto; default: the run's eval.protocol "
-                                           "(monai-max-directed for runs that predate protocols)"),
+                                           "(monai-max-directed for a model bundle that records none)"),
     affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""

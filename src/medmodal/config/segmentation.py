@@ -8,7 +8,7 @@ everything for 2 CPU cores.
 
 This module sits in the config layer (not in ``engine/segmentation``) because the evaluation layer
 reads a segmentation run's ``config.yaml`` too; :mod:`medmodal.engine.segmentation.config` is the
-engine's name for it. Earlier names stay as aliases: ``ExperimentConfig`` (=
+engine's name for it. Aliases kept for code written against 0.1.0: ``ExperimentConfig`` (=
 :class:`SegmentationRunConfig`), ``DataConfig``, ``ModelConfig``, ``OptimConfig``, ``TrainerConfig``,
 ``EvalConfig``.
 """

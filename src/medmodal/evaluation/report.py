@@ -79,12 +79,13 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
 
 def run_evaluation(run: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
                    device: str = "auto", layout: str = "auto", mapping: str | None = None, labels: str | None = None,
-                   hd95: bool = True, progress: bool = True, precision: str = "auto",
+                   hd95: bool | None = None, progress: bool = True, precision: str = "auto",
                    protocol: str | None = None, affine_tolerance: float = DEFAULT_AFFINE_TOLERANCE,
                    skip_invalid: bool = False) -> EvaluationResult:
     """Evaluate the model of ``run`` (a run folder, bundle or .ckpt) on all subsets; write the report.
 
     ``protocol``: an evaluation protocol name (or ``auto``); ``None`` = the one the bundle records.
+    ``hd95``: also compute HD95; ``None`` = the run's ``eval.hd95`` (``True`` without a run config).
     ``affine_tolerance``: allowed affine difference between a case's files (fraction of a voxel);
     ``skip_invalid``: constant / all-zero sequences are treated as missing (the report lists them).
     """
@@ -102,6 +103,8 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
     cache = PreprocessedCache(cache_dir, spec, affine_tolerance, geometry=geometry, skip_invalid=skip_invalid)
     dataset = CaseDataset(cache, cases, native=True)
     ev = meta.get("eval", {})
+    if hd95 is None:
+        hd95 = bool(cfg.eval.hd95) if cfg is not None else bool(ev.get("hd95", True))
     chosen = get_protocol(protocol, spec) if protocol is not None else protocol_of_run(ev, spec)
     note = "" if protocol is not None or "protocol" in ev else \
         "(the model bundle records no protocol: it predates them and keeps its scoring; choose one with --protocol)"

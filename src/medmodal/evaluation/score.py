@@ -316,7 +316,8 @@ def summary_markdown(summary: dict, columns: Sequence[str], metrics: Sequence[st
     unit = summary["protocol"]["distance_unit"]
     head = ["region"] + [f"{m} {'(%)' if m == 'Dice' else f'({unit})'} {s}" for m in metrics
                          for s in ("n", "mean ± std", "median")]
-    lines = [f"# Scores of {summary['cases']} cases - protocol `{summary['protocol']['name']}`", "",
+    cases = f"{summary['cases']} case{'' if summary['cases'] == 1 else 's'}"
+    lines = [f"# Scores of {cases} - protocol `{summary['protocol']['name']}`", "",
              summary["protocol"]["summary"], "",
              "| " + " | ".join(head) + " |", "|:--|" + "--:|" * (len(head) - 1)]
     for column in columns:

@@ -183,3 +183,10 @@ def test_myops_case_with_native_label_through_the_cache(tmp_path):
     cache = PreprocessedCache(tmp_path / "cache", MYOPS2020, geometry=Geometry(("R", "A", "S"), (1.46, 1.46, None), 2))
     pre = cache.get(case)
     assert pre.image.shape[1:] == (20, 20, 4) and pre.native_label.shape == (40, 40, 4)
+
+
+def test_describe_names_the_spacing_kept_as_stored():
+    assert Geometry(("R", "A", "S"), (1.0, 1.0, 1.0)).describe() == "RAS, 1 x 1 x 1 mm"
+    slices = Geometry(("R", "A", "S"), (2.5, 2.5, None), spatial_dims=2).describe()
+    assert slices == "RAS, 2.5 x 2.5 mm in-plane, slice spacing as stored"
+    assert Geometry(("L", "P", "S"), (None, None, None)).describe() == "LPS, spacing as stored"

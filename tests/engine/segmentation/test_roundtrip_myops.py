@@ -62,7 +62,7 @@ def test_training_writes_a_2d_bundle(trained_myops):
 
 def test_evaluate_all_subsets(trained_myops):
     _, run = trained_myops
-    result = run_evaluation(run, split="test", progress=False)  # the preset's protocol: MyoPS-Net's
+    result = run_evaluation(run, split="test", progress=False, hd95=True)  # the preset's protocol: MyoPS-Net's
     assert result.protocol == "myops" and len(result.rows) == 7  # one test case x 7 subsets of 3 sequences
     assert len({r["subset"] for r in result.rows}) == 7
     for row in result.rows:
@@ -72,11 +72,21 @@ def test_evaluate_all_subsets(trained_myops):
     table = result.table.read_text()
     assert "| C0 | DE | T2 | Scar | Edema+Scar |" in table and "Average" in table and "## HD (voxels)" in table
     # every region under a BraTS-style protocol
-    result = run_evaluation(run, split="test", progress=False, protocol="brats-challenge", out=run / "eval_all")
+    result = run_evaluation(run, split="test", progress=False, protocol="brats-challenge", out=run / "eval_all",
+                            hd95=True)
     for row in result.rows:
         for region in REGIONS:
             assert 0.0 <= row[f"Dice_{region}"] <= 1.0 and np.isfinite(row[f"HD95_{region}"])
     assert "| C0 | DE | T2 | Scar | Edema+Scar | LV | Myo | RV |" in result.table.read_text()
+
+
+def test_evaluate_follows_the_runs_hd95_setting(trained_myops, tmp_path):
+    _, run = trained_myops  # the tiny preset sets eval.hd95: false; --hd95 / --no-hd95 override it
+    rows = run_evaluation(run, split="test", progress=False, out=tmp_path / "default").rows
+    assert not any(k.startswith("HD") for k in rows[0]), sorted(rows[0])
+    result = runner.invoke(app, ["seg", "evaluate", str(run), "--no-progress", "--hd95", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert "## HD" in (tmp_path / "cli" / "table.md").read_text()
 
 
 def test_predict_cli_without_lge(trained_myops, tmp_path):

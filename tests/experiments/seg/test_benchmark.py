@@ -32,6 +32,7 @@ def test_tiny_benchmark_writes_the_report(tmp_path):
     assert {r["eval_protocol"] for r in per_subset} == {"passion"}
     assert "## imbalanced protocol: Dice ET (%) per subset" in text
     assert text.startswith("# Benchmark - scored under `passion`")
+    assert "Training under the imbalanced missing-sequence protocol." in text  # only the protocol that ran
     assert "## imbalanced protocol: methods (scored under `passion`)" in text
     assert "## imbalanced protocol: Dice ETPro (%) per subset" in text and "| Dice ETPro |" in text
     table = text.split("## imbalanced protocol: Dice WT (%) per subset (scored under `passion`)")[1]

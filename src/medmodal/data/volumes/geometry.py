@@ -107,8 +107,12 @@ class Geometry:
         return cls(parse_orientation(data["orientation"]), spacing, int(data.get("spatial_dims", 3)))  # type: ignore[arg-type]
 
     def describe(self) -> str:
-        mm = " x ".join("as stored" if s is None else f"{s:g}" for s in self.spacing)
-        return f"{''.join(self.axcodes)}, {mm} mm"
+        if all(s is not None for s in self.spacing):
+            return f"{''.join(self.axcodes)}, {' x '.join(f'{s:g}' for s in self.spacing)} mm"
+        if all(s is None for s in self.spacing):
+            return f"{''.join(self.axcodes)}, spacing as stored"
+        known = " x ".join(f"{s:g}" for s in self.spacing if s is not None)
+        return f"{''.join(self.axcodes)}, {known} mm in-plane, slice spacing as stored"
 
 
 def _orientation_transform(affine: np.ndarray, axcodes: Sequence[str], spatial_dims: int

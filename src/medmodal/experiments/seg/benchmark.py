@@ -335,9 +335,10 @@ def write_benchmark_report(rows: Sequence[dict], report_dir: Path, runs: Path) -
     atomic_write_text(report_dir / "results.csv", csv_text(rows))
     per_subset = subset_results(rows, runs)
     atomic_write_text(report_dir / "subset_results.csv", csv_text(per_subset))
+    trained = list(dict.fromkeys(r["protocol"] for r in rows))
     parts = [f"# Benchmark - scored under `{scoring.name}`", "",
-             f"Evaluation protocol {scoring.describe()} Training under the balanced / imbalanced "
-             f"missing-sequence protocols.", "",
+             f"Evaluation protocol {scoring.describe()} Training under the {' / '.join(trained)} "
+             f"missing-sequence protocol{'s' if len(trained) > 1 else ''}.", "",
              "Average over the 15 subsets and all test cases (Dice in %, HD95 in mm). "
              "Per-run subset tables and heatmaps: `runs/<protocol>/<method>/seed<k>/eval_test/`.", ""]
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
