@@ -86,14 +86,19 @@ def test_simulate_nbi_from_class_folders(tmp_path):
         "nbi_simulation.json", "normal-cecum_NBI", "normal-cecum_WLI", "polyps_NBI", "polyps_WLI"]
 
 
-def test_synth_endoscopy_then_every_command(tmp_path):
+def test_synth_endoscopy_then_every_command(tmp_path, monkeypatch):
     out = tmp_path / "syn"
     result = runner.invoke(app, ["endoscopy", "synth", str(out), "-n", "12", "--size", "40"])
     assert result.exit_code == 0, result.output
     assert "wrote 12 WLI / NBI pairs (6 classes, 40 px)" in result.output
     result = runner.invoke(app, ["endoscopy", "summary", str(out)])
     assert result.exit_code == 0 and "layout: authors; 12 samples, 6 classes; 24 images decoded" in result.output
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     result = runner.invoke(app, ["endoscopy", "split", str(out), "--label-fraction", "0.05"])
-    assert result.exit_code == 0 and (out / "splits_seed0.json").is_file()
+    # the data folder is input: the split file goes to the current folder, not into the data
+    assert result.exit_code == 0 and (work / "splits_seed0.json").is_file(), result.output
+    assert not (out / "splits_seed0.json").exists()
     bad = runner.invoke(app, ["endoscopy", "synth", str(tmp_path / "x"), "-n", "0"])
     assert bad.exit_code == 1 and "must be positive" in bad.output

@@ -100,7 +100,8 @@ def split_endoscopy_cmd(
                                                                        "this fold is the test set (e.g. fold0)"),
     label_fraction: Optional[float] = typer.Option(None, "--label-fraction", help="also list the labelled "
                                                    "training ids at this fraction (0.01, 0.05, 0.1, 1.0)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="split file (default <root>/splits_seed<seed>.json)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="split file (default splits_seed<seed>.json in the "
+                                                           "current folder; the data folder is left untouched)"),
 ):
     """Write a class-stratified train/val/test split (JSON), optionally with a label-fraction subset."""
     from medmodal.data.stratified import fold_splits, label_fraction_subset, stratified_splits
@@ -120,7 +121,7 @@ def split_endoscopy_cmd(
         train = splits["train"]
         payload["label_fraction"] = label_fraction
         payload["labelled"] = label_fraction_subset(train, [lab[i] for i in train], label_fraction, seed)
-    target = out or (root if root.is_dir() else root.parent) / f"splits_seed{seed}.json"
+    target = out or Path(f"splits_seed{seed}.json")  # a data folder is input: never written into
     atomic_write_json(target, payload)
     extra = f", labelled {len(payload['labelled'])}" if "labelled" in payload else ""
     console.print(f"{target}: " + ", ".join(f"{k} {len(splits[k])}" for k in ("train", "val", "test")) + extra)
