@@ -220,6 +220,38 @@ def test_queue_size_warning_names_the_fix():
     assert load_pretrain_config(preset="mics_pretrain_demo_cpu").model.queue_size <= 252 - 32
 
 
+@pytest.mark.parametrize("pairs,batch", [(6, 32), (6, 6), (10, 9), (3, 8), (12, 4), (252, 32)])
+def test_queue_size_warning_never_suggests_a_value_that_warns_again(pairs, batch):
+    """6 training pairs with a batch of 32 used to suggest 'model.queue_size <= 0 (e.g. 1)': 0 crashed and 1
+    warned again. The suggested (batch size, queue size) must be quiet."""
+    import re
+
+    from medmodal.engine.endoscopy.train import queue_size_warning
+
+    line = queue_size_warning(64 * pairs, pairs, batch)
+    assert line and "<= 0" not in line and "<= -" not in line
+    new_batch = int(m.group(1)) if (m := re.search(r"data.batch_size=(\d+) with", line)) else batch
+    queue = int(re.search(r"model.queue_size(?:=| <= \d+ \(e.g. )(\d+)\)?$", line).group(1))
+    assert queue >= 1 and queue_size_warning(queue, pairs, new_batch) is None, line
+    if batch >= pairs:
+        assert "lower data.batch_size" in line and f"batch of {pairs}" in line
+
+
+def test_queue_size_two_pairs_says_why_no_value_helps():
+    from medmodal.engine.endoscopy.train import queue_size_warning
+
+    line = queue_size_warning(1, 2, 32)
+    assert "too few for a queue" in line and "<= 0" not in line
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_queue_size_below_one_is_a_config_error(value):
+    from medmodal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.queue_size must be >= 1"):
+        load_pretrain_config(preset="mics_pretrain_demo_cpu", overrides=[f"model.queue_size={value}"])
+
+
 def test_pretrain_queue_warning_is_printed_once(tiny_pairs, tmp_path):
     """A queue larger than the training pairs: one 'warning:' line at the start (not again as a note after
     training), kept in metrics.json under 'warnings'."""

@@ -148,9 +148,13 @@ class MICSPretrainRunConfig:
         """Refuse a config that cannot run (one line); ``model.image_size`` follows ``data.image_size``.
 
         Raises:
-            ConfigError: sizes, fractions or epochs out of range, an unknown optimiser / schedule.
+            ConfigError: sizes, fractions, epochs or model.queue_size out of range, an unknown optimiser /
+                schedule.
         """
         _check_common(self)
+        if int(self.model.queue_size) < 1:
+            raise ConfigError(f"model.queue_size must be >= 1 (keys kept per modality for the contrastive loss), "
+                              f"got {self.model.queue_size}")
         self.model.image_size = self.data.image_size
 
 

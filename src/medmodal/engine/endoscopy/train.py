@@ -101,17 +101,30 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> Run
 
 def queue_size_warning(queue_size: int, pairs: int, batch_size: int) -> str | None:
     """One line when the contrastive queue holds more keys than there are *other* training pairs
-    (``queue_size > pairs - batch_size``), else ``None``.
+    (``queue_size > pairs - batch``, with ``batch = min(batch_size, pairs)``: the loader never draws a
+    batch larger than the data), else ``None``.
 
     Such a queue holds several stale keys of the same pairs; a pair's own older keys are masked out of its
     negatives (:meth:`MICSPretrainer.contrastive_loss`), but MoCo / ALBEF keep the queue far below the
-    dataset size. Pre-training runs anyway (a warning, not an error).
+    dataset size. Pre-training runs anyway (a warning, not an error). The line suggests values that do not
+    warn again: a smaller queue, or, when a batch already holds every pair, a smaller ``data.batch_size``
+    with a queue that fits.
     """
-    if queue_size > pairs - batch_size:
-        return (f"model.queue_size={queue_size} exceeds the {pairs} training pairs minus a batch of {batch_size}: "
-                f"the queue repeats keys of the same pairs; use model.queue_size <= {max(0, pairs - batch_size)} "
-                f"(e.g. {min(queue_size, max(1, pairs // 4))})")
-    return None
+    batch = min(batch_size, pairs)
+    room = pairs - batch
+    if queue_size <= room:
+        return None
+    head = (f"model.queue_size={queue_size} exceeds the {pairs} training pairs minus a batch of {batch}"
+            + (f" (data.batch_size={batch_size} is capped at the {pairs} pairs)" if batch_size > pairs else "")
+            + ": the queue repeats keys of the same pairs; ")
+    if room >= 1:
+        return head + f"use model.queue_size <= {room} (e.g. {max(1, min(room, pairs // 4))})"
+    smaller = max(2, pairs // 2)
+    if pairs - smaller >= 1:
+        return head + (f"a batch holds every pair, so lower data.batch_size too (e.g. data.batch_size={smaller} "
+                       f"with model.queue_size={max(1, min(pairs - smaller, pairs // 4))})")
+    return head + (f"{pairs} training pairs are too few for a queue of other pairs' keys (the smallest batch is 2); "
+                   "the contrastive term uses the other pairs of the batch only")
 
 
 def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
