@@ -20,11 +20,15 @@ def test_changed_keys_are_named_and_where_the_run_goes_is_not_compared(tmp_path)
     assert config_changes(tmp_path, _cfg("model.name=zero_unet", "trainer.max_epochs=3")) == [
         "model.name", "trainer.max_epochs"]
     assert config_changes(tmp_path / "empty", _cfg()) == []  # nothing stored: nothing to compare
+    # keys a run fills in itself (from the data) are left out when asked
+    assert config_changes(tmp_path, _cfg("model.name=zero_unet", "trainer.max_epochs=3"),
+                          not_compared=("model.name",)) == ["trainer.max_epochs"]
 
 
 def test_a_finished_run_under_another_config_is_warned_about(tmp_path):
     save_config(_cfg(), tmp_path / "config.yaml")
-    with pytest.warns(InputWarning, match=r"finished run there was trained with another config \(differs: model.name\)"):
+    with pytest.warns(InputWarning, match=r"finished run there was trained with another config \(differs: model.name\)"
+                                          r".* or --resume never to train it again"):  # the CLI option's spelling
         warn_config_changes(tmp_path, _cfg("model.name=zero_unet"), "auto", finished=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

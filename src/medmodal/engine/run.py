@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -119,13 +119,15 @@ class RunResult(Mapping):
 
 
 def finished_result(run_dir: Path, resume: str | None, marker: str = "metrics.json",
-                    artefacts: Mapping | None = None, cfg: Any = None) -> RunResult | None:
+                    artefacts: Mapping | None = None, cfg: Any = None,
+                    not_compared: Iterable[str] = ()) -> RunResult | None:
     """The stored result of a finished run (``resume="auto"`` and ``marker`` present), else ``None``
     (see :func:`medmodal.engine.trainer.finished_run`: paths are rebased onto ``run_dir``). With ``cfg``,
-    a stored config that differs is warned about (:func:`warn_config_changes`)."""
+    a stored config that differs is warned about (:func:`warn_config_changes`); ``not_compared`` names keys
+    the run fills in itself later (from the data), which the requested ``cfg`` cannot hold yet."""
     done = finished_run(run_dir, resume, marker)
     if cfg is not None:
-        warn_config_changes(run_dir, cfg, resume, finished=done is not None)
+        warn_config_changes(run_dir, cfg, resume, finished=done is not None, not_compared=not_compared)
     return None if done is None else RunResult.from_dict(done, artefacts)
 
 
@@ -138,10 +140,10 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
-def config_changes(run_dir: str | os.PathLike, cfg: Any) -> list[str]:
+def config_changes(run_dir: str | os.PathLike, cfg: Any, not_compared: Iterable[str] = ()) -> list[str]:
     """The dotted keys whose value in ``cfg`` differs from the run's stored ``config.yaml`` (keys only one
-    side has included; where the run goes and how it is shown are not compared); ``[]`` without a stored
-    config. An unreadable stored config counts as ``["config.yaml"]``."""
+    side has included; where the run goes and how it is shown, and the keys ``not_compared``, are not
+    compared); ``[]`` without a stored config. An unreadable stored config counts as ``["config.yaml"]``."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return []
@@ -150,27 +152,29 @@ def config_changes(run_dir: str | os.PathLike, cfg: Any) -> list[str]:
     except (OSError, yaml.YAMLError):
         return ["config.yaml"]
     old, new = _flat(stored), _flat(config_to_dict(cfg))
+    skip = set(_NOT_COMPARED) | set(not_compared)
     return sorted(key for key in set(old) | set(new)
-                  if key not in _NOT_COMPARED and old.get(key, "<absent>") != new.get(key, "<absent>"))
+                  if key not in skip and old.get(key, "<absent>") != new.get(key, "<absent>"))
 
 
-def warn_config_changes(run_dir: str | os.PathLike, cfg: Any, resume: str | None, finished: bool) -> None:
+def warn_config_changes(run_dir: str | os.PathLike, cfg: Any, resume: str | None, finished: bool,
+                        not_compared: Iterable[str] = ()) -> None:
     """One :class:`~medmodal.notices.InputWarning` when ``resume="auto"`` reports a finished run, or continues
     an unfinished one from ``last.ckpt``, whose stored config differs from ``cfg`` (the keys named)."""
     if resume != "auto":
         return
     if not finished and not (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
         return
-    changed = config_changes(run_dir, cfg)
+    changed = config_changes(run_dir, cfg, not_compared)
     if not changed:
         return
     shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
     if finished:
         warn(f"{run_dir}: the finished run there was trained with another config (differs: {shown}); it is "
-             f"reported, not retrained: give another output folder, or resume='never' to train it again")
+             f"reported, not retrained: give another output folder, or --resume never to train it again")
     else:
         warn(f"{run_dir}: continuing from checkpoints/last.ckpt of a run with another config (differs: {shown}); "
-             f"give another output folder, or resume='never' to start again")
+             f"give another output folder, or --resume never to start again")
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, run_dir: Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from medmodal.cli import app
 from medmodal.engine.endoscopy.config import load_finetune_config, load_pretrain_config
 from medmodal.engine.endoscopy.modules import classification_metrics
+from medmodal.notices import InputWarning
 
 runner = CliRunner()
 TINY_ENCODER = ["model.encoder_kwargs={patch_size: 8, depth: 1, embed_dim: 32, num_heads: 2}", "data.image_size=32",
@@ -86,6 +88,20 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     assert sum(r["support"] for r in result["per_class"]) == result["counts"]["test"]
     splits = json.loads((run / "splits.json").read_text())
     assert not set(splits["labelled"]) & set(splits["test"])
+
+    # the identical request again, with what --init and the data fill in (architecture, image size, number
+    # of classes) left to them: the finished run is reported without an 'another config' warning
+    def bare():
+        c = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=[
+            "trainer.max_epochs=1", "data.batch_size=8", "model.fusion_depth=1", "model.num_classes=3",
+            f"data.root={tiny_pairs}", "data.label_fraction=0.2"])
+        c.init, c.out_dir = str(tmp_path / "pre"), str(tmp_path / "ft-bare")
+        return c
+
+    assert not run_finetune(bare())["skipped"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        assert run_finetune(bare())["skipped"]
 
     # white light only at prediction time, from a plain folder of WLI images
     wli_only = tmp_path / "wli"

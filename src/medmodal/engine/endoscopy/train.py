@@ -143,6 +143,23 @@ def load_pretrained_encoders(init: str | Path) -> tuple[dict, dict]:
     return load_safetensors_file(file), read_json_file(spec_file)
 
 
+def _encoders_spec(init: str | Path) -> dict | None:
+    """The architecture (``encoders.json``) of a pre-training run, ``None`` when absent (the full load names it)."""
+    path = Path(init)
+    spec_file = (path / ENCODERS_FILE if path.is_dir() else path).with_name("encoders.json")
+    return read_json_file(spec_file) if spec_file.is_file() else None
+
+
+def _use_encoders_spec(cfg: MICSFinetuneRunConfig, spec: dict) -> list[str]:
+    """Take the architecture and image size of the pre-training run; the note when the image size changed."""
+    cfg.model.arch, cfg.model.encoder_kwargs = spec["arch"], dict(spec["encoder_kwargs"])
+    if int(spec["image_size"]) == cfg.data.image_size:
+        return []
+    note = f"image size {spec['image_size']} of the pre-training used (data.image_size was {cfg.data.image_size})"
+    cfg.data.image_size = cfg.model.image_size = int(spec["image_size"])
+    return [note]
+
+
 @removes_new_files_on_input_error
 def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> RunResult:
     """Fine-tune the MICS classifier (or a baseline), test the best checkpoint, write the run folder.
@@ -156,19 +173,21 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> Run
     quiet_lightning()
     cfg.validate()
     run_dir = ensure_writable_dir(cfg.out_dir)
-    done = finished_result(run_dir, resume, METRICS_FILE, {"model": run_dir / MODEL_FILE}, cfg=cfg)
+    notes: list[str] = []
+    initialised = cfg.init not in ("", "none", None)
+    spec = _encoders_spec(cfg.init) if initialised else None
+    if spec is not None:  # fill in what --init decides first, so a finished run is compared like with like
+        notes += _use_encoders_spec(cfg, spec)
+    # model.num_classes comes from the data (filled in below), never from the requested config
+    done = finished_result(run_dir, resume, METRICS_FILE, {"model": run_dir / MODEL_FILE}, cfg=cfg,
+                           not_compared=("model.num_classes",))
     if done is not None:
         return done
     started = time.perf_counter()
-    notes: list[str] = []
     state = None
-    if cfg.init not in ("", "none", None):
+    if initialised:
         state, spec = load_pretrained_encoders(cfg.init)
-        cfg.model.arch, cfg.model.encoder_kwargs = spec["arch"], dict(spec["encoder_kwargs"])
-        if int(spec["image_size"]) != cfg.data.image_size:
-            notes.append(f"image size {spec['image_size']} of the pre-training used (data.image_size was "
-                         f"{cfg.data.image_size})")
-            cfg.data.image_size = cfg.model.image_size = int(spec["image_size"])
+        notes += _use_encoders_spec(cfg, spec)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     data = EndoscopyDataModule(cfg.data, mode="finetune", seed=cfg.trainer.seed,
                                unlabelled=cfg.method == "fixmatch", fixmatch=cfg.fixmatch)
