@@ -86,6 +86,18 @@ def test_simulate_nbi_from_class_folders(tmp_path):
         "nbi_simulation.json", "normal-cecum_NBI", "normal-cecum_WLI", "polyps_NBI", "polyps_WLI"]
 
 
+def test_simulate_nbi_authors_classes_refuses_unlabelled_images(tmp_path):
+    """A flat folder has no classes to map: one line, nothing written (it used to write a class 'unlabelled'
+    that summary / finetune read back as a real class)."""
+    for i in range(2):
+        write_image(tmp_path / "flat" / f"img{i}.jpg", seed=i)
+    result = runner.invoke(app, ["endoscopy", "simulate-nbi", str(tmp_path / "flat"), str(tmp_path / "out"),
+                                 "--authors-classes"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "--authors-classes maps class names, but 2 of 2 samples have no class" in result.output
+    assert not (tmp_path / "out" / "unlabelled_WLI").exists()
+
+
 def test_synth_endoscopy_then_every_command(tmp_path, monkeypatch):
     out = tmp_path / "syn"
     result = runner.invoke(app, ["endoscopy", "synth", str(out), "-n", "12", "--size", "40"])

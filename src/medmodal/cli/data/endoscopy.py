@@ -143,11 +143,17 @@ def simulate_nbi_cmd(
     from medmodal.data.endoscopy.export import simulate_nbi_dataset
     from medmodal.data.endoscopy.nbi import NBIParams
     from medmodal.data.endoscopy.samples import harmonise_labels
+    from medmodal.errors import DataError
 
     nbi_params = NBIParams.from_json(params) if params else NBIParams()
     with warnings_on_console():
         samples, found_layout = _read(src, layout, split_file)
         if authors_classes:
+            unlabelled = [s for s in samples if s.label is None]
+            if unlabelled:  # they would be written to a class 'unlabelled' that reads back as a real class
+                raise DataError(f"{src}: --authors-classes maps class names, but {len(unlabelled)} of {len(samples)} "
+                                f"samples have no class (layout {found_layout}, e.g. {unlabelled[0].wli or unlabelled[0].nbi}"
+                                f"); give class folders, or leave out --authors-classes")
             samples = harmonise_labels(samples)
         written = simulate_nbi_dataset(samples, out, nbi_params, size=size, skip_bad=skip_bad, progress=True,
                                        source=f"{src} ({found_layout})")
