@@ -102,18 +102,24 @@ def predict_endoscopy_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
 ):
     """Predict the class of each site; an absent image (or one not in --modalities) is masked out. When the input
-    shows class names (class folders, a CSV label column) that the model does not know, one warning line names them."""
+    shows class names (class folders, a CSV label column) that the model does not know, one warning line names them;
+    labelled input adds a label column to the CSV and prints the accuracy on those files."""
     import csv
 
     from medmodal.data.endoscopy.layouts import read_samples
     from medmodal.engine.endoscopy.train import input_class_mismatch, load_classifier, predict_samples
+    from medmodal.inference.segmentation import resolve_device
     from medmodal.io import atomic_path
     from medmodal.notices import warn
 
     use = tuple(m.strip().lower() for m in modalities.split(","))
     if not set(use) <= {"wli", "nbi"} or not use:
         raise ConfigError(f"--modalities must be wli, nbi or wli,nbi, got {modalities!r}")
+    device = str(resolve_device(device))  # cuda without a GPU: one line, not a torch traceback
     net, classes = load_classifier(model, device)
+    if not set(use) & set(net.modalities):
+        raise ConfigError(f"--modalities {','.join(use)}: the model in {model} has no such stream (its modalities: "
+                          f"{','.join(net.modalities)})")
     if input.is_dir() and layout == "auto" and not any(p.is_dir() for p in input.iterdir()):
         layout = "image-folder"
     samples = read_samples(input, layout)
@@ -123,6 +129,10 @@ def predict_endoscopy_cmd(
     if coverage:
         console.print(f"note: {coverage}", markup=False, highlight=False, soft_wrap=True)
     rows = predict_samples(net, classes, samples, net.cfg.image_size, use, device=device)
+    labelled = any(s.label is not None for s in samples)
+    if labelled:  # the input's own classes, so a trained model can be scored on new labelled files
+        rows = [{**{k: v for k, v in row.items() if not k.startswith("p_")}, "label": s.label or "",
+                 **{k: v for k, v in row.items() if k.startswith("p_")}} for s, row in zip(samples, rows)]
     with atomic_path(output) as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -133,6 +143,18 @@ def predict_endoscopy_cmd(
         console.print(f"note: {len(skipped)} samples have none of {', '.join(use)} (no prediction): "
                       f"{', '.join(skipped[:10])}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"{len(rows) - len(skipped)} predictions -> {output}", highlight=False, soft_wrap=True)
+    if labelled:
+        scored = [r for r in rows if r["label"] in classes and r["prediction"]]
+        left = sum(bool(r["label"]) for r in rows) - len(scored)
+        if scored:
+            correct = sum(r["label"] == r["prediction"] for r in scored)
+            console.print(f"accuracy {correct / len(scored):.3f} ({correct} of {len(scored)}) on the labelled samples "
+                          f"of the given files, with {'+'.join(m for m in net.modalities if m in use)}"
+                          + (f"; {left} labelled samples not scored (a class the model lacks, or no usable image)"
+                             if left else ""), highlight=False, soft_wrap=True)
+        else:
+            console.print("note: no labelled sample has a class of the model and a usable image: no accuracy",
+                          markup=False, highlight=False, soft_wrap=True)
 
 
 @user_errors

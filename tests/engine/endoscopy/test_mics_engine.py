@@ -113,6 +113,7 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 3 and {r["used"] for r in rows} == {"wli"} and all(r["prediction"] for r in rows)
+    assert "label" not in rows[0] and "accuracy" not in res.output  # unlabelled input: no label column
     bad = runner.invoke(app, ["endoscopy", "predict", "-i", str(wli_only), "-o", str(out), "-m", str(tmp_path)])
     assert bad.exit_code == 1 and "model.json" in bad.output
 
@@ -124,6 +125,13 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
         (by_class / folder / f.name).write_bytes(f.read_bytes())
     res = runner.invoke(app, ["endoscopy", "predict", "-i", str(by_class), "-o", str(out), "-m", str(run)])
     assert res.exit_code == 0, res.output
+    # labelled input: its label in the CSV, and the accuracy on the samples of a class the model knows
+    labelled_rows = list(csv.DictReader(out.open()))
+    assert list(labelled_rows[0])[:4] == ["sample_id", "used", "prediction", "label"]
+    assert sorted(r["label"] for r in labelled_rows) == ["cecum", "polyps"]
+    assert "(1 of 1) on the labelled samples of the given files" in res.output or \
+        "(0 of 1) on the labelled samples of the given files" in res.output
+    assert "1 labelled samples not scored" in res.output
     lines = [line for line in res.output.splitlines() if line.startswith("warning:")]
     assert len(lines) == 1 and "1 input class(es) are not classes of the model: cecum" in lines[0]
     assert "'cecum' may be the model's 'normal-cecum'" in lines[0] and "esophagitis" in lines[0]
@@ -206,6 +214,26 @@ def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
     cfg.out_dir = str(tmp_path / "nbi")
     result = run_finetune(cfg)
     assert "test_wli" not in result and result["modalities"] == ["nbi"]
+
+    # predicting with a modality the model has no stream for is an error naming the model's modalities
+    # (it used to write rows with used=none and exit 0)
+    images = tmp_path / "wli_images"
+    images.mkdir()
+    for f in sorted((tiny_pairs / "polyps_WLI").glob("*.png"))[:2]:
+        (images / f.name).write_bytes(f.read_bytes())
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(images), "-o", str(tmp_path / "p.csv"),
+                              "-m", str(tmp_path / "nbi"), "--modalities", "wli"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "--modalities wli" in res.output and "its modalities: nbi" in res.output
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_device_cuda_without_gpu_is_one_line(tiny_pairs, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(tiny_pairs / "polyps_WLI"), "-o",
+                              str(tmp_path / "p.csv"), "-m", str(tmp_path), "--device", "cuda"])
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert res.output.startswith("error:") and "no CUDA GPU is available" in res.output
 
 
 def test_finetune_cli_bad_data_is_one_line(tmp_path):
