@@ -214,6 +214,11 @@ def test_fixmatch_and_single_modality(tiny_pairs, tmp_path):
     cfg.out_dir = str(tmp_path / "nbi")
     result = run_finetune(cfg)
     assert "test_wli" not in result and result["modalities"] == ["nbi"]
+    # as the how-to says: a single-modality run tests once (one results.csv row, no confusion_wli.png), and its
+    # fusion / shift columns name what it trained (fusion blocks without a second stream, the DSU shift)
+    rows = list(csv.DictReader((tmp_path / "nbi" / "results.csv").open()))
+    assert len(rows) == 1 and rows[0]["test_modalities"] == "all" and rows[0]["model_modalities"] == "nbi"
+    assert not (tmp_path / "nbi" / "confusion_wli.png").exists() and (tmp_path / "nbi" / "confusion.png").is_file()
 
     # predicting with a modality the model has no stream for is an error naming the model's modalities
     # (it used to write rows with used=none and exit 0)
