@@ -98,7 +98,7 @@ def test_hyperkvasir_with_official_split_file(tmp_path, caplog):
     for name in cecum:  # label from the split file (its class names differ from the folder names)
         assert by_name[name].label == "normal-cecum" and by_name[name].split == table[name][1]
     assert by_name["not-listed.jpg"].label == "pylorus" and by_name["not-listed.jpg"].split is None
-    assert "not-listed.jpg: not in the split file" in caplog.text
+    assert "1 of 3 images are not in the split file" in caplog.text and "pylorus/not-listed.jpg" in caplog.text
     assert "10660 of 10662 listed images are not under" in caplog.text
     assert len(read_official_split(HYPERKVASIR_SPLITS / "5_fold_split.csv")) == 10662
 
@@ -158,3 +158,19 @@ def test_harmonise_kvasir_labels_to_the_authors_classes(caplog):
         out = harmonise_labels(raw)
     assert {s.label for s in out} - {None} == set(AUTHORS_CLASSES)
     assert len(out) == 7 and "bbps-0-1 1" in caplog.text
+
+
+def test_images_not_in_the_split_file_are_one_warning_with_a_count(tmp_path, caplog):
+    """Docs promise one warning with a count (it used to be one line per image, up to 20, then the count)."""
+    split_file = tmp_path / "split.csv"
+    split_file.write_text("file-name;class-name;split-index\nlisted.jpg;polyp;0\n")
+    write_image(tmp_path / "data" / "polyps" / "listed.jpg")
+    for i in range(30):
+        write_image(tmp_path / "data" / "polyps" / f"extra{i:02d}.jpg", size=(8, 8))
+    with caplog.at_level(logging.WARNING, logger="medmodal.data.endoscopy"):
+        samples = read_samples(tmp_path / "data", split_file=split_file)
+    assert len(samples) == 31
+    lines = [r.getMessage() for r in caplog.records if "split file" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("30 of 31 images are not in the split file") and "polyps/extra00.jpg" in lines[0]
+    assert "and 25 more" in lines[0]

@@ -239,9 +239,9 @@ def read_class_folders(root: str | Path, split_file: str | Path | None = None,
         samples.append(PairedSample(sid, f if modality == "wli" else None, f if modality == "nbi" else None,
                                     label, split, "kvasir"))
     if table is not None:
-        if unlisted:
-            warn_lines([f"{f}: not in the split file {split_file} (no split; label from its folder)" for f in unlisted],
-                       f"{len(unlisted)} of {len(files)} images are not in the split file")
+        if unlisted:  # one line with the count and the first names, however many there are
+            logger.warning(f"{len(unlisted)} of {len(files)} images are not in the split file {split_file} (no split; "
+                           f"label from their folder): {name_some([str(f.relative_to(root)) for f in unlisted], 5)}")
         names = {f.name for f in files}
         absent = [n for n in table if n not in names]
         if absent:
