@@ -49,8 +49,9 @@ def pretrain_endoscopy_cmd(
         losses = result["losses"]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()) if k.startswith("val/")) or \
             ", ".join(f"{k} {v:.4f}" for k, v in sorted(losses.items()))
-        console.print(f"pre-trained on {result['pairs']} pairs, {result['epochs']} epochs: {shown}", highlight=False,
-                      soft_wrap=True)
+        pairs, epochs = result["pairs"], result["epochs"]
+        console.print(f"pre-trained on {pairs} pair{'s' * (pairs != 1)}, {epochs} epoch{'s' * (epochs != 1)}: {shown}",
+                      highlight=False, soft_wrap=True)
 
     run_and_report(run_pretrain, cfg, resume, report)
 

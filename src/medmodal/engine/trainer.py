@@ -139,7 +139,7 @@ def expected_eval_mode_modules():
 def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode: str,
                  grad_clip: float | None = None, precision: str | None = None, max_epochs: int | None = None,
                  use_distributed_sampler: bool = False, extra_callbacks: Sequence[Callback] = (),
-                 strategy: Any = "auto") -> L.Trainer:
+                 strategy: Any = "auto", validate: bool = True) -> L.Trainer:
     """A Lightning ``Trainer`` writing into ``run_dir`` with the shared callbacks and loggers.
 
     Args:
@@ -156,6 +156,9 @@ def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode
         extra_callbacks: appended after the shared ones.
         strategy: Lightning strategy (``auto``; e.g. ``ddp_find_unused_parameters_true`` for a
             model with parameters that some steps leave without gradient).
+        validate: ``False`` when the run has no validation data: validation is switched off
+            (``limit_val_batches=0``) instead of Lightning warning about an empty ``DataLoader``, and
+            ``patience`` is unused (the caller says so).
     """
     t = settings
     max_epochs = int(t.max_epochs if max_epochs is None else max_epochs)
@@ -177,7 +180,7 @@ def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode
         TrainingSpeedMonitor(),  # train/steps_per_s and train/epoch_seconds per epoch
         KeepLogHistoryUntilResumePoint(),  # a resumed run's metrics.csv keeps the epochs before it
     ]
-    if early_stopping_patience is not None:
+    if early_stopping_patience is not None and validate:  # without validation nothing to stop on
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(early_stopping_patience),
                                        min_delta=0.0, check_finite=False))
     callbacks.extend(extra_callbacks)
@@ -193,6 +196,7 @@ def make_trainer(run_dir: Path, settings: TrainerSettings, *, monitor: str, mode
         enable_progress_bar=progress_bar, deterministic=bool(getattr(t, "deterministic", False)),
         gradient_clip_val=grad_clip,
         plugins=[AtomicCheckpointIO()], use_distributed_sampler=use_distributed_sampler, num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,
         enable_model_summary=False,
     )
 

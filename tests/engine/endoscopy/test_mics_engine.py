@@ -311,5 +311,40 @@ def test_pretrain_queue_warning_is_printed_once(tiny_pairs, tmp_path):
     assert res.exit_code == 0, res.output
     assert res.output.count("model.queue_size=4096 exceeds") == 1, res.output
     assert "warning: model.queue_size=4096 exceeds" in res.output
+    assert ", 1 epoch: " in res.output  # not '1 epochs'
     metrics = json.loads((tmp_path / "pre" / "metrics.json").read_text())
     assert len(metrics["warnings"]) == 1 and not any("queue_size" in n for n in metrics["notes"])
+
+
+def test_format_result_says_percent_of_labels_and_pluralises():
+    from medmodal.engine.endoscopy.train import format_result
+
+    scores = {"accuracy": 0.5, "f1": 0.25}
+    line = format_result({"label_fraction": 1.0, "counts": {"test": 1}, "test": scores})
+    assert line.startswith("test at 100 % labels (1 sample) - all modalities: accuracy 0.500"), line
+    line = format_result({"label_fraction": 0.05, "counts": {"test": 12}, "test": scores, "test_wli": scores})
+    assert line.startswith("test at 5 % labels (12 samples) - ") and "WLI only" in line, line
+
+
+def test_no_validation_split_is_one_note_not_lightning_warnings(tiny_pairs, tmp_path):
+    """data.fractions without a validation part: Lightning warned 'Total length of DataLoader across ranks is
+    zero' (and, fine-tuning, that ModelCheckpoint found no val/accuracy); now one medmodal note says what happens."""
+    from medmodal.engine.endoscopy import run_finetune, run_pretrain
+
+    no_val = ["data.fractions=[0.8,0,0.2]"]
+    pre_cfg = load_pretrain_config(preset="mics_pretrain_demo_cpu",
+                                   overrides=PRE + no_val + [f"data.root={tiny_pairs}"])
+    pre_cfg.out_dir = str(tmp_path / "pre")
+    cfg = load_finetune_config(preset="mics_finetune_demo_cpu", overrides=TINY_ENCODER + no_val + [
+        f"data.root={tiny_pairs}", "trainer.patience=2"])
+    cfg.out_dir = str(tmp_path / "ft")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pre = run_pretrain(pre_cfg)
+        result = run_finetune(cfg)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "Total length of `DataLoader`" in m or "monitored key" in m], messages
+    assert any("no validation pairs" in n and "training losses" in n for n in pre["notes"])
+    assert any("no validation pairs" in n and "last epoch is tested" in n and "trainer.patience unused" in n
+               for n in result["notes"])
+    assert result["val_accuracy"] is None and (tmp_path / "ft" / "model.safetensors").is_file()

@@ -42,9 +42,13 @@ ENCODERS_FILE = FORMATS[ENDOSCOPY_ENCODERS][0]
 MODEL_FILE = FORMATS[ENDOSCOPY_CLASSIFIER][0]
 
 
-def _trainer(cfg, run_dir: Path, monitor: str, mode: str) -> L.Trainer:
+def _trainer(cfg, run_dir: Path, monitor: str | None, mode: str, validate: bool = True) -> L.Trainer:
     return make_trainer(run_dir, cfg.trainer, monitor=monitor, mode=mode, grad_clip=cfg.optim.grad_clip,
-                        use_distributed_sampler=True)
+                        use_distributed_sampler=True, validate=validate)
+
+
+def _no_validation_note(what: str) -> str:
+    return f"no validation pairs (data.fractions gives none): {what}"
 
 
 def _fit(trainer: L.Trainer, task, data, run_dir: Path, resume: str | None) -> None:
@@ -82,11 +86,14 @@ def run_pretrain(cfg: MICSPretrainRunConfig, resume: str | None = "auto") -> Run
         data.write_splits(run_dir / "splits.json")
     task = MICSPretrainTask(cfg, model, {"config": config_to_dict(cfg)})
     monitor = "val/loss" if data.val_ids else "train/loss"
-    trainer = _trainer(cfg, run_dir, monitor, "min")
+    trainer = _trainer(cfg, run_dir, monitor, "min", validate=bool(data.val_ids))
+    notes = list(data.notes)
+    if not data.val_ids:
+        notes.append(_no_validation_note("the losses shown are training losses"))
     _fit(trainer, task, data, run_dir, resume)
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     result = {"run_dir": str(run_dir), "kind": "mics-pretrain", "epochs": int(trainer.current_epoch),
-              "pairs": len(data.train_ids), "losses": logged, "notes": data.notes,
+              "pairs": len(data.train_ids), "losses": logged, "notes": notes,
               "warnings": [queue_note] if queue_note else [],
               "train_seconds": round(fit_time_seconds(trainer), 2),
               "wall_seconds": round(time.perf_counter() - started, 2)}
@@ -202,7 +209,10 @@ def run_finetune(cfg: MICSFinetuneRunConfig, resume: str | None = "auto") -> Run
     hparams = {"config": config_to_dict(cfg), "classes": data.classes, "pretrained_encoders": state is not None}
     task = MICSClassificationTask(cfg, model, hparams,
                                   data.classes, cfg.test_modalities)
-    trainer = _trainer(cfg, run_dir, "val/accuracy", "max")
+    if not data.val_ids:  # best.ckpt then holds the last epoch (no score to choose by)
+        notes.append(_no_validation_note("the model of the last epoch is tested"
+                                         + (", trainer.patience unused" if cfg.trainer.patience is not None else "")))
+    trainer = _trainer(cfg, run_dir, "val/accuracy" if data.val_ids else None, "max", validate=bool(data.val_ids))
     _fit(trainer, task, data, run_dir, resume)
     best = run_dir / "checkpoints" / "best.ckpt"
     with warnings.catch_warnings():
@@ -269,7 +279,8 @@ def format_result(result: dict) -> str:
     for key in sorted(k for k in result if k == "test" or k.startswith("test_")):
         name = "all modalities" if key == "test" else f"{key[5:].upper()} only"
         parts.append(f"{name}: accuracy {result[key]['accuracy']:.3f}, macro F1 {result[key]['f1']:.3f}")
-    return (f"test at {result['label_fraction']:g} labels ({result['counts']['test']} samples) - " + "; ".join(parts))
+    n = result['counts']['test']
+    return (f"test at {result['label_fraction'] * 100:g} % labels ({n} sample{'s' * (n != 1)}) - " + "; ".join(parts))
 
 
 def load_classifier(run: str | Path, device: str = "cpu"):
