@@ -123,6 +123,7 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run),
                                       "--save-probabilities"])
     assert result.exit_code == 0, result.output
+    assert f"1 case predicted, 0 skipped; predictions in {out}" in " ".join(result.output.split())
     written = nib.load(str(out / f"{case.name}.nii.gz"))
     ref = nib.load(str(case / f"{case.name}_flair.nii.gz"))
     assert written.shape == ref.shape and np.allclose(written.affine, ref.affine)
@@ -131,7 +132,18 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     assert probs.shape == (4, *ref.shape)
     # --continue skips what exists
     result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run), "--continue"])
-    assert "skipped" in result.output
+    text = " ".join(result.output.split())
+    assert f"{case.name}: skipped (already predicted)" in text
+    assert "0 cases predicted, 1 skipped (1 already predicted (--continue))" in text
+
+
+def test_predict_final_line_counts_folders_not_read_as_cases(tmp_path):
+    from medmodal.cli.predict import predicted_line
+
+    folders = [tmp_path / "TCGA-DU-7294"]
+    assert predicted_line(1, 0, folders) == ("1 case predicted, 1 skipped (1 folder not read as a case: "
+                                             "TCGA-DU-7294; see the warnings above)")
+    assert predicted_line(2, 1, []) == "2 cases predicted, 1 skipped (1 already predicted (--continue))"
 
 
 @requires_real_data
