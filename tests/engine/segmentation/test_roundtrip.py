@@ -56,6 +56,25 @@ def test_evaluate_all_subsets(trained_run):
     assert result.heatmap.stat().st_size > 1000
 
 
+def test_evaluate_default_output_folder(trained_run, tmp_path):
+    """A bundle inside a run folder writes into the run folder; another dataset (--data) gets its own
+    folder named after it, so a second dataset does not overwrite the first one's report."""
+    from medmodal.evaluation.report import default_output
+
+    data, run = trained_run
+    assert default_output(run, None, "test") == run / "eval_test"
+    assert default_output(run / "model", None, "test") == run / "eval_test"
+    assert default_output(run / "checkpoints" / "best.ckpt", None, "all") == run / "eval_all"
+    assert default_output(run, data, "test") == run / "eval_test"  # the run's own data.root
+    assert default_output(run / "model", tmp_path / "site b", "all") == run / "eval_site_b_all"
+    other = tmp_path / "other_site"
+    shutil.copytree(data, other)
+    result = CliRunner().invoke(app, ["seg", "evaluate", str(run / "model"), "--data", str(other), "--split", "all",
+                                      "--no-progress", "--no-hd95"])
+    assert result.exit_code == 0, result.output
+    assert (run / "eval_other_site_all" / "table.md").is_file() and not (run / "model" / "eval_all").exists()
+
+
 @pytest.mark.parametrize("protocol", ["passion", "brats-challenge", "monai-max-directed"])
 def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
     _, run = trained_run
