@@ -231,3 +231,11 @@ def test_case_folder_read_as_flat_references_gets_a_map_hint(folder_pair, tmp_pa
     assert "matches no sequence" not in ok.output
     assert "1 NIfTI file under" in " ".join(ok.output.split()) and "TCGA-XX-0001_fla_bet.nii.gz" in ok.output
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["cases"] == 1
+
+
+def test_et_threshold_override_is_stated_in_the_summary(folder_pair, tmp_path):
+    pred, ref, _ = folder_pair
+    result = score_folders(pred, ref, "passion", tmp_path / "o", et_min_voxels=20)
+    for text in (result.markdown, result.summary["protocol"]["summary"]):
+        assert "under the threshold (500 voxels by default; 20 in this run) removed" in text
+    assert result.summary["protocol"]["et_min_voxels"] == 20

@@ -283,7 +283,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         on_case and on_case(case_id, rows[-1])
     metrics = ["Dice"] + [protocol.distance]
     summary = {
-        "protocol": {"name": protocol.name, "summary": protocol.summary, "source": protocol.source,
+        "protocol": {"name": protocol.name, "summary": protocol.summary_for(et_min_voxels), "source": protocol.source,
                      "et_min_voxels": et_threshold(protocol, et_min_voxels) if protocol.et_postprocess != "none"
                      else None, "distance_unit": protocol.distance_unit},
         "dataset": spec.name, "prediction_labels": pred_spec.name,
