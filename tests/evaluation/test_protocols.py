@@ -245,6 +245,18 @@ def test_et_threshold_override():
     assert region_metrics(pred, ref, BRATS2020, protocol=LEGACY_PROTOCOL, et_min_voxels=0)["Dice_ET"] == 1.0
 
 
+def test_threshold_in_force_is_stated_once():
+    """An overridden ET threshold: the protocol line names the threshold in force, never "500 voxels"
+    beside a contradicting "set to 20"."""
+    passion = PROTOCOLS["passion"]
+    assert passion.describe() == f"`passion`: {passion.summary}" and "under 500 voxels removed" in passion.summary
+    line = passion.describe(20)
+    assert "ETPro = ET with a predicted ET under the threshold (500 voxels by default; 20 in this run) removed" in line
+    assert "under 500 voxels" not in line and "threshold set to" not in line
+    assert "(500 voxels by default; 0 in this run)" in PROTOCOLS[LEGACY_PROTOCOL].describe(0)
+    assert PROTOCOLS["brats-challenge"].describe(20) == f"`brats-challenge`: {PROTOCOLS['brats-challenge'].summary}"
+
+
 # ----------------------------------------------------------------------------- registry and defaults
 def test_registry_and_columns():
     assert set(PROTOCOLS) == {"passion", "brats-challenge", LEGACY_PROTOCOL, "myops"}

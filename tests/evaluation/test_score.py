@@ -209,3 +209,33 @@ def test_same_folder_for_predictions_and_references_is_refused(folder_pair, tmp_
     pred, _, _ = folder_pair
     result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(pred / "." ), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1 and "same folder" in result.output and not (tmp_path / "o").exists()
+
+
+def test_case_folder_read_as_flat_references_gets_a_map_hint(folder_pair, tmp_path):
+    """A case folder with non-standard names given as -r: read as a flat folder of labels, so no id
+    matches; the error says how it was read and gives the --map that reads the case folder."""
+    _, _, label = folder_pair
+    case = tmp_path / "TCGA-XX-0001"
+    save_nifti(case / "TCGA-XX-0001_fla_bet.nii.gz", label.astype(np.float32))
+    save_nifti(case / "TCGA-XX-0001_seg_fusion.nii.gz", label)
+    pred = tmp_path / "p"
+    save_nifti(pred / "TCGA-XX-0001.nii.gz", label)
+    result = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(case)])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "read as a flat folder of label files" in message
+    assert "--map 'seg=*seg*.nii.gz'" in message
+    ok = runner.invoke(app, ["seg", "score", "-p", str(pred), "-r", str(case), "--map", "seg=*seg*.nii.gz",
+                             "-o", str(tmp_path / "o"), "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    # the image file is not needed by score: one line counting it, not a "matches no sequence" warning per file
+    assert "matches no sequence" not in ok.output
+    assert "1 NIfTI file under" in " ".join(ok.output.split()) and "TCGA-XX-0001_fla_bet.nii.gz" in ok.output
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["cases"] == 1
+
+
+def test_et_threshold_override_is_stated_in_the_summary(folder_pair, tmp_path):
+    pred, ref, _ = folder_pair
+    result = score_folders(pred, ref, "passion", tmp_path / "o", et_min_voxels=20)
+    for text in (result.markdown, result.summary["protocol"]["summary"]):
+        assert "under the threshold (500 voxels by default; 20 in this run) removed" in text
+    assert result.summary["protocol"]["et_min_voxels"] == 20

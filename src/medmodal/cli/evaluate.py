@@ -15,7 +15,9 @@ def evaluate_cmd(
     run: Path = typer.Argument(..., help="run folder (or model bundle / .ckpt with --data)"),
     data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the run's data.root)"),
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>; with --data "
+                                       "another dataset: <run>/eval_<data folder name>_<split>; <run> is the run "
+                                       "folder also when its model bundle or a checkpoint is given)"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: Optional[bool] = typer.Option(None, "--hd95/--no-hd95",

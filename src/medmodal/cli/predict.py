@@ -46,11 +46,14 @@ def predict_cmd(
                              label_convention=label_convention, precision=precision,
                              affine_tolerance=affine_tolerance, skip_invalid=skip_invalid)
 
+    statuses = {"written": 0, "skipped": 0}
+
     def report(case, status, record):
+        statuses[status] = statuses.get(status, 0) + 1
         if disable_progress_bar:
             return
         if record is None:
-            console.print(f"{case.case_id}: {status}", highlight=False, soft_wrap=True)
+            console.print(f"{case.case_id}: {status} (already predicted)", highlight=False, soft_wrap=True)
             return
         used = "+".join(record["sequences_used"])
         skipped = "".join(f"; {m} skipped ({why})" for m, why in record["sequences_skipped"].items())
@@ -61,4 +64,19 @@ def predict_cmd(
 
     with torch.inference_mode():
         predict_cases(net, meta, cases, output, options, device=torch.device(device), on_case=report, input_root=input)
-    console.print(f"predictions in {output}", soft_wrap=True)
+    console.print(f"{predicted_line(statuses['written'], statuses['skipped'], getattr(cases, 'skipped', []))}; "
+                  f"predictions in {output}", highlight=False, soft_wrap=True)
+
+
+def predicted_line(written: int, existing: int, folders) -> str:
+    """``"1 case predicted, 2 skipped (1 already predicted (--continue); 1 folder not read as a case: X)"``."""
+    reasons = []
+    if existing:
+        reasons.append(f"{existing} already predicted (--continue)")
+    if folders:
+        names = ", ".join(f.name for f in folders[:3]) + (", ..." if len(folders) > 3 else "")
+        reasons.append(f"{len(folders)} folder{'s' if len(folders) > 1 else ''} not read as a case: {names}; "
+                       f"see the warnings above")
+    skipped = existing + len(folders)
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"{written} case{'' if written == 1 else 's'} predicted, {skipped} skipped{why}"

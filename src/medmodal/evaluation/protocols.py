@@ -166,13 +166,21 @@ class EvaluationProtocol:
             regions += (ETPRO,)
         return regions
 
+    def summary_for(self, et_min_voxels: int | None = None) -> str:
+        """:attr:`summary` with the ET threshold in force: when ``et_min_voxels`` overrides the
+        protocol's, "under 500 voxels" reads "under the threshold (500 voxels by default; 20 in this run)"."""
+        threshold = self.et_min_voxels if et_min_voxels is None else int(et_min_voxels)
+        if self.et_postprocess == "none" or threshold == self.et_min_voxels:
+            return self.summary
+        default = f"under {self.et_min_voxels} voxels"
+        in_force = f"under the threshold ({self.et_min_voxels} voxels by default; {threshold} in this run)"
+        if default in self.summary:
+            return self.summary.replace(default, in_force)
+        return f"{self.summary} ET threshold: {threshold} voxels in this run ({self.et_min_voxels} by default)."
+
     def describe(self, et_min_voxels: int | None = None) -> str:
         """``"passion (PASSION's scripts: ...)"``: the line written above every table."""
-        threshold = self.et_min_voxels if et_min_voxels is None else et_min_voxels
-        text = f"`{self.name}`: {self.summary}"
-        if self.et_postprocess != "none" and threshold != self.et_min_voxels:
-            text += f" ET threshold set to {threshold} voxels for this run."
-        return text
+        return f"`{self.name}`: {self.summary_for(et_min_voxels)}"
 
 
 PROTOCOLS: dict[str, EvaluationProtocol] = {}

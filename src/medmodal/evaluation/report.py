@@ -3,8 +3,9 @@
 Cases are brought to the model's training geometry (recorded in its bundle) and scored on their
 native grid against the label as stored (:mod:`medmodal.evaluation.evaluator`).
 
-Outputs in ``<run>/eval_<split>/`` (or ``out``): ``subset_metrics.csv`` (one row per case and
-subset: Dice and HD95 per region, and the ``protocol`` column), ``table.md`` (the papers' layout:
+Outputs in ``<run>/eval_<split>/``, ``<run>/eval_<data>_<split>/`` for another dataset given by
+``data`` (``<run>`` is the run folder also when a bundle or checkpoint inside it is given), or
+``out``: ``subset_metrics.csv`` (one row per case and subset: Dice and HD95 per region, and the ``protocol`` column), ``table.md`` (the papers' layout:
 Dice and HD95 tables, rows = subsets marked by present sequences, plus the average; the
 evaluation protocol is named in the title and above the tables), ``dice_heatmap.png``.
 
@@ -15,6 +16,7 @@ protocols existed are scored with ``monai-max-directed``, so their numbers do no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,10 +116,32 @@ def run_evaluation(run: str | Path, data: str | Path | None = None, split: str =
                                 precision=precision, protocol=chosen)
     with torch.inference_mode():
         rows = evaluate_subsets(model, dataset, spec, settings, device=device, progress=progress)
-    return write_report(rows, spec, Path(out) if out else (run if run.is_dir() else run.parent) / f"eval_{split}",
+    return write_report(rows, spec, Path(out) if out else default_output(run, data, split),
                         title=f"{meta['model_name']} - {split} split ({len(cases)} cases)", hd95=hd95,
                         protocol=chosen, et_min_voxels=settings.et_min_voxels, note=note,
                         notes=_input_notes(cache, cases, geometry))
+
+
+def _run_folder(run: Path) -> Path:
+    """The run folder of ``run``: itself, or the run folder (the one with ``config.yaml``) holding the
+    bundle folder / bundle file / checkpoint given (``RUN/model``, ``RUN/checkpoints/best.ckpt``)."""
+    folder = run if run.is_dir() else run.parent
+    if not (folder / "config.yaml").is_file() and (folder.parent / "config.yaml").is_file():
+        return folder.parent
+    return folder
+
+
+def default_output(run: Path, data: Path | None, split: str) -> Path:
+    """``<run folder>/eval_<split>`` for the run's own data; ``<run folder>/eval_<data folder name>_<split>``
+    for another dataset given by ``data``, so that two datasets do not overwrite each other's report."""
+    folder = _run_folder(run)
+    cfg = _run_config(folder)
+    own = cfg is not None and cfg.data.root and data is not None and \
+        Path(cfg.data.root).resolve() == Path(data).resolve()
+    if data is None or own:
+        return folder / f"eval_{split}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data).resolve().name) or "data"
+    return folder / f"eval_{name}_{split}"
 
 
 def _input_notes(cache: PreprocessedCache, cases, geometry) -> list[str]:

@@ -119,7 +119,7 @@ def discover_references(ref_dir: str | Path, layout: str = "auto", mapping: str 
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such reference folder")
     if layout != "auto" or mapping is not None:
-        cases = discover_cases(root, layout, mapping, _ALL_SEQUENCES, labels)
+        cases = discover_cases(root, layout, mapping, _ALL_SEQUENCES, labels, labels_only=True)
     else:
         cases = _auto_references(root, labels)
     labelled = [c for c in cases if c.label is not None]
@@ -270,8 +270,12 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
     missing_predictions = sorted(set(references) - set(predictions))
     missing_references = sorted(set(predictions) - set(references))
     if not common:
+        hint = ""
+        if all(c.layout == "flat" for c in references.values()):
+            hint = (f"; {ref_dir} was read as a flat folder of label files (<case>.nii.gz, one per case): for a case "
+                    f"folder whose files have other names give --map 'seg=*seg*.nii.gz'")
         raise DataError(f"no case id is in both {pred_dir} ({_preview(predictions)}) and {ref_dir} "
-                        f"({_preview(references)})")
+                        f"({_preview(references)}){hint}")
     rows = []
     for case_id in common:
         rows.append(score_case(predictions[case_id], references[case_id], spec, pred_spec, protocol,
@@ -279,7 +283,7 @@ def score_folders(pred_dir: str | Path, ref_dir: str | Path, protocol: str | Eva
         on_case and on_case(case_id, rows[-1])
     metrics = ["Dice"] + [protocol.distance]
     summary = {
-        "protocol": {"name": protocol.name, "summary": protocol.summary, "source": protocol.source,
+        "protocol": {"name": protocol.name, "summary": protocol.summary_for(et_min_voxels), "source": protocol.source,
                      "et_min_voxels": et_threshold(protocol, et_min_voxels) if protocol.et_postprocess != "none"
                      else None, "distance_unit": protocol.distance_unit},
         "dataset": spec.name, "prediction_labels": pred_spec.name,

@@ -130,3 +130,38 @@ def test_real_cases_discovered():
     assert gli.layout == "brats2023" and set(gli.images) == {"flair", "t1", "t1ce", "t2"} and gli.label is None
     (tcga,) = discover_cases(BRATS_REAL / "TCGA-DU-7294", mapping=TCGA_MAPPING)
     assert set(tcga.images) == {"flair", "t1", "t1ce", "t2"} and tcga.label.name == "TCGA-DU-7294_seg_fusion.nii.gz"
+
+
+def test_mapping_pattern_matching_no_file_is_named(tmp_path):
+    """A --map pattern with a typo matches nothing: one warning naming it (not a silently missing sequence)."""
+    from medmodal.notices import InputWarning
+
+    images, seg = tiny_volumes()
+    for case_id in ("A", "B"):
+        for name, suffix in (("flair", "fla_bet"), ("t1", "t1_bet")):
+            save_nifti(tmp_path / case_id / f"{case_id}_{suffix}.nii.gz", images[name])
+    with pytest.warns(InputWarning) as record:
+        cases = discover_cases(tmp_path, mapping="flair=*_flair*.nii.gz,t1=*_t1_bet*")
+    assert all(set(c.images) == {"t1"} for c in cases)
+    typo = [str(w.message) for w in record if "_flair*" in str(w.message)]
+    assert len(typo) == 1 and "flair='*_flair*.nii.gz'" in typo[0] and "matches no file" in typo[0]
+    assert not [w for w in record if "t1=" in str(w.message)]
+
+
+def test_files_in_case_sub_folders_and_skipped_folders_are_named(tmp_path):
+    """BraTS case folder with a sub-folder of NIfTI files (TCGA-DU-7294's algorithm-segmentations/):
+    one warning counts and names them; a folder none of whose files matches is listed as skipped."""
+    from medmodal.notices import InputWarning
+
+    folder = write_brats2020_case(tmp_path, "BraTS20_Training_001")
+    _, seg = tiny_volumes()
+    for name in ("a-20", "b-20", "c-20", "d-20"):
+        save_nifti(folder / "algorithm-segmentations" / f"{name}.nii.gz", seg)
+    save_nifti(tmp_path / "Other" / "Other_fla_bet.nii.gz", seg)
+    with pytest.warns(InputWarning) as record:
+        found = discover_cases(tmp_path)
+    nested = [str(w.message) for w in record if "sub-folders" in str(w.message)]
+    assert len(nested) == 1 and nested[0].startswith("4 NIfTI files in sub-folders")
+    assert "BraTS20_Training_001/algorithm-segmentations/a-20.nii.gz" in nested[0] and "(4 in all)" in nested[0]
+    assert len(found.nested) == 4 and [p.name for p in found.skipped] == ["Other"]
+    assert [c.case_id for c in found] == ["BraTS20_Training_001"]

@@ -240,7 +240,8 @@ def test_data_summary_piped_prints_the_whole_table_and_the_convention(tmp_path):
     assert result.exit_code == 0, result.output
     assert "…" not in result.output and long_id in result.output
     assert "16x16x16" in result.output and "enhancing" in result.output
-    assert "brats2020 classes; labels read as brats2023 (1 = necrosis, 2 = edema, 3 = enhancing)" in result.output
+    assert "(BraTS tumour classes; labels read as brats2023 (1 = necrosis, 2 = edema, 3 = enhancing))" in result.output
+    assert "brats2020" not in result.output  # BraTS 2023 files: no convention they are not read with
     assert f"{long_id}-t1c-mask.nii.gz" in result.output and "matched no sequence or label" in result.output
     (row,) = [line for line in result.output.splitlines() if long_id in line and "16x16x16" in line]
     assert all(mark in row for mark in ("●", "1x1x1"))  # the whole row on one line, no cell cut

@@ -56,6 +56,25 @@ def test_evaluate_all_subsets(trained_run):
     assert result.heatmap.stat().st_size > 1000
 
 
+def test_evaluate_default_output_folder(trained_run, tmp_path):
+    """A bundle inside a run folder writes into the run folder; another dataset (--data) gets its own
+    folder named after it, so a second dataset does not overwrite the first one's report."""
+    from medmodal.evaluation.report import default_output
+
+    data, run = trained_run
+    assert default_output(run, None, "test") == run / "eval_test"
+    assert default_output(run / "model", None, "test") == run / "eval_test"
+    assert default_output(run / "checkpoints" / "best.ckpt", None, "all") == run / "eval_all"
+    assert default_output(run, data, "test") == run / "eval_test"  # the run's own data.root
+    assert default_output(run / "model", tmp_path / "site b", "all") == run / "eval_site_b_all"
+    other = tmp_path / "other_site"
+    shutil.copytree(data, other)
+    result = CliRunner().invoke(app, ["seg", "evaluate", str(run / "model"), "--data", str(other), "--split", "all",
+                                      "--no-progress", "--no-hd95"])
+    assert result.exit_code == 0, result.output
+    assert (run / "eval_other_site_all" / "table.md").is_file() and not (run / "model" / "eval_all").exists()
+
+
 @pytest.mark.parametrize("protocol", ["passion", "brats-challenge", "monai-max-directed"])
 def test_evaluate_under_every_protocol(trained_run, tmp_path, protocol):
     _, run = trained_run
@@ -123,6 +142,7 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run),
                                       "--save-probabilities"])
     assert result.exit_code == 0, result.output
+    assert f"1 case predicted, 0 skipped; predictions in {out}" in " ".join(result.output.split())
     written = nib.load(str(out / f"{case.name}.nii.gz"))
     ref = nib.load(str(case / f"{case.name}_flair.nii.gz"))
     assert written.shape == ref.shape and np.allclose(written.affine, ref.affine)
@@ -131,7 +151,18 @@ def test_predict_cli_subset_of_sequences(trained_run, tmp_path):
     assert probs.shape == (4, *ref.shape)
     # --continue skips what exists
     result = CliRunner().invoke(app, ["seg", "predict", "-i", str(case), "-o", str(out), "-m", str(run), "--continue"])
-    assert "skipped" in result.output
+    text = " ".join(result.output.split())
+    assert f"{case.name}: skipped (already predicted)" in text
+    assert "0 cases predicted, 1 skipped (1 already predicted (--continue))" in text
+
+
+def test_predict_final_line_counts_folders_not_read_as_cases(tmp_path):
+    from medmodal.cli.predict import predicted_line
+
+    folders = [tmp_path / "TCGA-DU-7294"]
+    assert predicted_line(1, 0, folders) == ("1 case predicted, 1 skipped (1 folder not read as a case: "
+                                             "TCGA-DU-7294; see the warnings above)")
+    assert predicted_line(2, 1, []) == "2 cases predicted, 1 skipped (1 already predicted (--continue))"
 
 
 @requires_real_data

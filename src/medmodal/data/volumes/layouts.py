@@ -135,12 +135,19 @@ class DiscoveredCases(list):
         layout: the layout used (``auto`` resolved).
         unmatched: every NIfTI file under the searched folders that was not used (each was
             also reported with an :class:`~medmodal.notices.InputWarning`).
+        skipped: folders holding NIfTI files that were not read as a case (none of their files
+            matched the layout); case-folder layouts (BraTS, ``mapping``) only.
+        nested: NIfTI files in sub-folders of a case folder (never read; one warning names them);
+            case-folder layouts only.
     """
 
-    def __init__(self, cases, layout: str, unmatched: Sequence[Path] = ()):
+    def __init__(self, cases, layout: str, unmatched: Sequence[Path] = (), skipped: Sequence[Path] = (),
+                 nested: Sequence[Path] = ()):
         super().__init__(cases)
         self.layout = layout
         self.unmatched = list(unmatched)
+        self.skipped = list(skipped)
+        self.nested = list(nested)
 
 
 # ---------------------------------------------------------------------------- folder listing
@@ -217,6 +224,28 @@ def _lone_label_file(files: Sequence[Path], exclude: set[Path]) -> Path | None:
     """BraTS2020 trap: a label with a non-standard name (``*seg*`` / ``*Segm*``), if unique."""
     hits = [p for p in files if p not in exclude and re.search(r"seg", p.name, re.I)]
     return hits[0] if len(hits) == 1 else None
+
+
+def _nested_nifti(folder: Path) -> list[Path]:
+    """NIfTI files in the (non-hidden) sub-folders of ``folder``, at any depth (a case-folder layout
+    never reads them, e.g. BraTS ``<case>/algorithm-segmentations/*.nii.gz``)."""
+    found = []
+    for sub in _case_folders(folder):
+        for dirpath, dirnames, filenames in os.walk(sub):
+            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+            found += [Path(dirpath) / f for f in sorted(filenames)
+                      if not is_hidden(f) and strip_nifti_suffix(f) is not None]
+    return found
+
+
+def _preview(paths: Sequence[Path], root: Path, n: int = 3) -> str:
+    """``"a/x.nii.gz, a/y.nii.gz, ... (5 in all)"``: the first ``n`` paths, relative to ``root`` where they can be."""
+    def rel(p: Path) -> str:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:
+            return str(p)
+    return ", ".join(rel(p) for p in paths[:n]) + (f", ... ({len(paths)} in all)" if len(paths) > n else "")
 
 
 def _case_folder_list(root: Path) -> list[Path]:
@@ -555,7 +584,7 @@ def detect_layout(root: Path) -> str:
 
 def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mapping[str, str] | None = None,
                    modalities: Sequence[str] = BRATS_MODALITIES, source_labels: str | None = None,
-                   ) -> DiscoveredCases:
+                   labels_only: bool = False) -> DiscoveredCases:
     """Find the cases under ``root``.
 
     Args:
@@ -570,8 +599,11 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
 
     Returns:
         :class:`DiscoveredCases`, sorted by id. Each unused NIfTI file is reported with an
-        :class:`~medmodal.notices.InputWarning`. Raises :class:`LayoutError` / ``FileNotFoundError``
-        with the folder named.
+        :class:`~medmodal.notices.InputWarning` (``labels_only``, for a caller that reads only the
+        label files: one warning counting and naming the first few); so are, once each, a ``mapping``
+        pattern that matches no file in any case (its sequence is then missing everywhere: a typo
+        reads as a missing sequence otherwise) and the NIfTI files in sub-folders of case folders
+        (never read). Raises :class:`LayoutError` / ``FileNotFoundError`` with the folder named.
     """
     root = Path(os.path.abspath(root))
     if not root.exists():
@@ -599,6 +631,29 @@ def discover_cases(root: str | Path, layout: str = "auto", mapping: str | Mappin
     if not cases:  # the error names the files; no warnings first (a caller may try another layout next)
         found = f"; NIfTI files found but not matched: {', '.join(p.name for p in unmatched[:5])}" if unmatched else ""
         raise LayoutError(f"{root}: no cases found for layout {layout!r}{found}")
-    for path in unmatched:
-        warn(f"{path}: matches no sequence or label of layout {layout!r}; ignored")
-    return DiscoveredCases(sorted(cases, key=lambda c: c.case_id), layout, unmatched)
+    if labels_only and unmatched:
+        warn(f"{len(unmatched)} NIfTI file{'s' if len(unmatched) > 1 else ''} under {root} "
+             f"{'are' if len(unmatched) > 1 else 'is'} not a label file and not read (only labels are needed): "
+             f"{_preview(unmatched, root)}")
+    elif not labels_only:
+        for path in unmatched:
+            warn(f"{path}: matches no sequence or label of layout {layout!r}; ignored")
+    if layout == "mapping":
+        for key, pattern in parse_mapping(mapping).items():
+            if not any((c.label if key == LABEL_KEY else c.images.get(key)) for c in cases):
+                what = "the label" if key == LABEL_KEY else f"sequence {key}"
+                where = f"case folder {root}" if len(cases) == 1 else f"any of the {len(cases)} cases under {root}"
+                everywhere = "" if len(cases) == 1 else " in every case"
+                warn(f"--map pattern {key}={pattern!r} matches no file in {where}: {what} is missing{everywhere} "
+                     f"(a typo in the pattern?)")
+    skipped, nested = [], []
+    if layout in ("brats2020", "brats2023", "mapping"):
+        ids = {c.case_id for c in cases}
+        folders = _case_folder_list(root)
+        skipped = [f for f in folders if f.name not in ids and _nifti_files(f)]
+        nested = [p for f in folders for p in _nested_nifti(f)]
+        if nested:
+            warn(f"{len(nested)} NIfTI file{'s' if len(nested) > 1 else ''} in sub-folders of case folders "
+                 f"{'are' if len(nested) > 1 else 'is'} not read (only the files directly in a case folder are): "
+                 f"{_preview(nested, root)}")
+    return DiscoveredCases(sorted(cases, key=lambda c: c.case_id), layout, unmatched, skipped, nested)

@@ -53,7 +53,8 @@ class DatasetSpec:
         normalization: ``"brain"`` (crop to the non-zero box, z-score inside the union of
             non-zero voxels: skull-stripped BraTS) or ``"volume"`` (z-score over every voxel of
             the cropped stack: images with a body/background, e.g. cardiac MR).
-        extra: free-form metadata (e.g. long sequence names).
+        extra: free-form metadata (e.g. long sequence names; ``classes_title``: the class set named
+            without a label convention, ``"BraTS tumour classes"``, shared by BraTS 2020 and 2023).
     """
 
     name: str
@@ -118,6 +119,7 @@ BRATS2020 = DatasetSpec(
     regions={"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)},
     et_class=3,
     et_replacement=1,
+    extra={"classes_title": "BraTS tumour classes"},
 )
 
 #: BraTS 2023 glioma: enhancing tumour is label 3 in the files.
@@ -135,7 +137,7 @@ MYOPS2020 = DatasetSpec(
     et_class=None,
     spatial_dims=2,
     normalization="volume",
-    extra={"sequence_names": {"c0": "bSSFP", "de": "LGE", "t2": "T2"}},
+    extra={"sequence_names": {"c0": "bSSFP", "de": "LGE", "t2": "T2"}, "classes_title": "MyoPS classes"},
 )
 
 SPECS: dict[str, DatasetSpec] = {s.name: s for s in (BRATS2020, BRATS2023, MYOPS2020)}

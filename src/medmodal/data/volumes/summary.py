@@ -50,10 +50,13 @@ def summarize_case(case: Case, spec: DatasetSpec, validate: bool = True,
 
 
 def summary_title(summaries: Sequence[CaseSummary], spec: DatasetSpec) -> str:
-    """``"3 cases (brats2020 classes; labels read as brats2023 (1 = necrosis, ...))"``: the conventions used."""
+    """``"3 cases (BraTS tumour classes; labels read as brats2023 (1 = necrosis, ...))"``: the class set
+    (named without a label convention, so BraTS 2023 files do not read as "brats2020") and the
+    conventions the label files were read with."""
     conventions = sorted({s.labels for s in summaries if s.labels})
     read = "; labels read as " + " / ".join(conventions) if conventions else "; no label files"
-    return f"{len(summaries)} cases ({spec.name} classes{read})"
+    classes = spec.extra.get("classes_title", f"{spec.name} classes")
+    return f"{len(summaries)} case{'' if len(summaries) == 1 else 's'} ({classes}{read})"
 
 
 def summary_table(summaries: Sequence[CaseSummary], spec: DatasetSpec):
