@@ -21,6 +21,22 @@ class OutputError(OSError):
     """An output path cannot be written (e.g. the folder is not writable)."""
 
 
+def is_writable_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a folder medmodal may write into beside the user's data.
+
+    A folder counts as writable when this process may write there (``os.access``) **and** its permission
+    bits grant write to someone: a folder marked read-only (``chmod a-w``) stays read-only for the
+    superuser too, who could otherwise write into it. Data folders are input; caches and split files go
+    elsewhere when this is ``False``.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return path.is_dir() and bool(mode & 0o222) and os.access(path, os.W_OK | os.X_OK)
+
+
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create ``path`` if needed and check it is a writable folder; raise :class:`OutputError` if not."""
     path = Path(path)

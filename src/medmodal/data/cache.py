@@ -6,11 +6,14 @@ import hashlib
 import os
 from pathlib import Path
 
+from medmodal.io import is_writable_dir
+
 __all__ = ["default_cache_dir"]
 
 
 def default_cache_dir(data_root: str | Path) -> Path:
-    """``<dataset folder>/.medmodal_cache`` when that folder is writable, else a per-dataset folder
+    """``<dataset folder>/.medmodal_cache`` when that folder is writable (:func:`medmodal.io.is_writable_dir`:
+    a folder marked read-only counts as read-only for the superuser too), else a per-dataset folder
     under ``$MEDMODAL_CACHE`` (default ``~/.cache/medmodal``).
 
     The dataset folder is ``data_root`` itself, or the folder holding it when ``data_root`` is a
@@ -22,7 +25,7 @@ def default_cache_dir(data_root: str | Path) -> Path:
     root = Path(data_root).resolve()
     if root.is_file():
         root = root.parent
-    if os.access(root, os.W_OK):
+    if is_writable_dir(root):
         return root / ".medmodal_cache"
     base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
     return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from medmodal.errors import ConfigError, DataError
+from medmodal.io import is_writable_dir
 from medmodal.io import atomic_write_json
 
 DEFAULT_FRACTIONS = (219 / 369, 50 / 369, 100 / 369)
@@ -69,8 +70,11 @@ def default_split_path(data_root: str | Path, seed: int) -> Path:
 
 
 def load_or_make_splits(data_root: str | Path, case_ids: Sequence[str], seed: int = 0,
-                        fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, list[str]]:
-    """Read ``<root>/splits_seed<seed>.json`` if it exists and matches the cases; else write it."""
+                        fractions: Sequence[float] = DEFAULT_FRACTIONS, write: bool = True) -> dict[str, list[str]]:
+    """Read ``<root>/splits_seed<seed>.json`` if it exists and matches the cases; else make the split and,
+    when ``write`` and the folder is writable (:func:`medmodal.io.is_writable_dir`), write it there.
+
+    ``write=False``: a reader only (evaluation on a dataset: never writes into the data folder)."""
     path = default_split_path(data_root, seed)
     if path.is_file():
         splits = read_splits(path)
@@ -80,10 +84,11 @@ def load_or_make_splits(data_root: str | Path, case_ids: Sequence[str], seed: in
             raise DataError(f"{path}: lists cases not found in the data: {sorted(unknown)[:5]}")
         return splits
     splits = make_splits(case_ids, fractions, seed)
-    try:
-        write_splits(path, splits, seed)
-    except OSError:  # read-only dataset folder: the run folder copy is still written by the caller
-        pass
+    if write and is_writable_dir(path.parent):  # else the run folder's copy is what records it
+        try:
+            write_splits(path, splits, seed)
+        except OSError:
+            pass
     return splits
 
 

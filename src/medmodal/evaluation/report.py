@@ -71,7 +71,7 @@ def _select_cases(run: Path, cfg: ExperimentConfig | None, data: Path | None, sp
     if split_file.is_file() and data is None:
         ids = read_splits(split_file)[split]
     else:
-        ids = load_or_make_splits(root, list(cases), cfg.data.split_seed if cfg else 0)[split]
+        ids = load_or_make_splits(root, list(cases), cfg.data.split_seed if cfg else 0, write=False)[split]
     chosen = [cases[i] for i in ids if i in cases]
     if not chosen:
         raise DataError(f"{root}: no case of the {split!r} split found (split 'all' scores every case of another "

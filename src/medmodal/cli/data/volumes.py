@@ -12,6 +12,15 @@ from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt,
                                   discover_dataset, print_wide, split_option, user_errors)
 from medmodal.errors import ConfigError
 
+def _beside_data(root: Path, path: Path, what: str) -> Path:
+    """``path`` (a default inside the data folder ``root``), or one line when ``root`` is read-only."""
+    from medmodal.io import OutputError, is_writable_dir
+
+    if not is_writable_dir(root):
+        raise OutputError(f"{root}: the data folder is read-only; give --out for {what}")
+    return path
+
+
 @user_errors
 def synth_brats_cmd(
     out: Path = typer.Argument(..., help="output folder (BraTS 2020 layout is written inside)"),
@@ -99,7 +108,7 @@ def split_cmd(
     found = discover(root, layout, mapping, None)
     frac = tuple(split_option(fractions, float, "--fractions")) if fractions else DEFAULT_FRACTIONS
     splits = make_splits([c.case_id for c in found], frac, seed)
-    path = write_splits(out or default_split_path(root, seed), splits, seed)
+    path = write_splits(out or _beside_data(root, default_split_path(root, seed), "the split file"), splits, seed)
     console.print(f"{path}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
 
 
@@ -126,7 +135,8 @@ def missing_rates_cmd(
     parsed = parse_rates(rates) if rates else default_missing_rates(spec.name)
     assignment = assign_imbalanced(ids, parsed, modalities, seed=seed)
     tag = "".join(f"{int(round(parsed.get(m, 0) * 10))}" for m in modalities)
-    path = write_missing_csv(out or Path(root) / f"missing_mr{tag}_seed{seed}.csv", assignment, modalities)
+    path = write_missing_csv(out or _beside_data(root, Path(root) / f"missing_mr{tag}_seed{seed}.csv", "the CSV"),
+                             assignment, modalities)
     real = realised_missing_rates(assignment, modalities)
     console.print(f"{path}: {len(assignment)} cases; realised missing rates "
                   + ", ".join(f"{m} {real[m]:.2f}" for m in modalities))
