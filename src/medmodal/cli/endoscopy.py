@@ -100,7 +100,7 @@ def predict_endoscopy_cmd(
     model: Path = typer.Option(..., "--model", "-m", help="endoscopy finetune run folder"),
     layout: str = LayoutOpt,
     modalities: str = typer.Option("wli,nbi", "--modalities", help="modalities to use (wli: white light only)"),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:<index> | auto (GPU if available)"),
 ):
     """Predict the class of each site; an absent image (or one not in --modalities) is masked out. When the input
     shows class names (class folders, a CSV label column) that the model does not know, one warning line names them;
@@ -147,6 +147,9 @@ def predict_endoscopy_cmd(
     if labelled:
         scored = [r for r in rows if r["label"] in classes and r["prediction"]]
         left = sum(bool(r["label"]) for r in rows) - len(scored)
+        seen = _seen_in_training(model, input, [r["sample_id"] for r in scored])
+        if seen:
+            console.print(f"note: {seen}", markup=False, highlight=False, soft_wrap=True)
         if scored:
             correct = sum(r["label"] == r["prediction"] for r in scored)
             console.print(f"accuracy {correct / len(scored):.3f} ({correct} of {len(scored)}) on the labelled samples "
@@ -156,6 +159,29 @@ def predict_endoscopy_cmd(
         else:
             console.print("note: no labelled sample has a class of the model and a usable image: no accuracy",
                           markup=False, highlight=False, soft_wrap=True)
+
+
+def _seen_in_training(model: Path, input: Path, sample_ids: list[str]) -> str | None:
+    """One line when the input is the model's own dataset and some scored samples were in its training or
+    validation split (their accuracy is optimistic); ``None`` otherwise or when the run records no split."""
+    import yaml
+
+    from medmodal.io import read_json_file
+
+    config, splits = model / "config.yaml", model / "splits.json"
+    if not config.is_file() or not splits.is_file():
+        return None
+    root = (yaml.safe_load(config.read_text()) or {}).get("data", {}).get("root")
+    if not root or Path(root).resolve() != input.resolve():
+        return None
+    record = read_json_file(splits)
+    fitted = {i for key in ("train", "val") for i in record.get(key, [])}
+    seen = [i for i in sample_ids if i in fitted]
+    if not seen:
+        return None
+    return (f"{len(seen)} of the {len(sample_ids)} scored samples were in the model's training / validation split "
+            f"({splits}): the accuracy below is optimistic; its test split alone: "
+            f"{len([i for i in sample_ids if i in set(record.get('test', []))])} samples")
 
 
 @user_errors

@@ -24,10 +24,19 @@ from medmodal.inference.postprocess import postprocess_et
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: the GPU when there is one, else the CPU; otherwise ``torch.device(name)``."""
+    """``"auto"``: the GPU when there is one, else the CPU; otherwise ``cpu``, ``cuda`` or ``cuda:<index>``.
+
+    Raises:
+        ConfigError: another name (``mps``, ``gpu``, a typo), or CUDA asked for without a CUDA GPU.
+    """
     if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {str(name)!r}: choose auto, cpu, cuda or cuda:<index>")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available (use device 'cpu')")
     return device

@@ -137,6 +137,11 @@ def test_pretrain_finetune_predict(tiny_pairs, tmp_path):
     assert "'cecum' may be the model's 'normal-cecum'" in lines[0] and "esophagitis" in lines[0]
     res = runner.invoke(app, ["endoscopy", "predict", "-i", str(by_class / "polyps"), "-o", str(out), "-m", str(run)])
     assert res.exit_code == 0 and "warning:" not in res.output  # a plain folder: no class names to compare
+    assert "optimistic" not in res.output  # another folder than the model's data: no overlap note
+    # the model's own data: the samples it was trained on are named as such (their accuracy is optimistic)
+    res = runner.invoke(app, ["endoscopy", "predict", "-i", str(tiny_pairs), "-o", str(out), "-m", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "scored samples were in the model's training / validation split" in res.output, res.output
 
 
 def test_input_class_mismatch():
@@ -239,6 +244,11 @@ def test_predict_device_cuda_without_gpu_is_one_line(tiny_pairs, tmp_path, monke
                               str(tmp_path / "p.csv"), "-m", str(tmp_path), "--device", "cuda"])
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     assert res.output.startswith("error:") and "no CUDA GPU is available" in res.output
+    for name in ("mps", "gpu", "foo"):  # torch would raise RuntimeError deep inside
+        res = runner.invoke(app, ["endoscopy", "predict", "-i", str(tiny_pairs / "polyps_WLI"), "-o",
+                                  str(tmp_path / "p.csv"), "-m", str(tmp_path), "--device", name])
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        assert f"device '{name}': choose auto, cpu, cuda or cuda:<index>" in res.output
 
 
 def test_finetune_cli_bad_data_is_one_line(tmp_path):
@@ -321,9 +331,14 @@ def test_format_result_says_percent_of_labels_and_pluralises():
 
     scores = {"accuracy": 0.5, "f1": 0.25}
     line = format_result({"label_fraction": 1.0, "counts": {"test": 1}, "test": scores})
-    assert line.startswith("test at 100 % labels (1 sample) - all modalities: accuracy 0.500"), line
+    assert line.startswith("test at 100 % labels, 1 test sample - all modalities: accuracy 0.500"), line
     line = format_result({"label_fraction": 0.05, "counts": {"test": 12}, "test": scores, "test_wli": scores})
-    assert line.startswith("test at 5 % labels (12 samples) - ") and "WLI only" in line, line
+    assert line.startswith("test at 5 % labels, 12 test samples - ") and "WLI only" in line, line
+    # on a dozen pairs 5 % becomes one image per class: the line says what the fraction became
+    line = format_result({"label_fraction": 0.05, "counts": {"test": 3, "train": 3, "unlabelled": 3}, "test": scores})
+    assert line.startswith("test at 5 % labels (3 of 6 training samples labelled), 3 test samples - "), line
+    line = format_result({"label_fraction": 1.0, "counts": {"test": 2}, "test": scores, "modalities": ["wli"]})
+    assert "- WLI (the model's only stream): accuracy 0.500" in line, line
 
 
 def test_no_validation_split_is_one_note_not_lightning_warnings(tiny_pairs, tmp_path):

@@ -277,10 +277,18 @@ def format_result(result: dict) -> str:
     """``accuracy / macro F1`` per scored subset, one line."""
     parts = []
     for key in sorted(k for k in result if k == "test" or k.startswith("test_")):
-        name = "all modalities" if key == "test" else f"{key[5:].upper()} only"
+        streams = list(result.get("modalities", ()))
+        if key != "test":
+            name = f"{key[5:].upper()} only"
+        else:  # a single-stream model (the WLI-only baseline) is tested on that stream alone
+            name = f"{streams[0].upper()} (the model's only stream)" if len(streams) == 1 else "all modalities"
         parts.append(f"{name}: accuracy {result[key]['accuracy']:.3f}, macro F1 {result[key]['f1']:.3f}")
-    n = result['counts']['test']
-    return (f"test at {result['label_fraction'] * 100:g} % labels ({n} sample{'s' * (n != 1)}) - " + "; ".join(parts))
+    counts = result["counts"]
+    n = counts["test"]
+    labels = f"{result['label_fraction'] * 100:g} % labels"
+    if "train" in counts and counts.get("unlabelled") is not None:  # what the fraction became on this data
+        labels += f" ({counts['train']} of {counts['train'] + counts['unlabelled']} training samples labelled)"
+    return f"test at {labels}, {n} test sample{'s' * (n != 1)} - " + "; ".join(parts)
 
 
 def load_classifier(run: str | Path, device: str = "cpu"):
