@@ -191,6 +191,16 @@ def test_data_module_reads_splits_and_keeps_the_field_of_view(tiny_config):
     assert batch["labels"].shape == (8, len(data.label_names)) and "Cardiomegaly" in data.label_names
 
 
+def test_a_new_image_cache_is_named_in_the_notes(tiny_config, tmp_path):
+    from medmodal.engine.image_text.data import PretrainDataModule
+
+    first = PretrainDataModule(tiny_config(f"data.cache_dir={tmp_path / 'cache'}"))
+    notes = [n for n in first.notes if n.startswith("image cache:")]
+    assert len(notes) == 1 and str(tmp_path / "cache") in notes[0] and "data.cache_dir" in notes[0]
+    again = PretrainDataModule(tiny_config(f"data.cache_dir={tmp_path / 'cache'}"))
+    assert not [n for n in again.notes if n.startswith("image cache:")]
+
+
 def test_untrained_reference_reuses_the_frozen_text_cache_only_when_identical():
     from types import SimpleNamespace
 

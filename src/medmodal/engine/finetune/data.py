@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from medmodal.data.cxr.downstream import (ClassificationDataset, DetectionDataset, SegmentationDataset,
                                           check_no_leakage, collate_detection, read_downstream,
                                           sample_training_fraction)
-from medmodal.data.cache import default_cache_dir
+from medmodal.data.cache import cache_note, default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.records import CXRDataWarning
 from medmodal.distributed import is_distributed
@@ -93,6 +93,8 @@ class FinetuneDataModule(L.LightningDataModule):
                             f"{' / '.join(empty)} images ({len(full.samples)} images read)")
         self.cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir(d.root)
         self.image_cache = ImageCache([s.image_path for s in full.samples], self.cache_dir, size=resolved_resize(cfg))
+        if self.image_cache.created:
+            self.notes.append(cache_note(self.image_cache.file, d.root, configured=bool(d.cache_dir)))
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
         self.feature_cache: FeatureCache | None = None
 

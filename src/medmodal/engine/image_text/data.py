@@ -28,7 +28,7 @@ import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
 from medmodal.data.cxr.dataset import ImageReportCollator, ImageReportDataset, label_names_of
-from medmodal.data.cache import default_cache_dir
+from medmodal.data.cache import cache_note, default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.readers import read_studies
 from medmodal.data.cxr.records import CXRDataWarning, Study
@@ -103,6 +103,8 @@ class PretrainDataModule(L.LightningDataModule):
         cache_dir = d.cache_dir or default_cache_dir(d.root)
         rows = [s for name in self.splits for s in self.splits[name]]
         self.image_cache = ImageCache([s.image_path for s in rows], cache_dir, size=resolved_resize(cfg))
+        if self.image_cache.created:
+            self.notes.append(cache_note(self.image_cache.file, d.root, configured=bool(d.cache_dir)))
         self.collator = ImageReportCollator(tokenizer, max_length=d.max_length, max_sentences=d.max_sentences)
 
     def counts(self) -> dict[str, int]:
