@@ -42,6 +42,6 @@ def cache_note(cache_file: str | Path, data_root: str | Path, configured: bool) 
     elif folder.name == ".medmodal_cache":
         why = "the data folder's .medmodal_cache; --set data.cache_dir=DIR to put it elsewhere"
     else:
-        why = ("the data folder is not writable, so $MEDMODAL_CACHE (default ~/.cache/medmodal); "
+        why = ("the data folder is not writable, so under $MEDMODAL_CACHE, default ~/.cache/medmodal; "
                "--set data.cache_dir=DIR to put it elsewhere")
     return f"image cache: decoded images are cached in {folder} ({why}); later runs on the same files reuse it"
