@@ -201,6 +201,16 @@ def test_a_new_image_cache_is_named_in_the_notes(tiny_config, tmp_path):
     assert not [n for n in again.notes if n.startswith("image cache:")]
 
 
+def test_a_training_split_smaller_than_a_batch_is_noted(tiny_config):
+    from medmodal.engine.image_text.data import PretrainDataModule
+
+    assert not any("fewer than data.batch_size" in n for n in PretrainDataModule(tiny_config()).notes)
+    data = PretrainDataModule(tiny_config("data.batch_size=64"))
+    n = data.counts()["train"]
+    assert (f"the training split 'train' has {n} rows ({n} studies), fewer than data.batch_size 64: each epoch is "
+            f"one batch of {n}, and the contrastive losses have few negatives") in data.notes
+
+
 def test_untrained_reference_reuses_the_frozen_text_cache_only_when_identical():
     from types import SimpleNamespace
 

@@ -99,6 +99,13 @@ class PretrainDataModule(L.LightningDataModule):
             self.splits[d.train_split] = self.splits[d.train_split][: d.max_studies]
         if not self.splits[d.train_split]:
             raise DataError(f"{d.root}: no row in the training split {d.train_split!r}")
+        train = self.splits[d.train_split]
+        if len(train) < d.batch_size:
+            n_studies = len({s.study_id for s in train})
+            self.notes.append(f"the training split {d.train_split!r} has {len(train)} row{'s' * (len(train) != 1)} "
+                              f"({n_studies} stud{'ies' if n_studies != 1 else 'y'}), fewer than data.batch_size "
+                              f"{d.batch_size}: each epoch is one batch of {len(train)}, and the contrastive "
+                              f"losses have few negatives")
         self.label_names = label_names_of(studies)
         cache_dir = d.cache_dir or default_cache_dir(d.root)
         rows = [s for name in self.splits for s in self.splits[name]]
