@@ -251,3 +251,17 @@ def test_pretrain_start_emits_no_eval_mode_warning_only_that_one_is_silenced(tin
         warnings.warn("Found 3 module(s) in eval mode at the start of training. ...", PossibleUserWarning)
     assert [str(w.message)[:30] for w in caught] == ["The dataloader does not have m", "Found 3 module(s) in eval mode",
                                                    "Found 3 module(s) in eval mode"]
+
+
+def test_the_reader_field_names_every_key_each_layout_takes():
+    """data.reader is a free mapping: its description (the config reference) lists the accepted keys."""
+    import inspect
+
+    import medmodal.data.cxr.readers  # noqa: F401  (registers the layouts)
+    from medmodal.data.layouts import layout_reader
+    from medmodal.engine.image_text.config import PretrainDataSettings
+
+    text = inspect.getdoc(PretrainDataSettings).split("reader:", 1)[1].split("split_seed:", 1)[0]
+    for layout in ("mimic", "iu", "openi", "csv"):
+        for key in list(inspect.signature(layout_reader("cxr", layout).read).parameters)[1:]:
+            assert f"``{key}``" in text, (layout, key)
