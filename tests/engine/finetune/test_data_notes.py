@@ -51,3 +51,14 @@ def test_a_finding_of_one_value_is_noted():
                             descriptor)
     assert notes == ["the test split holds one class only for Edema (all negative), Atelectasis (all positive): "
                      "its test AUROC is undefined (n/a) and left out of the mean"]
+
+
+def test_loader_workers_are_capped_at_the_cpus(twins, monkeypatch):
+    import medmodal.config.common as common
+
+    monkeypatch.setattr(common, "usable_cpus", lambda: 2)
+    data = FinetuneDataModule(covidx_config(twins["covidx"], "data.num_workers=4"))
+    assert data.num_workers == 2
+    assert "data.num_workers 4 is more than the 2 CPUs this process may use: loading with 2 workers" in data.notes
+    fits = FinetuneDataModule(covidx_config(twins["covidx"], "data.num_workers=2"))
+    assert fits.num_workers == 2 and not any("CPUs" in n for n in fits.notes)

@@ -82,9 +82,10 @@ class FinetuneDataSettings(common.LoaderSettings):
         augment: training augmentation (``None``: the task's reference one; classification
             ``crop`` | ``moco2`` | ``none``, segmentation ``shift_scale_rotate`` | ``none``).
         geometry: detection input geometry: ``stretch`` (the reference's direct resize) | ``pad``.
-        cache_dir: decoded-image and feature caches (``None``: ``<root>/.medmodal_cache``).
+        cache_dir: decoded-image and feature caches (``None``: ``<root>/.medmodal_cache`` when writable, else
+            under ``$MEDMODAL_CACHE``).
         batch_size: training batch (per process). eval_batch_size: ``None`` = ``batch_size``.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (capped at the CPUs this process may use, with a note).
         skip_bad: skip (and name) unreadable rows / images instead of stopping.
     """
 

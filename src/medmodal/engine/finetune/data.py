@@ -124,6 +124,9 @@ class FinetuneDataModule(L.LightningDataModule):
                             f"{' / '.join(empty)} images ({len(full.samples)} images read)")
         if cfg.task == "classification":
             self.notes.extend(one_class_notes(self.samples, self.descriptor))
+        self.num_workers, capped = d.capped_workers()
+        if capped:
+            self.notes.append(capped)
         self.cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir(d.root)
         self.image_cache = ImageCache([s.image_path for s in full.samples], self.cache_dir, size=resolved_resize(cfg))
         if self.image_cache.created:
@@ -198,7 +201,7 @@ class FinetuneDataModule(L.LightningDataModule):
             self.encoder.to(device).eval()
             try:
                 extract_missing(self.feature_cache, view, rows, self.encoder, device,
-                                d.eval_batch_size or d.batch_size, d.num_workers, rank, world, str(precision))
+                                d.eval_batch_size or d.batch_size, self.num_workers, rank, world, str(precision))
             finally:
                 self.encoder.train(training)
         if world > 1:  # every process passes here, whether it had rows to compute or not
@@ -210,7 +213,7 @@ class FinetuneDataModule(L.LightningDataModule):
         d = self.cfg.data
         dataset = self.datasets[split]
         batch = d.batch_size if shuffle else (d.eval_batch_size or d.batch_size)
-        workers = 0 if self.cached_features else d.num_workers
+        workers = 0 if self.cached_features else self.num_workers
         generator = torch.Generator().manual_seed(int(self.cfg.trainer.seed)) if shuffle else None
         sampler = None
         if not shuffle and is_distributed() and torch.distributed.get_world_size() > 1:

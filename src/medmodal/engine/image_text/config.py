@@ -67,7 +67,9 @@ class PretrainDataSettings(LoaderSettings):
         resize: side of the cached square frame (reference 256); ``None``: ``round(image_size * 256 / 224)``.
         max_length / max_sentences: text budget per report (reference 256 tokens, 16 sentences).
         batch_size: per process (reference 64). eval_batch_size: ``None`` = ``batch_size``.
-        num_workers: DataLoader workers. cache_dir: decoded-image cache (``None``: ``<root folder>/.medmodal_cache``).
+        num_workers: DataLoader workers (capped at the CPUs this process may use, with a note).
+        cache_dir: decoded-image cache (``None``: ``<root folder>/.medmodal_cache`` when writable, else under
+            ``$MEDMODAL_CACHE``).
         skip_bad: skip (and name) bad reports / images instead of stopping.
         max_studies: use only the first N training rows (smoke runs); ``None`` = all.
     """

@@ -106,6 +106,9 @@ class PretrainDataModule(L.LightningDataModule):
                               f"({n_studies} stud{'ies' if n_studies != 1 else 'y'}), fewer than data.batch_size "
                               f"{d.batch_size}: each epoch is one batch of {len(train)}, and the contrastive "
                               f"losses have few negatives")
+        self.num_workers, capped = d.capped_workers()
+        if capped:
+            self.notes.append(capped)
         self.label_names = label_names_of(studies)
         cache_dir = d.cache_dir or default_cache_dir(d.root)
         rows = [s for name in self.splits for s in self.splits[name]]
@@ -136,7 +139,7 @@ class PretrainDataModule(L.LightningDataModule):
         per_process = len(sampler)
         drop_last = per_process >= d.batch_size
         return DataLoader(dataset, batch_size=d.batch_size, sampler=sampler, collate_fn=self.collator,
-                          num_workers=d.num_workers, drop_last=drop_last, persistent_workers=d.num_workers > 0)
+                          num_workers=self.num_workers, drop_last=drop_last, persistent_workers=self.num_workers > 0)
 
     def eval_loader(self, split: str, shard: bool = False) -> DataLoader:
         """Loader over a whole split in file order.
@@ -152,7 +155,7 @@ class PretrainDataModule(L.LightningDataModule):
             sampler = DistributedSampler(dataset, num_replicas=self.trainer.world_size,
                                          rank=self.trainer.global_rank, shuffle=False)
         return DataLoader(dataset, batch_size=d.eval_batch_size or d.batch_size, shuffle=False, sampler=sampler,
-                          collate_fn=self.collator, num_workers=d.num_workers)
+                          collate_fn=self.collator, num_workers=self.num_workers)
 
     def val_dataloader(self):
         if not self.splits.get(self.cfg.data.val_split):
