@@ -152,3 +152,27 @@ def test_api_docstring_markdown():
                                                        "| b | two |"]
     assert rst.literal_blocks("Example::\n\n    code") == "Example:\n\n    code"
     assert "medmodal.evaluation.protocols" in _gen("api_reference").public_modules()
+
+
+def test_cxr_how_to_lists_every_file_of_the_run_folders():
+    """The chest X-ray how-to's run-folder sentences name every file the engines' docstrings list."""
+    import re
+
+    from medmodal.engine.finetune import train as finetune
+    from medmodal.engine.image_text import train as pretrain
+
+    text = (DOCS / "how-to" / "cxr.md").read_text()
+    sentences = {"pretrain": text.split("The run folder holds", 1)[1].split("\n\n", 1)[0],
+                 "finetune": text.split("A fine-tuning run folder holds", 1)[1].split("\n\n", 1)[0]}
+    for verb, module in (("pretrain", pretrain), ("finetune", finetune)):
+        listing = module.__doc__.split("::", 1)[1].split("``resume", 1)[0]
+        names = set()
+        for line in listing.splitlines():
+            if line.startswith("    ") and not line.startswith("     "):  # a file column entry
+                first = re.split(r"\s{2,}", line.strip())[0]
+                names.update(n.strip() for n in first.split(","))
+                if first == "export/":
+                    names.update(re.findall(r"\w+_encoder/|export\.json", line))
+        assert {"config.yaml", "train_time.json", "metrics.json"} <= names, names
+        missing = sorted(n for n in names if f"`{n}" not in sentences[verb] and f"/{n}`" not in sentences[verb])
+        assert not missing, (verb, missing)

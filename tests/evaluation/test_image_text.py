@@ -86,3 +86,23 @@ def test_report_files(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["evaluation"]["pretrained"]["zero_shot"]["mean_auroc"] == 0.7
     assert "evaluation.png" in (tmp_path / "report.md").read_text() and set(paths) == {"report", "metrics", "figure"}
+
+
+def test_pairs_of_one_study_and_no_finding_labels_are_said_so():
+    from medmodal.evaluation.image_text import evaluation_notes
+
+    emb = torch.eye(2)
+    retrieval = {**retrieval_metrics(emb, emb, ["same", "same"], ks=(1,)), "studies": 1}
+    result = {"retrieval": retrieval, "zero_shot": {"findings": {}, "mean_auroc": None}}
+    tables = format_evaluation_tables({"pretrained": result})
+    assert tables.startswith("Retrieval on 2 held-out image-report pairs of 1 study (1 distinct report), R@K in %:")
+    assert tables.endswith("Zero-shot classification: skipped, no finding labels in the test split.")
+    assert evaluation_notes(result) == [
+        "retrieval: the 2 test pairs share one report, so every retrieval is a hit (R@K = chance = 100 %)",
+        "no finding labels in the test split: zero-shot classification skipped"]
+    one_per_study = {**retrieval_metrics(emb, emb, ["a", "b"], ks=(1,)), "studies": 2}
+    labelled = {"findings": {"Edema": {"auroc": None, "positives": 2, "negatives": 0}}, "mean_auroc": None}
+    tables = format_evaluation_tables({"pretrained": {"retrieval": one_per_study, "zero_shot": labelled}})
+    assert tables.startswith("Retrieval on 2 held-out studies (2 distinct reports)") and "| Edema | 2 / 0 | n/a |" in tables
+    assert evaluation_notes({"retrieval": one_per_study, "zero_shot": labelled}) == [
+        "zero-shot AUROC n/a: no finding has both positive and negative test images"]

@@ -19,12 +19,14 @@ section             shared fields (defaults here; the family subclasses set thei
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from medmodal.errors import ConfigError
 
-__all__ = ["TrainerSettings", "OptimSettings", "LoaderSettings", "OPTIMIZERS", "SCHEDULES", "check_choice"]
+__all__ = ["TrainerSettings", "OptimSettings", "LoaderSettings", "OPTIMIZERS", "SCHEDULES", "check_choice",
+           "usable_cpus"]
 
 #: optimisers :func:`medmodal.engine.optim.build_optimizer` builds
 OPTIMIZERS = ("adamw", "adam")
@@ -115,3 +117,23 @@ class LoaderSettings:
     split_seed: int = 0
     batch_size: int = 1
     num_workers: int = 2
+
+    def capped_workers(self) -> tuple[int, str | None]:
+        """``(workers, note)``: ``num_workers`` capped at the CPUs this process may use
+        (:func:`usable_cpus`; more workers than CPUs only compete, and PyTorch warns about them),
+        with a note naming both when capped (``None`` otherwise). Used by the families that say so
+        (the chest X-ray engines); the others load with ``num_workers`` as given."""
+        cpus = usable_cpus()
+        workers = int(self.num_workers)
+        if workers <= cpus:
+            return workers, None
+        return cpus, (f"data.num_workers {workers} is more than the {cpus} CPUs this process may use: "
+                      f"loading with {cpus} workers")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system has one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

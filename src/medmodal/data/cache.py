@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medmodal.io import is_writable_dir
 
-__all__ = ["default_cache_dir"]
+__all__ = ["default_cache_dir", "cache_note"]
 
 
 def default_cache_dir(data_root: str | Path) -> Path:
@@ -29,3 +29,19 @@ def default_cache_dir(data_root: str | Path) -> Path:
         return root / ".medmodal_cache"
     base = Path(os.environ.get("MEDMODAL_CACHE", Path.home() / ".cache" / "medmodal"))
     return base / f"{root.name}-{hashlib.sha1(str(root).encode()).hexdigest()[:8]}"
+
+
+def cache_note(cache_file: str | Path, data_root: str | Path, configured: bool) -> str:
+    """The note a run prints when it starts a new image cache: the folder, and why there.
+
+    ``configured``: the folder came from ``data.cache_dir``; else it is :func:`default_cache_dir`.
+    """
+    folder = Path(cache_file).parent
+    if configured:
+        why = "data.cache_dir"
+    elif folder.name == ".medmodal_cache":
+        why = "the data folder's .medmodal_cache; --set data.cache_dir=DIR to put it elsewhere"
+    else:
+        why = ("the data folder is not writable, so under $MEDMODAL_CACHE, default ~/.cache/medmodal; "
+               "--set data.cache_dir=DIR to put it elsewhere")
+    return f"image cache: decoded images are cached in {folder} ({why}); later runs on the same files reuse it"

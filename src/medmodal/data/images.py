@@ -777,6 +777,7 @@ class ImageCache:
     Attributes:
         decodes: images decoded by this process (a second epoch adds none).
         file: the ``.npy`` file (``None`` without ``cache_dir``).
+        created: this object created ``file`` (no cache of these files at this size was there).
 
     Raises:
         error: an image file is missing.
@@ -796,11 +797,13 @@ class ImageCache:
         self.shape = (self.size, self.size) if self.channels == 1 else (self.size, self.size, self.channels)
         self.decodes = 0
         self.file = None
+        self.created = False
         self._memory: dict[int, np.ndarray] = {}
         self._array = None
         if cache_dir is not None:
             folder = ensure_writable_dir(cache_dir)
             self.file = folder / f"images{self.size}_{cache_key(self.paths, self.size, error)}.npy"
+            self.created = not self.file.exists()
             self._create()
 
     def __len__(self) -> int:

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from medmodal.io import atomic_path, atomic_write_json, atomic_write_text
 
 __all__ = ["DEFAULT_PROMPTS", "embed_pairs", "retrieval_metrics", "retrieval_chance", "zero_shot_auroc",
-           "evaluate_image_text", "write_evaluation_report", "format_evaluation_tables", "REPORT_FILE",
+           "evaluate_image_text", "write_evaluation_report", "format_evaluation_tables", "retrieval_heading",
+           "has_finding_labels", "evaluation_notes", "REPORT_FILE",
            "METRICS_FILE", "FIGURE_FILE"]
 
 REPORT_FILE = "report.md"
@@ -181,7 +182,9 @@ def evaluate_image_text(model, dataset, collator, *, device: torch.device | str 
     """Retrieval + zero-shot on ``dataset`` (an :class:`~medmodal.data.cxr.dataset.ImageReportDataset`
     built with ``train=False``), batches from ``collator`` (its tokenizer is used for the prompts).
 
-    Returns ``{"retrieval": retrieval_metrics(...), "zero_shot": zero_shot_auroc(...)}``.
+    Returns ``{"retrieval": retrieval_metrics(...), "zero_shot": zero_shot_auroc(...)}``; the retrieval
+    entry also holds ``"studies"``: the distinct study ids among the ``n`` image-report pairs (a study
+    with two selected views gives two pairs with the same report).
     """
     from torch.utils.data import DataLoader
 
@@ -189,7 +192,9 @@ def evaluate_image_text(model, dataset, collator, *, device: torch.device | str 
     was_training = model.training
     emb = embed_pairs(model, loader, device)
     keys = [" ".join(s.sentences).lower() for s in dataset.studies]
-    result = {"retrieval": retrieval_metrics(emb["image"], emb["text"], keys, ks),
+    retrieval = retrieval_metrics(emb["image"], emb["text"], keys, ks)
+    retrieval["studies"] = len({s.study_id for s in dataset.studies})
+    result = {"retrieval": retrieval,
               "zero_shot": zero_shot_auroc(model, collator.tokenizer, emb["image"], emb["labels"],
                                            dataset.label_names, prompts, device)}
     model.train(was_training)
@@ -205,6 +210,35 @@ def _auc(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def retrieval_heading(retrieval: Mapping) -> str:
+    """``Retrieval on N held-out studies (U distinct reports)``, or ``... N held-out image-report pairs
+    of S studies ...`` when studies give several pairs (``retrieval["studies"]``, when known)."""
+    n, studies, unique = retrieval["n"], retrieval.get("studies"), retrieval["unique_reports"]
+    what = (f"{n} held-out studies" if studies is None or studies == n else
+            f"{n} held-out image-report pairs of {studies} stud{'ies' if studies != 1 else 'y'}")
+    return f"Retrieval on {what} ({unique} distinct report{'s' if unique != 1 else ''})"
+
+
+def has_finding_labels(zero_shot: Mapping) -> bool:
+    """Some finding has a test image labelled 1 or 0."""
+    return any(f["positives"] + f["negatives"] for f in zero_shot["findings"].values())
+
+
+def evaluation_notes(result: Mapping) -> list[str]:
+    """Notes on an :func:`evaluate_image_text` result that says little: one distinct report (every
+    retrieval is a hit), no finding labels (zero-shot skipped), no finding with both classes."""
+    notes = []
+    r = result["retrieval"]
+    if r["unique_reports"] == 1:
+        notes.append(f"retrieval: the {r['n']} test pairs share one report, so every retrieval is a hit (R@K = "
+                     f"chance = 100 %)")
+    if not has_finding_labels(result["zero_shot"]):
+        notes.append("no finding labels in the test split: zero-shot classification skipped")
+    elif result["zero_shot"]["mean_auroc"] is None:
+        notes.append("zero-shot AUROC n/a: no finding has both positive and negative test images")
+    return notes
+
+
 def format_evaluation_tables(results: Mapping[str, dict]) -> str:
     """Markdown tables: retrieval R@K (%) per model and chance; zero-shot AUROC per finding per model.
 
@@ -213,8 +247,7 @@ def format_evaluation_tables(results: Mapping[str, dict]) -> str:
     names = list(results)
     first = results[names[0]]
     ks = list(first["retrieval"]["chance"])
-    lines = [f"Retrieval on {first['retrieval']['n']} held-out studies ({first['retrieval']['unique_reports']} "
-             f"distinct reports), R@K in %:", "",
+    lines = [retrieval_heading(first["retrieval"]) + ", R@K in %:", "",
              "| model | direction | " + " | ".join(ks) + " |", "|---|---|" + "---:|" * len(ks)]
     for label in names:
         r = results[label]["retrieval"]
@@ -222,6 +255,9 @@ def format_evaluation_tables(results: Mapping[str, dict]) -> str:
             lines.append(f"| {label} | {DIRECTIONS[direction]} | "
                          + " | ".join(_pct(r[direction][k]) for k in ks) + " |")
     lines.append("| chance | both | " + " | ".join(_pct(first["retrieval"]["chance"][k]) for k in ks) + " |")
+    if not has_finding_labels(first["zero_shot"]):
+        lines += ["", "Zero-shot classification: skipped, no finding labels in the test split."]
+        return "\n".join(lines)
     findings = list(first["zero_shot"]["findings"])
     lines += ["", "Zero-shot classification from text prompts, AUROC per finding (test images labelled 1 / 0):", "",
               "| finding | positives / negatives | " + " | ".join(names) + " |",

@@ -91,3 +91,22 @@ def test_dataloader_workers_share_the_disk_cache(studies, tmp_path):
                                                          batch_size=2, collate_fn=ImageReportCollator())])
     assert torch.equal(first, second)
     assert np.array_equal(cache.get(0), resize_and_pad(load_image(studies[0].image_path)))
+
+
+def test_the_how_to_embedding_recipe_is_the_evaluation_view(tmp_path):
+    """docs/how-to/cxr.md 'Use the exported image encoder': load_image + resize_and_pad to the frame, centre
+    crop, 3 channels, export mean / std (0.5) = ImageReportDataset(train=False), letterboxing included."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 90), dtype=np.uint8)).save(path)
+    study = Study(study_id="1", patient_id="1", image_paths=[path], view_positions=["PA"], findings="x",
+                  impression="", sentences=["x"], split="test", labels=None, source="t")
+    size = 64
+    frame = round(size * 256 / 224)
+    want = ImageReportDataset([study], ImageCache([path], None, size=frame), train=False, image_size=size)[0]["image"]
+    grey = torch.from_numpy(resize_and_pad(load_image(path), frame))[None]
+    x = v2.CenterCrop(size)(grey).float().div(255).expand(3, -1, -1)
+    got = (x - 0.5) / 0.5
+    assert torch.allclose(got, want, atol=1e-6)

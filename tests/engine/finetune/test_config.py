@@ -58,3 +58,16 @@ def test_refusals_are_one_line():
         load_finetune_config(task="classification", dataset="rsna", overrides=["classification.features=fast"])
     with pytest.raises(ValueError, match=r"unknown config keys \['detection'\]"):
         load_finetune_config(task="classification", dataset="rsna", overrides=["detection.width=1"])
+
+
+def test_the_reader_field_names_every_key_each_reader_takes():
+    """data.reader is a free mapping: its description (the config reference) lists the accepted keys."""
+    import inspect
+
+    from medmodal.data.cxr.downstream.registry import DATASETS
+    from medmodal.engine.finetune.config import FinetuneDataSettings
+
+    text = inspect.getdoc(FinetuneDataSettings).split("reader:", 1)[1].split("image_size:", 1)[0]
+    for name, entry in DATASETS.items():
+        for key in list(inspect.signature(entry.reader).parameters)[2:]:
+            assert f"``{key}``" in text, (name, key)

@@ -111,6 +111,10 @@ def test_segmentation_from_an_exported_encoder_keeps_it_frozen(twins, tmp_path):
     assert "siim segmentation at 50 % labels: test dice" in result.output
     metrics = read_metrics(run)
     assert metrics["encoder"]["kind"] == "export" and metrics["encoder"]["source"] == "test"
+    size_note = (f"the encoder was pre-trained at 224 px ({tmp_path / 'pretrain' / 'export' / 'image_encoder'}"
+                 f"/model.safetensors); this run feeds it 64 px images (data.image_size; --set data.image_size=224 "
+                 f"to match)")
+    assert size_note in metrics["notes"] and "note: the encoder was pre-trained at 224 px" in result.output
     assert metrics["metric"] == "dice" and set(metrics["test"]) >= {"dice", "dice_dataset", "focal", "dice_log"}
     assert 0 <= metrics["value"] <= 1
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)

@@ -191,6 +191,26 @@ def test_data_module_reads_splits_and_keeps_the_field_of_view(tiny_config):
     assert batch["labels"].shape == (8, len(data.label_names)) and "Cardiomegaly" in data.label_names
 
 
+def test_a_new_image_cache_is_named_in_the_notes(tiny_config, tmp_path):
+    from medmodal.engine.image_text.data import PretrainDataModule
+
+    first = PretrainDataModule(tiny_config(f"data.cache_dir={tmp_path / 'cache'}"))
+    notes = [n for n in first.notes if n.startswith("image cache:")]
+    assert len(notes) == 1 and str(tmp_path / "cache") in notes[0] and "data.cache_dir" in notes[0]
+    again = PretrainDataModule(tiny_config(f"data.cache_dir={tmp_path / 'cache'}"))
+    assert not [n for n in again.notes if n.startswith("image cache:")]
+
+
+def test_a_training_split_smaller_than_a_batch_is_noted(tiny_config):
+    from medmodal.engine.image_text.data import PretrainDataModule
+
+    assert not any("fewer than data.batch_size" in n for n in PretrainDataModule(tiny_config()).notes)
+    data = PretrainDataModule(tiny_config("data.batch_size=64"))
+    n = data.counts()["train"]
+    assert (f"the training split 'train' has {n} rows ({n} studies), fewer than data.batch_size 64: each epoch is "
+            f"one batch of {n}, and the contrastive losses have few negatives") in data.notes
+
+
 def test_untrained_reference_reuses_the_frozen_text_cache_only_when_identical():
     from types import SimpleNamespace
 
@@ -231,3 +251,17 @@ def test_pretrain_start_emits_no_eval_mode_warning_only_that_one_is_silenced(tin
         warnings.warn("Found 3 module(s) in eval mode at the start of training. ...", PossibleUserWarning)
     assert [str(w.message)[:30] for w in caught] == ["The dataloader does not have m", "Found 3 module(s) in eval mode",
                                                    "Found 3 module(s) in eval mode"]
+
+
+def test_the_reader_field_names_every_key_each_layout_takes():
+    """data.reader is a free mapping: its description (the config reference) lists the accepted keys."""
+    import inspect
+
+    import medmodal.data.cxr.readers  # noqa: F401  (registers the layouts)
+    from medmodal.data.layouts import layout_reader
+    from medmodal.engine.image_text.config import PretrainDataSettings
+
+    text = inspect.getdoc(PretrainDataSettings).split("reader:", 1)[1].split("split_seed:", 1)[0]
+    for layout in ("mimic", "iu", "openi", "csv"):
+        for key in list(inspect.signature(layout_reader("cxr", layout).read).parameters)[1:]:
+            assert f"``{key}``" in text, (layout, key)

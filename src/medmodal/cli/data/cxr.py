@@ -105,6 +105,10 @@ def cxr_reports_cmd(
 
         result.studies = assign_patient_splits(result.studies, seed=split_seed)
         result.notes.append(f"rows without split got a patient-level split (70/10/20, seed {split_seed})")
+    elif any(s.split is None for s in result.studies):
+        unsplit = sum(s.split is None for s in result.studies)
+        result.notes.append(f"{_count(unsplit, 'row')} without split keep none (empty split column); --split-seed N "
+                            f"draws a patient-level 70/10/20 split (pre-training draws one itself, data.split_seed)")
     if not result.studies:
         raise DataError(f"{root}: no image-report pair kept ({result.account_line()})")
     write_study_table(result.studies, out)

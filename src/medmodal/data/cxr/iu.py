@@ -256,10 +256,16 @@ def read_iu_annotation(path: str | Path, image_root: str | Path | None = None, *
     return result
 
 
+#: written beside ``annotation.json`` by :func:`medmodal.data.cxr.synthetic.synth_cxr` (frontal views only)
+SYNTHETIC_MARKER = "synth_meta.json"
+
+
 def _note_r2gen_views(path: Path, proj_path: Optional[Path], r2gen: Counter, result: ReadResult) -> None:
     studies = r2gen["checked"] + r2gen["unchecked"]
     if not studies:
         return
+    if proj_path is None and (path.parent / SYNTHETIC_MARKER).is_file():
+        return  # drawn by medmodal cxr synth: every image is a frontal view, nothing to check
     if proj_path is None:
         result.note(f"{path}: the R2Gen layout records no view position and no {PROJECTIONS_NAME} was given or "
                     f"found beside it: image 0 of each study is taken as the frontal view; the views of "
@@ -345,7 +351,7 @@ def read_openi_csv(reports: str | Path, projections: str | Path | None = None, i
     for row in proj_rows:
         by_uid.setdefault(row["uid"].strip(), []).append((row["filename"].strip(), (row["projection"] or "").strip()))
     result = ReadResult(image_check=resolve_image_check(check_images))
-    result.note(f"{reports}: Open-i has no official split; rows get split None (assign one by patient)")
+    result.note(f"{reports}: Open-i has no official split: rows are read without one")
     _note_no_patient_ids(reports, result)
     for line, row in enumerate(table, start=2):
         uid = (row["uid"] or "").strip()

@@ -70,17 +70,22 @@ class FinetuneDataSettings(common.LoaderSettings):
         fraction: label fraction of the training split (MGCA ``data_pct``: 0.01, 0.1, 1).
         fraction_seed: seed of the fraction draw (reference 42).
         split_seed: seed of the splits (``None``: the reader's, reference 0).
-        reader: options of the dataset's reader (CheXpert ``uncertain`` / ``blank`` / ``views``,
-            COVIDx ``train_file`` / ``test_file``, SIIM ``balance_train`` ...).
+        reader: options of the dataset's reader (``--set data.reader.KEY=VALUE``; every dataset:
+            ``check_images``; ``seed`` is ``split_seed``, ``skip_bad`` is ``data.skip_bad``). CheXpert:
+            ``findings``, ``uncertain``, ``blank``, ``views``, ``exclude_5x200``, ``val_size``,
+            ``image_root``. RSNA: ``image_dir``. COVIDx: ``train_file``, ``test_file``,
+            ``val_fraction``, ``image_root``. SIIM: ``balance_train``, ``patients``, ``image_dir``,
+            ``rle``. Object-CXR: ``val_fraction``, ``box_tolerance``.
         image_size: network input side ``S`` (reference 224).
         resize: side of the cached square frame the images are resized + padded to (reference 256);
             ``None``: ``round(S * 256 / 224)``, the references' ratio (crop 224 of 256).
         augment: training augmentation (``None``: the task's reference one; classification
             ``crop`` | ``moco2`` | ``none``, segmentation ``shift_scale_rotate`` | ``none``).
         geometry: detection input geometry: ``stretch`` (the reference's direct resize) | ``pad``.
-        cache_dir: decoded-image and feature caches (``None``: ``<root>/.medmodal_cache``).
+        cache_dir: decoded-image and feature caches (``None``: ``<root>/.medmodal_cache`` when writable, else
+            under ``$MEDMODAL_CACHE``).
         batch_size: training batch (per process). eval_batch_size: ``None`` = ``batch_size``.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (capped at the CPUs this process may use, with a note).
         skip_bad: skip (and name) unreadable rows / images instead of stopping.
     """
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from medmodal.data.cxr.downstream import (ClassificationDataset, DetectionDataset, SegmentationDataset,
                                           check_no_leakage, collate_detection, read_downstream,
                                           sample_training_fraction)
-from medmodal.data.cache import default_cache_dir
+from medmodal.data.cache import cache_note, default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.records import CXRDataWarning
 from medmodal.distributed import is_distributed
@@ -42,9 +42,40 @@ from medmodal.engine.finetune.features import FeatureCache, FeatureDataset, extr
 from medmodal.errors import DataError
 from medmodal.io import atomic_write_json
 
-__all__ = ["FinetuneDataModule", "default_cache_dir"]
+__all__ = ["FinetuneDataModule", "default_cache_dir", "one_class_notes"]
 
 SPLITS = ("train", "val", "test")
+
+
+def one_class_notes(samples: dict[str, list], descriptor) -> list[str]:
+    """Notes on training / test splits whose labels take one value only: a multi-class split of one
+    class (its accuracy measures that class alone), a finding all positive or all negative in a
+    multi-label split (nothing to learn; its test AUROC is undefined, reported n/a)."""
+    notes = []
+    names = descriptor.label_names
+    for split in ("train", "test"):
+        rows = samples.get(split) or []
+        if not rows:
+            continue
+        if descriptor.label_kind == "multiclass":
+            present = sorted({s.class_index for s in rows if s.class_index is not None})
+            if len(present) == 1:
+                effect = ("the classifier sees no other class" if split == "train" else
+                          "test accuracy only counts how often that class is predicted; no other class is tested")
+                notes.append(f"the {split} split holds one class only ({names[present[0]]}, {len(rows)} images): "
+                             f"{effect}")
+            continue
+        single = {}
+        for k, name in enumerate(names):
+            values = {s.labels[k] for s in rows if s.labels is not None and s.labels[k] == s.labels[k]}
+            if len(values) == 1:
+                single[name] = "positive" if values == {1.0} else "negative"
+        if single:
+            which = ", ".join(f"{name} (all {value})" for name, value in single.items())
+            effect = ("nothing to learn for it" if split == "train" else
+                      "its test AUROC is undefined (n/a) and left out of the mean")
+            notes.append(f"the {split} split holds one class only for {which}: {effect}")
+    return notes
 
 
 class FinetuneDataModule(L.LightningDataModule):
@@ -91,8 +122,15 @@ class FinetuneDataModule(L.LightningDataModule):
         if empty:
             raise DataError(f"{d.root}: the {self.descriptor.name} {cfg.task} splits have no "
                             f"{' / '.join(empty)} images ({len(full.samples)} images read)")
+        if cfg.task == "classification":
+            self.notes.extend(one_class_notes(self.samples, self.descriptor))
+        self.num_workers, capped = d.capped_workers()
+        if capped:
+            self.notes.append(capped)
         self.cache_dir = Path(d.cache_dir) if d.cache_dir else default_cache_dir(d.root)
         self.image_cache = ImageCache([s.image_path for s in full.samples], self.cache_dir, size=resolved_resize(cfg))
+        if self.image_cache.created:
+            self.notes.append(cache_note(self.image_cache.file, d.root, configured=bool(d.cache_dir)))
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
         self.feature_cache: FeatureCache | None = None
 
@@ -163,7 +201,7 @@ class FinetuneDataModule(L.LightningDataModule):
             self.encoder.to(device).eval()
             try:
                 extract_missing(self.feature_cache, view, rows, self.encoder, device,
-                                d.eval_batch_size or d.batch_size, d.num_workers, rank, world, str(precision))
+                                d.eval_batch_size or d.batch_size, self.num_workers, rank, world, str(precision))
             finally:
                 self.encoder.train(training)
         if world > 1:  # every process passes here, whether it had rows to compute or not
@@ -175,7 +213,7 @@ class FinetuneDataModule(L.LightningDataModule):
         d = self.cfg.data
         dataset = self.datasets[split]
         batch = d.batch_size if shuffle else (d.eval_batch_size or d.batch_size)
-        workers = 0 if self.cached_features else d.num_workers
+        workers = 0 if self.cached_features else self.num_workers
         generator = torch.Generator().manual_seed(int(self.cfg.trainer.seed)) if shuffle else None
         sampler = None
         if not shuffle and is_distributed() and torch.distributed.get_world_size() > 1:

@@ -108,6 +108,10 @@ def run_finetune(cfg: FinetuneConfig, resume: str | None = "auto", extra_callbac
     backbone, info = load_image_encoder(cfg.encoder.source, cfg.encoder.arch, seed=int(cfg.encoder.init_seed))
     encoder = DownstreamEncoder(backbone, info)
     notes.extend(info.notes)
+    if info.kind == "export" and int(info.image_size) != int(cfg.data.image_size):
+        notes.append(f"the encoder was pre-trained at {info.image_size} px ({info.path}); this run feeds it "
+                     f"{cfg.data.image_size} px images (data.image_size; --set data.image_size={info.image_size} "
+                     f"to match)")
     cached = cfg.task == "classification" and cfg.classification.features == "cached"
     data = FinetuneDataModule(cfg, encoder=encoder if cached else None, cached_features=cached)
     notes.extend(data.notes)

@@ -51,8 +51,14 @@ class PretrainDataSettings(LoaderSettings):
         root: a MIMIC-CXR-JPG folder, an IU ``annotation.json`` (or its folder), an Open-i
             ``indiana_reports.csv`` or a generic CSV (``medmodal cxr reports`` layouts).
         layout: ``auto`` | ``mimic`` | ``iu`` | ``openi`` | ``csv``.
-        reader: further options of the reader (``views``, ``reports_root``, ``merge_val_test``,
-            ``image_root``, column names ...).
+        reader: further options of the layout's reader (``--set data.reader.KEY=VALUE``; a key the
+            layout does not take is refused). Every layout: ``views`` (``frontal`` | ``all``),
+            ``rows`` (``image`` | ``study``), ``check_images``, ``skip_bad``. ``mimic``:
+            ``reports_root``, ``merge_val_test``. ``iu``: ``image_root``, ``projections`` (the
+            ``indiana_projections.csv`` giving each image's view), ``labels``. ``openi``:
+            ``projections``, ``image_root``. ``csv``: ``image_root`` and the column names
+            ``image_col``, ``report_col``, ``findings_col``, ``impression_col``, ``study_col``,
+            ``patient_col``, ``split_col``, ``view_col``, ``label_cols``.
         split_seed: rows without an official split get a patient-level 70/10/20 split drawn with
             this seed (IU Open-i CSV, generic CSV).
         train_split / val_split / test_split: split names (MIMIC's ``validate`` is read as ``val``).
@@ -61,7 +67,9 @@ class PretrainDataSettings(LoaderSettings):
         resize: side of the cached square frame (reference 256); ``None``: ``round(image_size * 256 / 224)``.
         max_length / max_sentences: text budget per report (reference 256 tokens, 16 sentences).
         batch_size: per process (reference 64). eval_batch_size: ``None`` = ``batch_size``.
-        num_workers: DataLoader workers. cache_dir: decoded-image cache (``None``: ``<root folder>/.medmodal_cache``).
+        num_workers: DataLoader workers (capped at the CPUs this process may use, with a note).
+        cache_dir: decoded-image cache (``None``: ``<root folder>/.medmodal_cache`` when writable, else under
+            ``$MEDMODAL_CACHE``).
         skip_bad: skip (and name) bad reports / images instead of stopping.
         max_studies: use only the first N training rows (smoke runs); ``None`` = all.
     """

@@ -28,7 +28,7 @@ import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
 from medmodal.data.cxr.dataset import ImageReportCollator, ImageReportDataset, label_names_of
-from medmodal.data.cache import default_cache_dir
+from medmodal.data.cache import cache_note, default_cache_dir
 from medmodal.data.cxr.images import ImageCache
 from medmodal.data.cxr.readers import read_studies
 from medmodal.data.cxr.records import CXRDataWarning, Study
@@ -99,10 +99,22 @@ class PretrainDataModule(L.LightningDataModule):
             self.splits[d.train_split] = self.splits[d.train_split][: d.max_studies]
         if not self.splits[d.train_split]:
             raise DataError(f"{d.root}: no row in the training split {d.train_split!r}")
+        train = self.splits[d.train_split]
+        if len(train) < d.batch_size:
+            n_studies = len({s.study_id for s in train})
+            self.notes.append(f"the training split {d.train_split!r} has {len(train)} row{'s' * (len(train) != 1)} "
+                              f"({n_studies} stud{'ies' if n_studies != 1 else 'y'}), fewer than data.batch_size "
+                              f"{d.batch_size}: each epoch is one batch of {len(train)}, and the contrastive "
+                              f"losses have few negatives")
+        self.num_workers, capped = d.capped_workers()
+        if capped:
+            self.notes.append(capped)
         self.label_names = label_names_of(studies)
         cache_dir = d.cache_dir or default_cache_dir(d.root)
         rows = [s for name in self.splits for s in self.splits[name]]
         self.image_cache = ImageCache([s.image_path for s in rows], cache_dir, size=resolved_resize(cfg))
+        if self.image_cache.created:
+            self.notes.append(cache_note(self.image_cache.file, d.root, configured=bool(d.cache_dir)))
         self.collator = ImageReportCollator(tokenizer, max_length=d.max_length, max_sentences=d.max_sentences)
 
     def counts(self) -> dict[str, int]:
@@ -127,7 +139,7 @@ class PretrainDataModule(L.LightningDataModule):
         per_process = len(sampler)
         drop_last = per_process >= d.batch_size
         return DataLoader(dataset, batch_size=d.batch_size, sampler=sampler, collate_fn=self.collator,
-                          num_workers=d.num_workers, drop_last=drop_last, persistent_workers=d.num_workers > 0)
+                          num_workers=self.num_workers, drop_last=drop_last, persistent_workers=self.num_workers > 0)
 
     def eval_loader(self, split: str, shard: bool = False) -> DataLoader:
         """Loader over a whole split in file order.
@@ -143,7 +155,7 @@ class PretrainDataModule(L.LightningDataModule):
             sampler = DistributedSampler(dataset, num_replicas=self.trainer.world_size,
                                          rank=self.trainer.global_rank, shuffle=False)
         return DataLoader(dataset, batch_size=d.eval_batch_size or d.batch_size, shuffle=False, sampler=sampler,
-                          collate_fn=self.collator, num_workers=d.num_workers)
+                          collate_fn=self.collator, num_workers=self.num_workers)
 
     def val_dataloader(self):
         if not self.splits.get(self.cfg.data.val_split):

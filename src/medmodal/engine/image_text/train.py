@@ -143,7 +143,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
                                                                 "model": cfg.model.name, FORMAT_KEY: CXR_EXPORT})
         result["export"] = exported
     if cfg.eval.enabled and data.splits.get(cfg.data.test_split):
-        from medmodal.evaluation.image_text import write_evaluation_report
+        from medmodal.evaluation.image_text import evaluation_notes, write_evaluation_report
 
         evaluations = {"pretrained": evaluate_run_model(model.to(device), data, cfg, device)}
         if cfg.eval.untrained_baseline:
@@ -154,6 +154,7 @@ def run_pretraining(cfg: PretrainConfig, resume: str | None = "auto", extra_call
             evaluations["untrained"] = evaluate_run_model(untrained.to(device), data, cfg, device)
             del untrained
         model.cpu()
+        result["notes"].extend(evaluation_notes(evaluations["pretrained"]))
         result["evaluation"] = evaluations
         result["wall_seconds"] = round(time.perf_counter() - started, 2)
         result["checkpoint"] = checkpoint

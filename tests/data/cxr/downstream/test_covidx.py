@@ -133,11 +133,46 @@ def test_hand_made_bad_rows(tmp_path, line, message):
 def test_finding_the_label_files(tmp_path):
     root = write_covidx(tmp_path / "covidx", ["p1 a.png normal rsna"])
     (root / "train_COVIDx8A.txt").write_text("p1 a.png normal rsna\n")
-    with pytest.raises(CXRDataError, match=r"several COVIDx train files \(train_COVIDx8A\.txt, train_COVIDx9A\.txt\)"):
+    with pytest.raises(CXRDataError, match=r"several COVIDx train files \(train_COVIDx8A\.txt, train_COVIDx9A\.txt\); "
+                                           r"give --train-file"):
         read_covidx(root)
     assert len(read_covidx(root, train_file=root / "train_COVIDx8A.txt").samples) == 2
     with pytest.raises(CXRDataError, match=r"covidx/train: no COVIDx train\*\.txt label file"):
         read_covidx(tmp_path / "covidx" / "train")
+
+
+def test_the_label_files_read_are_named_and_the_other_one_is_of_the_same_version(tmp_path):
+    """The real layout: a subset pair at the top (train 9A, test 5) and COVID-Net's labels/ folder."""
+    root = write_covidx(tmp_path / "covidx", ["p1 a.png normal rsna"])
+    (root / "train_COVIDx9A.txt").rename(root / "train_COVIDx9A_subset.txt")
+    (root / "test_COVIDx9A.txt").rename(root / "test_COVIDx5_subset.txt")
+    labels = root / "labels"
+    labels.mkdir()
+    for name in ("train_COVIDx9A.txt", "test_COVIDx5.txt", "test_COVIDx9A.txt", "test_COVIDx9B.txt"):
+        (labels / name).write_text("q1 a.png normal rsna\n" if name.startswith("train") else "q2 t1.png normal rsna\n")
+    result = read_covidx(root)
+    assert any(n.startswith(f"COVIDx label files: train {root / 'train_COVIDx9A_subset.txt'}, test "
+                            f"{root / 'test_COVIDx5_subset.txt'} (of different versions); not read: ") and
+               str(labels / "test_COVIDx9A.txt") in n for n in result.notes), result.notes
+    given = read_covidx(root, train_file=labels / "train_COVIDx9A.txt")  # not the top-level test_COVIDx5_subset
+    assert any(n.startswith(f"COVIDx label files: train {labels / 'train_COVIDx9A.txt'}, test "
+                            f"{labels / 'test_COVIDx9A.txt'};") for n in given.notes), given.notes
+    assert {s.source.split(":")[0] for s in given.samples if s.split == "test"} == {str(labels / "test_COVIDx9A.txt")}
+    (labels / "test_COVIDx9A.txt").unlink()
+    with pytest.raises(CXRDataError, match=r"labels: several COVIDx test files \(test_COVIDx5\.txt, "
+                                           r"test_COVIDx9B\.txt\) and none of the version of train_COVIDx9A\.txt; "
+                                           r"give --test-file"):
+        read_covidx(root, train_file=labels / "train_COVIDx9A.txt")
+    both = read_covidx(root, train_file=labels / "train_COVIDx9A.txt", test_file=labels / "test_COVIDx5.txt")
+    assert f"COVIDx label files: train {labels / 'train_COVIDx9A.txt'}, test {labels / 'test_COVIDx5.txt'} " \
+           f"(of different versions)" in both.notes
+    with pytest.raises(CXRDataError, match=r"nothere\.txt: COVIDx test label file not found \(--test-file\)"):
+        read_covidx(root, test_file=root / "nothere.txt")
+    (root / "train_COVIDx9A_subset.txt").unlink()
+    (root / "test_COVIDx5_subset.txt").unlink()
+    with pytest.raises(CXRDataError, match=r"labels: several COVIDx test files \(test_COVIDx5\.txt, "
+                                           r"test_COVIDx9B\.txt\); give --test-file"):
+        read_covidx(root)
 
 
 def test_binary_release_reads_as_two_classes(tmp_path):

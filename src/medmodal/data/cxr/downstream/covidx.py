@@ -7,8 +7,13 @@ Layout (COVID-Net ``labels/`` or the Kaggle "COVIDx CXR" release)::
     train/<filename>        images of the train file
     test/<filename>         images of the test file
 
-Label files are searched in the folder, then in its ``labels/`` subfolder (``train*.txt`` /
-``test*.txt``; give ``train_file`` / ``test_file`` when there are several).
+Label files (:func:`pick_label_files`): ``train*.txt`` / ``test*.txt`` in the folder, else in its
+``labels/`` subfolder. A file's version is its name after ``train`` / ``test`` (``_COVIDx9A``,
+``_COVIDx5_subset``). Given one of the two files (``train_file`` / ``test_file``), the other is
+looked for beside it first, then in the folder, then in ``labels/``; where one holds several, the
+one of the same version is taken; several and none of that version is refused. Without a given
+file, the first folder holding label files must hold one of each (several are refused, naming
+them). A note names the two files read (and, when one was picked, the label files left unread).
 
 Labels: ``normal`` / ``pneumonia`` / ``COVID-19`` -> class 0 / 1 / 2 (MGCA / CM-CGNS
 ``preprocess/covidx.py``; 3-way softmax CE, top-1 accuracy); files of the binary releases
@@ -65,16 +70,89 @@ DESCRIPTOR = DownstreamDataset(
             "test": "official test file"})
 
 
-def find_label_file(root: Path, kind: str) -> Path:
-    """The one ``<kind>*.txt`` in ``root`` (else in ``root/labels``). Raises CXRDataError otherwise."""
-    for folder in (root, root / "labels"):
-        found = sorted(folder.glob(f"{kind}*.txt")) if folder.is_dir() else []
+def _label_files(folder: Path, kind: str) -> list[Path]:
+    return sorted(p for p in folder.glob(f"{kind}*.txt") if p.is_file()) if folder.is_dir() else []
+
+
+def _version(path: Path, kind: str) -> str:
+    """What follows ``train`` / ``test`` in the file name (``_COVIDx9A``), compared case-insensitively."""
+    return path.stem[len(kind):].lower()
+
+
+_OPTION = {"train": "--train-file (reader option train_file)", "test": "--test-file (reader option test_file)"}
+
+
+def pick_label_files(root: Path, train_file: str | Path | None = None,
+                     test_file: str | Path | None = None) -> tuple[dict[str, Path], list[str]]:
+    """``({"train": path, "test": path}, notes)``: the given files, the others found (module docstring).
+
+    Raises:
+        CXRDataError: a given file does not exist; no label file; an ambiguous choice (one line
+            listing the candidates and the option to give).
+    """
+    given = {"train": Path(train_file) if train_file else None, "test": Path(test_file) if test_file else None}
+    for kind, path in given.items():
+        if path is not None and not path.is_file():
+            raise CXRDataError(f"{path}: COVIDx {kind} label file not found ({_OPTION[kind].split(' (')[0]})")
+    folders = [root, root / "labels"]
+    files: dict[str, Path] = {k: p for k, p in given.items() if p is not None}
+    picked: list[str] = []
+    if len(files) == 1:
+        (kind, path), = files.items()
+        other = "test" if kind == "train" else "train"
+        files[other] = _pick_beside(path, kind, other, [path.parent] + folders)
+        picked.append(other)
+    elif not files:
+        for folder in folders:
+            found = {kind: _label_files(folder, kind) for kind in ("train", "test")}
+            if not found["train"] and not found["test"]:
+                continue
+            for kind in ("train", "test"):
+                if len(found[kind]) > 1:
+                    raise CXRDataError(f"{folder}: several COVIDx {kind} files "
+                                       f"({', '.join(p.name for p in found[kind])}); give {_OPTION[kind]}")
+                if not found[kind]:
+                    raise CXRDataError(f"{folder}: no COVIDx {kind}*.txt label file beside "
+                                       f"{found['test' if kind == 'train' else 'train'][0].name}; give {_OPTION[kind]}")
+            files = {kind: found[kind][0] for kind in ("train", "test")}
+            picked = ["train", "test"]
+            break
+        else:
+            raise CXRDataError(f"{root}: no COVIDx train*.txt label file (here or in labels/)")
+    note = f"COVIDx label files: train {files['train']}, test {files['test']}"
+    if _version(files["train"], "train") != _version(files["test"], "test"):
+        note += " (of different versions)"
+    if picked:
+        used = {files["train"].resolve(), files["test"].resolve()}
+        others = sorted({p.resolve() for folder in [files["train"].parent, files["test"].parent] + folders
+                         for kind in ("train", "test") for p in _label_files(folder, kind)} - used)
+        if others:
+            note += (f"; not read: {', '.join(str(p) for p in others)} (give --train-file / --test-file to read "
+                     f"another)")
+    return files, [note]
+
+
+def _pick_beside(given: Path, kind: str, other: str, folders: list[Path]) -> Path:
+    """The ``other`` label file for the given ``kind`` file: the first folder holding any; of several
+    there, the one of the same version."""
+    seen = set()
+    for folder in folders:
+        key = folder.resolve() if folder.is_dir() else folder
+        if key in seen:
+            continue
+        seen.add(key)
+        found = _label_files(folder, other)
+        if not found:
+            continue
+        same = [p for p in found if _version(p, other) == _version(given, kind)]
+        if len(same) == 1:
+            return same[0]
         if len(found) == 1:
             return found[0]
-        if len(found) > 1:
-            raise CXRDataError(f"{folder}: several COVIDx {kind} files ({', '.join(p.name for p in found)}); "
-                               f"give the one to read")
-    raise CXRDataError(f"{root}: no COVIDx {kind}*.txt label file (here or in labels/)")
+        raise CXRDataError(f"{folder}: several COVIDx {other} files ({', '.join(p.name for p in found)}) and none of "
+                           f"the version of {given.name}; give {_OPTION[other]}")
+    raise CXRDataError(f"{given}: no COVIDx {other}*.txt beside it, in {folders[1]} or in {folders[2]}; "
+                       f"give {_OPTION[other]}")
 
 
 def read_covidx(root: str | Path, task: str = "classification", train_file: str | Path | None = None,
@@ -101,9 +179,10 @@ def read_covidx(root: str | Path, task: str = "classification", train_file: str 
     if not root.is_dir():
         raise CXRDataError(f"{root}: not a folder (expected the COVIDx folder with train*.txt / test*.txt)")
     image_root = Path(image_root) if image_root is not None else root
-    files = {"train": Path(train_file) if train_file else find_label_file(root, "train"),
-             "test": Path(test_file) if test_file else find_label_file(root, "test")}
+    files, notes = pick_label_files(root, train_file, test_file)
     result = DownstreamReadResult(task=task)
+    for note in notes:
+        result.note(note)
     label_sets = {}
     for split, path in files.items():
         rows, label_sets[split] = _read_label_file(path, result, skip_bad)
