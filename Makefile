@@ -64,7 +64,7 @@ clean:
 
 # The documentation site (MkDocs + Material; API, CLI and configuration references generated) into site/
 docs: $(STAMP)
-	DISABLE_MKDOCS_2_WARNING=true $(BIN)/python -m mkdocs build --strict
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # The oldest torch / torchvision pair pyproject.toml allows, in a fresh venv (/tmp/medmodal-oldest-torch): installs the
 # pair first, then medmodal with the pair pinned, and runs every family's smoke steps (docs/install.md has the outcome).
