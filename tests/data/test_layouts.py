@@ -8,13 +8,14 @@ import pytest
 
 import medmodal.data.cxr.readers as cxr
 import medmodal.data.endoscopy.layouts as endoscopy
+import medmodal.data.fundus.layouts as fundus
 import medmodal.data.volumes.layouts as volumes
 from medmodal.data.layouts import (Layout, LayoutReader, find_layout, known_layouts, layout_reader, layout_readers,
                                    register_layout, unregister_layout)
 from medmodal.errors import LayoutError
 
 
-@pytest.mark.parametrize("module", [volumes, cxr, endoscopy])
+@pytest.mark.parametrize("module", [volumes, cxr, endoscopy, fundus])
 def test_every_family_registers_its_layouts(module):
     readers = layout_readers(module.FAMILY)
     assert {r.name for r in readers} == set(module.LAYOUTS) - {"auto"}
