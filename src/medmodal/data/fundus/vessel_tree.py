@@ -146,7 +146,8 @@ class VesselTreeParams:
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ConfigError(f"vessel tree: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(f"vessel tree: unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
         return replace(self, **overrides)
 
 
