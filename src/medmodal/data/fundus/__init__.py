@@ -1,6 +1,6 @@
 """Retinal fundus photographs with vessel annotations: readers, field-of-view masks, synthetic twins.
 
-Data layer of retinal vessel segmentation (DGSSA, issue 27), a 2-D, single-modality RGB task of the
+Data layer of retinal vessel segmentation (DGSSA), a 2-D, single-modality RGB task of the
 segmentation family ``seg``.
 
 Registry key. The layout registry (:mod:`medmodal.data.layouts`) is keyed by the *image kind* a data
@@ -15,6 +15,8 @@ fundus detector is asked for a volume folder (or the other way round).
 * :mod:`.arrays` - decode a sample's image, labels (binarised at ``> 127``) and FOV.
 * :mod:`.fov` - :func:`derive_fov` for data sets without FOV masks (CHASE_DB1, STARE).
 * :mod:`.synthetic` - fundus-like images with vessel trees written in each official layout.
+* :mod:`.vessel_tree` - space-colonisation vessel trees (DGSSA's structure augmentation), vectorised with a
+  k-d tree, and their rasterisation at any size.
 """
 
 from medmodal.data.fundus.arrays import LABEL_THRESHOLD, load_fov, load_image, load_label, load_mask
