@@ -14,6 +14,8 @@ fundus detector is asked for a volume folder (or the other way round).
   (+ ``fov/``) layout; :func:`read_fundus` (``layout="auto"`` detects).
 * :mod:`.arrays` - decode a sample's image, labels (binarised at ``> 127``) and FOV.
 * :mod:`.fov` - :func:`derive_fov` for data sets without FOV masks (CHASE_DB1, STARE).
+* :mod:`.geometry` - :class:`FundusGeometry` (a common FOV diameter recorded in the model bundle),
+  :func:`to_network` / :func:`to_native` between an image's native grid and the network grid.
 * :mod:`.synthetic` - fundus-like images with vessel trees written in each official layout.
 * :mod:`.vessel_tree` - space-colonisation vessel trees (DGSSA's structure augmentation), vectorised with a
   k-d tree, and their rasterisation at any size.
@@ -21,9 +23,11 @@ fundus detector is asked for a volume folder (or the other way round).
 
 from medmodal.data.fundus.arrays import LABEL_THRESHOLD, load_fov, load_image, load_label, load_mask
 from medmodal.data.fundus.fov import derive_fov
+from medmodal.data.fundus.geometry import FundusGeometry, Grid, fov_geometry, to_native, to_network
 from medmodal.data.fundus.layouts import (FAMILY, LAYOUTS, FundusSample, FundusSet, detect_layout, read_chase_db1,
                                           read_drive, read_fundus, read_generic, read_hrf, read_stare)
 
 __all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "detect_layout", "read_drive",
            "read_chase_db1", "read_hrf", "read_stare", "read_generic", "derive_fov", "LABEL_THRESHOLD",
-           "load_image", "load_mask", "load_label", "load_fov"]
+           "load_image", "load_mask", "load_label", "load_fov", "FundusGeometry", "Grid", "fov_geometry",
+           "to_network", "to_native"]
