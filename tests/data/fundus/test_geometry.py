@@ -113,5 +113,6 @@ def test_real_drive_and_chase_reach_the_same_fov_diameter(target):
         (net_image, net_fov, net_label), grid = to_network(image, fov, label, geometry=geometry, name=str(sample.image))
         measured[root.name] = fov_geometry(net_fov).diameter
         back = to_native(net_label.astype(np.float32), grid) >= 0.5
-        assert dice(back, label) > 0.7  # thin vessels do not survive a 2-3.4x reduction exactly
+        # measured on the first image: DRIVE 0.85 (270) / 0.99 (540), CHASE 0.88 / 0.94: thin vessels are lost
+        assert dice(back, label) > 0.8
     assert all(abs(d - target) <= 2 for d in measured.values()), measured
