@@ -116,3 +116,10 @@ def test_bad_arguments(small_set):
         PixMix(small_set, ops=("rotate",))
     with pytest.raises(ValueError):
         PixMix(small_set)(torch.rand(2, 3, 8, 8))
+
+
+def test_mixing_set_pickles(small_set):
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(small_set))
+    assert torch.equal(clone[2], small_set[2])

@@ -47,7 +47,6 @@ or a mixing picture (p 0.5), by ``add`` or ``multiply`` (p 0.5 each); the mixed 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -196,6 +195,7 @@ class MixingSet:
     float32 tensor ``[3, size, size]`` in ``[0, 1]``. Memory: ``n * 3 * size^2 * 4`` bytes once all
     are rendered (defaults: 32 pictures at 256 px, 25 MB). :meth:`sample` crops, flips and resizes
     one to an image's size.
+A plain dict cache, so the set pickles into loader workers (each worker renders its own copy).
 
     Args:
         n: number of pictures (default 32).
@@ -211,7 +211,7 @@ class MixingSet:
         if unknown or not kinds:
             raise ValueError(f"unknown mixing-picture kinds {unknown}; known: {', '.join(MIXING_KINDS)}")
         self.n, self.size, self.seed, self.kinds = int(n), int(size), int(seed), tuple(kinds)
-        self._get = lru_cache(maxsize=None)(self._render)
+        self._cache: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -223,7 +223,10 @@ class MixingSet:
     def __getitem__(self, i: int) -> torch.Tensor:
         if not -self.n <= i < self.n:
             raise IndexError(f"mixing picture {i} out of range for a set of {self.n}")
-        return self._get(i % self.n)
+        i %= self.n
+        if i not in self._cache:
+            self._cache[i] = self._render(i)
+        return self._cache[i]
 
     def sample(self, shape: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
         """A random picture, random crop (``[0.5, 1]`` of each side), random flips, resized to ``shape``."""
