@@ -19,7 +19,8 @@ Steps (:meth:`FrangiVessels.predict`):
 3. Frangi vesselness at ``sigmas`` scaled to the image (:func:`frangi_sigmas`): ``BASE_SIGMAS`` are
    for DRIVE's FOV diameter of about 540 px (:data:`REFERENCE_FOV_DIAMETER`) and are multiplied by
    ``fov_diameter / 540`` - CHASE_DB1's FOV (about 900 px wide) gets sigmas 1.7 times larger, since its
-   vessels are proportionally wider in pixels;
+   vessels are proportionally wider in pixels; sigmas below :data:`MIN_SIGMA` (1 px) are raised to it
+   (on images smaller than DRIVE);
 4. "probability" = vesselness divided by its 99.5th percentile inside the FOV, clipped to ``[0, 1]``,
    zero outside the FOV. The response is heavy-tailed, so the useful thresholds are small (about 0.02
    on DRIVE); the threshold grid of ``choose_threshold`` is geometric for that reason. This is a normalised score, **not** a calibrated probability: threshold it at
@@ -36,12 +37,15 @@ import numpy as np
 
 from medmodal.errors import DataError
 
-__all__ = ["REFERENCE_FOV_DIAMETER", "BASE_SIGMAS", "fov_diameter", "frangi_sigmas", "FrangiVessels"]
+__all__ = ["REFERENCE_FOV_DIAMETER", "BASE_SIGMAS", "MIN_SIGMA", "fov_diameter", "frangi_sigmas", "FrangiVessels"]
 
 #: DRIVE's FOV diameter in pixels (565 x 584 images, a circular FOV about 540 px across).
 REFERENCE_FOV_DIAMETER = 540.0
 #: Frangi scales (Gaussian sigma, px) at DRIVE's resolution: vessels there are about 1-10 px wide.
 BASE_SIGMAS = (1.0, 1.5, 2.0, 3.0)
+#: The smallest sigma used (px): below about 1 px the Hessian of a sampled image has no ridge to find
+#: (a 64 px synthetic twin at the scaled sigmas 0.1-0.3 gave a constant map, AUC 0.5).
+MIN_SIGMA = 1.0
 #: The percentile of the FOV's vesselness mapped to 1.0.
 NORM_PERCENTILE = 99.5
 
@@ -55,11 +59,12 @@ def fov_diameter(fov: np.ndarray) -> float:
 
 def frangi_sigmas(fov: np.ndarray, base: Sequence[float] = BASE_SIGMAS,
                   reference: float = REFERENCE_FOV_DIAMETER) -> tuple[float, ...]:
-    """``base`` sigmas scaled by ``fov_diameter(fov) / reference`` (module docstring, step 3)."""
+    """``base`` sigmas scaled by ``fov_diameter(fov) / reference``, at least :data:`MIN_SIGMA`, duplicates
+    dropped (module docstring, step 3)."""
     scale = fov_diameter(fov) / reference
     if scale <= 0:
         raise DataError("frangi_sigmas: the field of view is empty")
-    return tuple(float(s * scale) for s in base)
+    return tuple(sorted({max(float(s * scale), MIN_SIGMA) for s in base}))
 
 
 @dataclass
