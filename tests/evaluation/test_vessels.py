@@ -110,7 +110,7 @@ def test_frangi_on_one_real_drive_test_image():
     image = load_image(sample)
     fov, label = load_fov(sample, image), load_label(sample, 0, image.shape[:2])
     prob = FrangiVessels().predict(image, fov)
-    s = vessel_scores(prob, label, fov, threshold=0.02, name=sample.id)  # ~ the DRIVE-training choice
+    s = vessel_scores(prob, label, fov, threshold=0.026, name=sample.id)  # the DRIVE-training choice
     # an unsupervised floor: well above chance, far below learned models (AUC ~0.98)
     assert 0.75 < s.auc_roc < 0.95 and 0.4 < s.dice < 0.75
     human = observer_scores(load_label(sample, 1, image.shape[:2]), label, fov, name=sample.id)
