@@ -17,11 +17,14 @@ fundus detector is asked for a volume folder (or the other way round).
 * :mod:`.geometry` - :class:`FundusGeometry` (a common FOV diameter recorded in the model bundle),
   :func:`to_network` / :func:`to_native` between an image's native grid and the network grid.
 * :mod:`.synthetic` - fundus-like images with vessel trees written in each official layout.
+* :mod:`.dataset` - :class:`FundusVesselDataset` (network-grid training / evaluation items),
+  :class:`SyntheticPairs` (real + synthetic mix), :func:`fundus_splits` (validation from training images only).
 * :mod:`.vessel_tree` - space-colonisation vessel trees (DGSSA's structure augmentation), vectorised with a
   k-d tree, and their rasterisation at any size.
 """
 
 from medmodal.data.fundus.arrays import LABEL_THRESHOLD, load_fov, load_image, load_label, load_mask
+from medmodal.data.fundus.dataset import FundusVesselDataset, SyntheticPairs, collate_fundus, fundus_splits
 from medmodal.data.fundus.fov import derive_fov
 from medmodal.data.fundus.geometry import FundusGeometry, Grid, fov_geometry, to_native, to_network
 from medmodal.data.fundus.layouts import (FAMILY, LAYOUTS, FundusSample, FundusSet, detect_layout, read_chase_db1,
@@ -30,4 +33,4 @@ from medmodal.data.fundus.layouts import (FAMILY, LAYOUTS, FundusSample, FundusS
 __all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "detect_layout", "read_drive",
            "read_chase_db1", "read_hrf", "read_stare", "read_generic", "derive_fov", "LABEL_THRESHOLD",
            "load_image", "load_mask", "load_label", "load_fov", "FundusGeometry", "Grid", "fov_geometry",
-           "to_network", "to_native"]
+           "to_network", "to_native", "FundusVesselDataset", "SyntheticPairs", "collate_fundus", "fundus_splits"]
