@@ -249,9 +249,10 @@ def get_model_task(name: str) -> str:
 
 def get_tiny_kwargs(name: str) -> dict[str, Any]:
     """Keyword arguments of a CPU-cheap instance of ``name`` for its contract check (contract defaults
-    overridden by the model's own ``tiny``)."""
+    overridden by the model's own ``tiny``; a model's ``None`` drops a contract default its config lacks)."""
     contract = get_contract(get_model_task(name))
-    return {**contract.tiny, **_TINY.get(str(name).strip().lower(), {})}
+    merged = {**contract.tiny, **_TINY.get(str(name).strip().lower(), {})}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def get_model_factory(name: str) -> Callable[..., nn.Module]:

@@ -7,7 +7,7 @@ where a sample may have any non-empty subset of sequences and a batch may mix su
 no sequence raises :class:`ValueError`.
 
 :func:`check_segmentation_model` (the sweep test's check): every non-empty subset of 4 sequences in one
-mixed batch equals the subsets run one by one (``rtol 1e-4``, ``atol 1e-5``), the voxels of absent
+mixed batch (16^3 volumes; 32^2 images for a 2-D model, ``spatial_dims=2`` in its ``tiny``) equals the subsets run one by one (``rtol 1e-4``, ``atol 1e-5``), the voxels of absent
 sequences never change the prediction (bit-identical), and an all-missing sample raises.
 """
 
@@ -27,6 +27,8 @@ __all__ = ["build_segmentation_model", "check_segmentation_model", "SEGMENTATION
 CHECK_MODALITIES = ("flair", "t1", "t1ce", "t2")
 CHECK_NUM_CLASSES = 4
 CHECK_SIZE = (16, 16, 16)
+#: image edge for 2-D models (``tiny`` has ``spatial_dims=2``): divisible by 32 for 5-stage 2-D encoders
+CHECK_SIZE_2D = (32, 32)
 
 
 def build_segmentation_model(factory, name: str, modalities: Sequence[str] | None, num_classes: int | None,
@@ -56,12 +58,13 @@ def check_segmentation_model(name: str, tiny: Mapping[str, Any]) -> None:
     assert isinstance(model, nn.Module)
     assert tuple(model.modalities) == CHECK_MODALITIES and model.num_classes == CHECK_NUM_CLASSES
     subsets = torch.tensor(all_subsets(len(CHECK_MODALITIES)))  # [15, 4] bool
-    x = torch.randn(len(subsets), len(CHECK_MODALITIES), *CHECK_SIZE, generator=torch.Generator().manual_seed(1))
+    size = CHECK_SIZE_2D if tiny.get("spatial_dims") == 2 else CHECK_SIZE
+    x = torch.randn(len(subsets), len(CHECK_MODALITIES), *size, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)) * 1000
-    x_corrupt = torch.where(subsets[:, :, None, None, None], x, noise)
+    x_corrupt = torch.where(subsets.reshape(*subsets.shape, *[1] * len(size)), x, noise)
     with torch.no_grad():
         mixed = model(x, subsets)
-        assert mixed.shape == (len(subsets), CHECK_NUM_CLASSES, *CHECK_SIZE)
+        assert mixed.shape == (len(subsets), CHECK_NUM_CLASSES, *size)
         assert torch.isfinite(mixed).all()
         for i, subset in enumerate(subsets):
             single = model(x[i:i + 1], subset[None])
