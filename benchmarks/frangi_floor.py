@@ -20,7 +20,7 @@ from pathlib import Path
 from medmodal.data.fundus import derive_fov, load_fov, load_image, load_label, read_fundus
 from medmodal.evaluation.vessels import (choose_threshold, observer_scores, scores_table, summarise,
                                          vessel_scores)
-from medmodal.models.vessels import FrangiVessels
+from medmodal.models.fundus.frangi import FrangiVessels
 
 
 def load(samples, model, chase: bool):

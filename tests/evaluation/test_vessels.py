@@ -12,7 +12,7 @@ from medmodal.data.fundus.synthetic import synth_fundus
 from medmodal.errors import DataError
 from medmodal.evaluation.vessels import (choose_threshold, dice_at_thresholds, observer_scores, summarise,
                                          vessel_scores)
-from medmodal.models.vessels import FrangiVessels, frangi_sigmas
+from medmodal.models.fundus.frangi import FrangiVessels, frangi_sigmas
 from tests.conftest import REAL_DATA
 
 DRIVE = REAL_DATA / "fundus-real" / "DRIVE"

@@ -1,4 +1,4 @@
-"""PixMix photometric mixing with a procedural mixing set (DGSSA's style augmentation, issue 27).
+"""PixMix photometric mixing with a procedural mixing set (DGSSA's style augmentation).
 
 PixMix: Hendrycks, Zou, Mazeika, Tang, Li, Song, Steinhardt, CVPR 2022, "PixMix: Dreamlike
 Pictures Comprehensively Improve Safety Measures" (reference implementation ``andyzoujm/pixmix``,

@@ -3,7 +3,7 @@
 Input per image: a vessel probability map ``prob`` float ``[H, W]`` in ``[0, 1]``, the reference label
 (first observer) bool ``[H, W]`` and the field-of-view (FOV) mask bool ``[H, W]``. The map is binarised
 at ``prob >= threshold`` (0.5 unless a method calibrates its own threshold, e.g. the Frangi baseline,
-:mod:`medmodal.models.vessels.frangi`, whose threshold is chosen on the source domain's training images).
+:mod:`medmodal.models.fundus.frangi`, whose threshold is chosen on the source domain's training images).
 
 Scores (all unitless fractions in ``[0, 1]``), with TP / FP / TN / FN counted over the pixels
 **inside the FOV** - the DRIVE protocol (Staal et al., "Ridge-based vessel segmentation in color images

@@ -1,4 +1,4 @@
-"""RandConv: random convolutions as a domain-generalisation augmentation (issue 27's baseline).
+"""RandConv: random convolutions as a domain-generalisation augmentation (a domain-generalisation baseline of DGSSA).
 
 Source: Xu, Liu, Yang, Raffel, Niethammer, ICLR 2021, "Robust and Generalizable Visual
 Representation Learning via Random Convolutions" (reference code ``wildphoton/RandConv``; nothing

@@ -1,5 +1,12 @@
-"""Fundus (retinal) networks: DeepLabv3+ / U-Net vessel segmenters (:mod:`.vessel_net`)."""
+"""Fundus (retinal) models for vessel segmentation (DGSSA):
 
+* :mod:`.vessel_net` - DeepLabv3+ / U-Net with a MobileNetV2 encoder (segmentation-models-pytorch), optional
+  DSU after chosen encoder stages.
+* :mod:`.frangi` - the unsupervised Frangi vesselness baseline (no training; a floor for the learned
+  models and a domain-shift reference).
+"""
+
+from medmodal.models.fundus.frangi import REFERENCE_FOV_DIAMETER, FrangiVessels, fov_diameter, frangi_sigmas
 from medmodal.models.fundus.vessel_net import VesselNet, VesselNetConfig
 
-__all__ = ["VesselNet", "VesselNetConfig"]
+__all__ = ["VesselNet", "VesselNetConfig", "FrangiVessels", "REFERENCE_FOV_DIAMETER", "fov_diameter", "frangi_sigmas"]

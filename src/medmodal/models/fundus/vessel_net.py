@@ -1,4 +1,4 @@
-"""Retinal vessel segmenters (DGSSA, issue 27): DeepLabv3+ or U-Net on a MobileNetV2 encoder.
+"""Retinal vessel segmenters (DGSSA): DeepLabv3+ or U-Net on a MobileNetV2 encoder.
 
 Built with segmentation-models-pytorch, always with ``encoder_weights=None`` (random init; nothing is
 ever downloaded); ``weights_path=`` loads a *local* ImageNet encoder weight file (safetensors, or a
