@@ -38,7 +38,7 @@ def test_twenty_steps_reduce_the_l1_term(trained):
     _, history = trained
     assert [e["step"] for e in history] == [5, 10, 15, 20]
     first, last = history[0]["g_l1"], history[-1]["g_l1"]
-    # measured (seed 0, CPU): 0.83 -> 0.71 in the generator's [-1, 1] units
+    # measured (seed 0, CPU): 0.715, 0.681, 0.648, 0.616 (means of 5 steps, [-1, 1] units): last / first 0.86
     assert last < 0.93 * first, [e["g_l1"] for e in history]
 
 
