@@ -10,6 +10,8 @@ Layer: imports only ``errors``, ``data``, ``models`` and lower; ``evaluation`` a
   ``medmodal.engine.segmentation.inference``, which re-exports them for one release).
 * :mod:`medmodal.inference.postprocess` - :func:`postprocess_et` (moved from
   ``medmodal.evaluation.metrics``, which still imports it).
+* :mod:`medmodal.inference.pix2pix` - :func:`render_pseudo_fundus` (pseudo-fundus images from vessel
+  masks with a pix2pix generator; imported on use).
 """
 
 from medmodal.inference.postprocess import postprocess_et

@@ -4,7 +4,8 @@ The objective contract (:mod:`medmodal.losses.base`): ``objective(inputs, StepCo
 built by name (``loss.name``) with :func:`build_objective`. Registered objectives: ``dmafnet``
 (:class:`DMAFNetLoss`, every segmentation model; baselines turn its switches off), ``image_text``
 (:class:`~medmodal.losses.image_text.ImageTextObjective`), ``mics``
-(:class:`~medmodal.losses.paired.MICSObjective`).
+(:class:`~medmodal.losses.paired.MICSObjective`), ``pix2pix``
+(:class:`~medmodal.losses.pix2pix.Pix2PixObjective`).
 
 Parts: Dice+CE segmentation, masked per-sequence auxiliary loss, deep supervision, DMAF-Net relation /
 prototype distillation, PASSION terms, the image-report pre-training losses
@@ -41,6 +42,7 @@ from medmodal.losses.image_text import (
 )
 from medmodal.losses.paired import MICSObjective
 from medmodal.losses.passion import preference_weights, self_distillation_loss
+from medmodal.losses.pix2pix import Pix2PixObjective
 from medmodal.losses.segmentation import (
     SegmentationLoss,
     deep_supervision_loss,
@@ -59,6 +61,7 @@ __all__ = [
     "split_objective_config",
     "ImageTextObjective",
     "MICSObjective",
+    "Pix2PixObjective",
     "SegmentationLoss",
     "masked_aux_loss",
     "masked_mean",
