@@ -1,0 +1,242 @@
+"""Run a vessel segmentation training into a run folder and score it on every domain.
+
+Run folder: ``config.yaml``, ``splits.json`` (source train / val / test ids and each target's test ids),
+``checkpoints/{best,last}.ckpt`` (best: highest ``val/dice``; last without validation images),
+``logs/`` (``metrics.csv``, TensorBoard), ``per_image.csv`` (one row per test image and domain) and
+``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
+over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores`.
+
+Evaluation: each test image whole on the network grid, ``sigmoid`` probabilities mapped back with
+:func:`~medmodal.data.fundus.geometry.to_native` and scored on the NATIVE grid against the first
+observer's label inside the image's FOV, threshold 0.5.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medmodal.config import config_to_dict, save_config
+from medmodal.data.fundus.arrays import load_fov, load_image, load_label
+from medmodal.data.fundus.dataset import FundusVesselDataset, SyntheticPairs, collate_fundus, fundus_splits
+from medmodal.data.fundus.geometry import FundusGeometry, to_native, to_network
+from medmodal.data.fundus.layouts import FundusSample, read_fundus
+from medmodal.data.fundus.synthetic import synth_fundus
+from medmodal.data.pixmix import PixMix
+from medmodal.distributed import is_global_zero
+from medmodal.engine.fundus.config import VesselRunConfig
+from medmodal.engine.fundus.module import VesselModule
+from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
+from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
+from medmodal.errors import DataError
+from medmodal.evaluation.vessels import SCORES, summarise, vessel_scores
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+
+__all__ = ["run_vessels", "CropsPerEpoch", "VesselDataModule", "score_domain", "METRICS_FILE"]
+
+METRICS_FILE = "metrics.json"
+
+
+class CropsPerEpoch(Dataset):
+    """``length`` training items per epoch from ``dataset`` (any training dataset with ``set_epoch``): item
+    ``j`` is ``dataset[j % len(dataset)]`` drawn with its own generator ``(seed, epoch, j)``, so the repeats of
+    an image within an epoch are different crops."""
+
+    def __init__(self, dataset: FundusVesselDataset, length: int, seed: int = 0):
+        self.dataset, self.length, self.seed, self.epoch = dataset, int(length), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, j: int) -> dict:
+        base = self.dataset
+        inner = base.dataset if isinstance(base, SyntheticPairs) else base
+        i = j % len(base)
+        if isinstance(base, SyntheticPairs) and base.is_synthetic(i):
+            rng = np.random.default_rng([self.seed, self.epoch, j, 13])
+            image, label, fov = base.make_pair(rng)
+            item = inner.prepare(image, label, fov, rng, train=True)
+            item["synthetic"] = torch.tensor(True)
+            return item
+        k = i - base._synthetic_before(i) if isinstance(base, SyntheticPairs) else i
+        image, label, fov, _ = inner.network_arrays(k)
+        item = inner.prepare(image, label, fov, np.random.default_rng([self.seed, self.epoch, j]), train=True)
+        if isinstance(base, SyntheticPairs):
+            item["synthetic"] = torch.tensor(False)
+        return item
+
+
+class _SetEpoch(L.Callback):
+    def __init__(self, dataset: CropsPerEpoch):
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.dataset.set_epoch(trainer.current_epoch)
+
+
+def _synthetic_maker(geometry: FundusGeometry, size: int):
+    def make_pair(rng: np.random.Generator):
+        image, label, _, fov = synth_fundus(size, int(rng.integers(2 ** 31)))
+        (net_image, net_fov, net_label), _ = to_network(image, fov > 0, label > 0, geometry=geometry, name="synthetic")
+        return net_image, net_label & net_fov, net_fov
+    return make_pair
+
+
+class VesselDataModule(L.LightningDataModule):
+    """Training crops (:class:`CropsPerEpoch`) and whole validation images (batch 1) of the source."""
+
+    def __init__(self, cfg: VesselRunConfig, train: list[FundusSample], val: list[FundusSample],
+                 geometry: FundusGeometry):
+        super().__init__()
+        d, t = cfg.data, cfg.trainer
+        pixmix = PixMix() if d.pixmix else None
+        base = FundusVesselDataset(train, geometry, train=True, crop=d.crop, augment=d.augment, pixmix=pixmix,
+                                   seed=t.seed)
+        if d.synthetic_ratio > 0:
+            base = SyntheticPairs(base, _synthetic_maker(geometry, 2 * d.crop), d.synthetic_ratio, seed=t.seed)
+        self.train_set = CropsPerEpoch(base, t.samples_per_epoch, seed=t.seed)
+        self.val_set = FundusVesselDataset(val, geometry, train=False) if val else None
+        self.batch_size, self.num_workers = d.batch_size, d.num_workers
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.num_workers, collate_fn=collate_fundus,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, num_workers=0, collate_fn=_collate_without_grid)
+
+
+def _collate_without_grid(batch: list[dict]) -> dict:
+    """:func:`collate_fundus` without the grids (frozen dataclasses Lightning cannot move to a device)."""
+    return collate_fundus([{k: v for k, v in item.items() if k != "grid"} for item in batch])
+
+
+@torch.no_grad()
+def score_domain(model: torch.nn.Module, samples: list[FundusSample], geometry: FundusGeometry,
+                 threshold: float = 0.5) -> list:
+    """:class:`~medmodal.evaluation.vessels.VesselScores` of each sample, scored on its native grid."""
+    dataset = FundusVesselDataset(samples, geometry, train=False)
+    device = next(model.parameters()).device
+    rows = []
+    for index, sample in enumerate(samples):
+        item = dataset[index]
+        logits = model(item["image"][None].to(device))
+        prob = torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+        native_prob = to_native(prob, item["grid"])
+        image = load_image(sample)
+        fov = load_fov(sample, image)
+        label = load_label(sample, 0, image.shape[:2])
+        rows.append(vessel_scores(native_prob, label, fov, threshold=threshold, name=sample.id))
+    return rows
+
+
+def _domain_name(root: str, taken: set) -> str:
+    name = Path(root).resolve().name or "domain"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+@removes_new_files_on_input_error
+def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
+    """Train on ``cfg.data.root``'s training split, keep the best ``val/dice`` checkpoint, score the source's
+    test split and every ``cfg.data.targets`` domain (module docstring). ``resume`` as in :mod:`medmodal.engine.run`.
+
+    Raises:
+        ConfigError: a bad config (one line). LayoutError / DataError: unreadable data.
+    """
+    cfg.validate()
+    run_dir = Path(cfg.out_dir)
+    done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg)
+    if done is not None:
+        return done
+    quiet_lightning()
+    d, t = cfg.data, cfg.trainer
+    geometry = FundusGeometry(target_diameter=d.diameter)
+    source = read_fundus(d.root, d.layout)
+    splits = fundus_splits(source.samples, d.val_fraction, d.split_seed)
+    by_id = {s.id: s for s in source.samples}
+    train = [by_id[i] for i in splits["train"]]
+    val = [by_id[i] for i in splits["val"]]
+    if not train:
+        raise DataError(f"{d.root}: no training images in the source data set")
+    taken: set = set()
+    domains = {_domain_name(d.root, taken): ("source", source.layout, [by_id[i] for i in splits["test"]])}
+    for root in d.targets:
+        target = read_fundus(root, "auto")
+        ids = fundus_splits(target.samples, target=True)["test"]
+        tid = {s.id: s for s in target.samples}
+        domains[_domain_name(root, taken)] = ("target", target.layout, [tid[i] for i in ids])
+
+    notes: list[str] = []
+    if is_global_zero():
+        ensure_writable_dir(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+        atomic_write_json(run_dir / "splits.json", {
+            "source": splits, **{name: {"test": [s.id for s in v[2]]} for name, v in domains.items()
+                                 if v[0] == "target"}})
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    config = config_to_dict(cfg)
+    module = VesselModule(config)
+    data = VesselDataModule(cfg, train, val, geometry)
+    validate = bool(val)
+    if not validate:
+        notes.append("no validation images (data.val_fraction gives none): the last checkpoint is evaluated")
+    trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
+                           grad_clip=cfg.optim.grad_clip, validate=validate,
+                           extra_callbacks=[_SetEpoch(data.train_set)])
+    fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
+    ckpt = run_dir / "checkpoints" / ("best.ckpt" if validate and (run_dir / "checkpoints" / "best.ckpt").is_file()
+                                      else "last.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    module.eval()
+    best_val = None
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) == "val/dice" and cb.best_model_score is not None:
+            best_val = float(cb.best_model_score)
+
+    results, table = {}, []
+    for name, (role, layout, samples) in domains.items():
+        rows = score_domain(module.model, samples, geometry)
+        summary = summarise(rows)
+        results[name] = {"role": role, "layout": layout, "images": len(rows),
+                         "scores": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()}}
+        table += [{"domain": name, "role": role, **r.as_dict()} for r in rows]
+    metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
+               "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
+               "threshold": 0.5, "geometry": geometry.to_dict(), "domains": results, "notes": notes}
+    if is_global_zero():
+        buf = io.StringIO()
+        fields = ["domain", "role", "name", *SCORES]
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(table)
+        atomic_write_text(run_dir / "per_image.csv", buf.getvalue())
+        atomic_write_json(run_dir / METRICS_FILE, _finite(metrics))
+    return RunResult.from_dict(metrics, {"checkpoint": str(ckpt)})
+
+
+def _finite(value):
+    """NaN (an undefined score) as ``None`` in JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
