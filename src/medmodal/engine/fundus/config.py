@@ -1,6 +1,6 @@
 """The vessel run config: data, model, optimiser, trainer.
 
-DGSSA (issue 27) gives no optimiser settings; the defaults here are a stated choice, not the paper's:
+DGSSA gives no optimiser settings; the defaults here are a stated choice, not the paper's:
 AdamW, lr 1e-3, weight decay 1e-4, cosine decay per epoch (a common setting for MobileNetV2
 DeepLabV3+ trained from scratch on small vessel sets). Training draws ``trainer.samples_per_epoch``
 random crops per epoch (DRIVE has 20 training images; an "epoch" of 16 crops would be a few steps).
