@@ -12,6 +12,11 @@ from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt,
                                   discover_dataset, print_wide, split_option, user_errors)
 from medmodal.errors import ConfigError
 
+SummaryLayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | msd | "
+                                "mapping | fundus: drive | chase_db1 | hrf | stare | generic (auto: a folder "
+                                "without NIfTI files is read as fundus photographs)")
+
+
 def _beside_data(root: Path, path: Path, what: str) -> Path:
     """``path`` (a default inside the data folder ``root``), or one line when ``root`` is read-only."""
     from medmodal.io import OutputError, is_writable_dir
@@ -55,32 +60,47 @@ def synth_myops_cmd(
 def synth_cmd(
     out: Path = typer.Argument(..., help="output folder (the dataset's official layout is written inside)"),
     dataset: str = typer.Option("brats2020", "--dataset", "-d", help="brats2020 | brats2023 (BraTS layout, "
-                                "brain MR: FLAIR / T1 / T1ce / T2) | myops2020 (MyoPS layout, cardiac MR: C0 / DE / T2)"),
-    cases: int = typer.Option(8, "--cases", "-n", help="number of cases"),
+                                "brain MR: FLAIR / T1 / T1ce / T2) | myops2020 (MyoPS layout, cardiac MR: C0 / DE / T2)"
+                                " | drive | chase_db1 | hrf | stare | fundus-generic (retinal fundus photographs with "
+                                "vessel labels in that data set's layout; fundus-generic: images/ + masks/ + fov/)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases (fundus: images; DRIVE: per split)"),
     size: Optional[int] = typer.Option(None, "--size", "-s", help="volume edge (BraTS) / in-plane edge (MyoPS) in "
-                                       "voxels (default: BraTS 64, MyoPS 96)"),
+                                       "voxels / fundus image edge in pixels (default: BraTS 64, MyoPS 96, "
+                                       "fundus 64)"),
     slices: int = typer.Option(6, "--slices", help="myops2020: short-axis slices per stack"),
     seed: int = typer.Option(0, "--seed"),
 ):
-    """Write a synthetic segmentation dataset with real NIfTI files in an official layout."""
-    if dataset in ("brats2020", "brats2023"):
+    """Write a synthetic segmentation dataset in an official layout (MRI: real NIfTI files; fundus: images,
+    vessel labels and FOV masks as the data set releases them)."""
+    from medmodal.cli.data.fundus import SYNTH_DATASETS, synth_fundus_cmd
+
+    if dataset in SYNTH_DATASETS:
+        synth_fundus_cmd(out, dataset, cases, size, seed)
+    elif dataset in ("brats2020", "brats2023"):
         synth_brats_cmd(out, cases=cases, size=size or 64, seed=seed, naming=dataset)
     elif dataset == "myops2020":
         synth_myops_cmd(out, cases=cases, size=size or 96, slices=slices, seed=seed)
     else:
-        raise ConfigError(f"--dataset must be brats2020, brats2023 or myops2020, got {dataset!r}")
+        raise ConfigError(f"--dataset must be brats2020, brats2023, myops2020, drive, chase_db1, hrf, stare or "
+                          f"fundus-generic, got {dataset!r}")
 
 
 @user_errors
 def summary_cmd(
-    root: Path = typer.Argument(..., help="dataset folder or case folder"),
-    layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
+    root: Path = typer.Argument(..., help="dataset folder or case folder (MRI volumes or fundus photographs)"),
+    layout: str = SummaryLayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     dataset: str = DatasetOpt,
     validate: bool = typer.Option(True, help="read and validate every file (slower)"),
     affine_tolerance: float = AffineTolOpt,
 ):
-    """List the cases found, their sequences, grid and label voxel counts, and any file not used."""
+    """List the cases found, their sequences, grid and label voxel counts, and any file not used (fundus
+    folders: each image's split, size, observers and FOV, and the notes)."""
+    from medmodal.cli.data.fundus import is_fundus_request, summary_fundus_cmd
     from medmodal.data.volumes.summary import availability, summarize_case, summary_table
+
+    if is_fundus_request(root, layout, mapping):
+        summary_fundus_cmd(root, layout)
+        return
 
     found, spec = discover_dataset(root, dataset, layout, mapping, labels)
     summaries = [summarize_case(c, spec, validate=validate, affine_tolerance=affine_tolerance) for c in found]
