@@ -58,6 +58,10 @@ BEFORE = {
 ADDED = {"cxr-finetune": {"optimizer": "adamw", "schedule": "cosine_annealing"},
          "cxr-pretrain": {"schedule": "staged"},
          "endoscopy": {"optimizer": "adamw", "schedule": "warmup_cosine"}, "seg": {}}
+#: presets added since 0.1.0 (no flat name of an earlier release)
+ADDED_PRESETS = {"seg/train_vessels_demo_cpu"}
+#: top-level keys added to a family's configs (the value each config always meant)
+ADDED_TOP = {"seg": {"task": "volumes"}}
 
 DEFAULTS = {"ClassificationConfig": ClassificationRunConfig, "DetectionConfig": DetectionRunConfig,
             "SegmentationConfig": FinetuneSegmentationRunConfig, "ExperimentConfig": SegmentationRunConfig,
@@ -96,6 +100,8 @@ def test_old_preset_names_resolve_to_the_same_config(name):
     data = json.loads(json.dumps(config_to_dict(cfg)))
     for key, value in ADDED[_family(cfg)].items():
         assert data["optim"].pop(key) == value
+    for key, value in ADDED_TOP.get(_family(cfg), {}).items():
+        assert data.pop(key) == value
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     assert digest == BEFORE[name]
 
@@ -103,7 +109,8 @@ def test_old_preset_names_resolve_to_the_same_config(name):
 def test_presets_live_in_family_folders():
     names = preset_names()
     assert {n.split("/")[0] for n in names} == {"seg", "cxr", "endoscopy"}
-    assert sorted(LEGACY_PRESETS.values()) == names  # every preset has its earlier flat name
+    # every preset of 0.1.0 has its earlier flat name; the presets added since have none
+    assert sorted(set(names) - set(LEGACY_PRESETS.values())) == sorted(ADDED_PRESETS)
     for old, new in LEGACY_PRESETS.items():
         assert packaged_config(old) == packaged_config(new)
     # a bare name is looked up in the run config's family first

@@ -282,8 +282,11 @@ def seg_benchmark_cmd(
     data: Optional[Path] = typer.Option(None, "--data", help="your own labelled dataset folder (any layout "
                                         "`medmodal seg summary` reads); default: a built-in synthetic BraTS-like "
                                         "set in OUT/data"),
-    profile: str = typer.Option("cpu-quick", "--profile", help=ProfileHelp),
-    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help=f"volumes: {ProfileHelp} (default cpu-quick); "
+                                          "vessels: cpu-reduced (2 CPU cores, ~45 min with two processes, see "
+                                          "--methods) | smoke | full (GPU) (default cpu-reduced)"),
+    methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations; "
+                                          "vessels: erm,style,structure,dgssa,randconv,frangi)"),
     protocols: str = ProtocolsOpt,
     seeds: Optional[str] = SeedsOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),
@@ -291,9 +294,40 @@ def seg_benchmark_cmd(
     real_data: Optional[Path] = RealDataOpt,
     real_map: Optional[str] = RealMapOpt,
     eval_protocol: Optional[str] = EvalProtocolOpt,
+    task: str = typer.Option("volumes", "--task", help="volumes (multi-sequence MRI, DMAF-Net and baselines) | "
+                             "vessels (retinal fundus across cameras: DGSSA and baselines; --data is the source "
+                             "data set, --target each unseen one)"),
+    target: list[Path] = typer.Option([], "--target", help="vessels: a target data set folder, scored only "
+                                      "(repeatable)"),
+    report_only: bool = typer.Option(False, "--report-only", help="vessels: train nothing, report the finished "
+                                     "runs in OUT (after runs split over processes with --methods / --seeds)"),
 ):
-    """Compare every segmentation method and DMAF-Net ablation on one dataset with one budget; writes a report."""
-    _seg_benchmark(out, profile, methods, protocols, seeds, epochs, real, real_data, real_map, eval_protocol, data)
+    """Compare every segmentation method (and DMAF-Net ablation) on one dataset with one budget; writes a report.
+
+    With --task vessels: train every vessel method on --data and score it there (in-domain) and on each
+    --target (cross-domain); finished runs are skipped, so two processes with different --methods share OUT.
+    """
+    if task == "vessels":
+        _vessel_benchmark(out, profile or "cpu-reduced", methods, seeds, epochs, data, target, report_only)
+        return
+    if task != "volumes":
+        raise ConfigError(f"unknown --task {task!r}; choose volumes or vessels")
+    if target or report_only:
+        raise ConfigError("--target and --report-only belong to --task vessels")
+    _seg_benchmark(out, profile or "cpu-quick", methods, protocols, seeds, epochs, real, real_data, real_map,
+                   eval_protocol, data)
+
+
+def _vessel_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str], epochs: Optional[int],
+                      data: Optional[Path], targets: list[Path], report_only: bool) -> None:
+    from medmodal.experiments.seg.vessels import run
+
+    for folder in ([data] if data else []) + list(targets):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+    report = run(out, profile, _split(methods), _split(seeds, int), data=data, targets=targets, epochs=epochs,
+                 report_only=report_only, on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
+    _print_report(report, "vessels.md")
 
 
 @user_errors

@@ -1,4 +1,5 @@
-"""``medmodal seg train``: train a segmentation model into a run folder."""
+"""``medmodal seg train``: train a segmentation model into a run folder (a volume model: DMAF-Net and its
+baselines; or, with a ``task: vessels`` config, a retinal vessel model: DGSSA and its baselines)."""
 
 from __future__ import annotations
 
@@ -22,15 +23,27 @@ def train_cmd(
     seed: Optional[int] = seed_option("0"),
     resume: str = ResumeOpt,
 ):
-    """Train a model (DMAF-Net by default); writes checkpoints, logs and a model bundle into the run folder."""
-    from functools import partial
+    """Train a model (DMAF-Net by default; a retinal vessel model with a vessel preset, e.g. --preset
+    train_dgssa_drive); writes checkpoints, logs and a model bundle into the run folder."""
+    from medmodal.engine.fundus.config import VesselRunConfig
+    from medmodal.engine.segmentation.config import load_train_config
 
-    from medmodal.config import load_run_config
-    from medmodal.engine.segmentation.config import SegmentationRunConfig
-    from medmodal.engine.segmentation.train import run_training
-
-    cfg = run_config(partial(load_run_config, SegmentationRunConfig), config, preset, override, out=out, seed=seed)
+    cfg = run_config(load_train_config, config, preset, override, out=out, seed=seed)
     if data:
         cfg.data.root = str(data)
-    run_and_report(run_training, cfg, resume, report=lambda result: console.print(
-        f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True))
+    if isinstance(cfg, VesselRunConfig):
+        from medmodal.engine.fundus.train import run_vessels as run
+    else:
+        from medmodal.engine.segmentation.train import run_training as run
+    run_and_report(run, cfg, resume, report=_report)
+
+
+def _report(result) -> None:
+    """The bundle line, and for a vessel run its Dice per domain."""
+    if "model" in result.artefacts:
+        console.print(f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True)
+    for name, domain in (result.metrics.get("domains") or {}).items():
+        dice = domain["scores"]["dice"]
+        console.print(f"{name} ({domain['role']}, {domain['images']} images): Dice {100 * (dice['mean'] or 0):.2f} "
+                      f"+- {100 * (dice['std'] or 0):.2f} (inside the FOV, threshold 0.5)", highlight=False,
+                      soft_wrap=True)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Sequence
 
 from medmodal.config.common import LoaderSettings, OptimSettings, TrainerSettings
 from medmodal.config.core import load_run_config
+from medmodal.errors import ConfigError
 
 __all__ = ["DEFAULT_MISSING_RATES", "MYOPS_MISSING_RATES", "default_missing_rates", "SegmentationDataSettings",
            "SegmentationModelSettings", "SegmentationOptimSettings", "SegmentationTrainerSettings",
@@ -164,9 +165,15 @@ class SegmentationRunConfig:
         dtm: :class:`~medmodal.engine.segmentation.dtm.DTMConfig` fields (the dynamic training monitor: per-sequence
             loss weights and gradient scales).
         out_dir: the run folder (``--out`` overrides it).
+        task: ``volumes`` (always: the key tells a volume run's ``config.yaml`` from a 2-D vessel run's,
+            ``task: vessels``, :mod:`medmodal.engine.segmentation.config`).
     """
 
     family: ClassVar[str] = "seg"
+    #: the value of ``task`` a config of this class holds
+    TASK: ClassVar[str] = "volumes"
+
+    task: str = "volumes"
 
     data: SegmentationDataSettings = field(default_factory=SegmentationDataSettings)
     model: SegmentationModelSettings = field(default_factory=SegmentationModelSettings)
@@ -182,8 +189,10 @@ class SegmentationRunConfig:
 
         Raises:
             ConfigError: an unknown optimiser or schedule, a learning rate <= 0, an epoch count or period
-                below 1.
+                below 1, a ``task`` other than ``volumes``.
         """
+        if self.task != self.TASK:
+            raise ConfigError(f"task: a volume segmentation config has task {self.TASK!r}, got {self.task!r}")
         self.optim.validate()
         self.trainer.validate()
 

@@ -13,8 +13,8 @@ from medmodal.cli.predict import predict_cmd
 from medmodal.cli.score import score_cmd
 from medmodal.cli.train import train_cmd
 
-HELP = ("Segmentation (multi-modal MRI with missing sequences; DMAF-Net and baselines): train, evaluate, score, "
-        "predict, benchmark, speed, demo, and the data verbs.")
+HELP = ("Segmentation (multi-modal MRI with missing sequences, DMAF-Net and baselines; retinal vessels across "
+        "cameras, DGSSA and baselines): train, evaluate, score, predict, benchmark, speed, demo, and the data verbs.")
 app = family_app("seg", HELP)
 for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict", predict_cmd), ("score", score_cmd),
                    ("benchmark", seg_benchmark_cmd), ("speed", seg_speed_cmd), ("demo", demo_cmd),
@@ -24,7 +24,8 @@ for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict",
 
 FAMILY = Family(
     key="seg", help=HELP, app=app,
-    presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020"),
+    presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020",
+             "train_vessels_demo_cpu"),
     benchmark="medmodal.experiments.seg.benchmark", speed="medmodal.experiments.seg.speed", demo="demo",
     aliases=(Alias("train", train_cmd, "seg train"), Alias("evaluate", evaluate_cmd, "seg evaluate"),
              Alias("predict", predict_cmd, "seg predict"), Alias("score", score_cmd, "seg score"),
@@ -34,7 +35,7 @@ FAMILY = Family(
              Alias("data summary", summary_cmd, "seg summary"), Alias("data split", split_cmd, "seg split"),
              Alias("data missing-rates", missing_rates_cmd, "seg missing-rates"),
              Alias("data preprocess", preprocess_cmd, "seg preprocess")),
-    configs={"train": "medmodal.config.segmentation:SegmentationRunConfig"},
+    configs={"train": "medmodal.engine.segmentation.config:load_train_config"},  # the task picks the class
     smoke=(("seg", "synth", "{out}/data", "-n", "4", "-s", "16"),
            ("seg", "train", "--preset", "train_demo_cpu", "--data", "{out}/data", "--out", "{out}/run",
             *(a for o in ("trainer.max_epochs=1", "trainer.val_every_n_epochs=1", "trainer.progress_bar=false",

@@ -93,10 +93,14 @@ class VesselTrainerSettings(TrainerSettings):
 
 @dataclass
 class VesselRunConfig:
-    """A vessel segmentation run (:func:`medmodal.engine.fundus.run_vessels`)."""
+    """A vessel segmentation run (:func:`medmodal.engine.fundus.run_vessels`): ``medmodal seg train`` with a
+    config whose ``task`` is ``vessels`` (presets ``seg/train_*vessels*`` / ``seg/train_dgssa_*``)."""
 
-    family: ClassVar[str] = "fundus"
+    family: ClassVar[str] = "seg"
+    #: the value of ``task`` a config of this class holds
+    TASK: ClassVar[str] = "vessels"
 
+    task: str = "vessels"
     out_dir: str = "runs/fundus/vessels"
     data: VesselDataSettings = field(default_factory=VesselDataSettings)
     model: VesselModelSettings = field(default_factory=VesselModelSettings)
@@ -105,6 +109,8 @@ class VesselRunConfig:
 
     def validate(self) -> None:
         """Raises ConfigError: an unknown layout / augmentation / model, a size or fraction out of range."""
+        if self.task != self.TASK:
+            raise ConfigError(f"task: a vessel segmentation config has task {self.TASK!r}, got {self.task!r}")
         d = self.data
         check_choice("data.layout", d.layout, LAYOUTS)
         check_choice("data.augment", d.augment, AUGMENTS)

@@ -4,13 +4,47 @@ Defined in :mod:`medmodal.config.segmentation` (the evaluation layer, below the 
 segmentation run's ``config.yaml`` too); this module is the engine's name for them, as
 ``engine/image_text/config.py``, ``engine/finetune/config.py`` and ``engine/endoscopy/config.py`` are
 for the other families. Presets: ``src/medmodal/configs/seg/``.
+
+``medmodal seg train`` trains two kinds of segmentation with one command; the config's ``task`` key
+picks the run config class (:func:`load_train_config`): ``volumes`` (the default: 3-D multi-sequence
+MRI, :class:`SegmentationRunConfig`, DMAF-Net and its baselines) or ``vessels`` (2-D retinal fundus
+photographs, :class:`medmodal.engine.fundus.config.VesselRunConfig`, DGSSA and its baselines).
 """
+
+from pathlib import Path
+from typing import Sequence
 
 from medmodal.config.segmentation import (DEFAULT_MISSING_RATES, MYOPS_MISSING_RATES, ExperimentConfig,
                                           SegmentationDataSettings, SegmentationEvalSettings,
                                           SegmentationModelSettings, SegmentationOptimSettings, SegmentationRunConfig,
                                           SegmentationTrainerSettings, default_missing_rates, load_config)
+from medmodal.config.core import load_run_config, read_yaml_mapping, resolve_source
+from medmodal.engine.fundus.config import VesselRunConfig
+from medmodal.errors import ConfigError
+
+#: ``task`` -> the run config class ``medmodal seg train`` builds for it
+TRAIN_TASKS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig}
+
+
+def load_train_config(path: str | Path | None = None, preset: str | None = None,
+                      overrides: Sequence[str] | None = None):
+    """The run config of ``medmodal seg train``: read the YAML file or packaged preset (else the
+    defaults of a volume run), apply the ``a.b=value`` overrides, pick the class by the ``task`` key
+    (:data:`TRAIN_TASKS`; absent: ``volumes``, as every config written before the key existed) and
+    validate it (:func:`medmodal.config.load_run_config`).
+
+    Raises:
+        ConfigError: an unknown task, an unknown key, a bad value (one line each).
+        FileNotFoundError: the file or preset does not exist.
+    """
+    source = resolve_source(path, preset, SegmentationRunConfig.family)
+    data = read_yaml_mapping(source, overrides)
+    task = data.get("task", SegmentationRunConfig.TASK)
+    if task not in TRAIN_TASKS:
+        raise ConfigError(f"{source or 'config'}: unknown task {task!r}; choose one of {', '.join(TRAIN_TASKS)}")
+    return load_run_config(TRAIN_TASKS[task], data=data, where=str(source or "config"))
 
 __all__ = ["SegmentationRunConfig", "SegmentationDataSettings", "SegmentationModelSettings",
            "SegmentationOptimSettings", "SegmentationTrainerSettings", "SegmentationEvalSettings", "ExperimentConfig",
-           "DEFAULT_MISSING_RATES", "MYOPS_MISSING_RATES", "default_missing_rates", "load_config"]
+           "DEFAULT_MISSING_RATES", "MYOPS_MISSING_RATES", "default_missing_rates", "load_config", "TRAIN_TASKS",
+           "load_train_config"]

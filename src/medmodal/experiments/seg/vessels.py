@@ -1,0 +1,378 @@
+"""The retinal vessel benchmark: DGSSA, each of its components alone, ERM, RandConv and the Frangi floor,
+trained on one source data set and scored on its test split (in-domain) and on every target data set
+(cross-domain), seed by seed (``medmodal seg benchmark --task vessels``).
+
+Every trained method is the same network, data, crops, epochs and optimiser; only its
+``--set`` overrides differ (:data:`VESSEL_METHODS`):
+
+==============  =================================================================================
+method          what it adds to ERM (standard flips / rotations / colour jitter)
+==============  =================================================================================
+``erm``         nothing
+``style``       DGSSA's style augmentation: PixMix (procedural mixing set) + DSU (p = 0.5)
+``structure``   DGSSA's structure augmentation: pix2pix-rendered pseudo-fundus pairs of synthetic trees
+``dgssa``       both (the method)
+``randconv``    RandConv on every training batch (the random-convolution baseline)
+``frangi``      no training: Frangi vesselness, threshold chosen on the source's training images
+==============  =================================================================================
+
+Run folders: ``OUT/runs/<method>/seed<k>/`` (:func:`medmodal.engine.fundus.train.run_vessels`; a
+finished run is skipped, so a benchmark can be resumed or split over processes with ``--methods`` /
+``--seeds`` and reported once at the end); Frangi's maps: ``OUT/runs/frangi/``. Report
+(``OUT/report/``): ``vessels.md`` (the cross-domain table: mean +- std over seeds of each run's mean
+over images; the Dice drop from the source's test split to each target), ``per_image.csv`` (every
+method, seed, domain and image), ``summary.json`` and ``overlays.png`` (one example image per domain:
+the image, the first observer, ERM and DGSSA at seed 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from medmodal.errors import ConfigError
+from medmodal.experiments.suite import BenchmarkSuite, Method, Profile
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+
+__all__ = ["VESSEL_METHODS", "VESSEL_PROFILES", "VesselProfile", "run", "SUITE", "TRAINED", "FRANGI"]
+
+FRANGI = "frangi"
+#: PixMix + DSU: DGSSA's style augmentation (DSU's paper probability 0.5)
+STYLE = ("data.pixmix=true", "model.kwargs.dsu_p=0.5")
+#: pix2pix-rendered synthetic pairs: DGSSA's structure augmentation
+STRUCTURE = ("structure.source=pix2pix",)
+VESSEL_METHODS = {
+    "erm": Method(),
+    "style": Method(overrides=STYLE),
+    "structure": Method(overrides=STRUCTURE),
+    "dgssa": Method(overrides=STYLE + STRUCTURE),
+    "randconv": Method(overrides=("model.randconv=true",)),
+    FRANGI: Method(model=None),
+}
+TRAINED = tuple(name for name in VESSEL_METHODS if name != FRANGI)
+LABELS = {"erm": "ERM", "style": "+style (PixMix + DSU)", "structure": "+structure (pix2pix pairs)",
+          "dgssa": "DGSSA (style + structure)", "randconv": "RandConv", FRANGI: "Frangi (unsupervised)"}
+
+
+@dataclass(kw_only=True)
+class VesselProfile(Profile):
+    """A vessel benchmark budget.
+
+    Attributes:
+        model: the network of every trained method. diameter: FOV diameter of the network grid (px).
+        crop / batch_size: training crops. epochs / samples_per_epoch: the training budget.
+        threads: torch CPU threads per run (``None``: torch's default).
+    """
+
+    model: str = "deeplabv3plus_mobilenetv2"
+    diameter: int = 540
+    crop: int = 256
+    batch_size: int = 8
+    epochs: int = 100
+    samples_per_epoch: int = 160
+    threads: int | None = None
+
+    def overrides(self) -> list[str]:
+        """The ``--set`` items of the budget."""
+        return [f"model.name={self.model}", f"data.diameter={self.diameter}", f"data.crop={self.crop}",
+                f"data.batch_size={self.batch_size}", f"trainer.max_epochs={self.epochs}",
+                f"trainer.samples_per_epoch={self.samples_per_epoch}"]
+
+
+VESSEL_PROFILES = {
+    "cpu-reduced": VesselProfile(
+        name="cpu-reduced", seeds=(0, 1, 2), model="unet_mobilenetv2", diameter=270, crop=128, epochs=12,
+        threads=1, note="2 CPU cores, ~45 min with two processes: reduced resolution (FOV 270 px), U-Net / "
+        "MobileNetV2 (DeepLabV3+'s stride-4 output loses the 1-2 px vessels of this grid), 12 x 160 crops"),
+    "smoke": VesselProfile(
+        name="smoke", seeds=(0,), model="unet_mobilenetv2", diameter=96, crop=64, batch_size=4, epochs=1,
+        samples_per_epoch=8, threads=1, note="a few seconds: the pipeline runs, no result"),
+    "full": VesselProfile(
+        name="full", seeds=(0, 1, 2), note="GPU: DRIVE's native FOV (540 px), DeepLabV3+ / MobileNetV2 "
+        "(the paper's network), 100 x 160 crops of 256 px"),
+}
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _fmt(mean_std: tuple[float, float], scale: float = 100.0) -> str:
+    mean, std = mean_std
+    return "-" if math.isnan(mean) else f"{scale * mean:.2f} ± {scale * std:.2f}"
+
+
+def _train(out: Path, source: Path, targets: Sequence[Path], profile: VesselProfile, method: str, seed: int,
+           on_run: Callable[[str], None] | None) -> dict:
+    import torch
+
+    from medmodal.config import load_run_config
+    from medmodal.engine.fundus.config import VesselRunConfig
+    from medmodal.engine.fundus.train import run_vessels
+
+    run_dir = out / "runs" / method / f"seed{seed}"
+    overrides = [*profile.overrides(), *VESSEL_METHODS[method].overrides, f"trainer.seed={seed}"]
+    cfg = load_run_config(VesselRunConfig, overrides=overrides, validate=False)
+    cfg.data.root, cfg.data.targets, cfg.out_dir = str(source), tuple(str(t) for t in targets), str(run_dir)
+    cfg.validate()
+    if on_run:
+        on_run(f"{method} seed {seed}: {run_dir}")
+    threads = torch.get_num_threads()
+    if profile.threads:
+        torch.set_num_threads(profile.threads)
+    try:
+        result = run_vessels(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads((Path(result.run_dir) / "metrics.json").read_text())
+
+
+def _frangi(out: Path, source: Path, targets: Sequence[Path]) -> dict:
+    """Frangi on the native grid: threshold with the best mean FOV Dice on the source's training images
+    (train and validation ids of :func:`fundus_splits`), applied to the source's test split and every target."""
+    from medmodal.data.fundus import load_fov, load_image, load_label, read_fundus
+    from medmodal.data.fundus.dataset import fundus_splits
+    from medmodal.evaluation.vessels import choose_threshold, summarise, vessel_scores
+    from medmodal.models.fundus.frangi import FrangiVessels
+
+    cached = out / "runs" / FRANGI / "metrics.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    start = time.perf_counter()
+    model = FrangiVessels()
+
+    def maps(samples):
+        for s in samples:
+            image = load_image(s)
+            fov = load_fov(s, image)
+            yield s.id, model.predict(image, fov), load_label(s, 0, image.shape[:2]), fov
+
+    src = read_fundus(source)
+    by_id = {s.id: s for s in src.samples}
+    splits = fundus_splits(src.samples)
+    fit = list(maps(by_id[i] for i in splits["train"] + splits["val"]))
+    threshold, _ = choose_threshold((p, y, f) for _, p, y, f in fit)
+    domains = {source.name: ("source", [by_id[i] for i in splits["test"]])}
+    for root in targets:
+        tgt = read_fundus(root)
+        tid = {s.id: s for s in tgt.samples}
+        domains[root.name] = ("target", [tid[i] for i in fundus_splits(tgt.samples, target=True)["test"]])
+    results, rows = {}, []
+    for name, (role, samples) in domains.items():
+        scores = [vessel_scores(p, y, f, threshold=threshold, name=i) for i, p, y, f in maps(samples)]
+        summary = summarise(scores)
+        results[name] = {"role": role, "images": len(scores),
+                         "scores": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()}}
+        rows += [{"domain": name, "role": role, **r.as_dict()} for r in scores]
+    metrics = {"threshold": threshold, "threshold_chosen_on": f"{source.name} training images", "domains": results,
+               "seconds": round(time.perf_counter() - start, 1), "per_image": rows}
+    ensure_writable_dir(cached.parent)
+    atomic_write_json(cached, _finite(metrics))
+    return json.loads(cached.read_text())
+
+
+def _finite(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _per_image(out: Path, method: str, seed: int | None) -> list[dict]:
+    if method == FRANGI:
+        rows = json.loads((out / "runs" / FRANGI / "metrics.json").read_text())["per_image"]
+    else:
+        with open(out / "runs" / method / f"seed{seed}" / "per_image.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    return [{"method": method, "seed": "" if seed is None else seed, **row} for row in rows]
+
+
+def _table(results: dict[str, list[dict]], domains: list[tuple[str, str]], methods: Sequence[str],
+           score: str) -> str:
+    """One row per method: ``score`` per domain (mean ± std over seeds) and the drop source -> each target."""
+    source = next(name for name, role in domains if role == "source")
+    targets = [name for name, role in domains if role == "target"]
+    head = ["method", "seeds", *(f"{name} ({'in-domain' if role == 'source' else 'cross-domain'})"
+                                 for name, role in domains), *(f"drop {source} -> {t}" for t in targets)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in methods:
+        runs = results.get(method) or []
+        if not runs:
+            continue
+        cells = [LABELS.get(method, method), str(len(runs)) if method != FRANGI else "-"]
+        per = {name: [(r["domains"][name]["scores"][score]["mean"]) for r in runs] for name, _ in domains}
+        cells += [_fmt(_mean_std([v if v is not None else math.nan for v in per[name]])) for name, _ in domains]
+        for t in targets:
+            drops = [s - g for s, g in zip(per[source], per[t]) if s is not None and g is not None]
+            cells.append(_fmt(_mean_std(drops)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(out: str | Path, profile: str | VesselProfile = "cpu-reduced", methods: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None, *, data: str | Path | None = None, targets: Sequence[str | Path] = (),
+        epochs: int | None = None, report_only: bool = False, on_run: Callable[[str], None] | None = None) -> Path:
+    """Train and score every ``methods`` x ``seeds`` run on ``data`` (the source) and ``targets``; write the
+    report (module docstring). Returns the report folder.
+
+    ``report_only``: train nothing; report the finished runs found (a run still missing is named in the report).
+
+    Raises:
+        ConfigError: an unknown profile or method, no source or no target.
+    """
+    if isinstance(profile, str):
+        if profile not in VESSEL_PROFILES:
+            raise ConfigError(f"unknown vessel benchmark profile {profile!r}; choose one of {', '.join(VESSEL_PROFILES)}")
+        profile = VESSEL_PROFILES[profile]
+    if epochs is not None:
+        profile = replace(profile, epochs=int(epochs))
+    methods = list(methods or VESSEL_METHODS)
+    unknown = [m for m in methods if m not in VESSEL_METHODS]
+    if unknown:
+        raise ConfigError(f"unknown vessel method(s) {', '.join(unknown)}; choose from {', '.join(VESSEL_METHODS)}")
+    if data is None or not targets:
+        raise ConfigError("the vessel benchmark needs a source data set (--data) and at least one target (--target)")
+    seeds = tuple(seeds if seeds is not None else profile.seeds)
+    out, source, targets = Path(out), Path(data), [Path(t) for t in targets]
+    ensure_writable_dir(out)
+
+    results: dict[str, list[dict]] = {}
+    missing: list[str] = []
+    for method in methods:
+        if method == FRANGI:
+            results[method] = [_frangi(out, source, targets)]
+            continue
+        for seed in seeds:
+            done = out / "runs" / method / f"seed{seed}" / "metrics.json"
+            if report_only and not done.is_file():
+                missing.append(f"{method} seed {seed}")
+                continue
+            metrics = _train(out, source, targets, profile, method, seed, on_run)
+            metrics["seed"] = seed
+            results.setdefault(method, []).append(metrics)
+    return write_report(out, profile, methods, seeds, results, missing)
+
+
+def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int],
+                 results: dict[str, list[dict]], missing: Sequence[str]) -> Path:
+    """``OUT/report/``: ``vessels.md``, ``per_image.csv``, ``summary.json``, ``overlays.png``."""
+    report = out / "report"
+    ensure_writable_dir(report)
+    first = next(iter(r for runs in results.values() for r in runs))
+    domains = [(name, d["role"]) for name, d in first["domains"].items()]
+    parts = [f"# Retinal vessels: {domains[0][0]} -> {', '.join(n for n, r in domains if r == 'target')}", "",
+             f"Profile {profile.name}: {profile.note}. Seeds {', '.join(map(str, seeds))}; each cell is the mean "
+             f"± std over seeds of a run's mean over the domain's test images. Scores inside the FOV on the native "
+             f"grid, threshold 0.5 (Frangi: its threshold chosen on the source's training images).", ""]
+    for score, title in (("dice", "Dice (FOV)"), ("dice_whole", "Dice (whole image)"), ("auc_roc", "AUC-ROC"),
+                         ("auc_pr", "AUC-PR"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+                         ("accuracy", "Accuracy")):
+        parts += [f"## {title} (%)", "", _table(results, domains, methods, score), ""]
+    if missing:
+        parts += ["Runs not finished (not in the table): " + ", ".join(missing), ""]
+    atomic_write_text(report / "vessels.md", "\n".join(parts))
+
+    rows = [row for method, runs in results.items() for r in runs
+            for row in _per_image(out, method, None if method == FRANGI else r["seed"])]
+    buf = io.StringIO()
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(report / "per_image.csv", buf.getvalue())
+    summary = {method: [{k: r[k] for k in ("seed", "domains", "best_val_dice", "train_seconds", "threshold")
+                         if k in r} for r in runs] for method, runs in results.items()}
+    atomic_write_json(report / "summary.json", _finite({"profile": profile.name, "seeds": list(seeds),
+                                                         "results": summary, "missing": list(missing)}))
+    overlay_figure(out, results, report / "overlays.png")
+    return report
+
+
+def load_run_network(run_dir: Path):
+    """``(network in eval mode, FundusGeometry)`` of a finished vessel run: its ``config.yaml`` and the
+    checkpoint its ``metrics.json`` names (loaded with ``weights_only=True``)."""
+    import torch
+
+    from medmodal.config import config_to_dict, load_run_config
+    from medmodal.data.fundus.geometry import FundusGeometry
+    from medmodal.engine.fundus.config import VesselRunConfig
+    from medmodal.engine.fundus.module import VesselModule
+
+    cfg = load_run_config(VesselRunConfig, run_dir / "config.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    module = VesselModule(config_to_dict(cfg))
+    state = torch.load(metrics["checkpoint"], map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return module.model.eval(), FundusGeometry.from_dict(metrics["geometry"])
+
+
+def overlay_figure(out: Path, results: dict[str, list[dict]], path: Path) -> Path | None:
+    """One example image per domain (its first test image): the photograph, the first observer, and the
+    vessels (threshold 0.5) of ERM and DGSSA at seed 0 (else the first two trained methods that ran), each on
+    the native grid. ``None``: no trained run to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from medmodal.data.fundus import load_label, read_fundus
+    from medmodal.data.fundus.dataset import FundusVesselDataset
+    from medmodal.data.fundus.geometry import to_native
+
+    order = ["erm", "dgssa", *(m for m in TRAINED if m not in ("erm", "dgssa"))]
+    shown = [m for m in order if any(r.get("seed") == 0 for r in results.get(m, []))][:2]
+    if not shown:
+        return None
+    first = next(r for r in results[shown[0]] if r.get("seed") == 0)
+    run_dir = Path(first["run_dir"])
+    splits = json.loads((run_dir / "splits.json").read_text())
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    roots = [cfg["data"]["root"], *cfg["data"]["targets"]]
+    networks = {m: load_run_network(Path(next(r for r in results[m] if r.get("seed") == 0)["run_dir"]))
+                for m in shown}
+    columns = ["image", "1st observer", *(LABELS[m] for m in shown)]
+    fig, axes = plt.subplots(len(roots), len(columns), figsize=(2.6 * len(columns), 2.6 * len(roots)),
+                             squeeze=False)
+    for row, ((name, domain), root) in enumerate(zip(first["domains"].items(), roots)):
+        ids = splits["source"]["test"] if domain["role"] == "source" else splits[name]["test"]
+        sample = next(s for s in read_fundus(root).samples if s.id == ids[0])
+        panels = []
+        for method in shown:
+            net, geometry = networks[method]
+            item = FundusVesselDataset([sample], geometry, train=False)[0]
+            with torch.inference_mode():
+                prob = torch.sigmoid(net(item["image"][None]))[0, 0].float().numpy()
+            panels.append(to_native(prob, item["grid"]) >= 0.5)
+        from medmodal.data.fundus import load_image
+
+        image = load_image(sample)
+        panels = [image, load_label(sample, 0, image.shape[:2]), *panels]
+        for col, (panel, title) in enumerate(zip(panels, columns)):
+            ax = axes[row, col]
+            ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray")
+            ax.set_title(f"{name} {sample.id}: {title}" if col == 0 else title, fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+SUITE = BenchmarkSuite("seg-vessels", VESSEL_METHODS, VESSEL_PROFILES, run)
