@@ -132,3 +132,20 @@ def test_evaluate_source_test_split_and_a_chase_twin(trained):
 
     bad = invoke("seg", "evaluate", run, "--data", chase, "--split", "train")
     assert bad.exit_code == 1 and "own source" in bad.output
+
+
+def test_extra_photo_beside_a_flat_layout_and_given_fov_masks(trained, tmp_path):
+    _, drive, chase, run, _ = trained
+    photos = tmp_path / "photos"
+    shutil.copytree(chase, photos)
+    Image.open(drive / "test" / "images" / "01_test.tif").save(photos / "extra.png")
+    masks = tmp_path / "fov"
+    masks.mkdir()
+    shutil.copy(drive / "test" / "mask" / "01_test_mask.gif", masks / "extra_mask.gif")
+    out = tmp_path / "out"
+    result = invoke("seg", "predict", "-i", photos, "-o", out, "-m", run, "--fov-masks", masks)
+    assert result.exit_code == 0, result.output
+    assert "3 images predicted" in result.output  # the CHASE_DB1 pair and the extra photograph
+    assert not list(out.glob("*1stHO*"))  # labels are not photographs
+    assert json.loads((out / "extra.json").read_text())["fov"]["source"] == "given"
+    assert json.loads((out / "Image_01L.json").read_text())["fov"]["source"] == "derived"

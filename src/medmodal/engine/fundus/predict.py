@@ -89,8 +89,8 @@ def _visible(path: Path) -> bool:
 def find_fundus_images(folder: str | Path) -> tuple[list[FundusInput], Optional[str]]:
     """The photographs under ``folder`` and the layout read (``None`` for a plain folder of images).
 
-    A folder in a known fundus layout gives its images (with their official FOV masks); otherwise
-    every image file directly in ``folder``.
+    A folder in a known fundus layout gives its images (with their official FOV masks); every other image
+    file directly in ``folder`` (all of them in a plain folder) is a photograph too, without a mask.
 
     Raises:
         LayoutError: ``folder`` is missing, holds no image file, or two files share a stem (``a.png`` and
@@ -103,20 +103,24 @@ def find_fundus_images(folder: str | Path) -> tuple[list[FundusInput], Optional[
         found = read_fundus(folder, "auto", require_labels=False)
     except LayoutError:
         found = None
-    if found is not None and found.samples:
-        return [FundusInput(s.id, s.image, s.fov) for s in found.samples], found.layout
+    items = [FundusInput(s.id, s.image, s.fov) for s in found.samples] if found is not None else []
+    known = {Path(p).resolve() for s in (found.samples if found is not None else [])
+             for p in (s.image, *s.labels, *([s.fov] if s.fov else []))}
+    # image files directly in the folder that no layout claimed (a plain folder, or extra photographs beside
+    # a flat layout's files): each is a photograph of its own, never dropped
     files = sorted(p for p in folder.iterdir() if p.is_file() and _visible(p)
-                   and p.name.lower().endswith(IMAGE_SUFFIXES))
-    if not files:
+                   and p.name.lower().endswith(IMAGE_SUFFIXES) and p.resolve() not in known)
+    items += [FundusInput(p.stem, p) for p in files]
+    if not items:
         raise LayoutError(f"{folder}: no fundus photograph found (expected image files "
                           f"{', '.join(IMAGE_SUFFIXES)} or a DRIVE / CHASE_DB1 / HRF / STARE folder)")
-    stems: dict[str, Path] = {}
-    for path in files:
-        if path.stem in stems:
-            raise LayoutError(f"{folder}: {stems[path.stem].name} and {path.name} share the name {path.stem!r}; "
+    seen: dict[str, Path] = {}
+    for item in items:
+        if item.id in seen:
+            raise LayoutError(f"{folder}: {seen[item.id].name} and {item.image.name} share the name {item.id!r}; "
                               f"their predictions would overwrite each other")
-        stems[path.stem] = path
-    return [FundusInput(p.stem, p) for p in files], None
+        seen[item.id] = item.image
+    return items, (found.layout if found is not None and found.samples else None)
 
 
 def output_files(out_dir: str | Path, image_id: str) -> dict[str, Path]:
@@ -144,13 +148,13 @@ def _write_png(path: Path, array: np.ndarray) -> Path:
 
 def overlay(image: np.ndarray, mask: np.ndarray, fov: np.ndarray) -> np.ndarray:
     """uint8 RGB ``[H, W, 3]``: ``image`` with ``mask`` pixels blended with :data:`VESSEL_TINT` (alpha 0.5) and
-    the FOV's outline (:data:`FOV_OUTLINE`, about ``min(H, W) / 300`` px wide, at least 1) drawn on top."""
+    the FOV's outline (:data:`FOV_OUTLINE`, about ``min(H, W) / 250`` px wide, at least 2) drawn on top."""
     from scipy import ndimage
 
     out = np.asarray(image, dtype=np.float32).copy()
     tint = np.asarray(VESSEL_TINT, np.float32)
     out[mask] = (1 - TINT_ALPHA) * out[mask] + TINT_ALPHA * tint
-    width = max(1, min(fov.shape) // 300)
+    width = max(2, min(fov.shape) // 250)
     edge = fov & ~ndimage.binary_erosion(fov, iterations=width, border_value=0)
     out[edge] = FOV_OUTLINE
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
