@@ -1,4 +1,6 @@
-"""``medmodal seg evaluate``: score a trained model on every case under every subset of sequences."""
+"""``medmodal seg evaluate``: score a trained model on every case under every subset of sequences; a fundus
+vessel run (:func:`medmodal.engine.fundus.evaluate.is_vessel_run`) is scored on the native grid instead
+(:func:`medmodal.engine.fundus.evaluate.evaluate_vessel_run`)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,19 @@ def evaluate_cmd(
                                            "(monai-max-directed for a model bundle that records none)"),
     affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
-    """Score every case under every subset of sequences; writes CSV, markdown table and heatmap."""
+    """Score every case under every subset of sequences; writes CSV, markdown table and heatmap.
+
+    A fundus vessel run: Dice, Sen, Spe, Acc, AUC-ROC, AUC-PR inside the FOV and whole-image Dice per image on
+    the native grid; writes per_image.csv, table.md and summary.json into <run>/eval_<data name>_<split>.
+    """
+    from medmodal.engine.fundus.evaluate import evaluate_vessel_run, is_vessel_run
+
+    if is_vessel_run(run):
+        vessels = evaluate_vessel_run(run, data=data, split=split, out=out, device=device, layout=layout)
+        console.print(vessels.markdown, markup=False, soft_wrap=True)
+        console.print(f"per-image CSV: {vessels.csv}\ntable: {vessels.table}", soft_wrap=True, markup=False,
+                      highlight=False)
+        return
     from medmodal.evaluation.report import run_evaluation
 
     result = run_evaluation(run, data=data, split=split, out=out, device=device, layout=layout, mapping=mapping,

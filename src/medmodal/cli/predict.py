@@ -1,4 +1,6 @@
-"""``medmodal seg predict``: segment new cases with whatever sequences they have."""
+"""``medmodal seg predict``: segment new cases with whatever sequences they have, or (a fundus vessel
+model, ``image_kind: fundus`` in its bundle) vessel maps of fundus photographs
+(:mod:`medmodal.engine.fundus.predict`)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,17 @@ from typing import Optional
 
 import typer
 
-from medmodal.cli.common import AffineTolOpt, LayoutOpt, MapOpt, SkipInvalidOpt, console, discover, user_errors
+from medmodal.cli.common import AffineTolOpt, LayoutOpt, MapOpt, console, discover, user_errors
+from medmodal.errors import ConfigError
 
 @user_errors
 def predict_cmd(
-    input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout)"),
+    input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout); fundus "
+                                                         "model: a folder of photographs or a DRIVE / CHASE_DB1 / "
+                                                         "HRF / STARE folder"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz and <case>.json "
-                                                           "(not the input folder, not inside a case folder)"),
+                                                           "(fundus: <id>_prob.png, <id>_mask.png, <id>_overlay.png, "
+                                                           "<id>.json; not the input folder, not inside a case folder)"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder (or its model.safetensors "
                                                          "/ model.json), or .ckpt"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
@@ -25,7 +31,15 @@ def predict_cmd(
     label_convention: Optional[str] = typer.Option(None, "--output-labels",
                                                    help="brats2020 (ET=4) | brats2023 (ET=3) for BraTS models; "
                                                         "default: the input's"),
-    affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
+    affine_tolerance: float = AffineTolOpt,
+    skip_invalid: bool = typer.Option(False, "--skip-invalid-sequences", "--skip-invalid",
+                                      help="treat a constant / all-zero sequence as missing instead of refusing the "
+                                           "case; fundus: name and skip an unreadable photograph"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="fundus: vessel where p >= this "
+                                                                        "(default: the model's, 0.5)"),
+    fov_masks: Optional[Path] = typer.Option(None, "--fov-masks", help="fundus: folder of FOV masks named like the "
+                                             "photographs (<id>[_mask|_fov].<ext>); default: the layout's masks, "
+                                             "else derived from each photograph"),
 ):
     """Segment new cases; any non-empty subset of the model's sequences may be present.
 
@@ -40,6 +54,11 @@ def predict_cmd(
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
+    if meta.get("image_kind") == "fundus":
+        return _predict_fundus(net, meta, input, output, device, resume, threshold, fov_masks, skip_invalid,
+                               disable_progress_bar)
+    if threshold is not None or fov_masks is not None:
+        raise ConfigError("--threshold and --fov-masks apply to fundus vessel models only")
     cases = discover(input, layout, mapping, None, meta["modalities"])
     check_output_location(output, cases, input)
     options = PredictOptions(save_probabilities=save_probabilities, skip_existing=resume,
@@ -80,3 +99,40 @@ def predicted_line(written: int, existing: int, folders) -> str:
     skipped = existing + len(folders)
     why = f" ({'; '.join(reasons)})" if reasons else ""
     return f"{written} case{'' if written == 1 else 's'} predicted, {skipped} skipped{why}"
+
+
+def _predict_fundus(net, meta: dict, input: Path, output: Path, device: str, resume: bool,
+                    threshold: Optional[float], fov_masks: Optional[Path], skip_invalid: bool, quiet: bool) -> None:
+    """The fundus branch of ``seg predict``: one line per photograph, then the count line."""
+    import torch
+
+    from medmodal.engine.fundus.predict import FundusPredictOptions, predict_fundus
+
+    def report(item, status, detail):
+        if status == "invalid":
+            console.print(f"{item.image}: skipped ({detail})", highlight=False, soft_wrap=True, markup=False)
+        elif quiet:
+            return
+        elif status == "skipped":
+            console.print(f"{item.id}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
+        else:
+            g = detail["geometry"]
+            console.print(f"{item.id}: written ({g['native_size']['width']}x{g['native_size']['height']}, FOV "
+                          f"{detail['fov']['source']}, diameter {g['fov_diameter']} px, scale {g['scale']:.3f}; "
+                          f"vessels {100 * detail['vessel_fraction_in_fov']:.1f}% of the FOV)",
+                          highlight=False, soft_wrap=True, markup=False)
+
+    options = FundusPredictOptions(threshold=threshold, skip_existing=resume, skip_invalid=skip_invalid,
+                                   fov_masks=fov_masks)
+    with torch.inference_mode():
+        counts = predict_fundus(net, meta, input, output, options, device=torch.device(device), on_image=report)
+    console.print(f"{fundus_line(counts)}; predictions in {output}", highlight=False, soft_wrap=True, markup=False)
+
+
+def fundus_line(counts: dict) -> str:
+    """``"3 images predicted, 2 skipped (1 already predicted (--continue); 1 unreadable (--skip-invalid))"``."""
+    written, existing, invalid = counts.get("written", 0), counts.get("skipped", 0), counts.get("invalid", 0)
+    reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
+        ([f"{invalid} unreadable (--skip-invalid)"] if invalid else [])
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"{written} image{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}"

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from medmodal import bundle
+from medmodal.data.fundus.geometry import FundusGeometry
 from medmodal.data.volumes.geometry import Geometry
 from medmodal.errors import CheckpointError
 from medmodal.io import DamagedFileError, load_torch_file
@@ -127,17 +128,29 @@ def check_modalities(meta: dict, available: list[str], source: str) -> None:
 
 
 def model_geometry(meta: dict):
-    """The training geometry recorded in a bundle (:class:`medmodal.data.volumes.geometry.Geometry`).
+    """The training geometry recorded in a bundle, by its ``kind``.
+
+    * ``"kind": "fundus"`` (vessel bundles, ``image_kind: fundus``): a
+      :class:`medmodal.data.fundus.geometry.FundusGeometry` (target FOV diameter in pixels, margin, divisor).
+    * no ``kind`` (MRI bundles): a :class:`medmodal.data.volumes.geometry.Geometry` (orientation, voxel size).
 
     Bundles written before it was recorded have none: ``None`` is returned and one
     :class:`~medmodal.notices.InputWarning` says that cases are used as stored.
+
+    Raises:
+        CheckpointError: the record is unreadable or of an unknown kind (the message names the bundle).
     """
     data = meta.get("geometry")
     if not data:
         warn(f"{meta.get('source', 'the model')}: records no training geometry (written by an earlier medmodal); "
              f"cases are used as stored, without reorientation or resampling")
         return None
+    kind = data.get("kind") if isinstance(data, dict) else None
     try:
+        if kind == "fundus":
+            return FundusGeometry.from_dict(data)
+        if kind not in (None, "volume"):
+            raise ValueError(f"unknown geometry kind {kind!r}")
         return Geometry.from_dict(data)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:  # ConfigError is a ValueError
         raise CheckpointError(f"{meta.get('source', 'model')}: unreadable training geometry {data} ({err})") from None

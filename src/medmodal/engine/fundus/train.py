@@ -33,7 +33,7 @@ from medmodal.data.fundus.synthetic import synth_fundus
 from medmodal.data.pixmix import PixMix
 from medmodal.distributed import is_global_zero
 from medmodal.engine.fundus.config import VesselRunConfig
-from medmodal.engine.fundus.module import VesselModule
+from medmodal.engine.fundus.module import MODALITIES, VesselModule
 from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import DataError
@@ -161,7 +161,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     """
     cfg.validate()
     run_dir = Path(cfg.out_dir)
-    done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg)
+    done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg, artefacts={"model": str(run_dir / "model")})
     if done is not None:
         return done
     quiet_lightning()
@@ -220,6 +220,18 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "threshold": 0.5, "geometry": geometry.to_dict(), "domains": results, "notes": notes}
+    # --- model bundle (<run>/model, format seg/model): what `seg predict -m` / `seg evaluate` load ---------------
+    bundle_dir = run_dir / "model"
+    if is_global_zero():
+        from medmodal.models.bundles import save_bundle
+
+        kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
+        save_bundle(bundle_dir, module.model, {
+            "model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
+            "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
+            "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
+            "trained_on": {"root": Path(d.root).resolve().name, "layout": source.layout}})
+    # -------------------------------------------------------------------------------------------------------
     if is_global_zero():
         buf = io.StringIO()
         fields = ["domain", "role", "name", *SCORES]
@@ -228,7 +240,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         writer.writerows(table)
         atomic_write_text(run_dir / "per_image.csv", buf.getvalue())
         atomic_write_json(run_dir / METRICS_FILE, _finite(metrics))
-    return RunResult.from_dict(metrics, {"checkpoint": str(ckpt)})
+    return RunResult.from_dict(metrics, {"checkpoint": str(ckpt), "model": str(bundle_dir)})
 
 
 def _finite(value):

@@ -1,0 +1,151 @@
+"""A 1-epoch vessel run writes its model bundle; ``seg predict`` maps fundus photographs with it (native-size
+PNGs + JSON) and ``seg evaluate`` scores the run on its source's test split and on a CHASE_DB1 twin."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.data.fundus.synthetic import write_synthetic
+from medmodal.engine.fundus import VesselRunConfig, run_vessels
+from medmodal.models.bundles import load_model, model_geometry
+from medmodal.data.fundus.geometry import FundusGeometry
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vessels")
+    drive = write_synthetic(root / "DRIVE", "drive", n=4, size=64, seed=1)
+    chase = write_synthetic(root / "CHASEDB1", "chase_db1", n=2, size=80, seed=2)
+    cfg = VesselRunConfig(out_dir=str(root / "run"))
+    cfg.data.root = str(drive)
+    cfg.data.diameter, cfg.data.crop, cfg.data.batch_size, cfg.data.val_fraction = 48, 32, 2, 0.25
+    cfg.model.name = "unet_mobilenetv2"
+    cfg.model.kwargs = {"decoder_channels": [16, 8, 8, 8, 8], "weights_path": None}
+    cfg.trainer.max_epochs, cfg.trainer.samples_per_epoch = 1, 4
+    cfg.trainer.accelerator, cfg.trainer.log_every_n_steps = "cpu", 1
+    result = run_vessels(cfg)
+    return root, drive, chase, root / "run", result
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_run_writes_a_fundus_bundle(trained):
+    _, _, _, run, result = trained
+    assert result.artefacts["model"] == str(run / "model")
+    meta = json.loads((run / "model" / "model.json").read_text())
+    assert meta["format"] == "seg/model" and meta["image_kind"] == "fundus"
+    assert meta["modalities"] == ["red", "green", "blue"] and meta["num_classes"] == 1
+    assert "weights_path" not in meta["model_kwargs"] and meta["threshold"] == 0.5
+    assert meta["geometry"]["kind"] == "fundus" and meta["geometry"]["target_diameter"] == 48
+    assert meta["normalisation"] == "fov" and meta["trained_on"] == {"root": "DRIVE", "layout": "drive"}
+    _, loaded = load_model(run)
+    assert model_geometry(loaded) == FundusGeometry(target_diameter=48)
+
+
+def test_predict_plain_folder_writes_native_pngs_and_json(trained, tmp_path):
+    _, drive, _, run, _ = trained
+    images = tmp_path / "photos"
+    shutil.copytree(drive / "test" / "images", images)
+    out = tmp_path / "out"
+    result = invoke("seg", "predict", "-i", images, "-o", out, "-m", run, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("4 images predicted, 0 skipped")
+    for n in range(1, 5):
+        stem = f"{n:02d}_test"
+        native = Image.open(images / f"{stem}.tif").size
+        for kind in ("prob", "mask", "overlay"):
+            png = Image.open(out / f"{stem}_{kind}.png")
+            assert png.size == native, kind
+        assert Image.open(out / f"{stem}_overlay.png").mode == "RGB"
+        mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
+        assert set(np.unique(mask)) <= {0, 255}
+        record = json.loads((out / f"{stem}.json").read_text())
+        assert record["fov"]["source"] == "derived" and "derived" in record["fov"]["note"]
+        assert record["geometry"]["native_size"] == {"width": native[0], "height": native[1]}
+        assert record["geometry"]["target_diameter"] == 48 and record["threshold"] == 0.5
+        assert record["geometry"]["scale"] == pytest.approx(48 / record["geometry"]["fov_diameter"])
+    again = invoke("seg", "predict", "-i", images, "-o", out, "-m", run, "--device", "cpu", "--continue",
+                   "--threshold", "0.3")
+    assert again.exit_code == 0, again.output
+    assert "0 images predicted, 4 skipped (4 already predicted (--continue))" in again.output
+
+
+def test_predict_dataset_root_uses_official_fov_and_threshold(trained, tmp_path):
+    _, drive, _, run, _ = trained
+    out = tmp_path / "out"
+    result = invoke("seg", "predict", "-i", drive, "-o", out, "-m", run / "model", "--threshold", "0.2")
+    assert result.exit_code == 0, result.output
+    records = sorted(out.glob("*.json"))
+    assert len(records) == 8
+    record = json.loads(records[0].read_text())
+    assert record["fov"]["source"] == "official" and record["threshold"] == 0.2
+
+
+def test_bad_image_is_one_line_or_skipped(trained, tmp_path):
+    _, drive, _, run, _ = trained
+    images = tmp_path / "photos"
+    shutil.copytree(drive / "test" / "images", images)
+    (images / "broken.png").write_bytes(b"not a png")
+    result = invoke("seg", "predict", "-i", images, "-o", tmp_path / "out", "-m", run)
+    assert result.exit_code == 1
+    errors = [ln for ln in result.output.strip().splitlines() if "error" in ln or "Traceback" in ln]
+    assert len(errors) == 1 and errors[0].startswith("error:") and "broken.png" in errors[0]
+    assert result.output.strip().splitlines()[-1] == errors[0]  # stops there: one line naming the file
+    skipped = invoke("seg", "predict", "-i", images, "-o", tmp_path / "out2", "-m", run, "--skip-invalid")
+    assert skipped.exit_code == 0, skipped.output
+    assert "broken.png: skipped" in skipped.output
+    assert "4 images predicted, 1 skipped (1 unreadable (--skip-invalid))" in skipped.output
+    same = invoke("seg", "predict", "-i", images, "-o", images, "-m", run)
+    assert same.exit_code == 1 and "input folder" in same.output
+
+
+def test_evaluate_source_test_split_and_a_chase_twin(trained):
+    _, _, chase, run, _ = trained
+    result = invoke("seg", "evaluate", run, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    own = run / "eval_DRIVE_test"
+    rows = list(csv.DictReader((own / "per_image.csv").open()))
+    splits = json.loads((run / "splits.json").read_text())
+    assert sorted(r["name"] for r in rows) == sorted(splits["source"]["test"])
+
+    result = invoke("seg", "evaluate", run, "--data", chase)
+    assert result.exit_code == 0, result.output
+    folder = run / "eval_CHASEDB1_test"
+    rows = list(csv.DictReader((folder / "per_image.csv").open()))
+    assert len(rows) == 2 and set(rows[0]) == {"name", "dice", "sensitivity", "specificity", "accuracy",
+                                                "auc_roc", "auc_pr", "dice_whole"}
+    table = (folder / "table.md").read_text()
+    assert "| data set | n | Dice (FOV)" in table and "CHASEDB1" in table and " ± " in table
+    assert "AUC-ROC" in result.output
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["role"] == "target" and summary["images"] == 2
+
+    bad = invoke("seg", "evaluate", run, "--data", chase, "--split", "train")
+    assert bad.exit_code == 1 and "own source" in bad.output
+
+
+def test_extra_photo_beside_a_flat_layout_and_given_fov_masks(trained, tmp_path):
+    _, drive, chase, run, _ = trained
+    photos = tmp_path / "photos"
+    shutil.copytree(chase, photos)
+    Image.open(drive / "test" / "images" / "01_test.tif").save(photos / "extra.png")
+    masks = tmp_path / "fov"
+    masks.mkdir()
+    shutil.copy(drive / "test" / "mask" / "01_test_mask.gif", masks / "extra_mask.gif")
+    out = tmp_path / "out"
+    result = invoke("seg", "predict", "-i", photos, "-o", out, "-m", run, "--fov-masks", masks)
+    assert result.exit_code == 0, result.output
+    assert "3 images predicted" in result.output  # the CHASE_DB1 pair and the extra photograph
+    assert not list(out.glob("*1stHO*"))  # labels are not photographs
+    assert json.loads((out / "extra.json").read_text())["fov"]["source"] == "given"
+    assert json.loads((out / "Image_01L.json").read_text())["fov"]["source"] == "derived"
