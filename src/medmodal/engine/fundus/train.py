@@ -34,6 +34,7 @@ from medmodal.data.pixmix import PixMix
 from medmodal.distributed import is_global_zero
 from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.engine.fundus.module import VesselModule
+from medmodal.engine.fundus.structure import prepare_structure
 from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import DataError
@@ -98,14 +99,20 @@ class VesselDataModule(L.LightningDataModule):
     """Training crops (:class:`CropsPerEpoch`) and whole validation images (batch 1) of the source."""
 
     def __init__(self, cfg: VesselRunConfig, train: list[FundusSample], val: list[FundusSample],
-                 geometry: FundusGeometry):
+                 geometry: FundusGeometry, make_pair=None):
+        """``make_pair``: the synthetic pair maker of ``structure.source=pix2pix`` (:func:`prepare_structure`);
+        ``procedural`` builds its own, ``none`` mixes nothing in."""
         super().__init__()
-        d, t = cfg.data, cfg.trainer
+        d, t, st = cfg.data, cfg.trainer, cfg.structure
         pixmix = PixMix() if d.pixmix else None
         base = FundusVesselDataset(train, geometry, train=True, crop=d.crop, augment=d.augment, pixmix=pixmix,
                                    seed=t.seed)
-        if d.synthetic_ratio > 0:
-            base = SyntheticPairs(base, _synthetic_maker(geometry, 2 * d.crop), d.synthetic_ratio, seed=t.seed)
+        if st.source == "procedural":
+            make_pair = _synthetic_maker(geometry, 2 * d.crop)
+        if st.source != "none":
+            if make_pair is None:
+                raise ValueError(f"structure.source={st.source} needs a pair maker")
+            base = SyntheticPairs(base, make_pair, st.ratio, seed=t.seed)
         self.train_set = CropsPerEpoch(base, t.samples_per_epoch, seed=t.seed)
         self.val_set = FundusVesselDataset(val, geometry, train=False) if val else None
         self.batch_size, self.num_workers = d.batch_size, d.num_workers
@@ -189,10 +196,15 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         atomic_write_json(run_dir / "splits.json", {
             "source": splits, **{name: {"test": [s.id for s in v[2]]} for name, v in domains.items()
                                  if v[0] == "target"}})
+    make_pair, structure = None, None
+    if cfg.structure.source == "pix2pix":
+        make_pair, structure = prepare_structure(cfg.structure, train, geometry, run_dir, seed=t.seed,
+                                                 reuse=resume not in (None, "", "never", "none"),
+                                                 write=is_global_zero())
     L.seed_everything(t.seed, workers=True, verbose=False)
     config = config_to_dict(cfg)
     module = VesselModule(config)
-    data = VesselDataModule(cfg, train, val, geometry)
+    data = VesselDataModule(cfg, train, val, geometry, make_pair)
     validate = bool(val)
     if not validate:
         notes.append("no validation images (data.val_fraction gives none): the last checkpoint is evaluated")
@@ -220,6 +232,8 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "threshold": 0.5, "geometry": geometry.to_dict(), "domains": results, "notes": notes}
+    if cfg.structure.source != "none":
+        metrics["structure"] = structure or {"source": cfg.structure.source, "ratio": cfg.structure.ratio}
     if is_global_zero():
         buf = io.StringIO()
         fields = ["domain", "role", "name", *SCORES]
