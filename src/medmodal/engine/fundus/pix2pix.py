@@ -127,12 +127,20 @@ def fundus_pairs(samples: Iterable, geometry: FundusGeometry | None = None, obse
     return pairs_from_arrays(triples, geometry, names)
 
 
-def _batches(pairs: Sequence[Pix2PixPair]) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero padding at the bottom / right up to ``shape`` (grids differ where a camera cuts the FOV off)."""
+    pad = [(0, shape[0] - array.shape[0]), (0, shape[1] - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad)
+
+
+def _batches(pairs: Sequence[Pix2PixPair], crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     shapes = {p.image.shape[:2] for p in pairs}
-    if len(shapes) != 1:
-        raise ConfigError(f"pix2pix pairs must share one network grid, got sizes {sorted(shapes)}")
-    cond = condition_tensor(np.stack([p.vessel for p in pairs]), np.stack([p.fov for p in pairs]))
-    image = torch.from_numpy(np.stack([p.image for p in pairs]).astype(np.float32)).permute(0, 3, 1, 2)
+    if len(shapes) != 1 and crop is None:
+        raise ConfigError(f"pix2pix pairs must share one network grid, got sizes {sorted(shapes)} (or train on crops)")
+    shape = (max(s[0] for s in shapes), max(s[1] for s in shapes))
+    cond = condition_tensor(np.stack([_pad(p.vessel, shape) for p in pairs]),
+                            np.stack([_pad(p.fov, shape) for p in pairs]))
+    image = torch.from_numpy(np.stack([_pad(p.image, shape) for p in pairs]).astype(np.float32)).permute(0, 3, 1, 2)
     return cond, image * 2 - 1  # the generator's tanh range
 
 
@@ -148,7 +156,7 @@ def train_pix2pix(pairs: Sequence[Pix2PixPair], cfg: Pix2PixSettings | None = No
     cfg = (cfg or Pix2PixSettings()).validate()
     if not pairs:
         raise ConfigError("pix2pix: no training pairs")
-    cond_all, target_all = _batches(pairs)
+    cond_all, target_all = _batches(pairs, cfg.crop)
     side = 2 ** cfg.depth
     if cfg.crop is not None and min(cond_all.shape[-2:]) < cfg.crop:
         raise ConfigError(f"pix2pix: crop {cfg.crop} is larger than the grid {tuple(cond_all.shape[-2:])}")

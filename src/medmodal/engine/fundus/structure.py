@@ -29,6 +29,7 @@ segmentation training when ``structure.source`` is ``pix2pix``):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -258,8 +259,9 @@ def prepare_structure(structure, train_samples: Sequence, geometry: FundusGeomet
     calibration = TreeCalibration(target if structure.calibrate else None, fraction, changed)
 
     settings = _settings(structure, seed)
-    identity = {"geometry": geometry.to_dict(), "grid": list(pairs[0].image.shape[:2]),
-                "train_ids": [str(s.id) for s in train_samples], "settings": asdict(settings)}
+    identity = json.loads(json.dumps({"geometry": geometry.to_dict(), "grid": list(pairs[0].image.shape[:2]),
+                                      "train_ids": [str(s.id) for s in train_samples],
+                                      "settings": asdict(settings)}))  # as the JSON file holds it
     folder = Path(run_dir) / STRUCTURE_DIR if run_dir is not None else None
     generator, meta, reused, source = None, {}, False, None
     if structure.generator:

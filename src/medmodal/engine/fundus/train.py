@@ -2,9 +2,12 @@
 
 Run folder: ``config.yaml``, ``splits.json`` (source train / val / test ids and each target's test ids),
 ``checkpoints/{best,last}.ckpt`` (best: highest ``val/dice``; last without validation images),
-``logs/`` (``metrics.csv``, TensorBoard), ``per_image.csv`` (one row per test image and domain) and
+``logs/`` (``metrics.csv``, TensorBoard), ``structure/`` (with ``structure.source: pix2pix``: the renderer
+``generator.safetensors`` + ``generator.json`` and ``examples.png``, :mod:`medmodal.engine.fundus.structure`),
+``per_image.csv`` (one row per test image and domain) and
 ``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
-over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores`.
+over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores` (and ``structure``: what the
+structure augmentation used, when on).
 
 Evaluation: each test image whole on the network grid, ``sigmoid`` probabilities mapped back with
 :func:`~medmodal.data.fundus.geometry.to_native` and scored on the NATIVE grid against the first
