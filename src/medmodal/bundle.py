@@ -15,6 +15,10 @@ format                      files (written by)
                             (medmodal-image-encoder/1) and ``text_encoder/`` (Hugging Face), written
                             by CXR pre-training / ``medmodal cxr export``; read by ``finetune --encoder``
                             (:mod:`medmodal.models.encoder_export`)
+``fundus/pix2pix``          ``<run>/structure/generator.safetensors`` + ``generator.json`` (the
+                            pix2pix renderer of a vessel run's structure augmentation, registered
+                            by :mod:`medmodal.engine.fundus.structure`; read back by a resumed run
+                            or ``structure.generator``)
 ==========================  =====================================================================
 
 A new family registers its own format with :func:`register_format` (``"<family>/<kind>"``, e.g.

@@ -7,7 +7,8 @@ A GAN alternates two updates, so the objective has two *stages* (``StepContext.s
   by the caller).
 * ``"generator"``: the non-saturating GAN term ``BCE(D(x, G(x)), 1)`` plus ``lambda_l1 * |G(x) - y|_1``
   (mean absolute error over pixels and channels; ``lambda_l1 = 100`` as the paper); inputs
-  ``fake_logits`` (with gradients to G), ``fake`` and ``target``.
+  ``fake_logits`` (with gradients to G), ``fake`` and ``target``; optionally ``l1_weight``, a per-pixel
+  weight of the L1 term (:func:`generator_loss`).
 
 BCE is ``binary_cross_entropy_with_logits`` averaged over the PatchGAN's patches. The plain functions
 (:func:`discriminator_loss`, :func:`generator_loss`) are the same terms without the contract.
@@ -34,12 +35,19 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
     return 0.5 * (real + fake)
 
 
-def generator_loss(fake_logits: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, lambda_l1: float = 100.0
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def generator_loss(fake_logits: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, lambda_l1: float = 100.0,
+                   weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(total, gan, l1)``: ``gan = BCE(fake_logits, 1)`` (non-saturating), ``l1 = mean |fake - target|``,
-    ``total = gan + lambda_l1 * l1``."""
+    ``total = gan + lambda_l1 * l1``.
+
+    ``weight`` (``[B, 1, H, W]``, >= 0; optional): a per-pixel weight of the L1 term, normalised by its mean
+    (``l1 = mean(weight * |fake - target|) / mean(weight)``), e.g. more weight on thin structures that
+    cover few pixels (not in the paper; see :mod:`medmodal.engine.fundus.pix2pix`)."""
     gan = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-    l1 = F.l1_loss(fake, target)
+    if weight is None:
+        l1 = F.l1_loss(fake, target)
+    else:
+        l1 = (weight * (fake - target).abs()).mean() / weight.mean().clamp_min(1e-12)
     return gan + lambda_l1 * l1, gan, l1
 
 
@@ -63,6 +71,7 @@ class Pix2PixObjective(Objective):
             d_fake = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
             return {"loss": 0.5 * (d_real + d_fake), "d_real": d_real.detach(), "d_fake": d_fake.detach()}
         if stage == "generator":
-            total, gan, l1 = generator_loss(inputs["fake_logits"], inputs["fake"], inputs["target"], self.lambda_l1)
+            total, gan, l1 = generator_loss(inputs["fake_logits"], inputs["fake"], inputs["target"], self.lambda_l1,
+                                            inputs.get("l1_weight"))
             return {"loss": total, "g_gan": gan.detach(), "g_l1": l1.detach()}
         raise ValueError(f"Pix2PixObjective: stage must be one of {STAGES}, got {stage!r}")

@@ -56,7 +56,8 @@ def test_one_epoch_run_writes_folder_and_scores_both_domains(twins, tmp_path):
 
 
 def test_pixmix_synthetic_dsu_run(twins, tmp_path):
-    cfg = _cfg(twins, tmp_path / "run", pixmix=True, synthetic_ratio=0.5, val_fraction=0.0, crop=64)
+    cfg = _cfg(twins, tmp_path / "run", pixmix=True, val_fraction=0.0, crop=64)
+    cfg.structure.source, cfg.structure.ratio = "procedural", 0.5
     cfg.model.kwargs = {**cfg.model.kwargs, "dsu_p": 0.5}
     result = run_vessels(cfg)
     assert set(result["domains"]) == {"DRIVE", "CHASEDB1"}

@@ -61,3 +61,27 @@ def test_objective_gradients_reach_the_generator_output():
                                             "target": torch.ones(1, 3, 4, 4)}, StepContext(stage="generator"))
     out["loss"].backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_resize_generator_with_input_skip():
+    torch.manual_seed(0)
+    g = Pix2PixGenerator(base_width=8, depth=4, upsample="resize", input_skip=True)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    x = torch.rand(2, 2, 64, 64).round()
+    y = g(x)
+    assert y.shape == (2, 3, 64, 64) and y.min() >= -1 and y.max() <= 1
+    x.requires_grad_(True)
+    g.eval()(x)[0, 0, 10, 10].backward()  # the condition reaches an output pixel through the full-resolution skip
+    assert x.grad[0, :, 9:12, 9:12].abs().sum() > 0
+    with pytest.raises(ValueError, match="upsample"):
+        Pix2PixGenerator(upsample="bicubic")
+
+
+def test_weighted_l1_counts_weighted_pixels_more():
+    fake, target = torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+    target[..., 0, 0] = 1.0
+    weight = torch.ones(1, 1, 2, 2)
+    logits = torch.zeros(1, 1, 1, 1)
+    assert generator_loss(logits, fake, target, 1.0, weight)[2] == pytest.approx(0.25)
+    weight[..., 0, 0] = 5.0
+    assert generator_loss(logits, fake, target, 1.0, weight)[2] == pytest.approx(5 / 8)

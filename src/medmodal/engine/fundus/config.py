@@ -16,9 +16,10 @@ from medmodal.config.common import check_choice
 from medmodal.data.fundus.dataset import AUGMENTS
 from medmodal.data.fundus.geometry import REDUCED_DIAMETER
 from medmodal.data.fundus.layouts import LAYOUTS
+from medmodal.data.fundus.vessel_tree import VesselTreeParams
 from medmodal.errors import ConfigError
 
-__all__ = ["VesselDataSettings", "VesselModelSettings", "VesselOptimSettings", "VesselTrainerSettings",
+__all__ = ["VesselDataSettings", "VesselStructureSettings", "STRUCTURE_SOURCES", "VesselModelSettings", "VesselOptimSettings", "VesselTrainerSettings",
            "VesselRunConfig", "VESSEL_MODELS"]
 
 #: the registered vessel networks (:mod:`medmodal.models.fundus.vessel_net`)
@@ -37,8 +38,6 @@ class VesselDataSettings(LoaderSettings):
         val_fraction: share of the source's training images held out for validation (seeded by ``split_seed``).
         augment: ``standard`` (flips, rotations, colour jitter) | ``none``.
         pixmix: PixMix inside the FOV after the standard augmentation.
-        synthetic_ratio: share of training items that are synthetic pairs (``synth_fundus`` twins brought to the
-            network grid; not DGSSA's structure renderer), 0 = off.
         batch_size: training crops per step; evaluation runs one whole image at a time.
     """
 
@@ -50,9 +49,71 @@ class VesselDataSettings(LoaderSettings):
     val_fraction: float = 0.2
     augment: str = "standard"
     pixmix: bool = False
-    synthetic_ratio: float = 0.0
     batch_size: int = 8
     num_workers: int = 0
+
+
+#: where synthetic training pairs come from (:class:`VesselStructureSettings`)
+STRUCTURE_SOURCES = ("none", "pix2pix", "procedural")
+
+
+@dataclass
+class VesselStructureSettings:
+    """DGSSA's structure augmentation: synthetic (pseudo-fundus image, vessel label) pairs mixed into training.
+
+    Attributes:
+        source: ``none`` (off) | ``pix2pix`` (DGSSA: space-colonisation trees,
+            :func:`~medmodal.data.fundus.vessel_tree.grow_vessel_tree`, rendered by a pix2pix generator
+            trained on the source's training images, :mod:`medmodal.engine.fundus.structure`) |
+            ``procedural`` (the hand-drawn :func:`~medmodal.data.fundus.synthetic.synth_fundus` twins; a
+            baseline, not DGSSA).
+        ratio: share of the training items that are synthetic (0.3, our choice: DGSSA states no mixing
+            ratio; 0.3 keeps real images the majority of every epoch while a DRIVE run of 16 training
+            images still sees ~7 synthetic ones per pass).
+        steps: pix2pix generator updates (500: 100 s on one CPU thread at crop 128 on a loaded 2-core
+            machine, inside the 2-minute budget per benchmark run; the paper trains far longer on a GPU).
+        crop: pix2pix training crop side on the network grid (128; a multiple of 32).
+        batch_size: pix2pix pairs per step (4).
+        base_width: pix2pix generator / discriminator base width (16, CPU-sized; the paper's is 64).
+        generator: a saved generator folder (``<run>/structure`` of an earlier run, a ``fundus/pix2pix``
+            bundle) to reuse instead of training one; its grid must match ``data.diameter``.
+        calibrate: choose the trees' calibre scale so that the rasterised vessel fraction inside the FOV
+            matches the source training labels' mean on the network grid (cheap: a few trees); false:
+            the :class:`~medmodal.data.fundus.vessel_tree.VesselTreeParams` defaults (+ ``tree``).
+        tree: overrides of :class:`~medmodal.data.fundus.vessel_tree.VesselTreeParams` (e.g.
+            ``{n_attractors: 1500}``), applied before calibration.
+    """
+
+    source: str = "none"
+    ratio: float = 0.3
+    steps: int = 500
+    crop: int = 128
+    batch_size: int = 4
+    base_width: int = 16
+    generator: str | None = None
+    calibrate: bool = True
+    tree: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_choice("structure.source", self.source, STRUCTURE_SOURCES)
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 < self.ratio < 1.0:
+            raise ConfigError(f"structure.ratio must be a number in (0, 1), got {self.ratio!r}")
+        for key, low in (("steps", 1), ("crop", 32), ("batch_size", 1), ("base_width", 4)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"structure.{key} must be an integer >= {low}, got {value!r}")
+        if self.crop % 32:
+            raise ConfigError(f"structure.crop must be a multiple of 32 (the generator's stride), got {self.crop}")
+        if self.generator is not None and (not isinstance(self.generator, str) or not self.generator.strip()):
+            raise ConfigError(f"structure.generator must be a folder path, got {self.generator!r}")
+        if not isinstance(self.calibrate, bool):
+            raise ConfigError(f"structure.calibrate must be true or false, got {self.calibrate!r}")
+        if not isinstance(self.tree, dict):
+            raise ConfigError(f"structure.tree must be a mapping of vessel-tree parameters, got {self.tree!r}")
+        try:
+            VesselTreeParams().with_overrides(**self.tree)
+        except (ConfigError, TypeError) as err:
+            raise ConfigError(f"structure.tree: {err}") from None
 
 
 @dataclass
@@ -103,12 +164,14 @@ class VesselRunConfig:
     task: str = "vessels"
     out_dir: str = "runs/fundus/vessels"
     data: VesselDataSettings = field(default_factory=VesselDataSettings)
+    structure: VesselStructureSettings = field(default_factory=VesselStructureSettings)
     model: VesselModelSettings = field(default_factory=VesselModelSettings)
     optim: VesselOptimSettings = field(default_factory=VesselOptimSettings)
     trainer: VesselTrainerSettings = field(default_factory=VesselTrainerSettings)
 
     def validate(self) -> None:
-        """Raises ConfigError: an unknown layout / augmentation / model, a size or fraction out of range."""
+        """Raises ConfigError: an unknown layout / augmentation / model / structure source, a size or fraction
+        out of range, an unknown vessel-tree parameter."""
         if self.task != self.TASK:
             raise ConfigError(f"task: a vessel segmentation config has task {self.TASK!r}, got {self.task!r}")
         d = self.data
@@ -124,9 +187,9 @@ class VesselRunConfig:
                 raise ConfigError(f"data.{key} must be an integer >= {low}, got {value!r}")
         if d.crop % 32:
             raise ConfigError(f"data.crop must be a multiple of 32 (the network's stride), got {d.crop}")
-        for key in ("val_fraction", "synthetic_ratio"):
-            if not 0.0 <= float(getattr(d, key)) < 1.0:
-                raise ConfigError(f"data.{key} must be in [0, 1), got {getattr(d, key)!r}")
+        if not 0.0 <= float(d.val_fraction) < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {d.val_fraction!r}")
+        self.structure.validate()
         if not isinstance(self.model.kwargs, dict):
             raise ConfigError(f"model.kwargs must be a mapping, got {self.model.kwargs!r}")
         if int(self.trainer.samples_per_epoch) < d.batch_size:

@@ -27,7 +27,7 @@ from medmodal.errors import ConfigError
 from medmodal.inference.pix2pix import condition_tensor
 from medmodal.losses.base import StepContext
 from medmodal.losses.pix2pix import Pix2PixObjective
-from medmodal.models.fundus.pix2pix import PatchDiscriminator, Pix2PixGenerator
+from medmodal.models.fundus.pix2pix import UPSAMPLES, PatchDiscriminator, Pix2PixGenerator
 
 __all__ = ["Pix2PixPair", "Pix2PixSettings", "fundus_pairs", "pairs_from_arrays", "train_pix2pix"]
 
@@ -53,6 +53,13 @@ class Pix2PixSettings:
         lr, betas: Adam, both networks. lambda_l1: weight of the L1 term.
         base_width, depth: generator width and depth (sides must be divisible by ``2 ** depth``).
         disc_width, disc_layers: discriminator width and stride-2 layers (3: 70 x 70 patches).
+        crop: train on random ``crop x crop`` windows of the pairs (one per pair and step, uniform over
+            the grid; a multiple of ``2 ** depth``), ``None``: whole grids. Fully convolutional, the
+            generator then renders whole grids; crops cut the cost of a step by the area ratio.
+        vessel_weight: weight of vessel pixels in the L1 term relative to the rest (1: the paper's plain L1).
+            Vessels cover ~12 % of a fundus FOV, thin ones a pixel or two; with plain L1 a short CPU
+            training renders the mean background and faint vessels.
+        upsample, input_skip: the generator's decoder (:class:`~medmodal.models.fundus.pix2pix.Pix2PixGeneratorConfig`).
         flips: random horizontal / vertical flips of the pair.
         seed: seeds the weights, the batch order, the flips and dropout.
         threads: torch CPU threads while training (``None``: leave as is).
@@ -68,6 +75,10 @@ class Pix2PixSettings:
     depth: int = 5
     disc_width: int = 32
     disc_layers: int = 3
+    crop: int | None = None
+    vessel_weight: float = 1.0
+    upsample: str = "transpose"
+    input_skip: bool = False
     flips: bool = True
     seed: int = 0
     threads: int | None = None
@@ -79,6 +90,13 @@ class Pix2PixSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"pix2pix {name} must be an integer >= 1, got {value!r}")
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int)
+                                      or self.crop < 2 ** self.depth or self.crop % 2 ** self.depth):
+            raise ConfigError(f"pix2pix crop must be a multiple of 2**depth = {2 ** self.depth}, got {self.crop!r}")
+        if self.upsample not in UPSAMPLES:
+            raise ConfigError(f"pix2pix upsample must be one of {', '.join(UPSAMPLES)}, got {self.upsample!r}")
+        if not self.vessel_weight > 0:
+            raise ConfigError(f"pix2pix vessel_weight must be > 0, got {self.vessel_weight!r}")
         if not self.lr > 0 or not self.lambda_l1 >= 0:
             raise ConfigError(f"pix2pix lr must be > 0 and lambda_l1 >= 0, got {self.lr!r}, {self.lambda_l1!r}")
         return self
@@ -109,12 +127,20 @@ def fundus_pairs(samples: Iterable, geometry: FundusGeometry | None = None, obse
     return pairs_from_arrays(triples, geometry, names)
 
 
-def _batches(pairs: Sequence[Pix2PixPair]) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero padding at the bottom / right up to ``shape`` (grids differ where a camera cuts the FOV off)."""
+    pad = [(0, shape[0] - array.shape[0]), (0, shape[1] - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad)
+
+
+def _batches(pairs: Sequence[Pix2PixPair], crop: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     shapes = {p.image.shape[:2] for p in pairs}
-    if len(shapes) != 1:
-        raise ConfigError(f"pix2pix pairs must share one network grid, got sizes {sorted(shapes)}")
-    cond = condition_tensor(np.stack([p.vessel for p in pairs]), np.stack([p.fov for p in pairs]))
-    image = torch.from_numpy(np.stack([p.image for p in pairs]).astype(np.float32)).permute(0, 3, 1, 2)
+    if len(shapes) != 1 and crop is None:
+        raise ConfigError(f"pix2pix pairs must share one network grid, got sizes {sorted(shapes)} (or train on crops)")
+    shape = (max(s[0] for s in shapes), max(s[1] for s in shapes))
+    cond = condition_tensor(np.stack([_pad(p.vessel, shape) for p in pairs]),
+                            np.stack([_pad(p.fov, shape) for p in pairs]))
+    image = torch.from_numpy(np.stack([_pad(p.image, shape) for p in pairs]).astype(np.float32)).permute(0, 3, 1, 2)
     return cond, image * 2 - 1  # the generator's tanh range
 
 
@@ -130,9 +156,11 @@ def train_pix2pix(pairs: Sequence[Pix2PixPair], cfg: Pix2PixSettings | None = No
     cfg = (cfg or Pix2PixSettings()).validate()
     if not pairs:
         raise ConfigError("pix2pix: no training pairs")
-    cond_all, target_all = _batches(pairs)
+    cond_all, target_all = _batches(pairs, cfg.crop)
     side = 2 ** cfg.depth
-    if cond_all.shape[-2] % side or cond_all.shape[-1] % side:
+    if cfg.crop is not None and min(cond_all.shape[-2:]) < cfg.crop:
+        raise ConfigError(f"pix2pix: crop {cfg.crop} is larger than the grid {tuple(cond_all.shape[-2:])}")
+    if cfg.crop is None and (cond_all.shape[-2] % side or cond_all.shape[-1] % side):
         raise ConfigError(f"pix2pix: grid {tuple(cond_all.shape[-2:])} is not divisible by 2**depth = {side}; "
                           "use a geometry divisor that is")
     threads = torch.get_num_threads()
@@ -142,13 +170,23 @@ def train_pix2pix(pairs: Sequence[Pix2PixPair], cfg: Pix2PixSettings | None = No
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             gen = Pix2PixGenerator(in_channels=cond_all.shape[1], out_channels=3, base_width=cfg.base_width,
-                                   depth=cfg.depth).to(device)
+                                   depth=cfg.depth, upsample=cfg.upsample, input_skip=cfg.input_skip).to(device)
             disc = PatchDiscriminator(in_channels=cond_all.shape[1] + 3, base_width=cfg.disc_width,
                                       n_layers=cfg.disc_layers).to(device)
             _fit(gen, disc, cond_all, target_all, cfg, history, callback, device)
     finally:
         torch.set_num_threads(threads)
     return gen.eval()
+
+
+def _crops(cond: torch.Tensor, target: torch.Tensor, size: int, rng: torch.Generator
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ``size x size`` window per pair (uniform top-left corner over the grid)."""
+    h, w = cond.shape[-2:]
+    ys = torch.randint(0, h - size + 1, (len(cond),), generator=rng).tolist()
+    xs = torch.randint(0, w - size + 1, (len(cond),), generator=rng).tolist()
+    return (torch.stack([c[:, y:y + size, x:x + size] for c, y, x in zip(cond, ys, xs)]),
+            torch.stack([t[:, y:y + size, x:x + size] for t, y, x in zip(target, ys, xs)]))
 
 
 def _fit(gen, disc, cond_all, target_all, cfg: Pix2PixSettings, history, callback, device) -> None:
@@ -168,6 +206,8 @@ def _fit(gen, disc, cond_all, target_all, cfg: Pix2PixSettings, history, callbac
         idx = order[pos:pos + batch]
         pos += batch
         cond, target = cond_all[idx], target_all[idx]
+        if cfg.crop is not None:
+            cond, target = _crops(cond, target, cfg.crop, rng)
         if cfg.flips:
             if torch.rand((), generator=rng) < 0.5:
                 cond, target = cond.flip(-1), target.flip(-1)
@@ -184,8 +224,10 @@ def _fit(gen, disc, cond_all, target_all, cfg: Pix2PixSettings, history, callbac
 
         for p in disc.parameters():
             p.requires_grad_(False)
-        g_out = objective({"fake_logits": disc(cond, fake), "fake": fake, "target": target},
-                          StepContext(stage="generator"))
+        inputs = {"fake_logits": disc(cond, fake), "fake": fake, "target": target}
+        if cfg.vessel_weight != 1.0:
+            inputs["l1_weight"] = 1.0 + (cfg.vessel_weight - 1.0) * cond[:, :1]
+        g_out = objective(inputs, StepContext(stage="generator"))
         opt_g.zero_grad(set_to_none=True)
         g_out["loss"].backward()
         opt_g.step()

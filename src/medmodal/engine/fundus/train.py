@@ -2,9 +2,12 @@
 
 Run folder: ``config.yaml``, ``splits.json`` (source train / val / test ids and each target's test ids),
 ``checkpoints/{best,last}.ckpt`` (best: highest ``val/dice``; last without validation images),
-``logs/`` (``metrics.csv``, TensorBoard), ``per_image.csv`` (one row per test image and domain) and
+``logs/`` (``metrics.csv``, TensorBoard), ``structure/`` (with ``structure.source: pix2pix``: the renderer
+``generator.safetensors`` + ``generator.json`` and ``examples.png``, :mod:`medmodal.engine.fundus.structure`),
+``per_image.csv`` (one row per test image and domain) and
 ``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
-over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores`.
+over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores` (and ``structure``: what the
+structure augmentation used, when on).
 
 Evaluation: each test image whole on the network grid, ``sigmoid`` probabilities mapped back with
 :func:`~medmodal.data.fundus.geometry.to_native` and scored on the NATIVE grid against the first
@@ -34,6 +37,7 @@ from medmodal.data.pixmix import PixMix
 from medmodal.distributed import is_global_zero
 from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.engine.fundus.module import MODALITIES, VesselModule
+from medmodal.engine.fundus.structure import prepare_structure
 from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import DataError
@@ -98,14 +102,20 @@ class VesselDataModule(L.LightningDataModule):
     """Training crops (:class:`CropsPerEpoch`) and whole validation images (batch 1) of the source."""
 
     def __init__(self, cfg: VesselRunConfig, train: list[FundusSample], val: list[FundusSample],
-                 geometry: FundusGeometry):
+                 geometry: FundusGeometry, make_pair=None):
+        """``make_pair``: the synthetic pair maker of ``structure.source=pix2pix`` (:func:`prepare_structure`);
+        ``procedural`` builds its own, ``none`` mixes nothing in."""
         super().__init__()
-        d, t = cfg.data, cfg.trainer
+        d, t, st = cfg.data, cfg.trainer, cfg.structure
         pixmix = PixMix() if d.pixmix else None
         base = FundusVesselDataset(train, geometry, train=True, crop=d.crop, augment=d.augment, pixmix=pixmix,
                                    seed=t.seed)
-        if d.synthetic_ratio > 0:
-            base = SyntheticPairs(base, _synthetic_maker(geometry, 2 * d.crop), d.synthetic_ratio, seed=t.seed)
+        if st.source == "procedural":
+            make_pair = _synthetic_maker(geometry, 2 * d.crop)
+        if st.source != "none":
+            if make_pair is None:
+                raise ValueError(f"structure.source={st.source} needs a pair maker")
+            base = SyntheticPairs(base, make_pair, st.ratio, seed=t.seed)
         self.train_set = CropsPerEpoch(base, t.samples_per_epoch, seed=t.seed)
         self.val_set = FundusVesselDataset(val, geometry, train=False) if val else None
         self.batch_size, self.num_workers = d.batch_size, d.num_workers
@@ -189,10 +199,15 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         atomic_write_json(run_dir / "splits.json", {
             "source": splits, **{name: {"test": [s.id for s in v[2]]} for name, v in domains.items()
                                  if v[0] == "target"}})
+    make_pair, structure = None, None
+    if cfg.structure.source == "pix2pix":
+        make_pair, structure = prepare_structure(cfg.structure, train, geometry, run_dir, seed=t.seed,
+                                                 reuse=resume not in (None, "", "never", "none"),
+                                                 write=is_global_zero())
     L.seed_everything(t.seed, workers=True, verbose=False)
     config = config_to_dict(cfg)
     module = VesselModule(config)
-    data = VesselDataModule(cfg, train, val, geometry)
+    data = VesselDataModule(cfg, train, val, geometry, make_pair)
     validate = bool(val)
     if not validate:
         notes.append("no validation images (data.val_fraction gives none): the last checkpoint is evaluated")
@@ -220,18 +235,8 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "threshold": 0.5, "geometry": geometry.to_dict(), "domains": results, "notes": notes}
-    # --- model bundle (<run>/model, format seg/model): what `seg predict -m` / `seg evaluate` load ---------------
-    bundle_dir = run_dir / "model"
-    if is_global_zero():
-        from medmodal.models.bundles import save_bundle
-
-        kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
-        save_bundle(bundle_dir, module.model, {
-            "model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
-            "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
-            "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
-            "trained_on": {"root": Path(d.root).resolve().name, "layout": source.layout}})
-    # -------------------------------------------------------------------------------------------------------
+from medmodal.engine.fundus.module import MODALITIES, VesselModule
+from medmodal.engine.fundus.structure import prepare_structure
     if is_global_zero():
         buf = io.StringIO()
         fields = ["domain", "role", "name", *SCORES]

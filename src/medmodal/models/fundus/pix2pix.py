@@ -38,7 +38,10 @@ from torch import nn
 
 from medmodal.models.registry import model_config
 
-__all__ = ["Pix2PixGeneratorConfig", "Pix2PixGenerator", "PatchDiscriminatorConfig", "PatchDiscriminator"]
+#: decoder up-sampling kinds of :class:`Pix2PixGeneratorConfig`
+UPSAMPLES = ("transpose", "resize")
+
+__all__ = ["UPSAMPLES", "Pix2PixGeneratorConfig", "Pix2PixGenerator", "PatchDiscriminatorConfig", "PatchDiscriminator"]
 
 
 def _width(base: int, level: int, cap: int) -> int:
@@ -60,7 +63,11 @@ def _init_weights(module: nn.Module) -> None:
 class Pix2PixGeneratorConfig:
     """Attributes: in_channels (vessel mask + FOV: 2), out_channels (RGB: 3), base_width, max_width,
     depth (down-sampling steps; sides must be divisible by ``2 ** depth``), dropout (probability in
-    the ``dropout_levels`` innermost decoder steps; the paper's noise source)."""
+    the ``dropout_levels`` innermost decoder steps; the paper's noise source), upsample
+    (``"transpose"``: the paper's 4x4 stride-2 transposed convolutions; ``"resize"``: nearest x2
+    up-sampling then a 3x3 convolution, no checkerboard artefacts), input_skip (the condition is
+    concatenated to the outermost decoder step at full resolution, so one-pixel vessels reach the
+    output layer directly rather than through a stride-2 encoder step; not in the paper)."""
 
     in_channels: int = 2
     out_channels: int = 3
@@ -69,10 +76,14 @@ class Pix2PixGeneratorConfig:
     depth: int = 5
     dropout: float = 0.5
     dropout_levels: int = 2
+    upsample: str = "transpose"
+    input_skip: bool = False
 
     def __post_init__(self):
         if self.depth < 1 or self.base_width < 1 or self.in_channels < 1 or self.out_channels < 1:
             raise ValueError(f"bad Pix2PixGeneratorConfig {self}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"Pix2PixGeneratorConfig upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
 
 
 class Pix2PixGenerator(nn.Module):
@@ -97,11 +108,16 @@ class Pix2PixGenerator(nn.Module):
             innermost = level == cfg.depth - 1
             in_ch = widths[level] if innermost else 2 * widths[level]
             if level == 0:
-                self.up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(in_ch, cfg.out_channels, 4, 2, 1),
-                                             nn.Tanh()))
+                if cfg.input_skip:  # up-sample here; the condition joins before the output convolution
+                    self.up.append(nn.Sequential(nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest")))
+                    self.out = nn.Sequential(nn.Conv2d(in_ch + cfg.in_channels, cfg.out_channels, 3, 1, 1),
+                                             nn.Tanh())
+                else:
+                    self.up.append(nn.Sequential(nn.ReLU(), _up(in_ch, cfg.out_channels, cfg.upsample, True),
+                                                 nn.Tanh()))
                 continue
             out_ch = widths[level - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False),
+            layers = [nn.ReLU(), _up(in_ch, out_ch, cfg.upsample, False),
                       nn.InstanceNorm2d(out_ch, affine=True)]
             if cfg.depth - 1 - level < cfg.dropout_levels and cfg.dropout > 0:
                 layers.append(nn.Dropout(cfg.dropout))
@@ -118,7 +134,7 @@ class Pix2PixGenerator(nn.Module):
             raise ValueError(f"Pix2PixGenerator expects [B, {self.config.in_channels}, H, W], got {tuple(x.shape)}")
         if x.shape[-2] % self.divisor or x.shape[-1] % self.divisor:
             raise ValueError(f"Pix2PixGenerator: sides {tuple(x.shape[-2:])} must be divisible by {self.divisor}")
-        skips = []
+        condition, skips = x, []
         for block in self.down:
             x = block(x)
             skips.append(x)
@@ -127,7 +143,16 @@ class Pix2PixGenerator(nn.Module):
             if i > 0:
                 x = torch.cat([x, skips.pop()], dim=1)
             x = block(x)
+        if self.config.input_skip:
+            x = self.out(torch.cat([x, condition], dim=1))
         return x
+
+
+def _up(in_ch: int, out_ch: int, kind: str, bias: bool) -> nn.Module:
+    """x2 up-sampling: a 4x4 stride-2 transposed convolution, or nearest resize + 3x3 convolution."""
+    if kind == "transpose":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=bias))
 
 
 @dataclass
