@@ -37,17 +37,21 @@ def test_vessel_benchmark_smoke_writes_the_report(twins, tmp_path):
     out = tmp_path / "bench"
     args = ["seg", "benchmark", "--task", "vessels", "--profile", "smoke", "--data", str(drive), "--target",
             str(chase), "--out", str(out)]
-    result = runner.invoke(app, [*args, "--methods", "erm,frangi"])
+    result = runner.invoke(app, [*args, "--methods", "erm,dgssa,frangi"])
     assert result.exit_code == 0, result.output
     report = (out / "report" / "vessels.md").read_text()
     assert "| ERM | 1 |" in report and "| Frangi (unsupervised) | - |" in report
+    assert "| DGSSA (style + structure) | 1 |" in report
+    dgssa = json.loads((out / "runs" / "dgssa" / "seed0" / "metrics.json").read_text())
+    assert dgssa["structure"]["source"] == "pix2pix" and (out / "runs" / "dgssa" / "seed0" / "structure").is_dir()
     assert "drop DRIVE -> CHASEDB1" in report
     with open(out / "report" / "per_image.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # ERM: 3 DRIVE test + 2 CHASE images; Frangi the same images
     assert sorted({(r["method"], r["domain"]) for r in rows}) == [
-        ("erm", "CHASEDB1"), ("erm", "DRIVE"), ("frangi", "CHASEDB1"), ("frangi", "DRIVE")]
-    assert len(rows) == 2 * (3 + 2)
+        ("dgssa", "CHASEDB1"), ("dgssa", "DRIVE"), ("erm", "CHASEDB1"), ("erm", "DRIVE"), ("frangi", "CHASEDB1"),
+        ("frangi", "DRIVE")]
+    assert len(rows) == 3 * (3 + 2)
     assert (out / "report" / "overlays.png").stat().st_size > 1000
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["results"]["frangi"][0]["threshold"] > 0

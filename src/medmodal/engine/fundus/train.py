@@ -235,8 +235,20 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "threshold": 0.5, "geometry": geometry.to_dict(), "domains": results, "notes": notes}
-from medmodal.engine.fundus.module import MODALITIES, VesselModule
-from medmodal.engine.fundus.structure import prepare_structure
+    if cfg.structure.source != "none":
+        metrics["structure"] = structure or {"source": cfg.structure.source, "ratio": cfg.structure.ratio}
+    # --- model bundle (<run>/model, format seg/model): what `seg predict -m` / `seg evaluate` load ---------------
+    bundle_dir = run_dir / "model"
+    if is_global_zero():
+        from medmodal.models.bundles import save_bundle
+
+        kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
+        save_bundle(bundle_dir, module.model, {
+            "model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
+            "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
+            "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
+            "trained_on": {"root": Path(d.root).resolve().name, "layout": source.layout}})
+    # -------------------------------------------------------------------------------------------------------
     if is_global_zero():
         buf = io.StringIO()
         fields = ["domain", "role", "name", *SCORES]

@@ -70,6 +70,7 @@ class VesselProfile(Profile):
         model: the network of every trained method. diameter: FOV diameter of the network grid (px).
         crop / batch_size: training crops. epochs / samples_per_epoch: the training budget.
         threads: torch CPU threads per run (``None``: torch's default).
+        extra: further ``--set`` items of every trained method (e.g. a shorter pix2pix training).
     """
 
     model: str = "deeplabv3plus_mobilenetv2"
@@ -79,12 +80,13 @@ class VesselProfile(Profile):
     epochs: int = 100
     samples_per_epoch: int = 160
     threads: int | None = None
+    extra: tuple[str, ...] = ()
 
     def overrides(self) -> list[str]:
-        """The ``--set`` items of the budget."""
+        """The ``--set`` items of the budget (``extra`` last)."""
         return [f"model.name={self.model}", f"data.diameter={self.diameter}", f"data.crop={self.crop}",
                 f"data.batch_size={self.batch_size}", f"trainer.max_epochs={self.epochs}",
-                f"trainer.samples_per_epoch={self.samples_per_epoch}"]
+                f"trainer.samples_per_epoch={self.samples_per_epoch}", *self.extra]
 
 
 VESSEL_PROFILES = {
@@ -94,7 +96,8 @@ VESSEL_PROFILES = {
         "MobileNetV2 (DeepLabV3+'s stride-4 output loses the 1-2 px vessels of this grid), 12 x 160 crops"),
     "smoke": VesselProfile(
         name="smoke", seeds=(0,), model="unet_mobilenetv2", diameter=96, crop=64, batch_size=4, epochs=1,
-        samples_per_epoch=8, threads=1, note="a few seconds: the pipeline runs, no result"),
+        samples_per_epoch=8, threads=1, extra=("structure.steps=2", "structure.crop=64", "structure.calibrate=false"),
+        note="a few seconds: the pipeline runs, no result"),
     "full": VesselProfile(
         name="full", seeds=(0, 1, 2), note="GPU: DRIVE's native FOV (540 px), DeepLabV3+ / MobileNetV2 "
         "(the paper's network), 100 x 160 crops of 256 px"),
@@ -122,6 +125,8 @@ def _train(out: Path, source: Path, targets: Sequence[Path], profile: VesselProf
     from medmodal.engine.fundus.train import run_vessels
 
     run_dir = out / "runs" / method / f"seed{seed}"
+    if (run_dir / "metrics.json").is_file():  # finished (by this or another process): read, do not re-check
+        return json.loads((run_dir / "metrics.json").read_text())
     overrides = [*profile.overrides(), *VESSEL_METHODS[method].overrides, f"trainer.seed={seed}"]
     cfg = load_run_config(VesselRunConfig, overrides=overrides, validate=False)
     cfg.data.root, cfg.data.targets, cfg.out_dir = str(source), tuple(str(t) for t in targets), str(run_dir)
