@@ -74,3 +74,24 @@ def test_vessel_benchmark_bad_options_are_one_line(twins, tmp_path, extra, messa
                                  str(chase), "--out", str(tmp_path / "b"), *extra])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_vessel_demo_trains_scores_and_writes_overlays(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["seg", "demo", "--task", "vessels", "--out", str(out), "--cases", "4",
+                                 "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "DRIVE (source, 2 images): Dice" in result.output and "CHASEDB1 (target, 2 images): Dice" in result.output
+    overlays = sorted(p.name for p in (out / "predictions").glob("*_overlay.png"))
+    assert overlays == ["Image_01L_overlay.png", "Image_01R_overlay.png"]
+    assert "2 images predicted, 0 skipped" in result.output
+    # a second call reuses the data and the finished run, and skips what is predicted
+    again = runner.invoke(app, ["seg", "demo", "--task", "vessels", "--out", str(out), "--cases", "4",
+                                "--epochs", "1"])
+    assert again.exit_code == 0, again.output
+    assert "finished run found" in again.output and "0 images predicted, 2 skipped" in again.output
+
+
+def test_demo_unknown_task_is_one_line(tmp_path):
+    result = runner.invoke(app, ["seg", "demo", "--task", "retina", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "unknown --task 'retina'; choose volumes or vessels" in result.output
