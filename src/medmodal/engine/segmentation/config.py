@@ -23,14 +23,14 @@ from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.errors import ConfigError
 
 #: ``task`` -> the run config class ``medmodal seg train`` builds for it
-TRAIN_TASKS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig}
+TASK_CONFIGS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig}
 
 
 def load_train_config(path: str | Path | None = None, preset: str | None = None,
                       overrides: Sequence[str] | None = None):
     """The run config of ``medmodal seg train``: read the YAML file or packaged preset (else the
     defaults of a volume run), apply the ``a.b=value`` overrides, pick the class by the ``task`` key
-    (:data:`TRAIN_TASKS`; absent: ``volumes``, as every config written before the key existed) and
+    (:data:`TASK_CONFIGS`; absent: ``volumes``, as every config written before the key existed) and
     validate it (:func:`medmodal.config.load_run_config`).
 
     Raises:
@@ -40,11 +40,11 @@ def load_train_config(path: str | Path | None = None, preset: str | None = None,
     source = resolve_source(path, preset, SegmentationRunConfig.family)
     data = read_yaml_mapping(source, overrides)
     task = data.get("task", SegmentationRunConfig.TASK)
-    if task not in TRAIN_TASKS:
-        raise ConfigError(f"{source or 'config'}: unknown task {task!r}; choose one of {', '.join(TRAIN_TASKS)}")
-    return load_run_config(TRAIN_TASKS[task], data=data, where=str(source or "config"))
+    if task not in TASK_CONFIGS:
+        raise ConfigError(f"{source or 'config'}: unknown task {task!r}; choose one of {', '.join(TASK_CONFIGS)}")
+    return load_run_config(TASK_CONFIGS[task], data=data, where=str(source or "config"))
 
 __all__ = ["SegmentationRunConfig", "SegmentationDataSettings", "SegmentationModelSettings",
            "SegmentationOptimSettings", "SegmentationTrainerSettings", "SegmentationEvalSettings", "ExperimentConfig",
-           "DEFAULT_MISSING_RATES", "MYOPS_MISSING_RATES", "default_missing_rates", "load_config", "TRAIN_TASKS",
+           "DEFAULT_MISSING_RATES", "MYOPS_MISSING_RATES", "default_missing_rates", "load_config", "TASK_CONFIGS",
            "load_train_config"]
