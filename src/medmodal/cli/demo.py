@@ -15,8 +15,10 @@ def demo_cmd(
     ctx: typer.Context,
     out: Optional[Path] = typer.Option(None, "--out", help="folder for the demo's data and outputs (default "
                                        "runs/demo; --task vessels: runs/demo-vessels)"),
-    cases: int = typer.Option(16, "--cases", help="synthetic cases to generate (vessels: images per data set)"),
-    size: int = typer.Option(64, "--size", help="volume edge length in voxels"),
+    cases: int = typer.Option(16, "--cases", help="synthetic cases to generate (vessels: DRIVE images, half training "
+                              "and half test, and half as many CHASE_DB1 images)"),
+    size: int = typer.Option(64, "--size", help="volume edge length in voxels (vessels: fixed, 128 px DRIVE and "
+                             "160 px CHASE_DB1 photographs)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="training epochs (default: the demo preset's)"),
     task: str = typer.Option("volumes", "--task", help="volumes (DMAF-Net on synthetic BraTS-layout MRI) | vessels "
                              "(a retinal vessel model on synthetic DRIVE -> CHASE_DB1 twins, then predict)"),

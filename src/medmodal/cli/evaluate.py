@@ -11,6 +11,7 @@ import typer
 
 from medmodal.cli.common import (AffineTolOpt, LabelsOpt, LayoutOpt, MapOpt, SkipInvalidOpt, console,
                                   user_errors)
+from medmodal.errors import ConfigError
 
 @user_errors
 def evaluate_cmd(
@@ -19,7 +20,8 @@ def evaluate_cmd(
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>; with --data "
                                        "another dataset: <run>/eval_<data folder name>_<split>; <run> is the run "
-                                       "folder also when its model bundle or a checkpoint is given)"),
+                                       "folder also when its model bundle or a checkpoint is given; a vessel run: always "
+                                       "<run>/eval_<data folder name>_<split>)"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: Optional[bool] = typer.Option(None, "--hd95/--no-hd95",
@@ -34,11 +36,16 @@ def evaluate_cmd(
     """Score every case under every subset of sequences; writes CSV, markdown table and heatmap.
 
     A fundus vessel run: Dice, Sen, Spe, Acc, AUC-ROC, AUC-PR inside the FOV and whole-image Dice per image on
-    the native grid; writes per_image.csv, table.md and summary.json into <run>/eval_<data name>_<split>.
+    the native grid; writes per_image.csv, table.md and summary.json into <run>/eval_<data name>_<split>
+    (--map, --labels, --hd95, --protocol are volume options and are refused there).
     """
     from medmodal.engine.fundus.evaluate import evaluate_vessel_run, is_vessel_run
 
     if is_vessel_run(run):
+        given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--hd95/--no-hd95", hd95),
+                                          ("--protocol", protocol)) if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: volume (MRI) options; {run} is a retinal vessel run")
         vessels = evaluate_vessel_run(run, data=data, split=split, out=out, device=device, layout=layout)
         console.print(vessels.markdown, markup=False, soft_wrap=True)
         console.print(f"per-image CSV: {vessels.csv}\ntable: {vessels.table}", soft_wrap=True, markup=False,

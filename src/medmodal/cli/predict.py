@@ -32,7 +32,7 @@ def predict_cmd(
                                                    help="brats2020 (ET=4) | brats2023 (ET=3) for BraTS models; "
                                                         "default: the input's"),
     affine_tolerance: float = AffineTolOpt,
-    skip_invalid: bool = typer.Option(False, "--skip-invalid-sequences", "--skip-invalid",
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", "--skip-invalid-sequences",
                                       help="treat a constant / all-zero sequence as missing instead of refusing the "
                                            "case; fundus: name and skip an unreadable photograph"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="fundus: vessel where p >= this "
@@ -41,7 +41,7 @@ def predict_cmd(
                                              "photographs (<id>[_mask|_fov].<ext>); default: the layout's masks, "
                                              "else derived from each photograph"),
 ):
-    """Segment new cases; any non-empty subset of the model's sequences may be present.
+    """Segment new cases (any non-empty subset of the model's sequences), or fundus photographs with a vessel model.
 
     Each case is brought to the model's training geometry (orientation, voxel size) and the
     prediction is mapped back to the input's grid; <case>.json records what was used.

@@ -19,7 +19,7 @@ def train_cmd(
     preset: Optional[str] = preset_option("seg", "train"),
     config: Optional[Path] = ConfigOpt,
     override: list[str] = SetOpt,
-    out: Optional[Path] = out_option("runs/dmafnet"),
+    out: Optional[Path] = out_option("the config's out_dir: runs/dmafnet for DMAF-Net, runs/vessels/... for a vessel preset"),
     seed: Optional[int] = seed_option("0"),
     resume: str = ResumeOpt,
 ):

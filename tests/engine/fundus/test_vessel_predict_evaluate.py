@@ -149,3 +149,22 @@ def test_extra_photo_beside_a_flat_layout_and_given_fov_masks(trained, tmp_path)
     assert not list(out.glob("*1stHO*"))  # labels are not photographs
     assert json.loads((out / "extra.json").read_text())["fov"]["source"] == "given"
     assert json.loads((out / "Image_01L.json").read_text())["fov"]["source"] == "derived"
+
+
+def test_chase_masks_beside_the_images_are_called_unofficial(tmp_path):
+    from medmodal.data.fundus.synthetic import write_synthetic
+    from medmodal.engine.fundus.predict import find_fundus_images
+
+    chase = write_synthetic(tmp_path / "CHASEDB1", "chase_db1", n=2, size=64, seed=3, unofficial_masks=True)
+    items, _ = find_fundus_images(chase)
+    assert {i.fov_source for i in items} == {"unofficial"} and all(i.fov is not None for i in items)
+    drive = write_synthetic(tmp_path / "DRIVE", "drive", n=1, size=64, seed=3)
+    items, _ = find_fundus_images(drive / "test")
+    assert {i.fov_source for i in items} == {"official"}
+
+
+def test_volume_options_are_refused_for_a_vessel_run(trained):
+    run = trained[3]
+    result = invoke("seg", "evaluate", run, "--hd95", "--protocol", "passion")
+    assert result.exit_code == 1
+    assert "--hd95/--no-hd95, --protocol: volume (MRI) options" in result.output and "\n" not in result.output.strip()

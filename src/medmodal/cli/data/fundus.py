@@ -68,11 +68,8 @@ def synth_fundus_cmd(out: Path, dataset: str, n: int, size: Optional[int], seed:
 
 
 def fov_kind(sample, layout: str) -> str:
-    """``official`` (the data set's own mask), ``unofficial`` (a mask file not in the official release:
-    CHASE_DB1 ``_mask.png``) or ``derived`` (no mask file; derived from the image)."""
-    if sample.fov is None:
-        return "derived"
-    return "unofficial" if layout == "chase_db1" else "official"
+    """:attr:`~medmodal.data.fundus.layouts.FundusSample.fov_source` (kept for callers of the CLI helper)."""
+    return sample.fov_source
 
 
 def summary_fundus_cmd(root: Path, layout: str) -> None:

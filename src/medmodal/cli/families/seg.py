@@ -25,7 +25,7 @@ for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict",
 FAMILY = Family(
     key="seg", help=HELP, app=app,
     presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020",
-             "train_vessels_demo_cpu"),
+             "train_vessels_demo_cpu", "train_dgssa_drive"),
     benchmark="medmodal.experiments.seg.benchmark", speed="medmodal.experiments.seg.speed", demo="demo",
     aliases=(Alias("train", train_cmd, "seg train"), Alias("evaluate", evaluate_cmd, "seg evaluate"),
              Alias("predict", predict_cmd, "seg predict"), Alias("score", score_cmd, "seg score"),

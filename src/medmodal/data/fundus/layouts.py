@@ -51,6 +51,10 @@ DERIVED_FOV_NOTE = ("{dataset}: no official field-of-view masks; the FOV is deri
                     "(red-channel threshold, largest component, holes filled)")
 
 
+#: layouts whose official release has no FOV masks, so that a mask file found beside the images is a copy's own
+UNOFFICIAL_MASK_LAYOUTS = frozenset({"chase_db1"})
+
+
 @dataclass(frozen=True)
 class FundusSample:
     """One fundus photograph and its annotations.
@@ -73,6 +77,15 @@ class FundusSample:
     def label(self) -> Optional[Path]:
         """The first observer's label (the reference), or ``None``."""
         return self.labels[0] if self.labels else None
+
+    @property
+    def fov_source(self) -> str:
+        """``official`` (the data set's own FOV mask), ``unofficial`` (a mask file that is not part of the
+        official release: CHASE_DB1's ``_mask.png``, :data:`UNOFFICIAL_MASK_LAYOUTS`) or ``derived`` (no mask
+        file: derived from the image)."""
+        if self.fov is None:
+            return "derived"
+        return "unofficial" if self.layout in UNOFFICIAL_MASK_LAYOUTS else "official"
 
     @property
     def second_label(self) -> Optional[Path]:

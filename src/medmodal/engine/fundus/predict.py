@@ -8,7 +8,7 @@ masks where the layout has them. Labels are not needed.
 Field of view (FOV), per image, first that applies: a mask from ``fov_masks`` (a folder; the file whose
 stem is the image's id, or the id plus ``_mask`` / ``-mask`` / ``_fov`` / ``-fov``), the layout's mask
 file, else derived from the photograph (:func:`medmodal.data.fundus.fov.derive_fov`). The per-image JSON
-says which (``fov.source``: ``given`` / ``official`` / ``derived``).
+says which (``fov.source``: ``given`` / ``official`` / ``unofficial`` (CHASE_DB1's ``_mask.png``) / ``derived``).
 
 Per image (exactly as :func:`medmodal.engine.fundus.train.score_domain` evaluates): the photograph and its
 FOV are brought to the bundle's :class:`~medmodal.data.fundus.geometry.FundusGeometry` (the FOV diameter
@@ -75,11 +75,14 @@ class FundusPredictOptions:
 
 @dataclass(frozen=True)
 class FundusInput:
-    """One photograph to predict: ``id`` (output file stem), ``image`` path, ``fov`` mask path or ``None``."""
+    """One photograph to predict: ``id`` (output file stem), ``image`` path, ``fov`` mask path or ``None``, and
+    ``fov_source``: what that mask is (``official`` | ``unofficial``, as
+    :attr:`medmodal.data.fundus.layouts.FundusSample.fov_source`)."""
 
     id: str
     image: Path
     fov: Optional[Path] = None
+    fov_source: str = "official"
 
 
 def _visible(path: Path) -> bool:
@@ -103,7 +106,8 @@ def find_fundus_images(folder: str | Path) -> tuple[list[FundusInput], Optional[
         found = read_fundus(folder, "auto", require_labels=False)
     except LayoutError:
         found = None
-    items = [FundusInput(s.id, s.image, s.fov) for s in found.samples] if found is not None else []
+    items = [FundusInput(s.id, s.image, s.fov, s.fov_source if s.fov is not None else "official")
+             for s in found.samples] if found is not None else []
     known = {Path(p).resolve() for s in (found.samples if found is not None else [])
              for p in (s.image, *s.labels, *([s.fov] if s.fov else []))}
     # image files directly in the folder that no layout claimed (a plain folder, or extra photographs beside
@@ -176,7 +180,7 @@ def predict_fundus_image(model: torch.nn.Module, item: FundusInput, out_dir: Pat
         fov_path = _given_fov(Path(fov_masks), item.id)
         source = "given" if fov_path is not None else source
     if fov_path is None and item.fov is not None:
-        fov_path, source = item.fov, "official"
+        fov_path, source = item.fov, item.fov_source
     fov = load_mask(fov_path, image.shape[:2]) if fov_path is not None else derive_fov(image)
     if not fov.any():
         raise DataError(f"{item.image}: the field of view is empty ({'derived from the image' if fov_path is None else fov_path}); "
