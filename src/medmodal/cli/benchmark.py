@@ -279,9 +279,10 @@ def _seg_speed(crop: int, case_size: str, overlap: float, sw_batch_size: int, st
 @user_errors
 def seg_benchmark_cmd(
     out: Path = typer.Option(Path("runs/benchmark"), "--out", help="folder for data, runs and report/"),
-    data: Optional[Path] = typer.Option(None, "--data", help="your own labelled dataset folder (any layout "
-                                        "`medmodal seg summary` reads); default: a built-in synthetic BraTS-like "
-                                        "set in OUT/data"),
+    data: list[Path] = typer.Option([], "--data", help="your own labelled dataset folder (any layout "
+                                    "`medmodal seg summary` reads); default: a built-in synthetic BraTS-like "
+                                    "set in OUT/data. Vessels: the source data set; with --protocol lodo, "
+                                    "repeat it for each data set (each is held out in turn)"),
     profile: Optional[str] = typer.Option(None, "--profile", help=f"volumes: {ProfileHelp} (default cpu-quick); "
                                           "vessels: cpu-reduced (2 CPU cores, ~45 min with two processes, see "
                                           "--methods) | smoke | full (GPU) (default cpu-reduced)"),
@@ -293,10 +294,14 @@ def seg_benchmark_cmd(
     real: Optional[bool] = RealOpt,
     real_data: Optional[Path] = RealDataOpt,
     real_map: Optional[str] = RealMapOpt,
-    eval_protocol: Optional[str] = EvalProtocolOpt,
+    eval_protocol: Optional[str] = typer.Option(None, "--protocol", help="volumes: the evaluation protocol "
+                                                "every run is scored under (default: the runs' config, passion): "
+                                                "passion | brats-challenge | monai-max-directed. vessels: "
+                                                "single-source (default: train on --data, score it and each "
+                                                "--target) | lodo (leave one domain out over the --data sets)"),
     task: str = typer.Option("volumes", "--task", help="volumes (multi-sequence MRI, DMAF-Net and baselines) | "
                              "vessels (retinal fundus across cameras: DGSSA and baselines; --data is the source "
-                             "data set, --target each unseen one)"),
+                             "data set, --target each unseen one; --protocol lodo: --data once per data set)"),
     target: list[Path] = typer.Option([], "--target", help="vessels: a target data set folder, scored only "
                                       "(repeatable)"),
     report_only: bool = typer.Option(False, "--report-only", help="vessels: train nothing, report the finished "
@@ -306,27 +311,34 @@ def seg_benchmark_cmd(
 
     With --task vessels: train every vessel method on --data and score it there (in-domain) and on each
     --target (cross-domain); finished runs are skipped, so two processes with different --methods share OUT.
+    With --task vessels --protocol lodo --data A --data B --data C: leave one domain out (train on all the
+    --data sets but one, score the held-out one; each in turn).
     """
     if task == "vessels":
-        _vessel_benchmark(out, profile or "cpu-reduced", methods, seeds, epochs, data, target, report_only)
+        _vessel_benchmark(out, profile or "cpu-reduced", methods, seeds, epochs, data, target, report_only,
+                          eval_protocol or "single-source")
         return
     if task != "volumes":
         raise ConfigError(f"unknown --task {task!r}; choose volumes or vessels")
     if target or report_only:
         raise ConfigError("--target and --report-only belong to --task vessels")
+    if len(data) > 1:
+        raise ConfigError(f"--task volumes takes one --data folder, got {len(data)}")
     _seg_benchmark(out, profile or "cpu-quick", methods, protocols, seeds, epochs, real, real_data, real_map,
-                   eval_protocol, data)
+                   eval_protocol, data[0] if data else None)
 
 
 def _vessel_benchmark(out: Path, profile: str, methods: Optional[str], seeds: Optional[str], epochs: Optional[int],
-                      data: Optional[Path], targets: list[Path], report_only: bool) -> None:
+                      data: list[Path], targets: list[Path], report_only: bool,
+                      protocol: str = "single-source") -> None:
     from medmodal.experiments.seg.vessels import run
 
-    for folder in ([data] if data else []) + list(targets):
+    for folder in list(data) + list(targets):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder")
-    report = run(out, profile, _split(methods), _split(seeds, int), data=data, targets=targets, epochs=epochs,
-                 report_only=report_only, on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
+    report = run(out, profile, _split(methods), _split(seeds, int), protocol=protocol, data=list(data) or None,
+                 targets=targets, epochs=epochs, report_only=report_only,
+                 on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
     _print_report(report, "vessels.md")
 
 

@@ -2,11 +2,13 @@
 
 import csv
 import json
+import re
 
 import pytest
 
 from medmodal.data.fundus.synthetic import write_synthetic
 from medmodal.engine.fundus import VesselRunConfig, run_vessels
+from medmodal.engine.fundus.evaluate import evaluate_vessel_run
 from medmodal.errors import ConfigError
 
 
@@ -82,3 +84,62 @@ def test_unknown_model_is_refused(twins, tmp_path):
     cfg.model.name = "dmafnet"
     with pytest.raises(ConfigError, match="model.name"):
         run_vessels(cfg)
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Three layouts of different image sizes: DRIVE (1 train, 1 val, 2 test), STARE (1 / 1 / 1), CHASE_DB1."""
+    root = tmp_path_factory.mktemp("lodo")
+    return (write_synthetic(root / "DRIVE", "drive", n=2, size=64, seed=1),
+            write_synthetic(root / "STARE", "stare", n=3, size=72, seed=3),
+            write_synthetic(root / "CHASEDB1", "chase_db1", n=2, size=80, seed=2))
+
+
+def test_several_sources_train_on_their_union_and_score_each_test_split(three, tmp_path):
+    drive, stare, chase = three
+    cfg = _cfg((drive, chase), tmp_path / "run")
+    cfg.data.root = [str(drive), str(stare)]
+    result = run_vessels(cfg)
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {name: (d["role"], d["images"]) for name, d in metrics["domains"].items()} == {
+        "DRIVE": ("source", 2), "STARE": ("source", 1), "CHASEDB1": ("target", 2)}
+    rows = list(csv.DictReader((run / "per_image.csv").open()))
+    assert sorted((r["domain"], r["role"]) for r in rows) == [
+        ("CHASEDB1", "target"), ("CHASEDB1", "target"), ("DRIVE", "source"), ("DRIVE", "source"),
+        ("STARE", "source")]
+    splits = json.loads((run / "splits.json").read_text())
+    assert "source" not in splits and splits["sources"]["DRIVE"] == {
+        "train": ["21_training"], "val": ["22_training"], "test": ["01_test", "02_test"]}
+    assert splits["sources"]["STARE"]["test"] == ["im0003"] and len(splits["sources"]["STARE"]["val"]) == 1
+    assert len(splits["CHASEDB1"]["test"]) == 2
+    bundle = json.loads((run / "model" / "model.json").read_text())
+    assert bundle["trained_on"] == {"root": ["DRIVE", "STARE"], "layout": ["drive", "stare"]}
+    assert metrics["best_val_dice"] is not None and not result.skipped
+    # the stored config (a YAML list) loads again: the finished run is found, not retrained
+    assert run_vessels(cfg).skipped
+    # seg evaluate: a source's recorded test split; no --data is refused (which source?)
+    evaluation = evaluate_vessel_run(run, data=stare, split="test", out=tmp_path / "eval")
+    assert [r.name for r in evaluation.rows] == ["im0003"]
+    with pytest.raises(ConfigError, match="trained on 2 sources; give one data folder"):
+        evaluate_vessel_run(run)
+
+
+@pytest.mark.parametrize("root, targets, message", [
+    ([], (), "data.root: give a source data set folder or a non-empty list of them, got []"),
+    ("{drive}", ("{drive}",), "is also a source (data.root)"),
+    (["{drive}", "{stare}"], ("{stare}",), "is also a source (data.root)"),
+    (["{drive}", "{drive}"], (), "given more than once"),
+])
+def test_bad_sources_are_one_line(three, tmp_path, root, targets, message):
+    drive, stare, _ = three
+
+    def fill(text):
+        return text.format(drive=drive, stare=stare)
+    cfg = _cfg((drive, stare), tmp_path / "bad")
+    cfg.data.root = fill(root) if isinstance(root, str) else [fill(r) for r in root]
+    cfg.data.targets = tuple(fill(t) for t in targets)
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        run_vessels(cfg)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "bad").exists()

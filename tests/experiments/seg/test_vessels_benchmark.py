@@ -95,3 +95,70 @@ def test_vessel_demo_trains_scores_and_writes_overlays(tmp_path):
 def test_demo_unknown_task_is_one_line(tmp_path):
     result = runner.invoke(app, ["seg", "demo", "--task", "retina", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "unknown --task 'retina'; choose volumes or vessels" in result.output
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lodo")
+    return (write_synthetic(root / "DRIVE", "drive", n=2, size=64, seed=1),
+            write_synthetic(root / "CHASEDB1", "chase_db1", n=2, size=80, seed=2),
+            write_synthetic(root / "STARE", "stare", n=3, size=72, seed=3))
+
+
+def test_lodo_benchmark_writes_the_lodo_table(three, tmp_path):
+    out = tmp_path / "lodo"
+    args = ["seg", "benchmark", "--task", "vessels", "--protocol", "lodo", "--profile", "smoke", "--out", str(out)]
+    for root in three:
+        args += ["--data", str(root)]
+    result = runner.invoke(app, [*args, "--methods", "erm,frangi"])
+    assert result.exit_code == 0, result.output
+    report = (out / "report" / "vessels.md").read_text()
+    assert "leave-one-domain-out over DRIVE, CHASEDB1, STARE" in report
+    head = ("| method | seeds | DRIVE (held out) | CHASEDB1 (held out) | STARE (held out) | "
+            "mean over held-out domains |")
+    assert report.count(head) == 7  # one LODO table per score
+    dice = report.split("## Dice (FOV) (%)")[1].split("##")[0]
+    erm = next(line for line in dice.splitlines() if line.startswith("| ERM | 1 |"))
+    assert erm.count("±") == 4 and "| Frangi (unsupervised) | - |" in dice
+    for held, sources, images in (("DRIVE", {"CHASEDB1", "STARE"}, 4), ("CHASEDB1", {"DRIVE", "STARE"}, 2),
+                                  ("STARE", {"DRIVE", "CHASEDB1"}, 3)):
+        run = out / "runs" / f"lodo-{held}"
+        metrics = json.loads((run / "erm" / "seed0" / "metrics.json").read_text())
+        assert metrics["domains"][held] == {**metrics["domains"][held], "role": "target", "images": images}
+        assert {n for n, d in metrics["domains"].items() if d["role"] == "source"} == sources
+        frangi = json.loads((run / "frangi" / "metrics.json").read_text())
+        # Frangi's threshold: chosen on the training images of this fold's sources only
+        assert frangi["threshold_chosen_on"] == " + ".join(sorted(sources, key=[r.name for r in three].index)) + \
+            " training images"
+        assert frangi["domains"][held]["role"] == "target"
+    with open(out / "report" / "per_image.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["held_out"], r["method"]) for r in rows if r["domain"] == r["held_out"]} == {
+        (h, m) for h in ("DRIVE", "CHASEDB1", "STARE") for m in ("erm", "frangi")}
+    assert json.loads((out / "report" / "summary.json").read_text())["protocol"] == "lodo"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "{0}"], "the lodo protocol needs at least two data sets (--data), got 1"),
+    (["--data", "{0}", "--data", "{1}", "--target", "{2}"], "--target belongs to the single-source protocol"),
+    (["--data", "{0}", "--data", "{0}"], "DRIVE is given more than once"),
+])
+def test_lodo_bad_options_are_one_line(three, tmp_path, extra, message):
+    extra = [e.format(*three) for e in extra]
+    result = runner.invoke(app, ["seg", "benchmark", "--task", "vessels", "--protocol", "lodo", "--out",
+                                 str(tmp_path / "b"), *extra])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_single_source_with_several_data_sets_is_one_line(three, tmp_path):
+    result = runner.invoke(app, ["seg", "benchmark", "--task", "vessels", "--data", str(three[0]), "--data",
+                                 str(three[1]), "--target", str(three[2]), "--out", str(tmp_path / "b"),
+                                 "--profile", "smoke", "--methods", "frangi"])
+    assert result.exit_code == 1 and "several: --protocol lodo" in result.output
+
+
+def test_volumes_benchmark_takes_one_data_folder(three, tmp_path):
+    result = runner.invoke(app, ["seg", "benchmark", "--data", str(three[0]), "--data", str(three[1]), "--out",
+                                 str(tmp_path / "b"), "--profile", "none-such"])
+    assert result.exit_code == 1 and "--task volumes takes one --data folder, got 2" in result.output

@@ -9,6 +9,7 @@ random crops per epoch (DRIVE has 20 training images; an "epoch" of 16 crops wou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from medmodal.config import LoaderSettings, OptimSettings, TrainerSettings
@@ -31,8 +32,11 @@ class VesselDataSettings(LoaderSettings):
     """Source (train / validation / test) and target (test only) data sets.
 
     Attributes:
-        root / layout: the source data set (:func:`medmodal.data.fundus.read_fundus`; ``auto`` detects).
-        targets: roots of the target domains (layout detected); every image of a target is test.
+        root / layout: the source data set (:func:`medmodal.data.fundus.read_fundus`; ``auto`` detects), or a
+            list of several source roots (leave-one-domain-out training: the union of their train splits is
+            trained on, of their val splits validated on; ``layout`` applies to each).
+        targets: roots of the target domains (layout detected); every image of a target is test. A root is
+            either a source or a target, never both.
         diameter: FOV diameter of the network grid (:data:`REDUCED_DIAMETER` = 270 for CPU runs; 540 full).
         crop: training crop side on the network grid.
         val_fraction: share of the source's training images held out for validation (seeded by ``split_seed``).
@@ -41,7 +45,7 @@ class VesselDataSettings(LoaderSettings):
         batch_size: training crops per step; evaluation runs one whole image at a time.
     """
 
-    root: str = "data/fundus/DRIVE"
+    root: str | list = "data/fundus/DRIVE"
     layout: str = "auto"
     targets: tuple = ()
     diameter: int = REDUCED_DIAMETER
@@ -51,6 +55,10 @@ class VesselDataSettings(LoaderSettings):
     pixmix: bool = False
     batch_size: int = 8
     num_workers: int = 0
+
+    def roots(self) -> tuple[str, ...]:
+        """The source roots: ``(root,)`` for one folder, else the list's folders in order."""
+        return (self.root,) if isinstance(self.root, str) else tuple(str(r) for r in self.root)
 
 
 #: where synthetic training pairs come from (:class:`VesselStructureSettings`)
@@ -171,7 +179,8 @@ class VesselRunConfig:
 
     def validate(self) -> None:
         """Raises ConfigError: an unknown layout / augmentation / model / structure source, a size or fraction
-        out of range, an unknown vessel-tree parameter."""
+        out of range, an unknown vessel-tree parameter, an empty or repeated ``data.root`` list, a root that is
+        both a source and a target."""
         if self.task != self.TASK:
             raise ConfigError(f"task: a vessel segmentation config has task {self.TASK!r}, got {self.task!r}")
         d = self.data
@@ -181,6 +190,7 @@ class VesselRunConfig:
         if isinstance(d.targets, str):
             d.targets = (d.targets,)
         d.targets = tuple(str(t) for t in d.targets)
+        _check_roots(d)
         for key, low in (("diameter", 16), ("crop", 32), ("batch_size", 2)):
             value = getattr(d, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -197,3 +207,24 @@ class VesselRunConfig:
                               f"got {self.trainer.samples_per_epoch}")
         self.trainer.validate()
         self.optim.validate()
+
+
+def _check_roots(d: VesselDataSettings) -> None:
+    """``data.root``: a folder or a non-empty list of distinct folders, none of them also a target."""
+    root = list(d.root) if isinstance(d.root, tuple) else d.root
+    if isinstance(root, list):
+        if not root:
+            raise ConfigError("data.root: give a source data set folder or a non-empty list of them, got []")
+        if any(not isinstance(r, str) or not r.strip() for r in root):
+            raise ConfigError(f"data.root: every source must be a folder path, got {root!r}")
+        d.root = root
+    elif not isinstance(root, str) or not root.strip():
+        raise ConfigError(f"data.root must be a folder path or a list of them, got {root!r}")
+    resolved = [Path(r).expanduser().resolve() for r in d.roots()]
+    twice = sorted({str(r) for r in d.roots() if resolved.count(Path(r).expanduser().resolve()) > 1})
+    if twice:
+        raise ConfigError(f"data.root: {', '.join(twice)} given more than once")
+    both = [t for t in d.targets if Path(t).expanduser().resolve() in resolved]
+    if both:
+        raise ConfigError(f"data.targets: {', '.join(both)} is also a source (data.root); a data set is either "
+                          f"trained on or held out")

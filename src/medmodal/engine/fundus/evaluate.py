@@ -2,8 +2,9 @@
 
 Which images (``split``):
 
-* the run's own source (no ``data``, or ``data`` is the run's ``data.root``): the run's recorded split
-  (``splits.json`` -> ``source``; ``train`` / ``val`` / ``test``), ``all``: every image;
+* the run's own source (no ``data``, or ``data`` is the run's ``data.root`` or, for a run on several
+  sources, one of them): the run's recorded split (``splits.json`` -> ``source``, or that source's entry
+  of ``sources``; ``train`` / ``val`` / ``test``), ``all``: every image;
 * any other data set (a target domain): every image is test, as :func:`~medmodal.engine.fundus.train.run_vessels`
   scores its targets (:func:`~medmodal.data.fundus.dataset.fundus_splits` with ``target=True``); ``test``
   and ``all`` are then the same images, ``train`` / ``val`` are refused.
@@ -119,11 +120,15 @@ def evaluate_vessel_run(run: str | Path, data: str | Path | None = None, split: 
     folder = _run_folder(run)
     cfg = _stored_config(folder) or {}
     source_cfg = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
-    source_root = source_cfg.get("root")
-    root = Path(data) if data is not None else (Path(source_root) if source_root else None)
+    source_roots = source_cfg.get("root")
+    source_roots = [str(source_roots)] if isinstance(source_roots, str) else [str(r) for r in source_roots or []]
+    if data is None and len(source_roots) > 1:
+        raise ConfigError(f"{run}: the run was trained on {len(source_roots)} sources; give one data folder (--data)")
+    root = Path(data) if data is not None else (Path(source_roots[0]) if source_roots else None)
     if root is None:
         raise ConfigError(f"{run}: no config.yaml in the run; give the data folder (--data)")
-    own = source_root is not None and (data is None or _same(root, Path(source_root)))
+    own_index = next((i for i, r in enumerate(source_roots) if data is None or _same(root, Path(r))), None)
+    own = own_index is not None
     if own and layout == "auto":
         layout = source_cfg.get("layout", "auto")
 
@@ -143,7 +148,10 @@ def evaluate_vessel_run(run: str | Path, data: str | Path | None = None, split: 
     elif own:
         splits_file = folder / "splits.json"
         if splits_file.is_file():
-            ids = json.loads(splits_file.read_text())["source"][split]
+            recorded = json.loads(splits_file.read_text())
+            if "sources" in recorded:  # several sources: by domain name, in data.root's order
+                recorded = {"source": list(recorded["sources"].values())[own_index]}
+            ids = recorded["source"][split]
         else:
             ids = fundus_splits(found.samples, float(source_cfg.get("val_fraction", 0.2)),
                                 int(source_cfg.get("split_seed", 0)))[split]

@@ -1,8 +1,17 @@
 """Run a vessel segmentation training into a run folder and score it on every domain.
 
-Run folder: ``config.yaml``, ``splits.json`` (source train / val / test ids and each target's test ids),
+Sources: ``data.root`` is one data set (single-source) or a list of several (leave-one-domain-out): the
+union of every source's train split is trained on and the union of their val splits (drawn from each
+source's training images only, :func:`~medmodal.data.fundus.dataset.fundus_splits`) validated on; each
+source's test split is scored as its own in-domain domain (role ``source``), every ``data.targets`` root
+as a target (role ``target``, every image). Domains are named by their folder (``_`` appended to a repeated
+name). Images of every source go to the same FOV diameter, whatever their native size.
+
+Run folder: ``config.yaml``, ``splits.json`` (one source: ``source`` -> its train / val / test ids; several:
+``sources`` -> the same per source domain name; and each target's test ids),
 ``checkpoints/{best,last}.ckpt`` (best: highest ``val/dice``; last without validation images),
-``logs/`` (``metrics.csv``, TensorBoard), ``structure/`` (with ``structure.source: pix2pix``: the renderer
+``logs/`` (``metrics.csv``, TensorBoard), ``model/`` (the bundle; ``trained_on``: the source's folder name
+and layout, lists of them for several sources), ``structure/`` (with ``structure.source: pix2pix``: the renderer
 ``generator.safetensors`` + ``generator.json`` and ``examples.png``, :mod:`medmodal.engine.fundus.structure`),
 ``per_image.csv`` (one row per test image and domain) and
 ``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
@@ -163,8 +172,9 @@ def _domain_name(root: str, taken: set) -> str:
 
 @removes_new_files_on_input_error
 def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
-    """Train on ``cfg.data.root``'s training split, keep the best ``val/dice`` checkpoint, score the source's
-    test split and every ``cfg.data.targets`` domain (module docstring). ``resume`` as in :mod:`medmodal.engine.run`.
+    """Train on the training split of ``cfg.data.root`` (of every root, when it lists several), keep the best
+    ``val/dice`` checkpoint, score each source's test split and every ``cfg.data.targets`` domain (module
+    docstring). ``resume`` as in :mod:`medmodal.engine.run`.
 
     Raises:
         ConfigError: a bad config (one line). LayoutError / DataError: unreadable data.
@@ -177,15 +187,21 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     quiet_lightning()
     d, t = cfg.data, cfg.trainer
     geometry = FundusGeometry(target_diameter=d.diameter)
-    source = read_fundus(d.root, d.layout)
-    splits = fundus_splits(source.samples, d.val_fraction, d.split_seed)
-    by_id = {s.id: s for s in source.samples}
-    train = [by_id[i] for i in splits["train"]]
-    val = [by_id[i] for i in splits["val"]]
-    if not train:
-        raise DataError(f"{d.root}: no training images in the source data set")
-    taken: set = set()
-    domains = {_domain_name(d.root, taken): ("source", source.layout, [by_id[i] for i in splits["test"]])}
+    roots = d.roots()
+    train, val, taken = [], [], set()
+    domains, source_splits, layouts = {}, {}, []
+    for root in roots:
+        source = read_fundus(root, d.layout)
+        splits = fundus_splits(source.samples, d.val_fraction, d.split_seed)
+        by_id = {s.id: s for s in source.samples}
+        if not splits["train"]:
+            raise DataError(f"{root}: no training images in the source data set")
+        train += [by_id[i] for i in splits["train"]]
+        val += [by_id[i] for i in splits["val"]]
+        name = _domain_name(root, taken)
+        domains[name] = ("source", source.layout, [by_id[i] for i in splits["test"]])
+        source_splits[name] = splits
+        layouts.append(source.layout)
     for root in d.targets:
         target = read_fundus(root, "auto")
         ids = fundus_splits(target.samples, target=True)["test"]
@@ -196,9 +212,11 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     if is_global_zero():
         ensure_writable_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")
+        # one source: {"source": {train, val, test}}; several: {"sources": {name: {train, val, test}}}
+        recorded = ({"source": next(iter(source_splits.values()))} if len(roots) == 1
+                    else {"sources": source_splits})
         atomic_write_json(run_dir / "splits.json", {
-            "source": splits, **{name: {"test": [s.id for s in v[2]]} for name, v in domains.items()
-                                 if v[0] == "target"}})
+            **recorded, **{name: {"test": [s.id for s in v[2]]} for name, v in domains.items() if v[0] == "target"}})
     make_pair, structure = None, None
     if cfg.structure.source == "pix2pix":
         make_pair, structure = prepare_structure(cfg.structure, train, geometry, run_dir, seed=t.seed,
@@ -247,7 +265,8 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
             "model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
             "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
             "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
-            "trained_on": {"root": Path(d.root).resolve().name, "layout": source.layout}})
+            "trained_on": ({"root": Path(roots[0]).resolve().name, "layout": layouts[0]} if len(roots) == 1 else
+                           {"root": [Path(r).resolve().name for r in roots], "layout": layouts})})
     # -------------------------------------------------------------------------------------------------------
     if is_global_zero():
         buf = io.StringIO()

@@ -1,6 +1,12 @@
 """The retinal vessel benchmark: DGSSA, each of its components alone, ERM, RandConv and the Frangi floor,
-trained on one source data set and scored on its test split (in-domain) and on every target data set
-(cross-domain), seed by seed (``medmodal seg benchmark --task vessels``).
+seed by seed (``medmodal seg benchmark --task vessels``), under one of two protocols (:data:`PROTOCOLS`):
+
+* ``single-source`` (default): trained on one source data set and scored on its test split (in-domain)
+  and on every target data set (cross-domain);
+* ``lodo`` (leave one domain out; ``--protocol lodo --data A --data B --data C``): for each given data set
+  D, trained on all the others (the union of their train splits; validation drawn from their training
+  images only, :func:`medmodal.engine.fundus.train.run_vessels` with several ``data.root``) and scored on
+  D (every image) and on the sources' test splits.
 
 Every trained method is the same network, data, crops, epochs and optimiser; only its
 ``--set`` overrides differ (:data:`VESSEL_METHODS`):
@@ -14,15 +20,20 @@ method          what it adds to ERM (standard flips / rotations / colour jitter)
 ``dgssa``       both (the method)
 ``randconv``    RandConv on every training batch (the random-convolution baseline)
 ``frangi``      no training: Frangi vesselness, threshold chosen on the source's training images
+                (under ``lodo``: on the training images of every source of the fold, pooled)
 ==============  =================================================================================
 
-Run folders: ``OUT/runs/<method>/seed<k>/`` (:func:`medmodal.engine.fundus.train.run_vessels`; a
+Run folders: ``OUT/runs/<method>/seed<k>/`` (single-source) or ``OUT/runs/lodo-<D>/<method>/seed<k>/``
+(lodo, D the held-out data set's folder name) (:func:`medmodal.engine.fundus.train.run_vessels`; a
 finished run is skipped, so a benchmark can be resumed or split over processes with ``--methods`` /
-``--seeds`` and reported once at the end); Frangi's maps: ``OUT/runs/frangi/``. Report
-(``OUT/report/``): ``vessels.md`` (the cross-domain table: mean +- std over seeds of each run's mean
-over images; the Dice drop from the source's test split to each target), ``per_image.csv`` (every
-method, seed, domain and image), ``summary.json`` and ``overlays.png`` (one example image per domain:
-the image, the first observer, ERM and DGSSA at seed 0).
+``--seeds`` and reported once at the end); Frangi's maps: ``OUT/runs/frangi/`` (``OUT/runs/lodo-<D>/frangi/``).
+Report (``OUT/report/``), single-source: ``vessels.md`` (the cross-domain table: mean +- std over seeds of
+each run's mean over images; the Dice drop from the source's test split to each target), ``per_image.csv``
+(every method, seed, domain and image), ``summary.json`` and ``overlays.png`` (one example image per domain:
+the image, the first observer, ERM and DGSSA at seed 0). Lodo: ``vessels.md`` (per score, the LODO table:
+a row per method, a column per held-out domain and the mean over held-out domains, mean +- std over seeds;
+and the sources' in-domain Dice per fold), ``per_image.csv`` (with a ``held_out`` column) and
+``summary.json`` (``protocol: lodo``); no overlay figure.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from medmodal.errors import ConfigError
 from medmodal.experiments.suite import BenchmarkSuite, Method, Profile
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
-__all__ = ["VESSEL_METHODS", "VESSEL_PROFILES", "VesselProfile", "run", "SUITE", "TRAINED", "FRANGI"]
+__all__ = ["VESSEL_METHODS", "VESSEL_PROFILES", "VesselProfile", "run", "SUITE", "TRAINED", "FRANGI", "PROTOCOLS"]
 
 FRANGI = "frangi"
 #: PixMix + DSU: DGSSA's style augmentation (DSU's paper probability 0.5)
@@ -58,6 +69,12 @@ VESSEL_METHODS = {
     FRANGI: Method(model=None),
 }
 TRAINED = tuple(name for name in VESSEL_METHODS if name != FRANGI)
+#: the benchmark's protocols: one source, every other data set a target | leave one domain out
+PROTOCOLS = ("single-source", "lodo")
+#: the report's tables, in order: (score, title)
+SCORE_TITLES = (("dice", "Dice (FOV)"), ("dice_whole", "Dice (whole image)"), ("auc_roc", "AUC-ROC"),
+                ("auc_pr", "AUC-PR"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+                ("accuracy", "Accuracy"))
 LABELS = {"erm": "ERM", "style": "+style (PixMix + DSU)", "structure": "+structure (pix2pix pairs)",
           "dgssa": "DGSSA (style + structure)", "randconv": "RandConv", FRANGI: "Frangi (unsupervised)"}
 
@@ -116,20 +133,23 @@ def _fmt(mean_std: tuple[float, float], scale: float = 100.0) -> str:
     return "-" if math.isnan(mean) else f"{scale * mean:.2f} ± {scale * std:.2f}"
 
 
-def _train(out: Path, source: Path, targets: Sequence[Path], profile: VesselProfile, method: str, seed: int,
-           on_run: Callable[[str], None] | None) -> dict:
+def _train(runs: Path, sources: Sequence[Path], targets: Sequence[Path], profile: VesselProfile, method: str,
+           seed: int, on_run: Callable[[str], None] | None) -> dict:
+    """The run ``runs/<method>/seed<seed>``: trained on ``sources`` (one root: ``data.root`` a folder; several:
+    a list), scored on their test splits and ``targets``."""
     import torch
 
     from medmodal.config import load_run_config
     from medmodal.engine.fundus.config import VesselRunConfig
     from medmodal.engine.fundus.train import run_vessels
 
-    run_dir = out / "runs" / method / f"seed{seed}"
+    run_dir = runs / method / f"seed{seed}"
     if (run_dir / "metrics.json").is_file():  # finished (by this or another process): read, do not re-check
         return json.loads((run_dir / "metrics.json").read_text())
     overrides = [*profile.overrides(), *VESSEL_METHODS[method].overrides, f"trainer.seed={seed}"]
     cfg = load_run_config(VesselRunConfig, overrides=overrides, validate=False)
-    cfg.data.root, cfg.data.targets, cfg.out_dir = str(source), tuple(str(t) for t in targets), str(run_dir)
+    cfg.data.root = str(sources[0]) if len(sources) == 1 else [str(r) for r in sources]
+    cfg.data.targets, cfg.out_dir = tuple(str(t) for t in targets), str(run_dir)
     cfg.validate()
     if on_run:
         on_run(f"{method} seed {seed}: {run_dir}")
@@ -143,15 +163,16 @@ def _train(out: Path, source: Path, targets: Sequence[Path], profile: VesselProf
     return json.loads((Path(result.run_dir) / "metrics.json").read_text())
 
 
-def _frangi(out: Path, source: Path, targets: Sequence[Path]) -> dict:
-    """Frangi on the native grid: threshold with the best mean FOV Dice on the source's training images
-    (train and validation ids of :func:`fundus_splits`), applied to the source's test split and every target."""
+def _frangi(runs: Path, sources: Sequence[Path], targets: Sequence[Path]) -> dict:
+    """Frangi on the native grid (cached in ``runs/frangi/``): threshold with the best mean FOV Dice on the
+    sources' training images (train and validation ids of :func:`fundus_splits`, every source pooled),
+    applied to each source's test split and every target."""
     from medmodal.data.fundus import load_fov, load_image, load_label, read_fundus
     from medmodal.data.fundus.dataset import fundus_splits
     from medmodal.evaluation.vessels import choose_threshold, summarise, vessel_scores
     from medmodal.models.fundus.frangi import FrangiVessels
 
-    cached = out / "runs" / FRANGI / "metrics.json"
+    cached = runs / FRANGI / "metrics.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     start = time.perf_counter()
@@ -163,12 +184,14 @@ def _frangi(out: Path, source: Path, targets: Sequence[Path]) -> dict:
             fov = load_fov(s, image)
             yield s.id, model.predict(image, fov), load_label(s, 0, image.shape[:2]), fov
 
-    src = read_fundus(source)
-    by_id = {s.id: s for s in src.samples}
-    splits = fundus_splits(src.samples)
-    fit = list(maps(by_id[i] for i in splits["train"] + splits["val"]))
-    threshold, _ = choose_threshold((p, y, f) for _, p, y, f in fit)
-    domains = {source.name: ("source", [by_id[i] for i in splits["test"]])}
+    fit_samples, domains = [], {}
+    for source in sources:
+        src = read_fundus(source)
+        by_id = {s.id: s for s in src.samples}
+        splits = fundus_splits(src.samples)
+        fit_samples += [by_id[i] for i in splits["train"] + splits["val"]]
+        domains[source.name] = ("source", [by_id[i] for i in splits["test"]])
+    threshold, _ = choose_threshold((p, y, f) for _, p, y, f in maps(fit_samples))
     for root in targets:
         tgt = read_fundus(root)
         tid = {s.id: s for s in tgt.samples}
@@ -180,7 +203,8 @@ def _frangi(out: Path, source: Path, targets: Sequence[Path]) -> dict:
         results[name] = {"role": role, "images": len(scores),
                          "scores": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()}}
         rows += [{"domain": name, "role": role, **r.as_dict()} for r in scores]
-    metrics = {"threshold": threshold, "threshold_chosen_on": f"{source.name} training images", "domains": results,
+    metrics = {"threshold": threshold, "threshold_chosen_on": f"{' + '.join(r.name for r in sources)} training images",
+               "domains": results,
                "seconds": round(time.perf_counter() - start, 1), "per_image": rows}
     ensure_writable_dir(cached.parent)
     atomic_write_json(cached, _finite(metrics))
@@ -197,11 +221,11 @@ def _finite(value):
     return value
 
 
-def _per_image(out: Path, method: str, seed: int | None) -> list[dict]:
+def _per_image(runs: Path, method: str, seed: int | None) -> list[dict]:
     if method == FRANGI:
-        rows = json.loads((out / "runs" / FRANGI / "metrics.json").read_text())["per_image"]
+        rows = json.loads((runs / FRANGI / "metrics.json").read_text())["per_image"]
     else:
-        with open(out / "runs" / method / f"seed{seed}" / "per_image.csv", newline="") as f:
+        with open(runs / method / f"seed{seed}" / "per_image.csv", newline="") as f:
             rows = list(csv.DictReader(f))
     return [{"method": method, "seed": "" if seed is None else seed, **row} for row in rows]
 
@@ -229,15 +253,19 @@ def _table(results: dict[str, list[dict]], domains: list[tuple[str, str]], metho
 
 
 def run(out: str | Path, profile: str | VesselProfile = "cpu-reduced", methods: Sequence[str] | None = None,
-        seeds: Sequence[int] | None = None, *, data: str | Path | None = None, targets: Sequence[str | Path] = (),
+        seeds: Sequence[int] | None = None, *, protocol: str = "single-source",
+        data: str | Path | Sequence[str | Path] | None = None, targets: Sequence[str | Path] = (),
         epochs: int | None = None, report_only: bool = False, on_run: Callable[[str], None] | None = None) -> Path:
-    """Train and score every ``methods`` x ``seeds`` run on ``data`` (the source) and ``targets``; write the
-    report (module docstring). Returns the report folder.
+    """Train and score every ``methods`` x ``seeds`` run and write the report (module docstring). Returns the
+    report folder.
 
+    ``protocol``: ``single-source`` (``data``: the one source, scored with ``targets``) | ``lodo`` (``data``:
+    two or more data sets, no ``targets``; each is held out in turn and the others trained on).
     ``report_only``: train nothing; report the finished runs found (a run still missing is named in the report).
 
     Raises:
-        ConfigError: an unknown profile or method, no source or no target.
+        ConfigError: an unknown profile, method or protocol; single-source: no source, several, or no target;
+        lodo: fewer than two data sets, two with one folder name, or a target.
     """
     if isinstance(profile, str):
         if profile not in VESSEL_PROFILES:
@@ -249,27 +277,100 @@ def run(out: str | Path, profile: str | VesselProfile = "cpu-reduced", methods: 
     unknown = [m for m in methods if m not in VESSEL_METHODS]
     if unknown:
         raise ConfigError(f"unknown vessel method(s) {', '.join(unknown)}; choose from {', '.join(VESSEL_METHODS)}")
-    if data is None or not targets:
-        raise ConfigError("the vessel benchmark needs a source data set (--data) and at least one target (--target)")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown vessel benchmark protocol {protocol!r}; choose {' or '.join(PROTOCOLS)}")
+    roots = [] if data is None else [Path(data)] if isinstance(data, (str, Path)) else [Path(r) for r in data]
     seeds = tuple(seeds if seeds is not None else profile.seeds)
-    out, source, targets = Path(out), Path(data), [Path(t) for t in targets]
+    if protocol == "lodo":
+        return _run_lodo(Path(out), profile, methods, seeds, roots, targets, report_only, on_run)
+    if len(roots) > 1:
+        raise ConfigError(f"the single-source protocol trains on one data set, got {len(roots)} (--data); "
+                          f"several: --protocol lodo")
+    if not roots or not targets:
+        raise ConfigError("the vessel benchmark needs a source data set (--data) and at least one target (--target)")
+    out, source, targets = Path(out), roots[0], [Path(t) for t in targets]
     ensure_writable_dir(out)
 
     results: dict[str, list[dict]] = {}
     missing: list[str] = []
     for method in methods:
         if method == FRANGI:
-            results[method] = [_frangi(out, source, targets)]
+            results[method] = [_frangi(out / "runs", [source], targets)]
             continue
         for seed in seeds:
             done = out / "runs" / method / f"seed{seed}" / "metrics.json"
             if report_only and not done.is_file():
                 missing.append(f"{method} seed {seed}")
                 continue
-            metrics = _train(out, source, targets, profile, method, seed, on_run)
+            metrics = _train(out / "runs", [source], targets, profile, method, seed, on_run)
             metrics["seed"] = seed
             results.setdefault(method, []).append(metrics)
     return write_report(out, profile, methods, seeds, results, missing)
+
+
+def _run_lodo(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int], roots: list[Path],
+              targets: Sequence, report_only: bool, on_run: Callable[[str], None] | None) -> Path:
+    """Leave-one-domain-out: for each data set D of ``roots``, every method x seed trained on the others into
+    ``OUT/runs/lodo-<D>/`` and scored on D (and the sources' test splits); then :func:`write_lodo_report`."""
+    if targets:
+        raise ConfigError("--target belongs to the single-source protocol; under lodo each --data set is held out "
+                          "in turn")
+    if len(roots) < 2:
+        raise ConfigError(f"the lodo protocol needs at least two data sets (--data), got {len(roots)}")
+    names = [r.name for r in roots]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"the lodo protocol names each held-out domain by its folder; {', '.join(twice)} is given "
+                          f"more than once")
+    ensure_writable_dir(out)
+    results: dict[str, dict[str, list[dict]]] = {}
+    missing: list[str] = []
+    for held in roots:
+        runs, sources = out / "runs" / f"lodo-{held.name}", [r for r in roots if r != held]
+        fold = results.setdefault(held.name, {})
+        for method in methods:
+            if method == FRANGI:
+                fold[method] = [_frangi(runs, sources, [held])]
+                continue
+            for seed in seeds:
+                if report_only and not (runs / method / f"seed{seed}" / "metrics.json").is_file():
+                    missing.append(f"lodo-{held.name} {method} seed {seed}")
+                    continue
+                metrics = _train(runs, sources, [held], profile, method, seed, on_run)
+                metrics["seed"] = seed
+                fold.setdefault(method, []).append(metrics)
+    return write_lodo_report(out, profile, methods, seeds, names, results, missing)
+
+
+def _fold_value(run: dict, held: str, score: str, in_domain: bool) -> float:
+    """A run's mean ``score`` on its held-out domain; ``in_domain``: the mean over its sources' test splits."""
+    domains = run["domains"]
+    values = ([d["scores"][score]["mean"] for d in domains.values() if d["role"] == "source"] if in_domain
+              else [domains[held]["scores"][score]["mean"]])
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _lodo_table(results: dict[str, dict[str, list[dict]]], held_out: Sequence[str], methods: Sequence[str],
+                score: str, in_domain: bool = False) -> str:
+    """One row per method: ``score`` per held-out domain (mean ± std over seeds) and the mean over held-out
+    domains (per seed, over the domains; then mean ± std over seeds; a seed missing a fold is left out)."""
+    head = ["method", "seeds", *(f"sources of lodo-{h} (in-domain)" if in_domain else f"{h} (held out)"
+                                 for h in held_out), "mean over folds" if in_domain else "mean over held-out domains"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in methods:
+        per = {h: {r.get("seed"): _fold_value(r, h, score, in_domain) for r in results.get(h, {}).get(method, [])}
+               for h in held_out}
+        seen = sorted({k for fold in per.values() for k in fold}, key=lambda k: -1 if k is None else k)
+        if not seen:
+            continue
+        cells = [LABELS.get(method, method), str(len(seen)) if method != FRANGI else "-"]
+        cells += [_fmt(_mean_std(list(per[h].values()))) for h in held_out]
+        means = [float(np.mean([per[h][k] for h in held_out])) for k in seen
+                 if all(k in per[h] and not math.isnan(per[h][k]) for h in held_out)]
+        cells.append(_fmt(_mean_std(means)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int],
@@ -283,16 +384,14 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
              f"Profile {profile.name}: {profile.note}. Seeds {', '.join(map(str, seeds))}; each cell is the mean "
              f"± std over seeds of a run's mean over the domain's test images. Scores inside the FOV on the native "
              f"grid, threshold 0.5 (Frangi: its threshold chosen on the source's training images).", ""]
-    for score, title in (("dice", "Dice (FOV)"), ("dice_whole", "Dice (whole image)"), ("auc_roc", "AUC-ROC"),
-                         ("auc_pr", "AUC-PR"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
-                         ("accuracy", "Accuracy")):
+    for score, title in SCORE_TITLES:
         parts += [f"## {title} (%)", "", _table(results, domains, methods, score), ""]
     if missing:
         parts += ["Runs not finished (not in the table): " + ", ".join(missing), ""]
     atomic_write_text(report / "vessels.md", "\n".join(parts))
 
     rows = [row for method, runs in results.items() for r in runs
-            for row in _per_image(out, method, None if method == FRANGI else r["seed"])]
+            for row in _per_image(out / "runs", method, None if method == FRANGI else r["seed"])]
     buf = io.StringIO()
     fields = list(dict.fromkeys(k for row in rows for k in row))
     writer = csv.DictWriter(buf, fieldnames=fields)
@@ -304,6 +403,46 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
     atomic_write_json(report / "summary.json", _finite({"profile": profile.name, "seeds": list(seeds),
                                                          "results": summary, "missing": list(missing)}))
     overlay_figure(out, results, report / "overlays.png")
+    return report
+
+
+def write_lodo_report(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int],
+                      held_out: Sequence[str], results: dict[str, dict[str, list[dict]]],
+                      missing: Sequence[str]) -> Path:
+    """``OUT/report/``: ``vessels.md`` (the LODO tables), ``per_image.csv`` (with a ``held_out`` column),
+    ``summary.json`` (``protocol: lodo``, results per held-out domain). No overlay figure."""
+    report = out / "report"
+    ensure_writable_dir(report)
+    parts = [f"# Retinal vessels: leave-one-domain-out over {', '.join(held_out)}", "",
+             f"Profile {profile.name}: {profile.note}. Seeds {', '.join(map(str, seeds))}. Each method is trained "
+             f"on every data set but one (validation drawn from the sources' training images only) and scored on "
+             f"the held-out one (every image); each cell is the mean ± std over seeds of a run's mean over the "
+             f"held-out domain's images, the last column the mean over held-out domains (per seed, then mean ± std "
+             f"over seeds). Scores inside the FOV on the native grid, threshold 0.5 (Frangi: its threshold chosen "
+             f"on the sources' training images).", ""]
+    for score, title in SCORE_TITLES:
+        parts += [f"## {title} (%)", "", _lodo_table(results, held_out, methods, score), ""]
+    parts += ["## In-domain Dice (FOV) (%): the sources' test splits", "",
+              "Per fold: the mean over its sources of each source's mean Dice over its own test split.", "",
+              _lodo_table(results, held_out, methods, "dice", in_domain=True), ""]
+    if missing:
+        parts += ["Runs not finished (not in the table): " + ", ".join(missing), ""]
+    atomic_write_text(report / "vessels.md", "\n".join(parts))
+
+    rows = [{"held_out": held, **row} for held, fold in results.items() for method, runs in fold.items()
+            for r in runs for row in _per_image(out / "runs" / f"lodo-{held}", method,
+                                                 None if method == FRANGI else r["seed"])]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(report / "per_image.csv", buf.getvalue())
+    summary = {held: {method: [{k: r[k] for k in ("seed", "domains", "best_val_dice", "train_seconds", "threshold")
+                                if k in r} for r in runs] for method, runs in fold.items()}
+               for held, fold in results.items()}
+    atomic_write_json(report / "summary.json", _finite({"protocol": "lodo", "profile": profile.name,
+                                                         "seeds": list(seeds), "held_out": list(held_out),
+                                                         "results": summary, "missing": list(missing)}))
     return report
 
 
