@@ -128,9 +128,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _fmt(mean_std: tuple[float, float], scale: float = 100.0) -> str:
+def _fmt(mean_std: tuple[float, float], scale: float = 100.0, runs: int = 2) -> str:
+    """``mean ± std`` (percent); a single run (one seed, or the deterministic Frangi) shows its value alone."""
     mean, std = mean_std
-    return "-" if math.isnan(mean) else f"{scale * mean:.2f} ± {scale * std:.2f}"
+    if math.isnan(mean):
+        return "-"
+    return f"{scale * mean:.2f}" if runs < 2 else f"{scale * mean:.2f} ± {scale * std:.2f}"
 
 
 def _train(runs: Path, sources: Sequence[Path], targets: Sequence[Path], profile: VesselProfile, method: str,
@@ -244,10 +247,11 @@ def _table(results: dict[str, list[dict]], domains: list[tuple[str, str]], metho
             continue
         cells = [LABELS.get(method, method), str(len(runs)) if method != FRANGI else "-"]
         per = {name: [(r["domains"][name]["scores"][score]["mean"]) for r in runs] for name, _ in domains}
-        cells += [_fmt(_mean_std([v if v is not None else math.nan for v in per[name]])) for name, _ in domains]
+        n = len(runs)
+        cells += [_fmt(_mean_std([v if v is not None else math.nan for v in per[name]]), runs=n) for name, _ in domains]
         for t in targets:
             drops = [s - g for s, g in zip(per[source], per[t]) if s is not None and g is not None]
-            cells.append(_fmt(_mean_std(drops)))
+            cells.append(_fmt(_mean_std(drops), runs=n))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -365,10 +369,10 @@ def _lodo_table(results: dict[str, dict[str, list[dict]]], held_out: Sequence[st
         if not seen:
             continue
         cells = [LABELS.get(method, method), str(len(seen)) if method != FRANGI else "-"]
-        cells += [_fmt(_mean_std(list(per[h].values()))) for h in held_out]
+        cells += [_fmt(_mean_std(list(per[h].values())), runs=len(per[h])) for h in held_out]
         means = [float(np.mean([per[h][k] for h in held_out])) for k in seen
                  if all(k in per[h] and not math.isnan(per[h][k]) for h in held_out)]
-        cells.append(_fmt(_mean_std(means)))
+        cells.append(_fmt(_mean_std(means), runs=len(means)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -382,7 +386,7 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
     domains = [(name, d["role"]) for name, d in first["domains"].items()]
     parts = [f"# Retinal vessels: {domains[0][0]} -> {', '.join(n for n, r in domains if r == 'target')}", "",
              f"Profile {profile.name}: {profile.note}. Seeds {', '.join(map(str, seeds))}; each cell is the mean "
-             f"± std over seeds of a run's mean over the domain's test images. Scores inside the FOV on the native "
+             f"± std over seeds of a run's mean over the domain's test images (one run: its value alone). Scores inside the FOV on the native "
              f"grid, threshold 0.5 (Frangi: its threshold chosen on the source's training images).", ""]
     for score, title in SCORE_TITLES:
         parts += [f"## {title} (%)", "", _table(results, domains, methods, score), ""]
