@@ -18,7 +18,7 @@ def predict_cmd(
                                                          "model: a folder of photographs or a DRIVE / CHASE_DB1 / "
                                                          "HRF / STARE folder"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz and <case>.json "
-                                                           "(fundus: <id>_prob.png, <id>_mask.png, <id>_overlay.png, "
+                                                           "(fundus: <id>_vessel_prob.png, <id>_vessels.png, <id>_overlay.png, "
                                                            "<id>.json; not the input folder, not inside a case folder)"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder (or its model.safetensors "
                                                          "/ model.json), or .ckpt"),
@@ -45,6 +45,8 @@ def predict_cmd(
 
     Each case is brought to the model's training geometry (orientation, voxel size) and the
     prediction is mapped back to the input's grid; <case>.json records what was used.
+    A vessel model refuses the volume options (--save-probabilities, --output-labels, --map, --layout,
+    --affine-tolerance, --precision); it runs in fp32.
     """
     import torch
 
@@ -55,6 +57,14 @@ def predict_cmd(
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
     if meta.get("image_kind") == "fundus":
+        given = [name for name, used in (("--save-probabilities", save_probabilities),
+                                         ("--output-labels", label_convention is not None),
+                                         ("--map", mapping is not None), ("--layout", layout != "auto"),
+                                         ("--affine-tolerance", affine_tolerance != 1e-3),
+                                         ("--precision", precision != "auto")) if used]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: volume (MRI) options; {model} is a retinal vessel model "
+                              f"(fundus options: --threshold, --fov-masks, --skip-invalid, --continue)")
         return _predict_fundus(net, meta, input, output, device, resume, threshold, fov_masks, skip_invalid,
                                disable_progress_bar)
     if threshold is not None or fov_masks is not None:

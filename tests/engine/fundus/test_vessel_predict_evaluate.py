@@ -63,11 +63,11 @@ def test_predict_plain_folder_writes_native_pngs_and_json(trained, tmp_path):
     for n in range(1, 5):
         stem = f"{n:02d}_test"
         native = Image.open(images / f"{stem}.tif").size
-        for kind in ("prob", "mask", "overlay"):
+        for kind in ("vessel_prob", "vessels", "overlay"):
             png = Image.open(out / f"{stem}_{kind}.png")
             assert png.size == native, kind
         assert Image.open(out / f"{stem}_overlay.png").mode == "RGB"
-        mask = np.asarray(Image.open(out / f"{stem}_mask.png"))
+        mask = np.asarray(Image.open(out / f"{stem}_vessels.png"))
         assert set(np.unique(mask)) <= {0, 255}
         record = json.loads((out / f"{stem}.json").read_text())
         assert record["fov"]["source"] == "derived" and "derived" in record["fov"]["note"]
@@ -107,6 +107,38 @@ def test_bad_image_is_one_line_or_skipped(trained, tmp_path):
     assert "4 images predicted, 1 skipped (1 unreadable (--skip-invalid))" in skipped.output
     same = invoke("seg", "predict", "-i", images, "-o", images, "-m", run)
     assert same.exit_code == 1 and "input folder" in same.output
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "broken.png").write_bytes(b"not a png")
+    first = invoke("seg", "predict", "-i", only_bad, "-o", tmp_path / "out3", "-m", run)
+    assert first.exit_code == 1 and not (tmp_path / "out3").exists()  # nothing written: no empty -o left behind
+
+
+def test_predict_refuses_confusable_folders(trained, tmp_path):
+    """-i a file, -i a prediction folder, -o a fundus data set: one line each; outputs never look like FOV masks."""
+    _, drive, chase, run, _ = trained
+    out = tmp_path / "out"
+    assert invoke("seg", "predict", "-i", chase, "-o", out, "-m", run).exit_code == 0
+    assert not list(out.glob("*_mask.*")) and not list(out.glob("*_fov.*"))
+    again = invoke("seg", "predict", "-i", out, "-o", tmp_path / "out2", "-m", run)
+    assert again.exit_code == 1 and "a folder of vessel predictions" in again.output
+    assert again.output.strip().count("\n") == 0 and not (tmp_path / "out2").exists()
+    photo = drive / "test" / "images" / "01_test.tif"
+    single = invoke("seg", "predict", "-i", photo, "-o", tmp_path / "out3", "-m", run)
+    assert single.exit_code == 1 and "not a folder" in single.output
+    into = tmp_path / "CHASE_copy"
+    shutil.copytree(chase, into)
+    onto = invoke("seg", "predict", "-i", drive, "-o", into, "-m", run)
+    assert onto.exit_code == 1 and "is a fundus data set (chase_db1 layout" in onto.output
+    assert not list(into.glob("*.json"))
+
+
+def test_predict_refuses_volume_options_for_a_vessel_model(trained, tmp_path):
+    _, drive, _, run, _ = trained
+    result = invoke("seg", "predict", "-i", drive, "-o", tmp_path / "o", "-m", run, "--save-probabilities",
+                    "--map", "t1=x", "--affine-tolerance", "0.01")
+    assert result.exit_code == 1 and not (tmp_path / "o").exists()
+    assert "--save-probabilities, --map, --affine-tolerance: volume (MRI) options" in result.output
 
 
 def test_evaluate_source_test_split_and_a_chase_twin(trained):

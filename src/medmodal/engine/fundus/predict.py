@@ -17,9 +17,9 @@ the model was trained at), normalised as the bundle records (``normalisation``, 
 ``sigmoid`` probabilities are mapped back to the NATIVE grid (zero outside the FOV). Written into
 ``out_dir`` (each file atomically; the JSON last, so it marks a finished image):
 
-* ``<id>_prob.png`` - vessel probability, uint8 grey ``round(255 * p)``, native ``H x W``.
-* ``<id>_mask.png`` - 0 / 255 uint8, ``p >= threshold`` inside the FOV, native size.
-* ``<id>_overlay.png`` - the photograph (RGB) with the mask's vessels tinted green at alpha 0.5 and the
+* ``<id>_vessel_prob.png`` - vessel probability, uint8 grey ``round(255 * p)``, native ``H x W``.
+* ``<id>_vessels.png`` - the vessel map: 0 / 255 uint8, ``p >= threshold`` inside the FOV, native size.
+* ``<id>_overlay.png`` - the photograph (RGB) with the predicted vessels tinted green at alpha 0.5 and the
   FOV outline in yellow.
 * ``<id>.json`` - model, threshold, FOV source, geometry applied (native size, FOV diameter, scale,
   crop, network size) and the vessel fraction inside the FOV.
@@ -44,7 +44,7 @@ from medmodal.data.fundus.fov import derive_fov
 from medmodal.data.fundus.geometry import FundusGeometry, to_native, to_network
 from medmodal.data.fundus.layouts import FundusSample, read_fundus
 from medmodal.data.images import decode_image
-from medmodal.errors import ConfigError, DataError, ImageReadError, LayoutError
+from medmodal.errors import ConfigError, DataError, ImageReadError, InputError, LayoutError
 from medmodal.io import OutputError, atomic_path, atomic_write_json, ensure_writable_dir
 from medmodal.models.bundles import model_geometry
 
@@ -96,12 +96,19 @@ def find_fundus_images(folder: str | Path) -> tuple[list[FundusInput], Optional[
     file directly in ``folder`` (all of them in a plain folder) is a photograph too, without a mask.
 
     Raises:
-        LayoutError: ``folder`` is missing, holds no image file, or two files share a stem (``a.png`` and
-            ``a.jpg`` would write the same outputs).
+        LayoutError: ``folder`` is missing, is a file, is a prediction folder (an ``<id>.json`` beside its
+            ``<id>_overlay.png``), holds no image file, or two files share a stem (``a.png`` and ``a.jpg`` would
+            write the same outputs).
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise LayoutError(f"{folder}: not a folder; give the folder that holds the photographs")
     if not folder.is_dir():
         raise LayoutError(f"{folder}: input folder not found")
+    written = _prediction_record(folder)
+    if written is not None:
+        raise LayoutError(f"{folder}: a folder of vessel predictions ({written.name} and its PNGs were written by "
+                          f"seg predict), not photographs")
     try:
         found = read_fundus(folder, "auto", require_labels=False)
     except LayoutError:
@@ -128,9 +135,12 @@ def find_fundus_images(folder: str | Path) -> tuple[list[FundusInput], Optional[
 
 
 def output_files(out_dir: str | Path, image_id: str) -> dict[str, Path]:
-    """``{"prob", "mask", "overlay", "record"}`` paths of one image's outputs in ``out_dir``."""
+    """``{"prob", "vessels", "overlay", "record"}`` paths of one image's outputs in ``out_dir``.
+
+    The names never end in ``_mask`` (nor any FOV-mask suffix): a prediction folder must not read as a CHASE_DB1
+    copy's FOV masks or as ``--fov-masks``."""
     out = Path(out_dir)
-    return {"prob": out / f"{image_id}_prob.png", "mask": out / f"{image_id}_mask.png",
+    return {"prob": out / f"{image_id}_vessel_prob.png", "vessels": out / f"{image_id}_vessels.png",
             "overlay": out / f"{image_id}_overlay.png", "record": out / f"{image_id}.json"}
 
 
@@ -193,7 +203,7 @@ def predict_fundus_image(model: torch.nn.Module, item: FundusInput, out_dir: Pat
     mask = (prob >= threshold) & fov
     files = output_files(out_dir, item.id)
     _write_png(files["prob"], np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8))
-    _write_png(files["mask"], (mask * 255).astype(np.uint8))
+    _write_png(files["vessels"], (mask * 255).astype(np.uint8))
     _write_png(files["overlay"], overlay(image, mask, fov))
     meta = meta or {}
     h, w = grid.native_shape
@@ -215,10 +225,26 @@ def predict_fundus_image(model: torch.nn.Module, item: FundusInput, out_dir: Pat
     return record
 
 
+def _prediction_record(folder: Path) -> Optional[Path]:
+    """The first ``<id>.json`` in ``folder`` that has its ``<id>_overlay.png`` beside it (a prediction folder)."""
+    for record in sorted(folder.glob("*.json")):
+        if (folder / f"{record.stem}_overlay.png").is_file():
+            return record
+    return None
+
+
 def _check_output(out_dir: Path, input_root: Path, items: list[FundusInput]) -> None:
     out = Path(os.path.abspath(out_dir))
     if out == Path(os.path.abspath(input_root)):
         raise OutputError(f"{out}: the output folder is the input folder; choose another -o")
+    if out.is_dir():
+        try:
+            found = read_fundus(out, "auto", require_labels=False)
+        except InputError:
+            found = None
+        if found is not None and found.samples:
+            raise OutputError(f"{out}: the output folder is a fundus data set ({found.layout} layout, "
+                              f"{len(found.samples)} photographs); choose another -o")
     for folder in sorted({Path(os.path.abspath(i.image)).parent for i in items}):
         if out == folder:
             raise OutputError(f"{out}: the output folder holds input photographs; its PNGs would be read as "
@@ -236,7 +262,8 @@ def predict_fundus(model: torch.nn.Module, meta: dict, input_root: str | Path, o
 
     Raises:
         ConfigError: the bundle is not a fundus model, or the threshold is outside ``(0, 1]``.
-        LayoutError: no photograph found. OutputError: ``out_dir`` is the input folder.
+        LayoutError: no photograph found, or ``input_root`` is a prediction folder. OutputError: ``out_dir`` is
+            the input folder, holds input photographs, or is itself a fundus data set.
         ImageReadError / DataError: an unreadable image (without ``skip_invalid``).
     """
     options = options or FundusPredictOptions()
@@ -253,7 +280,16 @@ def predict_fundus(model: torch.nn.Module, meta: dict, input_root: str | Path, o
         raise LayoutError(f"{options.fov_masks}: FOV mask folder not found")
     items, _ = find_fundus_images(input_root)
     _check_output(Path(out_dir), Path(input_root), items)
+    created = not Path(out_dir).exists()
     out = ensure_writable_dir(out_dir)
+    try:
+        return _predict_items(model, meta, items, out, options, geometry, threshold, device, on_image)
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing written (the first image failed): leave no empty -o behind
+
+
+def _predict_items(model, meta, items, out, options, geometry, threshold, device, on_image) -> dict[str, int]:
     counts = {"written": 0, "skipped": 0, "invalid": 0}
     for item in items:
         files = output_files(out, item.id)
