@@ -113,12 +113,19 @@ def _save(path: Path, array: np.ndarray, fmt: str | None = None) -> None:
     Image.fromarray(array).save(path, format=fmt) if fmt else Image.fromarray(array).save(path)
 
 
+def image_seed(seed: int, layout: str, index: int) -> int:
+    """The :func:`synth_fundus` seed of image ``index`` (write order) of a ``layout`` twin written with ``seed``."""
+    return seed * 100000 + 10000 * SYNTH_LAYOUTS.index(layout) + index
+
+
 def write_synthetic(root: str | Path, layout: str, n: int = 4, size: int | tuple[int, int] = 64, seed: int = 0,
                     unofficial_masks: bool = False) -> Path:
     """Write ``n`` synthetic images (and their labels and masks) under ``root`` in ``layout``.
 
     DRIVE writes ``n`` training and ``n`` test images (numbered 21.. and 01.., as released); the other
-    layouts ``n`` images. Image ``i`` uses seed ``seed * 1000 + i``. Returns ``root``.
+    layouts ``n`` images. Image ``i`` uses seed :func:`image_seed` ``= seed * 100000 + 10000 * k + i`` with
+    ``k`` the layout's index in :data:`SYNTH_LAYOUTS`, so twins of two layouts never share a photograph (a DRIVE twin's
+    training trees are not a CHASE_DB1 twin's test trees) whatever ``seed`` each is given. Returns ``root``.
 
     Raises:
         ConfigError: unknown layout.
@@ -128,8 +135,10 @@ def write_synthetic(root: str | Path, layout: str, n: int = 4, size: int | tuple
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     count = 2 * n if layout == "drive" else n
+    if count > 10000:
+        raise ConfigError(f"at most 10000 synthetic images per layout, got {count}")
     for i in range(count):
-        image, label1, label2, fov = synth_fundus(size, seed * 1000 + i)
+        image, label1, label2, fov = synth_fundus(size, image_seed(seed, layout, i))
         if layout == "drive":
             split = "training" if i < n else "test"
             num = f"{21 + i:02d}" if split == "training" else f"{1 + i - n:02d}"
