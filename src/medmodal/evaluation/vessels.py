@@ -208,15 +208,19 @@ def choose_threshold(maps: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray | N
     return float(grid[best]), float(mean[best])
 
 
-def scores_table(rows: Mapping[str, tuple[int, dict[str, tuple[float, float]]]], digits: int = 4) -> str:
-    """A markdown table: one row per ``label -> (n, summarise(...))``, each score as ``mean ± std``."""
+def scores_table(rows: Mapping[str, tuple[int, dict[str, tuple[float, float]]]], digits: int = 2) -> str:
+    """A markdown table: one row per ``label -> (n, summarise(...))``, each score as ``mean ± std`` in percent
+    (scores are fractions in ``summarise`` and the per-image CSV; the table multiplies by 100, as papers and the
+    train / benchmark output report them); a line under the table says so."""
     head = "| data set | n | Dice (FOV) | Sen | Spe | Acc | AUC-ROC | AUC-PR | Dice (whole image) |"
     lines = [head, "|" + "---|" * 9]
     for label, (n, summary) in rows.items():
         cells = []
         for key in SCORES:
             mean, std = summary[key]
-            cells.append("-" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}")
+            cells.append("-" if math.isnan(mean) else f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}")
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Scores in %, mean ± std over images (the per-image CSV holds fractions 0-1).")
     return "\n".join(lines)
 

@@ -158,6 +158,8 @@ def test_evaluate_source_test_split_and_a_chase_twin(trained):
                                                 "auc_roc", "auc_pr", "dice_whole"}
     table = (folder / "table.md").read_text()
     assert "| data set | n | Dice (FOV)" in table and "CHASEDB1" in table and " ± " in table
+    mean_dice = 100 * np.mean([float(r["dice"]) for r in rows])  # the CSV in fractions, the table in %
+    assert f"| {mean_dice:.2f} ± " in table and "Scores in %" in table
     assert "AUC-ROC" in result.output
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["role"] == "target" and summary["images"] == 2
