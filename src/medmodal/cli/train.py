@@ -47,3 +47,5 @@ def _report(result) -> None:
         console.print(f"{name} ({domain['role']}, {domain['images']} images): Dice {100 * (dice['mean'] or 0):.2f} "
                       f"+- {100 * (dice['std'] or 0):.2f} (inside the FOV, threshold 0.5)", highlight=False,
                       soft_wrap=True)
+        for note in domain.get("notes") or ():
+            console.print(f"  note: {note}", highlight=False, soft_wrap=True, markup=False)

@@ -30,6 +30,11 @@ def test_seg_train_runs_a_vessel_preset(twins, tmp_path):
     assert "DRIVE (source, 3 images): Dice" in result.output and "CHASEDB1 (target, 2 images): Dice" in result.output
     assert f"run folder: {out}" in result.output
     assert "task: vessels" in (out / "config.yaml").read_text()
+    # the CHASE_DB1 twin has no FOV masks: the derived FOV is said in the output and kept in metrics.json
+    assert "  note: CHASE_DB1: no official field-of-view masks; the FOV is derived" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert any(n.startswith("CHASEDB1: ") and "derived" in n for n in metrics["notes"])
+    assert any("derived" in n for n in metrics["domains"]["CHASEDB1"]["notes"])
 
 
 def test_vessel_benchmark_smoke_writes_the_report(twins, tmp_path):
@@ -55,6 +60,7 @@ def test_vessel_benchmark_smoke_writes_the_report(twins, tmp_path):
     assert (out / "report" / "overlays.png").stat().st_size > 1000
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["results"]["frangi"][0]["threshold"] > 0
+    assert "## Data" in report and any("CHASE_DB1" in n and "derived" in n for n in summary["data_notes"])
 
     # a second process's runs join the report; --report-only trains nothing and names what is missing
     result = runner.invoke(app, [*args, "--methods", "erm,randconv", "--report-only"])

@@ -15,8 +15,9 @@ and layout, lists of them for several sources), ``structure/`` (with ``structure
 ``generator.safetensors`` + ``generator.json`` and ``examples.png``, :mod:`medmodal.engine.fundus.structure`),
 ``per_image.csv`` (one row per test image and domain) and
 ``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
-over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores` (and ``structure``: what the
-structure augmentation used, when on).
+over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores` and the reader's ``notes``
+on that data set (e.g. a derived or unofficial FOV; also in the top-level ``notes``, prefixed with the domain)
+(and ``structure``: what the structure augmentation used, when on).
 
 Evaluation: each test image whole on the network grid, ``sigmoid`` probabilities mapped back with
 :func:`~medmodal.data.fundus.geometry.to_native` and scored on the NATIVE grid against the first
@@ -189,7 +190,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     geometry = FundusGeometry(target_diameter=d.diameter)
     roots = d.roots()
     train, val, taken = [], [], set()
-    domains, source_splits, layouts = {}, {}, []
+    domains, source_splits, layouts, data_notes = {}, {}, [], {}
     for root in roots:
         source = read_fundus(root, d.layout)
         splits = fundus_splits(source.samples, d.val_fraction, d.split_seed)
@@ -200,15 +201,19 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         val += [by_id[i] for i in splits["val"]]
         name = _domain_name(root, taken)
         domains[name] = ("source", source.layout, [by_id[i] for i in splits["test"]])
+        data_notes[name] = list(source.notes)
         source_splits[name] = splits
         layouts.append(source.layout)
     for root in d.targets:
         target = read_fundus(root, "auto")
         ids = fundus_splits(target.samples, target=True)["test"]
         tid = {s.id: s for s in target.samples}
-        domains[_domain_name(root, taken)] = ("target", target.layout, [tid[i] for i in ids])
+        name = _domain_name(root, taken)
+        domains[name] = ("target", target.layout, [tid[i] for i in ids])
+        data_notes[name] = list(target.notes)
 
-    notes: list[str] = []
+    # what the readers derived, guessed or found unofficial (e.g. CHASE_DB1's FOV): kept with the scores
+    notes: list[str] = [f"{name}: {note}" for name, found in data_notes.items() for note in found]
     if is_global_zero():
         ensure_writable_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")
@@ -248,7 +253,8 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         rows = score_domain(module.model, samples, geometry)
         summary = summarise(rows)
         results[name] = {"role": role, "layout": layout, "images": len(rows),
-                         "scores": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()}}
+                         "scores": {k: {"mean": m, "std": s} for k, (m, s) in summary.items()},
+                         "notes": data_notes[name]}
         table += [{"domain": name, "role": role, **r.as_dict()} for r in rows]
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),

@@ -53,7 +53,7 @@ from medmodal.errors import ConfigError
 from medmodal.experiments.suite import BenchmarkSuite, Method, Profile
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
-__all__ = ["VESSEL_METHODS", "VESSEL_PROFILES", "VesselProfile", "run", "SUITE", "TRAINED", "FRANGI", "PROTOCOLS"]
+__all__ = ["VESSEL_METHODS", "VESSEL_PROFILES", "VesselProfile", "run", "data_notes", "SUITE", "TRAINED", "FRANGI", "PROTOCOLS"]
 
 FRANGI = "frangi"
 #: PixMix + DSU: DGSSA's style augmentation (DSU's paper probability 0.5)
@@ -309,7 +309,7 @@ def run(out: str | Path, profile: str | VesselProfile = "cpu-reduced", methods: 
             metrics = _train(out / "runs", [source], targets, profile, method, seed, on_run)
             metrics["seed"] = seed
             results.setdefault(method, []).append(metrics)
-    return write_report(out, profile, methods, seeds, results, missing)
+    return write_report(out, profile, methods, seeds, results, missing, notes=data_notes([source, *targets]))
 
 
 def _run_lodo(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int], roots: list[Path],
@@ -343,7 +343,7 @@ def _run_lodo(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: 
                 metrics = _train(runs, sources, [held], profile, method, seed, on_run)
                 metrics["seed"] = seed
                 fold.setdefault(method, []).append(metrics)
-    return write_lodo_report(out, profile, methods, seeds, names, results, missing)
+    return write_lodo_report(out, profile, methods, seeds, names, results, missing, notes=data_notes(roots))
 
 
 def _fold_value(run: dict, held: str, score: str, in_domain: bool) -> float:
@@ -377,9 +377,22 @@ def _lodo_table(results: dict[str, dict[str, list[dict]]], held_out: Sequence[st
     return "\n".join(lines)
 
 
+def data_notes(roots: Sequence[Path]) -> list[str]:
+    """What the fundus readers say about each data set (a derived or unofficial FOV, a missing second observer,
+    ...), each note once: the report's "Data" section."""
+    from medmodal.data.fundus import read_fundus
+
+    return list(dict.fromkeys(note for root in roots for note in read_fundus(root).notes))
+
+
+def _notes_section(notes: Sequence[str]) -> list[str]:
+    return ["## Data", "", *[f"- {n}" for n in notes], ""] if notes else []
+
+
 def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int],
-                 results: dict[str, list[dict]], missing: Sequence[str]) -> Path:
-    """``OUT/report/``: ``vessels.md``, ``per_image.csv``, ``summary.json``, ``overlays.png``."""
+                 results: dict[str, list[dict]], missing: Sequence[str], notes: Sequence[str] = ()) -> Path:
+    """``OUT/report/``: ``vessels.md``, ``per_image.csv``, ``summary.json``, ``overlays.png``; ``notes``: the
+    readers' notes on the data sets (:func:`data_notes`), listed under "Data" and in ``summary.json``."""
     report = out / "report"
     ensure_writable_dir(report)
     first = next(iter(r for runs in results.values() for r in runs))
@@ -392,6 +405,7 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
         parts += [f"## {title} (%)", "", _table(results, domains, methods, score), ""]
     if missing:
         parts += ["Runs not finished (not in the table): " + ", ".join(missing), ""]
+    parts += _notes_section(notes)
     atomic_write_text(report / "vessels.md", "\n".join(parts))
 
     rows = [row for method, runs in results.items() for r in runs
@@ -405,14 +419,15 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
     summary = {method: [{k: r[k] for k in ("seed", "domains", "best_val_dice", "train_seconds", "threshold")
                          if k in r} for r in runs] for method, runs in results.items()}
     atomic_write_json(report / "summary.json", _finite({"profile": profile.name, "seeds": list(seeds),
-                                                         "results": summary, "missing": list(missing)}))
+                                                         "results": summary, "missing": list(missing),
+                                                         "data_notes": list(notes)}))
     overlay_figure(out, results, report / "overlays.png")
     return report
 
 
 def write_lodo_report(out: Path, profile: VesselProfile, methods: Sequence[str], seeds: Sequence[int],
                       held_out: Sequence[str], results: dict[str, dict[str, list[dict]]],
-                      missing: Sequence[str]) -> Path:
+                      missing: Sequence[str], notes: Sequence[str] = ()) -> Path:
     """``OUT/report/``: ``vessels.md`` (the LODO tables), ``per_image.csv`` (with a ``held_out`` column),
     ``summary.json`` (``protocol: lodo``, results per held-out domain). No overlay figure."""
     report = out / "report"
@@ -431,6 +446,7 @@ def write_lodo_report(out: Path, profile: VesselProfile, methods: Sequence[str],
               _lodo_table(results, held_out, methods, "dice", in_domain=True), ""]
     if missing:
         parts += ["Runs not finished (not in the table): " + ", ".join(missing), ""]
+    parts += _notes_section(notes)
     atomic_write_text(report / "vessels.md", "\n".join(parts))
 
     rows = [{"held_out": held, **row} for held, fold in results.items() for method, runs in fold.items()
@@ -446,7 +462,8 @@ def write_lodo_report(out: Path, profile: VesselProfile, methods: Sequence[str],
                for held, fold in results.items()}
     atomic_write_json(report / "summary.json", _finite({"protocol": "lodo", "profile": profile.name,
                                                          "seeds": list(seeds), "held_out": list(held_out),
-                                                         "results": summary, "missing": list(missing)}))
+                                                         "results": summary, "missing": list(missing),
+                                                         "data_notes": list(notes)}))
     return report
 
 
