@@ -20,8 +20,8 @@ def evaluate_cmd(
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>; with --data "
                                        "another dataset: <run>/eval_<data folder name>_<split>; <run> is the run "
-                                       "folder also when its model bundle or a checkpoint is given; a vessel run: always "
-                                       "<run>/eval_<data folder name>_<split>)"),
+                                       "folder also when its model bundle or a checkpoint is given; a vessel run's default: "
+                                       "<run>/eval_<data folder name>_<split>, its own source included)"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: Optional[bool] = typer.Option(None, "--hd95/--no-hd95",

@@ -44,7 +44,7 @@ def _report(result) -> None:
         console.print(f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True)
     for name, domain in (result.metrics.get("domains") or {}).items():
         dice = domain["scores"]["dice"]
-        console.print(f"{name} ({domain['role']}, {domain['images']} images): Dice {100 * (dice['mean'] or 0):.2f} "
+        console.print(f"{name} ({domain['role']}, {domain['images']} image{'' if domain['images'] == 1 else 's'}): Dice {100 * (dice['mean'] or 0):.2f} "
                       f"+- {100 * (dice['std'] or 0):.2f} (inside the FOV, threshold 0.5)", highlight=False,
                       soft_wrap=True)
         for note in domain.get("notes") or ():

@@ -171,3 +171,19 @@ def test_volumes_benchmark_takes_one_data_folder(three, tmp_path):
     result = runner.invoke(app, ["seg", "benchmark", "--data", str(three[0]), "--data", str(three[1]), "--out",
                                  str(tmp_path / "b"), "--profile", "none-such"])
     assert result.exit_code == 1 and "--task volumes takes one --data folder, got 2" in result.output
+
+
+def test_seg_train_vessel_config_mistakes_are_one_line(twins, tmp_path, monkeypatch):
+    """A preset's built-in target that is not there names data.targets; vessel keys without `task` get the hint."""
+    drive, _ = twins
+    monkeypatch.chdir(tmp_path)  # the preset's relative target (the demo's CHASE_DB1 twin) is not here
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["seg", "train", "--preset", "train_vessels_demo_cpu", "--data", str(drive),
+                                 "--out", str(out)])
+    assert result.exit_code == 1 and result.output.startswith("error: data.targets: runs/demo-vessels/fundus/CHASEDB1")
+    assert "--set data.targets=" in result.output and not out.exists()
+    config = tmp_path / "vessels.yaml"
+    config.write_text(f"data:\n  root: {drive}\n  diameter: 64\n")
+    result = runner.invoke(app, ["seg", "train", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 1 and "data.diameter belong to a vessel config" in result.output
+    assert "add `task: vessels`" in result.output

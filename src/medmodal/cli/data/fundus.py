@@ -63,8 +63,12 @@ def synth_fundus_cmd(out: Path, dataset: str, n: int, size: Optional[int], seed:
         splits[sample.split] = splits.get(sample.split, 0) + 1
     per_split = (" (" + ", ".join(f"{k} {v}" for k, v in splits.items()) + ")") if None not in splits else ""
     fov = sum(s.fov is not None for s in found)
-    console.print(f"wrote {len(found)} synthetic {dataset} images{per_split} with vessel labels and "
-                  f"{fov} FOV masks to {out} ({layout} layout)", highlight=False, soft_wrap=True)
+    console.print(f"wrote {_count(len(found), 'synthetic ' + dataset + ' image')}{per_split} with vessel labels "
+                  f"and {_count(fov, 'FOV mask')} to {out} ({layout} layout)", highlight=False, soft_wrap=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def fov_kind(sample, layout: str) -> str:
@@ -99,5 +103,5 @@ def summary_fundus_cmd(root: Path, layout: str) -> None:
             splits[sample.split] = splits.get(sample.split, 0) + 1
     split_text = "".join(f", {k} {v}" for k, v in splits.items())
     labelled = sum(bool(s.labels) for s in found)
-    console.print(f"layout: {found.layout}; {len(found)} images{split_text}; {labelled} labelled; FOV "
+    console.print(f"layout: {found.layout}; {_count(len(found), 'image')}{split_text}; {labelled} labelled; FOV "
                   + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), highlight=False, soft_wrap=True)

@@ -179,7 +179,7 @@ def evaluate_vessel_run(run: str | Path, data: str | Path | None = None, split: 
     csv_path = atomic_write_text(report / "per_image.csv", buf.getvalue())
     summary = summarise(rows)
     label = f"{name} ({found.layout}, {split})"
-    markdown = (f"## {meta.get('model_name')} on {name} - {split} split ({len(rows)} images, threshold {threshold:g}, "
+    markdown = (f"## {meta.get('model_name')} on {name} - {split} split ({len(rows)} image{'' if len(rows) == 1 else 's'}, threshold {threshold:g}, "
                 f"native grid)\n\n" + scores_table({label: (len(rows), summary)}) + "\n")
     notes = list(found.notes)
     if len(with_labels) < len(samples):

@@ -50,7 +50,7 @@ from medmodal.engine.fundus.module import MODALITIES, VesselModule
 from medmodal.engine.fundus.structure import prepare_structure
 from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
-from medmodal.errors import DataError
+from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.vessels import SCORES, summarise, vessel_scores
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 
@@ -205,6 +205,9 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         source_splits[name] = splits
         layouts.append(source.layout)
     for root in d.targets:
+        if not Path(root).expanduser().is_dir():
+            raise ConfigError(f"data.targets: {root}: fundus data folder not found (the config's target data sets; "
+                              f"give yours with --set data.targets=[FOLDER,...], or none with --set data.targets=[])")
         target = read_fundus(root, "auto")
         ids = fundus_splits(target.samples, target=True)["test"]
         tid = {s.id: s for s in target.samples}

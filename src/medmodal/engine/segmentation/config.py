@@ -42,7 +42,26 @@ def load_train_config(path: str | Path | None = None, preset: str | None = None,
     task = data.get("task", SegmentationRunConfig.TASK)
     if task not in TASK_CONFIGS:
         raise ConfigError(f"{source or 'config'}: unknown task {task!r}; choose one of {', '.join(TASK_CONFIGS)}")
+    if "task" not in data:
+        hints = _other_task_keys(data)
+        if hints:
+            raise ConfigError(f"{source or 'config'}: {', '.join(hints)} belong to a vessel config, but the config "
+                              f"has no task key (a volume run); add `task: vessels`")
     return load_run_config(TASK_CONFIGS[task], data=data, where=str(source or "config"))
+
+def _other_task_keys(data: dict) -> list[str]:
+    """Keys of ``data`` that only a vessel config knows (``data.diameter``, ``structure``, ...)."""
+    from dataclasses import fields
+
+    vessel, volume = VesselRunConfig(), SegmentationRunConfig()
+    found = [k for k in data if not hasattr(volume, k) and hasattr(vessel, k)]
+    section = data.get("data")
+    if isinstance(section, dict):
+        ours = {f.name for f in fields(volume.data)}
+        theirs = {f.name for f in fields(vessel.data)}
+        found += [f"data.{k}" for k in section if k not in ours and k in theirs]
+    return found
+
 
 __all__ = ["SegmentationRunConfig", "SegmentationDataSettings", "SegmentationModelSettings",
            "SegmentationOptimSettings", "SegmentationTrainerSettings", "SegmentationEvalSettings", "ExperimentConfig",
