@@ -202,3 +202,21 @@ def test_volume_options_are_refused_for_a_vessel_run(trained):
     result = invoke("seg", "evaluate", run, "--hd95", "--protocol", "passion")
     assert result.exit_code == 1
     assert "--hd95/--no-hd95, --protocol: volume (MRI) options" in result.output and "\n" not in result.output.strip()
+
+
+def test_a_vessel_checkpoint_predicts_and_evaluates_like_the_bundle(trained, tmp_path):
+    """Every checkpoint carries the bundle's description (hyper_parameters.config.bundle): -m best.ckpt works."""
+    _, drive, chase, run, _ = trained
+    ckpt = sorted((run / "checkpoints").glob("*.ckpt"))[0]
+    _, meta = load_model(ckpt)
+    assert meta["image_kind"] == "fundus" and model_geometry(meta) == FundusGeometry(target_diameter=48)
+    via_ckpt, via_bundle = tmp_path / "ckpt", tmp_path / "bundle"
+    for model, out in ((ckpt, via_ckpt), (run / "model", via_bundle)):
+        result = invoke("seg", "predict", "-i", chase, "-o", out, "-m", model)
+        assert result.exit_code == 0, result.output
+    if ckpt.name == "best.ckpt":  # the bundle holds the best checkpoint's weights
+        for png in sorted(via_bundle.glob("*_vessel_prob.png")):
+            assert np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(via_ckpt / png.name)))
+    result = invoke("seg", "evaluate", ckpt, "--data", chase, "--out", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ev" / "per_image.csv").is_file()

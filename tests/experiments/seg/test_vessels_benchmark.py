@@ -67,6 +67,10 @@ def test_vessel_benchmark_smoke_writes_the_report(twins, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Runs not finished (not in the table): randconv seed 0" in (out / "report" / "vessels.md").read_text()
     assert not (out / "runs" / "randconv").exists()
+    # a finished run of another profile is never reported under this one
+    other = runner.invoke(app, [*args[:5], "cpu-reduced", *args[6:], "--methods", "erm", "--report-only"])
+    assert other.exit_code == 1 and "trained with another config (differs: " in other.output
+    assert "not as the cpu-reduced profile's erm run" in other.output
 
 
 @pytest.mark.parametrize("extra, message", [

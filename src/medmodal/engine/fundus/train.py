@@ -231,7 +231,15 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
                                                  reuse=resume not in (None, "", "never", "none"),
                                                  write=is_global_zero())
     L.seed_everything(t.seed, workers=True, verbose=False)
-    config = config_to_dict(cfg)
+    # what `seg predict -m` / `seg evaluate` load: <run>/model/model.json, and the same description in every
+    # checkpoint (hyper_parameters.config.bundle), so `-m <run>/checkpoints/best.ckpt` works too
+    kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
+    meta = {"model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
+            "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
+            "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
+            "trained_on": ({"root": Path(roots[0]).resolve().name, "layout": layouts[0]} if len(roots) == 1 else
+                           {"root": [Path(r).resolve().name for r in roots], "layout": layouts})}
+    config = {**config_to_dict(cfg), "bundle": meta}
     module = VesselModule(config)
     data = VesselDataModule(cfg, train, val, geometry, make_pair)
     validate = bool(val)
@@ -269,13 +277,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     if is_global_zero():
         from medmodal.models.bundles import save_bundle
 
-        kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
-        save_bundle(bundle_dir, module.model, {
-            "model_name": cfg.model.name, "modalities": list(MODALITIES), "num_classes": 1, "model_kwargs": kwargs,
-            "image_kind": "fundus", "geometry": {**geometry.to_dict(), "kind": "fundus"}, "threshold": 0.5,
-            "normalisation": FundusVesselDataset([], geometry, train=False).normalize,
-            "trained_on": ({"root": Path(roots[0]).resolve().name, "layout": layouts[0]} if len(roots) == 1 else
-                           {"root": [Path(r).resolve().name for r in roots], "layout": layouts})})
+        save_bundle(bundle_dir, module.model, meta)
     # -------------------------------------------------------------------------------------------------------
     if is_global_zero():
         buf = io.StringIO()

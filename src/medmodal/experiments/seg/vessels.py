@@ -145,15 +145,22 @@ def _train(runs: Path, sources: Sequence[Path], targets: Sequence[Path], profile
     from medmodal.config import load_run_config
     from medmodal.engine.fundus.config import VesselRunConfig
     from medmodal.engine.fundus.train import run_vessels
+    from medmodal.engine.run import config_changes
 
     run_dir = runs / method / f"seed{seed}"
-    if (run_dir / "metrics.json").is_file():  # finished (by this or another process): read, do not re-check
-        return json.loads((run_dir / "metrics.json").read_text())
     overrides = [*profile.overrides(), *VESSEL_METHODS[method].overrides, f"trainer.seed={seed}"]
     cfg = load_run_config(VesselRunConfig, overrides=overrides, validate=False)
     cfg.data.root = str(sources[0]) if len(sources) == 1 else [str(r) for r in sources]
     cfg.data.targets, cfg.out_dir = tuple(str(t) for t in targets), str(run_dir)
     cfg.validate()
+    if (run_dir / "metrics.json").is_file():  # finished (by this or another process): read it if it is this run
+        changed = config_changes(run_dir, cfg)
+        if changed:
+            shown = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "")
+            raise ConfigError(f"{run_dir}: the finished run there was trained with another config (differs: "
+                              f"{shown}), not as the {profile.name} profile's {method} run; give the --profile "
+                              f"(and --epochs) it was run with, or another --out")
+        return json.loads((run_dir / "metrics.json").read_text())
     if on_run:
         on_run(f"{method} seed {seed}: {run_dir}")
     threads = torch.get_num_threads()
