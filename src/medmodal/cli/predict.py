@@ -46,7 +46,7 @@ def predict_cmd(
     Each case is brought to the model's training geometry (orientation, voxel size) and the
     prediction is mapped back to the input's grid; <case>.json records what was used.
     A vessel model refuses the volume options (--save-probabilities, --output-labels, --map, --layout,
-    --affine-tolerance, --precision); it runs in fp32.
+    --affine-tolerance, --precision bf16); it runs in fp32.
     """
     import torch
 
@@ -61,10 +61,10 @@ def predict_cmd(
                                          ("--output-labels", label_convention is not None),
                                          ("--map", mapping is not None), ("--layout", layout != "auto"),
                                          ("--affine-tolerance", affine_tolerance != 1e-3),
-                                         ("--precision", precision != "auto")) if used]
+                                         ("--precision bf16", precision == "bf16")) if used]
         if given:
             raise ConfigError(f"{', '.join(given)}: volume (MRI) options; {model} is a retinal vessel model "
-                              f"(fundus options: --threshold, --fov-masks, --skip-invalid, --continue)")
+                              f"(fundus options: --threshold, --fov-masks, --skip-invalid, --continue; it runs in fp32)")
         return _predict_fundus(net, meta, input, output, device, resume, threshold, fov_masks, skip_invalid,
                                disable_progress_bar)
     if threshold is not None or fov_masks is not None:

@@ -11,6 +11,7 @@ import typer
 from medmodal.cli._run import (ConfigOpt, ResumeOpt, SetOpt, out_option, preset_option, run_and_report, run_config,
                                seed_option)
 from medmodal.cli.common import console, user_errors
+from medmodal.errors import ConfigError
 
 
 @user_errors
@@ -34,8 +35,26 @@ def train_cmd(
     if isinstance(cfg, VesselRunConfig):
         from medmodal.engine.fundus.train import run_vessels as run
     else:
+        _refuse_fundus_data(cfg.data.root)
         from medmodal.engine.segmentation.train import run_training as run
     run_and_report(run, cfg, resume, report=_report)
+
+
+def _refuse_fundus_data(root) -> None:
+    """A volume (MRI) config pointed at a fundus data set: say to use a vessel config, not "no BraTS layout"."""
+    from medmodal.data.fundus.layouts import read_fundus
+    from medmodal.errors import InputError
+
+    if not root or not Path(root).is_dir():
+        return
+    try:
+        found = read_fundus(root, "auto", require_labels=False)
+    except InputError:
+        return
+    if found.samples:
+        raise ConfigError(f"{root}: a fundus data set ({found.layout} layout), but the config is a volume (MRI) "
+                          f"config (no `task: vessels`); use a vessel preset (e.g. --preset train_vessels_demo_cpu) "
+                          f"or add `task: vessels` to the config")
 
 
 def _report(result) -> None:
@@ -47,5 +66,3 @@ def _report(result) -> None:
         console.print(f"{name} ({domain['role']}, {domain['images']} image{'' if domain['images'] == 1 else 's'}): Dice {100 * (dice['mean'] or 0):.2f} "
                       f"+- {100 * (dice['std'] or 0):.2f} (inside the FOV, threshold 0.5)", highlight=False,
                       soft_wrap=True)
-        for note in domain.get("notes") or ():
-            console.print(f"  note: {note}", highlight=False, soft_wrap=True, markup=False)

@@ -101,6 +101,7 @@ def test_bad_image_is_one_line_or_skipped(trained, tmp_path):
     errors = [ln for ln in result.output.strip().splitlines() if "error" in ln or "Traceback" in ln]
     assert len(errors) == 1 and errors[0].startswith("error:") and "broken.png" in errors[0]
     assert result.output.strip().splitlines()[-1] == errors[0]  # stops there: one line naming the file
+    assert "(--skip-invalid names and skips such images; the 4 written so far are kept" in errors[0]
     skipped = invoke("seg", "predict", "-i", images, "-o", tmp_path / "out2", "-m", run, "--skip-invalid")
     assert skipped.exit_code == 0, skipped.output
     assert "broken.png: skipped" in skipped.output
@@ -131,12 +132,17 @@ def test_predict_refuses_confusable_folders(trained, tmp_path):
     onto = invoke("seg", "predict", "-i", drive, "-o", into, "-m", run)
     assert onto.exit_code == 1 and "is a fundus data set (chase_db1 layout" in onto.output
     assert not list(into.glob("*.json"))
+    inside = invoke("seg", "predict", "-i", drive, "-o", drive / "test" / "images", "-m", run)
+    assert inside.exit_code == 1 and "inside the input folder" in inside.output
+    below = invoke("seg", "predict", "-i", drive / "test" / "images", "-o", into / "predictions", "-m", run)
+    assert below.exit_code == 1 and f"is inside {into}, which is a fundus data set" in below.output
+    assert not (into / "predictions").exists()
 
 
 def test_predict_refuses_volume_options_for_a_vessel_model(trained, tmp_path):
     _, drive, _, run, _ = trained
     result = invoke("seg", "predict", "-i", drive, "-o", tmp_path / "o", "-m", run, "--save-probabilities",
-                    "--map", "t1=x", "--affine-tolerance", "0.01")
+                    "--map", "t1=x", "--affine-tolerance", "0.01", "--precision", "fp32")
     assert result.exit_code == 1 and not (tmp_path / "o").exists()
     assert "--save-probabilities, --map, --affine-tolerance: volume (MRI) options" in result.output
 
@@ -177,6 +183,11 @@ def test_extra_photo_beside_a_flat_layout_and_given_fov_masks(trained, tmp_path)
     masks.mkdir()
     shutil.copy(drive / "test" / "mask" / "01_test_mask.gif", masks / "extra_mask.gif")
     out = tmp_path / "out"
+    empty = tmp_path / "no_masks"
+    empty.mkdir()
+    (empty / "other_mask.png").write_bytes(b"")
+    none = invoke("seg", "predict", "-i", photos, "-o", out, "-m", run, "--fov-masks", empty)
+    assert none.exit_code == 1 and "no FOV mask named like the photographs" in none.output and not out.exists()
     result = invoke("seg", "predict", "-i", photos, "-o", out, "-m", run, "--fov-masks", masks)
     assert result.exit_code == 0, result.output
     assert "3 images predicted" in result.output  # the CHASE_DB1 pair and the extra photograph

@@ -31,9 +31,10 @@ def test_seg_train_runs_a_vessel_preset(twins, tmp_path):
     assert f"run folder: {out}" in result.output
     assert "task: vessels" in (out / "config.yaml").read_text()
     # the CHASE_DB1 twin has no FOV masks: the derived FOV is said in the output and kept in metrics.json
-    assert "  note: CHASE_DB1: no official field-of-view masks; the FOV is derived" in result.output
+    assert result.output.count("note: CHASE_DB1: no official field-of-view masks; the FOV is derived") == 1
+    assert "filled) (data set CHASEDB1)" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert any(n.startswith("CHASEDB1: ") and "derived" in n for n in metrics["notes"])
+    assert any(n.endswith("(data set CHASEDB1)") and "derived" in n for n in metrics["notes"])
     assert any("derived" in n for n in metrics["domains"]["CHASEDB1"]["notes"])
 
 
@@ -191,3 +192,9 @@ def test_seg_train_vessel_config_mistakes_are_one_line(twins, tmp_path, monkeypa
     result = runner.invoke(app, ["seg", "train", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 1 and "data.diameter belong to a vessel config" in result.output
     assert "add `task: vessels`" in result.output
+    plain = runner.invoke(app, ["seg", "train", "--data", str(drive), "--out", str(out)])
+    assert plain.exit_code == 1 and "a fundus data set (drive layout), but the config is a volume" in plain.output
+    into = runner.invoke(app, ["seg", "train", "--preset", "train_vessels_demo_cpu", "--data", str(drive),
+                               "--out", str(drive / "run"), "--set", "data.targets=[]"])
+    assert into.exit_code == 1 and "the run folder is inside the data set" in into.output
+    assert not (drive / "run").exists()

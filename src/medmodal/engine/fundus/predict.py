@@ -56,6 +56,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm", ".gi
 #: RGB of the vessel tint and of the FOV outline in ``<id>_overlay.png``; the tint's alpha
 VESSEL_TINT, FOV_OUTLINE, TINT_ALPHA = (0, 255, 0), (255, 255, 0), 0.5
 _FOV_STEMS = ("", "_mask", "-mask", "_fov", "-fov")
+#: how many parents of ``-o`` are checked for being a fundus data set (``DRIVE/test/images`` -> ``DRIVE``)
+DATASET_PARENTS_CHECKED = 3
 
 
 @dataclass
@@ -237,13 +239,20 @@ def _check_output(out_dir: Path, input_root: Path, items: list[FundusInput]) -> 
     out = Path(os.path.abspath(out_dir))
     if out == Path(os.path.abspath(input_root)):
         raise OutputError(f"{out}: the output folder is the input folder; choose another -o")
-    if out.is_dir():
+    root = Path(os.path.abspath(input_root))
+    if root in out.parents:
+        raise OutputError(f"{out}: the output folder is inside the input folder {root}; choose another -o")
+    # the output folder, or one of its nearest parents, is a fundus data set: predictions would mix with its files
+    for folder in [out, *list(out.parents)[:DATASET_PARENTS_CHECKED]]:
+        if not folder.is_dir():
+            continue
         try:
-            found = read_fundus(out, "auto", require_labels=False)
+            found = read_fundus(folder, "auto", require_labels=False)
         except InputError:
-            found = None
-        if found is not None and found.samples:
-            raise OutputError(f"{out}: the output folder is a fundus data set ({found.layout} layout, "
+            continue
+        if found.samples:
+            where = "is" if folder == out else f"is inside {folder}, which is"
+            raise OutputError(f"{out}: the output folder {where} a fundus data set ({found.layout} layout, "
                               f"{len(found.samples)} photographs); choose another -o")
     for folder in sorted({Path(os.path.abspath(i.image)).parent for i in items}):
         if out == folder:
@@ -262,8 +271,10 @@ def predict_fundus(model: torch.nn.Module, meta: dict, input_root: str | Path, o
 
     Raises:
         ConfigError: the bundle is not a fundus model, or the threshold is outside ``(0, 1]``.
-        LayoutError: no photograph found, or ``input_root`` is a prediction folder. OutputError: ``out_dir`` is
-            the input folder, holds input photographs, or is itself a fundus data set.
+        LayoutError: no photograph found, ``input_root`` is a prediction folder, or no photograph has a mask in
+            ``fov_masks`` (one that lacks it gets the layout's or a derived FOV, said in its JSON and line). OutputError: ``out_dir`` is
+            the input folder or inside it, holds input photographs, or is (or is inside, up to
+            :data:`DATASET_PARENTS_CHECKED` levels) a fundus data set.
         ImageReadError / DataError: an unreadable image (without ``skip_invalid``).
     """
     options = options or FundusPredictOptions()
@@ -279,6 +290,10 @@ def predict_fundus(model: torch.nn.Module, meta: dict, input_root: str | Path, o
     if options.fov_masks is not None and not Path(options.fov_masks).is_dir():
         raise LayoutError(f"{options.fov_masks}: FOV mask folder not found")
     items, _ = find_fundus_images(input_root)
+    if options.fov_masks is not None and not any(_given_fov(Path(options.fov_masks), i.id) for i in items):
+        example = items[0].id
+        raise LayoutError(f"{options.fov_masks}: no FOV mask named like the photographs (e.g. {example}.png, "
+                          f"{example}_mask.png or {example}_fov.png for {items[0].image.name})")
     _check_output(Path(out_dir), Path(input_root), items)
     created = not Path(out_dir).exists()
     out = ensure_writable_dir(out_dir)
@@ -303,7 +318,9 @@ def _predict_items(model, meta, items, out, options, geometry, threshold, device
                                           fov_masks=options.fov_masks, device=device)
         except DataError as err:  # ImageReadError is one
             if not options.skip_invalid:
-                raise
+                kept = counts["written"]
+                kept_text = f"; the {kept} written so far are kept and --continue skips them" if kept else ""
+                raise type(err)(f"{err} (--skip-invalid names and skips such images{kept_text})") from None
             counts["invalid"] += 1
             on_image and on_image(item, "invalid", str(err).splitlines()[0])
             continue

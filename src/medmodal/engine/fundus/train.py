@@ -16,7 +16,7 @@ and layout, lists of them for several sources), ``structure/`` (with ``structure
 ``per_image.csv`` (one row per test image and domain) and
 ``metrics.json`` (written last: marks a finished run) with, per domain, the mean and standard deviation
 over images of every score of :func:`medmodal.evaluation.vessels.vessel_scores` and the reader's ``notes``
-on that data set (e.g. a derived or unofficial FOV; also in the top-level ``notes``, prefixed with the domain)
+on that data set (e.g. a derived or unofficial FOV; also in the top-level ``notes``, followed by the domain's name)
 (and ``structure``: what the structure augmentation used, when on).
 
 Evaluation: each test image whole on the network grid, ``sigmoid`` probabilities mapped back with
@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -189,6 +190,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     d, t = cfg.data, cfg.trainer
     geometry = FundusGeometry(target_diameter=d.diameter)
     roots = d.roots()
+    _check_run_dir(run_dir, [*roots, *d.targets])
     train, val, taken = [], [], set()
     domains, source_splits, layouts, data_notes = {}, {}, [], {}
     for root in roots:
@@ -216,7 +218,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         data_notes[name] = list(target.notes)
 
     # what the readers derived, guessed or found unofficial (e.g. CHASE_DB1's FOV): kept with the scores
-    notes: list[str] = [f"{name}: {note}" for name, found in data_notes.items() for note in found]
+    notes: list[str] = [f"{note} (data set {name})" for name, found in data_notes.items() for note in found]
     if is_global_zero():
         ensure_writable_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")
@@ -288,6 +290,16 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         atomic_write_text(run_dir / "per_image.csv", buf.getvalue())
         atomic_write_json(run_dir / METRICS_FILE, _finite(metrics))
     return RunResult.from_dict(metrics, {"checkpoint": str(ckpt), "model": str(bundle_dir)})
+
+
+def _check_run_dir(run_dir: Path, data_roots) -> None:
+    """Raises ConfigError: the run folder is a data set root (source or target) or inside one."""
+    out = Path(os.path.abspath(run_dir))
+    for root in data_roots:
+        root = Path(os.path.abspath(Path(root).expanduser()))
+        if out == root or root in out.parents:
+            raise ConfigError(f"{out}: the run folder is {'the' if out == root else 'inside the'} data set {root}; "
+                              f"choose another --out (out_dir)")
 
 
 def _finite(value):
