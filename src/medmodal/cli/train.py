@@ -42,16 +42,10 @@ def train_cmd(
 
 def _refuse_fundus_data(root) -> None:
     """A volume (MRI) config pointed at a fundus data set: say to use a vessel config, not "no BraTS layout"."""
-    from medmodal.data.fundus.layouts import read_fundus
-    from medmodal.errors import InputError
+    from medmodal.data.fundus.layouts import as_fundus_dataset
 
-    if not root or not Path(root).is_dir():
-        return
-    try:
-        found = read_fundus(root, "auto", require_labels=False)
-    except InputError:
-        return
-    if found.samples:
+    found = as_fundus_dataset(root) if root else None
+    if found is not None:
         raise ConfigError(f"{root}: a fundus data set ({found.layout} layout), but the config is a volume (MRI) "
                           f"config (no `task: vessels`); use a vessel preset (e.g. --preset train_vessels_demo_cpu) "
                           f"or add `task: vessels` to the config")

@@ -28,9 +28,9 @@ from medmodal.data.fundus.dataset import FundusVesselDataset, SyntheticPairs, co
 from medmodal.data.fundus.fov import derive_fov
 from medmodal.data.fundus.geometry import FundusGeometry, Grid, fov_geometry, to_native, to_network
 from medmodal.data.fundus.layouts import (FAMILY, LAYOUTS, FundusSample, FundusSet, detect_layout, read_chase_db1,
-                                          read_drive, read_fundus, read_generic, read_hrf, read_stare)
+                                          read_drive, read_fundus, read_generic, read_hrf, read_stare, as_fundus_dataset)
 
-__all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "detect_layout", "read_drive",
+__all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "as_fundus_dataset", "detect_layout", "read_drive",
            "read_chase_db1", "read_hrf", "read_stare", "read_generic", "derive_fov", "LABEL_THRESHOLD",
            "load_image", "load_mask", "load_label", "load_fov", "FundusGeometry", "Grid", "fov_geometry",
            "to_network", "to_native", "FundusVesselDataset", "SyntheticPairs", "collate_fundus", "fundus_splits"]

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
-from medmodal.errors import LayoutError
+from medmodal.errors import InputError, LayoutError
 
-__all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "detect_layout", "read_drive",
+__all__ = ["FAMILY", "LAYOUTS", "FundusSample", "FundusSet", "read_fundus", "as_fundus_dataset", "detect_layout", "read_drive",
            "read_chase_db1", "read_hrf", "read_stare", "read_generic", "DERIVED_FOV_NOTE"]
 
 #: Key of these readers in :mod:`medmodal.data.layouts` (the image kind the ``seg`` family reads).
@@ -449,3 +449,16 @@ def read_fundus(root: str | Path, layout: str = "auto", require_labels: bool = T
         if not path.is_dir():
             raise LayoutError(f"{path}: fundus data folder not found")
     return layout_reader(FAMILY, layout).read(path, require_labels=require_labels)
+
+
+def as_fundus_dataset(folder: str | Path) -> FundusSet | None:
+    """``folder`` read as a fundus data set with at least one photograph (labels not required), else ``None``:
+    for checks such as "is this output folder a data set?" that must not fail on an ordinary folder."""
+    if not Path(folder).is_dir():
+        return None
+    try:
+        found = read_fundus(folder, "auto", require_labels=False)
+    except InputError:
+        return None
+    return found if found.samples else None
+

@@ -42,9 +42,9 @@ from medmodal.data.fundus.arrays import load_mask
 from medmodal.data.fundus.dataset import FundusVesselDataset
 from medmodal.data.fundus.fov import derive_fov
 from medmodal.data.fundus.geometry import FundusGeometry, to_native, to_network
-from medmodal.data.fundus.layouts import FundusSample, read_fundus
+from medmodal.data.fundus.layouts import as_fundus_dataset, read_fundus
 from medmodal.data.images import decode_image
-from medmodal.errors import ConfigError, DataError, ImageReadError, InputError, LayoutError
+from medmodal.errors import ConfigError, DataError, ImageReadError, LayoutError
 from medmodal.io import OutputError, atomic_path, atomic_write_json, ensure_writable_dir
 from medmodal.models.bundles import model_geometry
 
@@ -244,13 +244,8 @@ def _check_output(out_dir: Path, input_root: Path, items: list[FundusInput]) -> 
         raise OutputError(f"{out}: the output folder is inside the input folder {root}; choose another -o")
     # the output folder, or one of its nearest parents, is a fundus data set: predictions would mix with its files
     for folder in [out, *list(out.parents)[:DATASET_PARENTS_CHECKED]]:
-        if not folder.is_dir():
-            continue
-        try:
-            found = read_fundus(folder, "auto", require_labels=False)
-        except InputError:
-            continue
-        if found.samples:
+        found = as_fundus_dataset(folder)
+        if found is not None:
             where = "is" if folder == out else f"is inside {folder}, which is"
             raise OutputError(f"{out}: the output folder {where} a fundus data set ({found.layout} layout, "
                               f"{len(found.samples)} photographs); choose another -o")

@@ -30,7 +30,6 @@ import csv
 import io
 import math
 import os
-import warnings
 from pathlib import Path
 
 import lightning as L
