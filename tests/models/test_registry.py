@@ -123,12 +123,13 @@ def test_2d_three_sequences_every_subset(model_name):
     kwargs = {**get_tiny_kwargs(model_name), "spatial_dims": 2}
     model = create_model(model_name, modalities=("c0", "de", "t2"), num_classes=6, **kwargs).eval()
     subsets = torch.tensor(all_subsets(3))
-    x = torch.randn(len(subsets), 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    size = model_size(model_name) if get_tiny_kwargs(model_name).get("spatial_dims") == 2 else (16, 16)
+    x = torch.randn(len(subsets), 3, *size, generator=torch.Generator().manual_seed(1))
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(2)) * 1000
     with torch.no_grad():
         clean = model(x, subsets)
         corrupt = model(torch.where(subsets[:, :, None, None], x, noise), subsets)
-    assert clean.shape == (len(subsets), 6, 16, 16) and torch.isfinite(clean).all()
+    assert clean.shape == (len(subsets), 6, *size) and torch.isfinite(clean).all()
     assert torch.equal(clean, corrupt)
 
 

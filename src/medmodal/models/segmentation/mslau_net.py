@@ -160,8 +160,10 @@ class LinearAttention(nn.Module):
     """Efficient (linear) attention on tokens ``[B, N, C]`` -> ``[B, N, C]`` (module docstring).
 
     Args:
-        dim: token width ``C``. heads: ``C`` must be a multiple. release_softmax_axes / release_reshape:
-        the release's variants (deviations 1-2).
+        dim: token width ``C``.
+        heads: attention heads; ``C`` must be a multiple of it.
+        release_softmax_axes: the release's softmax axes (deviation 2).
+        release_reshape: the release's raw reshape of the heads back into channels (deviation 1).
     """
 
     def __init__(self, dim: int, heads: int, release_softmax_axes: bool = False, release_reshape: bool = False):
@@ -188,8 +190,12 @@ class MultiScaleLinearAttention(nn.Module):
     """MSLA on tokens ``[B, N, C]`` of an ``H x W`` map -> ``[B, N, C]`` (module docstring).
 
     Args:
-        dim: ``C``. heads: heads of each group's attention. kernels: one depthwise kernel per channel group
-        (one group of all channels for a single kernel). shared: one attention for every group.
+        dim: token width ``C``.
+        heads: heads of each group's attention.
+        kernels: one depthwise kernel per channel group (a single kernel: one group of all channels).
+        shared: one attention for every group (deviation 3).
+        release_softmax_axes: the release's softmax axes (deviation 2).
+        release_reshape: the release's raw reshapes (deviation 1).
     """
 
     def __init__(self, dim: int, heads: int, kernels: Sequence[int] = (3, 5, 7, 9), shared: bool = False,
@@ -286,8 +292,10 @@ class MSLAUNet(nn.Module):
     """MSLAU-Net under the ``segmentation`` contract (module docstring).
 
     Args:
-        modalities: input channel names (e.g. ``("image",)`` for a grey slice). num_classes: output logits.
-        config: a :class:`MSLAUNetConfig` or dict; ``**overrides``: its fields.
+        modalities: input channel names (e.g. ``("image",)`` for a grey slice).
+        num_classes: output logits per pixel.
+        config: a :class:`MSLAUNetConfig` or dict.
+        **overrides: fields of :class:`MSLAUNetConfig`.
 
     Attributes:
         encoder: ``embeds`` (4 patch embeddings) and ``stages`` (4 block lists). decoder: the aggregation.
