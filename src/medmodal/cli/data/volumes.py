@@ -13,8 +13,9 @@ from medmodal.cli.common import (AffineTolOpt, DatasetOpt, LabelsOpt, LayoutOpt,
 from medmodal.errors import ConfigError
 
 SummaryLayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | msd | "
-                                "mapping | fundus: drive | chase_db1 | hrf | stare | generic (auto: a folder "
-                                "without NIfTI files is read as fundus photographs)")
+                                "mapping | fundus: drive | chase_db1 | hrf | stare | generic | 2-D: synapse | "
+                                "synapse_raw | acdc_h5 | acdc | cvc_clinicdb | kvasir_seg (auto: the 2-D detectors "
+                                "first; a folder without NIfTI files is read as fundus photographs)")
 
 
 def _beside_data(root: Path, path: Path, what: str) -> Path:
@@ -62,42 +63,58 @@ def synth_cmd(
     dataset: str = typer.Option("brats2020", "--dataset", "-d", help="brats2020 | brats2023 (BraTS layout, "
                                 "brain MR: FLAIR / T1 / T1ce / T2) | myops2020 (MyoPS layout, cardiac MR: C0 / DE / T2)"
                                 " | drive | chase_db1 | hrf | stare | fundus-generic (retinal fundus photographs with "
-                                "vessel labels in that data set's layout; fundus-generic: images/ + masks/ + fov/)"),
-    cases: int = typer.Option(8, "--cases", "-n", help="number of cases (fundus: images; DRIVE: per split)"),
+                                "vessel labels in that data set's layout; fundus-generic: images/ + masks/ + fov/)"
+                                " | synapse | synapse-raw | acdc | acdc-h5 | cvc-clinicdb | kvasir-seg (2-D "
+                                "segmentation: Synapse CT as TransUNet's npz / h5 or BTCV NIfTI, ACDC cine MR as the "
+                                "challenge's NIfTI or SSL4MIS's HDF5, polyp photographs)"),
+    cases: int = typer.Option(8, "--cases", "-n", help="number of cases (fundus: images; DRIVE: per split; Synapse: "
+                              "scans; ACDC: patients; polyps: images)"),
     size: Optional[int] = typer.Option(None, "--size", "-s", help="volume edge (BraTS) / in-plane edge (MyoPS) in "
-                                       "voxels / fundus image edge in pixels (default: BraTS 64, MyoPS 96, "
-                                       "fundus 64)"),
+                                       "voxels / fundus or 2-D image edge in pixels (default: BraTS 64, MyoPS 96, "
+                                       "fundus and 2-D 64)"),
     slices: int = typer.Option(6, "--slices", help="myops2020: short-axis slices per stack"),
     seed: int = typer.Option(0, "--seed"),
 ):
     """Write a synthetic segmentation dataset in an official layout (MRI: real NIfTI files; fundus: images,
-    vessel labels and FOV masks as the data set releases them)."""
+    vessel labels and FOV masks as the data set releases them; 2-D: Synapse, ACDC and polyp twins in their data
+    sets' own files and list files)."""
     from medmodal.cli.data.fundus import SYNTH_DATASETS, synth_fundus_cmd
+    from medmodal.cli.data.seg2d import SYNTH_DATASETS as SEG2D_DATASETS, synth_seg2d_cmd
 
     if dataset in SYNTH_DATASETS:
         synth_fundus_cmd(out, dataset, cases, size, seed)
+    elif dataset in SEG2D_DATASETS:
+        synth_seg2d_cmd(out, dataset, cases, size, seed)
     elif dataset in ("brats2020", "brats2023"):
         synth_brats_cmd(out, cases=cases, size=size or 64, seed=seed, naming=dataset)
     elif dataset == "myops2020":
         synth_myops_cmd(out, cases=cases, size=size or 96, slices=slices, seed=seed)
     else:
-        raise ConfigError(f"--dataset must be brats2020, brats2023, myops2020, drive, chase_db1, hrf, stare or "
-                          f"fundus-generic, got {dataset!r}")
+        raise ConfigError(f"--dataset must be brats2020, brats2023, myops2020, drive, chase_db1, hrf, stare, "
+                          f"fundus-generic, synapse, synapse-raw, acdc, acdc-h5, cvc-clinicdb or kvasir-seg, "
+                          f"got {dataset!r}")
 
 
 @user_errors
 def summary_cmd(
-    root: Path = typer.Argument(..., help="dataset folder or case folder (MRI volumes or fundus photographs)"),
+    root: Path = typer.Argument(..., help="dataset folder or case folder (MRI volumes, fundus photographs or a 2-D "
+                                "segmentation set)"),
     layout: str = SummaryLayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     dataset: str = DatasetOpt,
-    validate: bool = typer.Option(True, help="read and validate every file (slower)"),
+    validate: bool = typer.Option(True, help="read and validate every file (slower; 2-D sets: read the labels "
+                                  "for the classes column)"),
     affine_tolerance: float = AffineTolOpt,
 ):
     """List the cases found, their sequences, grid and label voxel counts, and any file not used (fundus
-    folders: each image's split, size, observers and FOV, and the notes)."""
+    folders: each image's split, size, observers and FOV, and the notes; 2-D segmentation sets: each case's
+    split, kind, slices, size and classes present, the notes and the counts per split)."""
     from medmodal.cli.data.fundus import is_fundus_request, summary_fundus_cmd
+    from medmodal.cli.data.seg2d import is_seg2d_request, summary_seg2d_cmd
     from medmodal.data.volumes.summary import availability, summarize_case, summary_table
 
+    if is_seg2d_request(root, layout, mapping):
+        summary_seg2d_cmd(root, layout, validate)
+        return
     if is_fundus_request(root, layout, mapping):
         summary_fundus_cmd(root, layout)
         return
