@@ -2,11 +2,12 @@
 ``configure_optimizers`` gave before (the reference bodies below are those of commit a3d1149)."""
 
 import math
+from dataclasses import dataclass
 
 import pytest
 import torch
 
-from medmodal.config import load_config, packaged_config
+from medmodal.config import OptimSettings, load_config, packaged_config
 from medmodal.engine.endoscopy.config import load_finetune_config as mics_finetune
 from medmodal.engine.endoscopy.config import load_pretrain_config as mics_pretrain
 from medmodal.engine.finetune.config import load_finetune_config
@@ -147,6 +148,31 @@ def test_unknown_names_and_unsupported_schedules_are_config_errors():
     cfg.optim.schedule = "warmup_cosine"
     with pytest.raises(ConfigError, match="per optimiser step"):
         build_optimizer(_params(), cfg.optim, max_epochs=3)
-    cfg.optim.optimizer = "sgd"
-    with pytest.raises(ConfigError, match="unknown optimizer 'sgd'"):
+    cfg.optim.optimizer = "lamb"
+    with pytest.raises(ConfigError, match="unknown optimizer 'lamb'"):
         build_optimizer(_params(), cfg.optim, max_epochs=3)
+
+
+def test_sgd_with_per_step_poly_is_transunets_schedule():
+    """SGD (momentum from the settings) and ``poly_step``: lr_s = lr * (1 - s / T) ** 0.9 per optimiser step."""
+    @dataclass
+    class Settings(OptimSettings):
+        optimizer: str = "sgd"
+        lr: float = 0.05
+        weight_decay: float = 1e-4
+        schedule: str = "poly_step"
+        momentum: float = 0.9
+        poly_power: float = 0.9
+
+    param = torch.nn.Parameter(torch.zeros(2))
+    built = build_optimizer([param], Settings(), max_epochs=3, total_steps=10)
+    optim, sched = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    assert isinstance(optim, torch.optim.SGD) and optim.defaults["momentum"] == 0.9
+    assert built["lr_scheduler"]["interval"] == "step"
+    seen = []
+    for _ in range(10):
+        seen.append(optim.param_groups[0]["lr"])
+        optim.step()
+        sched.step()
+    expected = [0.05 * (1 - s / 10) ** 0.9 for s in range(10)]
+    assert seen == pytest.approx(expected)

@@ -259,7 +259,7 @@ def test_threshold_in_force_is_stated_once():
 
 # ----------------------------------------------------------------------------- registry and defaults
 def test_registry_and_columns():
-    assert set(PROTOCOLS) == {"passion", "brats-challenge", LEGACY_PROTOCOL, "myops"}
+    assert set(PROTOCOLS) == {"passion", "brats-challenge", LEGACY_PROTOCOL, "myops", "transunet"}
     assert get_protocol("passion").columns(BRATS2020) == ("WT", "TC", "ET", "ETPro")
     assert get_protocol("brats-challenge").columns(BRATS2023) == ("WT", "TC", "ET")
     assert get_protocol("passion").columns(MYOPS2020) == MYOPS2020.region_names  # no ET class: no ETPro

@@ -301,10 +301,12 @@ def seg_benchmark_cmd(
                                                 "--target) | lodo (leave one domain out over the --data sets)"),
     task: str = typer.Option("volumes", "--task", help="volumes (multi-sequence MRI, DMAF-Net and baselines) | "
                              "vessels (retinal fundus across cameras: DGSSA and baselines; --data is the source "
-                             "data set, --target each unseen one; --protocol lodo: --data once per data set)"),
+                             "data set, --target each unseen one; --protocol lodo: --data once per data set) | 2d "
+                             "(MSLAU-Net, U-Net, TransUNet- and Swin-UNet-style, two ablations on one --data set; "
+                             "profiles cpu-reduced | smoke | full)"),
     target: list[Path] = typer.Option([], "--target", help="vessels: a target data set folder, scored only "
                                       "(repeatable)"),
-    report_only: bool = typer.Option(False, "--report-only", help="vessels: train nothing, report the finished "
+    report_only: bool = typer.Option(False, "--report-only", help="vessels, 2d: train nothing, report the finished "
                                      "runs in OUT (after runs split over processes with --methods / --seeds)"),
 ):
     """Compare every segmentation method (and DMAF-Net ablation) on one dataset with one budget; writes a report.
@@ -318,10 +320,21 @@ def seg_benchmark_cmd(
         _vessel_benchmark(out, profile or "cpu-reduced", methods, seeds, epochs, data, target, report_only,
                           eval_protocol or "single-source")
         return
+    if task == "2d":
+        if target or eval_protocol or len(data) != 1:
+            raise ConfigError("--task 2d takes one --data folder (ACDC, Synapse or a polyp set) and no --target / "
+                              "--protocol (the data set's protocol applies)")
+        from medmodal.experiments.seg.planar import run as run_planar
+
+        report = run_planar(out, profile or "cpu-reduced", _split(methods), _split(seeds, int), data=data[0],
+                            epochs=epochs, report_only=report_only,
+                            on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
+        _print_report(report, "seg2d.md")
+        return
     if task != "volumes":
-        raise ConfigError(f"unknown --task {task!r}; choose volumes or vessels")
+        raise ConfigError(f"unknown --task {task!r}; choose volumes, vessels or 2d")
     if target or report_only:
-        raise ConfigError("--target and --report-only belong to --task vessels")
+        raise ConfigError("--target and --report-only belong to --task vessels and 2d")
     if len(data) > 1:
         raise ConfigError(f"--task volumes takes one --data folder, got {len(data)}")
     _seg_benchmark(out, profile or "cpu-quick", methods, protocols, seeds, epochs, real, real_data, real_map,

@@ -29,7 +29,7 @@ def evaluate_cmd(
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol: passion | brats-challenge | "
-                                           "monai-max-directed | myops | auto; default: the run's eval.protocol "
+                                           "monai-max-directed | myops | transunet | auto; default: the run's eval.protocol "
                                            "(monai-max-directed for a model bundle that records none)"),
     affine_tolerance: float = AffineTolOpt, skip_invalid: bool = SkipInvalidOpt,
 ):
@@ -40,7 +40,19 @@ def evaluate_cmd(
     (--map, --labels, --hd95, --protocol are volume options and are refused there).
     """
     from medmodal.engine.fundus.evaluate import evaluate_vessel_run, is_vessel_run
+    from medmodal.engine.seg2d.evaluate import evaluate_seg2d_run, is_seg2d_run
 
+    if is_seg2d_run(run):
+        given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--protocol", protocol))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: volume (MRI) options; {run} is a 2-D run (scored under the "
+                              f"protocol its bundle records)")
+        planar = evaluate_seg2d_run(run, data=data, split=split, out=out, device=device, layout=layout, hd95=hd95)
+        console.print(planar.markdown, markup=False, soft_wrap=True)
+        console.print(f"per-case CSV: {planar.csv}\ntable: {planar.table}", soft_wrap=True, markup=False,
+                      highlight=False)
+        return
     if is_vessel_run(run):
         given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--hd95/--no-hd95", hd95),
                                           ("--protocol", protocol)) if value is not None]

@@ -56,6 +56,18 @@ def predict_cmd(
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
+    if meta.get("image_kind") == "2d":
+        given = [name for name, used in (("--save-probabilities", save_probabilities),
+                                         ("--output-labels", label_convention is not None),
+                                         ("--map", mapping is not None), ("--layout", layout != "auto"),
+                                         ("--affine-tolerance", affine_tolerance != 1e-3),
+                                         ("--precision bf16", precision == "bf16"),
+                                         ("--threshold", threshold is not None), ("--fov-masks", fov_masks is not None))
+                 if used]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: not options of a 2-D model; {model} is a 2-D segmentation model "
+                              f"(2-D options: --continue, --skip-invalid, --disable-progress-bar; it runs in fp32)")
+        return _predict_seg2d(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
     if meta.get("image_kind") == "fundus":
         given = [name for name, used in (("--save-probabilities", save_probabilities),
                                          ("--output-labels", label_convention is not None),
@@ -137,6 +149,36 @@ def _predict_fundus(net, meta: dict, input: Path, output: Path, device: str, res
     with torch.inference_mode():
         counts = predict_fundus(net, meta, input, output, options, device=torch.device(device), on_image=report)
     console.print(f"{fundus_line(counts)}; predictions in {output}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, skip_invalid: bool, quiet: bool) -> None:
+    """The 2-D branch of ``seg predict``: one line per input, the ignored files, then the count line."""
+    from medmodal.engine.seg2d.predict import Seg2DPredictOptions, predict_seg2d
+
+    def report(path, status, detail):
+        if status == "invalid":
+            console.print(f"{path}: skipped ({detail})", highlight=False, soft_wrap=True, markup=False)
+        elif quiet:
+            return
+        elif status == "skipped":
+            console.print(f"{path.name}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
+        else:
+            found = ", ".join(f"{c} {n}" for c, n in detail["pixels_per_class"].items() if n and c != "background")
+            notes = "".join(f"; {n}" for n in detail["notes"])
+            console.print(f"{path.name}: written {detail['output']} ({detail['kind']} {'x'.join(map(str, detail['shape']))}"
+                          f"; {found or 'no foreground'}{notes})", highlight=False, soft_wrap=True, markup=False)
+
+    options = Seg2DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
+    counts = predict_seg2d(net, meta, input, output, options, on_item=report)
+    for path in counts["ignored"]:
+        console.print(f"{path}: ignored (not an image to segment: not a NIfTI, HDF5, NPZ or picture file, or an ACDC "
+                      f"_gt label / _4d cine series)", highlight=False, soft_wrap=True, markup=False)
+    written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
+    reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
+        ([f"{invalid} unreadable (--skip-invalid)"] if invalid else [])
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    console.print(f"{written} input{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
+                  f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)
 
 
 def fundus_line(counts: dict) -> str:

@@ -1,5 +1,6 @@
 """``medmodal seg train``: train a segmentation model into a run folder (a volume model: DMAF-Net and its
-baselines; or, with a ``task: vessels`` config, a retinal vessel model: DGSSA and its baselines)."""
+baselines; with a ``task: vessels`` config, a retinal vessel model: DGSSA and its baselines; with a ``task: 2d``
+config, a 2-D slice / photograph model: MSLAU-Net and its baselines)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def train_cmd(
     resume: str = ResumeOpt,
 ):
     """Train a model (DMAF-Net by default; a retinal vessel model with a vessel preset, e.g. --preset
-    train_dgssa_drive); writes checkpoints, logs and a model bundle into the run folder."""
+    train_dgssa_drive; a 2-D model with a 2-D preset, e.g. --preset train_mslau_acdc_cpu); writes checkpoints,
+    logs and a model bundle into the run folder."""
     from medmodal.engine.fundus.config import VesselRunConfig
+    from medmodal.engine.seg2d.config import Seg2DRunConfig
     from medmodal.engine.segmentation.config import load_train_config
 
     cfg = run_config(load_train_config, config, preset, override, out=out, seed=seed)
@@ -34,6 +37,8 @@ def train_cmd(
         cfg.data.root = str(data)
     if isinstance(cfg, VesselRunConfig):
         from medmodal.engine.fundus.train import run_vessels as run
+    elif isinstance(cfg, Seg2DRunConfig):
+        from medmodal.engine.seg2d.train import run_seg2d as run
     else:
         _refuse_fundus_data(cfg.data.root)
         from medmodal.engine.segmentation.train import run_training as run
@@ -41,9 +46,15 @@ def train_cmd(
 
 
 def _refuse_fundus_data(root) -> None:
-    """A volume (MRI) config pointed at a fundus data set: say to use a vessel config, not "no BraTS layout"."""
+    """A volume (MRI) config pointed at a fundus or 2-D data set: say to use a vessel / 2-D config, not "no BraTS
+    layout"."""
     from medmodal.data.fundus.layouts import as_fundus_dataset
+    from medmodal.data.seg2d import as_seg2d_dataset
 
+    planar = as_seg2d_dataset(root) if root else None
+    if planar is not None:
+        raise ConfigError(f"{root}: a 2-D data set ({planar.layout} layout), but the config is a volume (MRI) config "
+                          f"(no `task: 2d`); use a 2-D preset (e.g. --preset train_mslau_acdc_cpu) or add `task: 2d`")
     found = as_fundus_dataset(root) if root else None
     if found is not None:
         raise ConfigError(f"{root}: a fundus data set ({found.layout} layout), but the config is a volume (MRI) "
@@ -52,9 +63,18 @@ def _refuse_fundus_data(root) -> None:
 
 
 def _report(result) -> None:
-    """The bundle line, and for a vessel run its Dice per domain."""
+    """The bundle line, and for a vessel run its Dice per domain, for a 2-D run its test table."""
     if "model" in result.artefacts:
         console.print(f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True)
+    if "splits" in result.metrics and "classes" in result.metrics:
+        from medmodal.evaluation.seg2d import markdown_table
+
+        m = result.metrics
+        for split in ("val", "test"):
+            if m["splits"].get(split, {}).get("cases"):
+                console.print(f"{split} ({m['splits'][split]['cases']} cases, protocol {m['protocol']}):\n"
+                              + markdown_table({"": m["splits"][split]["scores"]}, m["classes"], m["protocol"]),
+                              highlight=False, soft_wrap=True, markup=False)
     for name, domain in (result.metrics.get("domains") or {}).items():
         dice = domain["scores"]["dice"]
         console.print(f"{name} ({domain['role']}, {domain['images']} image{'' if domain['images'] == 1 else 's'}): Dice {100 * (dice['mean'] or 0):.2f} "

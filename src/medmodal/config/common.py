@@ -29,9 +29,9 @@ __all__ = ["TrainerSettings", "OptimSettings", "LoaderSettings", "OPTIMIZERS", "
            "usable_cpus"]
 
 #: optimisers :func:`medmodal.engine.optim.build_optimizer` builds
-OPTIMIZERS = ("adamw", "adam")
+OPTIMIZERS = ("adamw", "adam", "sgd")
 #: learning-rate schedules :func:`medmodal.engine.optim.build_optimizer` builds
-SCHEDULES = ("constant", "poly", "cosine", "cosine_annealing", "warmup_cosine", "staged")
+SCHEDULES = ("constant", "poly", "poly_step", "cosine", "cosine_annealing", "warmup_cosine", "staged")
 
 
 def check_choice(key: str, value: Any, choices) -> None:
@@ -81,7 +81,7 @@ class OptimSettings:
     """The optimiser and its learning-rate schedule.
 
     Attributes:
-        optimizer: ``adamw`` | ``adam``.
+        optimizer: ``adamw`` | ``adam`` | ``sgd`` (momentum from a ``momentum`` field of the subclass, else 0.9).
         lr: peak learning rate. weight_decay: the optimiser's (decoupled for AdamW).
         grad_clip: gradient-norm clipping (``None``: off).
         schedule: one of :data:`SCHEDULES` (:func:`medmodal.engine.optim.build_optimizer`).

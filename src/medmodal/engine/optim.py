@@ -12,6 +12,8 @@ schedule            stepped   factor at epoch ``e`` / optimiser step ``s``
 ==================  ========  =======================================================================
 ``constant``        epoch     1
 ``poly``            epoch     ``(1 - min(e, E - 1) / E) ** poly_power`` (``E`` = max_epochs; DMAF-Net)
+``poly_step``       step      ``(1 - min(s, T - 1) / T) ** poly_power`` (``T`` = total steps; TransUNet's
+                              per-iteration poly, ``Beckschen/TransUNet`` trainer.py, used by MSLAU-Net)
 ``cosine``          epoch     ``0.5 * (1 + cos(pi * min(e, E) / E))``
 ``cosine_annealing`` epoch    torch ``CosineAnnealingLR(T_max = t_max or E, eta_min)`` (the CM-CGNS
                               downstream references')
@@ -41,7 +43,7 @@ __all__ = ["build_optimizer", "build_schedule", "staged_warmup_cosine_factor", "
 
 #: schedules stepped once per epoch / once per optimiser step
 EPOCH_SCHEDULES = ("constant", "poly", "cosine", "cosine_annealing")
-STEP_SCHEDULES = ("warmup_cosine", "staged")
+STEP_SCHEDULES = ("warmup_cosine", "staged", "poly_step")
 
 _AUTO = "auto"
 
@@ -54,6 +56,9 @@ def _optimizer(params: Iterable, settings: OptimSettings, fused: Any) -> torch.o
     betas = getattr(settings, "betas", None)
     if betas is not None:
         kwargs["betas"] = tuple(betas)
+    if settings.optimizer == "sgd":  # momentum SGD (TransUNet / MSLAU-Net: momentum 0.9, weight decay 1e-4)
+        return torch.optim.SGD(params, lr=settings.lr, weight_decay=settings.weight_decay,
+                               momentum=float(getattr(settings, "momentum", 0.9)))
     if fused == _AUTO:  # one fused CUDA kernel instead of per-tensor launches
         kwargs["fused"] = bool(flat) and all(p.is_cuda for p in flat)
     elif fused is not None:
@@ -116,6 +121,9 @@ def build_schedule(optimizer: torch.optim.Optimizer, settings: OptimSettings, *,
     elif schedule == "poly":
         total = max(1, max_epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: (1 - min(e, total - 1) / total) ** o.poly_power)
+    elif schedule == "poly_step":
+        total = max(1, int(total_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (1 - min(s, total - 1) / total) ** o.poly_power)
     elif schedule == "cosine":
         total = max(1, max_epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(

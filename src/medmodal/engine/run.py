@@ -22,6 +22,7 @@ config is named in one :class:`~medmodal.notices.InputWarning` with the keys tha
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shutil
 import time
@@ -37,11 +38,11 @@ import yaml
 from medmodal.config import config_to_dict
 from medmodal.distributed import is_global_zero
 from medmodal.engine.trainer import expected_eval_mode_modules, find_resume_checkpoint, finished_run
-from medmodal.errors import InputError
+from medmodal.errors import ConfigError, InputError
 from medmodal.notices import warn
 
 __all__ = ["RunResult", "finished_result", "fit", "config_changes", "warn_config_changes",
-           "removes_new_files_on_input_error"]
+           "removes_new_files_on_input_error", "refuse_run_dir_in_data", "json_finite"]
 
 #: keys whose change does not make another run (where it goes, how it is shown)
 _NOT_COMPARED = ("out_dir", "trainer.progress_bar", "trainer.log_every_n_steps", "data.num_workers")
@@ -232,3 +233,24 @@ def removes_new_files_on_input_error(run):
             raise
 
     return wrapper
+
+
+def refuse_run_dir_in_data(run_dir: Path, data_roots: Iterable) -> None:
+    """Raises ConfigError: the run folder is one of the data set roots (sources, targets) or inside one."""
+    out = Path(os.path.abspath(run_dir))
+    for root in data_roots:
+        root = Path(os.path.abspath(Path(root).expanduser()))
+        if out == root or root in out.parents:
+            raise ConfigError(f"{out}: the run folder is {'the' if out == root else 'inside the'} data set {root}; "
+                              f"choose another --out (out_dir)")
+
+
+def json_finite(value):
+    """``value`` (nested dicts / lists) with NaN (an undefined score) as ``None``, for JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_finite(v) for v in value]
+    return value

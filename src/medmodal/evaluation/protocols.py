@@ -48,6 +48,13 @@ Registered protocols (:data:`PROTOCOLS`; pick one with ``eval.protocol`` or ``--
     post-processing of its own predictions (``process.py``) belongs to the method, not to the
     scoring, and is not applied.
 
+``transunet``
+    TransUNet's ``calculate_metric_percase`` (``Beckschen/TransUNet`` ``utils.py``), which MSLAU-Net,
+    Swin-UNet and most 2-D Synapse / ACDC tables use: per class on the whole 3-D stack, predicted slice-wise
+    and resized back; Dice and medpy ``hd95`` (pooled) with no voxel spacing passed, i.e. in *voxels*; a
+    class predicted where the reference has none scores Dice 1, HD95 0; a class absent from the prediction
+    scores 0 and 0, also when the reference lacks it too (the release's ``else: return 0, 0``).
+
 Distances always come from MONAI's surface distances
 (:func:`monai.metrics.utils.get_edge_surface_distance`: edges by binary erosion with the
 6-neighbourhood, as medpy's ``connectivity=1``, exact Euclidean distances between edge voxels
@@ -234,6 +241,18 @@ MYOPS = register_protocol(EvaluationProtocol(
     dice_empty=EmptyValues(math.nan, math.nan, 0.0),
     distance_empty=EmptyValues(0.0, 0.0, 0.0),
     regions=("Scar", "Edema+Scar"),
+))
+
+
+TRANSUNET = register_protocol(EvaluationProtocol(
+    name="transunet",
+    summary="TransUNet's evaluation (MSLAU-Net, Swin-UNet): per class on the whole stack, Dice and HD95 = 95th "
+            "percentile of both directions pooled (medpy hd95) in voxels; a class predicted but absent from the "
+            "reference: Dice 1, HD95 0; absent from the prediction: Dice 0, HD95 0 (also when both are empty).",
+    source="Beckschen/TransUNet utils.py calculate_metric_percase",
+    spacing="voxel",
+    dice_empty=EmptyValues(0.0, 1.0, 0.0),
+    distance_empty=EmptyValues(0.0, 0.0, 0.0),
 ))
 
 

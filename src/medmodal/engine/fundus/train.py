@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import os
 from pathlib import Path
 
 import lightning as L
@@ -48,7 +46,8 @@ from medmodal.distributed import is_global_zero
 from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.engine.fundus.module import MODALITIES, VesselModule
 from medmodal.engine.fundus.structure import prepare_structure
-from medmodal.engine.run import RunResult, finished_result, fit, removes_new_files_on_input_error
+from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
+                                 removes_new_files_on_input_error)
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.vessels import SCORES, summarise, vessel_scores
@@ -189,7 +188,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
     d, t = cfg.data, cfg.trainer
     geometry = FundusGeometry(target_diameter=d.diameter)
     roots = d.roots()
-    _check_run_dir(run_dir, [*roots, *d.targets])
+    refuse_run_dir_in_data(run_dir, [*roots, *d.targets])
     train, val, taken = [], [], set()
     domains, source_splits, layouts, data_notes = {}, {}, [], {}
     for root in roots:
@@ -287,26 +286,5 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
         writer.writeheader()
         writer.writerows(table)
         atomic_write_text(run_dir / "per_image.csv", buf.getvalue())
-        atomic_write_json(run_dir / METRICS_FILE, _finite(metrics))
+        atomic_write_json(run_dir / METRICS_FILE, json_finite(metrics))
     return RunResult.from_dict(metrics, {"checkpoint": str(ckpt), "model": str(bundle_dir)})
-
-
-def _check_run_dir(run_dir: Path, data_roots) -> None:
-    """Raises ConfigError: the run folder is a data set root (source or target) or inside one."""
-    out = Path(os.path.abspath(run_dir))
-    for root in data_roots:
-        root = Path(os.path.abspath(Path(root).expanduser()))
-        if out == root or root in out.parents:
-            raise ConfigError(f"{out}: the run folder is {'the' if out == root else 'inside the'} data set {root}; "
-                              f"choose another --out (out_dir)")
-
-
-def _finite(value):
-    """NaN (an undefined score) as ``None`` in JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

@@ -5,10 +5,12 @@ segmentation run's ``config.yaml`` too); this module is the engine's name for th
 ``engine/image_text/config.py``, ``engine/finetune/config.py`` and ``engine/endoscopy/config.py`` are
 for the other families. Presets: ``src/medmodal/configs/seg/``.
 
-``medmodal seg train`` trains two kinds of segmentation with one command; the config's ``task`` key
+``medmodal seg train`` trains three kinds of segmentation with one command; the config's ``task`` key
 picks the run config class (:func:`load_train_config`): ``volumes`` (the default: 3-D multi-sequence
-MRI, :class:`SegmentationRunConfig`, DMAF-Net and its baselines) or ``vessels`` (2-D retinal fundus
-photographs, :class:`medmodal.engine.fundus.config.VesselRunConfig`, DGSSA and its baselines).
+MRI, :class:`SegmentationRunConfig`, DMAF-Net and its baselines), ``vessels`` (2-D retinal fundus
+photographs, :class:`medmodal.engine.fundus.config.VesselRunConfig`, DGSSA and its baselines) or ``2d``
+(2-D multi-class slices and photographs: Synapse, ACDC, polyps,
+:class:`medmodal.engine.seg2d.config.Seg2DRunConfig`, MSLAU-Net and its baselines).
 """
 
 from pathlib import Path
@@ -20,10 +22,12 @@ from medmodal.config.segmentation import (DEFAULT_MISSING_RATES, MYOPS_MISSING_R
                                           SegmentationTrainerSettings, default_missing_rates, load_config)
 from medmodal.config.core import load_run_config, read_yaml_mapping, resolve_source
 from medmodal.engine.fundus.config import VesselRunConfig
+from medmodal.engine.seg2d.config import Seg2DRunConfig
 from medmodal.errors import ConfigError
 
 #: ``task`` -> the run config class ``medmodal seg train`` builds for it
-TASK_CONFIGS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig}
+TASK_CONFIGS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig,
+                Seg2DRunConfig.TASK: Seg2DRunConfig}
 
 
 def load_train_config(path: str | Path | None = None, preset: str | None = None,
@@ -40,6 +44,7 @@ def load_train_config(path: str | Path | None = None, preset: str | None = None,
     source = resolve_source(path, preset, SegmentationRunConfig.family)
     data = read_yaml_mapping(source, overrides)
     task = data.get("task", SegmentationRunConfig.TASK)
+    task = str(task).lower() if isinstance(task, str) else task
     if task not in TASK_CONFIGS:
         raise ConfigError(f"{source or 'config'}: unknown task {task!r}; choose one of {', '.join(TASK_CONFIGS)}")
     if "task" not in data:

@@ -1,0 +1,251 @@
+"""Run a 2-D segmentation training (``task: 2d``) into a run folder and score it on its test cases.
+
+Splits (by case; ACDC frames of one patient always together): the layout's own (ACDC's SSL4MIS lists
+70 / 10 / 20 patients, TransUNet's Synapse 18 / 12 cases); a layout without a validation split holds
+``data.val_fraction`` of its training cases (patients) out for validation; a layout without any split
+(the polyp sets) is split ``train / val / test`` with ``data.val_fraction`` and ``data.test_fraction``,
+drawn with ``data.split_seed``. Cases outside the layout's split (e.g. ACDC ``testing/`` patients
+without the SSL4MIS split) are not used and said so in ``notes``.
+
+Run folder: ``config.yaml``, ``splits.json`` (case ids per split), ``checkpoints/{best,last}.ckpt`` (best:
+highest ``val/dice``, the mean foreground Dice of the validation cases on their native grid),
+``logs/``, ``model/`` (the bundle, ``image_kind: 2d``: what ``seg predict`` / ``seg evaluate`` load),
+``per_case.csv`` (one row per validation and test case) and ``metrics.json`` (written last: marks a
+finished run) with, per split, the mean and standard deviation over cases of every score
+(:mod:`medmodal.evaluation.seg2d`: per-class Dice / HD95 in voxels under ``transunet`` for volumes, Dice /
+IoU / precision / recall under ``polyp`` for photographs) and the reader's ``notes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medmodal.config import config_to_dict, save_config
+from medmodal.data.seg2d import Seg2DCase, Seg2DSet, load_case, read_seg2d
+from medmodal.data.seg2d.slice_dataset import SliceTrainingSet, resize_image, resize_label
+from medmodal.distributed import is_global_zero
+from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
+                                 removes_new_files_on_input_error)
+from medmodal.engine.seg2d.config import Seg2DRunConfig
+from medmodal.engine.seg2d.module import Seg2DModule
+from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
+from medmodal.errors import DataError
+from medmodal.evaluation.seg2d import polyp_scores, resolve_protocol, score_columns, summarise, volume_scores
+from medmodal.inference.planar import predict_stack
+from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
+from medmodal.models.bundles import save_bundle
+
+__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "METRICS_FILE"]
+
+METRICS_FILE = "metrics.json"
+#: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
+INTENSITY = {"synapse": "ct_window", "acdc": "minmax", "polyp": "rgb255"}
+
+
+def patient_of(case_id: str) -> str:
+    """The group a case belongs to for splitting: ACDC ``patient001_frame01`` -> ``patient001``; else the id."""
+    return re.sub(r"_frame\d+$", "", case_id)
+
+
+def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
+    """``({"train", "val", "test"}: case ids, notes)`` (module docstring). Groups (patients) never straddle splits.
+
+    Raises:
+        DataError: no training case.
+    """
+    notes: list[str] = []
+    by_split: dict[str | None, list[Seg2DCase]] = {}
+    for case in dataset.cases:
+        by_split.setdefault(case.split, []).append(case)
+    rng = np.random.default_rng(seed)
+
+    def hold_out(cases: list[Seg2DCase], fraction: float) -> tuple[list[Seg2DCase], list[Seg2DCase]]:
+        groups = sorted({patient_of(c.id) for c in cases})
+        n = int(round(fraction * len(groups)))
+        if fraction > 0 and len(groups) > 1:
+            n = min(max(n, 1), len(groups) - 1)
+        chosen = set(rng.permutation(groups)[:n].tolist()) if n else set()
+        return [c for c in cases if patient_of(c.id) not in chosen], [c for c in cases if patient_of(c.id) in chosen]
+
+    if set(by_split) == {None}:
+        rest, test = hold_out(by_split[None], test_fraction)
+        train, val = hold_out(rest, val_fraction / max(1e-9, 1 - test_fraction))
+        notes.append(f"{dataset.layout}: no official split; cases drawn into train / val / test "
+                     f"({len(train)} / {len(val)} / {len(test)}) with data.split_seed={seed}")
+    else:
+        unused = by_split.pop(None, [])
+        if unused:
+            names = ", ".join(c.id for c in unused[:3]) + (", ..." if len(unused) > 3 else "")
+            notes.append(f"{len(unused)} case(s) outside the layout's split not used: {names}")
+        train, val, test = by_split.get("train", []), by_split.get("val", []), by_split.get("test", [])
+        if not val:
+            train, val = hold_out(train, val_fraction)
+            notes.append(f"{dataset.layout}: no validation split; {len(val)} of the training cases held out for "
+                         f"validation (data.val_fraction={val_fraction}, data.split_seed={seed})")
+    if not train:
+        raise DataError(f"{dataset.root}: no training cases")
+    return {"train": [c.id for c in train], "val": [c.id for c in val], "test": [c.id for c in test]}, notes
+
+
+def _training_slices(dataset: Seg2DSet, cases: list[Seg2DCase], grid) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for case in cases:
+        arrays = load_case(dataset, case)
+        if arrays.label is None:
+            raise DataError(f"{case.image[0]}: training case {case.id} has no label")
+        images.append(resize_image(arrays.image, grid))
+        labels.append(resize_label(arrays.label, grid).to(torch.uint8))
+    return torch.cat(images), torch.cat(labels).long()
+
+
+class _Cases(Dataset):
+    """Whole cases on their native grid (validation): ``{"image": [S, C, H, W], "label": [S, H, W]}``."""
+
+    def __init__(self, dataset: Seg2DSet, cases: list[Seg2DCase]):
+        self.items = []
+        for case in cases:
+            arrays = load_case(dataset, case)
+            self.items.append({"image": torch.from_numpy(arrays.image), "label": torch.from_numpy(arrays.label)})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+class _SetEpoch(L.Callback):
+    def __init__(self, dataset: SliceTrainingSet):
+        self.dataset = dataset
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.dataset.set_epoch(trainer.current_epoch)
+
+
+class Seg2DDataModule(L.LightningDataModule):
+    """Training slices on the network grid (:class:`SliceTrainingSet`) and whole validation cases (one per batch)."""
+
+    def __init__(self, cfg: Seg2DRunConfig, dataset: Seg2DSet, train: list[Seg2DCase], val: list[Seg2DCase]):
+        super().__init__()
+        images, labels = _training_slices(dataset, train, cfg.data.grid())
+        self.train_set = SliceTrainingSet(images, labels, cfg.data.augment, cfg.trainer.samples_per_epoch,
+                                          seed=cfg.trainer.seed)
+        self.val_set = _Cases(dataset, val) if val else None
+        self.batch_size = cfg.data.batch_size
+        self.num_workers, self.workers_note = cfg.data.capped_workers()
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                          drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=None, shuffle=False, num_workers=0)
+
+
+@torch.no_grad()
+def score_cases(model: torch.nn.Module, dataset: Seg2DSet, cases: list[Seg2DCase], grid, protocol: str,
+                hd95: bool = True) -> list[dict]:
+    """One row per case (``case``, ``slices`` and the scores of :func:`score_columns`), scored on the native grid."""
+    rows = []
+    for case in cases:
+        arrays = load_case(dataset, case)
+        if arrays.label is None:
+            raise DataError(f"{case.image[0]}: case {case.id} has no label to score against")
+        pred = predict_stack(model, arrays.image, grid)
+        if protocol == "polyp":
+            scores = polyp_scores(pred, arrays.label)
+        else:
+            scores = volume_scores(pred, arrays.label, dataset.classes, hd95=hd95, protocol=protocol)
+        rows.append({"case": case.id, "slices": int(arrays.image.shape[0]), **scores})
+    return rows
+
+
+def bundle_meta(cfg: Seg2DRunConfig, dataset: Seg2DSet, protocol: str) -> dict:
+    """The model description saved in the bundle and in every checkpoint (``hyper_parameters.config.bundle``)."""
+    kwargs = {k: v for k, v in dict(cfg.model.kwargs or {}).items() if k != "weights_path"}
+    return {"model_name": cfg.model.name, "modalities": list(dataset.channels), "num_classes": len(dataset.classes),
+            "model_kwargs": kwargs, "image_kind": "2d", "classes": list(dataset.classes),
+            "dataset": dataset.dataset, "grid": list(cfg.data.grid()),
+            "intensity": INTENSITY.get(dataset.dataset, "as_stored"),
+            "eval": {"protocol": protocol, "hd95": bool(cfg.eval.hd95)},
+            "trained_on": {"root": Path(dataset.root).resolve().name, "layout": dataset.layout}}
+
+
+@removes_new_files_on_input_error
+def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
+    """Train on the training cases of ``cfg.data.root``, keep the best ``val/dice`` checkpoint, score the validation
+    and test cases (module docstring). ``resume`` as in :mod:`medmodal.engine.run`.
+
+    Raises:
+        ConfigError: a bad config (one line). LayoutError / DataError: unreadable data.
+    """
+    cfg.validate()
+    run_dir = Path(cfg.out_dir)
+    done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg, artefacts={"model": str(run_dir / "model")})
+    if done is not None:
+        return done
+    quiet_lightning()
+    d, t = cfg.data, cfg.trainer
+    refuse_run_dir_in_data(run_dir, [d.root])
+    dataset = read_seg2d(d.root, d.layout)
+    splits, split_notes = case_splits(dataset, d.val_fraction, d.test_fraction, d.split_seed)
+    notes = [*dataset.notes, *split_notes]
+    by_id = {c.id: c for c in dataset.cases}
+    train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
+    protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases])
+    if is_global_zero():
+        ensure_writable_dir(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+        atomic_write_json(run_dir / "splits.json", splits)
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    meta = bundle_meta(cfg, dataset, protocol)
+    module = Seg2DModule({**config_to_dict(cfg), "bundle": meta})
+    data = Seg2DDataModule(cfg, dataset, train, val)
+    if data.workers_note:
+        notes.append(data.workers_note)
+    validate = bool(val)
+    if not validate:
+        notes.append("no validation cases: the last checkpoint is evaluated")
+    trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
+                           grad_clip=cfg.optim.grad_clip, validate=validate,
+                           extra_callbacks=[_SetEpoch(data.train_set)])
+    fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    ckpt = best if validate and best.is_file() else run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    module.eval()
+    best_val = None
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) == "val/dice" and cb.best_model_score is not None:
+            best_val = float(cb.best_model_score)
+    columns = score_columns(dataset.classes, protocol, cfg.eval.hd95)
+    results, table = {}, []
+    for name, cases in (("val", val), ("test", test)):
+        rows = score_cases(module.model, dataset, cases, d.grid(), protocol, cfg.eval.hd95)
+        results[name] = {"cases": len(rows), "scores": summarise(rows, columns)}
+        table += [{"split": name, **r} for r in rows]
+    metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
+               "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
+               "protocol": protocol, "hd95_unit": "voxels", "classes": list(dataset.classes),
+               "dataset": dataset.dataset, "layout": dataset.layout, "splits": results, "notes": notes,
+               "train_slices": int(len(data.train_set.images))}
+    bundle_dir = run_dir / "model"
+    if is_global_zero():
+        save_bundle(bundle_dir, module.model, meta)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["split", "case", "slices", *columns], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(table)
+        atomic_write_text(run_dir / "per_case.csv", buf.getvalue())
+        atomic_write_json(run_dir / METRICS_FILE, json_finite(metrics))
+    return RunResult.from_dict(metrics, {"checkpoint": str(ckpt), "model": str(bundle_dir)})

@@ -1,0 +1,107 @@
+"""The 2-D engine end to end on synthetic twins (read by the real readers): train, resume, evaluate, predict."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medmodal.cli import app
+from medmodal.config import load_run_config
+from medmodal.data.seg2d import write_synthetic
+from medmodal.engine.segmentation.config import load_train_config
+from medmodal.engine.seg2d.config import Seg2DRunConfig
+from medmodal.engine.seg2d.train import case_splits, run_seg2d
+from medmodal.errors import ConfigError
+
+TINY = ["model.kwargs={widths: [8, 16, 32, 32], depths: [1, 1, 1, 1], head_dim: 8, decoder_channels: 8}",
+        "data.size=32", "data.batch_size=4", "trainer.max_epochs=2", "trainer.samples_per_epoch=8",
+        "trainer.progress_bar=false", "trainer.accelerator=cpu", "trainer.precision=32-true",
+        "optim.optimizer=adamw", "optim.lr=0.003", "optim.schedule=cosine"]
+
+
+@pytest.fixture(scope="module")
+def acdc(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("acdc") / "ACDC", "acdc_h5", n=10, size=32, seed=0)
+
+
+def _cfg(root, out, *extra):
+    return load_run_config(Seg2DRunConfig, preset="train_mslau_acdc",
+                           overrides=[*TINY, f"data.root={root}", f"out_dir={out}", *extra])
+
+
+def test_train_writes_a_finished_run_and_resume_returns_it(acdc, tmp_path):
+    result = run_seg2d(_cfg(acdc, tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["protocol"] == "transunet" and metrics["classes"] == ["background", "RV", "Myo", "LV"]
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    patients = {k: {c.split("_frame")[0] for c in v} for k, v in splits.items()}
+    assert not (patients["train"] & patients["val"]) and not (patients["train"] & patients["test"])
+    test = metrics["splits"]["test"]
+    assert test["cases"] == len(splits["test"]) > 0
+    assert {"Dice_RV", "Dice_Myo", "Dice_LV", "HD95_LV", "Dice"} <= set(test["scores"])
+    assert metrics["checkpoint"].endswith("best.ckpt") and metrics["best_val_dice"] is not None
+    assert (tmp_path / "run" / "model" / "model.json").is_file()
+    again = run_seg2d(_cfg(acdc, tmp_path / "run"))
+    assert again.skipped and again.metrics["splits"]["test"] == result.metrics["splits"]["test"]
+
+
+def test_cli_train_evaluate_predict_on_nifti_keeps_the_geometry(acdc, tmp_path):
+    runner = CliRunner()
+    args = ["seg", "train", "--preset", "train_mslau_acdc", "--data", str(acdc), "--out", str(tmp_path / "run")]
+    for item in TINY:
+        args += ["--set", item]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert "test (" in out.output and "Dice RV" in out.output
+    out = runner.invoke(app, ["seg", "evaluate", str(tmp_path / "run"), "--split", "val"])
+    assert out.exit_code == 0, out.output
+    assert (tmp_path / "run" / "eval_ACDC_val" / "per_case.csv").is_file()
+    raw = write_synthetic(tmp_path / "nifti", "acdc", n=2, size=32, seed=3)
+    patient = next(p for p in sorted(raw.rglob("patient*")) if p.is_dir())
+    out = runner.invoke(app, ["seg", "predict", "-i", str(patient), "-o", str(tmp_path / "pred"),
+                              "-m", str(tmp_path / "run")])
+    assert out.exit_code == 0, out.output
+    assert "_gt.nii.gz: ignored" in out.output
+    frames = sorted(p for p in patient.glob("*_frame??.nii.gz"))
+    assert frames
+    for frame in frames:
+        stem = frame.name[:-len(".nii.gz")]
+        pred = nib.load(tmp_path / "pred" / f"{stem}_seg.nii.gz")
+        source = nib.load(frame)
+        np.testing.assert_array_equal(pred.affine, source.affine)
+        assert pred.shape == source.shape
+        assert set(np.unique(np.asanyarray(pred.dataobj))) <= {0, 1, 2, 3}
+    again = runner.invoke(app, ["seg", "predict", "-i", str(patient), "-o", str(tmp_path / "pred"),
+                                "-m", str(tmp_path / "run"), "--continue"])
+    assert again.exit_code == 0 and "skipped (already predicted)" in again.output
+    refused = runner.invoke(app, ["seg", "predict", "-i", str(patient), "-o", str(tmp_path / "pred2"),
+                                  "-m", str(tmp_path / "run"), "--threshold", "0.3"])
+    assert refused.exit_code == 1 and "not options of a 2-D model" in refused.output
+
+
+def test_layout_without_validation_split_holds_patients_out():
+    from medmodal.data.seg2d import Seg2DCase, Seg2DSet
+
+    cases = [Seg2DCase(f"case{i:04d}", "train", "slices", (), (), True) for i in range(10)] + \
+        [Seg2DCase(f"case{i:04d}", "test", "volume", (), (), True) for i in range(10, 14)]
+    dataset = Seg2DSet("synapse", ".", "synapse", cases, ("background", "A"), ("ct",), [])
+    splits, notes = case_splits(dataset, 0.2, 0.2, seed=0)
+    assert len(splits["val"]) == 2 and len(splits["train"]) == 8 and len(splits["test"]) == 4
+    assert "no validation split" in notes[0]
+
+
+def test_config_errors_are_one_line(acdc, tmp_path):
+    with pytest.raises(ConfigError, match="data.size must be a multiple of 32"):
+        _cfg(acdc, tmp_path / "r", "data.size=100")
+    with pytest.raises(ConfigError, match="model.name"):
+        _cfg(acdc, tmp_path / "r", "model.name=resnet")
+    with pytest.raises(ConfigError, match="loss.ce_weight"):
+        _cfg(acdc, tmp_path / "r", "loss.ce_weight=0", "loss.dice_weight=0")
+    assert isinstance(load_train_config(preset="train_mslau_cvc"), Seg2DRunConfig)
+
+
+def test_run_folder_inside_the_data_is_refused(acdc):
+    with pytest.raises(ConfigError, match="inside the data set"):
+        run_seg2d(_cfg(acdc, acdc / "run"))
