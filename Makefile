@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# The demos (medmodal seg demo, medmodal seg demo --task vessels, medmodal cxr synth + pretrain, i.e. medmodal cxr demo
+# The demos (medmodal seg demo, medmodal seg demo --task vessels, medmodal seg demo --task 2d, medmodal cxr synth + pretrain, i.e. medmodal cxr demo
 # in two steps, medmodal endoscopy demo) share the 2 cores: first the chest X-rays for CM-CGNS are drawn (2 processes,
-# ~1 min), then DMAF-Net and the vessel demo run in the foreground with their progress on screen while CM-CGNS, then
+# ~1 min), then DMAF-Net, the vessel and the 2-D demos run in the foreground with their progress on screen while CM-CGNS, then
 # MICS, run in the background,
 # one CPU thread each (logs runs/demo_cmcgns.log, runs/demo-endoscopy.log; their tables are printed at the end).
 # Measured 11.6 / 12.4 min in two runs on a quiet 2-core machine (README).
@@ -48,13 +48,15 @@ demo: $(STAMP)
 	$(DEMO_THREADS) $(BIN)/medmodal seg demo --out runs/demo; dmafnet=$$?; \
 	echo "DMAF-Net demo done; the retinal vessel demo (synthetic DRIVE -> CHASE_DB1 twins, ~1 min):"; \
 	$(DEMO_THREADS) $(BIN)/medmodal seg demo --task vessels --out runs/demo-vessels; vessels=$$?; \
-	echo "vessel demo done; waiting for the CM-CGNS and MICS demos ..."; \
+	echo "vessel demo done; the 2-D demo (MSLAU-Net on a synthetic ACDC twin, then NIfTI label maps, ~30 s):"; \
+	$(DEMO_THREADS) $(BIN)/medmodal seg demo --task 2d --out runs/demo-2d; planar=$$?; \
+	echo "2-D demo done; waiting for the CM-CGNS and MICS demos ..."; \
 	wait $$background; others=$$?; \
 	for log in runs/demo_cmcgns.log runs/demo-endoscopy.log; do \
 	  test $$others -eq 0 || { echo "== last lines of $$log"; tail -n 15 $$log 2>/dev/null; }; done; \
 	test $$others -ne 0 || { echo "== CM-CGNS (runs/demo_cmcgns/run/report.md)"; cat runs/demo_cmcgns/run/report.md; \
 	  echo "== MICS (runs/demo-endoscopy/report/comparison.md)"; cat runs/demo-endoscopy/report/comparison.md; }; \
-	test $$dmafnet -eq 0 -a $$vessels -eq 0 -a $$others -eq 0
+	test $$dmafnet -eq 0 -a $$vessels -eq 0 -a $$planar -eq 0 -a $$others -eq 0
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -153,7 +153,7 @@ def _predict_fundus(net, meta: dict, input: Path, output: Path, device: str, res
 
 def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, skip_invalid: bool, quiet: bool) -> None:
     """The 2-D branch of ``seg predict``: one line per input, the ignored files, then the count line."""
-    from medmodal.engine.seg2d.predict import Seg2DPredictOptions, predict_seg2d
+    from medmodal.engine.seg2d.predict import Seg2DPredictOptions, not_image_reason, predict_seg2d
 
     def report(path, status, detail):
         if status == "invalid":
@@ -171,8 +171,8 @@ def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, ski
     options = Seg2DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
     counts = predict_seg2d(net, meta, input, output, options, on_item=report)
     for path in counts["ignored"]:
-        console.print(f"{path}: ignored (not an image to segment: not a NIfTI, HDF5, NPZ or picture file, or an ACDC "
-                      f"_gt label / _4d cine series)", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"{path}: ignored ({not_image_reason(Path(path))})", highlight=False, soft_wrap=True,
+                      markup=False)
     written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
     reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
         ([f"{invalid} unreadable (--skip-invalid)"] if invalid else [])

@@ -105,3 +105,17 @@ def test_config_errors_are_one_line(acdc, tmp_path):
 def test_run_folder_inside_the_data_is_refused(acdc):
     with pytest.raises(ConfigError, match="inside the data set"):
         run_seg2d(_cfg(acdc, acdc / "run"))
+
+
+def test_own_class_names_and_a_label_past_them(acdc, tmp_path):
+    from medmodal.errors import DataError
+
+    result = run_seg2d(_cfg(acdc, tmp_path / "own", "data.classes=[background, cavity, wall, chamber]",
+                            "trainer.max_epochs=1", "eval.hd95=false"))
+    assert result.metrics["classes"] == ["background", "cavity", "wall", "chamber"]
+    assert "Dice_wall" in result.metrics["splits"]["test"]["scores"]
+    assert any("classes from data.classes" in n for n in result.notes)
+    with pytest.raises(DataError, match=r"\.h5"):
+        run_seg2d(_cfg(acdc, tmp_path / "few", "data.classes=[background, a, b]", "trainer.max_epochs=1"))
+    with pytest.raises(ConfigError, match="data.classes must be a list"):
+        _cfg(acdc, tmp_path / "bad", "data.classes=[background]")

@@ -1,5 +1,6 @@
-"""``medmodal seg``: every segmentation method (today DMAF-Net and its baselines): a model trained by any of
-them is trained, evaluated, scored and predicted the same way."""
+"""``medmodal seg``: every segmentation method (DMAF-Net and its baselines on MRI volumes, DGSSA on retinal vessels,
+MSLAU-Net and its baselines on 2-D slices and photographs): a model trained by any of them is trained, evaluated
+and predicted the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from medmodal.cli.score import score_cmd
 from medmodal.cli.train import train_cmd
 
 HELP = ("Segmentation (multi-modal MRI with missing sequences, DMAF-Net and baselines; retinal vessels across "
-        "cameras, DGSSA and baselines): train, evaluate, score, predict, benchmark, speed, demo, and the data verbs.")
+        "cameras, DGSSA and baselines; 2-D slices and photographs (Synapse, ACDC, polyps), MSLAU-Net and baselines): "
+        "train, evaluate, score, predict, benchmark, speed, demo, and the data verbs.")
 app = family_app("seg", HELP)
 for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict", predict_cmd), ("score", score_cmd),
                    ("benchmark", seg_benchmark_cmd), ("speed", seg_speed_cmd), ("demo", demo_cmd),
@@ -25,7 +27,8 @@ for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict",
 FAMILY = Family(
     key="seg", help=HELP, app=app,
     presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020",
-             "train_vessels_demo_cpu", "train_dgssa_drive"),
+             "train_vessels_demo_cpu", "train_dgssa_drive", "train_2d_demo_cpu", "train_mslau_acdc",
+             "train_mslau_synapse", "train_mslau_cvc"),
     benchmark="medmodal.experiments.seg.benchmark", speed="medmodal.experiments.seg.speed", demo="demo",
     aliases=(Alias("train", train_cmd, "seg train"), Alias("evaluate", evaluate_cmd, "seg evaluate"),
              Alias("predict", predict_cmd, "seg predict"), Alias("score", score_cmd, "seg score"),

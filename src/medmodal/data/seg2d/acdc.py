@@ -135,7 +135,11 @@ def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
             m = _SLICE.fullmatch(name)
             slice_groups.setdefault(m.group("volume"), []).append((int(m.group("slice")), file))
         if "train.list" in names:
-            notes.append(f"{lists['train.list']}: not read (training reads the slices of train_slices.list)")
+            # SSL4MIS keeps the training volumes too; they are the same slices, read once from train_slices.list
+            whole = {volumes[n] for n in names["train.list"] if n in volumes}
+            used.update(whole)
+            kept = f"; its {len(whole)} volumes in data/ not used" if whole else ""
+            notes.append(f"{lists['train.list']}: not read (training reads the slices of train_slices.list{kept})")
     elif "train.list" in names:
         split_volumes["train"] = listed("train.list", volumes, _VOLUME, "patient<nnn>_frame<mm>", data)
     for split in ("val", "test"):

@@ -45,6 +45,10 @@ class Seg2DDataSettings(LoaderSettings):
         test_fraction: share of the cases held out for test when the layout has no split at all (polyps).
         augment: ``transunet`` (rot90 + flip with p 0.5, else a rotation in [-20, 20] degrees with p 0.5) |
             ``flips`` | ``none``.
+        classes: your class names, index = label value, background first (``null``: the layout's: Synapse's 8
+            organs, ACDC's RV / Myo / LV, ``Polyp``): for your own organs stored in the SSL4MIS HDF5 or TransUNet
+            NPZ / HDF5 form (a label value past the list is refused, naming the file); not for ``synapse_raw``
+            (its BTCV labels are mapped to TransUNet's 8 organs); a polyp layout keeps two classes.
         batch_size: slices per step (24: TransUNet). num_workers: DataLoader workers.
     """
 
@@ -54,6 +58,7 @@ class Seg2DDataSettings(LoaderSettings):
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     augment: str = "transunet"
+    classes: Optional[list] = None
     batch_size: int = 24
     num_workers: int = 0
 
@@ -162,6 +167,13 @@ class Seg2DRunConfig:
             raise ConfigError(f"data.size must be a multiple of {STRIDE} (>= {STRIDE}) or [H, W] of such, got {d.size!r}")
         if not isinstance(size, int):
             d.size = [int(s) for s in sides]
+        if d.classes is not None:
+            names = list(d.classes) if isinstance(d.classes, (list, tuple)) else None
+            if (names is None or len(names) < 2 or any(not isinstance(c, str) or not c.strip() for c in names)
+                    or len(set(names)) != len(names)):
+                raise ConfigError(f"data.classes must be a list of at least two distinct names (background first), "
+                                  f"got {d.classes!r}")
+            d.classes = names
         for key in ("val_fraction", "test_fraction"):
             value = getattr(d, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:

@@ -17,7 +17,7 @@ import yaml
 
 from medmodal.data.seg2d import read_seg2d
 from medmodal.engine.run import json_finite
-from medmodal.engine.seg2d.train import score_cases
+from medmodal.engine.seg2d.train import score_cases, with_classes
 from medmodal.errors import CheckpointError, ConfigError, DataError
 from medmodal.evaluation.seg2d import markdown_table, score_columns, summarise
 from medmodal.inference.segmentation import resolve_device
@@ -96,6 +96,8 @@ def evaluate_seg2d_run(run: str | Path, data: str | Path | None = None, split: s
     if meta.get("image_kind") != "2d":
         raise CheckpointError(f"{meta.get('source', run)}: not a 2-D segmentation model")
     dataset = read_seg2d(root, layout)
+    if own:
+        dataset = with_classes(dataset, (cfg.get("data") or {}).get("classes"))
     if list(dataset.classes) != list(meta["classes"]):
         raise DataError(f"{root}: its classes {list(dataset.classes)} are not the model's {list(meta['classes'])}")
     by_id = {c.id: c for c in dataset.cases}

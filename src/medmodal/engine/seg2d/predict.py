@@ -37,7 +37,7 @@ from medmodal.errors import ConfigError, DataError, LayoutError
 from medmodal.inference.planar import predict_stack
 from medmodal.io import OutputError, atomic_write_json, ensure_writable_dir
 
-__all__ = ["Seg2DPredictOptions", "find_inputs", "predict_seg2d", "NOT_IMAGES"]
+__all__ = ["Seg2DPredictOptions", "find_inputs", "predict_seg2d", "NOT_IMAGES", "not_image_reason"]
 
 
 @dataclass
@@ -55,9 +55,18 @@ class Seg2DPredictOptions:
 NOT_IMAGES = ("_gt", "_4d")
 
 
-def _not_image(path: Path) -> bool:
+def not_image_reason(path: Path) -> str | None:
+    """Why ``path`` is not an input to segment (``None``: it is one)."""
     suffix = input_suffix(path)
-    return suffix is None or (suffix in (".nii", ".nii.gz") and path.name[: -len(suffix)].endswith(NOT_IMAGES))
+    if suffix is None:
+        return "not a NIfTI, HDF5, NPZ or picture file"
+    if suffix in (".nii", ".nii.gz"):
+        stem = path.name[: -len(suffix)]
+        if stem.endswith("_gt"):
+            return "an ACDC reference label map (_gt)"
+        if stem.endswith("_4d"):
+            return "an ACDC 4-D cine series (_4d): its ED / ES frames are the inputs"
+    return None
 
 
 def find_inputs(input_path: str | Path) -> tuple[list[Path], list[Path]]:
@@ -70,14 +79,15 @@ def find_inputs(input_path: str | Path) -> tuple[list[Path], list[Path]]:
     """
     path = Path(input_path)
     if path.is_file():
-        if input_suffix(path) is None:
-            raise LayoutError(f"{path}: not a NIfTI, HDF5, NPZ or picture file")
+        reason = not_image_reason(path)
+        if reason is not None:
+            raise LayoutError(f"{path}: {reason}; nothing to segment")
         return [path], []
     if not path.is_dir():
         raise LayoutError(f"{path}: input not found")
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    inputs = [p for p in files if not _not_image(p)]
-    ignored = [p for p in files if _not_image(p)]
+    inputs = [p for p in files if not_image_reason(p) is None]
+    ignored = [p for p in files if not_image_reason(p) is not None]
     if not inputs:
         raise LayoutError(f"{path}: no NIfTI (.nii/.nii.gz), HDF5 (.h5), NPZ or picture (PNG/JPEG/TIFF/BMP) file "
                           f"directly in this folder")

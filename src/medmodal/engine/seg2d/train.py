@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -37,13 +38,13 @@ from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, r
 from medmodal.engine.seg2d.config import Seg2DRunConfig
 from medmodal.engine.seg2d.module import Seg2DModule
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
-from medmodal.errors import DataError
+from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.seg2d import polyp_scores, resolve_protocol, score_columns, summarise, volume_scores
 from medmodal.inference.planar import predict_stack
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from medmodal.models.bundles import save_bundle
 
-__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "METRICS_FILE"]
+__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "with_classes", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 #: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
@@ -93,6 +94,24 @@ def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, se
     if not train:
         raise DataError(f"{dataset.root}: no training cases")
     return {"train": [c.id for c in train], "val": [c.id for c in val], "test": [c.id for c in test]}, notes
+
+
+def with_classes(dataset: Seg2DSet, classes: list[str] | None) -> Seg2DSet:
+    """``dataset`` with ``data.classes`` as its classes (``None``: unchanged).
+
+    Raises:
+        ConfigError: ``synapse_raw`` (BTCV labels mapped to TransUNet's organs) or a polyp layout with other than two.
+    """
+    if not classes or list(classes) == list(dataset.classes):
+        return dataset
+    if dataset.layout == "synapse_raw":
+        raise ConfigError(f"data.classes: {dataset.root} is read in the synapse_raw layout, whose BTCV labels are "
+                          f"mapped to TransUNet's 8 organs; remove data.classes")
+    if dataset.dataset == "polyp" and len(classes) != 2:
+        raise ConfigError(f"data.classes: {dataset.root} holds binary masks ({dataset.layout}); give two names")
+    return replace(dataset, classes=tuple(classes),
+                   notes=[*dataset.notes, f"classes from data.classes: {', '.join(classes)} (the layout's: "
+                                          f"{', '.join(dataset.classes)})"])
 
 
 def _training_slices(dataset: Seg2DSet, cases: list[Seg2DCase], grid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +215,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
     quiet_lightning()
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
-    dataset = read_seg2d(d.root, d.layout)
+    dataset = with_classes(read_seg2d(d.root, d.layout), d.classes)
     splits, split_notes = case_splits(dataset, d.val_fraction, d.test_fraction, d.split_seed)
     notes = [*dataset.notes, *split_notes]
     by_id = {c.id: c for c in dataset.cases}
