@@ -282,12 +282,15 @@ def seg_benchmark_cmd(
     data: list[Path] = typer.Option([], "--data", help="your own labelled dataset folder (any layout "
                                     "`medmodal seg summary` reads); default: a built-in synthetic BraTS-like "
                                     "set in OUT/data. Vessels: the source data set; with --protocol lodo, "
-                                    "repeat it for each data set (each is held out in turn)"),
+                                    "repeat it for each data set (each is held out in turn). 2d: required, "
+                                    "one ACDC / Synapse / polyp folder"),
     profile: Optional[str] = typer.Option(None, "--profile", help=f"volumes: {ProfileHelp} (default cpu-quick); "
                                           "vessels: cpu-reduced (2 CPU cores, ~45 min with two processes, see "
-                                          "--methods) | smoke | full (GPU) (default cpu-reduced)"),
+                                          "--methods) | smoke | full (GPU) (default cpu-reduced); 2d: cpu-reduced "
+                                          "(~30 min with two processes) | smoke | full (GPU)"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations; "
-                                          "vessels: erm,style,structure,dgssa,randconv,frangi)"),
+                                          "vessels: erm,style,structure,dgssa,randconv,frangi; 2d: mslau_net,unet2d,"
+                                          "transunet,swin_unet,mslau_single_scale,mslau_conv)"),
     protocols: str = ProtocolsOpt,
     seeds: Optional[str] = SeedsOpt,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="override the profile's epochs"),

@@ -38,6 +38,10 @@ def evaluate_cmd(
     A fundus vessel run: Dice, Sen, Spe, Acc, AUC-ROC, AUC-PR inside the FOV and whole-image Dice per image on
     the native grid; writes per_image.csv, table.md and summary.json into <run>/eval_<data name>_<split>
     (--map, --labels, --hd95, --protocol are volume options and are refused there).
+
+    A 2-D run (task: 2d): per-class Dice and HD95 (voxels) per volume under its bundle's protocol (transunet), or
+    Dice / IoU / precision / recall per polyp image, on the native grid; writes per_case.csv, table.md and
+    summary.json into <run>/eval_<data name>_<split> (no heatmap; --map, --labels, --protocol refused).
     """
     from medmodal.engine.fundus.evaluate import evaluate_vessel_run, is_vessel_run
     from medmodal.engine.seg2d.evaluate import evaluate_seg2d_run, is_seg2d_run

@@ -1,6 +1,7 @@
 """``medmodal seg predict``: segment new cases with whatever sequences they have, or (a fundus vessel
 model, ``image_kind: fundus`` in its bundle) vessel maps of fundus photographs
-(:mod:`medmodal.engine.fundus.predict`)."""
+(:mod:`medmodal.engine.fundus.predict`), or (a 2-D model, ``image_kind: 2d``) label maps of slices, volumes and
+pictures (:mod:`medmodal.engine.seg2d.predict`)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from medmodal.errors import ConfigError
 def predict_cmd(
     input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout); fundus "
                                                          "model: a folder of photographs or a DRIVE / CHASE_DB1 / "
-                                                         "HRF / STARE folder"),
+                                                         "HRF / STARE folder; 2-D model: a file or a folder of "
+                                                         "NIfTI / HDF5 / NPZ / pictures"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz and <case>.json "
                                                            "(fundus: <id>_vessel_prob.png, <id>_vessels.png, <id>_overlay.png, "
-                                                           "<id>.json; not the input folder, not inside a case folder)"),
+                                                           "<id>.json; 2-D: <name>_seg.nii.gz|.h5|.npz|.png and "
+                                                           "<name>.json; not the input folder, not inside a case folder)"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder (or its model.safetensors "
                                                          "/ model.json), or .ckpt"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
@@ -34,7 +37,7 @@ def predict_cmd(
     affine_tolerance: float = AffineTolOpt,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", "--skip-invalid-sequences",
                                       help="treat a constant / all-zero sequence as missing instead of refusing the "
-                                           "case; fundus: name and skip an unreadable photograph"),
+                                           "case; fundus / 2-D: name and skip an unreadable file"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="fundus: vessel where p >= this "
                                                                         "(default: the model's, 0.5)"),
     fov_masks: Optional[Path] = typer.Option(None, "--fov-masks", help="fundus: folder of FOV masks named like the "
@@ -46,7 +49,9 @@ def predict_cmd(
     Each case is brought to the model's training geometry (orientation, voxel size) and the
     prediction is mapped back to the input's grid; <case>.json records what was used.
     A vessel model refuses the volume options (--save-probabilities, --output-labels, --map, --layout,
-    --affine-tolerance, --precision bf16); it runs in fp32.
+    --affine-tolerance, --precision bf16); it runs in fp32. A 2-D model (MSLAU-Net and its baselines) writes one
+    label map per NIfTI / HDF5 / NPZ / picture file in the input's geometry (NIfTI affine kept) and refuses the
+    volume and fundus options.
     """
     import torch
 

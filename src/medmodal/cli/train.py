@@ -70,10 +70,13 @@ def _report(result) -> None:
         from medmodal.evaluation.seg2d import markdown_table
 
         m = result.metrics
+        name = result.metrics.get("model_name", "model")
         for split in ("val", "test"):
-            if m["splits"].get(split, {}).get("cases"):
-                console.print(f"{split} ({m['splits'][split]['cases']} cases, protocol {m['protocol']}):\n"
-                              + markdown_table({"": m["splits"][split]["scores"]}, m["classes"], m["protocol"]),
+            n = m["splits"].get(split, {}).get("cases")
+            if n:
+                unit = "" if m["protocol"] == "polyp" else "; HD95 in voxels, 0 where a class is not predicted"
+                console.print(f"{split} ({n} case{'' if n == 1 else 's'}, protocol {m['protocol']}{unit}):\n"
+                              + markdown_table({name: m["splits"][split]["scores"]}, m["classes"], m["protocol"]),
                               highlight=False, soft_wrap=True, markup=False)
     for name, domain in (result.metrics.get("domains") or {}).items():
         dice = domain["scores"]["dice"]

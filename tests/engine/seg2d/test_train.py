@@ -119,3 +119,30 @@ def test_own_class_names_and_a_label_past_them(acdc, tmp_path):
         run_seg2d(_cfg(acdc, tmp_path / "few", "data.classes=[background, a, b]", "trainer.max_epochs=1"))
     with pytest.raises(ConfigError, match="data.classes must be a list"):
         _cfg(acdc, tmp_path / "bad", "data.classes=[background]")
+
+
+def test_3d_models_are_not_offered_for_2d_runs(acdc, tmp_path):
+    from medmodal.engine.seg2d.config import planar_models
+
+    assert {"mslau_net", "unet2d", "transunet", "swin_unet"} <= set(planar_models())
+    assert not {"dmafnet", "rfnet", "zero_unet", "mmformer"} & set(planar_models())
+    with pytest.raises(ConfigError, match="model.name"):
+        _cfg(acdc, tmp_path / "r", "model.name=dmafnet")
+
+
+def test_predict_skip_invalid_names_a_damaged_h5(acdc, tmp_path):
+    import shutil
+
+    run = run_seg2d(_cfg(acdc, tmp_path / "run", "trainer.max_epochs=1", "eval.hd95=false"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    volume = next((acdc / "data").glob("patient*_frame??.h5"))
+    shutil.copy(volume, folder / volume.name)
+    (folder / "broken.h5").write_bytes(volume.read_bytes()[:500])
+    runner = CliRunner()
+    args = ["seg", "predict", "-i", str(folder), "-m", str(run.artefacts["model"])]
+    out = runner.invoke(app, [*args, "-o", str(tmp_path / "p1")])
+    assert out.exit_code == 1 and "broken.h5" in out.output and "--skip-invalid" in out.output
+    out = runner.invoke(app, [*args, "-o", str(tmp_path / "p2"), "--skip-invalid"])
+    assert out.exit_code == 0, out.output
+    assert "broken.h5: skipped" in out.output and "1 input predicted, 1 skipped" in out.output

@@ -112,6 +112,7 @@ def summary_cmd(
     from medmodal.cli.data.seg2d import is_seg2d_request, summary_seg2d_cmd
     from medmodal.data.volumes.summary import availability, summarize_case, summary_table
 
+    _check_summary_layout(layout)
     if is_seg2d_request(root, layout, mapping):
         summary_seg2d_cmd(root, layout, validate)
         return
@@ -129,6 +130,20 @@ def summary_cmd(
         console.print(f"{len(unmatched)} NIfTI files matched no sequence or label (not used):", highlight=False)
         for path in unmatched:
             console.print(f"  {path}", highlight=False, soft_wrap=True)
+
+
+def _check_summary_layout(layout: str) -> None:
+    """Raises ConfigError: ``layout`` is no layout of any segmentation family (naming every family's layouts)."""
+    from medmodal.cli.data.fundus import SUMMARY_LAYOUTS
+    from medmodal.data.layouts import known_layouts
+    from medmodal.data.seg2d import LAYOUTS as PLANAR_LAYOUTS
+    from medmodal.data.volumes.layouts import LAYOUTS as VOLUME_LAYOUTS
+
+    volumes = known_layouts("volumes", VOLUME_LAYOUTS)
+    planar = [name for name in known_layouts("seg2d", PLANAR_LAYOUTS) if name != "auto"]
+    if layout not in (*volumes, *SUMMARY_LAYOUTS, *planar):
+        raise ConfigError(f"unknown --layout {layout!r}; choose one of {', '.join(volumes)} (MRI volumes), "
+                          f"{', '.join(SUMMARY_LAYOUTS)} (fundus) or {', '.join(planar)} (2-D)")
 
 
 @user_errors

@@ -106,6 +106,11 @@ def read_input(path: str | Path, channels: int, intensity: str) -> InputStack:
         image = decode_image(path, colour=colour, error=ImageReadError)
         if channels == 1 and _is_colour(path):
             notes = ("a colour picture read as grey (the model has one input channel)",)
+        mode = _mode(path)
+        if channels == 3 and mode in ("L", "LA", "I", "I;16", "F", "1", "P") and not _is_colour(path):
+            notes += (f"a grey picture (mode {mode}) repeated on the three input channels",)
+        if mode in ("RGBA", "LA", "PA"):
+            notes += ("its alpha channel is not used",)
         arr = image.transpose(2, 0, 1)[None] if image.ndim == 3 else image[None, None]
         if channels not in (1, 3):
             raise DataError(f"{path}: a picture for a model of {channels} input channels")
@@ -141,6 +146,15 @@ def read_input(path: str | Path, channels: int, intensity: str) -> InputStack:
             raise DamagedFileError(f"{path}: unreadable NPZ ({str(err).splitlines()[0][:120]})") from None
         return InputStack(path, "npz", _stack_from_array(data, path, axis_last=False), tuple(data.shape))
     raise DataError(f"{path}: not a NIfTI, HDF5, NPZ or picture file")
+
+
+def _mode(path: Path) -> str | None:
+    """The PIL mode of a picture (``None`` when PIL cannot tell, e.g. DICOM)."""
+    try:
+        with Image.open(path) as image:
+            return image.mode
+    except OSError:
+        return None
 
 
 def _is_colour(path: Path) -> bool:

@@ -24,14 +24,21 @@ from medmodal.data.seg2d import LAYOUTS
 from medmodal.data.seg2d.slice_dataset import AUGMENTS
 from medmodal.errors import ConfigError
 from medmodal.models import list_models
+from medmodal.models.registry import get_tiny_kwargs
 
-__all__ = ["Seg2DDataSettings", "Seg2DModelSettings", "Seg2DLossSettings", "Seg2DOptimSettings",
+__all__ = ["planar_models", "Seg2DDataSettings", "Seg2DModelSettings", "Seg2DLossSettings", "Seg2DOptimSettings",
            "Seg2DTrainerSettings", "Seg2DEvalSettings", "Seg2DRunConfig", "PROTOCOL_CHOICES", "STRIDE"]
 
 #: the network grid's sides must be multiples of this (5-stage encoders, MSLAU-Net's stride 32)
 STRIDE = 32
 #: ``eval.protocol``: ``auto`` = ``transunet`` for volumes (Synapse, ACDC), ``polyp`` for photographs
 PROTOCOL_CHOICES = ("auto", "transunet", "polyp")
+
+
+def planar_models() -> list[str]:
+    """The registered ``segmentation`` models that take 2-D images (their contract check runs them on 2-D images:
+    ``spatial_dims: 2`` in their ``tiny``); the 3-D MRI models (DMAF-Net, RFNet ...) are not among them."""
+    return [m for m in list_models("segmentation") if get_tiny_kwargs(m).get("spatial_dims") == 2]
 
 
 @dataclass
@@ -180,7 +187,7 @@ class Seg2DRunConfig:
                 raise ConfigError(f"data.{key} must be in [0, 1), got {value!r}")
         if isinstance(d.batch_size, bool) or not isinstance(d.batch_size, int) or d.batch_size < 1:
             raise ConfigError(f"data.batch_size must be an integer >= 1, got {d.batch_size!r}")
-        check_choice("model.name", self.model.name, list_models("segmentation"))
+        check_choice("model.name", self.model.name, planar_models())
         if not isinstance(self.model.kwargs, dict):
             raise ConfigError(f"model.kwargs must be a mapping, got {self.model.kwargs!r}")
         ce, dice = self.loss.ce_weight, self.loss.dice_weight

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from medmodal.data.seg2d.files import input_suffix, output_name, read_input, write_label
-from medmodal.errors import ConfigError, DataError, LayoutError
+from medmodal.errors import ConfigError, DamagedFileError, DataError, ImageReadError, LayoutError
 from medmodal.inference.planar import predict_stack
 from medmodal.io import OutputError, atomic_write_json, ensure_writable_dir
 
@@ -136,7 +136,7 @@ def predict_seg2d(model: torch.nn.Module, meta: dict, input_path: str | Path, ou
                 continue
             try:
                 record = _predict_one(model, meta, path, out)
-            except DataError as err:
+            except (DataError, DamagedFileError, ImageReadError) as err:
                 if not options.skip_invalid:
                     kept = counts["written"]
                     kept_text = f"; the {kept} written so far are kept and --continue skips them" if kept else ""

@@ -253,7 +253,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
         rows = score_cases(module.model, dataset, cases, d.grid(), protocol, cfg.eval.hd95)
         results[name] = {"cases": len(rows), "scores": summarise(rows, columns)}
         table += [{"split": name, **r} for r in rows]
-    metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "best_val_dice": best_val,
+    metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "model_name": cfg.model.name, "best_val_dice": best_val,
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "protocol": protocol, "hd95_unit": "voxels", "classes": list(dataset.classes),
                "dataset": dataset.dataset, "layout": dataset.layout, "splits": results, "notes": notes,
