@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import lightning as L
+import torch
 import yaml
 
 from medmodal.config import config_to_dict
@@ -42,7 +43,7 @@ from medmodal.errors import ConfigError, InputError
 from medmodal.notices import warn
 
 __all__ = ["RunResult", "finished_result", "fit", "config_changes", "warn_config_changes",
-           "removes_new_files_on_input_error", "refuse_run_dir_in_data", "json_finite"]
+           "removes_new_files_on_input_error", "refuse_run_dir_in_data", "json_finite", "restore_best"]
 
 #: keys whose change does not make another run (where it goes, how it is shown)
 _NOT_COMPARED = ("out_dir", "trainer.progress_bar", "trainer.log_every_n_steps", "data.num_workers")
@@ -254,3 +255,20 @@ def json_finite(value):
     if isinstance(value, list):
         return [json_finite(v) for v in value]
     return value
+
+
+def restore_best(trainer: L.Trainer, module: L.LightningModule, run_dir: Path, validate: bool,
+                 monitor: str = "val/dice") -> tuple[Path, float | None]:
+    """Load the checkpoint a run is scored with into ``module`` (eval mode): ``checkpoints/best.ckpt`` when the run
+    validated and wrote it, else ``checkpoints/last.ckpt``. Returns ``(that checkpoint, best monitored value or
+    None)``; the checkpoint is read with ``weights_only=True``."""
+    best = Path(run_dir) / "checkpoints" / "best.ckpt"
+    ckpt = best if validate and best.is_file() else Path(run_dir) / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    module.eval()
+    score = None
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) == monitor and cb.best_model_score is not None:
+            score = float(cb.best_model_score)
+    return ckpt, score

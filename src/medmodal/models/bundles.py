@@ -22,6 +22,8 @@ Anything else (a random file, a pickle with code in it, weights for other sequen
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,22 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         first = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the described model ({first})") from None
     return model.to(map_location).eval(), meta
+
+
+def stored_meta(path: str | Path) -> dict | None:
+    """The ``model.json`` of the bundle ``path`` resolves to (a run folder, its ``model/``, a bundle file), or
+    ``None`` when there is none or it is unreadable (for "what kind of model is this?" checks; never raises)."""
+    try:
+        found = resolve_checkpoint(path)
+    except CheckpointError:
+        return None
+    if not (found.is_dir() and (found / BUNDLE_META).is_file()):
+        return None
+    try:
+        meta = json.loads((found / BUNDLE_META).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def check_modalities(meta: dict, available: list[str], source: str) -> None:

@@ -34,7 +34,7 @@ from medmodal.engine.fundus.config import VESSEL_MODELS
 from medmodal.errors import CheckpointError, ConfigError, DataError
 from medmodal.evaluation.vessels import SCORES, scores_table, summarise
 from medmodal.io import atomic_write_json, atomic_write_text
-from medmodal.models.bundles import BUNDLE_META, load_model, model_geometry, resolve_checkpoint
+from medmodal.models.bundles import load_model, model_geometry, stored_meta
 
 __all__ = ["VesselEvaluation", "is_vessel_run", "evaluate_vessel_run", "EVAL_SPLITS"]
 
@@ -76,15 +76,9 @@ def is_vessel_run(run: str | Path) -> bool:
     its bundle's ``model.json`` says ``image_kind: fundus``, or (no bundle) its ``config.yaml`` names a
     vessel network (:data:`~medmodal.engine.fundus.config.VESSEL_MODELS`). Never raises."""
     run = Path(run)
-    try:
-        found = resolve_checkpoint(run)
-    except CheckpointError:
-        found = None
-    if found is not None and found.is_dir() and (found / BUNDLE_META).is_file():
-        try:
-            return json.loads((found / BUNDLE_META).read_text()).get("image_kind") == "fundus"
-        except (OSError, ValueError, AttributeError):
-            return False
+    meta = stored_meta(run)
+    if meta is not None:
+        return meta.get("image_kind") == "fundus"
     cfg = _stored_config(_run_folder(run)) or {}
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     return model.get("name") in VESSEL_MODELS and isinstance(cfg.get("data"), dict) and "diameter" in cfg["data"]

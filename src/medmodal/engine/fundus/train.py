@@ -47,7 +47,7 @@ from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.engine.fundus.module import MODALITIES, VesselModule
 from medmodal.engine.fundus.structure import prepare_structure
 from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
-                                 removes_new_files_on_input_error)
+                                 removes_new_files_on_input_error, restore_best)
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.vessels import SCORES, summarise, vessel_scores
@@ -249,15 +249,7 @@ def run_vessels(cfg: VesselRunConfig, resume: str | None = "auto") -> RunResult:
                            grad_clip=cfg.optim.grad_clip, validate=validate,
                            extra_callbacks=[_SetEpoch(data.train_set)])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
-    ckpt = run_dir / "checkpoints" / ("best.ckpt" if validate and (run_dir / "checkpoints" / "best.ckpt").is_file()
-                                      else "last.ckpt")
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"])
-    module.eval()
-    best_val = None
-    for cb in trainer.checkpoint_callbacks:
-        if getattr(cb, "monitor", None) == "val/dice" and cb.best_model_score is not None:
-            best_val = float(cb.best_model_score)
+    ckpt, best_val = restore_best(trainer, module, run_dir, validate)
 
     results, table = {}, []
     for name, (role, layout, samples) in domains.items():

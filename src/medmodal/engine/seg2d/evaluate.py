@@ -22,7 +22,7 @@ from medmodal.errors import CheckpointError, ConfigError, DataError
 from medmodal.evaluation.seg2d import markdown_table, score_columns, summarise
 from medmodal.inference.segmentation import resolve_device
 from medmodal.io import atomic_write_json, atomic_write_text
-from medmodal.models.bundles import BUNDLE_META, load_model, resolve_checkpoint
+from medmodal.models.bundles import load_model, stored_meta
 
 __all__ = ["is_seg2d_run", "evaluate_seg2d_run", "Seg2DEvaluation", "EVAL_SPLITS"]
 
@@ -53,15 +53,9 @@ def is_seg2d_run(run: str | Path) -> bool:
     """Whether ``run`` (a run folder, its bundle, a bundle file or a ``.ckpt``) holds a 2-D model: its bundle's
     ``model.json`` says ``image_kind: 2d``, or its ``config.yaml`` says ``task: 2d``. Never raises."""
     run = Path(run)
-    try:
-        found = resolve_checkpoint(run)
-    except CheckpointError:
-        found = None
-    if found is not None and found.is_dir() and (found / BUNDLE_META).is_file():
-        try:
-            return json.loads((found / BUNDLE_META).read_text()).get("image_kind") == "2d"
-        except (OSError, ValueError, AttributeError):
-            return False
+    meta = stored_meta(run)
+    if meta is not None:
+        return meta.get("image_kind") == "2d"
     config = _run_folder(run) / "config.yaml"
     try:
         data = yaml.safe_load(config.read_text()) if config.is_file() else None

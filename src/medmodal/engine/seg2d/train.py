@@ -34,7 +34,7 @@ from medmodal.data.seg2d import Seg2DCase, Seg2DSet, load_case, read_seg2d
 from medmodal.data.seg2d.slice_dataset import SliceTrainingSet, resize_image, resize_label
 from medmodal.distributed import is_global_zero
 from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
-                                 removes_new_files_on_input_error)
+                                 removes_new_files_on_input_error, restore_best)
 from medmodal.engine.seg2d.config import Seg2DRunConfig
 from medmodal.engine.seg2d.module import Seg2DModule
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
@@ -238,15 +238,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
                            grad_clip=cfg.optim.grad_clip, validate=validate,
                            extra_callbacks=[_SetEpoch(data.train_set)])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
-    best = run_dir / "checkpoints" / "best.ckpt"
-    ckpt = best if validate and best.is_file() else run_dir / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"])
-    module.eval()
-    best_val = None
-    for cb in trainer.checkpoint_callbacks:
-        if getattr(cb, "monitor", None) == "val/dice" and cb.best_model_score is not None:
-            best_val = float(cb.best_model_score)
+    ckpt, best_val = restore_best(trainer, module, run_dir, validate)
     columns = score_columns(dataset.classes, protocol, cfg.eval.hd95)
     results, table = {}, []
     for name, cases in (("val", val), ("test", test)):

@@ -49,6 +49,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from medmodal.engine.run import json_finite
 from medmodal.errors import ConfigError
 from medmodal.experiments.suite import BenchmarkSuite, Method, Profile
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -217,18 +218,8 @@ def _frangi(runs: Path, sources: Sequence[Path], targets: Sequence[Path]) -> dic
                "domains": results,
                "seconds": round(time.perf_counter() - start, 1), "per_image": rows}
     ensure_writable_dir(cached.parent)
-    atomic_write_json(cached, _finite(metrics))
+    atomic_write_json(cached, json_finite(metrics))
     return json.loads(cached.read_text())
-
-
-def _finite(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _per_image(runs: Path, method: str, seed: int | None) -> list[dict]:
@@ -425,7 +416,7 @@ def write_report(out: Path, profile: VesselProfile, methods: Sequence[str], seed
     atomic_write_text(report / "per_image.csv", buf.getvalue())
     summary = {method: [{k: r[k] for k in ("seed", "domains", "best_val_dice", "train_seconds", "threshold")
                          if k in r} for r in runs] for method, runs in results.items()}
-    atomic_write_json(report / "summary.json", _finite({"profile": profile.name, "seeds": list(seeds),
+    atomic_write_json(report / "summary.json", json_finite({"profile": profile.name, "seeds": list(seeds),
                                                          "results": summary, "missing": list(missing),
                                                          "data_notes": list(notes)}))
     overlay_figure(out, results, report / "overlays.png")
@@ -467,7 +458,7 @@ def write_lodo_report(out: Path, profile: VesselProfile, methods: Sequence[str],
     summary = {held: {method: [{k: r[k] for k in ("seed", "domains", "best_val_dice", "train_seconds", "threshold")
                                 if k in r} for r in runs] for method, runs in fold.items()}
                for held, fold in results.items()}
-    atomic_write_json(report / "summary.json", _finite({"protocol": "lodo", "profile": profile.name,
+    atomic_write_json(report / "summary.json", json_finite({"protocol": "lodo", "profile": profile.name,
                                                          "seeds": list(seeds), "held_out": list(held_out),
                                                          "results": summary, "missing": list(missing),
                                                          "data_notes": list(notes)}))

@@ -38,6 +38,7 @@ from medmodal.models.registry import model_config
 
 __all__ = [
     "DEFAULT_ACT",
+    "planar_input",
     "check_modality_mask",
     "mask_modalities",
     "masked_mean",
@@ -465,3 +466,26 @@ def to_channels_last_3d(model: nn.Module) -> nn.Module:
             if param.dim() == 5:
                 param.data = param.data.contiguous(memory_format=torch.channels_last_3d)
     return model
+
+
+def planar_input(name: str, images: torch.Tensor, modality_mask: torch.Tensor | None, modalities: Sequence[str],
+                 divisor: int) -> torch.Tensor:
+    """The checked input of a 2-D model: ``images [B, M, H, W]`` with absent channels zeroed.
+
+    Args:
+        name: the model's name (for messages). images: ``[B, len(modalities), H, W]`` float.
+        modality_mask: ``[B, M]`` bool, True = present (``None``: all present). modalities: the model's channels.
+        divisor: ``H`` and ``W`` must be multiples of it (the network's total stride).
+
+    Raises:
+        ValueError: wrong shape, a side not divisible by ``divisor``, a sample with no sequence.
+    """
+    if images.ndim != 4 or images.shape[1] != len(modalities):
+        raise ValueError(f"{name} expects images [B, {len(modalities)}, H, W], got {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if h % divisor or w % divisor:
+        raise ValueError(f"{name} needs H and W divisible by {divisor}, got {h} x {w}")
+    if modality_mask is None:
+        return images
+    mask = check_modality_mask(modality_mask, images.shape[0], len(modalities), images.device)
+    return mask_modalities(images, mask)

@@ -74,8 +74,8 @@ from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch import nn
 
 from medmodal.errors import ConfigError
-from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.registry import model_config, register_model
+from medmodal.models.segmentation.blocks import planar_input
 
 __all__ = ["MSLAUNet", "MSLAUNetConfig", "LinearAttention", "MultiScaleLinearAttention", "LocalBlock",
            "GlobalBlock", "ATTENTIONS"]
@@ -328,14 +328,8 @@ class MSLAUNet(nn.Module):
 
     def forward(self, images: torch.Tensor, modality_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``images [B, M, H, W]`` (``H, W`` divisible by 32) -> logits ``[B, num_classes, H, W]``."""
-        if images.ndim != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(f"MSLAU-Net expects images [B, {len(self.modalities)}, H, W], got {tuple(images.shape)}")
+        images = planar_input("MSLAU-Net", images, modality_mask, self.modalities, STRIDE)
         h, w = images.shape[-2:]
-        if h % STRIDE or w % STRIDE:
-            raise ValueError(f"MSLAU-Net needs H and W divisible by {STRIDE}, got {h} x {w}")
-        if modality_mask is not None:
-            mask = check_modality_mask(modality_mask, images.shape[0], len(self.modalities), images.device)
-            images = mask_modalities(images, mask)
         features, x = [], images
         for embed, stage in zip(self.encoder["embeds"], self.encoder["stages"]):
             x = stage(embed(x))

@@ -63,8 +63,8 @@ from timm.models.vision_transformer import init_weights_vit_timm
 from torch import nn
 
 from medmodal.errors import ConfigError
-from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.registry import model_config, register_model
+from medmodal.models.segmentation.blocks import planar_input
 
 __all__ = ["SwinUNet", "SwinUNetConfig", "PatchExpand", "SwinDecoderStage"]
 
@@ -250,15 +250,7 @@ class SwinUNet(nn.Module):
         Raises:
             ValueError: wrong shape, ``H`` or ``W`` not divisible by ``patch_size * 8``, a sample with no sequence.
         """
-        if images.ndim != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(f"swin_unet expects images [B, {len(self.modalities)}, H, W], got {tuple(images.shape)}")
-        h, w = images.shape[-2:]
-        if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(f"swin_unet needs H and W divisible by {self.size_divisor} (patch_size * 8), "
-                             f"got {h} x {w}")
-        if modality_mask is not None:
-            mask = check_modality_mask(modality_mask, images.shape[0], len(self.modalities), images.device)
-            images = mask_modalities(images, mask)
+        images = planar_input("swin_unet", images, modality_mask, self.modalities, self.size_divisor)
         x = self.pos_drop(self.patch_embed(images))  # [B, H/4, W/4, C]
         skips = []
         for stage in self.stages:

@@ -71,9 +71,9 @@ from timm.models.vision_transformer import Block, init_weights_vit_timm
 from torch import nn
 
 from medmodal.errors import CheckpointError, ConfigError, EncoderLoadError
-from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.encoder_export import read_state_dict
 from medmodal.models.registry import model_config, register_model
+from medmodal.models.segmentation.blocks import planar_input
 
 __all__ = ["TransUNet", "TransUNetConfig", "CascadedUpsampler", "load_trunk_weights"]
 
@@ -323,14 +323,8 @@ class TransUNet(nn.Module):
         Raises:
             ValueError: wrong shape, ``H`` or ``W`` not divisible by 16, a sample with no sequence.
         """
-        if images.ndim != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(f"transunet expects images [B, {len(self.modalities)}, H, W], got {tuple(images.shape)}")
+        images = planar_input("transunet", images, modality_mask, self.modalities, self.size_divisor)
         h, w = images.shape[-2:]
-        if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(f"transunet needs H and W divisible by {self.size_divisor}, got {h} x {w}")
-        if modality_mask is not None:
-            mask = check_modality_mask(modality_mask, images.shape[0], len(self.modalities), images.device)
-            images = mask_modalities(images, mask)
         features = self.trunk(images)  # strides 2, 4, 8, 16
         x = self.patch_embed(features[3])
         b, c, gh, gw = x.shape

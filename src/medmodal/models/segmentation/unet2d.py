@@ -58,8 +58,8 @@ from monai.networks.nets.basic_unet import UpCat
 from torch import nn
 
 from medmodal.errors import ConfigError
-from medmodal.layers.masking import check_modality_mask, mask_modalities
 from medmodal.models.registry import model_config, register_model
+from medmodal.models.segmentation.blocks import planar_input
 
 __all__ = ["UNet2D", "UNet2DConfig", "UPSAMPLE_MODES"]
 
@@ -150,14 +150,7 @@ class UNet2D(nn.Module):
         Raises:
             ValueError: wrong shape, ``H`` or ``W`` not divisible by 16, a sample with no sequence.
         """
-        if images.ndim != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(f"unet2d expects images [B, {len(self.modalities)}, H, W], got {tuple(images.shape)}")
-        h, w = images.shape[-2:]
-        if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(f"unet2d needs H and W divisible by {self.size_divisor}, got {h} x {w}")
-        if modality_mask is not None:
-            mask = check_modality_mask(modality_mask, images.shape[0], len(self.modalities), images.device)
-            images = mask_modalities(images, mask)
+        images = planar_input("unet2d", images, modality_mask, self.modalities, self.size_divisor)
         return self.net(images)
 
 
