@@ -311,6 +311,8 @@ def seg_benchmark_cmd(
                                       "(repeatable)"),
     report_only: bool = typer.Option(False, "--report-only", help="vessels, 2d: train nothing, report the finished "
                                      "runs in OUT (after runs split over processes with --methods / --seeds)"),
+    classes: Optional[str] = typer.Option(None, "--classes", help="2d: your class names, background first, comma "
+                                          "list (data.classes: your own organs in the HDF5 / NPZ forms)"),
 ):
     """Compare every segmentation method (and DMAF-Net ablation) on one dataset with one budget; writes a report.
 
@@ -330,12 +332,14 @@ def seg_benchmark_cmd(
         from medmodal.experiments.seg.planar import run as run_planar
 
         report = run_planar(out, profile or "cpu-reduced", _split(methods), _split(seeds, int), data=data[0],
-                            epochs=epochs, report_only=report_only,
+                            epochs=epochs, classes=_split(classes), report_only=report_only,
                             on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
         _print_report(report, "seg2d.md")
         return
     if task != "volumes":
         raise ConfigError(f"unknown --task {task!r}; choose volumes, vessels or 2d")
+    if classes:
+        raise ConfigError("--classes belongs to --task 2d")
     if target or report_only:
         raise ConfigError("--target and --report-only belong to --task vessels and 2d")
     if len(data) > 1:

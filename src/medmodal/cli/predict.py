@@ -180,7 +180,7 @@ def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, ski
                       markup=False)
     written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
     reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
-        ([f"{invalid} unreadable (--skip-invalid)"] if invalid else [])
+        ([f"{invalid} unreadable or not for this model (--skip-invalid)"] if invalid else [])
     why = f" ({'; '.join(reasons)})" if reasons else ""
     console.print(f"{written} input{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
                   f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)

@@ -146,3 +146,29 @@ def test_predict_skip_invalid_names_a_damaged_h5(acdc, tmp_path):
     out = runner.invoke(app, [*args, "-o", str(tmp_path / "p2"), "--skip-invalid"])
     assert out.exit_code == 0, out.output
     assert "broken.h5: skipped" in out.output and "1 input predicted, 1 skipped" in out.output
+
+
+def test_own_organs_in_the_hdf5_form_under_any_case_name(tmp_path):
+    """The how-to's recipe: <case>.h5 volumes with image / label, the three list files, data.classes."""
+    import h5py
+
+    from medmodal.data.seg2d import read_seg2d
+
+    root = tmp_path / "LIVER"
+    (root / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"liverct_{i:02d}" for i in range(6)]
+    for name in names:
+        label = np.zeros((3, 32, 32), np.uint8)
+        label[:, 8:24, 8:24] = 1
+        label[:, 12:16, 12:16] = 2
+        with h5py.File(root / "data" / f"{name}.h5", "w") as fh:
+            fh["image"] = (label / 2 + rng.random(label.shape) * 0.2).clip(0, 1).astype(np.float32)
+            fh["label"] = label
+    for split, chosen in (("train", names[:4]), ("val", names[4:5]), ("test", names[5:])):
+        (root / f"{split}.list").write_text("\n".join(chosen) + "\n")
+    found = read_seg2d(root)
+    assert found.layout == "acdc_h5" and [c.split for c in found.cases].count("train") == 4
+    result = run_seg2d(_cfg(root, tmp_path / "run", "data.layout=auto", "data.classes=[background, liver, tumour]",
+                            "trainer.max_epochs=1"))
+    assert "Dice_tumour" in result.metrics["splits"]["test"]["scores"]

@@ -51,3 +51,16 @@ def test_bad_requests_are_one_line(acdc, tmp_path):
         run(tmp_path / "empty", "smoke", ["mslau_net"], data=acdc, report_only=True)
     result = runner.invoke(app, ["seg", "benchmark", "--task", "2d", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "--task 2d takes one --data folder" in result.output
+
+
+def test_polyp_data_gets_the_polyp_preset(tmp_path):
+    cvc = write_synthetic(tmp_path / "CVC-ClinicDB", "cvc_clinicdb", n=12, size=64, seed=0)
+    cfg = run_config("unet2d", 0, PLANAR_PROFILES["cpu-reduced"], cvc, tmp_path)
+    assert cfg.data.layout == "cvc_clinicdb" and cfg.loss.ce_weight == 0 and cfg.optim.optimizer == "adamw"
+    assert cfg.data.size == 128 and cfg.trainer.max_epochs == 16        # the profile's budget
+    out = tmp_path / "bench"
+    result = runner.invoke(app, ["seg", "benchmark", "--task", "2d", "--data", str(cvc), "--out", str(out),
+                                 "--profile", "smoke", "--methods", "unet2d", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    report = (out / "report" / "seg2d.md").read_text()
+    assert "Protocol `polyp`" in report and "Precision (%)" in report and "epochs trained: 1" in report

@@ -45,8 +45,10 @@ def is_fundus_request(root: Path, layout: str, mapping: Optional[str]) -> bool:
     from medmodal.data.layouts import find_layout
 
     if find_layout(FAMILY, root) is None:
+        from medmodal.data.seg2d.layouts import EXPECTED_LAYOUTS_LINE
+
         raise LayoutError(f"{root}: no NIfTI files and no fundus layout recognised (expected {VOLUME_LAYOUTS_LINE}; "
-                          f"or {FUNDUS_LAYOUTS_LINE}); pass --layout")
+                          f"or {FUNDUS_LAYOUTS_LINE}; or 2-D: {EXPECTED_LAYOUTS_LINE}); pass --layout")
     return True
 
 

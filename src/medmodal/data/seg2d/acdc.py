@@ -14,7 +14,10 @@ Two layouts:
   of ``train.list``; validation and test cases are the volumes of ``val.list`` / ``test.list``. Files in ``data/``
   that no list used names are noted (e.g. the training volumes when the slices are read); ``all_slices.list`` is
   not read (noted). Without any list file every volume is read with split ``None`` (and slices of volumes that
-  are not there are grouped into slice cases), with a note.
+  are not there are grouped into slice cases), with a note. The same form holds other organs under any case
+  name (``<case>.h5``, ``<case>_slice_<k>.h5``: letters, digits, ``.``, ``-``, ``_``); such a folder is detected
+  when a list file lies beside ``data/`` (ACDC's own names are detected without one); name its classes with
+  ``data.classes``.
 
 * ``acdc`` - the challenge's own files::
 
@@ -52,8 +55,11 @@ SSL4MIS_VAL_PATIENTS = (2, 19, 28, 30, 39, 45, 78, 82, 85, 87)
 #: SSL4MIS's 20 test patients (``data/ACDC/test.list``).
 SSL4MIS_TEST_PATIENTS = (1, 7, 8, 11, 13, 22, 24, 33, 52, 59, 64, 65, 66, 68, 75, 80, 81, 83, 84, 93)
 
-_VOLUME = re.compile(r"(?P<patient>patient\d+)_frame\d+", re.I)
-_SLICE = re.compile(r"(?P<volume>patient\d+_frame\d+)_slice_(?P<slice>\d+)", re.I)
+# ACDC's names are patient<nnn>_frame<mm>[_slice_<k>]; the same form holds other organs under any case name
+# (letters, digits, ., - and _), slices being <case>_slice_<k>
+_VOLUME = re.compile(r"(?![\w.-]*_slice_\d+$)[\w.-]+", re.I)
+_SLICE = re.compile(r"(?P<volume>[\w.-]+)_slice_(?P<slice>\d+)", re.I)
+_ACDC_NAME = re.compile(r"patient\d+_frame\d+(_slice_\d+)?", re.I)
 _LISTS = ("train_slices.list", "train.list", "val.list", "test.list")
 
 
@@ -73,12 +79,16 @@ def _h5_files(folder: Optional[Path]) -> dict[str, Path]:
 
 
 def detect_acdc_h5(root: Path) -> Optional[Path]:
-    """``root`` when ``data/`` (or ``data/slices/``) holds ``patient<nnn>_frame<mm>[_slice_<k>].h5`` files."""
+    """``root`` when ``data/`` (or ``data/slices/``) holds ``patient<nnn>_frame<mm>[_slice_<k>].h5`` files, or holds
+    ``.h5`` files of any case name beside one of the SSL4MIS list files (``train.list``, ``val.list`` ...)."""
     root = Path(root)
     data = subdir(root, "data")
     if data is None:
         return None
-    return root if _h5_files(data) or _h5_files(subdir(data, "slices")) else None
+    names = [*_h5_files(data), *_h5_files(subdir(data, "slices"))]
+    if any(_ACDC_NAME.fullmatch(n) for n in names):
+        return root
+    return root if names and any((root / name).is_file() for name in _LISTS) else None
 
 
 def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
@@ -106,7 +116,7 @@ def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
     notes: list[str] = []
     matched = set(found.values()) | {p for k, p in in_slice_dir.items() if _SLICE.fullmatch(k)}
     ignored = [p for p in files_in(data) + files_in(slice_dir) if is_data_file(p) and p not in matched]
-    notes += unused_note(ignored, "in data/ match no patient<nnn>_frame<mm>[_slice_<k>].h5 name")
+    notes += unused_note(ignored, "in data/ match no <case>[_slice_<k>].h5 name")
     lists = {name: path / name for name in _LISTS if (path / name).is_file()}
     if (path / "all_slices.list").is_file():
         notes.append(f"{path / 'all_slices.list'}: not read (the slices of every split; training reads "
@@ -130,7 +140,7 @@ def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
     slice_groups: dict[str, list[tuple[int, Path]]] = {}
     used: set[Path] = set()
     if "train_slices.list" in names:
-        for name, file in listed("train_slices.list", slices, _SLICE, "patient<nnn>_frame<mm>_slice_<k>",
+        for name, file in listed("train_slices.list", slices, _SLICE, "<case>_slice_<k>",
                                  slice_dir or data).items():
             m = _SLICE.fullmatch(name)
             slice_groups.setdefault(m.group("volume"), []).append((int(m.group("slice")), file))
@@ -141,10 +151,10 @@ def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
             kept = f"; its {len(whole)} volumes in data/ not used" if whole else ""
             notes.append(f"{lists['train.list']}: not read (training reads the slices of train_slices.list{kept})")
     elif "train.list" in names:
-        split_volumes["train"] = listed("train.list", volumes, _VOLUME, "patient<nnn>_frame<mm>", data)
+        split_volumes["train"] = listed("train.list", volumes, _VOLUME, "<case>", data)
     for split in ("val", "test"):
         if f"{split}.list" in names:
-            split_volumes[split] = listed(f"{split}.list", volumes, _VOLUME, "patient<nnn>_frame<mm>", data)
+            split_volumes[split] = listed(f"{split}.list", volumes, _VOLUME, "<case>", data)
     split_of_lists({"train": list(slice_groups) + list(split_volumes.get("train", {})),
                     **{s: list(v) for s, v in split_volumes.items() if s != "train"}}, f"{path}: the list files")
 

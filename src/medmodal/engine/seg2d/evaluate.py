@@ -89,9 +89,12 @@ def evaluate_seg2d_run(run: str | Path, data: str | Path | None = None, split: s
     model, meta = load_model(run, map_location=resolve_device(device))
     if meta.get("image_kind") != "2d":
         raise CheckpointError(f"{meta.get('source', run)}: not a 2-D segmentation model")
+    if not root.is_dir():
+        where = "the run's data.root" if data is None else "--data"
+        raise ConfigError(f"{root}: data folder not found ({where}); give the data folder with --data")
     dataset = read_seg2d(root, layout)
-    if own:
-        dataset = with_classes(dataset, (cfg.get("data") or {}).get("classes"))
+    # a run trained with data.classes (own organs) names the classes of any data set in the same form
+    dataset = with_classes(dataset, (cfg.get("data") or {}).get("classes"))
     if list(dataset.classes) != list(meta["classes"]):
         raise DataError(f"{root}: its classes {list(dataset.classes)} are not the model's {list(meta['classes'])}")
     by_id = {c.id: c for c in dataset.cases}

@@ -208,6 +208,8 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
         ConfigError: a bad config (one line). LayoutError / DataError: unreadable data.
     """
     cfg.validate()
+    # stored absolute, so `seg evaluate RUN` works from any folder
+    cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
     run_dir = Path(cfg.out_dir)
     done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg, artefacts={"model": str(run_dir / "model")})
     if done is not None:

@@ -35,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from medmodal.config import load_run_config
+from medmodal.data.seg2d import detect_layout
 from medmodal.engine.seg2d.config import Seg2DRunConfig
 from medmodal.engine.seg2d.train import run_seg2d
 from medmodal.errors import ConfigError
@@ -62,12 +63,15 @@ class PlanarProfile(Profile):
     """A 2-D benchmark budget.
 
     Attributes:
-        overrides: ``--set`` overrides of every run (grid, epochs, optimiser ...), over ``preset``.
-        preset: the packaged ``seg`` preset every run starts from.
+        overrides: ``--set`` overrides of every run (grid, epochs, precision ...), over the preset.
+        preset: the packaged ``seg`` preset an ACDC run starts from.
+        presets: the preset of the other data sets, by kind (``synapse``, ``polyp``: the paper's loss, optimiser and
+            schedule for that data set; the profile's ``overrides`` set the budget).
         model_kwargs: per registered model, the kwargs of this profile's size (merged under a method's own).
     """
 
     preset: str = "train_mslau_acdc"
+    presets: dict = field(default_factory=lambda: {"synapse": "train_mslau_synapse", "polyp": "train_mslau_cvc"})
     overrides: tuple[str, ...] = ()
     model_kwargs: dict = field(default_factory=dict)
 
@@ -94,7 +98,12 @@ PLANAR_PROFILES = {
     "cpu-reduced": PlanarProfile(
         name="cpu-reduced", seeds=(0, 1, 2), preset="train_mslau_acdc_cpu", model_kwargs=REDUCED_KWARGS,
         note="128 px, reduced widths (~0.4 M parameters each), 16 epochs x 400 slices (800 steps of 8) on one CPU "
-             "thread per run (preset train_mslau_acdc_cpu); not the paper's scale"),
+             "thread per run (preset train_mslau_acdc_cpu; other data sets: their paper preset at this budget); "
+             "not the paper's scale",
+        # train_mslau_acdc_cpu's values: the same budget for the Synapse and polyp presets
+        overrides=("data.size=128", "data.batch_size=8", "data.num_workers=0", "trainer.max_epochs=16",
+                   "trainer.samples_per_epoch=400", "trainer.precision=32-true", "trainer.progress_bar=false",
+                   "trainer.accelerator=cpu", "trainer.devices=1")),
     "smoke": PlanarProfile(
         name="smoke", seeds=(0,), preset="train_mslau_acdc", model_kwargs=TINY_KWARGS,
         note="tests only: tiny models, 64 px, one epoch",
@@ -114,21 +123,34 @@ def _profile(profile: str | PlanarProfile) -> PlanarProfile:
     return PLANAR_PROFILES[profile]
 
 
+#: the data set kind of each 2-D layout (which preset of a profile applies)
+DATASET_OF_LAYOUT = {"synapse": "synapse", "synapse_raw": "synapse", "acdc_h5": "acdc", "acdc": "acdc",
+                     "cvc_clinicdb": "polyp", "kvasir_seg": "polyp"}
+
+
 def run_config(method: str, seed: int, profile: PlanarProfile, data: Path, out: Path,
-               epochs: int | None = None) -> Seg2DRunConfig:
-    """The run config of one (method, seed): the profile's preset and overrides, the method's model and kwargs."""
+               epochs: int | None = None, classes: Sequence[str] | None = None) -> Seg2DRunConfig:
+    """The run config of one (method, seed): the preset of the data set's kind (the layout detected in ``data``),
+    the profile's overrides, the method's model and kwargs, ``data.classes`` when given (your own organs)."""
     entry = PLANAR_METHODS[method]
     kwargs = {**profile.model_kwargs.get(entry.model, {}), **dict(entry.model_kwargs)}
-    overrides = [*profile.overrides, f"model.name={entry.model}", f"model.kwargs={json.dumps(kwargs)}",
+    layout, _ = detect_layout(data)
+    kind = DATASET_OF_LAYOUT.get(layout, "acdc")
+    preset = profile.presets.get(kind, profile.preset)
+    overrides = [*profile.overrides, f"data.layout={layout}", f"model.name={entry.model}",
+                 f"model.kwargs={json.dumps(kwargs)}",
                  f"data.root={data}", f"out_dir={out / 'runs' / method / f'seed{seed}'}", f"trainer.seed={seed}"]
     if epochs is not None:
         overrides.append(f"trainer.max_epochs={epochs}")
-    return load_run_config(Seg2DRunConfig, preset=profile.preset, overrides=overrides)
+    if classes:
+        overrides.append(f"data.classes={json.dumps(list(classes))}")
+    return load_run_config(Seg2DRunConfig, preset=preset, overrides=overrides)
 
 
 def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: Sequence[str] | None = None,
         seeds: Sequence[int] | None = None, *, data: str | Path | None = None, epochs: int | None = None,
-        report_only: bool = False, on_run: Callable[[str], None] | None = None) -> Path:
+        classes: Sequence[str] | None = None, report_only: bool = False,
+        on_run: Callable[[str], None] | None = None) -> Path:
     """Train (unless ``report_only``) every method x seed on ``data`` and write the report; returns its folder.
 
     Raises:
@@ -147,7 +169,7 @@ def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: 
     if not report_only:
         for method in names:
             for seed in seeds:
-                cfg = run_config(method, seed, prof, Path(data), out, epochs)
+                cfg = run_config(method, seed, prof, Path(data), out, epochs, classes)
                 result = run_seg2d(cfg)
                 test = result.metrics["splits"]["test"]["scores"]
                 dice = test.get("Dice") or {}
@@ -156,7 +178,7 @@ def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: 
                     where = " (finished before)" if result.skipped else ""
                     on_run(f"{method} seed {seed}: test mean Dice {100 * mean:.2f}{where}" if mean is not None
                            else f"{method} seed {seed}: done{where}")
-    return write_report(out, names, seeds, prof)
+    return write_report(out, names, seeds, prof, epochs)
 
 
 def _finished(out: Path, method: str, seed: int) -> dict | None:
@@ -164,7 +186,8 @@ def _finished(out: Path, method: str, seed: int) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: PlanarProfile) -> Path:
+def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: PlanarProfile,
+                 epochs: int | None = None) -> Path:
     """``OUT/report/``: ``seg2d.md``, ``per_case.csv``, ``summary.json`` from the finished runs."""
     runs = {(m, s): _finished(out, m, s) for m in names for s in seeds}
     done = {k: v for k, v in runs.items() if v is not None}
@@ -203,6 +226,9 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
         unit += " (not computed: eval.hd95 is off in this profile)"
     if len(seeds) == 1:
         unit += "; one seed: ± is 0 by construction"
+    trained = sorted({m.get("epochs") for m in done.values() if m.get("epochs") is not None})
+    if epochs is not None or (trained and prof.name == "cpu-reduced" and trained != [16]):
+        unit += f"; epochs trained: {', '.join(map(str, trained))} (the profile's budget overridden)"
     lines = [f"# 2-D segmentation benchmark: {first['dataset']} ({first['layout']}), profile `{prof.name}`", "",
              f"{prof.note}. Protocol `{protocol}`{unit}. Mean ± std over seeds of each run's mean over the test "
              f"cases; each run's checkpoint chosen on the validation cases only.", "",
@@ -227,7 +253,7 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
         writer.writerows(per_case)
         atomic_write_text(report / "per_case.csv", buf.getvalue())
     atomic_write_json(report / "summary.json", {"profile": prof.name, "protocol": protocol, "classes": classes,
-                                                "methods": summary})
+                                                "epochs": trained, "methods": summary})
     return report
 
 
