@@ -41,3 +41,54 @@ class EpochSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         _, world = _rank_and_world()
         return self.num_samples // world
+
+
+class TwoStreamBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches of ``labelled_batch`` labelled items then ``batch_size - labelled_batch`` unlabelled ones (the
+    semi-supervised two-stream batches of UA-MT / SSL4MIS ``TwoStreamBatchSampler``), reproducible per epoch.
+
+    The data set holds ``num_labelled`` labelled items first, then ``num_total - num_labelled`` unlabelled ones.
+    Each stream is drawn as successive permutations from ``(seed, epoch, stream)``; draw ``d`` of item ``i`` is
+    yielded as ``d * num_total + i`` (a dataset indexing modulo its length then sees a different index, hence
+    different augmentation, for each repeat of an item). Lightning calls :meth:`set_epoch` (single process:
+    the two streams are not sharded under DDP).
+
+    Args:
+        num_labelled: labelled items (indices ``0 .. num_labelled - 1``). num_total: all items.
+        batch_size: items per batch. labelled_batch: labelled items per batch.
+        batches: batches per epoch. seed: base seed.
+
+    Raises:
+        ValueError: no labelled or no unlabelled item, or a batch split outside ``[1, batch_size - 1]``.
+    """
+
+    def __init__(self, num_labelled: int, num_total: int, batch_size: int, labelled_batch: int, batches: int,
+                 seed: int = 0):
+        if not 0 < num_labelled < num_total:
+            raise ValueError(f"two streams need labelled and unlabelled items, got {num_labelled} of {num_total}")
+        if not 0 < labelled_batch < batch_size:
+            raise ValueError(f"labelled_batch must be in [1, {batch_size - 1}], got {labelled_batch}")
+        self.num_labelled, self.num_total = int(num_labelled), int(num_total)
+        self.batch_size, self.labelled_batch = int(batch_size), int(labelled_batch)
+        self.batches, self.seed, self.epoch = max(1, int(batches)), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def _stream(self, offset: int, size: int, count: int, stream: int) -> list[int]:
+        rng = np.random.default_rng([self.seed, self.epoch, stream])
+        out, draw = [], 0
+        while len(out) < count:
+            out += [draw * self.num_total + offset + int(i) for i in rng.permutation(size)]
+            draw += 1
+        return out[:count]
+
+    def __iter__(self):
+        lb, ub = self.labelled_batch, self.batch_size - self.labelled_batch
+        labelled = self._stream(0, self.num_labelled, lb * self.batches, 0)
+        unlabelled = self._stream(self.num_labelled, self.num_total - self.num_labelled, ub * self.batches, 1)
+        for b in range(self.batches):
+            yield labelled[b * lb:(b + 1) * lb] + unlabelled[b * ub:(b + 1) * ub]

@@ -186,7 +186,11 @@ def read_acdc_h5(path: Path, require_labels: bool = True) -> Seg2DSet:
     else:
         notes += unused_note(unused, "are slices of volumes that are read whole")
     notes += _patient_overlap(cases)
-    return make_set("acdc_h5", path, "acdc", cases, notes)
+    if "train_slices.list" in names:  # volumes in the order their first slice is listed (SSL4MIS's budgets)
+        order = tuple(dict.fromkeys(_SLICE.fullmatch(n).group("volume") for n in names["train_slices.list"]))
+    else:
+        order = tuple(names.get("train.list", ()))
+    return make_set("acdc_h5", path, "acdc", cases, notes, train_order=order)
 
 
 def _patient_overlap(cases: list[Seg2DCase]) -> list[str]:

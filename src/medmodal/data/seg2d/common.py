@@ -79,6 +79,9 @@ class Seg2DSet:
         channels: the image channels: ``("ct",)``, ``("cine",)`` or ``("red", "green", "blue")``.
         notes: one line each: every file skipped, ignored or guessed at (named, count and up to 3 examples), and
             every unofficial or derived thing (a split that is not part of the release, a label mapping).
+        train_order: the training case ids in the order of the layout's training list (SSL4MIS's
+            ``train_slices.list``: its first patients are the labelled ones of the semi-supervised budgets);
+            empty when the layout has no such list.
     """
 
     layout: str
@@ -88,6 +91,7 @@ class Seg2DSet:
     classes: tuple[str, ...]
     channels: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
+    train_order: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.cases)
@@ -106,11 +110,13 @@ class Seg2DSet:
 
 
 # --------------------------------------------------------------------------- helpers of the readers
-def make_set(layout: str, root: Path, dataset: str, cases: list[Seg2DCase], notes: list[str]) -> Seg2DSet:
+def make_set(layout: str, root: Path, dataset: str, cases: list[Seg2DCase], notes: list[str],
+             train_order: tuple[str, ...] = ()) -> Seg2DSet:
     """A :class:`Seg2DSet` of ``dataset`` with the cases sorted (split order, then natural id order)."""
     rank = {name: i for i, name in enumerate(SPLITS)}
     cases = sorted(cases, key=lambda c: (rank.get(c.split, len(SPLITS)), natural_key(c.id)))
-    return Seg2DSet(layout, Path(root), dataset, cases, DATASET_CLASSES[dataset], DATASET_CHANNELS[dataset], notes)
+    return Seg2DSet(layout, Path(root), dataset, cases, DATASET_CLASSES[dataset], DATASET_CHANNELS[dataset], notes,
+                    tuple(train_order))
 
 
 def natural_key(text: str) -> list:

@@ -27,7 +27,7 @@ from medmodal.models import list_models
 from medmodal.models.registry import get_tiny_kwargs
 
 __all__ = ["planar_models", "Seg2DDataSettings", "Seg2DModelSettings", "Seg2DLossSettings", "Seg2DOptimSettings",
-           "Seg2DTrainerSettings", "Seg2DEvalSettings", "Seg2DRunConfig", "PROTOCOL_CHOICES", "STRIDE"]
+           "Seg2DTrainerSettings", "Seg2DEvalSettings", "Seg2DSemiSettings", "SEMI_METHODS", "Seg2DRunConfig", "PROTOCOL_CHOICES", "STRIDE"]
 
 #: the network grid's sides must be multiples of this (5-stage encoders, MSLAU-Net's stride 32)
 STRIDE = 32
@@ -138,6 +138,60 @@ class Seg2DEvalSettings:
     hd95: bool = True
 
 
+#: ``semi.method`` choices (issue 29 adds the others)
+SEMI_METHODS = ("none", "mean_teacher")
+
+
+@dataclass
+class Seg2DSemiSettings:
+    """Semi-supervised training: a few labelled patients, the rest of the training cases unlabelled.
+
+    Defaults are SSL4MIS's Mean Teacher for ACDC (``HiLab-git/SSL4MIS`` ``train_mean_teacher_2D.py``): half of
+    each batch labelled, EMA 0.99 (``alpha = min(1 - 1 / (step + 1), ema)``), teacher input noise
+    ``clamp(N(0, 0.1), -0.2, 0.2)``, consistency = MSE of the softmax maps on the unlabelled half, weighted by
+    ``consistency * sigmoid_rampup``; SSL4MIS ramps over its whole run (200 "epochs" of 150 iterations =
+    its 30,000 iterations), here ``rampup`` is that share of the run's steps.
+
+    Attributes:
+        method: ``none`` (every training case labelled) | ``mean_teacher``.
+        labelled_patients: labelled training patients, the first ones of the layout's training list (SSL4MIS's
+            budgets: 3 or 7 ACDC patients; 68 / 136 slices); ``null``: all (supervised upper bound).
+        labelled_batch: labelled items per batch (the rest of ``data.batch_size`` unlabelled; SSL4MIS 12 of 24).
+        ema: teacher momentum. consistency: the consistency weight at the end of the ramp.
+        rampup: share of the training steps over which the weight ramps up (sigmoid).
+        noise: standard deviation of the teacher's input noise (clamped to twice it).
+    """
+
+    method: str = "none"
+    labelled_patients: Optional[int] = None
+    labelled_batch: int = 12
+    ema: float = 0.99
+    consistency: float = 0.1
+    rampup: float = 1.0
+    noise: float = 0.1
+
+    def validate(self, batch_size: int) -> None:
+        check_choice("semi.method", self.method, SEMI_METHODS)
+        n = self.labelled_patients
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(f"semi.labelled_patients must be an integer >= 1 or null, got {n!r}")
+        if self.method != "none":
+            if n is None:
+                raise ConfigError(f"semi.method {self.method} needs semi.labelled_patients (the labelled budget)")
+            lb = self.labelled_batch
+            if isinstance(lb, bool) or not isinstance(lb, int) or not 1 <= lb < batch_size:
+                raise ConfigError(f"semi.labelled_batch must be an integer in [1, data.batch_size - 1] "
+                                  f"({batch_size - 1}), got {lb!r}")
+        for key, low, high in (("ema", 0.0, 1.0), ("rampup", 0.0, 1.0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"semi.{key} must be in [{low}, {high}], got {value!r}")
+        for key in ("consistency", "noise"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"semi.{key} must be >= 0, got {value!r}")
+
+
 @dataclass
 class Seg2DRunConfig:
     """A 2-D segmentation run (:func:`medmodal.engine.seg2d.train.run_seg2d`): ``medmodal seg train`` with a
@@ -155,6 +209,7 @@ class Seg2DRunConfig:
     optim: Seg2DOptimSettings = field(default_factory=Seg2DOptimSettings)
     trainer: Seg2DTrainerSettings = field(default_factory=Seg2DTrainerSettings)
     eval: Seg2DEvalSettings = field(default_factory=Seg2DEvalSettings)
+    semi: Seg2DSemiSettings = field(default_factory=Seg2DSemiSettings)
 
     def validate(self) -> None:
         """Raises ConfigError: a wrong task, an unknown layout / augmentation / model / protocol, a grid side that is
@@ -197,5 +252,6 @@ class Seg2DRunConfig:
         spe = self.trainer.samples_per_epoch
         if spe is not None and (isinstance(spe, bool) or not isinstance(spe, int) or spe < d.batch_size):
             raise ConfigError(f"trainer.samples_per_epoch must be >= data.batch_size ({d.batch_size}) or null, got {spe!r}")
+        self.semi.validate(d.batch_size)
         self.trainer.validate()
         self.optim.validate()

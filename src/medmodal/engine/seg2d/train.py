@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from medmodal.config import config_to_dict, save_config
 from medmodal.data.seg2d import Seg2DCase, Seg2DSet, load_case, read_seg2d
+from medmodal.data.sampler import TwoStreamBatchSampler
 from medmodal.data.seg2d.slice_dataset import SliceTrainingSet, resize_image, resize_label
 from medmodal.distributed import is_global_zero
 from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
@@ -44,7 +45,7 @@ from medmodal.inference.planar import predict_stack
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from medmodal.models.bundles import save_bundle
 
-__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "with_classes", "METRICS_FILE"]
+__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "with_classes", "labelled_cases", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 #: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
@@ -114,6 +115,26 @@ def with_classes(dataset: Seg2DSet, classes: list[str] | None) -> Seg2DSet:
                                           f"{', '.join(dataset.classes)})"])
 
 
+def labelled_cases(dataset: Seg2DSet, train: list[Seg2DCase], patients: int | None
+                   ) -> tuple[list[Seg2DCase], list[Seg2DCase]]:
+    """``(labelled, unlabelled)`` training cases: the first ``patients`` patients in the layout's training list order
+    (:attr:`Seg2DSet.train_order`; SSL4MIS's 3- and 7-patient ACDC budgets), else in case order; ``None``: all
+    labelled.
+
+    Raises:
+        ConfigError: ``patients`` is not below the number of training patients.
+    """
+    if patients is None:
+        return train, []
+    order = [i for i in dataset.train_order if any(c.id == i for c in train)] or [c.id for c in train]
+    groups = list(dict.fromkeys(patient_of(i) for i in order))
+    if patients >= len(groups):
+        raise ConfigError(f"semi.labelled_patients={patients}: the training split has {len(groups)} patients; "
+                          f"choose fewer (or null: all labelled)")
+    chosen = set(groups[:patients])
+    return [c for c in train if patient_of(c.id) in chosen], [c for c in train if patient_of(c.id) not in chosen]
+
+
 def _training_slices(dataset: Seg2DSet, cases: list[Seg2DCase], grid) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = [], []
     for case in cases:
@@ -142,19 +163,31 @@ class _Cases(Dataset):
 
 
 class _SetEpoch(L.Callback):
-    def __init__(self, dataset: SliceTrainingSet):
-        self.dataset = dataset
+    def __init__(self, *targets):
+        self.targets = [t for t in targets if t is not None]
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self.dataset.set_epoch(trainer.current_epoch)
+        for target in self.targets:
+            target.set_epoch(trainer.current_epoch)
 
 
 class Seg2DDataModule(L.LightningDataModule):
     """Training slices on the network grid (:class:`SliceTrainingSet`) and whole validation cases (one per batch)."""
 
-    def __init__(self, cfg: Seg2DRunConfig, dataset: Seg2DSet, train: list[Seg2DCase], val: list[Seg2DCase]):
+    def __init__(self, cfg: Seg2DRunConfig, dataset: Seg2DSet, train: list[Seg2DCase], val: list[Seg2DCase],
+                 unlabelled: list[Seg2DCase] = ()):
+        """``train``: the labelled training cases; ``unlabelled``: the cases whose labels are not used
+        (``semi.method`` other than ``none``: two-stream batches; else they are left out)."""
         super().__init__()
         images, labels = _training_slices(dataset, train, cfg.data.grid())
+        self.labelled_slices = len(images)
+        self.batch_sampler = None
+        if cfg.semi.method != "none" and unlabelled:
+            more, unused = _training_slices(dataset, unlabelled, cfg.data.grid())
+            images, labels = torch.cat([images, more]), torch.cat([labels, torch.full_like(unused, -1)])
+            batches = max(1, (cfg.trainer.samples_per_epoch or len(images)) // cfg.data.batch_size)
+            self.batch_sampler = TwoStreamBatchSampler(self.labelled_slices, len(images), cfg.data.batch_size,
+                                                       cfg.semi.labelled_batch, batches, seed=cfg.trainer.seed)
         self.train_set = SliceTrainingSet(images, labels, cfg.data.augment, cfg.trainer.samples_per_epoch,
                                           seed=cfg.trainer.seed)
         self.val_set = _Cases(dataset, val) if val else None
@@ -162,6 +195,9 @@ class Seg2DDataModule(L.LightningDataModule):
         self.num_workers, self.workers_note = cfg.data.capped_workers()
 
     def train_dataloader(self):
+        if self.batch_sampler is not None:
+            return DataLoader(self.train_set, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
+                              persistent_workers=self.num_workers > 0)
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
                           drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
@@ -222,6 +258,12 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
     notes = [*dataset.notes, *split_notes]
     by_id = {c.id: c for c in dataset.cases}
     train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
+    train, unlabelled = labelled_cases(dataset, train, cfg.semi.labelled_patients)
+    if cfg.semi.labelled_patients is not None:
+        splits["labelled"] = [c.id for c in train]
+        used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
+        notes.append(f"{cfg.semi.labelled_patients} labelled training patients ({len(train)} cases); the other "
+                     f"{len(unlabelled)} training cases {used}")
     protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases])
     if is_global_zero():
         ensure_writable_dir(run_dir)
@@ -230,7 +272,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
     L.seed_everything(t.seed, workers=True, verbose=False)
     meta = bundle_meta(cfg, dataset, protocol)
     module = Seg2DModule({**config_to_dict(cfg), "bundle": meta})
-    data = Seg2DDataModule(cfg, dataset, train, val)
+    data = Seg2DDataModule(cfg, dataset, train, val, unlabelled)
     if data.workers_note:
         notes.append(data.workers_note)
     validate = bool(val)
@@ -238,7 +280,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
         notes.append("no validation cases: the last checkpoint is evaluated")
     trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
                            grad_clip=cfg.optim.grad_clip, validate=validate,
-                           extra_callbacks=[_SetEpoch(data.train_set)])
+                           extra_callbacks=[_SetEpoch(data.train_set, data.batch_sampler)])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
     ckpt, best_val = restore_best(trainer, module, run_dir, validate)
     columns = score_columns(dataset.classes, protocol, cfg.eval.hd95)
@@ -251,7 +293,8 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
                "epochs": int(trainer.current_epoch), "train_seconds": fit_time_seconds(trainer),
                "protocol": protocol, "hd95_unit": "voxels", "classes": list(dataset.classes),
                "dataset": dataset.dataset, "layout": dataset.layout, "splits": results, "notes": notes,
-               "train_slices": int(len(data.train_set.images))}
+               "train_slices": int(len(data.train_set.images)), "labelled_slices": int(data.labelled_slices),
+               "semi": {"method": cfg.semi.method, "labelled_patients": cfg.semi.labelled_patients}}
     bundle_dir = run_dir / "model"
     if is_global_zero():
         save_bundle(bundle_dir, module.model, meta)

@@ -1,0 +1,77 @@
+"""Semi-supervised 2-D runs (issue 29, first step): a labelled budget by patient, two-stream batches, Mean Teacher."""
+
+import json
+
+import pytest
+import torch
+
+from medmodal.config import load_run_config
+from medmodal.data.sampler import TwoStreamBatchSampler
+from medmodal.data.seg2d import read_seg2d, write_synthetic
+from medmodal.engine.seg2d.config import Seg2DRunConfig
+from medmodal.engine.seg2d.train import labelled_cases, run_seg2d
+from medmodal.errors import ConfigError
+
+TINY = ["model.kwargs={widths: [8, 16, 32, 32], depths: [1, 1, 1, 1], head_dim: 8, decoder_channels: 8}",
+        "data.size=32", "data.batch_size=4", "trainer.max_epochs=2", "trainer.samples_per_epoch=8",
+        "trainer.progress_bar=false", "trainer.accelerator=cpu", "trainer.precision=32-true", "eval.hd95=false"]
+
+
+@pytest.fixture(scope="module")
+def acdc(tmp_path_factory):
+    return write_synthetic(tmp_path_factory.mktemp("semi") / "ACDC", "acdc_h5", n=10, size=32, seed=0)
+
+
+def _cfg(root, out, *extra):
+    return load_run_config(Seg2DRunConfig, preset="train_mslau_acdc",
+                           overrides=[*TINY, f"data.root={root}", f"out_dir={out}", *extra])
+
+
+def test_two_stream_batches():
+    sampler = TwoStreamBatchSampler(num_labelled=3, num_total=10, batch_size=4, labelled_batch=2, batches=5, seed=0)
+    batches = list(sampler)
+    assert len(batches) == 5 and all(len(b) == 4 for b in batches)
+    assert all(i % 10 < 3 for b in batches for i in b[:2]) and all(i % 10 >= 3 for b in batches for i in b[2:])
+    labelled = [i for b in batches for i in b[:2]]
+    assert len(set(labelled)) == len(labelled)          # repeats of an item are distinct draws
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    with pytest.raises(ValueError):
+        TwoStreamBatchSampler(0, 10, 4, 2, 5)
+
+
+def test_labelled_patients_follow_the_training_list(acdc):
+    dataset = read_seg2d(acdc)
+    train = dataset.split("train")
+    labelled, unlabelled = labelled_cases(dataset, train, 2)
+    first = list(dict.fromkeys(i.split("_frame")[0] for i in dataset.train_order))[:2]
+    assert {c.id.split("_frame")[0] for c in labelled} == set(first)
+    assert len(labelled) + len(unlabelled) == len(train)
+    with pytest.raises(ConfigError, match="labelled_patients"):
+        labelled_cases(dataset, train, 100)
+
+
+def test_mean_teacher_and_supervised_only_runs(acdc, tmp_path):
+    mt = run_seg2d(_cfg(acdc, tmp_path / "mt", "semi.method=mean_teacher", "semi.labelled_patients=2",
+                        "semi.labelled_batch=2"))
+    assert mt.metrics["semi"] == {"method": "mean_teacher", "labelled_patients": 2}
+    assert 0 < mt.metrics["labelled_slices"] < mt.metrics["train_slices"]
+    splits = json.loads((tmp_path / "mt" / "splits.json").read_text())
+    assert set(splits["labelled"]) < set(splits["train"])
+    state = torch.load(tmp_path / "mt" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    teacher = {k[len("teacher."):]: v for k, v in state.items() if k.startswith("teacher.")}
+    student = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    assert teacher.keys() == student.keys()
+    assert any(not torch.equal(teacher[k], student[k]) for k in teacher if teacher[k].is_floating_point())
+    sup = run_seg2d(_cfg(acdc, tmp_path / "sup", "semi.labelled_patients=2"))
+    assert sup.metrics["train_slices"] == sup.metrics["labelled_slices"] == mt.metrics["labelled_slices"]
+    assert any("not used (supervised on the labelled part only)" in n for n in sup.notes)
+
+
+def test_semi_config_errors(acdc, tmp_path):
+    with pytest.raises(ConfigError, match="needs semi.labelled_patients"):
+        _cfg(acdc, tmp_path / "r", "semi.method=mean_teacher")
+    with pytest.raises(ConfigError, match="semi.labelled_batch"):
+        _cfg(acdc, tmp_path / "r", "semi.method=mean_teacher", "semi.labelled_patients=2", "semi.labelled_batch=4")
+    with pytest.raises(ConfigError, match="semi.method"):
+        _cfg(acdc, tmp_path / "r", "semi.method=uamt")
