@@ -2,17 +2,17 @@
 ``configure_optimizers`` gave before (the reference bodies below are those of commit a3d1149)."""
 
 import math
-from dataclasses import dataclass
 
 import pytest
 import torch
 
-from medmodal.config import OptimSettings, load_config, packaged_config
+from medmodal.config import load_config, packaged_config
 from medmodal.engine.endoscopy.config import load_finetune_config as mics_finetune
 from medmodal.engine.endoscopy.config import load_pretrain_config as mics_pretrain
 from medmodal.engine.finetune.config import load_finetune_config
 from medmodal.engine.image_text.config import load_pretrain_config
 from medmodal.engine.optim import build_optimizer
+from medmodal.engine.seg2d.config import Seg2DOptimSettings
 from medmodal.errors import ConfigError
 
 
@@ -155,17 +155,8 @@ def test_unknown_names_and_unsupported_schedules_are_config_errors():
 
 def test_sgd_with_per_step_poly_is_transunets_schedule():
     """SGD (momentum from the settings) and ``poly_step``: lr_s = lr * (1 - s / T) ** 0.9 per optimiser step."""
-    @dataclass
-    class Settings(OptimSettings):
-        optimizer: str = "sgd"
-        lr: float = 0.05
-        weight_decay: float = 1e-4
-        schedule: str = "poly_step"
-        momentum: float = 0.9
-        poly_power: float = 0.9
-
     param = torch.nn.Parameter(torch.zeros(2))
-    built = build_optimizer([param], Settings(), max_epochs=3, total_steps=10)
+    built = build_optimizer([param], Seg2DOptimSettings(), max_epochs=3, total_steps=10)  # MSLAU-Net's defaults
     optim, sched = built["optimizer"], built["lr_scheduler"]["scheduler"]
     assert isinstance(optim, torch.optim.SGD) and optim.defaults["momentum"] == 0.9
     assert built["lr_scheduler"]["interval"] == "step"

@@ -172,3 +172,6 @@ def test_own_organs_in_the_hdf5_form_under_any_case_name(tmp_path):
     result = run_seg2d(_cfg(root, tmp_path / "run", "data.layout=auto", "data.classes=[background, liver, tumour]",
                             "trainer.max_epochs=1"))
     assert "Dice_tumour" in result.metrics["splits"]["test"]["scores"]
+    # forgetting data.classes: ACDC's names, and LV (label 3) is in no labelled slice: said, not silent
+    plain = run_seg2d(_cfg(root, tmp_path / "plain", "data.layout=auto", "trainer.max_epochs=1", "eval.hd95=false"))
+    assert any("class(es) LV appear in no labelled training slice" in n for n in plain.notes)

@@ -275,6 +275,11 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
     data = Seg2DDataModule(cfg, dataset, train, val, unlabelled)
     if data.workers_note:
         notes.append(data.workers_note)
+    labelled = data.train_set.labels[:data.labelled_slices]
+    absent = [c for i, c in enumerate(dataset.classes) if i > 0 and not bool((labelled == i).any())]
+    if absent:  # e.g. own organs read with ACDC's class names: a class no label holds would score 0 silently
+        notes.append(f"class(es) {', '.join(absent)} appear in no labelled training slice of {d.root}; their scores "
+                     f"say nothing (your own classes: data.classes)")
     validate = bool(val)
     if not validate:
         notes.append("no validation cases: the last checkpoint is evaluated")
