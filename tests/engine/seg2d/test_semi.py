@@ -59,7 +59,7 @@ def test_mean_teacher_and_supervised_only_runs(acdc, tmp_path):
     splits = json.loads((tmp_path / "mt" / "splits.json").read_text())
     assert set(splits["labelled"]) < set(splits["train"])
     state = torch.load(tmp_path / "mt" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    teacher = {k[len("teacher."):]: v for k, v in state.items() if k.startswith("teacher.")}
+    teacher = {k[len("semi_method.teacher."):]: v for k, v in state.items() if k.startswith("semi_method.teacher.")}
     student = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     assert teacher.keys() == student.keys()
     assert any(not torch.equal(teacher[k], student[k]) for k in teacher if teacher[k].is_floating_point())
@@ -74,4 +74,31 @@ def test_semi_config_errors(acdc, tmp_path):
     with pytest.raises(ConfigError, match="semi.labelled_batch"):
         _cfg(acdc, tmp_path / "r", "semi.method=mean_teacher", "semi.labelled_patients=2", "semi.labelled_batch=4")
     with pytest.raises(ConfigError, match="semi.method"):
-        _cfg(acdc, tmp_path / "r", "semi.method=uamt")
+        _cfg(acdc, tmp_path / "r", "semi.method=uamt_v2")
+
+
+@pytest.mark.parametrize("method,extra", [("ua_mt", ["semi.uncertainty_passes=2"]), ("cps", []),
+                                          ("eranet", ["semi.era_classes=[1]"])])
+def test_each_semi_method_trains_the_student(acdc, tmp_path, method, extra):
+    run = run_seg2d(_cfg(acdc, tmp_path / method, f"semi.method={method}", "semi.labelled_patients=2",
+                         "semi.labelled_batch=2", *extra))
+    assert run.metrics["semi"]["method"] == method
+    state = torch.load(tmp_path / method / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    extra_net = "semi_method.peer." if method == "cps" else "semi_method.teacher."
+    student = {k[len("model."):] for k in state if k.startswith("model.")}
+    assert {k[len(extra_net):] for k in state if k.startswith(extra_net)} == student
+    assert (tmp_path / method / "model").is_dir()
+
+
+def test_cps_optimises_both_students(acdc, tmp_path):
+    from medmodal.engine.seg2d.module import Seg2DModule
+    from medmodal.config import config_to_dict
+    cfg = _cfg(acdc, tmp_path / "c", "semi.method=cps", "semi.labelled_patients=2", "semi.labelled_batch=2",
+               "optim.schedule=poly")
+    module = Seg2DModule({**config_to_dict(cfg), "bundle": {"modalities": ["cine"], "num_classes": 4}})
+    ids = {id(p) for group in module.configure_optimizers()["optimizer"].param_groups for p in group["params"]}
+    assert all(id(p) in ids for p in module.semi_method.peer.parameters())
+    assert all(id(p) in ids for p in module.model.parameters())
+    first_a = next(module.model.parameters())
+    first_b = next(module.semi_method.peer.parameters())
+    assert not torch.equal(first_a, first_b)          # two initialisations

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Optional
 
 from medmodal.config import LoaderSettings, OptimSettings, TrainerSettings
 from medmodal.config.common import check_choice
+from medmodal.engine.semi import SEMI_METHODS, SemiSettings
 from medmodal.data.layouts import known_layouts
 from medmodal.data.seg2d import LAYOUTS
 from medmodal.data.seg2d.slice_dataset import AUGMENTS
@@ -138,58 +139,8 @@ class Seg2DEvalSettings:
     hd95: bool = True
 
 
-#: ``semi.method`` choices (issue 29 adds the others)
-SEMI_METHODS = ("none", "mean_teacher")
-
-
-@dataclass
-class Seg2DSemiSettings:
-    """Semi-supervised training: a few labelled patients, the rest of the training cases unlabelled.
-
-    Defaults are SSL4MIS's Mean Teacher for ACDC (``HiLab-git/SSL4MIS`` ``train_mean_teacher_2D.py``): half of
-    each batch labelled, EMA 0.99 (``alpha = min(1 - 1 / (step + 1), ema)``), teacher input noise
-    ``clamp(N(0, 0.1), -0.2, 0.2)``, consistency = MSE of the softmax maps on the unlabelled half, weighted by
-    ``consistency * sigmoid_rampup``; SSL4MIS ramps over its whole run (200 "epochs" of 150 iterations =
-    its 30,000 iterations), here ``rampup`` is that share of the run's steps.
-
-    Attributes:
-        method: ``none`` (every training case labelled) | ``mean_teacher``.
-        labelled_patients: labelled training patients, the first ones of the layout's training list (SSL4MIS's
-            budgets: 3 or 7 ACDC patients; 68 / 136 slices); ``null``: all (supervised upper bound).
-        labelled_batch: labelled items per batch (the rest of ``data.batch_size`` unlabelled; SSL4MIS 12 of 24).
-        ema: teacher momentum. consistency: the consistency weight at the end of the ramp.
-        rampup: share of the training steps over which the weight ramps up (sigmoid).
-        noise: standard deviation of the teacher's input noise (clamped to twice it).
-    """
-
-    method: str = "none"
-    labelled_patients: Optional[int] = None
-    labelled_batch: int = 12
-    ema: float = 0.99
-    consistency: float = 0.1
-    rampup: float = 1.0
-    noise: float = 0.1
-
-    def validate(self, batch_size: int) -> None:
-        check_choice("semi.method", self.method, SEMI_METHODS)
-        n = self.labelled_patients
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ConfigError(f"semi.labelled_patients must be an integer >= 1 or null, got {n!r}")
-        if self.method != "none":
-            if n is None:
-                raise ConfigError(f"semi.method {self.method} needs semi.labelled_patients (the labelled budget)")
-            lb = self.labelled_batch
-            if isinstance(lb, bool) or not isinstance(lb, int) or not 1 <= lb < batch_size:
-                raise ConfigError(f"semi.labelled_batch must be an integer in [1, data.batch_size - 1] "
-                                  f"({batch_size - 1}), got {lb!r}")
-        for key, low, high in (("ema", 0.0, 1.0), ("rampup", 0.0, 1.0)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ConfigError(f"semi.{key} must be in [{low}, {high}], got {value!r}")
-        for key in ("consistency", "noise"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"semi.{key} must be >= 0, got {value!r}")
+#: the ``semi`` section is the semi-supervised paradigm's (:class:`medmodal.engine.semi.SemiSettings`)
+Seg2DSemiSettings = SemiSettings
 
 
 @dataclass

@@ -10,9 +10,8 @@ from monai.losses import DiceCELoss
 
 from medmodal.engine.optim import build_optimizer
 from medmodal.engine.seg2d.config import Seg2DOptimSettings
+from medmodal.engine.semi import build_semi_method
 from medmodal.inference.planar import predict_stack
-from medmodal.layers.momentum import ema_update_, momentum_copy
-from medmodal.layers.ramps import sigmoid_rampup
 from medmodal.models import create_model
 
 __all__ = ["Seg2DModule", "build_loss", "foreground_dice"]
@@ -47,15 +46,20 @@ class Seg2DModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"config": config})
         self.config = config
-        meta = config["bundle"]
-        self.model = create_model(config["model"]["name"], modalities=tuple(meta["modalities"]),
-                                  num_classes=int(meta["num_classes"]), **dict(config["model"].get("kwargs") or {}))
+        self.model = self._new_model()
         self.loss = build_loss(config["loss"])
         size = config["data"]["size"]
         self.grid = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.semi = dict(config.get("semi") or {"method": "none"})
-        # Mean Teacher (semi.method): the EMA teacher; the student (self.model) is what is validated and saved
-        self.teacher = momentum_copy(self.model) if self.semi["method"] == "mean_teacher" else None
+        # the semi-supervised step (semi.method; medmodal.engine.semi): its teacher / second student are submodules
+        # of it; the student (self.model) is what is validated and saved
+        self.semi_method = build_semi_method({**self.semi, "seed": int(config["trainer"].get("seed", 0))},
+                                             self.model, self._new_model)
+
+    def _new_model(self) -> torch.nn.Module:
+        meta = self.config["bundle"]
+        return create_model(self.config["model"]["name"], modalities=tuple(meta["modalities"]),
+                            num_classes=int(meta["num_classes"]), **dict(self.config["model"].get("kwargs") or {}))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         mask = torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
@@ -63,39 +67,22 @@ class Seg2DModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch["image"], batch["label"]
-        if self.teacher is None:
+        if self.semi_method is None:
             loss = self.loss(self(x), y[:, None])
             self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
             return loss
-        return self._mean_teacher_step(x, y)
-
-    def _mean_teacher_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """SSL4MIS's Mean Teacher step: the supervised loss on the labelled head of the batch, the MSE between the
-        student's and the teacher's softmax on the unlabelled tail (teacher input with clamped Gaussian noise),
-        weighted by ``consistency * sigmoid_rampup(step, rampup * total steps)``."""
-        semi, lb = self.semi, int(self.semi["labelled_batch"])
-        logits = self(x)
-        supervised = self.loss(logits[:lb], y[:lb, None])
-        noise = float(semi["noise"])
-        with torch.no_grad():
-            noisy = x[lb:] + (torch.randn_like(x[lb:]) * noise).clamp(-2 * noise, 2 * noise)
-            mask = torch.ones(noisy.shape[:2], dtype=torch.bool, device=x.device)
-            target = self.teacher(noisy, mask).softmax(1)
-        consistency = ((logits[lb:].softmax(1) - target) ** 2).mean()
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        weight = float(semi["consistency"]) * sigmoid_rampup(self.global_step, float(semi["rampup"]) * total)
-        loss = supervised + weight * consistency
+        loss, terms = self.semi_method.loss(self, x, y, lambda logits, labels: self.loss(logits, labels[:, None]),
+                                            self.global_step, total)
         self.log("train/loss", loss, prog_bar=True, batch_size=x.shape[0])
-        self.log("train/supervised", supervised.detach(), batch_size=lb)
-        self.log("train/consistency", consistency.detach(), batch_size=x.shape[0] - lb)
-        self.log("train/consistency_weight", weight, batch_size=x.shape[0] - lb)
+        for key, value in terms.items():
+            self.log(f"train/{key}", value, batch_size=x.shape[0])
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        """The teacher follows the student: ``alpha = min(1 - 1 / (step + 1), ema)`` (SSL4MIS's ``update_ema_variables``)."""
-        if self.teacher is not None:
-            alpha = min(1 - 1 / (self.global_step + 1), float(self.semi["ema"]))
-            ema_update_(self.model, self.teacher, alpha)
+        """EMA teachers follow the student after each step (:meth:`medmodal.engine.semi.SemiMethod.after_step`)."""
+        if self.semi_method is not None:
+            self.semi_method.after_step(self.model, self.global_step)
 
     def validation_step(self, batch, batch_idx):
         pred = predict_stack(self.model, batch["image"], self.grid)
@@ -104,7 +91,8 @@ class Seg2DModule(L.LightningModule):
 
     def configure_optimizers(self):
         trainer, optim = self.config["trainer"], self.config["optim"]
-        params = self.model.parameters()  # the teacher is not optimised
+        # a teacher is not optimised; CPS's second student is
+        params = [*self.model.parameters(), *(self.semi_method.trainable() if self.semi_method is not None else [])]
         steps = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else None
         return build_optimizer(params, Seg2DOptimSettings(**optim), max_epochs=int(trainer["max_epochs"]),
                                total_steps=steps)

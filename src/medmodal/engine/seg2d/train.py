@@ -45,7 +45,7 @@ from medmodal.inference.planar import predict_stack
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from medmodal.models.bundles import save_bundle
 
-__all__ = ["run_seg2d", "case_splits", "score_cases", "bundle_meta", "with_classes", "labelled_cases", "METRICS_FILE"]
+__all__ = ["run_seg2d", "snapshot_callback", "case_splits", "score_cases", "bundle_meta", "with_classes", "labelled_cases", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 #: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
@@ -175,11 +175,14 @@ class Seg2DDataModule(L.LightningDataModule):
     """Training slices on the network grid (:class:`SliceTrainingSet`) and whole validation cases (one per batch)."""
 
     def __init__(self, cfg: Seg2DRunConfig, dataset: Seg2DSet, train: list[Seg2DCase], val: list[Seg2DCase],
-                 unlabelled: list[Seg2DCase] = ()):
+                 unlabelled: list[Seg2DCase] = (), extra: tuple[torch.Tensor, torch.Tensor] | None = None):
         """``train``: the labelled training cases; ``unlabelled``: the cases whose labels are not used
-        (``semi.method`` other than ``none``: two-stream batches; else they are left out)."""
+        (``semi.method`` other than ``none``: two-stream batches; else they are left out); ``extra``: more labelled
+        slices on the network grid (``[N, C, H, W]`` float, ``[N, H, W]`` long: pseudo-labels of self-training)."""
         super().__init__()
         images, labels = _training_slices(dataset, train, cfg.data.grid())
+        if extra is not None:
+            images, labels = torch.cat([images, extra[0].to(images)]), torch.cat([labels, extra[1].to(labels)])
         self.labelled_slices = len(images)
         self.batch_sampler = None
         if cfg.semi.method != "none" and unlabelled:
@@ -235,10 +238,27 @@ def bundle_meta(cfg: Seg2DRunConfig, dataset: Seg2DSet, protocol: str) -> dict:
             "trained_on": {"root": Path(dataset.root).resolve().name, "layout": dataset.layout}}
 
 
+def snapshot_callback(run_dir: Path, max_epochs: int, snapshots: int) -> L.Callback:
+    """Keeps the student every ``max_epochs // snapshots`` epochs in ``RUN/snapshots/epochNNN.ckpt`` (ERANet's
+    conditional self-training compares stage-1 checkpoints at evenly spaced epochs: 20/40/60/80/100 of 100)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class Snapshots(ModelCheckpoint):
+        @property
+        def state_key(self) -> str:   # unique beside the best / last checkpoint callback
+            return "seg2d_snapshots"
+
+    return Snapshots(dirpath=Path(run_dir) / "snapshots", filename="epoch{epoch:03d}", monitor=None,
+                           every_n_epochs=max(1, int(max_epochs) // int(snapshots)), save_top_k=-1,
+                           save_weights_only=True, auto_insert_metric_name=False, save_last=False)
+
+
 @removes_new_files_on_input_error
-def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
+def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
+              extra: tuple[torch.Tensor, torch.Tensor] | None = None, extra_note: str | None = None) -> RunResult:
     """Train on the training cases of ``cfg.data.root``, keep the best ``val/dice`` checkpoint, score the validation
-    and test cases (module docstring). ``resume`` as in :mod:`medmodal.engine.run`.
+    and test cases (module docstring). ``resume`` as in :mod:`medmodal.engine.run`. ``extra``: labelled slices added
+    to the training set on the network grid (self-training's pseudo-labels; ``extra_note`` says what they are).
 
     Raises:
         ConfigError: a bad config (one line). LayoutError / DataError: unreadable data.
@@ -272,7 +292,9 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
     L.seed_everything(t.seed, workers=True, verbose=False)
     meta = bundle_meta(cfg, dataset, protocol)
     module = Seg2DModule({**config_to_dict(cfg), "bundle": meta})
-    data = Seg2DDataModule(cfg, dataset, train, val, unlabelled)
+    data = Seg2DDataModule(cfg, dataset, train, val, unlabelled, extra)
+    if extra_note:
+        notes.append(extra_note)
     if data.workers_note:
         notes.append(data.workers_note)
     labelled = data.train_set.labels[:data.labelled_slices]
@@ -285,7 +307,9 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
         notes.append("no validation cases: the last checkpoint is evaluated")
     trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
                            grad_clip=cfg.optim.grad_clip, validate=validate,
-                           extra_callbacks=[_SetEpoch(data.train_set, data.batch_sampler)])
+                           extra_callbacks=[_SetEpoch(data.train_set, data.batch_sampler),
+                                            *([snapshot_callback(run_dir, t.max_epochs, cfg.semi.snapshots)]
+                                              if cfg.semi.method == "eranet" else [])])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
     ckpt, best_val = restore_best(trainer, module, run_dir, validate)
     columns = score_columns(dataset.classes, protocol, cfg.eval.hd95)

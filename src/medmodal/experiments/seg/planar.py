@@ -129,10 +129,12 @@ DATASET_OF_LAYOUT = {"synapse": "synapse", "synapse_raw": "synapse", "acdc_h5": 
 
 
 def run_config(method: str, seed: int, profile: PlanarProfile, data: Path, out: Path,
-               epochs: int | None = None, classes: Sequence[str] | None = None) -> Seg2DRunConfig:
+               epochs: int | None = None, classes: Sequence[str] | None = None,
+               methods: dict | None = None) -> Seg2DRunConfig:
     """The run config of one (method, seed): the preset of the data set's kind (the layout detected in ``data``),
-    the profile's overrides, the method's model and kwargs, ``data.classes`` when given (your own organs)."""
-    entry = PLANAR_METHODS[method]
+    the profile's overrides, the method's model, kwargs and overrides, ``data.classes`` when given (your own
+    organs). ``methods``: the method table (default :data:`PLANAR_METHODS`)."""
+    entry = (methods or PLANAR_METHODS)[method]
     kwargs = {**profile.model_kwargs.get(entry.model, {}), **dict(entry.model_kwargs)}
     layout, _ = detect_layout(data)
     kind = DATASET_OF_LAYOUT.get(layout, "acdc")
@@ -140,6 +142,7 @@ def run_config(method: str, seed: int, profile: PlanarProfile, data: Path, out: 
     overrides = [*profile.overrides, f"data.layout={layout}", f"model.name={entry.model}",
                  f"model.kwargs={json.dumps(kwargs)}",
                  f"data.root={data}", f"out_dir={out / 'runs' / method / f'seed{seed}'}", f"trainer.seed={seed}"]
+    overrides += list(entry.overrides)
     if epochs is not None:
         overrides.append(f"trainer.max_epochs={epochs}")
     if classes:
@@ -187,8 +190,13 @@ def _finished(out: Path, method: str, seed: int) -> dict | None:
 
 
 def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: PlanarProfile,
-                 epochs: int | None = None) -> Path:
-    """``OUT/report/``: ``seg2d.md``, ``per_case.csv``, ``summary.json`` from the finished runs."""
+                 epochs: int | None = None, *, methods: dict | None = None, labels: dict | None = None,
+                 title: str = "2-D segmentation benchmark", file: str = "seg2d.md", default_epochs: int = 16,
+                 extra_lines: Sequence[str] = (), report: str = "report") -> Path:
+    """``OUT/report/``: ``seg2d.md`` (or ``file``), ``per_case.csv``, ``summary.json`` from the finished runs.
+    ``methods`` / ``labels``: the method table and row names (default the 2-D comparison's); ``extra_lines``:
+    Markdown added before the validation table; ``report``: the folder under ``out``."""
+    methods, labels = methods or PLANAR_METHODS, labels or LABELS
     runs = {(m, s): _finished(out, m, s) for m in names for s in seeds}
     done = {k: v for k, v in runs.items() if v is not None}
     if not done:
@@ -210,8 +218,8 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
             if values:
                 over_seeds[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
         val = [m["best_val_dice"] for _, m in finished if m.get("best_val_dice") is not None]
-        label = f"{LABELS.get(method, method)} ({len(finished)} seed{'s' if len(finished) > 1 else ''})"
-        (ablation_rows if PLANAR_METHODS[method].ablation else table_rows)[label] = over_seeds
+        label = f"{labels.get(method, method)} ({len(finished)} seed{'s' if len(finished) > 1 else ''})"
+        (ablation_rows if methods[method].ablation else table_rows)[label] = over_seeds
         if method == "mslau_net":
             ablation_rows = {label: over_seeds, **ablation_rows}
         summary[method] = {"seeds": [s for s, _ in finished], "test": over_seeds,
@@ -227,14 +235,15 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
     if len(seeds) == 1:
         unit += "; one seed: ± is 0 by construction"
     trained = sorted({m.get("epochs") for m in done.values() if m.get("epochs") is not None})
-    if epochs is not None or (trained and prof.name == "cpu-reduced" and trained != [16]):
+    if epochs is not None or (trained and prof.name == "cpu-reduced" and trained != [default_epochs]):
         unit += f"; epochs trained: {', '.join(map(str, trained))} (the profile's budget overridden)"
-    lines = [f"# 2-D segmentation benchmark: {first['dataset']} ({first['layout']}), profile `{prof.name}`", "",
+    lines = [f"# {title}: {first['dataset']} ({first['layout']}), profile `{prof.name}`", "",
              f"{prof.note}. Protocol `{protocol}`{unit}. Mean ± std over seeds of each run's mean over the test "
              f"cases; each run's checkpoint chosen on the validation cases only.", "",
              "## Methods", "", markdown_table(table_rows, classes, protocol), ""]
     if len(ablation_rows) > 1:
         lines += ["## Ablations", "", markdown_table(ablation_rows, classes, protocol), ""]
+    lines += list(extra_lines)
     lines += ["## Validation Dice (what chose each checkpoint) and training time", "",
               "| method | val Dice (%) | train s / run |", "|---|--:|--:|"]
     for method, s in summary.items():
@@ -242,9 +251,9 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
         secs = [t for t in s["train_seconds"] if t]
         val_cell = f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f}" if v else "-"
         secs_cell = f"{np.mean(secs):.0f}" if secs else "-"
-        lines.append(f"| {LABELS.get(method, method)} | {val_cell} | {secs_cell} |")
-    report = ensure_writable_dir(out / "report")
-    atomic_write_text(report / "seg2d.md", "\n".join(lines) + "\n")
+        lines.append(f"| {labels.get(method, method)} | {val_cell} | {secs_cell} |")
+    report = ensure_writable_dir(out / report)
+    atomic_write_text(report / file, "\n".join(lines) + "\n")
     if per_case:
         buf = io.StringIO()
         fields = list(dict.fromkeys(k for row in per_case for k in row))
