@@ -50,6 +50,25 @@ def test_synth_then_summary(tmp_path, dataset, layout, n, counts):
     assert "Polyp" not in no_validate and "Aorta" not in no_validate and "Myo" not in no_validate
 
 
+# the semi-supervised twins: --dataset, -n, counts; their unlabelled cases are reported, not refused
+SEMI = [("meniscus", "3", "9 slices: train 6, test 3; patients: train 2, test 1; unlabelled 3", "lateral meniscus",
+         "6 labelled"),
+        ("folder2d", "3", "3 images (no split 3)", "disc", "2 labelled")]
+
+
+@pytest.mark.parametrize("dataset,n,counts,a_class,labelled", SEMI)
+def test_synth_then_summary_of_the_semi_supervised_twins(tmp_path, dataset, n, counts, a_class, labelled):
+    out = tmp_path / dataset
+    line = invoke("seg", "synth", str(out), "--dataset", dataset, "-n", n, "--size", "24", "--seed", "2")
+    assert f"wrote synthetic {dataset} data to {out} ({dataset} layout): {counts}" in line.replace("\n", "")
+    for extra in ((), ("--layout", dataset)):
+        text = invoke("seg", "summary", str(out), *extra)
+        last = text.strip().splitlines()[-1]
+        assert last == f"layout: {dataset}; {counts}; {labelled}"
+        assert "24x24" in text and a_class in text and "unlabelled" in text
+        assert any(ln.startswith("note: ") and "unlabelled" in ln for ln in text.splitlines())
+
+
 def test_summary_names_notes(tmp_path):
     out = tmp_path / "acdc"
     invoke("seg", "synth", str(out), "--dataset", "acdc-h5", "-n", "3", "--size", "24")
@@ -75,7 +94,7 @@ def test_bad_folders_and_files_are_one_error_line(tmp_path):
 
 def test_an_unknown_synth_dataset_names_the_2d_choices(tmp_path):
     line = error_line("seg", "synth", str(tmp_path), "--dataset", "acdc2")
-    assert "synapse-raw" in line and "kvasir-seg" in line
+    assert "synapse-raw" in line and "kvasir-seg" in line and "meniscus" in line and "folder2d" in line
     assert "2 to 100 cases" in error_line("seg", "synth", str(tmp_path / "x"), "--dataset", "acdc", "-n", "1")
 
 

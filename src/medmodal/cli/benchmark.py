@@ -306,13 +306,17 @@ def seg_benchmark_cmd(
                              "vessels (retinal fundus across cameras: DGSSA and baselines; --data is the source "
                              "data set, --target each unseen one; --protocol lodo: --data once per data set) | 2d "
                              "(MSLAU-Net, U-Net, TransUNet- and Swin-UNet-style, two ablations on one --data set; "
-                             "profiles cpu-reduced | smoke | full)"),
+                             "profiles cpu-reduced | smoke | full) | semi (semi-supervised 2-D: supervised-only, "
+                             "Mean Teacher, UA-MT, CPS, ERANet and its parts, the fully supervised bound, at each "
+                             "--labelled budget; profiles cpu-reduced | smoke)"),
     target: list[Path] = typer.Option([], "--target", help="vessels: a target data set folder, scored only "
                                       "(repeatable)"),
     report_only: bool = typer.Option(False, "--report-only", help="vessels, 2d: train nothing, report the finished "
                                      "runs in OUT (after runs split over processes with --methods / --seeds)"),
     classes: Optional[str] = typer.Option(None, "--classes", help="2d: your class names, background first, comma "
                                           "list (data.classes: your own organs in the HDF5 / NPZ forms)"),
+    labelled: str = typer.Option("3,7", "--labelled", help="semi: labelled training patients per budget, comma "
+                                 "list (SSL4MIS's ACDC budgets: 3 and 7 patients = 68 / 136 slices)"),
 ):
     """Compare every segmentation method (and DMAF-Net ablation) on one dataset with one budget; writes a report.
 
@@ -336,8 +340,21 @@ def seg_benchmark_cmd(
                             on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
         _print_report(report, "seg2d.md")
         return
+    if task == "semi":
+        if target or eval_protocol or classes or len(data) != 1:
+            raise ConfigError("--task semi takes one --data folder (ACDC) and no --target / --protocol / --classes")
+        from medmodal.experiments.seg.semi import run as run_semi
+
+        budgets = _split(labelled, int)
+        report = run_semi(out, profile or "cpu-reduced", _split(methods), _split(seeds, int), data=data[0],
+                          labelled=budgets, epochs=epochs, report_only=report_only,
+                          on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
+        for n in budgets:
+            if (report.parent / f"report_l{n}" / f"semi_l{n}.md").is_file():
+                _print_report(report.parent / f"report_l{n}", f"semi_l{n}.md")
+        return
     if task != "volumes":
-        raise ConfigError(f"unknown --task {task!r}; choose volumes, vessels or 2d")
+        raise ConfigError(f"unknown --task {task!r}; choose volumes, vessels, 2d or semi")
     if classes:
         raise ConfigError("--classes belongs to --task 2d")
     if target or report_only:

@@ -30,6 +30,7 @@ def train_cmd(
     logs and a model bundle into the run folder."""
     from medmodal.engine.fundus.config import VesselRunConfig
     from medmodal.engine.seg2d.config import Seg2DRunConfig
+    from medmodal.engine.seg3d.config import Seg3DRunConfig
     from medmodal.engine.segmentation.config import load_train_config
 
     cfg = run_config(load_train_config, config, preset, override, out=out, seed=seed)
@@ -38,7 +39,9 @@ def train_cmd(
     if isinstance(cfg, VesselRunConfig):
         from medmodal.engine.fundus.train import run_vessels as run
     elif isinstance(cfg, Seg2DRunConfig):
-        from medmodal.engine.seg2d.train import run_seg2d as run
+        from medmodal.engine.seg2d.cst import train_2d as run
+    elif isinstance(cfg, Seg3DRunConfig):
+        from medmodal.engine.seg3d.train import run_seg3d as run
     else:
         _refuse_fundus_data(cfg.data.root)
         from medmodal.engine.segmentation.train import run_training as run
@@ -66,7 +69,17 @@ def _report(result) -> None:
     """The bundle line, and for a vessel run its Dice per domain, for a 2-D run its test table."""
     if "model" in result.artefacts:
         console.print(f"model bundle: {result.artefacts['model']}", highlight=False, soft_wrap=True)
-    if "splits" in result.metrics and "classes" in result.metrics:
+    if "splits" in result.metrics and "distance_unit" in result.metrics:   # a 3-D run
+        m = result.metrics
+        for split in ("val", "test"):
+            part = m["splits"].get(split, {})
+            if part.get("cases"):
+                cells = [f"{key} {100 * v['mean'] if key in ('Dice', 'Jaccard') else v['mean']:.2f}"
+                         for key in ("Dice", "Jaccard", "HD95", "ASD")
+                         for v in [part["scores"].get(key)] if v and v.get("mean") is not None]
+                console.print(f"{split} ({part['cases']} volumes; Dice / Jaccard in %, HD95 / ASD in "
+                              f"{m['distance_unit']}): " + ", ".join(cells), highlight=False, soft_wrap=True)
+    elif "splits" in result.metrics and "classes" in result.metrics:
         from medmodal.evaluation.seg2d import markdown_table
 
         m = result.metrics

@@ -16,6 +16,10 @@ is saved and scored. The unsupervised terms are the functions of :mod:`medmodal.
                     where the entropy of ``uncertainty_passes`` noisy teacher passes exceeds a rising threshold
 ``cps``             SSL4MIS ``train_cross_pseudo_supervision_2D.py``: two students, each trained on the other's
                     argmax on the unlabelled part (student 1 is validated and saved)
+``swdl``            SWDL-Net (arXiv 2506.10325; third-party copy ``NguyenVanCongThanh/SWDL-BHSD``): the two decoders'
+                    losses (:class:`medmodal.losses.swdl.SWDLLoss`) over ``swdl_passes`` inner passes per batch, each
+                    its own optimiser step, each pass feeding the stratum-wise decoder differences back into the
+                    encoder; ``swdl_no_feedback``: the same without the feedback (one pass: the ablation)
 ``eranet``          ERANet stage 1 (``code/train-u1.py``): EMA teacher, CE to the teacher's argmax on the
                     unlabelled part, prototype consistency alignment with its ramp; optional edge replacement
                     augmentation (``era_classes``) of the labelled part. Conditional self-training is the
@@ -48,10 +52,10 @@ from medmodal.losses.semi import (cross_pseudo_supervision, predictive_entropy, 
                                   uncertainty_masked_mse, uncertainty_threshold)
 
 __all__ = ["SEMI_METHODS", "SemiSettings", "SemiMethod", "MeanTeacher", "UncertaintyAwareMeanTeacher",
-           "CrossPseudoSupervision", "ERANetStage1", "build_semi_method", "head_features"]
+           "CrossPseudoSupervision", "ERANetStage1", "StratumWiseDifference", "build_semi_method", "head_features"]
 
 #: ``semi.method`` choices (module docstring)
-SEMI_METHODS = ("none", "mean_teacher", "ua_mt", "cps", "eranet")
+SEMI_METHODS = ("none", "mean_teacher", "ua_mt", "cps", "eranet", "swdl", "swdl_no_feedback")
 
 Supervised = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Student = Callable[[torch.Tensor], torch.Tensor]
@@ -71,7 +75,8 @@ class SemiSettings:
     Attributes:
         method: one of :data:`SEMI_METHODS`.
         labelled_patients: labelled training patients, the first ones of the layout's training list (SSL4MIS's
-            budgets: 3 or 7 ACDC patients; 68 / 136 slices); ``null``: all (the supervised upper bound).
+            budgets: 3 or 7 ACDC patients; 68 / 136 slices); ``null``: all labelled cases (the supervised upper
+            bound; with a semi-supervised method: the data folder's images without a label are the unlabelled part).
         labelled_batch: labelled items per batch (the rest of ``data.batch_size`` unlabelled; SSL4MIS 12 of 24).
         ema: teacher momentum. consistency: the consistency (CPS: pseudo-supervision) weight at the end of the ramp.
         rampup: share of the training steps over which that weight ramps up (sigmoid).
@@ -82,6 +87,12 @@ class SemiSettings:
         era_classes: label values ERA shortens (``[]``: no ERA; ERANet: the menisci; ACDC proxy: ``[1]``, the RV).
         era_max_cut: largest share cut off each end. snapshots: stage-1 checkpoints kept for conditional
             self-training (ERANet: 5, at evenly spaced epochs).
+        self_training: ERANet only: after stage 1, run conditional self-training (U3, U4;
+            :mod:`medmodal.engine.seg2d.cst`); the run's model is then U4.
+        cst_agreement: the Dice agreement between snapshots above which an unlabelled slice is reliable (0.8).
+        swdl_passes: SWDL-Net's inner passes per batch (3), each with its own optimiser step.
+        swdl_consistency: weight of SWDL-Net's two-decoder MSE on the whole batch (1; the copy computes a ramp and
+            does not apply it, nor does medmodal).
     """
 
     method: str = "none"
@@ -98,6 +109,10 @@ class SemiSettings:
     era_classes: list = field(default_factory=list)
     era_max_cut: float = 0.3
     snapshots: int = 5
+    self_training: bool = False
+    cst_agreement: float = 0.8
+    swdl_passes: int = 3
+    swdl_consistency: float = 1.0
 
     def validate(self, batch_size: int) -> None:
         check_choice("semi.method", self.method, SEMI_METHODS)
@@ -105,13 +120,17 @@ class SemiSettings:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ConfigError(f"semi.labelled_patients must be an integer >= 1 or null, got {n!r}")
         if self.method != "none":
-            if n is None:
-                raise ConfigError(f"semi.method {self.method} needs semi.labelled_patients (the labelled budget)")
             lb = self.labelled_batch
             if isinstance(lb, bool) or not isinstance(lb, int) or not 1 <= lb < batch_size:
                 raise ConfigError(f"semi.labelled_batch must be an integer in [1, data.batch_size - 1] "
                                   f"({batch_size - 1}), got {lb!r}")
+        if not isinstance(self.self_training, bool):
+            raise ConfigError(f"semi.self_training must be true or false, got {self.self_training!r}")
+        if self.self_training and self.method != "eranet":
+            raise ConfigError(f"semi.self_training is ERANet's conditional self-training: it needs semi.method "
+                              f"eranet, got {self.method}")
         for key, low, high in (("ema", 0.0, 1.0), ("rampup", 0.0, 1.0), ("prototype_rampup", 0.0, 1.0),
+                               ("cst_agreement", 0.0, 1.0),
                                ("era_max_cut", 0.0, 0.49)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
@@ -120,6 +139,12 @@ class SemiSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"semi.{key} must be >= 0, got {value!r}")
+        p = self.swdl_passes
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise ConfigError(f"semi.swdl_passes must be an integer >= 1, got {p!r}")
+        if isinstance(self.swdl_consistency, bool) or not isinstance(self.swdl_consistency, (int, float)) \
+                or self.swdl_consistency < 0:
+            raise ConfigError(f"semi.swdl_consistency must be >= 0, got {self.swdl_consistency!r}")
         t = self.uncertainty_passes
         if isinstance(t, bool) or not isinstance(t, int) or t < 2 or t % 2:
             raise ConfigError(f"semi.uncertainty_passes must be an even integer >= 2, got {t!r}")
@@ -155,6 +180,8 @@ class SemiMethod(nn.Module):
     """
 
     name = "none"
+    #: True when the method steps the optimiser itself (several updates per batch: :class:`StratumWiseDifference`)
+    manual = False
 
     def __init__(self, settings: dict, student: nn.Module, make_model: Callable[[], nn.Module]):
         super().__init__()
@@ -320,7 +347,46 @@ class ERANetStage1(MeanTeacher):
                       "consistency_weight": weight}
 
 
-_METHODS = {m.name: m for m in (MeanTeacher, UncertaintyAwareMeanTeacher, CrossPseudoSupervision, ERANetStage1)}
+class StratumWiseDifference(SemiMethod):
+    """SWDL-Net's training step (arXiv 2506.10325; read in the third-party copy ``NguyenVanCongThanh/SWDL-BHSD``,
+    ``code/BHSD2024/train_SWDL.py``): :meth:`passes` yields one loss per inner pass; the module steps the optimiser
+    after each (``swdl_passes`` = 3: each batch makes three parameter updates). Pass ``k + 1`` adds the detached
+    ``1e-3 * (Laplacian - DC)`` stage features of pass ``k`` to the encoder
+    (:meth:`medmodal.models.segmentation.swdl_net.SWDLNet.stratum_differences`). Loss per pass:
+    :class:`medmodal.losses.swdl.SWDLLoss` (Dice on decoder 1 + CE on decoder 2 on the labelled part, deep
+    supervision, ``swdl_consistency`` x the decoders' softmax MSE on the whole batch). ``swdl_no_feedback``: one pass,
+    no feedback (the dual decoder alone: the ablation).
+
+    Departures: the copy picks its checkpoint on the test set; here on validation cases only. The copy's consistency
+    ramp is computed and unused; so here (a constant weight)."""
+
+    name = "swdl"
+    manual = True
+
+    def __init__(self, settings, student, make_model):
+        super().__init__(settings, student, make_model)
+        from medmodal.losses.swdl import SWDLLoss
+        self.criterion = SWDLLoss()
+        self.feedback = settings["method"] == "swdl"
+
+    def passes(self, network: nn.Module, images: torch.Tensor, labels: torch.Tensor):
+        """Yields ``(loss, terms)`` per inner pass; the caller back-propagates and steps between them."""
+        lb = int(self.settings["labelled_batch"])
+        feedback = None
+        for _ in range(int(self.settings["swdl_passes"]) if self.feedback else 1):
+            out = network.forward_train(images, None, feedback)
+            terms = self.criterion(out, labels[:lb], lb, consistency_weight=float(self.settings["swdl_consistency"]))
+            yield terms["loss"], {k: v for k, v in terms.items() if k != "loss"}
+            if self.feedback:
+                feedback = network.stratum_differences(out)
+
+    def loss(self, student, images, labels, supervised, step, total):
+        raise RuntimeError("SWDL-Net steps the optimiser inside a batch: iterate StratumWiseDifference.passes")
+
+
+_METHODS = {m.name: m for m in (MeanTeacher, UncertaintyAwareMeanTeacher, CrossPseudoSupervision, ERANetStage1,
+                                StratumWiseDifference)}
+_METHODS["swdl_no_feedback"] = StratumWiseDifference
 
 
 def build_semi_method(settings: dict, student: nn.Module, make_model: Callable[[], nn.Module]) -> SemiMethod | None:

@@ -29,11 +29,12 @@ __all__ = ["POLYP_SCORES", "class_spec", "volume_scores", "polyp_scores", "summa
 POLYP_SCORES = ("Dice", "IoU", "Precision", "Recall")
 
 
-def resolve_protocol(protocol: str, kinds: Sequence[str]) -> str:
-    """``auto`` -> ``polyp`` when every case is a photograph (``kind == "image"``), else ``transunet``."""
+def resolve_protocol(protocol: str, kinds: Sequence[str], num_classes: int = 2) -> str:
+    """``auto`` -> ``polyp`` when every case is a photograph (``kind == "image"``) with binary masks, else
+    ``transunet`` (per-class Dice / HD95; multi-class photographs, e.g. a ``folder2d`` of several organs)."""
     if protocol != "auto":
         return protocol
-    return "polyp" if kinds and all(k == "image" for k in kinds) else "transunet"
+    return "polyp" if kinds and all(k == "image" for k in kinds) and num_classes == 2 else "transunet"
 
 
 def class_spec(classes: Sequence[str], name: str = "seg2d", channels: Sequence[str] = ("image",)) -> DatasetSpec:
@@ -77,11 +78,12 @@ def score_columns(classes: Sequence[str], protocol: str, hd95: bool = True) -> l
 
 def summarise(rows: Sequence[dict], columns: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """``{column: {"mean", "std"}}`` over the rows (NaN left out; ``None`` when no value), plus for volumes the
-    class-averaged ``Dice`` / ``HD95`` (the papers' "mean DSC") computed per case first."""
+    class-averaged ``Dice`` / ``HD95`` (the papers' "mean DSC"; and ``Jaccard`` / ``ASD`` where the rows have them)
+    computed per case first."""
     out: dict[str, dict[str, float | None]] = {}
     table = {c: [float(r[c]) for r in rows if c in r and r[c] is not None and not math.isnan(float(r[c]))]
              for c in columns}
-    for prefix in ("Dice", "HD95"):
+    for prefix in ("Dice", "HD95", "Jaccard", "ASD"):
         per_class = [c for c in columns if c.startswith(prefix + "_")]
         if per_class:
             table[prefix] = [float(np.nanmean([float(r[c]) for c in per_class])) for r in rows]

@@ -25,6 +25,7 @@ from medmodal.models.segmentation.mslau_net import MSLAUNet, MSLAUNetConfig  # n
 from medmodal.models.segmentation.unet2d import UNet2D, UNet2DConfig  # noqa: E402
 from medmodal.models.segmentation.transunet import TransUNet, TransUNetConfig  # noqa: E402
 from medmodal.models.segmentation.swin_unet import SwinUNet, SwinUNetConfig  # noqa: E402
+from medmodal.models.segmentation.swdl_net import SWDLNet, SWDLNetConfig  # noqa: E402
 from medmodal.models.fundus.vessel_net import VesselNet, VesselNetConfig  # noqa: E402
 from medmodal.models.image_text.cmcgns import CMCGNS, CMCGNSConfig  # noqa: E402
 from medmodal.models.downstream import LinearClassifier, UNetSegmenter, YOLOv3Detector  # noqa: E402
@@ -38,6 +39,7 @@ from medmodal.models.endoscopy import (  # noqa: E402
 __all__ = ["create_model", "list_models", "register_model", "get_model_factory", "get_model_task", "DMAFNet",
            "DMAFNetConfig", "MMFormer", "MMFormerConfig", "PASSIONNet", "RFNet", "RFNetConfig", "ZeroUNet",
            "ZeroUNetConfig", "MSLAUNet", "MSLAUNetConfig", "UNet2D", "UNet2DConfig", "TransUNet",
-           "TransUNetConfig", "SwinUNet", "SwinUNetConfig", "VesselNet", "VesselNetConfig", "CMCGNS", "CMCGNSConfig",
+           "TransUNetConfig", "SwinUNet", "SwinUNetConfig", "SWDLNet", "SWDLNetConfig", "VesselNet", "VesselNetConfig",
+           "CMCGNS", "CMCGNSConfig",
            "MICSClassifier", "MICSClassifierConfig", "MICSPretrainConfig", "MICSPretrainer",
            "LinearClassifier", "UNetSegmenter", "YOLOv3Detector"]

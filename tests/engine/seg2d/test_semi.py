@@ -69,8 +69,8 @@ def test_mean_teacher_and_supervised_only_runs(acdc, tmp_path):
 
 
 def test_semi_config_errors(acdc, tmp_path):
-    with pytest.raises(ConfigError, match="needs semi.labelled_patients"):
-        _cfg(acdc, tmp_path / "r", "semi.method=mean_teacher")
+    with pytest.raises(ConfigError, match="needs unlabelled training cases"):
+        run_seg2d(_cfg(acdc, tmp_path / "r", "semi.method=mean_teacher", "semi.labelled_batch=2"))
     with pytest.raises(ConfigError, match="semi.labelled_batch"):
         _cfg(acdc, tmp_path / "r", "semi.method=mean_teacher", "semi.labelled_patients=2", "semi.labelled_batch=4")
     with pytest.raises(ConfigError, match="semi.method"):
@@ -102,3 +102,49 @@ def test_cps_optimises_both_students(acdc, tmp_path):
     first_a = next(module.model.parameters())
     first_b = next(module.semi_method.peer.parameters())
     assert not torch.equal(first_a, first_b)          # two initialisations
+
+
+def test_conditional_self_training_after_stage_one(acdc, tmp_path):
+    from medmodal.engine.seg2d.cst import agreement, reliable_slices
+    a = torch.zeros(2, 4, 4, dtype=torch.long)
+    b = a.clone()
+    b[1, :2] = 1
+    assert agreement(a, a, 2).tolist() == [1.0, 1.0]
+    assert agreement(a, b, 2)[1] < 0.8
+    assert reliable_slices([a, a, b], 2, 0.8).tolist() == [True, False]
+    from medmodal.engine.seg2d.cst import train_2d
+    with pytest.raises(ConfigError, match="three trainings"):
+        run_seg2d(_cfg(acdc, tmp_path / "era", "semi.method=eranet", "semi.labelled_patients=2",
+                       "semi.labelled_batch=2", "semi.self_training=true", "semi.snapshots=2"))
+    run = train_2d(_cfg(acdc, tmp_path / "era", "semi.method=eranet", "semi.labelled_patients=2",
+                        "semi.labelled_batch=2", "semi.self_training=true", "semi.snapshots=2"))
+    cst = run.metrics["cst"]
+    assert 0 <= cst["reliable"] <= cst["pseudo_labelled"] > 0
+    assert len(list((tmp_path / "era" / "stage1" / "snapshots").glob("*.ckpt"))) >= 2
+    assert (tmp_path / "era" / "u3" / "metrics.json").is_file() and (tmp_path / "era" / "model").is_dir()
+    assert any("conditional self-training U4" in n for n in run.notes)
+    assert run.metrics["train_slices"] > run.metrics["labelled_slices"] - cst["pseudo_labelled"]
+    again = train_2d(_cfg(acdc, tmp_path / "era", "semi.method=eranet", "semi.labelled_patients=2",
+                           "semi.labelled_batch=2", "semi.self_training=true", "semi.snapshots=2"))
+    assert again.skipped
+    with pytest.raises(ConfigError, match="self_training"):
+        _cfg(acdc, tmp_path / "x", "semi.method=mean_teacher", "semi.labelled_patients=2", "semi.labelled_batch=2",
+             "semi.self_training=true")
+
+
+@pytest.mark.parametrize("layout", ["folder2d", "meniscus"])
+def test_unlabelled_images_of_a_folder_are_the_unlabelled_stream(tmp_path, layout):
+    root = write_synthetic(tmp_path / layout, layout, n=8 if layout == "folder2d" else 4, size=32, seed=1)
+    dataset = read_seg2d(root)
+    no_label = {c.id for c in dataset.cases if not c.has_label}
+    assert no_label
+    run = run_seg2d(_cfg(root, tmp_path / "run", "semi.method=mean_teacher", "semi.labelled_batch=2",
+                         f"data.layout={layout}", "data.classes=null"))
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert set(splits["unlabelled"]) == no_label
+    assert not no_label & set(splits["val"] + splits["test"])      # never scored
+    assert run.metrics["train_slices"] > run.metrics["labelled_slices"]
+    assert any("without a label: the unlabelled stream" in n for n in run.notes)
+    sup = run_seg2d(_cfg(root, tmp_path / "sup", f"data.layout={layout}", "data.classes=null"))
+    assert sup.metrics["train_slices"] == sup.metrics["labelled_slices"]
+    assert any("not used (semi.method none)" in n for n in sup.notes)

@@ -1,4 +1,5 @@
-"""2-D segmentation bodies of ``medmodal seg synth`` / ``seg summary`` (Synapse, ACDC, CVC-ClinicDB, Kvasir-SEG).
+"""2-D segmentation bodies of ``medmodal seg synth`` / ``seg summary`` (Synapse, ACDC, CVC-ClinicDB, Kvasir-SEG,
+ERANet's meniscus slices, a user's folder2d).
 
 The ``seg`` data verbs read MRI volumes by default; :func:`is_seg2d_request` decides, before the fundus and
 NIfTI checks, when a call is about a 2-D segmentation set instead: a 2-D ``--layout``, or ``--layout auto`` on a
@@ -14,9 +15,10 @@ from medmodal.cli.common import console, print_wide
 
 #: ``seg synth --dataset`` names of the synthetic 2-D twins and the layout each writes.
 SYNTH_DATASETS = {"synapse": "synapse", "synapse-raw": "synapse_raw", "acdc": "acdc", "acdc-h5": "acdc_h5",
-                  "cvc-clinicdb": "cvc_clinicdb", "kvasir-seg": "kvasir_seg"}
+                  "cvc-clinicdb": "cvc_clinicdb", "kvasir-seg": "kvasir_seg", "meniscus": "meniscus",
+                  "folder2d": "folder2d"}
 #: ``seg summary --layout`` names read by the 2-D readers.
-SUMMARY_LAYOUTS = ("synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg")
+SUMMARY_LAYOUTS = ("synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg", "meniscus", "folder2d")
 _SPLIT_NAMES = ("train", "val", "test", None)
 
 
@@ -37,13 +39,14 @@ def _per_split(values: dict) -> str:
 
 
 def counts_line(found, depths: dict[str, int]) -> str:
-    """``<n> cases: train a, val b, test c; patients: ...; slices: ...`` (patients for ACDC; photographs: images).
+    """``<n> cases: train a, val b, test c; patients: ...; slices: ...`` (patients for ACDC; photographs and
+    folder2d pictures: images; meniscus: slices and patients, ``unlabelled u`` when some are).
 
     Args:
         found: the :class:`~medmodal.data.seg2d.Seg2DSet`.
         depths: slices per case id.
     """
-    from medmodal.data.seg2d.acdc import patient_of
+    from medmodal.data.seg2d import case_patient
 
     cases: dict = {}
     slices: dict = {}
@@ -51,9 +54,14 @@ def counts_line(found, depths: dict[str, int]) -> str:
     for case in found:
         cases[case.split] = cases.get(case.split, 0) + 1
         slices[case.split] = slices.get(case.split, 0) + depths[case.id]
-        patients.setdefault(case.split, set()).add(patient_of(case.id))
-    if found.dataset == "polyp":
+        patients.setdefault(case.split, set()).add(case_patient(case))
+    if found.dataset in ("polyp", "folder2d"):
         return f"{_count(len(found), 'image')} ({_per_split(cases)})"
+    if found.dataset == "meniscus":
+        unlabelled = sum(not c.has_label for c in found)
+        return (f"{_count(len(found), 'slice')}: {_per_split(cases)}; patients: "
+                f"{_per_split({k: len(v) for k, v in patients.items()})}"
+                + (f"; unlabelled {unlabelled}" if unlabelled else ""))
     text = f"{_count(len(found), 'case')}: {_per_split(cases)}"
     if found.dataset == "acdc":
         text += f"; patients: {_per_split({k: len(v) for k, v in patients.items()})}"

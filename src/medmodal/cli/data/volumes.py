@@ -14,7 +14,8 @@ from medmodal.errors import ConfigError
 
 SummaryLayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | msd | "
                                 "mapping | fundus: drive | chase_db1 | hrf | stare | generic | 2-D: synapse | "
-                                "synapse_raw | acdc_h5 | acdc | cvc_clinicdb | kvasir_seg (auto: the 2-D detectors "
+                                "synapse_raw | acdc_h5 | acdc | cvc_clinicdb | kvasir_seg | meniscus | folder2d "
+                                "(auto: the 2-D detectors "
                                 "first; a folder without NIfTI files is read as fundus photographs)")
 
 
@@ -64,11 +65,13 @@ def synth_cmd(
                                 "brain MR: FLAIR / T1 / T1ce / T2) | myops2020 (MyoPS layout, cardiac MR: C0 / DE / T2)"
                                 " | drive | chase_db1 | hrf | stare | fundus-generic (retinal fundus photographs with "
                                 "vessel labels in that data set's layout; fundus-generic: images/ + masks/ + fov/)"
-                                " | synapse | synapse-raw | acdc | acdc-h5 | cvc-clinicdb | kvasir-seg (2-D "
-                                "segmentation: Synapse CT as TransUNet's npz / h5 or BTCV NIfTI, ACDC cine MR as the "
-                                "challenge's NIfTI or SSL4MIS's HDF5, polyp photographs)"),
+                                " | synapse | synapse-raw | acdc | acdc-h5 | cvc-clinicdb | kvasir-seg | meniscus | "
+                                "folder2d (2-D segmentation: Synapse CT as TransUNet's npz / h5 or BTCV NIfTI, ACDC "
+                                "cine MR as the challenge's NIfTI or SSL4MIS's HDF5, polyp photographs, knee-MRI "
+                                "meniscus .npy slices + CSVs as ERANet's, a folder of images/ + masks/ + "
+                                "unlabelled/)"),
     cases: int = typer.Option(8, "--cases", "-n", help="number of cases (fundus: images; DRIVE: per split; Synapse: "
-                              "scans; ACDC: patients; polyps: images)"),
+                              "scans; ACDC: patients; polyps and folder2d: images; meniscus: knees)"),
     size: Optional[int] = typer.Option(None, "--size", "-s", help="volume edge (BraTS) / in-plane edge (MyoPS) in "
                                        "voxels / fundus or 2-D image edge in pixels (default: BraTS 64, MyoPS 96, "
                                        "fundus and 2-D 64)"),
@@ -91,7 +94,8 @@ def synth_cmd(
         synth_myops_cmd(out, cases=cases, size=size or 96, slices=slices, seed=seed)
     else:
         raise ConfigError(f"--dataset must be brats2020, brats2023, myops2020, drive, chase_db1, hrf, stare, "
-                          f"fundus-generic, synapse, synapse-raw, acdc, acdc-h5, cvc-clinicdb or kvasir-seg, "
+                          f"fundus-generic, synapse, synapse-raw, acdc, acdc-h5, cvc-clinicdb, kvasir-seg, "
+                          f"meniscus or folder2d, "
                           f"got {dataset!r}")
 
 

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Optional
 
 from medmodal.data.seg2d.common import (NIFTI_SUFFIXES, Seg2DCase, Seg2DSet, files_in, is_data_file, labels_of,
-                                        make_set, natural_key, read_list, some, split_of_lists, strip_suffix, subdir,
-                                        unused_note, visible)
+                                        make_set, natural_key, patient_of, read_list, some, split_of_lists,
+                                        strip_suffix, subdir, unused_note, visible)
 from medmodal.errors import LayoutError
 
 __all__ = ["SSL4MIS_VAL_PATIENTS", "SSL4MIS_TEST_PATIENTS", "patient_of", "detect_acdc_h5", "read_acdc_h5",
@@ -61,11 +61,6 @@ _VOLUME = re.compile(r"(?![\w.-]*_slice_\d+$)[\w.-]+", re.I)
 _SLICE = re.compile(r"(?P<volume>[\w.-]+)_slice_(?P<slice>\d+)", re.I)
 _ACDC_NAME = re.compile(r"patient\d+_frame\d+(_slice_\d+)?", re.I)
 _LISTS = ("train_slices.list", "train.list", "val.list", "test.list")
-
-
-def patient_of(case_id: str) -> str:
-    """``patient001`` of ``patient001_frame01`` (the unit of the ACDC splits)."""
-    return case_id.split("_frame")[0]
 
 
 # --------------------------------------------------------------------------- SSL4MIS HDF5

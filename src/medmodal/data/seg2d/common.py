@@ -17,13 +17,14 @@ import numpy as np
 
 from medmodal.errors import DamagedFileError, DataError, LayoutError
 
-__all__ = ["FAMILY", "LAYOUTS", "SYNAPSE_CLASSES", "ACDC_CLASSES", "POLYP_CLASSES", "DATASET_CLASSES",
-           "DATASET_CHANNELS", "SPLITS", "Seg2DCase", "Seg2DSet"]
+__all__ = ["FAMILY", "LAYOUTS", "SYNAPSE_CLASSES", "ACDC_CLASSES", "POLYP_CLASSES", "MENISCUS_CLASSES",
+           "FOLDER2D_CLASSES", "GREY_CHANNELS", "RGB_CHANNELS", "DATASET_CLASSES", "DATASET_CHANNELS", "SPLITS",
+           "Seg2DCase", "Seg2DSet", "patient_of", "case_patient", "percentile_scale"]
 
 #: Key of these readers in :mod:`medmodal.data.layouts`.
 FAMILY = "seg2d"
 #: The layouts in detection order (``auto`` first; the specific layouts before the looser ones).
-LAYOUTS = ("auto", "synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg")
+LAYOUTS = ("auto", "synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg", "meniscus", "folder2d")
 #: TransUNet's 8 Synapse organs (``Beckschen/TransUNet`` ``utils.py`` / README), index = label value.
 SYNAPSE_CLASSES = ("background", "Aorta", "Gallbladder", "Kidney (L)", "Kidney (R)", "Liver", "Pancreas", "Spleen",
                    "Stomach")
@@ -31,8 +32,19 @@ SYNAPSE_CLASSES = ("background", "Aorta", "Gallbladder", "Kidney (L)", "Kidney (
 ACDC_CLASSES = ("background", "RV", "Myo", "LV")
 #: Binary polyp masks (CVC-ClinicDB, Kvasir-SEG).
 POLYP_CLASSES = ("background", "Polyp")
-DATASET_CLASSES = {"synapse": SYNAPSE_CLASSES, "acdc": ACDC_CLASSES, "polyp": POLYP_CLASSES}
-DATASET_CHANNELS = {"synapse": ("ct",), "acdc": ("cine",), "polyp": ("red", "green", "blue")}
+#: ERANet's OAI knee-MRI label values (``oai_meniscus.py`` ``BaseOAI.CLASSES``, value = index + 1): 1 lateral
+#: meniscus, 2 lateral tibial cartilage, 3 medial meniscus, 4 medial tibial cartilage.
+MENISCUS_CLASSES = ("background", "lateral meniscus", "lateral tibial cartilage", "medial meniscus",
+                    "medial tibial cartilage")
+#: A ``folder2d`` folder's classes when it names none and its masks are binary (the reader sets each folder's own).
+FOLDER2D_CLASSES = ("background", "class1")
+GREY_CHANNELS = ("grey",)
+RGB_CHANNELS = ("red", "green", "blue")
+DATASET_CLASSES = {"synapse": SYNAPSE_CLASSES, "acdc": ACDC_CLASSES, "polyp": POLYP_CLASSES,
+                   "meniscus": MENISCUS_CLASSES, "folder2d": FOLDER2D_CLASSES}
+#: Channels per data set (``folder2d``: the default; the reader takes each folder's from its first image).
+DATASET_CHANNELS = {"synapse": ("ct",), "acdc": ("cine",), "polyp": RGB_CHANNELS, "meniscus": ("mri",),
+                    "folder2d": GREY_CHANNELS}
 #: Split names in the order cases are listed (``None`` last).
 SPLITS = ("train", "val", "test")
 
@@ -48,13 +60,18 @@ class Seg2DCase:
 
     Attributes:
         id: unique within the set (``case0005``, ``patient001_frame01``, ``1`` for CVC-ClinicDB, the image stem
-            for Kvasir-SEG).
+            for Kvasir-SEG and ``folder2d``, the slice file's stem for ``meniscus``).
         split: ``train`` | ``val`` | ``test`` where the layout's list files or official split say so, else ``None``.
-        kind: ``volume`` (one file holds the stack), ``slices`` (one file per slice) or ``image`` (a photograph).
-        image: ``(file,)`` for a volume or photograph; the slice files in slice order for ``slices``.
-        label: separate label files (NIfTI ``label`` / ``_gt``, mask images), parallel to ``image``; ``()`` when the
-            label is inside the image file (HDF5, NPZ) or absent.
-        has_label: whether a label exists for every slice of the case.
+        kind: ``volume`` (one file holds the stack), ``slices`` (one file per slice), ``image`` (a photograph or
+            2-D picture) or ``npy`` (one 2-D slice in a ``.npy`` file, its label in another).
+        image: ``(file,)`` for a volume, photograph or ``.npy`` slice; the slice files in slice order for ``slices``.
+        label: separate label files (NIfTI ``label`` / ``_gt``, mask images, label ``.npy``), parallel to ``image``;
+            ``()`` when the label is inside the image file (HDF5, NPZ) or absent.
+        has_label: whether a label exists for every slice of the case (``False``: an unlabelled case, e.g. of a
+            semi-supervised layout's unlabelled pool; :func:`~medmodal.data.seg2d.loading.load_case` gives
+            ``label=None``).
+        patient: the patient (subject) the case belongs to where the layout says so (``meniscus``: the CSV's subject
+            column or the file-name rule); ``None``: derived from the id (:func:`case_patient`).
     """
 
     id: str
@@ -63,6 +80,7 @@ class Seg2DCase:
     image: tuple[Path, ...]
     label: tuple[Path, ...]
     has_label: bool
+    patient: Optional[str] = None
 
 
 @dataclass
@@ -72,11 +90,14 @@ class Seg2DSet:
     Attributes:
         layout: the layout read (one of :data:`LAYOUTS` or a registered one).
         root: the folder read.
-        dataset: ``synapse`` | ``acdc`` | ``polyp`` (which classes, channels and normalisation apply).
+        dataset: ``synapse`` | ``acdc`` | ``polyp`` | ``meniscus`` | ``folder2d`` (which classes, channels and
+            normalisation apply).
         cases: the cases.
         classes: the class names, index = label value (:data:`SYNAPSE_CLASSES`, :data:`ACDC_CLASSES`,
-            :data:`POLYP_CLASSES`).
-        channels: the image channels: ``("ct",)``, ``("cine",)`` or ``("red", "green", "blue")``.
+            :data:`POLYP_CLASSES`, :data:`MENISCUS_CLASSES`; ``folder2d``: the folder's ``classes.txt`` or
+            ``background``, ``class1`` ... up to the largest mask value).
+        channels: the image channels: ``("ct",)``, ``("cine",)``, ``("mri",)``, ``("grey",)`` or
+            ``("red", "green", "blue")``.
         notes: one line each: every file skipped, ignored or guessed at (named, count and up to 3 examples), and
             every unofficial or derived thing (a split that is not part of the release, a label mapping).
         train_order: the training case ids in the order of the layout's training list (SSL4MIS's
@@ -111,12 +132,42 @@ class Seg2DSet:
 
 # --------------------------------------------------------------------------- helpers of the readers
 def make_set(layout: str, root: Path, dataset: str, cases: list[Seg2DCase], notes: list[str],
-             train_order: tuple[str, ...] = ()) -> Seg2DSet:
-    """A :class:`Seg2DSet` of ``dataset`` with the cases sorted (split order, then natural id order)."""
+             train_order: tuple[str, ...] = (), classes: Optional[tuple[str, ...]] = None,
+             channels: Optional[tuple[str, ...]] = None) -> Seg2DSet:
+    """A :class:`Seg2DSet` of ``dataset`` with the cases sorted (split order, then natural id order); ``classes`` /
+    ``channels`` replace the data set's (:data:`DATASET_CLASSES`, :data:`DATASET_CHANNELS`) for a folder that
+    names its own."""
     rank = {name: i for i, name in enumerate(SPLITS)}
     cases = sorted(cases, key=lambda c: (rank.get(c.split, len(SPLITS)), natural_key(c.id)))
-    return Seg2DSet(layout, Path(root), dataset, cases, DATASET_CLASSES[dataset], DATASET_CHANNELS[dataset], notes,
-                    tuple(train_order))
+    return Seg2DSet(layout, Path(root), dataset, cases, tuple(classes or DATASET_CLASSES[dataset]),
+                    tuple(channels or DATASET_CHANNELS[dataset]), notes, tuple(train_order))
+
+
+def patient_of(case_id: str) -> str:
+    """The patient of a case id: ``patient001`` of ACDC's ``patient001_frame01`` (the unit of the ACDC splits);
+    other ids are their own patient."""
+    return case_id.split("_frame")[0]
+
+
+def case_patient(case: Seg2DCase) -> str:
+    """The patient (the unit that must not straddle splits or labelled budgets) of ``case``: the reader's
+    :attr:`Seg2DCase.patient` where the layout names one (``meniscus``), else :func:`patient_of` its id."""
+    patient = getattr(case, "patient", None)   # 3-D cases (medmodal.data.seg3d) are one patient each
+    return patient if patient else patient_of(case.id)
+
+
+def percentile_scale(image: np.ndarray, low: float = 10.0, high: float = 99.0) -> np.ndarray:
+    """float32 ``image`` clipped to its ``low``..``high`` percentiles and scaled to [0, 1] (ERANet's
+    ``histogram_normalize``: ``skimage.exposure.rescale_intensity`` with ``in_range`` the 10th and 99th
+    percentiles). Where the two percentiles agree (a nearly constant slice) min..max is used; a constant image
+    becomes 0."""
+    x = np.asarray(image, np.float32)
+    lo, hi = (float(v) for v in np.percentile(x, (low, high)))
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros_like(x)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def natural_key(text: str) -> list:

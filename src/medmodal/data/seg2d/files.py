@@ -7,6 +7,8 @@ Intensity rules (``intensity`` in a 2-D model bundle, :data:`INTENSITIES`):
   preprocessing); applied to NIfTI input only: TransUNet's ``.npz`` / ``.npy.h5`` files hold it already.
 * ``minmax``: ``(x - min) / (max - min)`` over the stack (SSL4MIS's ACDC preprocessing); NIfTI only, as above.
 * ``rgb255``: 8-bit pictures divided by 255 (polyps).
+* ``percentile``: clipped to the 10th..99th percentiles of the array and scaled to [0, 1] (ERANet's knee-MRI
+  slices; :func:`medmodal.data.seg2d.common.percentile_scale`, which the ``meniscus`` reader applies per slice).
 * ``as_stored``: the stored values.
 
 Stacks are ``[S, C, H, W]`` with slices along the third NIfTI array axis (``data[:, :, k]``), the first
@@ -30,7 +32,7 @@ from medmodal.io import atomic_path
 __all__ = ["INTENSITIES", "PICTURE_SUFFIXES", "STACK_SUFFIXES", "InputStack", "normalise", "read_input",
            "write_label", "input_suffix", "output_name", "CT_WINDOW"]
 
-INTENSITIES = ("ct_window", "minmax", "rgb255", "as_stored")
+INTENSITIES = ("ct_window", "minmax", "rgb255", "percentile", "as_stored")
 #: TransUNet's abdominal CT window (HU)
 CT_WINDOW = (-125.0, 275.0)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
@@ -57,6 +59,10 @@ def normalise(stack: np.ndarray, intensity: str) -> np.ndarray:
         return (x - low) / (high - low) if high > low else np.zeros_like(x)
     if intensity == "rgb255":
         return x / 255.0
+    if intensity == "percentile":
+        from medmodal.data.seg2d.common import percentile_scale
+
+        return percentile_scale(x)
     return x
 
 

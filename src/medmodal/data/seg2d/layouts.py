@@ -1,5 +1,6 @@
-"""Readers for the layouts of the 2-D segmentation data sets (Synapse, ACDC, CVC-ClinicDB, Kvasir-SEG), without
-renaming any file, and the records the 2-D segmentation engine reads.
+"""Readers for the layouts of the 2-D segmentation data sets (Synapse, ACDC, CVC-ClinicDB, Kvasir-SEG, ERANet's
+knee-MRI meniscus slices, a user's own picture folder), without renaming any file, and the records the 2-D
+segmentation engine reads.
 
 Layouts (``layout=`` name, or ``"auto"``; detection in this order, each detector specific to its data set):
 
@@ -10,7 +11,18 @@ Layouts (``layout=`` name, or ``"auto"``; detection in this order, each detector
 * ``acdc`` - the ACDC challenge's ``patient<nnn>/`` NIfTI folders;
 * ``cvc_clinicdb`` - ``Original/`` + ``Ground Truth/`` (:mod:`medmodal.data.seg2d.polyp`);
 * ``kvasir_seg`` - ``images/`` + ``masks/`` with ``kavsir_bboxes.json`` or "kvasir" in the folder name (a
-  plain ``images/`` + ``masks/`` folder needs ``layout="kvasir_seg"``).
+  plain ``images/`` + ``masks/`` folder needs ``layout="kvasir_seg"``);
+* ``meniscus`` - ERANet's knee-MRI ``.npy`` slices listed in ``train_lb.csv`` / ``val.csv`` / ``test.csv`` /
+  ``train_unlb.csv`` (unlabelled) (:mod:`medmodal.data.seg2d.meniscus`); detected by a train / val / test /
+  unlabelled CSV whose rows name ``.npy`` files;
+* ``folder2d`` - a user's ``images/`` + ``masks/`` + ``unlabelled/`` pictures with optional ``classes.txt`` and
+  ``splits.json`` (:mod:`medmodal.data.seg2d.folder2d`); detected only with ``unlabelled/`` or ``classes.txt``
+  beside ``images/`` + ``masks/`` (else ``layout="folder2d"``).
+
+Unlabelled cases (``has_label=False``; :func:`~medmodal.data.seg2d.loading.load_case` gives ``label=None``): images
+kept without their label when ``require_labels`` is false, and the declared unlabelled pools of ``meniscus`` (the
+unlabelled CSV, split ``train``) and ``folder2d`` (``unlabelled/``), which are read whatever ``require_labels``
+says and named in ``notes``.
 
 Every reader returns a :class:`Seg2DSet`: the :class:`Seg2DCase` records (id, split, kind, image and label
 files, whether labelled), the data set's classes and channels, and ``notes``: one line for every file found
@@ -29,19 +41,23 @@ from typing import Callable
 
 from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
 from medmodal.data.seg2d.acdc import detect_acdc, detect_acdc_h5, read_acdc, read_acdc_h5
-from medmodal.data.seg2d.common import (ACDC_CLASSES, FAMILY, LAYOUTS, POLYP_CLASSES, SYNAPSE_CLASSES, Seg2DCase,
-                                        Seg2DSet)
+from medmodal.data.seg2d.common import (ACDC_CLASSES, FAMILY, LAYOUTS, MENISCUS_CLASSES, POLYP_CLASSES,
+                                        SYNAPSE_CLASSES, Seg2DCase, Seg2DSet)
+from medmodal.data.seg2d.folder2d import detect_folder2d, read_folder2d
+from medmodal.data.seg2d.meniscus import detect_meniscus, read_meniscus
 from medmodal.data.seg2d.polyp import detect_cvc_clinicdb, detect_kvasir_seg, read_cvc_clinicdb, read_kvasir_seg
 from medmodal.data.seg2d.synapse import detect_synapse, detect_synapse_raw, read_synapse, read_synapse_raw
 from medmodal.errors import InputError, LayoutError
 
-__all__ = ["FAMILY", "LAYOUTS", "SYNAPSE_CLASSES", "ACDC_CLASSES", "POLYP_CLASSES", "Seg2DCase", "Seg2DSet",
+__all__ = ["FAMILY", "LAYOUTS", "SYNAPSE_CLASSES", "ACDC_CLASSES", "POLYP_CLASSES", "MENISCUS_CLASSES", "Seg2DCase",
+           "Seg2DSet",
            "read_seg2d", "detect_layout", "as_seg2d_dataset", "EXPECTED_LAYOUTS_LINE"]
 
 #: What ``auto`` looks for, in one line (error messages and ``--help``).
 EXPECTED_LAYOUTS_LINE = ("Synapse train_npz/ or test_vol_h5/, BTCV img/ + label/, ACDC data/patient<nnn>_frame<mm>.h5 "
                          "or patient<nnn>/ folders, CVC-ClinicDB Original/ + Ground Truth/, Kvasir-SEG images/ + "
-                         "masks/ with kavsir_bboxes.json")
+                         "masks/ with kavsir_bboxes.json, meniscus train_lb.csv / val.csv / test.csv / "
+                         "train_unlb.csv listing .npy slices, images/ + masks/ + unlabelled/ or classes.txt")
 
 _READERS: tuple[tuple[str, Callable, Callable], ...] = (
     ("synapse", read_synapse, detect_synapse),
@@ -50,6 +66,8 @@ _READERS: tuple[tuple[str, Callable, Callable], ...] = (
     ("acdc", read_acdc, detect_acdc),
     ("cvc_clinicdb", read_cvc_clinicdb, detect_cvc_clinicdb),
     ("kvasir_seg", read_kvasir_seg, detect_kvasir_seg),
+    ("meniscus", read_meniscus, detect_meniscus),
+    ("folder2d", read_folder2d, detect_folder2d),
 )
 for _name, _read, _detect in _READERS:
     register_layout(Layout(FAMILY, _name, read=_read, detect=_detect))
@@ -70,7 +88,7 @@ def detect_layout(root: str | Path) -> tuple[str, Path]:
     found = find_layout(FAMILY, root)
     if found is None:
         raise LayoutError(f"{root}: no 2-D segmentation layout recognised (expected {EXPECTED_LAYOUTS_LINE}; "
-                          f"a plain images/ + masks/ polyp folder needs --layout kvasir_seg)")
+                          f"a plain images/ + masks/ folder needs --layout kvasir_seg (polyps) or --layout folder2d)")
     return found
 
 

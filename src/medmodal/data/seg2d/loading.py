@@ -17,6 +17,17 @@ Formats and normalisation (every image ends in [0, 1], every label as class indi
 * Photographs (CVC-ClinicDB, Kvasir-SEG): RGB / 255, ``S = 1``, decoded by
   :func:`medmodal.data.images.decode_image`. Masks: CVC-ClinicDB any channel > 127; Kvasir-SEG grey level > 127
   (JPEG masks carry artefacts around 0 and 255).
+* ``folder2d`` pictures: grey (``C = 1``) or RGB as the set's channels, / 255, ``S = 1``; masks as stored
+  (:func:`medmodal.data.seg2d.folder2d.mask_values`: class indices; in a two-class set a mask of 0 / 255 is read as
+  0 / 1; JPEG masks 0 / 1 by grey level > 127).
+* ``.npy`` slices (``meniscus``, kind ``npy``): the image ``[H, W]`` (singleton axes, e.g. ERANet's ``[1, H, W]``,
+  squeezed), clipped to its 10th..99th percentiles and scaled to [0, 1]
+  (:func:`~medmodal.data.seg2d.common.percentile_scale`, ERANet's ``histogram_normalize``), ``S = 1``; the label a
+  class-value map ``[H, W]`` or a one-hot ``[K, H, W]`` / ``[H, W, K]`` of the set's ``K`` classes (argmax; every
+  pixel exactly one 1).
+
+A case without a label (``has_label`` false: an unlabelled case of a semi-supervised pool, or an image kept
+without its mask) loads with ``label=None``.
 
 Errors are one line naming the file: a missing ``image`` / ``label`` array (:class:`~medmodal.errors.DataError`),
 label values outside the classes (naming the values), an image and a label of different shapes (naming both
@@ -35,7 +46,8 @@ from typing import Optional
 import numpy as np
 
 from medmodal.data.images import decode_image, read_image_size
-from medmodal.data.seg2d.common import NIFTI_SUFFIXES, Seg2DCase, Seg2DSet, first_line, h5_shapes, npz_shapes
+from medmodal.data.seg2d.common import (NIFTI_SUFFIXES, Seg2DCase, Seg2DSet, first_line, h5_shapes, npz_shapes,
+                                        percentile_scale)
 from medmodal.data.seg2d.synapse import BTCV_LABELS, BTCV_LUT, HU_WINDOW
 from medmodal.errors import DamagedFileError, DataError, ImageReadError
 
@@ -70,6 +82,8 @@ def _format(case: Seg2DCase) -> str:
     if case.kind == "image":
         return "photo"
     name = case.image[0].name.lower()
+    if case.kind == "npy" or name.endswith(".npy"):
+        return "npy"
     if name.endswith(".npz"):
         return "npz"
     if name.endswith((".h5", ".hdf5")):
@@ -112,6 +126,53 @@ def _npz_array(path: Path, key: str) -> np.ndarray:
         raise DamagedFileError(f"{path}: cannot read {key!r} ({first_line(err)})") from None
     assert missing
     raise DataError(f"{path}: no {key!r} array")
+
+
+def _npy_array(path: Path, header_only: bool = False) -> np.ndarray:
+    """A ``.npy`` file's array (``header_only``: memory-mapped, for its shape)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return np.load(path, mmap_mode="r" if header_only else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DamagedFileError(f"{path}: not a readable .npy file ({first_line(err)})") from None
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` without its singleton axes, kept 2-D (a 1 x W slice stays ``(1, W)``)."""
+    kept = tuple(s for s in shape if s != 1)
+    return kept if len(kept) >= 2 else tuple(shape[-2:]) if len(shape) >= 2 else kept
+
+
+def _npy_image(path: Path) -> np.ndarray:
+    """A ``.npy`` slice ``[H, W]`` scaled from its 10th..99th percentiles to [0, 1] (module docstring)."""
+    array = _npy_array(path)
+    if array.dtype.kind not in "iufb":
+        raise DataError(f"{path}: image of type {array.dtype} is not numeric")
+    shape = _squeezed(array.shape)
+    if len(shape) != 2:
+        raise DataError(f"{path}: expected a 2-D image slice ([H, W] or [1, H, W]), got shape {tuple(array.shape)}")
+    image = np.asarray(array, np.float32).reshape(shape)
+    if not np.isfinite(image).all():
+        raise DataError(f"{path}: image holds NaN or infinite values")
+    return percentile_scale(image)
+
+
+def _npy_label(dataset: Seg2DSet, path: Path) -> np.ndarray:
+    """A ``.npy`` label as int64 ``[H, W]`` class indices: a class-value map or a one-hot of the set's classes."""
+    array = np.asarray(_npy_array(path))
+    count = len(dataset.classes)
+    shape = _squeezed(array.shape)
+    if len(shape) == 2:
+        return _label_values(dataset, array.reshape(shape), path)
+    if len(shape) == 3 and count in (shape[0], shape[-1]):
+        hot = array.reshape(shape)
+        hot = hot if shape[0] == count else np.moveaxis(hot, -1, 0)
+        if hot.dtype.kind not in "iufb" or not np.isin(hot, (0, 1)).all() or (hot.sum(0) != 1).any():
+            raise DataError(f"{path}: a {count}-channel label that is not one-hot (every pixel exactly one 1)")
+        return np.argmax(hot, axis=0).astype(np.int64)
+    raise DataError(f"{path}: label of shape {tuple(array.shape)}: expected [H, W] class values or a one-hot "
+                    f"[{count}, H, W] / [H, W, {count}]")
 
 
 def _nifti(path: Path):
@@ -230,6 +291,14 @@ def _read(dataset: Seg2DSet, case: Seg2DCase, want_image: bool) -> CaseArrays:
             limg = _nifti(case.label[0])
             _same_grid(shape, _nifti_shape(case.label[0], limg), case.image[0], case.label[0])
             label = _label_values(dataset, _nifti_data(case.label[0], limg, False), case.label[0])
+    elif fmt == "npy":
+        path = case.image[0]
+        image = _npy_image(path)[None, None] if want_image else None
+        label = _npy_label(dataset, case.label[0])[None] if want_label else None
+        if image is not None and label is not None:
+            _same_grid(image.shape[2:], label.shape[1:], path, case.label[0])
+    elif dataset.layout == "folder2d":
+        image, label = _folder2d(dataset, case, want_image, want_label)
     else:
         path = case.image[0]
         if want_image:
@@ -243,6 +312,33 @@ def _read(dataset: Seg2DSet, case: Seg2DCase, want_image: bool) -> CaseArrays:
                 _same_grid(image.shape[2:], mask.shape, path, case.label[0])
             label = mask[None].astype(np.int64)
     return CaseArrays(image, label, spacing, affine)
+
+
+def _folder2d(dataset: Seg2DSet, case: Seg2DCase, want_image: bool, want_label: bool
+              ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """A ``folder2d`` picture ``[1, C, H, W]`` / 255 and its mask ``[1, H, W]`` (module docstring)."""
+    from medmodal.data.seg2d.folder2d import is_jpeg, mask_values
+
+    path = case.image[0]
+    image = label = None
+    if want_image:
+        grey = len(dataset.channels) == 1
+        pixels = decode_image(path, "grey" if grey else "rgb", error=ImageReadError)
+        pixels = pixels[None] if grey else pixels.transpose(2, 0, 1)
+        image = np.ascontiguousarray(pixels[None], dtype=np.float32) / np.float32(255)
+    if want_label:
+        mask_path = case.label[0]
+        values = mask_values(mask_path)
+        if is_jpeg(mask_path) and len(dataset.classes) != 2:
+            raise DataError(f"{mask_path}: a JPEG mask (lossy: read as binary) in a set of {len(dataset.classes)} "
+                            f"classes; save the masks as PNG")
+        if len(dataset.classes) == 2 and values.size and int(values.max()) == 255 and \
+                np.isin(values, (0, 255)).all():
+            values = (values == 255).astype(np.uint8)
+        label = _classes(values, mask_path, len(dataset.classes), f"the {len(dataset.classes)} classes")[None]
+        if image is not None:
+            _same_grid(image.shape[2:], label.shape[1:], path, mask_path)
+    return image, label
 
 
 def _normalise_volume(dataset: Seg2DSet, volume: np.ndarray, path: Path) -> np.ndarray:
@@ -267,14 +363,16 @@ def load_case(dataset: Seg2DSet, case: Seg2DCase) -> CaseArrays:
         case: the case.
 
     Returns:
-        :class:`CaseArrays`: image float32 ``[S, C, H, W]`` in [0, 1]; label int64 ``[S, H, W]`` or ``None`` when
-        ``case.has_label`` is false; spacing and affine of NIfTI inputs.
+        :class:`CaseArrays`: image float32 ``[S, C, H, W]`` in [0, 1]; label int64 ``[S, H, W]``, or ``None`` when
+        ``case.has_label`` is false (an unlabelled case: its label files are not read); spacing and affine of NIfTI
+        inputs.
 
     Raises:
         DataError: a missing array, label values outside the classes, image and label of different shapes, slices
-            of different sizes, a constant NIfTI image (ACDC), NaN values.
+            of different sizes, a constant NIfTI image (ACDC), NaN values, a ``.npy`` of the wrong rank, a label
+            that is neither class values nor one-hot, a colour-coded mask.
         ImageReadError: an undecodable photograph or mask.
-        DamagedFileError: an unreadable HDF5 / NPZ / NIfTI file.
+        DamagedFileError: an unreadable HDF5 / NPZ / NIfTI / ``.npy`` file.
     """
     arrays = _read(dataset, case, want_image=True)
     if arrays.label is not None and arrays.label.shape != (arrays.image.shape[0], *arrays.image.shape[2:]):
@@ -312,6 +410,11 @@ def case_shape(dataset: Seg2DSet, case: Seg2DCase) -> tuple[int, int, int]:
     """
     fmt = _format(case)
     first = case.image[0]
+    if fmt == "npy":
+        shape = _squeezed(_npy_array(first, header_only=True).shape)
+        if len(shape) != 2:
+            raise DataError(f"{first}: expected a 2-D image slice ([H, W] or [1, H, W]), got shape {shape}")
+        return (1, *shape)
     if fmt == "photo":
         return (1, *read_image_size(first, error=ImageReadError))
     if fmt == "nifti":

@@ -11,7 +11,14 @@ Content (every draw a function of ``(seed, layout, case)``):
   crescent beside it, shrinking from base to apex (no RV at the apex); the end-systolic frame has a smaller
   cavity and a thicker wall than the end-diastolic one;
 * colonoscopy (polyp twins): a textured pinkish mucosa with a darker rim (the endoscope's vignetting) and one
-  round or oval polyp of a different colour and coarser texture, with a specular highlight.
+  round or oval polyp of a different colour and coarser texture, with a specular highlight;
+* knee MRI (meniscus twin): a coronal slice through the knee joint: soft tissue, the two femoral condyles above
+  and the tibia below (bright-ish marrow), a thin bright tibial-cartilage band on each side of the tibial plateau
+  (2 lateral on the image left, 4 medial on the right) and a dark wedge-shaped meniscus at the outer end of each
+  side of the joint space (1 lateral, 3 medial), pointing inwards; three slices per knee, their menisci of
+  different widths;
+* pictures (folder2d twin): grey textured fields with one to three bright discs (class 1, ``disc``) and dark
+  squares (class 2, ``square``).
 
 Volumes have 4-8 slices of ``size x size`` pixels. Files, names and list files are the layouts' own:
 
@@ -31,7 +38,17 @@ Volumes have 4-8 slices of ``size x size`` pixels. Files, names and list files a
   1.5 x 1.5 x 10 mm;
 * ``cvc_clinicdb``: ``Original/<n>.tif`` (RGB TIFF) + ``Ground Truth/<n>.tif`` (0 / 255);
 * ``kvasir_seg``: ``images/<id>.jpg`` + ``masks/<id>.jpg`` (JPEG, as released) + ``kavsir_bboxes.json``, ids of
-  25 random characters like Kvasir-SEG's.
+  25 random characters like Kvasir-SEG's;
+* ``meniscus``: ``n`` knees (subjects ``9000001`` ...) of three slices each, ``images/img_<subject>_<k>.npy``
+  (float32 ``[1, H, W]`` scanner-like values, as ERANet's files) and ``labels/lab_<subject>_<k>.npy`` (odd subjects:
+  uint8 class values ``[H, W]``; even subjects: a 5-channel uint8 one-hot ``[5, H, W]``: both forms the reader
+  accepts), listed without a header (``image,label`` rows, paths relative to the root) in ERANet's
+  ``train_lb.csv``, ``val.csv``, ``test.csv`` and ``train_unlb.csv`` (image paths only; no label file is written
+  for these knees); knees split 40 / 10 / 20 % labelled train / val / test and 30 % unlabelled (at least one
+  unlabelled and one labelled training knee; a list with no knee is not written);
+* ``folder2d``: ``images/sample_<nnn>.png`` (8-bit grey) + ``masks/sample_<nnn>.png`` (values 0 / 1 / 2),
+  ``unlabelled/sample_<nnn>.png`` (30 %, at least one; at least one labelled) and ``classes.txt``
+  (``background``, ``disc``, ``square``); no ``splits.json``.
 """
 
 from __future__ import annotations
@@ -46,13 +63,18 @@ from medmodal.data.seg2d.acdc import SSL4MIS_TEST_PATIENTS, SSL4MIS_VAL_PATIENTS
 from medmodal.data.seg2d.synapse import BTCV_LUT, HU_WINDOW, TRANSUNET_TEST_CASES, TRANSUNET_TRAIN_CASES
 from medmodal.errors import ConfigError
 
-__all__ = ["SYNTH_LAYOUTS", "write_synthetic", "split_counts", "synth_abdomen", "synth_heart", "synth_polyp"]
+__all__ = ["SYNTH_LAYOUTS", "write_synthetic", "split_counts", "synth_abdomen", "synth_heart", "synth_polyp",
+           "synth_knee", "synth_shapes", "KNEE_SLICES", "FOLDER2D_TWIN_CLASSES"]
 
-SYNTH_LAYOUTS = ("synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg")
+SYNTH_LAYOUTS = ("synapse", "synapse_raw", "acdc_h5", "acdc", "cvc_clinicdb", "kvasir_seg", "meniscus", "folder2d")
 #: ``(fewest, most)`` cases per layout (Synapse: TransUNet's 30 scans; ACDC: the 100 training patients; the fewest
 #: give one case to each split that must not be empty: Synapse train and test, ACDC val and test).
 LIMITS = {"synapse": (2, 30), "synapse_raw": (2, 30), "acdc_h5": (2, 100), "acdc": (2, 100),
-          "cvc_clinicdb": (1, 1000), "kvasir_seg": (1, 1000)}
+          "cvc_clinicdb": (1, 1000), "kvasir_seg": (1, 1000), "meniscus": (2, 200), "folder2d": (2, 1000)}
+#: Slices per knee of the meniscus twin.
+KNEE_SLICES = 3
+#: The classes of the folder2d twin (its ``classes.txt``).
+FOLDER2D_TWIN_CLASSES = ("background", "disc", "square")
 CT_SPACING = (0.8, 0.8, 3.0)
 MR_SPACING = (1.5, 1.5, 10.0)
 
@@ -218,16 +240,98 @@ def synth_polyp(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8), mask
 
 
+def _knee_geometry(rng: np.random.Generator, size: int) -> dict:
+    """A knee: joint line, joint-space gap, cartilage thickness, condyles, meniscus widths (fractions of ``size``)."""
+    return {"joint": size * (0.5 + rng.uniform(-0.05, 0.05)), "gap": max(3.0, 0.09 * size) * rng.uniform(0.9, 1.1),
+            "cartilage": max(2.0, 0.035 * size), "condyle": size * rng.uniform(0.15, 0.18),
+            "centres": (size * (0.32 + rng.uniform(-0.02, 0.02)), size * (0.68 + rng.uniform(-0.02, 0.02))),
+            "width": (size * rng.uniform(0.14, 0.18), size * rng.uniform(0.14, 0.18))}
+
+
+def synth_knee(rng: np.random.Generator, geometry: dict, size: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slice ``index`` of a knee ``geometry`` (:func:`_knee_geometry`; module docstring).
+
+    Args:
+        rng: the random generator (consumed: texture, noise, the slice's meniscus widths).
+        geometry: the knee.
+        size: edge in pixels.
+        index: the slice (its menisci are narrower away from the middle slice).
+
+    Returns:
+        ``(intensity, label)``: float32 ``[H, W]`` in about [0, 1], uint8 ``[H, W]`` (0 background, 1 lateral
+        meniscus, 2 lateral tibial cartilage, 3 medial meniscus, 4 medial tibial cartilage).
+    """
+    g = geometry
+    yy, xx = _grid(size)
+    joint, half, thick = g["joint"], g["gap"] / 2, g["cartilage"]
+    label = np.zeros((size, size), np.uint8)
+    level = np.full((size, size), 0.04, np.float32)  # air
+    level[_ellipse(yy, xx, size / 2, size / 2, 0.48 * size, 0.44 * size)] = 0.30  # soft tissue
+    femur_bottom = joint - half
+    for cx in g["centres"]:  # the condyles, touching the joint space
+        level[_ellipse(yy, xx, femur_bottom - g["condyle"], cx, g["condyle"], g["condyle"])] = 0.56
+    shaft = (yy < femur_bottom - g["condyle"]) & (np.abs(xx - size / 2) < 0.22 * size)
+    level[shaft] = 0.56
+    inside = (xx > 0.12 * size) & (xx < 0.88 * size)
+    level[inside & (np.abs(yy - joint) <= half)] = 0.45  # joint fluid
+    level[inside & (yy > joint + half + thick) & (yy < 0.95 * size)] = 0.60  # tibia
+    band = (yy > joint + half) & (yy <= joint + half + thick)
+    for value, lo, hi, shade in ((2, 0.15, 0.48, 0.82), (4, 0.52, 0.85, 0.90)):  # tibial cartilage
+        inside_band = band & (xx >= lo * size) & (xx <= hi * size)
+        label[inside_band], level[inside_band] = value, shade
+    scale = 1.0 - 0.25 * abs(index - 1) + rng.uniform(-0.05, 0.05)
+    for value, outer, sign, width, shade in ((1, 0.13 * size, 1, g["width"][0], 0.10),
+                                             (3, 0.87 * size, -1, g["width"][1], 0.17)):  # menisci, apex inwards
+        depth = sign * (xx - outer) / max(width * scale, 1.0)
+        wedge = (depth >= 0) & (depth <= 1) & (np.abs(yy - joint) <= half * (1 - depth) + 0.5)
+        label[wedge], level[wedge] = value, shade
+    intensity = level + 0.03 * _texture(rng, (size, size), 1.5) + rng.normal(0, 0.02, (size, size))
+    return np.clip(intensity, 0, 1).astype(np.float32), label
+
+
+def synth_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One grey picture of the folder2d twin (module docstring).
+
+    Returns:
+        ``(grey, mask)``: uint8 ``[H, W]`` and uint8 ``[H, W]`` (0 background, 1 disc, 2 square).
+    """
+    yy, xx = _grid(size)
+    mask = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        cy, cx = size * rng.uniform(0.2, 0.8, 2)
+        radius = size * rng.uniform(0.08, 0.16)
+        if rng.random() < 0.5:
+            mask[_ellipse(yy, xx, cy, cx, radius, radius)] = 1
+        else:
+            mask[(np.abs(yy - cy) <= radius) & (np.abs(xx - cx) <= radius)] = 2
+    if not (mask == 1).any():  # both classes in every picture
+        mask[_ellipse(yy, xx, size * 0.25, size * 0.25, size * 0.1, size * 0.1)] = 1
+    if not (mask == 2).any():
+        mask[(np.abs(yy - size * 0.75) <= size * 0.1) & (np.abs(xx - size * 0.75) <= size * 0.1)] = 2
+    levels = np.array([95, 205, 30], np.float32) + rng.uniform(-8, 8, 3).astype(np.float32)
+    grey = levels[mask] + 10 * _texture(rng, (size, size), 1.5) + rng.normal(0, 4, (size, size))
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8), mask
+
+
 # --------------------------------------------------------------------------- writers
+def _unlabelled_count(n: int) -> int:
+    """Unlabelled cases of a semi-supervised twin of ``n`` (30 %, at least one, at least one left labelled)."""
+    return min(max(1, round(0.3 * n)), n - 1)
+
+
 def split_counts(layout: str, n: int) -> dict:
     """Cases per split of a twin of ``n`` cases: Synapse 60 / 40 train / test (at least one each), ACDC 70 / 10 / 20
-    train / val / test (at least one validation and one test patient; the rest, maybe none, train), polyps
-    ``{None: n}``.
+    train / val / test (at least one validation and one test patient; the rest, maybe none, train), meniscus knees
+    per list (``train`` / ``val`` / ``test`` labelled, ``unlabelled``: 40 / 10 / 20 / 30 %, at least one unlabelled
+    and one labelled training knee), polyps and folder2d ``{None: n}``.
 
     Args:
         layout: one of :data:`SYNTH_LAYOUTS`.
-        n: number of cases (patients for ACDC).
+        n: number of cases (patients for ACDC, knees for meniscus).
     """
+    if layout == "meniscus":
+        unlabelled, val, test = _unlabelled_count(n), round(0.1 * n), round(0.2 * n)
+        return {"train": n - unlabelled - val - test, "val": val, "test": test, "unlabelled": unlabelled}
     if layout.startswith("synapse"):
         train = min(max(1, round(0.6 * n)), n - 1)
         return {"train": train, "test": n - train}
@@ -384,9 +488,52 @@ def _write_polyps(root: Path, layout: str, n: int, size: int, seed: int) -> None
         (root / "kavsir_bboxes.json").write_text(json.dumps(boxes, indent=1), encoding="utf-8")
 
 
+def _write_meniscus(root: Path, layout: str, n: int, size: int, seed: int) -> None:
+    lists = {"train": "train_lb.csv", "val": "val.csv", "test": "test.csv", "unlabelled": "train_unlb.csv"}
+    rows: dict[str, list[str]] = {role: [] for role in lists}
+    number = 0
+    for role, count in split_counts(layout, n).items():
+        for _ in range(count):
+            number += 1
+            subject = f"{9000000 + number:07d}"
+            rng = _rng(seed, layout, number)
+            geometry = _knee_geometry(rng, size)
+            for k in range(KNEE_SLICES):
+                intensity, label = synth_knee(rng, geometry, size, k)
+                image = f"images/img_{subject}_{k:03d}.npy"
+                (root / "images").mkdir(parents=True, exist_ok=True)
+                np.save(root / image, (intensity * 1000 + 50)[None].astype(np.float32))  # ERANet's [1, H, W]
+                if role == "unlabelled":
+                    rows[role].append(image)
+                    continue
+                target = f"labels/lab_{subject}_{k:03d}.npy"
+                (root / "labels").mkdir(parents=True, exist_ok=True)
+                hot = number % 2 == 0
+                np.save(root / target, np.eye(5, dtype=np.uint8)[label].transpose(2, 0, 1) if hot else label)
+                rows[role].append(f"{image},{target}")
+    for role, name in lists.items():
+        if rows[role]:
+            _write_list(root / name, rows[role])
+
+
+def _write_folder2d(root: Path, layout: str, n: int, size: int, seed: int) -> None:
+    unlabelled = _unlabelled_count(n)
+    for i in range(n):
+        rng = _rng(seed, layout, i + 1)
+        grey, mask = synth_shapes(rng, size)
+        name = f"sample_{i + 1:03d}.png"
+        if i >= n - unlabelled:
+            _save_picture(root / "unlabelled" / name, grey, "PNG")
+            continue
+        _save_picture(root / "images" / name, grey, "PNG")
+        _save_picture(root / "masks" / name, mask, "PNG")
+    _write_list(root / "classes.txt", list(FOLDER2D_TWIN_CLASSES))
+
+
 _WRITERS: dict[str, Callable[[Path, str, int, int, int], None]] = {
     "synapse": _write_synapse, "synapse_raw": _write_synapse, "acdc_h5": _write_acdc, "acdc": _write_acdc,
-    "cvc_clinicdb": _write_polyps, "kvasir_seg": _write_polyps}
+    "cvc_clinicdb": _write_polyps, "kvasir_seg": _write_polyps, "meniscus": _write_meniscus,
+    "folder2d": _write_folder2d}
 
 
 def write_synthetic(out: str | Path, layout: str, n: int = 8, size: int = 64, seed: int = 0) -> Path:
@@ -395,7 +542,8 @@ def write_synthetic(out: str | Path, layout: str, n: int = 8, size: int = 64, se
     Args:
         out: the folder to write into (created; files already there are overwritten, others kept).
         layout: one of :data:`SYNTH_LAYOUTS`.
-        n: cases (Synapse: scans, 2-30; ACDC: patients, 2-100, two frames each; polyps: images, 1-1000).
+        n: cases (Synapse: scans, 2-30; ACDC: patients, 2-100, two frames each; polyps: images, 1-1000; meniscus:
+            knees, 2-200, :data:`KNEE_SLICES` slices each; folder2d: pictures, 2-1000, labelled and unlabelled).
         size: in-plane edge in pixels (at least 16).
         seed: random seed (at least 0); the same seed writes the same files, and two layouts never share content.
 

@@ -48,8 +48,9 @@ class Seg2DModule(L.LightningModule):
         self.config = config
         self.model = self._new_model()
         self.loss = build_loss(config["loss"])
-        size = config["data"]["size"]
-        self.grid = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        size = config["data"].get("size")   # the 2-D network grid (a 3-D run validates by sliding window)
+        self.grid = None if size is None else (int(size), int(size)) if isinstance(size, int) else \
+            (int(size[0]), int(size[1]))
         self.semi = dict(config.get("semi") or {"method": "none"})
         # the semi-supervised step (semi.method; medmodal.engine.semi): its teacher / second student are submodules
         # of it; the student (self.model) is what is validated and saved

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medmodal.config import config_to_dict, save_config
-from medmodal.data.seg2d import Seg2DCase, Seg2DSet, load_case, read_seg2d
+from medmodal.data.seg2d import Seg2DCase, Seg2DSet, case_patient, load_case, read_seg2d
 from medmodal.data.sampler import TwoStreamBatchSampler
 from medmodal.data.seg2d.slice_dataset import SliceTrainingSet, resize_image, resize_label
 from medmodal.distributed import is_global_zero
@@ -49,12 +48,8 @@ __all__ = ["run_seg2d", "snapshot_callback", "case_splits", "score_cases", "bund
 
 METRICS_FILE = "metrics.json"
 #: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
-INTENSITY = {"synapse": "ct_window", "acdc": "minmax", "polyp": "rgb255"}
-
-
-def patient_of(case_id: str) -> str:
-    """The group a case belongs to for splitting: ACDC ``patient001_frame01`` -> ``patient001``; else the id."""
-    return re.sub(r"_frame\d+$", "", case_id)
+INTENSITY = {"synapse": "ct_window", "acdc": "minmax", "polyp": "rgb255", "meniscus": "percentile",
+             "folder2d": "rgb255"}
 
 
 def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
@@ -70,12 +65,12 @@ def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, se
     rng = np.random.default_rng(seed)
 
     def hold_out(cases: list[Seg2DCase], fraction: float) -> tuple[list[Seg2DCase], list[Seg2DCase]]:
-        groups = sorted({patient_of(c.id) for c in cases})
+        groups = sorted({case_patient(c) for c in cases})
         n = int(round(fraction * len(groups)))
         if fraction > 0 and len(groups) > 1:
             n = min(max(n, 1), len(groups) - 1)
         chosen = set(rng.permutation(groups)[:n].tolist()) if n else set()
-        return [c for c in cases if patient_of(c.id) not in chosen], [c for c in cases if patient_of(c.id) in chosen]
+        return [c for c in cases if case_patient(c) not in chosen], [c for c in cases if case_patient(c) in chosen]
 
     if set(by_split) == {None}:
         rest, test = hold_out(by_split[None], test_fraction)
@@ -126,24 +121,30 @@ def labelled_cases(dataset: Seg2DSet, train: list[Seg2DCase], patients: int | No
     """
     if patients is None:
         return train, []
-    order = [i for i in dataset.train_order if any(c.id == i for c in train)] or [c.id for c in train]
-    groups = list(dict.fromkeys(patient_of(i) for i in order))
+    by_id = {c.id: c for c in train}
+    order = [i for i in dataset.train_order if i in by_id] or [c.id for c in train]
+    groups = list(dict.fromkeys(case_patient(by_id[i]) for i in order))
     if patients >= len(groups):
         raise ConfigError(f"semi.labelled_patients={patients}: the training split has {len(groups)} patients; "
                           f"choose fewer (or null: all labelled)")
     chosen = set(groups[:patients])
-    return [c for c in train if patient_of(c.id) in chosen], [c for c in train if patient_of(c.id) not in chosen]
+    return [c for c in train if case_patient(c) in chosen], [c for c in train if case_patient(c) not in chosen]
 
 
-def _training_slices(dataset: Seg2DSet, cases: list[Seg2DCase], grid) -> tuple[torch.Tensor, torch.Tensor]:
+def _training_slices(dataset: Seg2DSet, cases: list[Seg2DCase], grid, labelled: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every slice of ``cases`` on the network grid: ``(images [N, C, H, W], labels [N, H, W] long)``; with
+    ``labelled=False`` the labels are -1 (the unlabelled stream; files without a label are accepted)."""
     images, labels = [], []
     for case in cases:
         arrays = load_case(dataset, case)
-        if arrays.label is None:
+        if labelled and arrays.label is None:
             raise DataError(f"{case.image[0]}: training case {case.id} has no label")
-        images.append(resize_image(arrays.image, grid))
-        labels.append(resize_label(arrays.label, grid).to(torch.uint8))
-    return torch.cat(images), torch.cat(labels).long()
+        image = resize_image(arrays.image, grid)
+        images.append(image)
+        labels.append(resize_label(arrays.label, grid).long() if labelled else
+                      torch.full((image.shape[0], *image.shape[2:]), -1, dtype=torch.long))
+    return torch.cat(images), torch.cat(labels)
 
 
 class _Cases(Dataset):
@@ -186,8 +187,8 @@ class Seg2DDataModule(L.LightningDataModule):
         self.labelled_slices = len(images)
         self.batch_sampler = None
         if cfg.semi.method != "none" and unlabelled:
-            more, unused = _training_slices(dataset, unlabelled, cfg.data.grid())
-            images, labels = torch.cat([images, more]), torch.cat([labels, torch.full_like(unused, -1)])
+            more, unknown = _training_slices(dataset, unlabelled, cfg.data.grid(), labelled=False)
+            images, labels = torch.cat([images, more]), torch.cat([labels, unknown])
             batches = max(1, (cfg.trainer.samples_per_epoch or len(images)) // cfg.data.batch_size)
             self.batch_sampler = TwoStreamBatchSampler(self.labelled_slices, len(images), cfg.data.batch_size,
                                                        cfg.semi.labelled_batch, batches, seed=cfg.trainer.seed)
@@ -266,6 +267,9 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
     cfg.validate()
     # stored absolute, so `seg evaluate RUN` works from any folder
     cfg.data.root = str(Path(cfg.data.root).expanduser().absolute())
+    if cfg.semi.self_training:   # ERANet in full: stage 1, then U3 and U4 are three runs
+        raise ConfigError("semi.self_training runs three trainings (ERANet's stage 1, U3, U4): call "
+                          "medmodal.engine.seg2d.cst.train_2d (what `medmodal seg train` does)")
     run_dir = Path(cfg.out_dir)
     done = finished_result(run_dir, resume, METRICS_FILE, cfg=cfg, artefacts={"model": str(run_dir / "model")})
     if done is not None:
@@ -274,17 +278,29 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
     dataset = with_classes(read_seg2d(d.root, d.layout), d.classes)
+    # images without a label (an unlabelled folder) are never validation or test cases: the unlabelled stream
+    no_label = [c for c in dataset.cases if not c.has_label]
+    dataset = replace(dataset, cases=[c for c in dataset.cases if c.has_label]) if no_label else dataset
     splits, split_notes = case_splits(dataset, d.val_fraction, d.test_fraction, d.split_seed)
     notes = [*dataset.notes, *split_notes]
     by_id = {c.id: c for c in dataset.cases}
     train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
     train, unlabelled = labelled_cases(dataset, train, cfg.semi.labelled_patients)
+    if no_label:
+        unlabelled = [*unlabelled, *no_label]
+        dataset = replace(dataset, cases=[*dataset.cases, *no_label])
+        splits["unlabelled"] = [c.id for c in no_label]
+        notes.append(f"{len(no_label)} case(s) without a label: " + (
+            "the unlabelled stream" if cfg.semi.method != "none" else "not used (semi.method none)"))
+    if cfg.semi.method != "none" and not unlabelled:
+        raise ConfigError(f"semi.method {cfg.semi.method} needs unlabelled training cases: set "
+                          f"semi.labelled_patients (the labelled budget) or add unlabelled images to {d.root}")
     if cfg.semi.labelled_patients is not None:
         splits["labelled"] = [c.id for c in train]
         used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
         notes.append(f"{cfg.semi.labelled_patients} labelled training patients ({len(train)} cases); the other "
                      f"{len(unlabelled)} training cases {used}")
-    protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases])
+    protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases], len(dataset.classes))
     if is_global_zero():
         ensure_writable_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")

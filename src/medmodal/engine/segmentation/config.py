@@ -5,12 +5,14 @@ segmentation run's ``config.yaml`` too); this module is the engine's name for th
 ``engine/image_text/config.py``, ``engine/finetune/config.py`` and ``engine/endoscopy/config.py`` are
 for the other families. Presets: ``src/medmodal/configs/seg/``.
 
-``medmodal seg train`` trains three kinds of segmentation with one command; the config's ``task`` key
+``medmodal seg train`` trains four kinds of segmentation with one command; the config's ``task`` key
 picks the run config class (:func:`load_train_config`): ``volumes`` (the default: 3-D multi-sequence
 MRI, :class:`SegmentationRunConfig`, DMAF-Net and its baselines), ``vessels`` (2-D retinal fundus
 photographs, :class:`medmodal.engine.fundus.config.VesselRunConfig`, DGSSA and its baselines) or ``2d``
-(2-D multi-class slices and photographs: Synapse, ACDC, polyps,
-:class:`medmodal.engine.seg2d.config.Seg2DRunConfig`, MSLAU-Net and its baselines).
+(2-D multi-class slices and photographs: Synapse, ACDC, polyps, meniscus slices, a folder;
+:class:`medmodal.engine.seg2d.config.Seg2DRunConfig`, MSLAU-Net, the semi-supervised methods, ERANet) or ``3d``
+(one-channel volumes: LA2018, BHSD-style CT, a NIfTI folder; :class:`medmodal.engine.seg3d.config.Seg3DRunConfig`,
+V-Net, the semi-supervised methods, SWDL-Net).
 """
 
 from pathlib import Path
@@ -23,11 +25,12 @@ from medmodal.config.segmentation import (DEFAULT_MISSING_RATES, MYOPS_MISSING_R
 from medmodal.config.core import load_run_config, read_yaml_mapping, resolve_source
 from medmodal.engine.fundus.config import VesselRunConfig
 from medmodal.engine.seg2d.config import Seg2DRunConfig
+from medmodal.engine.seg3d.config import Seg3DRunConfig
 from medmodal.errors import ConfigError
 
 #: ``task`` -> the run config class ``medmodal seg train`` builds for it
 TASK_CONFIGS = {SegmentationRunConfig.TASK: SegmentationRunConfig, VesselRunConfig.TASK: VesselRunConfig,
-                Seg2DRunConfig.TASK: Seg2DRunConfig}
+                Seg2DRunConfig.TASK: Seg2DRunConfig, Seg3DRunConfig.TASK: Seg3DRunConfig}
 
 
 def load_train_config(path: str | Path | None = None, preset: str | None = None,

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from medmodal.engine.seg2d.train import run_seg2d
+from medmodal.engine.seg2d.cst import run_conditional_self_training, train_2d
 from medmodal.errors import ConfigError
 from medmodal.experiments.seg.planar import REDUCED_KWARGS, TINY_KWARGS, PlanarProfile, run_config, write_report
 from medmodal.experiments.suite import BenchmarkSuite, Method
@@ -42,7 +42,7 @@ SEMI_BENCH_METHODS = {
     "ua_mt": Method(model=_NET, overrides=("semi.method=ua_mt",)),
     "cps": Method(model=_NET, overrides=("semi.method=cps",)),
     "eranet": Method(model=_NET, overrides=("semi.method=eranet",)),
-    "eranet_cst": Method(model=_NET, overrides=("semi.method=eranet",)),
+    "eranet_cst": Method(model=_NET, overrides=("semi.method=eranet", "semi.self_training=true")),
     "eranet_era": Method(model=_NET, overrides=("semi.method=eranet", "semi.era_classes=[1]")),
     "full": Method(model=_NET, overrides=("semi.method=none", "semi.labelled_patients=null")),
 }
@@ -113,12 +113,11 @@ def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: 
         for key in table:
             for seed in seeds:
                 cfg = run_config(key, seed, prof, Path(data), out, epochs, methods=table)
-                if key.startswith("eranet_cst"):
-                    from medmodal.engine.seg2d.cst import run_conditional_self_training
+                if key.startswith("eranet_cst"):   # stage 1 is the eranet run of the same budget and seed
                     stage1 = out / "runs" / key.replace("eranet_cst", "eranet") / f"seed{seed}"
                     result = run_conditional_self_training(cfg, stage1)
                 else:
-                    result = run_seg2d(cfg)
+                    result = train_2d(cfg)
                 if on_run:
                     dice = (result.metrics["splits"]["test"]["scores"].get("Dice") or {}).get("mean")
                     where = " (finished before)" if result.skipped else ""
