@@ -315,8 +315,9 @@ def seg_benchmark_cmd(
                                      "runs in OUT (after runs split over processes with --methods / --seeds)"),
     classes: Optional[str] = typer.Option(None, "--classes", help="2d: your class names, background first, comma "
                                           "list (data.classes: your own organs in the HDF5 / NPZ forms)"),
-    labelled: str = typer.Option("3,7", "--labelled", help="semi: labelled training patients per budget, comma "
-                                 "list (SSL4MIS's ACDC budgets: 3 and 7 patients = 68 / 136 slices)"),
+    labelled: Optional[str] = typer.Option(None, "--labelled", help="semi: labelled training patients (3-D: "
+                                           "volumes) per budget, comma list (default: SSL4MIS's ACDC budgets 3,7 = "
+                                           "68 / 136 slices; LA2018: 8 of 80 volumes, 10 %)"),
 ):
     """Compare every segmentation method (and DMAF-Net ablation) on one dataset with one budget; writes a report.
 
@@ -342,14 +343,15 @@ def seg_benchmark_cmd(
         return
     if task == "semi":
         if target or eval_protocol or classes or len(data) != 1:
-            raise ConfigError("--task semi takes one --data folder (ACDC) and no --target / --protocol / --classes")
+            raise ConfigError("--task semi takes one --data folder (ACDC, LA2018 ...) and no --target / --protocol / "
+                              "--classes")
         from medmodal.experiments.seg.semi import run as run_semi
 
         budgets = _split(labelled, int)
         report = run_semi(out, profile or "cpu-reduced", _split(methods), _split(seeds, int), data=data[0],
                           labelled=budgets, epochs=epochs, report_only=report_only,
                           on_run=lambda line: console.print(line, soft_wrap=True, highlight=False))
-        for n in budgets:
+        for n in budgets or (3, 7, 8):
             if (report.parent / f"report_l{n}" / f"semi_l{n}.md").is_file():
                 _print_report(report.parent / f"report_l{n}", f"semi_l{n}.md")
         return

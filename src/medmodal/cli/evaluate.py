@@ -1,6 +1,8 @@
 """``medmodal seg evaluate``: score a trained model on every case under every subset of sequences; a fundus
 vessel run (:func:`medmodal.engine.fundus.evaluate.is_vessel_run`) is scored on the native grid instead
-(:func:`medmodal.engine.fundus.evaluate.evaluate_vessel_run`)."""
+(:func:`medmodal.engine.fundus.evaluate.evaluate_vessel_run`), a 2-D run by
+:func:`medmodal.engine.seg2d.evaluate.evaluate_seg2d_run` and a 3-D run (``task: 3d``) by sliding window
+(:func:`medmodal.engine.seg3d.evaluate.evaluate_seg3d_run`)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from medmodal.errors import ConfigError
 @user_errors
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="run folder (or model bundle / .ckpt with --data)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the run's data.root)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="dataset folder (default: the run's data.root); a 3-D "
+                                        "run: any 3-D layout (la2018, bhsd, nifti_folder) with the model's classes"),
     split: str = typer.Option("test", "--split", help="train | val | test | all"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default <run>/eval_<split>; with --data "
                                        "another dataset: <run>/eval_<data folder name>_<split>; <run> is the run "
@@ -25,7 +28,8 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
     layout: str = LayoutOpt, mapping: Optional[str] = MapOpt, labels: Optional[str] = LabelsOpt,
     hd95: Optional[bool] = typer.Option(None, "--hd95/--no-hd95",
-                                       help="also compute HD95 (slower); default: the run's eval.hd95 (on)"),
+                                       help="also compute HD95 (slower; a 3-D run: HD95 and ASD); default: the "
+                                            "run's eval.hd95 (a 3-D run: eval.surface; on)"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="evaluation protocol: passion | brats-challenge | "
@@ -42,9 +46,16 @@ def evaluate_cmd(
     A 2-D run (task: 2d): per-class Dice and HD95 (voxels) per volume under its bundle's protocol (transunet), or
     Dice / IoU / precision / recall per polyp image, on the native grid; writes per_case.csv, table.md and
     summary.json into <run>/eval_<data name>_<split> (no heatmap; --map, --labels, --protocol refused).
+
+    A 3-D run (task: 3d; V-Net, SWDL-Net): Dice, Jaccard, HD95 and ASD per class per volume by sliding window with
+    the bundle's patch, overlap and scale, as the run scored its test split (its own test split reproduces
+    metrics.json); --data another 3-D data folder (la2018, bhsd, nifti_folder; its test split, or --split all);
+    writes per_case.csv, table.md and summary.json into <run>/eval_<data name>_<split> (no heatmap; --map,
+    --labels, --protocol refused).
     """
     from medmodal.engine.fundus.evaluate import evaluate_vessel_run, is_vessel_run
     from medmodal.engine.seg2d.evaluate import evaluate_seg2d_run, is_seg2d_run
+    from medmodal.engine.seg3d.evaluate import evaluate_seg3d_run, is_seg3d_run
 
     if is_seg2d_run(run):
         given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--protocol", protocol))
@@ -56,6 +67,18 @@ def evaluate_cmd(
         console.print(planar.markdown, markup=False, soft_wrap=True)
         console.print(f"per-case CSV: {planar.csv}\ntable: {planar.table}", soft_wrap=True, markup=False,
                       highlight=False)
+        return
+    if is_seg3d_run(run):
+        given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--protocol", protocol))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: volume (MRI) options; {run} is a 3-D run (scored as it was "
+                              f"trained: sliding window, Dice, Jaccard, HD95, ASD)")
+        volumes = evaluate_seg3d_run(run, data=data, split=split, out=out, device=device, layout=layout,
+                                     surface=hd95)
+        console.print(volumes.markdown, markup=False, soft_wrap=True)
+        console.print(f"per-case CSV: {volumes.csv}\ntable: {volumes.table}\nsummary: {volumes.summary}",
+                      soft_wrap=True, markup=False, highlight=False)
         return
     if is_vessel_run(run):
         given = [name for name, value in (("--map", mapping), ("--labels", labels), ("--hd95/--no-hd95", hd95),

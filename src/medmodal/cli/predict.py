@@ -1,7 +1,8 @@
 """``medmodal seg predict``: segment new cases with whatever sequences they have, or (a fundus vessel
 model, ``image_kind: fundus`` in its bundle) vessel maps of fundus photographs
 (:mod:`medmodal.engine.fundus.predict`), or (a 2-D model, ``image_kind: 2d``) label maps of slices, volumes and
-pictures (:mod:`medmodal.engine.seg2d.predict`)."""
+pictures (:mod:`medmodal.engine.seg2d.predict`), or (a 3-D model, ``image_kind: 3d``) label maps of single-channel
+volumes by sliding window (:mod:`medmodal.engine.seg3d.predict`)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ def predict_cmd(
     input: Path = typer.Option(..., "-i", "--input", help="a case folder or a folder of cases (any layout); fundus "
                                                          "model: a folder of photographs or a DRIVE / CHASE_DB1 / "
                                                          "HRF / STARE folder; 2-D model: a file or a folder of "
-                                                         "NIfTI / HDF5 / NPZ / pictures"),
+                                                         "NIfTI / HDF5 / NPZ / pictures; 3-D model: a NIfTI / "
+                                                         "UA-MT .h5 volume or a folder of them"),
     output: Path = typer.Option(..., "-o", "--output", help="folder for <case>.nii.gz and <case>.json "
                                                            "(fundus: <id>_vessel_prob.png, <id>_vessels.png, <id>_overlay.png, "
                                                            "<id>.json; 2-D: <name>_seg.nii.gz|.h5|.npz|.png and "
-                                                           "<name>.json; not the input folder, not inside a case folder)"),
+                                                           "<name>.json; 3-D: <name>_seg.nii.gz and <name>.json; "
+                                                           "not the input folder, not inside a case folder)"),
     model: Path = typer.Option(..., "-m", "--model", help="run folder, model bundle folder (or its model.safetensors "
                                                          "/ model.json), or .ckpt"),
     device: str = typer.Option("auto", "--device", help="auto (GPU if available) | cpu | cuda"),
@@ -37,7 +40,7 @@ def predict_cmd(
     affine_tolerance: float = AffineTolOpt,
     skip_invalid: bool = typer.Option(False, "--skip-invalid", "--skip-invalid-sequences",
                                       help="treat a constant / all-zero sequence as missing instead of refusing the "
-                                           "case; fundus / 2-D: name and skip an unreadable file"),
+                                           "case; fundus / 2-D / 3-D: name and skip an unreadable file"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="fundus: vessel where p >= this "
                                                                         "(default: the model's, 0.5)"),
     fov_masks: Optional[Path] = typer.Option(None, "--fov-masks", help="fundus: folder of FOV masks named like the "
@@ -51,7 +54,10 @@ def predict_cmd(
     A vessel model refuses the volume options (--save-probabilities, --output-labels, --map, --layout,
     --affine-tolerance, --precision bf16); it runs in fp32. A 2-D model (MSLAU-Net and its baselines) writes one
     label map per NIfTI / HDF5 / NPZ / picture file in the input's geometry (NIfTI affine kept) and refuses the
-    volume and fundus options.
+    volume and fundus options. A 3-D model (task: 3d; V-Net, SWDL-Net) writes <name>_seg.nii.gz per NIfTI or
+    UA-MT .h5 volume: read with its training data set's intensity rule, resampled by its scale, segmented by
+    sliding window, mapped back to the input's grid (nearest; the NIfTI's affine kept, identity for .h5), plus
+    <name>.json (voxels per class, notes); it refuses the MRI and fundus options.
     """
     import torch
 
@@ -73,6 +79,19 @@ def predict_cmd(
             raise ConfigError(f"{', '.join(given)}: not options of a 2-D model; {model} is a 2-D segmentation model "
                               f"(2-D options: --continue, --skip-invalid, --disable-progress-bar; it runs in fp32)")
         return _predict_seg2d(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
+    if meta.get("image_kind") == "3d":
+        given = [name for name, used in (("--save-probabilities", save_probabilities),
+                                         ("--output-labels", label_convention is not None),
+                                         ("--map", mapping is not None), ("--layout", layout != "auto"),
+                                         ("--affine-tolerance", affine_tolerance != 1e-3),
+                                         ("--precision bf16", precision == "bf16"),
+                                         ("--threshold", threshold is not None), ("--fov-masks", fov_masks is not None))
+                 if used]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: not options of a 3-D model; {model} is a 3-D segmentation model "
+                              f"(3-D options: --continue, --skip-invalid, --disable-progress-bar, --device; it runs "
+                              f"in fp32)")
+        return _predict_seg3d(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
     if meta.get("image_kind") == "fundus":
         given = [name for name, used in (("--save-probabilities", save_probabilities),
                                          ("--output-labels", label_convention is not None),
@@ -183,6 +202,38 @@ def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, ski
         ([f"{invalid} unreadable or not for this model (--skip-invalid)"] if invalid else [])
     why = f" ({'; '.join(reasons)})" if reasons else ""
     console.print(f"{written} input{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
+                  f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _predict_seg3d(net, meta: dict, input: Path, output: Path, resume: bool, skip_invalid: bool, quiet: bool) -> None:
+    """The 3-D branch of ``seg predict``: one line per volume, the ignored files, then the count line."""
+    from medmodal.engine.seg3d.predict import Seg3DPredictOptions, not_volume_reason, predict_seg3d
+
+    def report(path, status, detail):
+        if status == "invalid":
+            console.print(f"{path}: skipped ({detail})", highlight=False, soft_wrap=True, markup=False)
+        elif quiet:
+            return
+        elif status == "skipped":
+            console.print(f"{path}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
+        else:
+            found = ", ".join(f"{c} {n}" for c, n in detail["voxels_per_class"].items() if n and c != "background")
+            n = len(detail["notes"])
+            noted = f"; {n} note{'' if n == 1 else 's'} in its JSON" if n else ""
+            console.print(f"{path}: written {detail['output']} ({detail['kind']} {'x'.join(map(str, detail['shape']))}"
+                          f"; {found + ' voxels' if found else 'no foreground'}{noted})", highlight=False,
+                          soft_wrap=True, markup=False)
+
+    options = Seg3DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
+    counts = predict_seg3d(net, meta, input, output, options, on_item=report)
+    for path in counts["ignored"]:
+        console.print(f"{path}: ignored ({not_volume_reason(Path(path))})", highlight=False, soft_wrap=True,
+                      markup=False)
+    written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
+    reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
+        ([f"{invalid} unreadable or not a 3-D volume (--skip-invalid)"] if invalid else [])
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    console.print(f"{written} volume{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
                   f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)
 
 

@@ -102,8 +102,13 @@ def _cell(value: dict | None, scale: float, digits: int) -> str:
 def markdown_table(rows: dict[str, dict], classes: Sequence[str], protocol: str) -> str:
     """A markdown table, one row per entry of ``rows`` (``label -> summary`` of :func:`summarise`): for volumes the
     mean Dice (%), mean HD95 (voxels) and the Dice (%) of every class, then the HD95 of every class; for
-    photographs Dice, IoU, precision and recall (%). Cells: mean ± std."""
-    if protocol == "polyp":
+    photographs Dice, IoU, precision and recall (%); for ``seg3d`` (3-D runs) Dice, Jaccard (%), HD95 and ASD.
+    Cells: mean ± std."""
+    if protocol == "seg3d":   # 3-D runs (medmodal.evaluation.seg3d): the four LA-benchmark metrics, class-averaged
+        head = ["", "Dice (%)", "Jaccard (%)", "HD95", "ASD"]
+        lines = [[label, _cell(summary.get("Dice"), 100, 2), _cell(summary.get("Jaccard"), 100, 2),
+                  _cell(summary.get("HD95"), 1, 2), _cell(summary.get("ASD"), 1, 2)] for label, summary in rows.items()]
+    elif protocol == "polyp":
         head = ["", *(f"{s} (%)" for s in POLYP_SCORES)]
         lines = [[label, *(_cell(summary.get(s), 100, 2) for s in POLYP_SCORES)] for label, summary in rows.items()]
     else:

@@ -59,3 +59,18 @@ def test_bad_requests_are_one_line(acdc, tmp_path):
         run(tmp_path, "gpu", ["cps"], data=acdc)
     result = runner.invoke(app, ["seg", "benchmark", "--task", "semi", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "--task semi takes one --data folder" in result.output
+
+
+def test_volume_data_gets_the_3d_methods(tmp_path):
+    from medmodal.data.seg3d import write_synthetic as write_3d
+    la = write_3d(tmp_path / "LA", "la2018", n=10, size=(40, 40, 24), seed=0)
+    out = tmp_path / "bench3d"
+    result = runner.invoke(app, ["seg", "benchmark", "--task", "semi", "--data", str(la), "--out", str(out),
+                                 "--profile", "smoke", "--methods", "supervised,swdl,swdl_no_feedback,full",
+                                 "--seeds", "0", "--labelled", "2"])
+    assert result.exit_code == 0, result.output
+    report = (out / "report_l2" / "semi_l2.md").read_text()
+    assert "2 labelled volumes" in report and "| Dice (%) | Jaccard (%) | HD95 | ASD |" in report
+    assert "SWDL-Net (1 seed)" in report and "## Ablations" in report and "without the difference feedback" in report
+    with pytest.raises(ConfigError, match="for 3-D data"):
+        run(tmp_path, "smoke", ["cps"], data=la)

@@ -131,7 +131,7 @@ def run_seg3d(cfg: Seg3DRunConfig, resume: str | None = "auto") -> RunResult:
             notes.append(f"{name}: empty prediction(s) {empties}; their HD95 / ASD are left out of the means")
     metrics = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "model_name": cfg.model.name,
                "best_val_dice": best_val, "epochs": int(trainer.current_epoch),
-               "train_seconds": fit_time_seconds(trainer),
+               "train_seconds": fit_time_seconds(trainer), "protocol": "seg3d",
                "distance_unit": "voxels (LA2018 stores no spacing)" if dataset.layout == "la2018" else "mm",
                "classes": list(dataset.classes), "dataset": dataset.dataset, "layout": dataset.layout,
                "splits": results, "notes": notes, "labelled_volumes": int(data.labelled_volumes),

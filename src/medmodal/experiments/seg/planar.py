@@ -192,10 +192,12 @@ def _finished(out: Path, method: str, seed: int) -> dict | None:
 def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: PlanarProfile,
                  epochs: int | None = None, *, methods: dict | None = None, labels: dict | None = None,
                  title: str = "2-D segmentation benchmark", file: str = "seg2d.md", default_epochs: int = 16,
-                 extra_lines: Sequence[str] = (), report: str = "report") -> Path:
+                 extra_lines: Sequence[str] = (), report: str = "report",
+                 ablation_reference: str = "mslau_net") -> Path:
     """``OUT/report/``: ``seg2d.md`` (or ``file``), ``per_case.csv``, ``summary.json`` from the finished runs.
     ``methods`` / ``labels``: the method table and row names (default the 2-D comparison's); ``extra_lines``:
-    Markdown added before the validation table; ``report``: the folder under ``out``."""
+    Markdown added before the validation table; ``report``: the folder under ``out``; ``ablation_reference``: the
+    method whose row heads the ablation table."""
     methods, labels = methods or PLANAR_METHODS, labels or LABELS
     runs = {(m, s): _finished(out, m, s) for m in names for s in seeds}
     done = {k: v for k, v in runs.items() if v is not None}
@@ -212,15 +214,15 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
         per_seed = [{k: v["mean"] for k, v in m["splits"]["test"]["scores"].items() if v["mean"] is not None}
                     for _, m in finished]
         columns = sorted({k for row in per_seed for k in row})
-        over_seeds = summarise(per_seed, [c for c in columns if c not in ("Dice", "HD95")])
-        for key in ("Dice", "HD95"):
+        over_seeds = summarise(per_seed, [c for c in columns if c not in ("Dice", "HD95", "Jaccard", "ASD")])
+        for key in ("Dice", "HD95", "Jaccard", "ASD"):
             values = [row[key] for row in per_seed if key in row]
             if values:
                 over_seeds[key] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
         val = [m["best_val_dice"] for _, m in finished if m.get("best_val_dice") is not None]
         label = f"{labels.get(method, method)} ({len(finished)} seed{'s' if len(finished) > 1 else ''})"
         (ablation_rows if methods[method].ablation else table_rows)[label] = over_seeds
-        if method == "mslau_net":
+        if method == ablation_reference:
             ablation_rows = {label: over_seeds, **ablation_rows}
         summary[method] = {"seeds": [s for s, _ in finished], "test": over_seeds,
                            "val_dice": {"mean": float(np.mean(val)), "std": float(np.std(val))} if val else None,
@@ -229,7 +231,8 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
             path = out / "runs" / method / f"seed{seed}" / "per_case.csv"
             if path.is_file():
                 per_case += [{"method": method, "seed": seed, **row} for row in csv.DictReader(io.StringIO(path.read_text()))]
-    unit = "" if protocol == "polyp" else "; HD95 in voxels"
+    unit = "" if protocol == "polyp" else f"; HD95 and ASD in {first.get('distance_unit')}" if protocol == "seg3d" \
+        else "; HD95 in voxels"
     if protocol != "polyp" and not any(k.startswith("HD95") for s in summary.values() for k in s["test"]):
         unit += " (not computed: eval.hd95 is off in this profile)"
     if len(seeds) == 1:

@@ -1,5 +1,10 @@
-"""The semi-supervised 2-D benchmark (``medmodal seg benchmark --task semi``): the same network, data, grid,
+"""The semi-supervised benchmark (``medmodal seg benchmark --task semi``): the same network, data, grid,
 optimiser, loss and step budget for every method, at each labelled budget, seed by seed, scored on the test cases.
+2-D data (ACDC: :data:`SEMI_BENCH_METHODS`, budgets 3 and 7 patients by default) or 3-D data (LA2018 and the other
+:mod:`medmodal.data.seg3d` layouts: :data:`SEMI3D_METHODS`, 8 labelled volumes by default), chosen by the data
+folder's layout.
+
+2-D methods:
 
 ====================  ===========================================================================================
 method                what trains
@@ -15,6 +20,9 @@ method                what trains
 ``full``              every training patient labelled (the upper bound; no budget)
 ====================  ===========================================================================================
 
+3-D methods: ``supervised``, ``mean_teacher``, ``ua_mt`` (UA-MT's V-Net), ``swdl`` (SWDL-Net), ``swdl_no_feedback``
+(its ablation: the dual decoder without the stratum-wise difference feedback), ``full``.
+
 Run folders: ``OUT/runs/<method>_l<patients>/seed<k>/`` (``full``: ``OUT/runs/full/seed<k>/``); a finished run is
 skipped, so the benchmark can be split over processes (``--methods`` / ``--seeds`` / ``--labelled``) and reported
 once with ``--report-only``. Report: ``OUT/report/semi_l<patients>.md`` per budget (with the upper bound), plus
@@ -27,12 +35,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from medmodal.config import load_run_config
 from medmodal.engine.seg2d.cst import run_conditional_self_training, train_2d
+from medmodal.engine.seg3d.config import Seg3DRunConfig
+from medmodal.engine.seg3d.train import run_seg3d
 from medmodal.errors import ConfigError
 from medmodal.experiments.seg.planar import REDUCED_KWARGS, TINY_KWARGS, PlanarProfile, run_config, write_report
 from medmodal.experiments.suite import BenchmarkSuite, Method
 
-__all__ = ["SEMI_BENCH_METHODS", "SEMI_PROFILES", "run", "budget_methods", "SUITE"]
+__all__ = ["SEMI_BENCH_METHODS", "SEMI3D_METHODS", "SEMI_PROFILES", "SEMI3D_PROFILES", "run", "budget_methods",
+           "run_config_3d", "is_volume_data", "SUITE"]
 
 _NET = "unet2d"
 #: the methods, before a labelled budget is attached (module docstring)
@@ -72,23 +84,75 @@ SEMI_PROFILES = {
 }
 
 
-def budget_methods(names: Sequence[str], labelled: Sequence[int]) -> tuple[dict, dict]:
+#: the 3-D methods (SWDL-Net's comparison on LA: one network family, V-Net, for the baselines)
+SEMI3D_METHODS = {
+    "supervised": Method(model="vnet", overrides=("semi.method=none",)),
+    "mean_teacher": Method(model="vnet", overrides=("semi.method=mean_teacher",)),
+    "ua_mt": Method(model="vnet", overrides=("semi.method=ua_mt",)),
+    "swdl": Method(model="swdl_net", overrides=("semi.method=swdl",)),
+    "swdl_no_feedback": Method(model="swdl_net", overrides=("semi.method=swdl_no_feedback",), ablation=True),
+    "full": Method(model="vnet", overrides=("semi.method=none", "semi.labelled_patients=null")),
+}
+LABELS3D = {"supervised": "Supervised only (V-Net, labelled part)", "mean_teacher": "Mean Teacher (V-Net)",
+            "ua_mt": "UA-MT (V-Net)", "swdl": "SWDL-Net",
+            "swdl_no_feedback": "SWDL-Net without the difference feedback (dual decoder only)",
+            "full": "Fully supervised V-Net (every training volume)"}
+_SMOKE3D = ("data.patch=[32, 32, 16]", "data.scale=1.0", "trainer.max_epochs=1", "trainer.samples_per_epoch=4",
+            "model.kwargs={n_filters: 4}", "semi.uncertainty_passes=2", "eval.surface=false")
+SEMI3D_PROFILES = {
+    "cpu-reduced": PlanarProfile(
+        name="cpu-reduced", seeds=(0, 1, 2), preset="train_semi_la_cpu",
+        note="LA2018 volumes halved (data.scale 0.5), patch 64 x 64 x 32, V-Net / SWDL-Net with 8 filters, batch 4 "
+             "(2 labelled), 20 epochs x 80 patches (400 batches; SWDL-Net makes 3 updates per batch), SGD 0.01 poly, "
+             "one CPU thread per run (preset train_semi_la_cpu); from scratch; a proxy organ for SWDL-Net's "
+             "haemorrhage CT; not UA-MT's 6,000 iterations"),
+    "smoke": PlanarProfile(name="smoke", seeds=(0,), preset="train_semi_la_cpu", overrides=_SMOKE3D,
+                           note="tests only: tiny V-Net / SWDL-Net, 32 x 32 x 16 patches, one step"),
+}
+
+
+def is_volume_data(data: Path) -> bool:
+    """Whether ``data`` is a 3-D layout (:mod:`medmodal.data.seg3d`: LA2018, BHSD, a NIfTI folder)."""
+    from medmodal.data.seg3d import detect_layout as detect_3d
+    from medmodal.errors import InputError
+    try:
+        detect_3d(data)
+    except (InputError, OSError):
+        return False
+    return True
+
+
+def run_config_3d(key: str, seed: int, profile: PlanarProfile, data: Path, out: Path, epochs: int | None,
+                  methods: dict) -> Seg3DRunConfig:
+    """The run config of one 3-D (method, seed): the profile's preset and overrides, the method's model and
+    overrides (the model's width stays the preset's)."""
+    entry = methods[key]
+    overrides = [*profile.overrides, f"model.name={entry.model}", *entry.overrides, f"data.root={data}",
+                 f"out_dir={out / 'runs' / key / f'seed{seed}'}", f"trainer.seed={seed}"]
+    if epochs is not None:
+        overrides.append(f"trainer.max_epochs={epochs}")
+    return load_run_config(Seg3DRunConfig, preset=profile.preset, overrides=overrides)
+
+
+def budget_methods(names: Sequence[str], labelled: Sequence[int], base: dict | None = None,
+                   base_labels: dict | None = None) -> tuple[dict, dict]:
     """``(methods, labels)`` keyed by run folder: ``<method>_l<n>`` per budget ``n`` (``full`` once)."""
+    base, base_labels = base or SEMI_BENCH_METHODS, base_labels or LABELS
     methods, labels = {}, {}
     for name in names:
-        entry = SEMI_BENCH_METHODS[name]
+        entry = base[name]
         if name == "full":
-            methods[name], labels[name] = entry, LABELS[name]
+            methods[name], labels[name] = entry, base_labels[name]
             continue
         for n in labelled:
             key = f"{name}_l{n}"
             methods[key] = replace(entry, overrides=(*entry.overrides, f"semi.labelled_patients={n}"))
-            labels[key] = LABELS[name]
+            labels[key] = base_labels[name]
     return methods, labels
 
 
 def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: Sequence[str] | None = None,
-        seeds: Sequence[int] | None = None, *, data: str | Path | None = None, labelled: Sequence[int] = (3, 7),
+        seeds: Sequence[int] | None = None, *, data: str | Path | None = None, labelled: Sequence[int] | None = None,
         epochs: int | None = None, report_only: bool = False,
         on_run: Callable[[str], None] | None = None) -> Path:
     """Train (unless ``report_only``) every method x budget x seed on ``data`` and write the reports; returns the
@@ -97,37 +161,50 @@ def run(out: str | Path, profile: str | PlanarProfile = "cpu-reduced", methods: 
     Raises:
         ConfigError: an unknown method or profile; no data folder; ``report_only`` with no finished run.
     """
-    prof = profile if isinstance(profile, PlanarProfile) else SEMI_PROFILES.get(profile)
-    if prof is None:
-        raise ConfigError(f"unknown --profile {profile!r} for --task semi; choose one of {', '.join(SEMI_PROFILES)}")
-    names = list(methods or SEMI_BENCH_METHODS)
-    unknown = [m for m in names if m not in SEMI_BENCH_METHODS]
-    if unknown:
-        raise ConfigError(f"unknown --methods {', '.join(unknown)}; choose from {', '.join(SEMI_BENCH_METHODS)}")
     if data is None:
-        raise ConfigError("--task semi needs --data (an ACDC folder; a synthetic twin: medmodal seg synth --dataset "
-                          "acdc-h5 DIR)")
+        raise ConfigError("--task semi needs --data (an ACDC folder or an LA2018 folder; a synthetic twin: medmodal "
+                          "seg synth --dataset acdc-h5 DIR)")
+    volume = is_volume_data(Path(data))
+    base, base_labels, profiles = ((SEMI3D_METHODS, LABELS3D, SEMI3D_PROFILES) if volume else
+                                   (SEMI_BENCH_METHODS, LABELS, SEMI_PROFILES))
+    prof = profile if isinstance(profile, PlanarProfile) else profiles.get(profile)
+    if prof is None:
+        raise ConfigError(f"unknown --profile {profile!r} for --task semi; choose one of {', '.join(profiles)}")
+    names = list(methods or base)
+    unknown = [m for m in names if m not in base]
+    if unknown:
+        raise ConfigError(f"unknown --methods {', '.join(unknown)} for {'3-D' if volume else '2-D'} data; choose "
+                          f"from {', '.join(base)}")
     out, seeds = Path(out), tuple(seeds if seeds is not None else prof.seeds)
-    table, labels = budget_methods(names, labelled)
+    labelled = tuple(labelled or ((8,) if volume else (3, 7)))   # LA: 8 of 80 (10 %); ACDC: SSL4MIS's 3 and 7
+    table, labels = budget_methods(names, labelled, base, base_labels)
     if not report_only:
         for key in table:
             for seed in seeds:
+                if volume:
+                    result = run_seg3d(run_config_3d(key, seed, prof, Path(data), out, epochs, table))
+                    _say(on_run, key, seed, result)
+                    continue
                 cfg = run_config(key, seed, prof, Path(data), out, epochs, methods=table)
                 if key.startswith("eranet_cst"):   # stage 1 is the eranet run of the same budget and seed
                     stage1 = out / "runs" / key.replace("eranet_cst", "eranet") / f"seed{seed}"
                     result = run_conditional_self_training(cfg, stage1)
                 else:
                     result = train_2d(cfg)
-                if on_run:
-                    dice = (result.metrics["splits"]["test"]["scores"].get("Dice") or {}).get("mean")
-                    where = " (finished before)" if result.skipped else ""
-                    on_run(f"{key} seed {seed}: test mean Dice {100 * dice:.2f}{where}" if dice is not None
-                           else f"{key} seed {seed}: done{where}")
-    return write_reports(out, table, labels, seeds, prof, labelled, epochs)
+                _say(on_run, key, seed, result)
+    return write_reports(out, table, labels, seeds, prof, labelled, epochs, "volumes" if volume else "patients")
+
+
+def _say(on_run, key: str, seed: int, result) -> None:
+    if on_run:
+        dice = (result.metrics["splits"]["test"]["scores"].get("Dice") or {}).get("mean")
+        where = " (finished before)" if result.skipped else ""
+        on_run(f"{key} seed {seed}: test mean Dice {100 * dice:.2f}{where}" if dice is not None
+               else f"{key} seed {seed}: done{where}")
 
 
 def write_reports(out: Path, table: dict, labels: dict, seeds: Sequence[int], prof: PlanarProfile,
-                  labelled: Sequence[int], epochs: int | None = None) -> Path:
+                  labelled: Sequence[int], epochs: int | None = None, unit: str = "patients") -> Path:
     """One report per budget (its methods and the upper bound) from the finished runs."""
     written = None
     for n in labelled:
@@ -135,8 +212,9 @@ def write_reports(out: Path, table: dict, labels: dict, seeds: Sequence[int], pr
         if not any((out / "runs" / k / f"seed{s}" / "metrics.json").is_file() for k in keys for s in seeds):
             continue
         written = write_report(out, keys, seeds, prof, epochs, methods=table, labels=labels,
-                               title=f"Semi-supervised 2-D segmentation, {n} labelled patients", file=f"semi_l{n}.md",
-                               report=f"report_l{n}")
+                               title=f"Semi-supervised segmentation, {n} labelled {unit}", file=f"semi_l{n}.md",
+                               report=f"report_l{n}", default_epochs=20 if unit == "volumes" else 16,
+                               ablation_reference=f"swdl_l{n}")
     if written is None:
         raise ConfigError(f"{out}: no finished run of {', '.join(table)} (seeds {list(seeds)}) to report")
     return written
