@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# The demos (medmodal seg demo, medmodal seg demo --task vessels, medmodal seg demo --task 2d, medmodal cxr synth + pretrain, i.e. medmodal cxr demo
+# The demos (medmodal seg demo, medmodal seg demo --task vessels, medmodal seg demo --task 2d, medmodal seg demo --task semi, medmodal cxr synth + pretrain, i.e. medmodal cxr demo
 # in two steps, medmodal endoscopy demo) share the 2 cores: first the chest X-rays for CM-CGNS are drawn (2 processes,
 # ~1 min), then DMAF-Net, the vessel and the 2-D demos run in the foreground with their progress on screen while CM-CGNS, then
 # MICS, run in the background,
@@ -50,13 +50,15 @@ demo: $(STAMP)
 	$(DEMO_THREADS) $(BIN)/medmodal seg demo --task vessels --out runs/demo-vessels; vessels=$$?; \
 	echo "vessel demo done; the 2-D demo (MSLAU-Net on a synthetic ACDC twin, then NIfTI label maps, ~30 s):"; \
 	$(DEMO_THREADS) $(BIN)/medmodal seg demo --task 2d --out runs/demo-2d; planar=$$?; \
-	echo "2-D demo done; waiting for the CM-CGNS and MICS demos ..."; \
+	echo "2-D demo done; the semi-supervised demo (supervised-only vs Mean Teacher on an ACDC twin, SWDL-Net on an LA twin, ~2 min):"; \
+	$(DEMO_THREADS) $(BIN)/medmodal seg demo --task semi --out runs/demo-semi; semi=$$?; \
+	echo "semi-supervised demo done; waiting for the CM-CGNS and MICS demos ..."; \
 	wait $$background; others=$$?; \
 	for log in runs/demo_cmcgns.log runs/demo-endoscopy.log; do \
 	  test $$others -eq 0 || { echo "== last lines of $$log"; tail -n 15 $$log 2>/dev/null; }; done; \
 	test $$others -ne 0 || { echo "== CM-CGNS (runs/demo_cmcgns/run/report.md)"; cat runs/demo_cmcgns/run/report.md; \
 	  echo "== MICS (runs/demo-endoscopy/report/comparison.md)"; cat runs/demo-endoscopy/report/comparison.md; }; \
-	test $$dmafnet -eq 0 -a $$vessels -eq 0 -a $$planar -eq 0 -a $$others -eq 0
+	test $$dmafnet -eq 0 -a $$vessels -eq 0 -a $$planar -eq 0 -a $$semi -eq 0 -a $$others -eq 0
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

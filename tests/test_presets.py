@@ -61,7 +61,8 @@ ADDED = {"cxr-finetune": {"optimizer": "adamw", "schedule": "cosine_annealing"},
 #: presets added since 0.1.0 (no flat name of an earlier release)
 ADDED_PRESETS = {"seg/train_vessels_demo_cpu", "seg/train_dgssa_drive", "seg/train_2d_demo_cpu", "seg/train_mslau_acdc",
                   "seg/train_mslau_acdc_cpu", "seg/train_mslau_synapse", "seg/train_mslau_cvc", "seg/train_mt_acdc",
-                  "seg/train_eranet_acdc", "seg/train_uamt_la", "seg/train_swdl_la", "seg/train_semi_la_cpu"}
+                  "seg/train_eranet_acdc", "seg/train_uamt_la", "seg/train_swdl_la", "seg/train_semi_la_cpu",
+                  "seg/train_semi_demo_cpu", "seg/train_swdl_demo_cpu"}
 #: top-level keys added to a family's configs (the value each config always meant)
 ADDED_TOP = {"seg": {"task": "volumes"}}
 

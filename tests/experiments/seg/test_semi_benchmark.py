@@ -74,3 +74,11 @@ def test_volume_data_gets_the_3d_methods(tmp_path):
     assert "SWDL-Net (1 seed)" in report and "## Ablations" in report and "without the difference feedback" in report
     with pytest.raises(ConfigError, match="for 3-D data"):
         run(tmp_path, "smoke", ["cps"], data=la)
+
+
+@pytest.mark.slow
+def test_semi_demo_runs_end_to_end(tmp_path):
+    result = runner.invoke(app, ["seg", "demo", "--task", "semi", "--out", str(tmp_path / "demo"), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "supervised-only" in result.output and "SWDL-Net" in result.output
+    assert list((tmp_path / "demo" / "predictions").glob("*_seg.nii.gz"))

@@ -15,6 +15,7 @@ from medmodal.errors import ConfigError
 SummaryLayoutOpt = typer.Option("auto", "--layout", help="auto | brats2020 | brats2023 | myops2020 | nnunet | msd | "
                                 "mapping | fundus: drive | chase_db1 | hrf | stare | generic | 2-D: synapse | "
                                 "synapse_raw | acdc_h5 | acdc | cvc_clinicdb | kvasir_seg | meniscus | folder2d "
+                                "| 3-D one image per case: la2018 | bhsd | nifti_folder "
                                 "(auto: the 2-D detectors "
                                 "first; a folder without NIfTI files is read as fundus photographs)")
 
@@ -69,7 +70,9 @@ def synth_cmd(
                                 "folder2d (2-D segmentation: Synapse CT as TransUNet's npz / h5 or BTCV NIfTI, ACDC "
                                 "cine MR as the challenge's NIfTI or SSL4MIS's HDF5, polyp photographs, knee-MRI "
                                 "meniscus .npy slices + CSVs as ERANet's, a folder of images/ + masks/ + "
-                                "unlabelled/)"),
+                                "unlabelled/) | la2018 | bhsd | nifti-folder (3-D volumes: UA-MT's left-atrium "
+                                "HDF5 + lists, BHSD-style head CT in HU with haemorrhages, an imagesTr/ + labelsTr/ + "
+                                "unlabelled/ NIfTI folder)"),
     cases: int = typer.Option(8, "--cases", "-n", help="number of cases (fundus: images; DRIVE: per split; Synapse: "
                               "scans; ACDC: patients; polyps and folder2d: images; meniscus: knees)"),
     size: Optional[int] = typer.Option(None, "--size", "-s", help="volume edge (BraTS) / in-plane edge (MyoPS) in "
@@ -83,8 +86,11 @@ def synth_cmd(
     sets' own files and list files)."""
     from medmodal.cli.data.fundus import SYNTH_DATASETS, synth_fundus_cmd
     from medmodal.cli.data.seg2d import SYNTH_DATASETS as SEG2D_DATASETS, synth_seg2d_cmd
+    from medmodal.cli.data.seg3d import SYNTH_DATASETS as SEG3D_DATASETS, synth_seg3d_cmd
 
-    if dataset in SYNTH_DATASETS:
+    if dataset in SEG3D_DATASETS:
+        synth_seg3d_cmd(out, dataset, cases, size, seed)
+    elif dataset in SYNTH_DATASETS:
         synth_fundus_cmd(out, dataset, cases, size, seed)
     elif dataset in SEG2D_DATASETS:
         synth_seg2d_cmd(out, dataset, cases, size, seed)
@@ -95,7 +101,7 @@ def synth_cmd(
     else:
         raise ConfigError(f"--dataset must be brats2020, brats2023, myops2020, drive, chase_db1, hrf, stare, "
                           f"fundus-generic, synapse, synapse-raw, acdc, acdc-h5, cvc-clinicdb, kvasir-seg, "
-                          f"meniscus or folder2d, "
+                          f"meniscus, folder2d, la2018, bhsd or nifti-folder, "
                           f"got {dataset!r}")
 
 
@@ -116,7 +122,12 @@ def summary_cmd(
     from medmodal.cli.data.seg2d import is_seg2d_request, summary_seg2d_cmd
     from medmodal.data.volumes.summary import availability, summarize_case, summary_table
 
+    from medmodal.cli.data.seg3d import is_seg3d_request, summary_seg3d_cmd
+
     _check_summary_layout(layout)
+    if is_seg3d_request(root, layout) and mapping is None:
+        summary_seg3d_cmd(root, layout)
+        return
     if is_seg2d_request(root, layout, mapping):
         summary_seg2d_cmd(root, layout, validate)
         return
@@ -144,10 +155,13 @@ def _check_summary_layout(layout: str) -> None:
     from medmodal.data.volumes.layouts import LAYOUTS as VOLUME_LAYOUTS
 
     volumes = known_layouts("volumes", VOLUME_LAYOUTS)
+    from medmodal.cli.data.seg3d import SUMMARY_LAYOUTS as SINGLE_VOLUME_LAYOUTS
+
     planar = [name for name in known_layouts("seg2d", PLANAR_LAYOUTS) if name != "auto"]
-    if layout not in (*volumes, *SUMMARY_LAYOUTS, *planar):
+    if layout not in (*volumes, *SUMMARY_LAYOUTS, *planar, *SINGLE_VOLUME_LAYOUTS):
         raise ConfigError(f"unknown --layout {layout!r}; choose one of {', '.join(volumes)} (MRI volumes), "
-                          f"{', '.join(SUMMARY_LAYOUTS)} (fundus) or {', '.join(planar)} (2-D)")
+                          f"{', '.join(SUMMARY_LAYOUTS)} (fundus), {', '.join(planar)} (2-D) or "
+                          f"{', '.join(SINGLE_VOLUME_LAYOUTS)} (3-D, one image per case)")
 
 
 @user_errors

@@ -29,7 +29,7 @@ FAMILY = Family(
     presets=("demo_cpu", "dmafnet_brats2020", "dmafnet_myops2020", "passion_brats2020", "tiny_myops2020",
              "train_vessels_demo_cpu", "train_dgssa_drive", "train_2d_demo_cpu", "train_mslau_acdc",
              "train_mslau_synapse", "train_mslau_cvc", "train_mt_acdc", "train_eranet_acdc", "train_uamt_la",
-             "train_swdl_la", "train_semi_la_cpu"),
+             "train_swdl_la", "train_semi_la_cpu", "train_semi_demo_cpu", "train_swdl_demo_cpu"),
     benchmark="medmodal.experiments.seg.benchmark", speed="medmodal.experiments.seg.speed", demo="demo",
     aliases=(Alias("train", train_cmd, "seg train"), Alias("evaluate", evaluate_cmd, "seg evaluate"),
              Alias("predict", predict_cmd, "seg predict"), Alias("score", score_cmd, "seg score"),
