@@ -39,9 +39,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import lightning as L
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from medmodal.config.common import check_choice
 from medmodal.data.era import edge_replacement_batch
@@ -52,7 +54,8 @@ from medmodal.losses.semi import (cross_pseudo_supervision, predictive_entropy, 
                                   uncertainty_masked_mse, uncertainty_threshold)
 
 __all__ = ["SEMI_METHODS", "SemiSettings", "SemiMethod", "MeanTeacher", "UncertaintyAwareMeanTeacher",
-           "CrossPseudoSupervision", "ERANetStage1", "StratumWiseDifference", "build_semi_method", "head_features"]
+           "CrossPseudoSupervision", "ERANetStage1", "StratumWiseDifference", "build_semi_method", "head_features",
+           "SemiDataModule"]
 
 #: ``semi.method`` choices (module docstring)
 SEMI_METHODS = ("none", "mean_teacher", "ua_mt", "cps", "eranet", "swdl", "swdl_no_feedback")
@@ -398,3 +401,24 @@ def build_semi_method(settings: dict, student: nn.Module, make_model: Callable[[
     if method not in _METHODS:
         raise ConfigError(f"semi.method must be one of {', '.join(SEMI_METHODS)}, got {method!r}")
     return _METHODS[method](settings, student, make_model)
+
+
+class SemiDataModule(L.LightningDataModule):
+    """The loaders of a task's data module (2-D slices, 3-D patches): two-stream batches when ``batch_sampler`` is
+    set (a semi-supervised method), else shuffled batches; whole validation cases one at a time. A subclass sets
+    ``train_set``, ``batch_sampler`` (or ``None``), ``val_set``, ``batch_size`` and ``num_workers``."""
+
+    train_set = batch_sampler = val_set = None
+    batch_size = 1
+    num_workers = 0
+
+    def train_dataloader(self):
+        if self.batch_sampler is not None:
+            return DataLoader(self.train_set, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
+                              persistent_workers=self.num_workers > 0)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                          drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=None, shuffle=False, num_workers=0)

@@ -28,7 +28,7 @@ from medmodal.models import list_models
 from medmodal.models.registry import get_tiny_kwargs
 
 __all__ = ["planar_models", "Seg2DDataSettings", "Seg2DModelSettings", "Seg2DLossSettings", "Seg2DOptimSettings",
-           "Seg2DTrainerSettings", "Seg2DEvalSettings", "Seg2DSemiSettings", "SEMI_METHODS", "Seg2DRunConfig", "PROTOCOL_CHOICES", "STRIDE"]
+           "Seg2DTrainerSettings", "Seg2DEvalSettings", "Seg2DSemiSettings", "SEMI_METHODS", "Seg2DRunConfig", "validate_shared_sections", "PROTOCOL_CHOICES", "STRIDE"]
 
 #: the network grid's sides must be multiples of this (5-stage encoders, MSLAU-Net's stride 32)
 STRIDE = 32
@@ -139,6 +139,33 @@ class Seg2DEvalSettings:
     hd95: bool = True
 
 
+def validate_shared_sections(cfg) -> None:
+    """The checks the 2-D and 3-D run configs share: split fractions, batch size, model kwargs, loss weights, the
+    epoch size, then the ``semi``, ``trainer`` and ``optim`` sections' own validation.
+
+    Raises:
+        ConfigError: the first bad value (one line).
+    """
+    d = cfg.data
+    for key in ("val_fraction", "test_fraction"):
+        value = getattr(d, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ConfigError(f"data.{key} must be in [0, 1), got {value!r}")
+    if isinstance(d.batch_size, bool) or not isinstance(d.batch_size, int) or d.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be an integer >= 1, got {d.batch_size!r}")
+    if not isinstance(cfg.model.kwargs, dict):
+        raise ConfigError(f"model.kwargs must be a mapping, got {cfg.model.kwargs!r}")
+    ce, dice = cfg.loss.ce_weight, cfg.loss.dice_weight
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in (ce, dice)) or ce + dice <= 0:
+        raise ConfigError(f"loss.ce_weight and loss.dice_weight must be >= 0 and not both 0, got {ce!r}, {dice!r}")
+    spe = cfg.trainer.samples_per_epoch
+    if spe is not None and (isinstance(spe, bool) or not isinstance(spe, int) or spe < d.batch_size):
+        raise ConfigError(f"trainer.samples_per_epoch must be >= data.batch_size ({d.batch_size}) or null, got {spe!r}")
+    cfg.semi.validate(d.batch_size)
+    cfg.trainer.validate()
+    cfg.optim.validate()
+
+
 #: the ``semi`` section is the semi-supervised paradigm's (:class:`medmodal.engine.semi.SemiSettings`)
 Seg2DSemiSettings = SemiSettings
 
@@ -187,22 +214,6 @@ class Seg2DRunConfig:
                 raise ConfigError(f"data.classes must be a list of at least two distinct names (background first), "
                                   f"got {d.classes!r}")
             d.classes = names
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(d, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ConfigError(f"data.{key} must be in [0, 1), got {value!r}")
-        if isinstance(d.batch_size, bool) or not isinstance(d.batch_size, int) or d.batch_size < 1:
-            raise ConfigError(f"data.batch_size must be an integer >= 1, got {d.batch_size!r}")
         check_choice("model.name", self.model.name, planar_models())
-        if not isinstance(self.model.kwargs, dict):
-            raise ConfigError(f"model.kwargs must be a mapping, got {self.model.kwargs!r}")
-        ce, dice = self.loss.ce_weight, self.loss.dice_weight
-        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in (ce, dice)) or ce + dice <= 0:
-            raise ConfigError(f"loss.ce_weight and loss.dice_weight must be >= 0 and not both 0, got {ce!r}, {dice!r}")
         check_choice("eval.protocol", self.eval.protocol, PROTOCOL_CHOICES)
-        spe = self.trainer.samples_per_epoch
-        if spe is not None and (isinstance(spe, bool) or not isinstance(spe, int) or spe < d.batch_size):
-            raise ConfigError(f"trainer.samples_per_epoch must be >= data.batch_size ({d.batch_size}) or null, got {spe!r}")
-        self.semi.validate(d.batch_size)
-        self.trainer.validate()
-        self.optim.validate()
+        validate_shared_sections(self)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from medmodal.config import config_to_dict, save_config
 from medmodal.data.seg2d import Seg2DCase, Seg2DSet, case_patient, load_case, read_seg2d
@@ -37,6 +37,7 @@ from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, r
                                  removes_new_files_on_input_error, restore_best)
 from medmodal.engine.seg2d.config import Seg2DRunConfig
 from medmodal.engine.seg2d.module import Seg2DModule
+from medmodal.engine.semi import SemiDataModule
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
 from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.seg2d import polyp_scores, resolve_protocol, score_columns, summarise, volume_scores
@@ -44,7 +45,7 @@ from medmodal.inference.planar import predict_stack
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
 from medmodal.models.bundles import save_bundle
 
-__all__ = ["run_seg2d", "snapshot_callback", "case_splits", "score_cases", "bundle_meta", "with_classes", "labelled_cases", "METRICS_FILE"]
+__all__ = ["run_seg2d", "snapshot_callback", "semi_partition", "SemiPartition", "case_splits", "score_cases", "bundle_meta", "with_classes", "labelled_cases", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 #: how each data set's intensities reach [0, 1] (recorded in the bundle; predict applies the same)
@@ -172,7 +173,7 @@ class _SetEpoch(L.Callback):
             target.set_epoch(trainer.current_epoch)
 
 
-class Seg2DDataModule(L.LightningDataModule):
+class Seg2DDataModule(SemiDataModule):
     """Training slices on the network grid (:class:`SliceTrainingSet`) and whole validation cases (one per batch)."""
 
     def __init__(self, cfg: Seg2DRunConfig, dataset: Seg2DSet, train: list[Seg2DCase], val: list[Seg2DCase],
@@ -197,17 +198,6 @@ class Seg2DDataModule(L.LightningDataModule):
         self.val_set = _Cases(dataset, val) if val else None
         self.batch_size = cfg.data.batch_size
         self.num_workers, self.workers_note = cfg.data.capped_workers()
-
-    def train_dataloader(self):
-        if self.batch_sampler is not None:
-            return DataLoader(self.train_set, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
-                              persistent_workers=self.num_workers > 0)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                          drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=None, shuffle=False, num_workers=0)
 
 
 @torch.no_grad()
@@ -254,6 +244,52 @@ def snapshot_callback(run_dir: Path, max_epochs: int, snapshots: int) -> L.Callb
                            save_weights_only=True, auto_insert_metric_name=False, save_last=False)
 
 
+@dataclass
+class SemiPartition:
+    """What :func:`semi_partition` returns: ``splits`` (``splits.json``: train / val / test ids, plus ``labelled``
+    and ``unlabelled`` when used), ``notes`` (the reader's and the split's), ``cases`` ``(train, val, test,
+    unlabelled)`` records (train = the labelled training cases)."""
+
+    splits: dict
+    notes: list
+    cases: tuple
+
+
+def semi_partition(cfg, dataset, unit: str = "patients") -> SemiPartition:
+    """Splits and the labelled / unlabelled partition of a run's training cases, for the 2-D and 3-D tasks.
+
+    Cases without a label (a folder's ``unlabelled/``) are never validation or test cases: they join the unlabelled
+    stream (a semi-supervised method) or are left out and named (``semi.method: none``). ``semi.labelled_patients``
+    takes the first patients of the layout's training list (:func:`labelled_cases`).
+
+    Raises:
+        ConfigError: a semi-supervised method with no unlabelled training case.
+    """
+    d = cfg.data
+    no_label = [c for c in dataset.cases if not c.has_label]
+    labelled_set = replace(dataset, cases=[c for c in dataset.cases if c.has_label]) if no_label else dataset
+    splits, split_notes = case_splits(labelled_set, d.val_fraction, d.test_fraction, d.split_seed)
+    notes = [*dataset.notes, *split_notes]
+    by_id = {c.id: c for c in dataset.cases}
+    train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
+    train, unlabelled = labelled_cases(labelled_set, train, cfg.semi.labelled_patients)
+    budget_unlabelled = len(unlabelled)
+    if no_label:
+        unlabelled = [*unlabelled, *no_label]
+        splits["unlabelled"] = [c.id for c in no_label]
+        notes.append(f"{len(no_label)} case(s) without a label: " + (
+            "the unlabelled stream" if cfg.semi.method != "none" else "not used (semi.method none)"))
+    if cfg.semi.method != "none" and not unlabelled:
+        raise ConfigError(f"semi.method {cfg.semi.method} needs unlabelled training cases: set "
+                          f"semi.labelled_patients (the labelled budget) or add unlabelled images to {d.root}")
+    if cfg.semi.labelled_patients is not None:
+        splits["labelled"] = [c.id for c in train]
+        used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
+        notes.append(f"{cfg.semi.labelled_patients} labelled training {unit} ({len(train)} cases, the first of the "
+                     f"training list); the other {budget_unlabelled} training cases {used}")
+    return SemiPartition(splits, notes, (train, val, test, unlabelled))
+
+
 @removes_new_files_on_input_error
 def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
               extra: tuple[torch.Tensor, torch.Tensor] | None = None, extra_note: str | None = None) -> RunResult:
@@ -278,28 +314,8 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
     dataset = with_classes(read_seg2d(d.root, d.layout), d.classes)
-    # images without a label (an unlabelled folder) are never validation or test cases: the unlabelled stream
-    no_label = [c for c in dataset.cases if not c.has_label]
-    dataset = replace(dataset, cases=[c for c in dataset.cases if c.has_label]) if no_label else dataset
-    splits, split_notes = case_splits(dataset, d.val_fraction, d.test_fraction, d.split_seed)
-    notes = [*dataset.notes, *split_notes]
-    by_id = {c.id: c for c in dataset.cases}
-    train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
-    train, unlabelled = labelled_cases(dataset, train, cfg.semi.labelled_patients)
-    if no_label:
-        unlabelled = [*unlabelled, *no_label]
-        dataset = replace(dataset, cases=[*dataset.cases, *no_label])
-        splits["unlabelled"] = [c.id for c in no_label]
-        notes.append(f"{len(no_label)} case(s) without a label: " + (
-            "the unlabelled stream" if cfg.semi.method != "none" else "not used (semi.method none)"))
-    if cfg.semi.method != "none" and not unlabelled:
-        raise ConfigError(f"semi.method {cfg.semi.method} needs unlabelled training cases: set "
-                          f"semi.labelled_patients (the labelled budget) or add unlabelled images to {d.root}")
-    if cfg.semi.labelled_patients is not None:
-        splits["labelled"] = [c.id for c in train]
-        used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
-        notes.append(f"{cfg.semi.labelled_patients} labelled training patients ({len(train)} cases); the other "
-                     f"{len(unlabelled)} training cases {used}")
+    parts = semi_partition(cfg, dataset)
+    splits, notes, (train, val, test, unlabelled) = parts.splits, parts.notes, parts.cases
     protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases], len(dataset.classes))
     if is_global_zero():
         ensure_writable_dir(run_dir)

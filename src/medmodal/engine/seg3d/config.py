@@ -17,7 +17,8 @@ from medmodal.config import LoaderSettings
 from medmodal.config.common import check_choice
 from medmodal.data.layouts import known_layouts
 from medmodal.data.seg3d import LAYOUTS
-from medmodal.engine.seg2d.config import Seg2DLossSettings, Seg2DOptimSettings, Seg2DTrainerSettings
+from medmodal.engine.seg2d.config import (Seg2DLossSettings, Seg2DOptimSettings, Seg2DTrainerSettings,
+                                         validate_shared_sections)
 from medmodal.engine.semi import SemiSettings
 from medmodal.errors import ConfigError
 from medmodal.models import list_models
@@ -115,33 +116,17 @@ class Seg3DRunConfig:
         d.patch = patch
         if isinstance(d.scale, bool) or not isinstance(d.scale, (int, float)) or not 0 < d.scale <= 1:
             raise ConfigError(f"data.scale must be in (0, 1], got {d.scale!r}")
-        for key in ("val_fraction", "test_fraction"):
-            value = getattr(d, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ConfigError(f"data.{key} must be in [0, 1), got {value!r}")
-        if isinstance(d.batch_size, bool) or not isinstance(d.batch_size, int) or d.batch_size < 1:
-            raise ConfigError(f"data.batch_size must be an integer >= 1, got {d.batch_size!r}")
         check_choice("model.name", self.model.name, volume_models())
-        if not isinstance(self.model.kwargs, dict):
-            raise ConfigError(f"model.kwargs must be a mapping, got {self.model.kwargs!r}")
-        ce, dice = self.loss.ce_weight, self.loss.dice_weight
-        if any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in (ce, dice)) or ce + dice <= 0:
-            raise ConfigError(f"loss.ce_weight and loss.dice_weight must be >= 0 and not both 0, got {ce!r}, {dice!r}")
         e = self.eval
         if isinstance(e.overlap, bool) or not isinstance(e.overlap, (int, float)) or not 0 <= e.overlap < 1:
             raise ConfigError(f"eval.overlap must be in [0, 1), got {e.overlap!r}")
         if isinstance(e.sw_batch_size, bool) or not isinstance(e.sw_batch_size, int) or e.sw_batch_size < 1:
             raise ConfigError(f"eval.sw_batch_size must be an integer >= 1, got {e.sw_batch_size!r}")
-        spe = self.trainer.samples_per_epoch
-        if spe is not None and (isinstance(spe, bool) or not isinstance(spe, int) or spe < d.batch_size):
-            raise ConfigError(f"trainer.samples_per_epoch must be >= data.batch_size ({d.batch_size}) or null, got {spe!r}")
         if self.semi.self_training or self.semi.era_classes:
             raise ConfigError("semi.self_training and semi.era_classes (ERANet's self-training and edge replacement) "
                               "are 2-D only")
         if self.semi.method in ("swdl", "swdl_no_feedback") and self.model.name != "swdl_net":
             raise ConfigError(f"semi.method {self.semi.method} trains SWDL-Net's two decoders: model.name must be "
                               f"swdl_net, got {self.model.name}")
-        self.semi.validate(d.batch_size)
-        self.trainer.validate()
-        self.optim.validate()
+        validate_shared_sections(self)
 

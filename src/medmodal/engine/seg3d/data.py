@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from medmodal.data.sampler import TwoStreamBatchSampler
 from medmodal.data.seg3d import Seg3DCase, Seg3DSet, load_volume
+from medmodal.engine.semi import SemiDataModule
 from medmodal.errors import DataError
 
 __all__ = ["LoadedVolume", "load_scaled", "PatchTrainingSet", "Seg3DDataModule"]
@@ -106,7 +106,7 @@ class _Volumes(Dataset):
         return {"image": v["image"], "label": v["label"]}
 
 
-class Seg3DDataModule(L.LightningDataModule):
+class Seg3DDataModule(SemiDataModule):
     """Training patches (two-stream batches with a semi-supervised method) and whole validation volumes."""
 
     def __init__(self, cfg, dataset: Seg3DSet, train: list[Seg3DCase], val: list[Seg3DCase],
@@ -127,14 +127,3 @@ class Seg3DDataModule(L.LightningDataModule):
         self.val_set = _Volumes([load_scaled(dataset, c, scale) for c in val]) if val else None
         self.batch_size = cfg.data.batch_size
         self.num_workers, self.workers_note = cfg.data.capped_workers()
-
-    def train_dataloader(self):
-        if self.batch_sampler is not None:
-            return DataLoader(self.train_set, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
-                              persistent_workers=self.num_workers > 0)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
-                          drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=None, shuffle=False, num_workers=0)

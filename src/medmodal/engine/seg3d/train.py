@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -26,12 +25,11 @@ from medmodal.data.seg3d import Seg3DSet, read_seg3d
 from medmodal.distributed import is_global_zero
 from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
                                  removes_new_files_on_input_error, restore_best)
-from medmodal.engine.seg2d.train import _SetEpoch, case_splits, labelled_cases
+from medmodal.engine.seg2d.train import _SetEpoch, semi_partition
 from medmodal.engine.seg3d.config import Seg3DRunConfig
 from medmodal.engine.seg3d.data import Seg3DDataModule, load_scaled
 from medmodal.engine.seg3d.module import Seg3DModule, predict_volume
 from medmodal.engine.trainer import fit_time_seconds, make_trainer, quiet_lightning
-from medmodal.errors import ConfigError
 from medmodal.evaluation.seg2d import summarise
 from medmodal.evaluation.seg3d import metric_columns, volume_metrics
 from medmodal.io import atomic_write_json, atomic_write_text, ensure_writable_dir
@@ -81,26 +79,8 @@ def run_seg3d(cfg: Seg3DRunConfig, resume: str | None = "auto") -> RunResult:
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
     dataset = read_seg3d(d.root, d.layout)
-    no_label = [c for c in dataset.cases if not c.has_label]
-    labelled_set = replace(dataset, cases=[c for c in dataset.cases if c.has_label])
-    splits, split_notes = case_splits(labelled_set, d.val_fraction, d.test_fraction, d.split_seed)
-    notes = [*dataset.notes, *split_notes]
-    by_id = {c.id: c for c in dataset.cases}
-    train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
-    train, unlabelled = labelled_cases(labelled_set, train, cfg.semi.labelled_patients)
-    if no_label:
-        unlabelled = [*unlabelled, *no_label]
-        splits["unlabelled"] = [c.id for c in no_label]
-        notes.append(f"{len(no_label)} image(s) without a label: " + (
-            "the unlabelled stream" if cfg.semi.method != "none" else "not used (semi.method none)"))
-    if cfg.semi.method != "none" and not unlabelled:
-        raise ConfigError(f"semi.method {cfg.semi.method} needs unlabelled training cases: set "
-                          f"semi.labelled_patients (the labelled budget) or add unlabelled images to {d.root}")
-    if cfg.semi.labelled_patients is not None:
-        splits["labelled"] = [c.id for c in train]
-        used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
-        notes.append(f"{len(train)} labelled training volumes (the first of the training list); the other "
-                     f"{len(unlabelled) - len(no_label)} training volumes {used}")
+    parts = semi_partition(cfg, dataset, unit="volumes")
+    splits, notes, (train, val, test, unlabelled) = parts.splits, parts.notes, parts.cases
     if is_global_zero():
         ensure_writable_dir(run_dir)
         save_config(cfg, run_dir / "config.yaml")
