@@ -7,7 +7,7 @@ volumes by sliding window (:mod:`medmodal.engine.seg3d.predict`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -67,7 +67,8 @@ def predict_cmd(
 
     device = str(resolve_device(device))
     net, meta = load_model(model, map_location=device)
-    if meta.get("image_kind") == "2d":
+    if meta.get("image_kind") in ("2d", "3d"):
+        planar = meta["image_kind"] == "2d"
         given = [name for name, used in (("--save-probabilities", save_probabilities),
                                          ("--output-labels", label_convention is not None),
                                          ("--map", mapping is not None), ("--layout", layout != "auto"),
@@ -76,22 +77,12 @@ def predict_cmd(
                                          ("--threshold", threshold is not None), ("--fov-masks", fov_masks is not None))
                  if used]
         if given:
-            raise ConfigError(f"{', '.join(given)}: not options of a 2-D model; {model} is a 2-D segmentation model "
-                              f"(2-D options: --continue, --skip-invalid, --disable-progress-bar; it runs in fp32)")
-        return _predict_seg2d(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
-    if meta.get("image_kind") == "3d":
-        given = [name for name, used in (("--save-probabilities", save_probabilities),
-                                         ("--output-labels", label_convention is not None),
-                                         ("--map", mapping is not None), ("--layout", layout != "auto"),
-                                         ("--affine-tolerance", affine_tolerance != 1e-3),
-                                         ("--precision bf16", precision == "bf16"),
-                                         ("--threshold", threshold is not None), ("--fov-masks", fov_masks is not None))
-                 if used]
-        if given:
-            raise ConfigError(f"{', '.join(given)}: not options of a 3-D model; {model} is a 3-D segmentation model "
-                              f"(3-D options: --continue, --skip-invalid, --disable-progress-bar, --device; it runs "
-                              f"in fp32)")
-        return _predict_seg3d(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
+            dim = "2-D" if planar else "3-D"
+            raise ConfigError(f"{', '.join(given)}: not options of a {dim} model; {model} is a {dim} segmentation "
+                              f"model ({dim} options: --continue, --skip-invalid, --disable-progress-bar"
+                              f"{'' if planar else ', --device'}; it runs in fp32)")
+        branch = _predict_seg2d if planar else _predict_seg3d
+        return branch(net, meta, input, output, resume, skip_invalid, disable_progress_bar)
     if meta.get("image_kind") == "fundus":
         given = [name for name, used in (("--save-probabilities", save_probabilities),
                                          ("--output-labels", label_convention is not None),
@@ -179,68 +170,68 @@ def _predict_seg2d(net, meta: dict, input: Path, output: Path, resume: bool, ski
     """The 2-D branch of ``seg predict``: one line per input, the ignored files, then the count line."""
     from medmodal.engine.seg2d.predict import Seg2DPredictOptions, not_image_reason, predict_seg2d
 
-    def report(path, status, detail):
-        if status == "invalid":
-            console.print(f"{path}: skipped ({detail})", highlight=False, soft_wrap=True, markup=False)
-        elif quiet:
-            return
-        elif status == "skipped":
-            console.print(f"{path.name}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
-        else:
-            found = ", ".join(f"{c} {n}" for c, n in detail["pixels_per_class"].items() if n and c != "background")
-            notes = "".join(f"; {n}" for n in detail["notes"])
-            console.print(f"{path.name}: written {detail['output']} ({detail['kind']} {'x'.join(map(str, detail['shape']))}"
-                          f"; {found or 'no foreground'}{notes})", highlight=False, soft_wrap=True, markup=False)
+    def tally(detail):
+        found = ", ".join(f"{c} {n}" for c, n in detail["pixels_per_class"].items() if n and c != "background")
+        return f"{found or 'no foreground'}{''.join(f'; {n}' for n in detail['notes'])}"
 
     options = Seg2DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
-    counts = predict_seg2d(net, meta, input, output, options, on_item=report)
-    for path in counts["ignored"]:
-        console.print(f"{path}: ignored ({not_image_reason(Path(path))})", highlight=False, soft_wrap=True,
-                      markup=False)
-    written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
-    reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
-        ([f"{invalid} unreadable or not for this model (--skip-invalid)"] if invalid else [])
-    why = f" ({'; '.join(reasons)})" if reasons else ""
-    console.print(f"{written} input{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
-                  f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)
+    counts = predict_seg2d(net, meta, input, output, options,
+                           on_item=_file_reporter(quiet, lambda path: path.name, tally))
+    _print_file_counts(counts, not_image_reason, "input", "unreadable or not for this model", output)
 
 
 def _predict_seg3d(net, meta: dict, input: Path, output: Path, resume: bool, skip_invalid: bool, quiet: bool) -> None:
     """The 3-D branch of ``seg predict``: one line per volume, the ignored files, then the count line."""
     from medmodal.engine.seg3d.predict import Seg3DPredictOptions, not_volume_reason, predict_seg3d
 
+    def tally(detail):
+        found = ", ".join(f"{c} {n}" for c, n in detail["voxels_per_class"].items() if n and c != "background")
+        n = len(detail["notes"])
+        noted = f"; {n} note{'' if n == 1 else 's'} in its JSON" if n else ""
+        return f"{found + ' voxels' if found else 'no foreground'}{noted}"
+
+    options = Seg3DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
+    counts = predict_seg3d(net, meta, input, output, options, on_item=_file_reporter(quiet, str, tally))
+    _print_file_counts(counts, not_volume_reason, "volume", "unreadable or not a 3-D volume", output)
+
+
+def _file_reporter(quiet: bool, name: Callable[[Path], str], tally: Callable[[dict], str]):
+    """The ``on_item`` of the 2-D / 3-D branches: an invalid input always (its full path), else, unless ``quiet``,
+    ``<name(path)>: skipped`` or ``<name(path)>: written <output> (<kind> <shape>; <tally(record)>)``."""
     def report(path, status, detail):
         if status == "invalid":
             console.print(f"{path}: skipped ({detail})", highlight=False, soft_wrap=True, markup=False)
         elif quiet:
             return
         elif status == "skipped":
-            console.print(f"{path}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
+            console.print(f"{name(path)}: skipped (already predicted)", highlight=False, soft_wrap=True, markup=False)
         else:
-            found = ", ".join(f"{c} {n}" for c, n in detail["voxels_per_class"].items() if n and c != "background")
-            n = len(detail["notes"])
-            noted = f"; {n} note{'' if n == 1 else 's'} in its JSON" if n else ""
-            console.print(f"{path}: written {detail['output']} ({detail['kind']} {'x'.join(map(str, detail['shape']))}"
-                          f"; {found + ' voxels' if found else 'no foreground'}{noted})", highlight=False,
-                          soft_wrap=True, markup=False)
+            console.print(f"{name(path)}: written {detail['output']} ({detail['kind']} "
+                          f"{'x'.join(map(str, detail['shape']))}; {tally(detail)})", highlight=False, soft_wrap=True,
+                          markup=False)
+    return report
 
-    options = Seg3DPredictOptions(skip_existing=resume, skip_invalid=skip_invalid)
-    counts = predict_seg3d(net, meta, input, output, options, on_item=report)
+
+def _print_file_counts(counts: dict, reason: Callable[[Path], Optional[str]], noun: str, invalid: str,
+                       output: Path) -> None:
+    """The end of the 2-D / 3-D branches: one line per ignored file (``reason`` says why), then the count line
+    (:func:`counts_line`) and the output folder."""
     for path in counts["ignored"]:
-        console.print(f"{path}: ignored ({not_volume_reason(Path(path))})", highlight=False, soft_wrap=True,
-                      markup=False)
-    written, existing, invalid = counts["written"], counts["skipped"], counts["invalid"]
+        console.print(f"{path}: ignored ({reason(Path(path))})", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"{counts_line(counts, noun, invalid)}; predictions in {output}", highlight=False, soft_wrap=True,
+                  markup=False)
+
+
+def counts_line(counts: dict, noun: str, invalid: str) -> str:
+    """``"3 <noun>s predicted, 2 skipped (1 already predicted (--continue); 1 <invalid> (--skip-invalid))"`` of a
+    ``{"written", "skipped", "invalid"}`` count (a missing count is 0)."""
+    written, existing, invalid_count = counts.get("written", 0), counts.get("skipped", 0), counts.get("invalid", 0)
     reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
-        ([f"{invalid} unreadable or not a 3-D volume (--skip-invalid)"] if invalid else [])
+        ([f"{invalid_count} {invalid} (--skip-invalid)"] if invalid_count else [])
     why = f" ({'; '.join(reasons)})" if reasons else ""
-    console.print(f"{written} volume{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}; "
-                  f"predictions in {output}", highlight=False, soft_wrap=True, markup=False)
+    return f"{written} {noun}{'' if written == 1 else 's'} predicted, {existing + invalid_count} skipped{why}"
 
 
 def fundus_line(counts: dict) -> str:
     """``"3 images predicted, 2 skipped (1 already predicted (--continue); 1 unreadable (--skip-invalid))"``."""
-    written, existing, invalid = counts.get("written", 0), counts.get("skipped", 0), counts.get("invalid", 0)
-    reasons = ([f"{existing} already predicted (--continue)"] if existing else []) + \
-        ([f"{invalid} unreadable (--skip-invalid)"] if invalid else [])
-    why = f" ({'; '.join(reasons)})" if reasons else ""
-    return f"{written} image{'' if written == 1 else 's'} predicted, {existing + invalid} skipped{why}"
+    return counts_line(counts, "image", "unreadable")

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Optional, Protocol, runtime_checkable
 
 from medmodal.errors import LayoutError
 
 __all__ = ["LayoutReader", "Layout", "register_layout", "unregister_layout", "layout_readers", "layout_reader",
-           "find_layout", "known_layouts"]
+           "find_layout", "known_layouts", "register_layouts", "detect_family_layout", "resolve_layout"]
 
 
 @runtime_checkable
@@ -121,3 +121,48 @@ def find_layout(family: str, root: str | Path) -> tuple[str, Path] | None:
         if target is not None:
             return reader.name, Path(target)
     return None
+
+
+# --------------------------------------------------------------------------- what a family's layouts module shares
+def register_layouts(family: str, readers: Iterable[tuple[str, Callable[..., Any], Optional[Callable]]]) -> None:
+    """Register ``(name, read, detect)`` triples of ``family`` as :class:`Layout` s, in detection order."""
+    for name, read, detect in readers:
+        register_layout(Layout(family, name, read=read, detect=detect))
+
+
+def detect_family_layout(family: str, root: str | Path, what: str, expected: str) -> tuple[str, Path]:
+    """``(layout, path to read)`` of ``root`` by :func:`find_layout` (a family's ``detect_layout``).
+
+    Args:
+        family: the data family. root: the data folder.
+        what: the family in words (``"2-D segmentation"``). expected: what ``auto`` looks for, in one line.
+
+    Raises:
+        LayoutError: ``root`` is missing or matches no layout (one line naming ``expected``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"{root}: {what} data folder not found")
+    found = find_layout(family, root)
+    if found is None:
+        raise LayoutError(f"{root}: no {what} layout recognised (expected {expected})")
+    return found
+
+
+def resolve_layout(family: str, root: str | Path, layout: str, listed: tuple[str, ...], what: str,
+                   detect: Callable[[Path], tuple[str, Path]]) -> tuple[str, Path]:
+    """``(layout, path to read)`` for a family's ``read_*(root, layout)``: ``layout`` checked against
+    :func:`known_layouts`, ``auto`` resolved by ``detect(root)`` (the family's ``detect_layout``).
+
+    Raises:
+        LayoutError: an unknown layout, a missing folder (``what``: the family in words), no layout detected.
+    """
+    accepted = known_layouts(family, listed)
+    if layout not in accepted:
+        raise LayoutError(f"unknown {what} layout {layout!r}; choose one of {', '.join(accepted)}")
+    if layout == "auto":
+        return detect(root)
+    path = Path(root)
+    if not path.is_dir():
+        raise LayoutError(f"{path}: {what} data folder not found")
+    return layout, path

@@ -79,12 +79,7 @@ class TwoStreamBatchSampler(torch.utils.data.Sampler[list[int]]):
         return self.batches
 
     def _stream(self, offset: int, size: int, count: int, stream: int) -> list[int]:
-        rng = np.random.default_rng([self.seed, self.epoch, stream])
-        out, draw = [], 0
-        while len(out) < count:
-            out += [draw * self.num_total + offset + int(i) for i in rng.permutation(size)]
-            draw += 1
-        return out[:count]
+        return permutation_draws(self.seed, self.epoch, stream, offset, size, count, self.num_total)
 
     def __iter__(self):
         lb, ub = self.labelled_batch, self.batch_size - self.labelled_batch
@@ -92,3 +87,41 @@ class TwoStreamBatchSampler(torch.utils.data.Sampler[list[int]]):
         unlabelled = self._stream(self.num_labelled, self.num_total - self.num_labelled, ub * self.batches, 1)
         for b in range(self.batches):
             yield labelled[b * lb:(b + 1) * lb] + unlabelled[b * ub:(b + 1) * ub]
+
+
+def permutation_draws(seed: int, epoch: int, stream: int, offset: int, size: int, count: int,
+                      total: int) -> list[int]:
+    """``count`` draws from successive permutations of the items ``offset .. offset + size - 1`` (every item once
+    before any twice), seeded by ``(seed, epoch, stream)``; draw ``d`` of item ``i`` is ``d * total + i`` (a data set
+    indexing modulo ``total`` sees a distinct index, hence a distinct augmentation, for each repeat)."""
+    rng = np.random.default_rng([seed, epoch, stream])
+    out, draw = [], 0
+    while len(out) < count:
+        out += [draw * total + offset + int(i) for i in rng.permutation(size)]
+        draw += 1
+    return out[:count]
+
+
+class DrawSampler(torch.utils.data.Sampler[int]):
+    """``draws`` items per epoch from successive permutations of ``num_items`` (:func:`permutation_draws`): with
+    fewer draws than items each epoch sees a different subset and every item is reached over the epochs; with more,
+    every item at least ``draws // num_items`` times. The single-stream companion of :class:`TwoStreamBatchSampler`
+    (a data set of ``num_items`` items indexed modulo ``num_items``); Lightning calls :meth:`set_epoch`.
+
+    Raises:
+        ValueError: no item or no draw.
+    """
+
+    def __init__(self, num_items: int, draws: int, seed: int = 0):
+        if num_items < 1 or draws < 1:
+            raise ValueError(f"a draw sampler needs items and draws, got {num_items} and {draws}")
+        self.num_items, self.draws, self.seed, self.epoch = int(num_items), int(draws), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.draws
+
+    def __iter__(self):
+        return iter(permutation_draws(self.seed, self.epoch, 0, 0, self.num_items, self.draws, self.num_items))

@@ -46,6 +46,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from medmodal.config.common import check_choice
+from medmodal.data.sampler import DrawSampler, TwoStreamBatchSampler
 from medmodal.data.era import edge_replacement_batch
 from medmodal.errors import ConfigError
 from medmodal.layers.momentum import ema_update_, momentum_copy
@@ -408,15 +409,33 @@ class SemiDataModule(L.LightningDataModule):
     set (a semi-supervised method), else shuffled batches; whole validation cases one at a time. A subclass sets
     ``train_set``, ``batch_sampler`` (or ``None``), ``val_set``, ``batch_size`` and ``num_workers``."""
 
-    train_set = batch_sampler = val_set = None
+    train_set = batch_sampler = draw_sampler = val_set = None
     batch_size = 1
     num_workers = 0
+
+    def set_samplers(self, items: int, labelled: int, semi: bool, batch_size: int, labelled_batch: int,
+                     seed: int) -> None:
+        """The epoch's draws over ``items`` training items (``len(train_set)`` per epoch, the first ``labelled``
+        labelled): two streams with a semi-supervised method (:class:`TwoStreamBatchSampler`), else one
+        (:class:`DrawSampler`), so that every item is reached even when an epoch is shorter than the set."""
+        self.batch_sampler = self.draw_sampler = None
+        if semi:
+            batches = max(1, len(self.train_set) // batch_size)
+            self.batch_sampler = TwoStreamBatchSampler(labelled, items, batch_size, labelled_batch, batches,
+                                                       seed=seed)
+        else:
+            self.draw_sampler = DrawSampler(items, len(self.train_set), seed=seed)
+
+    def epoch_targets(self) -> list:
+        """What a callback calls ``set_epoch`` on each epoch."""
+        return [t for t in (self.train_set, self.batch_sampler, self.draw_sampler) if t is not None]
 
     def train_dataloader(self):
         if self.batch_sampler is not None:
             return DataLoader(self.train_set, batch_sampler=self.batch_sampler, num_workers=self.num_workers,
                               persistent_workers=self.num_workers > 0)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=self.draw_sampler,
+                          shuffle=None if self.draw_sampler is not None else True,
                           drop_last=len(self.train_set) >= self.batch_size, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 

@@ -120,6 +120,8 @@ def test_conditional_self_training_after_stage_one(acdc, tmp_path):
                         "semi.labelled_batch=2", "semi.self_training=true", "semi.snapshots=2"))
     cst = run.metrics["cst"]
     assert 0 <= cst["reliable"] <= cst["pseudo_labelled"] > 0
+    assert 0 <= cst["agreement_quantiles"]["q05"] <= cst["agreement_quantiles"]["q95"] <= 1
+    assert any("unlabelled slices reliable" in n for n in run.notes)
     assert len(list((tmp_path / "era" / "stage1" / "snapshots").glob("*.ckpt"))) >= 2
     assert (tmp_path / "era" / "u3" / "metrics.json").is_file() and (tmp_path / "era" / "model").is_dir()
     assert any("conditional self-training U4" in n for n in run.notes)
@@ -148,3 +150,37 @@ def test_unlabelled_images_of_a_folder_are_the_unlabelled_stream(tmp_path, layou
     sup = run_seg2d(_cfg(root, tmp_path / "sup", f"data.layout={layout}", "data.classes=null"))
     assert sup.metrics["train_slices"] == sup.metrics["labelled_slices"]
     assert any("not used (semi.method none)" in n for n in sup.notes)
+
+
+def test_draw_sampler_reaches_every_item_when_an_epoch_is_shorter_than_the_set():
+    from medmodal.data.sampler import DrawSampler
+    sampler = DrawSampler(num_items=10, draws=4, seed=0)
+    seen, per_epoch = set(), []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        draws = list(sampler)
+        assert len(draws) == 4 and len({d % 10 for d in draws}) == 4      # no repeat within an epoch
+        per_epoch.append([d % 10 for d in draws])
+        seen |= {d % 10 for d in draws}
+    assert per_epoch[0] != per_epoch[1] and len(seen) > 4                 # not always the first four
+    long = DrawSampler(num_items=3, draws=7, seed=1)
+    counts = [sum(1 for d in long if d % 3 == i) for i in range(3)]
+    assert sorted(counts) == [2, 2, 3]                                     # every item twice before any third time
+    with pytest.raises(ValueError):
+        DrawSampler(0, 4)
+
+
+def test_a_short_epoch_trains_on_slices_beyond_its_length(acdc, tmp_path):
+    from medmodal.engine.seg2d.train import Seg2DDataModule, case_splits
+    cfg = _cfg(acdc, tmp_path / "d", "trainer.samples_per_epoch=8")
+    dataset = read_seg2d(acdc)
+    splits, _ = case_splits(dataset, 0.2, 0.2, 0)
+    train = [c for c in dataset.cases if c.id in splits["train"]]
+    data = Seg2DDataModule(cfg, dataset, train, [])
+    n = len(data.train_set.images)
+    assert n > 8 and data.draw_sampler is not None
+    reached = set()
+    for epoch in range(6):
+        data.draw_sampler.set_epoch(epoch)
+        reached |= {j % n for j in data.draw_sampler}
+    assert max(reached) >= 8                                               # the old bug: only slices 0..7

@@ -105,7 +105,7 @@ def test_vessel_demo_trains_scores_and_writes_overlays(tmp_path):
 
 def test_demo_unknown_task_is_one_line(tmp_path):
     result = runner.invoke(app, ["seg", "demo", "--task", "retina", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "unknown --task 'retina'; choose volumes, vessels or 2d" in result.output
+    assert result.exit_code == 1 and "unknown --task 'retina'; choose volumes, vessels, 2d or semi" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """What every 2-D segmentation reader shares: the family key, the class tuples, the case and set records,
-and the small file helpers (folders, list files, HDF5 / NPZ probing) whose errors are one line naming a file.
+and the small file helpers (folders, list files, HDF5 / NPZ probing, NIfTI and label arrays) whose errors are one
+line naming a file.
 
 The records are documented where the engine meets them, in :mod:`medmodal.data.seg2d.layouts`, which
 re-exports them.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -54,6 +56,42 @@ PHOTO_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 DATA_SUFFIXES = (*NIFTI_SUFFIXES, ".h5", ".hdf5", ".npz", ".npy", *PHOTO_SUFFIXES)
 
 
+@dataclass
+class CaseSet:
+    """What the 2-D and 3-D case sets (:class:`Seg2DSet`, :class:`medmodal.data.seg3d.common.Seg3DSet`) share: their
+    first fields (documented by each) and, over ``cases``, length, iteration and the cases of a split."""
+
+    layout: str
+    root: Path
+    dataset: str
+    cases: list
+    classes: tuple[str, ...]
+    channels: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __iter__(self) -> Iterator:
+        return iter(self.cases)
+
+    def split(self, name: Optional[str]) -> list:
+        """The cases of split ``name`` (``train`` | ``val`` | ``test``; ``None``: those without a split), in set
+        order."""
+        return [c for c in self.cases if c.split == name]
+
+    @property
+    def has_splits(self) -> bool:
+        """True when every case has a split (the layout defines train / val / test)."""
+        return all(c.split is not None for c in self.cases)
+
+
+def sorted_cases(cases: list) -> list:
+    """``cases`` sorted by split (:data:`SPLITS` order, ``None`` last), then by id in natural order."""
+    rank = {name: i for i, name in enumerate(SPLITS)}
+    return sorted(cases, key=lambda c: (rank.get(c.split, len(SPLITS)), natural_key(c.id)))
+
+
 @dataclass(frozen=True)
 class Seg2DCase:
     """One case: a volume, the slices of one volume, or one photograph.
@@ -84,7 +122,7 @@ class Seg2DCase:
 
 
 @dataclass
-class Seg2DSet:
+class Seg2DSet(CaseSet):
     """What a reader returns: the cases (sorted by split, then by id in natural order) and what was noticed.
 
     Attributes:
@@ -105,29 +143,8 @@ class Seg2DSet:
             empty when the layout has no such list.
     """
 
-    layout: str
-    root: Path
-    dataset: str
     cases: list[Seg2DCase]
-    classes: tuple[str, ...]
-    channels: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
     train_order: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def __iter__(self) -> Iterator[Seg2DCase]:
-        return iter(self.cases)
-
-    def split(self, name: str) -> list[Seg2DCase]:
-        """The cases of split ``name`` (``train`` | ``val`` | ``test``), in set order."""
-        return [c for c in self.cases if c.split == name]
-
-    @property
-    def has_splits(self) -> bool:
-        """True when every case has a split (the layout defines train / val / test)."""
-        return all(c.split is not None for c in self.cases)
 
 
 # --------------------------------------------------------------------------- helpers of the readers
@@ -137,9 +154,7 @@ def make_set(layout: str, root: Path, dataset: str, cases: list[Seg2DCase], note
     """A :class:`Seg2DSet` of ``dataset`` with the cases sorted (split order, then natural id order); ``classes`` /
     ``channels`` replace the data set's (:data:`DATASET_CLASSES`, :data:`DATASET_CHANNELS`) for a folder that
     names its own."""
-    rank = {name: i for i, name in enumerate(SPLITS)}
-    cases = sorted(cases, key=lambda c: (rank.get(c.split, len(SPLITS)), natural_key(c.id)))
-    return Seg2DSet(layout, Path(root), dataset, cases, tuple(classes or DATASET_CLASSES[dataset]),
+    return Seg2DSet(layout, Path(root), dataset, sorted_cases(cases), tuple(classes or DATASET_CLASSES[dataset]),
                     tuple(channels or DATASET_CHANNELS[dataset]), notes, tuple(train_order))
 
 
@@ -205,11 +220,14 @@ def some(paths: Iterable, limit: int = 3) -> str:
     return shown + (f" (and {len(paths) - limit} more)" if len(paths) > limit else "")
 
 
+def count_note(items: list, what: str, prefix: str = "") -> list[str]:
+    """One note ``<prefix><count> <what>: <some(items)>`` (``[]`` when there are none)."""
+    return [f"{prefix}{len(items)} {what}: {some(items)}"] if items else []
+
+
 def unused_note(paths: list[Path], why: str) -> list[str]:
     """One note naming the files not used (``[]`` when there are none)."""
-    if not paths:
-        return []
-    return [f"{len(paths)} file(s) {why}, not used: {some(paths)}"]
+    return count_note(paths, f"file(s) {why}, not used")
 
 
 def is_data_file(path: Path) -> bool:
@@ -338,3 +356,72 @@ def first_line(err: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message (or its type name), shortened to ``limit`` characters."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- NIfTI and label arrays
+def load_nifti(path: Path):
+    """The nibabel image of ``path`` (header only; the 2-D and 3-D loaders).
+
+    Raises:
+        DamagedFileError: not a readable NIfTI file.
+    """
+    import nibabel as nib
+
+    try:
+        return nib.load(str(path))
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise DamagedFileError(f"{path}: not a readable NIfTI file ({first_line(err)})") from None
+
+
+def nifti_shape(path: Path, img) -> tuple[int, int, int]:
+    """The 3-D shape of a NIfTI image (a 4-D file with one volume counts as 3-D).
+
+    Raises:
+        DataError: not one 3-D volume.
+    """
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise DataError(f"{path}: expected a 3-D volume, got shape {shape}")
+    return shape
+
+
+def nifti_array(path: Path, img, floating: bool) -> np.ndarray:
+    """The voxels of a NIfTI image in the file's axis order, shaped :func:`nifti_shape` (``floating``: float32
+    scaled by the header, else the stored values).
+
+    Raises:
+        DataError: not one 3-D volume. DamagedFileError: unreadable or truncated data.
+    """
+    shape = nifti_shape(path, img)
+    try:
+        data = img.get_fdata(dtype=np.float32) if floating else np.asanyarray(img.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error, MemoryError) as err:
+        raise DamagedFileError(f"{path}: unreadable or truncated NIfTI data ({first_line(err)})") from None
+    return np.asarray(data).reshape(shape)
+
+
+def label_ints(values: np.ndarray, path: Path, count: int, outside: str) -> np.ndarray:
+    """Integer label values ``0..count-1`` as int64.
+
+    Args:
+        values: the stored label (integer, boolean, or float holding whole numbers).
+        path: the file (messages). count: how many classes. outside: the allowed values in words, for the message
+            ``label values ... outside <outside>``.
+
+    Raises:
+        DataError: non-integer, non-numeric or out-of-range values (naming up to 8 of them).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            raise DataError(f"{path}: label holds non-integer values")
+    elif values.dtype.kind not in "iub":
+        raise DataError(f"{path}: label of type {values.dtype} is not numeric")
+    ints = values.astype(np.int64)
+    bad = np.unique(ints[(ints < 0) | (ints >= count)])
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
+        raise DataError(f"{path}: label values {shown} outside {outside}")
+    return ints

@@ -46,7 +46,8 @@ from typing import Optional
 import numpy as np
 
 from medmodal.data.seg2d.common import (FOLDER2D_CLASSES, GREY_CHANNELS, PHOTO_SUFFIXES, RGB_CHANNELS, Seg2DCase,
-                                        Seg2DSet, first_line, make_set, natural_key, some, strip_suffix, subdir)
+                                        Seg2DSet, count_note, first_line, make_set, natural_key, some, strip_suffix,
+                                        subdir, unused_note)
 from medmodal.data.seg2d.polyp import _photos
 from medmodal.errors import DataError, ImageReadError, LayoutError
 
@@ -252,13 +253,9 @@ def read_folder2d(path: Path, require_labels: bool = True) -> Seg2DSet:
     if unpaired and require_labels:
         raise LayoutError(f"{some(unpaired)}: image without its mask (expected in {mask_dir or path / 'masks'}; "
                           f"pictures without masks belong in unlabelled/)")
-    if unpaired:
-        notes.append(f"{len(unpaired)} image(s) without a mask, kept unlabelled: {some(unpaired)}")
-    if free:
-        notes.append(f"{len(free)} unlabelled picture(s) in {free_dir} (has_label False): "
-                     f"{some(sorted(free, key=natural_key))}")
-    if ignored:
-        notes.append(f"{len(ignored)} file(s) that are no picture, not used: {some(ignored)}")
+    notes += count_note(unpaired, "image(s) without a mask, kept unlabelled")
+    notes += count_note(sorted(free, key=natural_key), f"unlabelled picture(s) in {free_dir} (has_label False)")
+    notes += unused_note(ignored, "that are no picture")
 
     channels = None
     first = None

@@ -39,7 +39,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
+from medmodal.data.layouts import detect_family_layout, layout_reader, register_layouts, resolve_layout
 from medmodal.data.seg2d.acdc import detect_acdc, detect_acdc_h5, read_acdc, read_acdc_h5
 from medmodal.data.seg2d.common import (ACDC_CLASSES, FAMILY, LAYOUTS, MENISCUS_CLASSES, POLYP_CLASSES,
                                         SYNAPSE_CLASSES, Seg2DCase, Seg2DSet)
@@ -47,7 +47,7 @@ from medmodal.data.seg2d.folder2d import detect_folder2d, read_folder2d
 from medmodal.data.seg2d.meniscus import detect_meniscus, read_meniscus
 from medmodal.data.seg2d.polyp import detect_cvc_clinicdb, detect_kvasir_seg, read_cvc_clinicdb, read_kvasir_seg
 from medmodal.data.seg2d.synapse import detect_synapse, detect_synapse_raw, read_synapse, read_synapse_raw
-from medmodal.errors import InputError, LayoutError
+from medmodal.errors import InputError
 
 __all__ = ["FAMILY", "LAYOUTS", "SYNAPSE_CLASSES", "ACDC_CLASSES", "POLYP_CLASSES", "MENISCUS_CLASSES", "Seg2DCase",
            "Seg2DSet",
@@ -69,8 +69,7 @@ _READERS: tuple[tuple[str, Callable, Callable], ...] = (
     ("meniscus", read_meniscus, detect_meniscus),
     ("folder2d", read_folder2d, detect_folder2d),
 )
-for _name, _read, _detect in _READERS:
-    register_layout(Layout(FAMILY, _name, read=_read, detect=_detect))
+register_layouts(FAMILY, _READERS)
 
 
 def detect_layout(root: str | Path) -> tuple[str, Path]:
@@ -82,14 +81,9 @@ def detect_layout(root: str | Path) -> tuple[str, Path]:
     Raises:
         LayoutError: ``root`` is missing or matches no layout (one line naming what was expected).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise LayoutError(f"{root}: 2-D segmentation data folder not found")
-    found = find_layout(FAMILY, root)
-    if found is None:
-        raise LayoutError(f"{root}: no 2-D segmentation layout recognised (expected {EXPECTED_LAYOUTS_LINE}; "
-                          f"a plain images/ + masks/ folder needs --layout kvasir_seg (polyps) or --layout folder2d)")
-    return found
+    return detect_family_layout(FAMILY, root, "2-D segmentation",
+                                f"{EXPECTED_LAYOUTS_LINE}; a plain images/ + masks/ folder needs --layout kvasir_seg "
+                                f"(polyps) or --layout folder2d")
 
 
 def read_seg2d(root: str | Path, layout: str = "auto", require_labels: bool = True) -> Seg2DSet:
@@ -108,15 +102,7 @@ def read_seg2d(root: str | Path, layout: str = "auto", require_labels: bool = Tr
         DataError: a file without the arrays the layout needs.
         DamagedFileError: an unreadable HDF5 / NPZ file.
     """
-    accepted = known_layouts(FAMILY, LAYOUTS)
-    if layout not in accepted:
-        raise LayoutError(f"unknown 2-D segmentation layout {layout!r}; choose one of {', '.join(accepted)}")
-    if layout == "auto":
-        layout, path = detect_layout(root)
-    else:
-        path = Path(root)
-        if not path.is_dir():
-            raise LayoutError(f"{path}: 2-D segmentation data folder not found")
+    layout, path = resolve_layout(FAMILY, root, layout, LAYOUTS, "2-D segmentation", detect_layout)
     return layout_reader(FAMILY, layout).read(path, require_labels=require_labels)
 
 

@@ -46,8 +46,8 @@ from typing import Optional
 import numpy as np
 
 from medmodal.data.images import decode_image, read_image_size
-from medmodal.data.seg2d.common import (NIFTI_SUFFIXES, Seg2DCase, Seg2DSet, first_line, h5_shapes, npz_shapes,
-                                        percentile_scale)
+from medmodal.data.seg2d.common import (NIFTI_SUFFIXES, Seg2DCase, Seg2DSet, first_line, h5_shapes, label_ints,
+                                        load_nifti, nifti_array, nifti_shape, npz_shapes, percentile_scale)
 from medmodal.data.seg2d.synapse import BTCV_LABELS, BTCV_LUT, HU_WINDOW
 from medmodal.errors import DamagedFileError, DataError, ImageReadError
 
@@ -175,31 +175,8 @@ def _npy_label(dataset: Seg2DSet, path: Path) -> np.ndarray:
                     f"[{count}, H, W] / [H, W, {count}]")
 
 
-def _nifti(path: Path):
-    import nibabel as nib
-
-    try:
-        return nib.load(str(path))
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
-        raise DamagedFileError(f"{path}: not a readable NIfTI file ({first_line(err)})") from None
-
-
-def _nifti_shape(path: Path, img) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise DataError(f"{path}: expected a 3-D volume, got shape {shape}")
-    return shape
-
-
 def _nifti_data(path: Path, img, floating: bool) -> np.ndarray:
-    shape = _nifti_shape(path, img)
-    try:
-        data = img.get_fdata(dtype=np.float32) if floating else np.asanyarray(img.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, MemoryError) as err:
-        raise DamagedFileError(f"{path}: unreadable or truncated NIfTI data ({first_line(err)})") from None
-    return np.ascontiguousarray(np.asarray(data).reshape(shape).transpose(2, 0, 1))  # [S, H, W], slice k = [:, :, k]
+    return np.ascontiguousarray(nifti_array(path, img, floating).transpose(2, 0, 1))  # [S, H, W], slice k = [:, :, k]
 
 
 # --------------------------------------------------------------------------- checks
@@ -217,18 +194,7 @@ def _unit(image: np.ndarray, path: Path) -> np.ndarray:
 
 def _classes(values: np.ndarray, path: Path, count: int, what: str) -> np.ndarray:
     """Integer label values ``0..count-1`` as int64 (``what`` names the convention in a message)."""
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        if not np.isfinite(values).all() or (values != np.round(values)).any():
-            raise DataError(f"{path}: label holds non-integer values")
-    elif values.dtype.kind not in "iub":
-        raise DataError(f"{path}: label of type {values.dtype} is not numeric")
-    out = values.astype(np.int64)
-    bad = np.unique(out[(out < 0) | (out >= count)])
-    if bad.size:
-        shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
-        raise DataError(f"{path}: label values {shown} outside {what} 0..{count - 1}")
-    return out
+    return label_ints(values, path, count, f"{what} 0..{count - 1}")
 
 
 def _label_values(dataset: Seg2DSet, values: np.ndarray, path: Path) -> np.ndarray:
@@ -280,16 +246,16 @@ def _read(dataset: Seg2DSet, case: Seg2DCase, want_image: bool) -> CaseArrays:
             image = _unit(image, path)[:, None] if image is not None else None
             label = _label_values(dataset, label, path) if label is not None else None
     elif fmt == "nifti":
-        img = _nifti(case.image[0])
-        shape = _nifti_shape(case.image[0], img)
+        img = load_nifti(case.image[0])
+        shape = nifti_shape(case.image[0], img)
         zooms = img.header.get_zooms()
         spacing = (float(zooms[2]), float(zooms[0]), float(zooms[1]))
         affine = np.asarray(img.affine, np.float64)
         if want_image:
             image = _normalise_volume(dataset, _nifti_data(case.image[0], img, True), case.image[0])[:, None]
         if want_label:
-            limg = _nifti(case.label[0])
-            _same_grid(shape, _nifti_shape(case.label[0], limg), case.image[0], case.label[0])
+            limg = load_nifti(case.label[0])
+            _same_grid(shape, nifti_shape(case.label[0], limg), case.image[0], case.label[0])
             label = _label_values(dataset, _nifti_data(case.label[0], limg, False), case.label[0])
     elif fmt == "npy":
         path = case.image[0]
@@ -418,7 +384,7 @@ def case_shape(dataset: Seg2DSet, case: Seg2DCase) -> tuple[int, int, int]:
     if fmt == "photo":
         return (1, *read_image_size(first, error=ImageReadError))
     if fmt == "nifti":
-        x, y, z = _nifti_shape(first, _nifti(first))
+        x, y, z = nifti_shape(first, load_nifti(first))
         return z, x, y
     shapes = npz_shapes(first) if fmt == "npz" else h5_shapes(first)
     if "image" not in shapes:

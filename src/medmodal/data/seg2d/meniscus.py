@@ -63,7 +63,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from medmodal.data.seg2d.common import Seg2DCase, Seg2DSet, files_in, make_set, natural_key, some, subdir
+from medmodal.data.seg2d.common import Seg2DCase, Seg2DSet, count_note, files_in, make_set, natural_key, some, subdir
 from medmodal.errors import LayoutError
 
 __all__ = ["LIST_ROLES", "LIST_DIRS", "detect_meniscus", "read_meniscus", "patient_from_name"]
@@ -274,14 +274,11 @@ def read_meniscus(path: Path, require_labels: bool = True) -> Seg2DSet:
             order.append(image)
         if dups:
             notes.append(f"{csv_path}: {len(dups)} slice(s) listed again, read once (line(s) {some(dups)})")
-        if also_labelled:
-            notes.append(f"{csv_path}: {len(also_labelled)} slice(s) also in a labelled list, read once, labelled: "
-                         f"{some(also_labelled)}")
+        notes += count_note(also_labelled, "slice(s) also in a labelled list, read once, labelled", f"{csv_path}: ")
         if unread_labels:
             notes.append(f"{csv_path}: the label column of the unlabelled list is not read ({len(unread_labels)} "
                          f"row(s))")
-        if no_label:
-            notes.append(f"{csv_path}: {len(no_label)} row(s) without a label path, kept unlabelled: {some(no_label)}")
+        notes += count_note(no_label, "row(s) without a label path, kept unlabelled", f"{csv_path}: ")
     if not rows_of:
         raise LayoutError(f"{path}: the CSV files list no slice ({some(p for _, p in lists)})")
 

@@ -550,17 +550,39 @@ def write_synthetic(out: str | Path, layout: str, n: int = 8, size: int = 64, se
     Raises:
         ConfigError: an unknown layout, ``n`` outside the layout's range, a ``size`` below 16, a negative seed.
     """
-    if layout not in SYNTH_LAYOUTS:
-        raise ConfigError(f"unknown synthetic 2-D segmentation layout {layout!r}; choose one of "
-                          f"{', '.join(SYNTH_LAYOUTS)}")
-    lo, hi = LIMITS[layout]
-    if not lo <= n <= hi:
-        raise ConfigError(f"a synthetic {layout} twin has {lo} to {hi} cases, got {n}")
+    check_twin(layout, n, SYNTH_LAYOUTS, LIMITS, "2-D segmentation", "cases")
     if size < 16:
         raise ConfigError(f"synthetic image size must be at least 16 pixels, got {size}")
-    if seed < 0:
-        raise ConfigError(f"seed must be at least 0, got {seed}")
+    root = twin_root(out, seed=seed)
+    _WRITERS[layout](root, layout, int(n), int(size), int(seed))
+    return root
+
+
+def check_twin(layout: str, n: int, layouts: tuple[str, ...], limits: dict[str, tuple[int, int]], what: str,
+               noun: str) -> None:
+    """Refuse an unknown ``layout`` (one of ``layouts``; ``what``: the family in words) or ``n`` outside the
+    layout's ``limits`` (``noun``: what ``n`` counts) of a 2-D or 3-D ``write_synthetic``.
+
+    Raises:
+        ConfigError: one line naming the choices or the range.
+    """
+    if layout not in layouts:
+        raise ConfigError(f"unknown synthetic {what} layout {layout!r}; choose one of {', '.join(layouts)}")
+    lo, hi = limits[layout]
+    if not lo <= n <= hi:
+        raise ConfigError(f"a synthetic {layout} twin has {lo} to {hi} {noun}, got {n}")
+
+
+def twin_root(out: str | Path, **at_least_zero: int) -> Path:
+    """The folder ``out`` of a ``write_synthetic``, created, once every count of ``at_least_zero`` (``seed=...``,
+    in order) is checked.
+
+    Raises:
+        ConfigError: a negative count (naming it).
+    """
+    for name, value in at_least_zero.items():
+        if value < 0:
+            raise ConfigError(f"{name} must be at least 0, got {value}")
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    _WRITERS[layout](root, layout, int(n), int(size), int(seed))
     return root

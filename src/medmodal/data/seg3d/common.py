@@ -2,17 +2,20 @@
 NIfTI / list helpers whose errors are one line naming a file.
 
 The records are documented where the engine meets them, in :mod:`medmodal.data.seg3d.layouts`, which re-exports
-them. The small folder and list helpers (natural sort, hidden-file filter, list files, HDF5 probing) are the 2-D
-family's (:mod:`medmodal.data.seg2d.common`), so both families name files and order cases alike.
+them. The small folder and list helpers (natural sort, hidden-file filter, list files, HDF5 probing), the split
+names and case order (:data:`SPLITS`, ``sorted_cases``) and the base of the set record (``CaseSet``: its first
+fields and split methods) are the 2-D family's (:mod:`medmodal.data.seg2d.common`), so both families name files
+and order cases alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-from medmodal.data.seg2d.common import files_in, natural_key, split_of_lists, strip_suffix
+from medmodal.data.seg2d.common import (NIFTI_SUFFIXES, SPLITS, CaseSet, files_in, natural_key, sorted_cases,
+                                        split_of_lists, strip_suffix)
 from medmodal.errors import LayoutError
 
 __all__ = ["FAMILY", "LAYOUTS", "SPLITS", "LA_CLASSES", "BHSD_CLASSES", "BINARY_CLASSES", "HAEMORRHAGE_CLASSES",
@@ -22,8 +25,6 @@ __all__ = ["FAMILY", "LAYOUTS", "SPLITS", "LA_CLASSES", "BHSD_CLASSES", "BINARY_
 FAMILY = "seg3d"
 #: The layouts in detection order (``auto`` first; the specific layouts before the generic one).
 LAYOUTS = ("auto", "la2018", "bhsd", "nifti_folder")
-#: Split names in the order cases are listed (``None`` last).
-SPLITS = ("train", "val", "test")
 #: UA-MT's left-atrium labels (``label`` of ``mri_norm2.h5``: 0 background, 1 atrium).
 LA_CLASSES = ("background", "left atrium")
 #: BHSD's label values (Wu et al., MLMI 2023): 1 epidural (EDH), 2 intraparenchymal (IPH), 3 intraventricular (IVH),
@@ -34,7 +35,6 @@ HAEMORRHAGE_CLASSES = ("background", "haemorrhage")
 #: The classes of a binarised label without names (``nifti_folder`` with ``binary=True`` or no ``dataset.json``).
 BINARY_CLASSES = ("background", "foreground")
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Files a reader names when it does not use them (other visible files are named too, see each reader).
 DATA_SUFFIXES = (*NIFTI_SUFFIXES, ".h5", ".hdf5", ".nrrd", ".mha", ".mhd", ".npz", ".npy")
 
@@ -60,7 +60,7 @@ class Seg3DCase:
 
 
 @dataclass
-class Seg3DSet:
+class Seg3DSet(CaseSet):
     """What a reader returns: the cases (sorted by split, then by id in natural order) and what was noticed.
 
     Attributes:
@@ -81,26 +81,10 @@ class Seg3DSet:
             (BHSD binarised: :data:`BHSD_CLASSES`); empty when the files hold :attr:`classes` themselves.
     """
 
-    layout: str
-    root: Path
-    dataset: str
     cases: list[Seg3DCase]
-    classes: tuple[str, ...]
-    channels: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
     train_order: list[str] = field(default_factory=list)
     binary: bool = False
     source_classes: tuple[str, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    def __iter__(self) -> Iterator[Seg3DCase]:
-        return iter(self.cases)
-
-    def split(self, name: Optional[str]) -> list[Seg3DCase]:
-        """The cases of split ``name`` (``train`` | ``val`` | ``test`` | ``None``), in set order."""
-        return [c for c in self.cases if c.split == name]
 
     def case(self, case_id: str) -> Seg3DCase:
         """The case ``case_id``.
@@ -123,11 +107,6 @@ class Seg3DSet:
         """The cases without a label, in set order."""
         return [c for c in self.cases if not c.has_label]
 
-    @property
-    def has_splits(self) -> bool:
-        """True when every case has a split."""
-        return all(c.split is not None for c in self.cases)
-
 
 # --------------------------------------------------------------------------- helpers of the readers
 def make_set(layout: str, root: Path, dataset: str, cases: list[Seg3DCase], classes: tuple[str, ...],
@@ -143,10 +122,8 @@ def make_set(layout: str, root: Path, dataset: str, cases: list[Seg3DCase], clas
         if case.id in seen:
             raise LayoutError(f"{case.image}: a second case {case.id!r} (also {seen[case.id].image})")
         seen[case.id] = case
-    rank = {name: i for i, name in enumerate(SPLITS)}
-    cases = sorted(cases, key=lambda c: (rank.get(c.split, len(SPLITS)), natural_key(c.id)))
-    return Seg3DSet(layout, Path(root), dataset, cases, tuple(classes), tuple(channels), notes, list(train_order),
-                    binary, tuple(source_classes))
+    return Seg3DSet(layout, Path(root), dataset, sorted_cases(cases), tuple(classes), tuple(channels), notes,
+                    list(train_order), binary, tuple(source_classes))
 
 
 def nifti_files(folder: Optional[Path], other: list[Path]) -> dict[str, Path]:

@@ -29,13 +29,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from medmodal.data.layouts import Layout, find_layout, known_layouts, layout_reader, register_layout
+from medmodal.data.layouts import detect_family_layout, layout_reader, register_layouts, resolve_layout
 from medmodal.data.seg3d.bhsd import detect_bhsd, read_bhsd
 from medmodal.data.seg3d.common import (BHSD_CLASSES, BINARY_CLASSES, FAMILY, HAEMORRHAGE_CLASSES, LA_CLASSES, LAYOUTS,
                                         Seg3DCase, Seg3DSet)
 from medmodal.data.seg3d.la2018 import detect_la2018, read_la2018
 from medmodal.data.seg3d.nifti_folder import detect_nifti_folder, read_nifti_folder
-from medmodal.errors import LayoutError
 
 __all__ = ["FAMILY", "LAYOUTS", "LA_CLASSES", "BHSD_CLASSES", "HAEMORRHAGE_CLASSES", "BINARY_CLASSES", "Seg3DCase",
            "Seg3DSet", "read_seg3d", "detect_layout", "EXPECTED_LAYOUTS_LINE"]
@@ -49,26 +48,16 @@ _READERS: tuple[tuple[str, Callable, Callable], ...] = (
     ("bhsd", read_bhsd, detect_bhsd),
     ("nifti_folder", read_nifti_folder, detect_nifti_folder),
 )
-for _name, _read, _detect in _READERS:
-    register_layout(Layout(FAMILY, _name, read=_read, detect=_detect))
+register_layouts(FAMILY, _READERS)
 
 
 def detect_layout(root: str | Path) -> tuple[str, Path]:
-    """``(layout, path to read)`` of a 3-D segmentation data folder.
-
-    Args:
-        root: the data folder.
+    """``(layout, path to read)`` of the 3-D segmentation data folder ``root``.
 
     Raises:
-        LayoutError: ``root`` is missing or matches no layout (one line naming what was expected).
+        LayoutError: ``root`` is missing or matches no layout (one line naming :data:`EXPECTED_LAYOUTS_LINE`).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise LayoutError(f"{root}: 3-D segmentation data folder not found")
-    found = find_layout(FAMILY, root)
-    if found is None:
-        raise LayoutError(f"{root}: no 3-D segmentation layout recognised (expected {EXPECTED_LAYOUTS_LINE})")
-    return found
+    return detect_family_layout(FAMILY, root, "3-D segmentation", EXPECTED_LAYOUTS_LINE)
 
 
 def read_seg3d(root: str | Path, layout: str = "auto", binary: Optional[bool] = None,
@@ -90,13 +79,5 @@ def read_seg3d(root: str | Path, layout: str = "auto", binary: Optional[bool] = 
         DataError: a file without the arrays the layout needs, an HDF5 image and label of different shapes.
         DamagedFileError: an unreadable HDF5 file.
     """
-    accepted = known_layouts(FAMILY, LAYOUTS)
-    if layout not in accepted:
-        raise LayoutError(f"unknown 3-D segmentation layout {layout!r}; choose one of {', '.join(accepted)}")
-    if layout == "auto":
-        layout, path = detect_layout(root)
-    else:
-        path = Path(root)
-        if not path.is_dir():
-            raise LayoutError(f"{path}: 3-D segmentation data folder not found")
+    layout, path = resolve_layout(FAMILY, root, layout, LAYOUTS, "3-D segmentation", detect_layout)
     return layout_reader(FAMILY, layout).read(path, binary=binary, require_labels=require_labels)

@@ -32,14 +32,13 @@ image (:class:`~medmodal.errors.DataError`); an unreadable HDF5 / NIfTI file
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from medmodal.data.seg2d.common import first_line, h5_shapes
+from medmodal.data.seg2d.common import first_line, h5_shapes, label_ints, load_nifti, nifti_array, nifti_shape
 from medmodal.data.seg3d.bhsd import BRAIN_WINDOW
 from medmodal.data.seg3d.common import Seg3DCase, Seg3DSet
 from medmodal.data.seg3d.la2018 import LA_SPACING
@@ -98,32 +97,9 @@ def _h5_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def _nifti(path: Path):
-    import nibabel as nib
-
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        return nib.load(str(path))
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as err:
-        raise DamagedFileError(f"{path}: not a readable NIfTI file ({first_line(err)})") from None
-
-
-def _nifti_shape(path: Path, img) -> tuple[int, int, int]:
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise DataError(f"{path}: expected a 3-D volume, got shape {shape}")
-    return shape
-
-
-def _nifti_data(path: Path, img, floating: bool) -> np.ndarray:
-    shape = _nifti_shape(path, img)
-    try:
-        data = img.get_fdata(dtype=np.float32) if floating else np.asanyarray(img.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, MemoryError) as err:
-        raise DamagedFileError(f"{path}: unreadable or truncated NIfTI data ({first_line(err)})") from None
-    return np.asarray(data).reshape(shape)
+    return load_nifti(path)
 
 
 # --------------------------------------------------------------------------- checks
@@ -135,21 +111,11 @@ def _same_grid(image_shape: tuple, label_shape: tuple, image_path: Path, label_p
 
 def _label_values(values: np.ndarray, path: Path, dataset: Seg3DSet, binary: bool) -> np.ndarray:
     """File label values -> uint8 class indices (module docstring)."""
-    values = np.asarray(values)
-    if values.dtype.kind == "f":
-        if not np.isfinite(values).all() or (values != np.round(values)).any():
-            raise DataError(f"{path}: label holds non-integer values")
-    elif values.dtype.kind not in "iub":
-        raise DataError(f"{path}: label of type {values.dtype} is not numeric")
     file_classes = dataset.source_classes or (() if dataset.binary else dataset.classes)
     count = len(file_classes) if file_classes else 256
-    ints = values.astype(np.int64)
-    bad = np.unique(ints[(ints < 0) | (ints >= count)])
-    if bad.size:
-        shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
-        what = (f"the {count} {dataset.dataset} classes 0..{count - 1}" if file_classes
-                else "0..255 (binarised: value > 0 is foreground)")
-        raise DataError(f"{path}: label values {shown} outside {what}")
+    what = (f"the {count} {dataset.dataset} classes 0..{count - 1}" if file_classes
+            else "0..255 (binarised: value > 0 is foreground)")
+    ints = label_ints(values, path, count, what)
     return (ints > 0).astype(np.uint8) if binary else ints.astype(np.uint8)
 
 
@@ -211,18 +177,18 @@ def _read(case: Seg3DCase, dataset: Seg3DSet, binary: Optional[bool], want_image
         notes.append(f"{case.image}: no voxel size stored; spacing (1, 1, 1) in voxels")
     else:
         img = _nifti(case.image)
-        shape = _nifti_shape(case.image, img)
+        shape = nifti_shape(case.image, img)
         spacing = tuple(float(z) for z in img.header.get_zooms()[:3])
         affine = np.asarray(img.affine, np.float64)
         if want_image:
-            image, more = normalise_intensity(_nifti_data(case.image, img, True), dataset.dataset, case.image)
+            image, more = normalise_intensity(nifti_array(case.image, img, True), dataset.dataset, case.image)
             notes += more
         if case.has_label:
             if case.label is None:
                 raise DataError(f"{case.image}: the case has a label but no label file")
             limg = _nifti(case.label)
-            _same_grid(shape, _nifti_shape(case.label, limg), case.image, case.label)
-            label = _label_values(_nifti_data(case.label, limg, False), case.label, dataset, binary)
+            _same_grid(shape, nifti_shape(case.label, limg), case.image, case.label)
+            label = _label_values(nifti_array(case.label, limg, False), case.label, dataset, binary)
             allowed = 1e-3 * max(min(spacing), 1e-6)
             if float(np.abs(np.asarray(limg.affine) - affine).max()) > allowed:
                 notes.append(f"{case.label}: affine differs from {case.image.name}'s (same grid assumed)")
@@ -287,4 +253,4 @@ def volume_shape(case: Seg3DCase, dataset_set: Seg3DSet) -> tuple[int, int, int]
         if len(shapes["image"]) != 3:
             raise DataError(f"{case.image}: expected a 3-D 'image', got shape {shapes['image']}")
         return tuple(int(s) for s in shapes["image"])
-    return _nifti_shape(case.image, _nifti(case.image))
+    return nifti_shape(case.image, _nifti(case.image))

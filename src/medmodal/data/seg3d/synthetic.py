@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from medmodal.data.seg2d.synthetic import check_twin, twin_root
 from medmodal.data.seg3d.la2018 import LA_FILE, LA_TRAINING_DIRS
 from medmodal.errors import ConfigError
 
@@ -276,20 +277,10 @@ def write_synthetic(out: str | Path, layout: str, n: int = 8, size: int | Sequen
         ConfigError: an unknown layout, ``n`` outside the layout's range, a size below 8 voxels, a negative seed or
             ``unlabelled``.
     """
-    if layout not in SYNTH_LAYOUTS:
-        raise ConfigError(f"unknown synthetic 3-D segmentation layout {layout!r}; choose one of "
-                          f"{', '.join(SYNTH_LAYOUTS)}")
-    lo, hi = LIMITS[layout]
-    if not lo <= n <= hi:
-        raise ConfigError(f"a synthetic {layout} twin has {lo} to {hi} labelled volumes, got {n}")
+    check_twin(layout, n, SYNTH_LAYOUTS, LIMITS, "3-D segmentation", "labelled volumes")
     shape = (int(size), int(size), int(size) // 2) if np.isscalar(size) else tuple(int(s) for s in size)
     if len(shape) != 3 or min(shape) < 8:
         raise ConfigError(f"synthetic volume size must be 3 edges of at least 8 voxels, got {size}")
-    if seed < 0:
-        raise ConfigError(f"seed must be at least 0, got {seed}")
-    if unlabelled < 0:
-        raise ConfigError(f"unlabelled must be at least 0, got {unlabelled}")
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = twin_root(out, seed=seed, unlabelled=unlabelled)
     _WRITERS[layout](root, int(n), shape, int(seed), int(unlabelled))
     return root

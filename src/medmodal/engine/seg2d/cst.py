@@ -35,7 +35,7 @@ from medmodal.engine.seg2d.train import METRICS_FILE, _training_slices, run_seg2
 from medmodal.errors import ConfigError
 from medmodal.io import atomic_write_json
 
-__all__ = ["train_2d", "run_conditional_self_training", "agreement", "reliable_slices"]
+__all__ = ["train_2d", "run_conditional_self_training", "agreement", "lowest_agreement", "reliable_slices"]
 
 
 def train_2d(cfg: Seg2DRunConfig, resume: str | None = "auto") -> RunResult:
@@ -59,13 +59,17 @@ def agreement(a: torch.Tensor, b: torch.Tensor, num_classes: int) -> torch.Tenso
     return torch.stack(scores).mean(0)
 
 
-def reliable_slices(predictions: list[torch.Tensor], num_classes: int, threshold: float) -> torch.Tensor:
-    """``[N]`` bool: the first snapshot's prediction agrees with every later one at ``threshold`` or more."""
+def lowest_agreement(predictions: list[torch.Tensor], num_classes: int) -> torch.Tensor:
+    """``[N]``: per slice, the lowest :func:`agreement` between the first snapshot's prediction and a later one."""
     if len(predictions) < 2:
         raise ValueError("conditional self-training compares at least two snapshots")
     first = predictions[0]
-    agree = torch.stack([agreement(first, p, num_classes) for p in predictions[1:]])
-    return (agree >= threshold).all(0)
+    return torch.stack([agreement(first, p, num_classes) for p in predictions[1:]]).min(0).values
+
+
+def reliable_slices(predictions: list[torch.Tensor], num_classes: int, threshold: float) -> torch.Tensor:
+    """``[N]`` bool: the first snapshot's prediction agrees with every later one at ``threshold`` or more."""
+    return lowest_agreement(predictions, num_classes) >= threshold
 
 
 @torch.no_grad()
@@ -114,10 +118,18 @@ def run_conditional_self_training(cfg: Seg2DRunConfig, stage1: str | Path | None
     stage_cfg = torch.load(shots[-1], map_location="cpu", weights_only=True)["hyper_parameters"]["config"]
     num_classes = int(stage_cfg["bundle"]["num_classes"])
     predictions = [_predict(_load(stage_cfg, shot), images) for shot in shots]
-    reliable = reliable_slices(predictions, num_classes, float(cfg.semi.cst_agreement))
+    lowest = lowest_agreement(predictions, num_classes)
+    reliable = lowest >= float(cfg.semi.cst_agreement)
+    quantiles = {f"q{int(q * 100):02d}": round(float(v), 4)
+                 for q, v in zip((0.05, 0.25, 0.5, 0.75, 0.95), torch.quantile(lowest, torch.tensor(
+                     [0.05, 0.25, 0.5, 0.75, 0.95])).tolist())}
     pseudo = predictions[-1]
     supervised = replace(cfg, semi=replace(cfg.semi, method="none", self_training=False))
     n_rel = int(reliable.sum())
+    agreement_note = (f"conditional self-training: {n_rel} of {len(images)} unlabelled slices reliable (lowest "
+                      f"snapshot agreement >= {cfg.semi.cst_agreement}; its median {quantiles['q50']}, 95th "
+                      f"percentile {quantiles['q95']})" + ("; U3 learns from the labelled slices alone" if n_rel == 0
+                                                           else ""))
     u3 = run_seg2d(replace(supervised, out_dir=str(run_dir / "u3")), resume, extra=(images[reliable], pseudo[reliable]),
                    extra_note=f"conditional self-training U3: {n_rel} reliable pseudo-labelled slices of {len(images)}")
     if n_rel < len(images):
@@ -129,9 +141,10 @@ def run_conditional_self_training(cfg: Seg2DRunConfig, stage1: str | Path | None
                        extra_note=f"conditional self-training U4: {len(images)} pseudo-labelled slices ({n_rel} "
                                   f"reliable from stage 1 (agreement >= {cfg.semi.cst_agreement} over "
                                   f"{len(shots)} snapshots), {len(images) - n_rel} relabelled by U3)")
-    metrics = {"run_dir": result.run_dir, "notes": result.notes, **result.metrics, "semi": {"method": "eranet", "labelled_patients": cfg.semi.labelled_patients,
-                                          "self_training": True},
+    metrics = {"run_dir": result.run_dir, "notes": [*result.notes, agreement_note], **result.metrics,
+               "semi": {"method": "eranet", "labelled_patients": cfg.semi.labelled_patients, "self_training": True},
                "cst": {"reliable": n_rel, "pseudo_labelled": len(images), "snapshots": [p.name for p in shots],
+                       "agreement_quantiles": quantiles,
                        "stage1": str(stage1), "u3": str(run_dir / "u3"),
                        "stage1_best_val_dice": json.loads((stage1 / METRICS_FILE).read_text()).get("best_val_dice"),
                        "u3_best_val_dice": u3.metrics.get("best_val_dice")}}

@@ -41,14 +41,21 @@ __all__ = ["Seg2DPredictOptions", "find_inputs", "predict_seg2d", "NOT_IMAGES", 
 
 
 @dataclass
-class Seg2DPredictOptions:
-    """Attributes:
+class SegPredictOptions:
+    """The options of ``seg predict`` with a 2-D or 3-D model.
+
+    Attributes:
         skip_existing: skip an input whose JSON exists (``--continue``).
         skip_invalid: name and skip an unreadable input instead of stopping (``--skip-invalid``).
     """
 
     skip_existing: bool = False
     skip_invalid: bool = False
+
+
+@dataclass
+class Seg2DPredictOptions(SegPredictOptions):
+    """The options of :func:`predict_seg2d` (:class:`SegPredictOptions`)."""
 
 
 #: NIfTI name endings that are not images to segment (ACDC's reference label maps and 4-D cine series)
@@ -78,20 +85,29 @@ def find_inputs(input_path: str | Path) -> tuple[list[Path], list[Path]]:
         LayoutError: the path does not exist, or holds no input file (naming what was looked for).
     """
     path = Path(input_path)
-    if path.is_file():
-        reason = not_image_reason(path)
-        if reason is not None:
-            raise LayoutError(f"{path}: {reason}; nothing to segment")
-        return [path], []
-    if not path.is_dir():
-        raise LayoutError(f"{path}: input not found")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    inputs = [p for p in files if not_image_reason(p) is None]
-    ignored = [p for p in files if not_image_reason(p) is not None]
+    inputs, ignored = split_inputs(path, not_image_reason)
     if not inputs:
         raise LayoutError(f"{path}: no NIfTI (.nii/.nii.gz), HDF5 (.h5), NPZ or picture (PNG/JPEG/TIFF/BMP) file "
                           f"directly in this folder")
     return inputs, ignored
+
+
+def split_inputs(path: Path, reason: Callable[[Path], str | None]) -> tuple[list[Path], list[Path]]:
+    """``(inputs, ignored)`` of ``path`` (the 2-D and 3-D ``find_inputs``): the file itself, or the visible files
+    directly in the folder (sorted) split by ``reason(file)`` (``None``: an input; else why it is not).
+
+    Raises:
+        LayoutError: ``path`` does not exist, or is a file that is no input (naming ``reason``).
+    """
+    if path.is_file():
+        why = reason(path)
+        if why is not None:
+            raise LayoutError(f"{path}: {why}; nothing to segment")
+        return [path], []
+    if not path.is_dir():
+        raise LayoutError(f"{path}: input not found")
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [p for p in files if reason(p) is None], [p for p in files if reason(p) is not None]
 
 
 def _check_output(out: Path, input_path: Path, inputs: list[Path]) -> None:
@@ -122,21 +138,34 @@ def predict_seg2d(model: torch.nn.Module, meta: dict, input_path: str | Path, ou
         raise ConfigError(f"{meta.get('source', 'the model')}: not a 2-D segmentation model "
                           f"(image_kind {meta.get('image_kind')!r})")
     inputs, ignored = find_inputs(input_path)
-    _check_output(Path(out_dir), Path(input_path), inputs)
+    return predict_inputs(inputs, ignored, Path(input_path), out_dir, options, on_item, output_name_stem,
+                          lambda path, out: _predict_one(model, meta, path, out),
+                          (DataError, DamagedFileError, ImageReadError))
+
+
+def predict_inputs(inputs: list[Path], ignored: list[Path], input_path: Path, out_dir: str | Path,
+                   options: SegPredictOptions, on_item: Optional[Callable[[Path, str, object], None]],
+                   stem: Callable[[Path], str], predict_one: Callable[[Path, Path], dict],
+                   invalid: tuple[type[Exception], ...]) -> dict:
+    """The loop of :func:`predict_seg2d` and :func:`medmodal.engine.seg3d.predict.predict_seg3d`: check ``out_dir``
+    (:func:`_check_output`), then per input ``predict_one(path, out)`` writes the label map and returns the record,
+    written last as ``<stem(path)>.json``; an ``invalid`` error stops the loop (naming ``--skip-invalid``) or, with
+    ``options.skip_invalid``, is reported and skipped. An output folder this call made and left empty is removed.
+    Returns ``{"written", "skipped", "invalid", "ignored": [paths]}``."""
+    _check_output(Path(out_dir), input_path, inputs)
     created = not Path(out_dir).exists()
     out = ensure_writable_dir(out_dir)
     counts: dict = {"written": 0, "skipped": 0, "invalid": 0, "ignored": [str(p) for p in ignored]}
     try:
         for path in inputs:
-            stem = output_name_stem(path)
-            record_path = out / f"{stem}.json"
+            record_path = out / f"{stem(path)}.json"
             if options.skip_existing and record_path.is_file():
                 counts["skipped"] += 1
                 on_item and on_item(path, "skipped", None)
                 continue
             try:
-                record = _predict_one(model, meta, path, out)
-            except (DataError, DamagedFileError, ImageReadError) as err:
+                record = predict_one(path, out)
+            except invalid as err:
                 if not options.skip_invalid:
                     kept = counts["written"]
                     kept_text = f"; the {kept} written so far are kept and --continue skips them" if kept else ""

@@ -30,7 +30,6 @@ from torch.utils.data import Dataset
 
 from medmodal.config import config_to_dict, save_config
 from medmodal.data.seg2d import Seg2DCase, Seg2DSet, case_patient, load_case, read_seg2d
-from medmodal.data.sampler import TwoStreamBatchSampler
 from medmodal.data.seg2d.slice_dataset import SliceTrainingSet, resize_image, resize_label
 from medmodal.distributed import is_global_zero
 from medmodal.engine.run import (RunResult, finished_result, fit, json_finite, refuse_run_dir_in_data,
@@ -186,15 +185,14 @@ class Seg2DDataModule(SemiDataModule):
         if extra is not None:
             images, labels = torch.cat([images, extra[0].to(images)]), torch.cat([labels, extra[1].to(labels)])
         self.labelled_slices = len(images)
-        self.batch_sampler = None
-        if cfg.semi.method != "none" and unlabelled:
+        semi = cfg.semi.method != "none" and bool(unlabelled)
+        if semi:
             more, unknown = _training_slices(dataset, unlabelled, cfg.data.grid(), labelled=False)
             images, labels = torch.cat([images, more]), torch.cat([labels, unknown])
-            batches = max(1, (cfg.trainer.samples_per_epoch or len(images)) // cfg.data.batch_size)
-            self.batch_sampler = TwoStreamBatchSampler(self.labelled_slices, len(images), cfg.data.batch_size,
-                                                       cfg.semi.labelled_batch, batches, seed=cfg.trainer.seed)
         self.train_set = SliceTrainingSet(images, labels, cfg.data.augment, cfg.trainer.samples_per_epoch,
                                           seed=cfg.trainer.seed)
+        self.set_samplers(len(images), self.labelled_slices, semi, cfg.data.batch_size, cfg.semi.labelled_batch,
+                          cfg.trainer.seed)
         self.val_set = _Cases(dataset, val) if val else None
         self.batch_size = cfg.data.batch_size
         self.num_workers, self.workers_note = cfg.data.capped_workers()
@@ -339,7 +337,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
         notes.append("no validation cases: the last checkpoint is evaluated")
     trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
                            grad_clip=cfg.optim.grad_clip, validate=validate,
-                           extra_callbacks=[_SetEpoch(data.train_set, data.batch_sampler),
+                           extra_callbacks=[_SetEpoch(*data.epoch_targets()),
                                             *([snapshot_callback(run_dir, t.max_epochs, cfg.semi.snapshots)]
                                               if cfg.semi.method == "eranet" else [])])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)

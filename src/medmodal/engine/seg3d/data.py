@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from medmodal.data.sampler import TwoStreamBatchSampler
 from medmodal.data.seg3d import Seg3DCase, Seg3DSet, load_volume
 from medmodal.engine.semi import SemiDataModule
 from medmodal.errors import DataError
@@ -115,15 +114,13 @@ class Seg3DDataModule(SemiDataModule):
         scale = float(cfg.data.scale)
         volumes = [load_scaled(dataset, c, scale) for c in train]
         self.labelled_volumes = len(volumes)
-        self.batch_sampler = None
-        if cfg.semi.method != "none" and unlabelled:
+        semi = cfg.semi.method != "none" and bool(unlabelled)
+        if semi:
             volumes += [load_scaled(dataset, c, scale, labelled=False) for c in unlabelled]
         self.train_set = PatchTrainingSet(volumes, cfg.data.patch, cfg.trainer.samples_per_epoch, cfg.trainer.seed)
-        if cfg.semi.method != "none" and unlabelled:
-            # both streams index volumes; the labelled ones come first in the set
-            batches = max(1, len(self.train_set) // cfg.data.batch_size)
-            self.batch_sampler = TwoStreamBatchSampler(self.labelled_volumes, len(volumes), cfg.data.batch_size,
-                                                       cfg.semi.labelled_batch, batches, seed=cfg.trainer.seed)
+        # draws index volumes (labelled first); every volume is reached even when an epoch is shorter than the set
+        self.set_samplers(len(volumes), self.labelled_volumes, semi, cfg.data.batch_size, cfg.semi.labelled_batch,
+                          cfg.trainer.seed)
         self.val_set = _Volumes([load_scaled(dataset, c, scale) for c in val]) if val else None
         self.batch_size = cfg.data.batch_size
         self.num_workers, self.workers_note = cfg.data.capped_workers()

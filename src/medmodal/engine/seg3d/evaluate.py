@@ -13,25 +13,21 @@ gives the test scores of its ``metrics.json``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
 from medmodal.data.seg3d import read_seg3d
 from medmodal.engine.run import json_finite
+from medmodal.engine.seg2d.evaluate import (_run_folder, _stored_config, eval_cases, eval_model_and_data, is_run_of,
+                                            notes_markdown, write_rows)
 from medmodal.engine.seg3d.config import Seg3DDataSettings, Seg3DEvalSettings, Seg3DRunConfig
 from medmodal.engine.seg3d.train import score_volumes
-from medmodal.errors import CheckpointError, ConfigError, DataError
+from medmodal.errors import ConfigError, DataError
 from medmodal.evaluation.seg2d import summarise
 from medmodal.evaluation.seg3d import metric_columns
-from medmodal.inference.segmentation import resolve_device
 from medmodal.io import atomic_write_json, atomic_write_text
-from medmodal.models.bundles import load_model, stored_meta
 
 __all__ = ["is_seg3d_run", "evaluate_seg3d_run", "Seg3DEvaluation", "EVAL_SPLITS", "markdown_table",
            "distance_unit"]
@@ -53,32 +49,10 @@ class Seg3DEvaluation:
     record: dict
 
 
-def _run_folder(path: Path) -> Path:
-    path = Path(path)
-    if path.is_file():
-        path = path.parent
-    if path.name in ("model", "checkpoints"):
-        return path.parent
-    return path
-
-
-def _stored_config(folder: Path) -> dict:
-    path = folder / "config.yaml"
-    try:
-        data = yaml.safe_load(path.read_text()) if path.is_file() else None
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def is_seg3d_run(run: str | Path) -> bool:
     """Whether ``run`` (a run folder, its bundle, a bundle file or a ``.ckpt``) holds a 3-D model: its bundle's
     ``model.json`` says ``image_kind: 3d``, or its ``config.yaml`` says ``task: 3d``. Never raises."""
-    run = Path(run)
-    meta = stored_meta(run)
-    if meta is not None:
-        return meta.get("image_kind") == "3d"
-    return _stored_config(_run_folder(run)).get("task") == "3d"
+    return is_run_of(run, "3d")
 
 
 def distance_unit(layout: str) -> str:
@@ -138,33 +112,16 @@ def evaluate_seg3d_run(run: str | Path, data: str | Path | None = None, split: s
     folder = _run_folder(run)
     cfg = _stored_config(folder)
     own_data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
-    own_root = own_data.get("root")
-    root = Path(data) if data is not None else (Path(own_root) if own_root else None)
-    if root is None:
-        raise ConfigError(f"{run}: no config.yaml in the run; give the data folder (--data)")
-    own = own_root is not None and root.resolve() == Path(own_root).resolve()
-    if own and layout == "auto":
-        layout = own_data.get("layout", "auto")
-    model, meta = load_model(run, map_location=resolve_device(device))
-    if meta.get("image_kind") != "3d":
-        raise CheckpointError(f"{meta.get('source', run)}: not a 3-D segmentation model")
-    if not root.is_dir():
-        where = "the run's data.root" if data is None else "--data"
-        raise ConfigError(f"{root}: data folder not found ({where}); give the data folder with --data")
+    root, own, layout, model, meta = eval_model_and_data(run, data, own_data, layout, device, "3d")
     classes = list(meta["classes"])
     dataset = _read_data(root, layout, classes)
     by_id = {c.id: c for c in dataset.cases}
-    if split == "all":
-        cases = [c for c in dataset.cases if c.has_label]
-    elif own and (folder / "splits.json").is_file():
+
+    def run_split() -> list:
         ids = json.loads((folder / "splits.json").read_text()).get(split, [])
-        cases = [by_id[i] for i in ids if i in by_id and by_id[i].has_label]
-    elif split == "test":
-        cases = [c for c in dataset.cases if c.split == "test" and c.has_label]
-    else:
-        raise ConfigError(f"split {split!r} exists only for the run's own data set; use --split test or all")
-    if not cases:
-        raise DataError(f"{root}: no labelled case in the {split!r} split (--split all scores every labelled case)")
+        return [by_id[i] for i in ids if i in by_id and by_id[i].has_label]
+
+    cases = eval_cases(dataset, split, root, run_split if own and (folder / "splits.json").is_file() else None)
     stored_eval = meta.get("eval") or {}
     surface = bool(stored_eval.get("surface", True)) if surface is None else bool(surface)
     own_eval = cfg.get("eval") if isinstance(cfg.get("eval"), dict) else {}
@@ -184,12 +141,8 @@ def evaluate_seg3d_run(run: str | Path, data: str | Path | None = None, split: s
         notes.append(f"empty prediction(s) {empties}; their HD95 / ASD are left out of the means")
     name = root.resolve().name or "data"
     report = Path(out) if out is not None else folder / f"eval_{name}_{split}"
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["case", *columns, *[f"empty_{c}" for c in dataset.classes[1:]]],
-                            extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path = atomic_write_text(report / "per_case.csv", buf.getvalue())
+    csv_path = write_rows(report / "per_case.csv", rows,
+                          ["case", *columns, *[f"empty_{c}" for c in dataset.classes[1:]]])
     unit = distance_unit(dataset.layout)
     scale = settings.data.scale
     grid = "native grid" if scale == 1.0 else f"grid scaled by {scale:g}"
@@ -198,8 +151,7 @@ def evaluate_seg3d_run(run: str | Path, data: str | Path | None = None, split: s
                 f"overlap {settings.eval.overlap:g}, {grid}"
                 + (f", HD95 / ASD in {unit}" if surface else "") + "\n\n"
                 + markdown_table({f"{meta['model_name']}": summary}, dataset.classes, surface) + "\n")
-    if notes:
-        markdown += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    markdown += notes_markdown(notes)
     table_path = atomic_write_text(report / "table.md", markdown)
     record = json_finite({
         "run": str(folder), "model": meta.get("source"), "model_name": meta["model_name"], "data": str(root),

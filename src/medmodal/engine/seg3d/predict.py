@@ -42,10 +42,10 @@ from medmodal.data.seg3d import Seg3DCase, Seg3DSet, load_volume
 from medmodal.data.seg3d.bhsd import BRAIN_WINDOW
 from medmodal.data.seg3d.la2018 import LA_FILE, la_paths
 from medmodal.data.seg3d.loading import PERCENTILES
-from medmodal.engine.seg2d.predict import _check_output
+from medmodal.engine.seg2d.predict import SegPredictOptions, predict_inputs, split_inputs
 from medmodal.engine.seg3d.module import predict_volume
 from medmodal.errors import ConfigError, DamagedFileError, DataError, LayoutError
-from medmodal.io import atomic_path, atomic_write_json, ensure_writable_dir
+from medmodal.io import atomic_path
 
 __all__ = ["Seg3DPredictOptions", "VOLUME_SUFFIXES", "find_inputs", "not_volume_reason", "output_stem",
            "intensity_rule", "predict_seg3d"]
@@ -55,14 +55,8 @@ VOLUME_SUFFIXES = (".nii.gz", ".nii", ".h5", ".hdf5")
 
 
 @dataclass
-class Seg3DPredictOptions:
-    """Attributes:
-        skip_existing: skip an input whose JSON exists (``--continue``).
-        skip_invalid: name and skip an unreadable input instead of stopping (``--skip-invalid``).
-    """
-
-    skip_existing: bool = False
-    skip_invalid: bool = False
+class Seg3DPredictOptions(SegPredictOptions):
+    """The options of :func:`predict_seg3d` (:class:`~medmodal.engine.seg2d.predict.SegPredictOptions`)."""
 
 
 def _suffix(path: Path) -> str | None:
@@ -92,16 +86,7 @@ def find_inputs(input_path: str | Path) -> tuple[list[Path], list[Path]]:
         LayoutError: the path does not exist, is not a volume, holds no volume, or two inputs share an output name.
     """
     path = Path(input_path)
-    if path.is_file():
-        reason = not_volume_reason(path)
-        if reason is not None:
-            raise LayoutError(f"{path}: {reason}; nothing to segment")
-        return [path], []
-    if not path.is_dir():
-        raise LayoutError(f"{path}: input not found")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    inputs = [p for p in files if not_volume_reason(p) is None]
-    ignored = [p for p in files if not_volume_reason(p) is not None]
+    inputs, ignored = split_inputs(path, not_volume_reason)
     if not inputs:
         found = la_paths(path)
         if found is not None:
@@ -141,42 +126,15 @@ def predict_seg3d(model: torch.nn.Module, meta: dict, input_path: str | Path, ou
 
     Raises:
         ConfigError: the bundle is not a 3-D model. LayoutError: no input. OutputError: ``out_dir`` is the input
-        folder, inside it or holds inputs. DataError / DamagedFileError: an unreadable input without
-        ``skip_invalid``.
+        folder, inside it or holds inputs. DataError / DamagedFileError: an unreadable input without ``skip_invalid``.
     """
     options = options or Seg3DPredictOptions()
     if meta.get("image_kind") != "3d":
         raise ConfigError(f"{meta.get('source', 'the model')}: not a 3-D segmentation model "
                           f"(image_kind {meta.get('image_kind')!r})")
     inputs, ignored = find_inputs(input_path)
-    _check_output(Path(out_dir), Path(input_path), inputs)
-    created = not Path(out_dir).exists()
-    out = ensure_writable_dir(out_dir)
-    counts: dict = {"written": 0, "skipped": 0, "invalid": 0, "ignored": [str(p) for p in ignored]}
-    try:
-        for path in inputs:
-            record_path = out / f"{output_stem(path)}.json"
-            if options.skip_existing and record_path.is_file():
-                counts["skipped"] += 1
-                on_item and on_item(path, "skipped", None)
-                continue
-            try:
-                record = _predict_one(model, meta, path, out)
-            except (DataError, DamagedFileError) as err:
-                if not options.skip_invalid:
-                    kept = counts["written"]
-                    kept_text = f"; the {kept} written so far are kept and --continue skips them" if kept else ""
-                    raise type(err)(f"{err} (--skip-invalid names and skips such inputs{kept_text})") from None
-                counts["invalid"] += 1
-                on_item and on_item(path, "invalid", str(err).splitlines()[0])
-                continue
-            atomic_write_json(record_path, record)
-            counts["written"] += 1
-            on_item and on_item(path, "written", record)
-    finally:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-    return counts
+    return predict_inputs(inputs, ignored, Path(input_path), out_dir, options, on_item, output_stem,
+                          lambda path, out: _predict_one(model, meta, path, out), (DataError, DamagedFileError))
 
 
 def _read(meta: dict, path: Path):

@@ -97,7 +97,7 @@ def run_seg3d(cfg: Seg3DRunConfig, resume: str | None = "auto") -> RunResult:
     manual = not module.automatic_optimization
     trainer = make_trainer(run_dir, t, monitor="val/dice" if validate else None, mode="max",
                            grad_clip=None if manual else cfg.optim.grad_clip, validate=validate,
-                           extra_callbacks=[_SetEpoch(data.train_set, data.batch_sampler)])
+                           extra_callbacks=[_SetEpoch(*data.epoch_targets())])
     fit(trainer, module, data, run_dir, resume, existing_checkpoints_expected=True)
     ckpt, best_val = restore_best(trainer, module, run_dir, validate)
     columns = metric_columns(dataset.classes, cfg.eval.surface)
