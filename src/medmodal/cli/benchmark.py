@@ -287,7 +287,8 @@ def seg_benchmark_cmd(
     profile: Optional[str] = typer.Option(None, "--profile", help=f"volumes: {ProfileHelp} (default cpu-quick); "
                                           "vessels: cpu-reduced (2 CPU cores, ~45 min with two processes, see "
                                           "--methods) | smoke | full (GPU) (default cpu-reduced); 2d: cpu-reduced "
-                                          "(~30 min with two processes) | smoke | full (GPU)"),
+                                          "(~30 min with two processes) | smoke | full (GPU); semi: cpu-reduced "
+                                          "(ACDC: ~3 h per budget with two processes; LA2018) | smoke"),
     methods: Optional[str] = typer.Option(None, "--methods", help="comma list (default: all methods and ablations; "
                                           "vessels: erm,style,structure,dgssa,randconv,frangi; 2d: mslau_net,unet2d,"
                                           "transunet,swin_unet,mslau_single_scale,mslau_conv)"),
@@ -311,7 +312,7 @@ def seg_benchmark_cmd(
                              "--labelled budget; profiles cpu-reduced | smoke)"),
     target: list[Path] = typer.Option([], "--target", help="vessels: a target data set folder, scored only "
                                       "(repeatable)"),
-    report_only: bool = typer.Option(False, "--report-only", help="vessels, 2d: train nothing, report the finished "
+    report_only: bool = typer.Option(False, "--report-only", help="vessels, 2d, semi: train nothing, report the finished "
                                      "runs in OUT (after runs split over processes with --methods / --seeds)"),
     classes: Optional[str] = typer.Option(None, "--classes", help="2d: your class names, background first, comma "
                                           "list (data.classes: your own organs in the HDF5 / NPZ forms)"),
@@ -360,7 +361,7 @@ def seg_benchmark_cmd(
     if classes:
         raise ConfigError("--classes belongs to --task 2d")
     if target or report_only:
-        raise ConfigError("--target and --report-only belong to --task vessels and 2d")
+        raise ConfigError("--target and --report-only belong to --task vessels, 2d and semi")
     if len(data) > 1:
         raise ConfigError(f"--task volumes takes one --data folder, got {len(data)}")
     _seg_benchmark(out, profile or "cpu-quick", methods, protocols, seeds, epochs, real, real_data, real_map,

@@ -77,3 +77,27 @@ def test_config_refusals(la, tmp_path):
         _cfg(la, tmp_path, "semi.method=eranet", "semi.era_classes=[1]", "semi.labelled_patients=2")
     with pytest.raises(ConfigError, match="needs unlabelled training cases"):
         run_seg3d(_cfg(la, tmp_path / "r", "semi.method=mean_teacher"))
+
+
+def test_the_labelled_budget_is_the_first_of_the_training_list_and_never_validation(la, tmp_path):
+    from medmodal.engine.seg2d.train import semi_partition
+    dataset = read_seg3d(la)
+    first = dataset.train_order[:3]
+    for seed in range(6):      # whatever validation cases the split seed draws
+        cfg = _cfg(la, tmp_path / "p", "semi.method=mean_teacher", "semi.labelled_patients=3",
+                   "data.val_fraction=0.3", f"data.split_seed={seed}")
+        parts = semi_partition(cfg, dataset, unit="volumes")
+        assert set(parts.splits["labelled"]) == set(first) and not set(first) & set(parts.splits["val"])
+
+
+def test_bhsd_types_kept_with_binary_false_and_the_benchmark_reads_the_layout(tmp_path):
+    from medmodal.experiments.seg.semi import SEMI3D_METHODS, SEMI3D_PROFILES, budget_methods, run_config_3d
+    bhsd = write_synthetic(tmp_path / "BHSD", "bhsd", n=6, size=(32, 32, 16), seed=0)
+    assert read_seg3d(bhsd, binary=False).classes[1:] != ("haemorrhage",)
+    table, _ = budget_methods(["swdl"], [2], SEMI3D_METHODS)
+    cfg = run_config_3d("swdl_l2", 0, SEMI3D_PROFILES["smoke"], bhsd, tmp_path, None, table)
+    assert cfg.data.layout == "bhsd" and cfg.model.name == "swdl_net"
+    with pytest.raises(ConfigError, match="3-D only"):
+        from medmodal.engine.seg2d.config import Seg2DRunConfig
+        load_run_config(Seg2DRunConfig, preset="train_2d_demo_cpu", overrides=["semi.method=swdl",
+                                                                               "semi.labelled_patients=2"])

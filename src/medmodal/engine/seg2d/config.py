@@ -216,4 +216,7 @@ class Seg2DRunConfig:
             d.classes = names
         check_choice("model.name", self.model.name, planar_models())
         check_choice("eval.protocol", self.eval.protocol, PROTOCOL_CHOICES)
+        if self.semi.method in ("swdl", "swdl_no_feedback"):
+            raise ConfigError(f"semi.method {self.semi.method} (SWDL-Net's inner passes) is 3-D only: use task: 3d "
+                              f"with model.name swdl_net")
         validate_shared_sections(self)

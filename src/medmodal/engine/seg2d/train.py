@@ -52,7 +52,8 @@ INTENSITY = {"synapse": "ct_window", "acdc": "minmax", "polyp": "rgb255", "menis
              "folder2d": "rgb255"}
 
 
-def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, seed: int) -> tuple[dict, list[str]]:
+def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, seed: int,
+                keep: frozenset = frozenset()) -> tuple[dict, list[str]]:
     """``({"train", "val", "test"}: case ids, notes)`` (module docstring). Groups (patients) never straddle splits.
 
     Raises:
@@ -65,10 +66,11 @@ def case_splits(dataset: Seg2DSet, val_fraction: float, test_fraction: float, se
     rng = np.random.default_rng(seed)
 
     def hold_out(cases: list[Seg2DCase], fraction: float) -> tuple[list[Seg2DCase], list[Seg2DCase]]:
-        groups = sorted({case_patient(c) for c in cases})
+        # patients in ``keep`` (the labelled budget) are never held out
+        groups = sorted({case_patient(c) for c in cases} - set(keep))
         n = int(round(fraction * len(groups)))
         if fraction > 0 and len(groups) > 1:
-            n = min(max(n, 1), len(groups) - 1)
+            n = min(max(n, 1), len(groups) - (0 if keep else 1))
         chosen = set(rng.permutation(groups)[:n].tolist()) if n else set()
         return [c for c in cases if case_patient(c) not in chosen], [c for c in cases if case_patient(c) in chosen]
 
@@ -253,12 +255,14 @@ class SemiPartition:
     cases: tuple
 
 
-def semi_partition(cfg, dataset, unit: str = "patients") -> SemiPartition:
+def semi_partition(cfg, dataset, unit: str = "patients", pseudo_labelled: bool = False) -> SemiPartition:
     """Splits and the labelled / unlabelled partition of a run's training cases, for the 2-D and 3-D tasks.
 
     Cases without a label (a folder's ``unlabelled/``) are never validation or test cases: they join the unlabelled
     stream (a semi-supervised method) or are left out and named (``semi.method: none``). ``semi.labelled_patients``
-    takes the first patients of the layout's training list (:func:`labelled_cases`).
+    takes the first patients of the layout's training list (:func:`labelled_cases`; UA-MT's ``labeled_idxs``), who
+    are never drawn into a validation set held out of the training list. ``pseudo_labelled``: the other training
+    cases are trained on with pseudo-labels (self-training's U3 / U4), as the note then says.
 
     Raises:
         ConfigError: a semi-supervised method with no unlabelled training case.
@@ -266,7 +270,12 @@ def semi_partition(cfg, dataset, unit: str = "patients") -> SemiPartition:
     d = cfg.data
     no_label = [c for c in dataset.cases if not c.has_label]
     labelled_set = replace(dataset, cases=[c for c in dataset.cases if c.has_label]) if no_label else dataset
-    splits, split_notes = case_splits(labelled_set, d.val_fraction, d.test_fraction, d.split_seed)
+    # the budget is the first patients of the layout's training list: never drawn into a held-out validation set
+    listed = [c for c in labelled_set.cases if c.split == "train"]
+    n, budget = cfg.semi.labelled_patients, frozenset()
+    if n is not None and n < len({case_patient(c) for c in listed}):
+        budget = frozenset(case_patient(c) for c in labelled_cases(labelled_set, listed, n)[0])
+    splits, split_notes = case_splits(labelled_set, d.val_fraction, d.test_fraction, d.split_seed, keep=budget)
     notes = [*dataset.notes, *split_notes]
     by_id = {c.id: c for c in dataset.cases}
     train, val, test = ([by_id[i] for i in splits[k]] for k in ("train", "val", "test"))
@@ -282,7 +291,8 @@ def semi_partition(cfg, dataset, unit: str = "patients") -> SemiPartition:
                           f"semi.labelled_patients (the labelled budget) or add unlabelled images to {d.root}")
     if cfg.semi.labelled_patients is not None:
         splits["labelled"] = [c.id for c in train]
-        used = "unlabelled" if cfg.semi.method != "none" else "not used (supervised on the labelled part only)"
+        used = ("unlabelled" if cfg.semi.method != "none" else "pseudo-labelled (self-training)" if pseudo_labelled
+                else "not used (supervised on the labelled part only)")
         notes.append(f"{cfg.semi.labelled_patients} labelled training {unit} ({len(train)} cases, the first of the "
                      f"training list); the other {budget_unlabelled} training cases {used}")
     return SemiPartition(splits, notes, (train, val, test, unlabelled))
@@ -312,7 +322,7 @@ def run_seg2d(cfg: Seg2DRunConfig, resume: str | None = "auto",
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
     dataset = with_classes(read_seg2d(d.root, d.layout), d.classes)
-    parts = semi_partition(cfg, dataset)
+    parts = semi_partition(cfg, dataset, pseudo_labelled=extra is not None)
     splits, notes, (train, val, test, unlabelled) = parts.splits, parts.notes, parts.cases
     protocol = resolve_protocol(cfg.eval.protocol, [c.kind for c in dataset.cases], len(dataset.classes))
     if is_global_zero():

@@ -46,6 +46,8 @@ class Seg3DDataSettings(LoaderSettings):
             cases' patients.
         test_fraction: share held out for test when the layout has no split at all.
         batch_size: patches per step (UA-MT: 4, 2 of them labelled).
+        binary: BHSD-style CT: merge the five haemorrhage types into one class (SWDL's setting; ``false``: five
+            classes). Other layouts ignore it.
     """
 
     root: str = "data/LA"
@@ -56,6 +58,7 @@ class Seg3DDataSettings(LoaderSettings):
     test_fraction: float = 0.2
     batch_size: int = 4
     num_workers: int = 0
+    binary: bool = True
 
 
 @dataclass
@@ -86,7 +89,8 @@ class Seg3DEvalSettings:
 @dataclass
 class Seg3DRunConfig:
     """A 3-D segmentation run (:func:`medmodal.engine.seg3d.train.run_seg3d`): ``medmodal seg train`` with a config
-    whose ``task`` is ``3d`` (presets ``seg/train_vnet_la*``, ``seg/train_swdl_la*``)."""
+    whose ``task`` is ``3d`` (presets ``seg/train_uamt_la``, ``seg/train_swdl_la``, ``seg/train_semi_la_cpu``,
+    ``seg/train_swdl_demo_cpu``)."""
 
     family: ClassVar[str] = "seg"
     TASK: ClassVar[str] = "3d"

@@ -234,7 +234,8 @@ def write_report(out: Path, names: Sequence[str], seeds: Sequence[int], prof: Pl
     unit = "" if protocol == "polyp" else f"; HD95 and ASD in {first.get('distance_unit')}" if protocol == "seg3d" \
         else "; HD95 in voxels"
     if protocol != "polyp" and not any(k.startswith("HD95") for s in summary.values() for k in s["test"]):
-        unit += " (not computed: eval.hd95 is off in this profile)"
+        unit += (" (not computed: eval.surface is off in this profile)" if protocol == "seg3d" else
+                 " (not computed: eval.hd95 is off in this profile)")
     if len(seeds) == 1:
         unit += "; one seed: ± is 0 by construction"
     trained = sorted({m.get("epochs") for m in done.values() if m.get("epochs") is not None})

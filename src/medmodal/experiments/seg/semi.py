@@ -24,9 +24,10 @@ method                what trains
 (its ablation: the dual decoder without the stratum-wise difference feedback), ``full``.
 
 Run folders: ``OUT/runs/<method>_l<patients>/seed<k>/`` (``full``: ``OUT/runs/full/seed<k>/``); a finished run is
-skipped, so the benchmark can be split over processes (``--methods`` / ``--seeds`` / ``--labelled``) and reported
-once with ``--report-only``. Report: ``OUT/report/semi_l<patients>.md`` per budget (with the upper bound), plus
-``per_case.csv`` and ``summary.json`` of each budget in ``OUT/report_l<patients>/``.
+skipped, so the benchmark can be split over processes (``--methods`` / ``--seeds`` / ``--labelled``; keep
+``eranet`` and ``eranet_cst`` of one seed in one process: the second reads the first's snapshots) and reported
+once with ``--report-only``. Report per budget (with the upper bound): ``OUT/report_l<patients>/semi_l<patients>.md``,
+``per_case.csv`` and ``summary.json``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ SEMI_PROFILES = {
                    "trainer.accelerator=cpu", "trainer.devices=1", *_SEMI)),
     "smoke": PlanarProfile(
         name="smoke", seeds=(0,), preset="train_mslau_acdc", model_kwargs=TINY_KWARGS,
-        note="tests only: tiny models, 64 px, one epoch",
+        note="tests only: tiny models, 64 px, two epochs of 8 items",
         overrides=("data.size=64", "data.batch_size=4", "data.num_workers=0", "trainer.max_epochs=2",
                    "trainer.samples_per_epoch=8", "trainer.precision=32-true", "trainer.progress_bar=false",
                    "trainer.accelerator=cpu", "trainer.devices=1", "eval.hd95=false", "semi.labelled_batch=2",
@@ -126,8 +127,10 @@ def run_config_3d(key: str, seed: int, profile: PlanarProfile, data: Path, out: 
                   methods: dict) -> Seg3DRunConfig:
     """The run config of one 3-D (method, seed): the profile's preset and overrides, the method's model and
     overrides (the model's width stays the preset's)."""
+    from medmodal.data.seg3d import detect_layout as detect_3d
+
     entry = methods[key]
-    overrides = [*profile.overrides, f"model.name={entry.model}", *entry.overrides, f"data.root={data}",
+    overrides = [*profile.overrides, f"data.layout={detect_3d(data)[0]}", f"model.name={entry.model}", *entry.overrides, f"data.root={data}",
                  f"out_dir={out / 'runs' / key / f'seed{seed}'}", f"trainer.seed={seed}"]
     if epochs is not None:
         overrides.append(f"trainer.max_epochs={epochs}")
@@ -137,7 +140,8 @@ def run_config_3d(key: str, seed: int, profile: PlanarProfile, data: Path, out: 
 def budget_methods(names: Sequence[str], labelled: Sequence[int], base: dict | None = None,
                    base_labels: dict | None = None) -> tuple[dict, dict]:
     """``(methods, labels)`` keyed by run folder: ``<method>_l<n>`` per budget ``n`` (``full`` once)."""
-    base, base_labels = base or SEMI_BENCH_METHODS, base_labels or LABELS
+    base = base or SEMI_BENCH_METHODS
+    base_labels = base_labels or (LABELS3D if base is SEMI3D_METHODS else LABELS)
     methods, labels = {}, {}
     for name in names:
         entry = base[name]
