@@ -101,3 +101,11 @@ def test_bhsd_types_kept_with_binary_false_and_the_benchmark_reads_the_layout(tm
         from medmodal.engine.seg2d.config import Seg2DRunConfig
         load_run_config(Seg2DRunConfig, preset="train_2d_demo_cpu", overrides=["semi.method=swdl",
                                                                                "semi.labelled_patients=2"])
+
+
+def test_a_nifti_folder_keeps_its_classes_by_default(tmp_path):
+    root = write_synthetic(tmp_path / "NF", "nifti_folder", n=6, size=(32, 32, 16), seed=0)
+    cfg = load_run_config(Seg3DRunConfig, overrides=[*TINY, f"data.root={root}", f"out_dir={tmp_path / 'r'}",
+                                                      "data.layout=nifti_folder", "eval.surface=false"])
+    run = run_seg3d(cfg)
+    assert len(run.metrics["classes"]) == len(read_seg3d(root, "nifti_folder").classes) > 2

@@ -15,8 +15,10 @@ from medmodal.cli.score import score_cmd
 from medmodal.cli.train import train_cmd
 
 HELP = ("Segmentation (multi-modal MRI with missing sequences, DMAF-Net and baselines; retinal vessels across "
-        "cameras, DGSSA and baselines; 2-D slices and photographs (Synapse, ACDC, polyps), MSLAU-Net and baselines): "
-        "train, evaluate, score, predict, benchmark, speed, demo, and the data verbs.")
+        "cameras, DGSSA and baselines; 2-D slices and photographs (Synapse, ACDC, polyps), MSLAU-Net and baselines; "
+        "semi-supervised 2-D and 3-D segmentation with few labels (ACDC, LA2018, BHSD-style CT, knee slices, your "
+        "folder with unlabelled/), Mean Teacher, UA-MT, CPS, ERANet, SWDL-Net): train, evaluate, score, predict, "
+        "benchmark, speed, demo, and the data verbs.")
 app = family_app("seg", HELP)
 for verb, func in (("train", train_cmd), ("evaluate", evaluate_cmd), ("predict", predict_cmd), ("score", score_cmd),
                    ("benchmark", seg_benchmark_cmd), ("speed", seg_speed_cmd), ("demo", demo_cmd),

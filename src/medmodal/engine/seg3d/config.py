@@ -11,7 +11,7 @@ patch 112 x 112 x 80, batch 4 with 2 labelled, SGD 0.01 momentum 0.9 weight deca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from medmodal.config import LoaderSettings
 from medmodal.config.common import check_choice
@@ -46,8 +46,8 @@ class Seg3DDataSettings(LoaderSettings):
             cases' patients.
         test_fraction: share held out for test when the layout has no split at all.
         batch_size: patches per step (UA-MT: 4, 2 of them labelled).
-        binary: BHSD-style CT: merge the five haemorrhage types into one class (SWDL's setting; ``false``: five
-            classes). Other layouts ignore it.
+        binary: merge every foreground label into one class (``null``: the layout's default: BHSD-style CT merged,
+            SWDL's setting; LA2018 and a NIfTI folder keep their classes; ``false``: BHSD's five types).
     """
 
     root: str = "data/LA"
@@ -58,7 +58,7 @@ class Seg3DDataSettings(LoaderSettings):
     test_fraction: float = 0.2
     batch_size: int = 4
     num_workers: int = 0
-    binary: bool = True
+    binary: Optional[bool] = None
 
 
 @dataclass

@@ -78,7 +78,7 @@ def run_seg3d(cfg: Seg3DRunConfig, resume: str | None = "auto") -> RunResult:
     quiet_lightning()
     d, t = cfg.data, cfg.trainer
     refuse_run_dir_in_data(run_dir, [d.root])
-    dataset = read_seg3d(d.root, d.layout, binary=bool(d.binary))
+    dataset = read_seg3d(d.root, d.layout, binary=d.binary)
     parts = semi_partition(cfg, dataset, unit="volumes")
     splits, notes, (train, val, test, unlabelled) = parts.splits, parts.notes, parts.cases
     if is_global_zero():
